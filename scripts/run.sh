@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The run command: installs what is missing, then starts the gateway on the embedded
+# TStorage with the example config (extra arguments go to `gateway run`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/gateway run --config config/gateway.toml "$@"
