@@ -1,0 +1,198 @@
+"""One suite for every Store implementation: box queries, order, acq, pieces, threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tstorage_server._core_adapter import KEY_DTYPE, RecordBlock
+from tstorage_server.clock import now_tstorage_ns
+from tstorage_server.store import LmdbStore, MemoryStore, Store
+from tstorage_server.store.blocks import concat
+
+I64_MAX = 2**63 - 1
+I64_MIN = -(2**63)
+KMIN = (0, I64_MIN, -(2**31), I64_MIN, I64_MIN)
+KMAX = (2**31 - 1, I64_MAX, 2**31 - 1, I64_MAX, I64_MAX)
+
+
+def make_block(keys: list[tuple[int, int, int, int, int]], payloads: list[bytes]) -> RecordBlock:
+    arr = np.array(keys, dtype=KEY_DTYPE)
+    offsets = np.zeros(len(payloads) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in payloads], out=offsets[1:])
+    return RecordBlock(arr, offsets, b"".join(payloads))
+
+
+def records(store: Store, kmin=KMIN, kmax=KMAX, **kw) -> list[tuple[tuple[int, ...], bytes]]:
+    out = []
+    with store.snapshot() as snap:
+        for block in snap.query(kmin, kmax, **kw):
+            payload = bytes(block.payload)
+            for i, row in enumerate(block.keys.tolist()):
+                out.append((tuple(row), payload[block.offsets[i] - block.offsets[0] : block.offsets[i + 1] - block.offsets[0]]))
+    return out
+
+
+@pytest.fixture(params=["memory", "lmdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s: Store = MemoryStore() if request.param == "memory" else LmdbStore(tmp_path / "data")
+    yield s
+    s.close()
+
+
+def test_empty_store_returns_nothing_and_a_current_watermark(store: Store) -> None:
+    assert records(store) == []
+    w = store.watermark()
+    assert abs(w - now_tstorage_ns()) < 10**10
+    assert store.watermark() > w
+
+
+def test_puta_keeps_keys_and_payloads(store: Store) -> None:
+    keys = [(0, 12, 2, 10, 10), (1, 12, 3, 10, 11), (0, I64_MIN, -(2**31), I64_MIN, I64_MIN)]
+    result = store.put_blocks([make_block(keys, [b"a", b"bb", b""])], assign_acq=False)
+    assert result.count == 3
+    assert records(store) == sorted(zip(keys, [b"a", b"bb", b""], strict=True))
+
+
+def test_box_is_half_open_in_every_component(store: Store) -> None:
+    keys = [(c, m, o, t, a) for c in (1, 2) for m in (5, 6) for o in (7, 8) for t in (9, 10) for a in (11, 12)]
+    store.put_blocks([make_block(keys, [b"x"] * len(keys))], assign_acq=False)
+    got = [k for k, _ in records(store, (1, 5, 7, 9, 11), (2, 6, 8, 10, 12))]
+    assert got == [(1, 5, 7, 9, 11)]
+    got = [k for k, _ in records(store, (2, 6, 8, 10, 12), (3, 7, 9, 11, 13))]
+    assert got == [(2, 6, 8, 10, 12)]
+    assert records(store, (0, 0, 0, 0, 0), (1, 100, 100, 100, 100)) == []
+    assert len(records(store, (1, 5, 7, 9, 11), (3, 7, 9, 11, 13))) == 32
+
+
+def test_results_ascend_by_key_and_duplicates_keep_insertion_order(store: Store) -> None:
+    store.put_blocks([make_block([(5, 1, 1, 1, 1), (1, 1, 1, 1, 1)], [b"first", b"low"])], assign_acq=False)
+    store.put_blocks([make_block([(5, 1, 1, 1, 1), (3, 0, 0, 0, 0)], [b"second", b"mid"])], assign_acq=False)
+    store.put_blocks([make_block([(5, 1, 1, 1, 1)], [b"third"])], assign_acq=False)
+    assert records(store) == [
+        ((1, 1, 1, 1, 1), b"low"),
+        ((3, 0, 0, 0, 0), b"mid"),
+        ((5, 1, 1, 1, 1), b"first"),
+        ((5, 1, 1, 1, 1), b"second"),
+        ((5, 1, 1, 1, 1), b"third"),
+    ]
+
+
+def test_put_assigns_unique_increasing_acq_above_the_previous_watermark(store: Store) -> None:
+    w0 = store.watermark()
+    keys = [(0, 9, 0, 0, -1), (0, 1, 0, 0, -1), (0, 9, 0, 0, -1)]
+    result = store.put_blocks([make_block(keys, [b"a", b"b", b"c"])], assign_acq=True)
+    assert result.count == 3 and result.acq_max - result.acq_min == 2 and result.acq_min > w0
+    got = records(store)
+    # acq follows input order: b"a" got the first value, b"c" the last.
+    acq = {payload: key[4] for key, payload in got}
+    assert acq[b"a"] == result.acq_min and acq[b"b"] == result.acq_min + 1 and acq[b"c"] == result.acq_max
+    assert [p for _, p in got] == [b"b", b"a", b"c"]
+    assert store.watermark() > result.acq_max
+    assert store.max_acq() >= result.acq_max
+
+
+def test_snapshot_is_isolated_from_later_puts(store: Store) -> None:
+    store.put_blocks([make_block([(1, 1, 1, 1, 1)], [b"old"])], assign_acq=False)
+    with store.snapshot() as snap:
+        store.put_blocks([make_block([(1, 1, 1, 1, 2)], [b"new"])], assign_acq=False)
+        seen = [len(b.keys) for b in snap.query(KMIN, KMAX)]
+    assert seen == [1]
+    assert len(records(store)) == 2
+
+
+def test_large_results_come_in_bounded_pieces(store: Store) -> None:
+    n = 10_000
+    keys = np.zeros(n, dtype=KEY_DTYPE)
+    keys["cid"] = 7
+    keys["mid"] = np.arange(n)[::-1]
+    payload = np.arange(n, dtype=np.int64).tobytes()
+    block = RecordBlock(keys, np.arange(n + 1, dtype=np.int64) * 8, payload)
+    store.put_blocks([block], assign_acq=False)
+    with store.snapshot() as snap:
+        pieces = list(snap.query(KMIN, KMAX, piece_records=1000))
+        assert [len(p.keys) for p in pieces] == [1000] * 10
+        mids = np.concatenate([p.keys["mid"] for p in pieces])
+        values = np.concatenate([np.frombuffer(bytes(p.payload), dtype=np.int64) for p in pieces])
+    assert (mids == np.arange(n)).all()
+    assert (values == np.arange(n)[::-1]).all()
+
+
+def test_variable_payloads_survive_merge_of_overlapping_blocks(store: Store) -> None:
+    rng = np.random.default_rng(1)
+    expected = []
+    for _ in range(5):
+        keys = [(1, int(m), 0, 0, 0) for m in rng.integers(0, 50, 40)]
+        payloads = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in rng.integers(0, 600, 40)]
+        store.put_blocks([make_block(keys, payloads)], assign_acq=False)
+        expected.extend(zip(keys, payloads, strict=True))
+    expected.sort(key=lambda kp: kp[0])  # stable: equal keys stay in insertion order
+    assert records(store) == expected
+    assert records(store, (1, 10, 0, 0, 0), (2, 20, 1, 1, 1)) == [kp for kp in expected if 10 <= kp[0][1] < 20]
+
+
+def test_blocks_of_one_request_are_stored_together(store: Store) -> None:
+    a = make_block([(2, 0, 0, 0, 0)], [b"a"])
+    b = make_block([(1, 0, 0, 0, 0)], [b"b"])
+    assert store.put_blocks([a, b], assign_acq=False).count == 2
+    assert [p for _, p in records(store)] == [b"b", b"a"]
+    assert store.put_blocks([], assign_acq=True).count == 0
+
+
+def test_concurrent_writers_lose_nothing_and_share_no_acq(store: Store) -> None:
+    def writer(cid: int) -> None:
+        for i in range(20):
+            keys = np.zeros(50, dtype=KEY_DTYPE)
+            keys["cid"] = cid
+            keys["mid"] = i * 50 + np.arange(50)
+            store.put_blocks([RecordBlock(keys, np.arange(51, dtype=np.int64) * 4, bytes(200))], assign_acq=True)
+
+    threads = [threading.Thread(target=writer, args=(c,)) for c in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = records(store)
+    assert len(got) == 8 * 20 * 50
+    acqs = [k[4] for k, _ in got]
+    assert len(set(acqs)) == len(acqs)
+    for cid in range(8):
+        assert sorted(k[1] for k, _ in got if k[0] == cid) == list(range(1000))
+
+
+def test_lmdb_store_restores_records_and_clock_on_reopen(tmp_path: Path) -> None:
+    s = LmdbStore(tmp_path)
+    r = s.put_blocks([make_block([(1, 2, 3, 4, 0)], [b"kept"])], assign_acq=True)
+    s.put_blocks([make_block([(1, 2, 3, 5, 77)], [b"puta"])], assign_acq=False)
+    s.close()
+    s = LmdbStore(tmp_path)
+    try:
+        assert records(s) == [((1, 2, 3, 4, r.acq_min), b"kept"), ((1, 2, 3, 5, 77), b"puta")]
+        assert s.max_acq() >= r.acq_max
+        r2 = s.put_blocks([make_block([(1, 2, 3, 4, 0)], [b"again"])], assign_acq=True)
+        assert r2.acq_min > r.acq_max
+    finally:
+        s.close()
+
+
+def test_lmdb_data_dir_is_exclusive(tmp_path: Path) -> None:
+    from tstorage_server.store import DataDirInUse
+
+    s = LmdbStore(tmp_path)
+    try:
+        with pytest.raises(DataDirInUse):
+            LmdbStore(tmp_path)
+    finally:
+        s.close()
+    LmdbStore(tmp_path).close()
+
+
+def test_concat_keeps_payload_boundaries() -> None:
+    a = make_block([(1, 0, 0, 0, 0)], [b"xy"])
+    b = make_block([(2, 0, 0, 0, 0), (3, 0, 0, 0, 0)], [b"", b"zzz"])
+    c = concat([a, b])
+    assert c.offsets.tolist() == [0, 2, 2, 5] and bytes(c.payload) == b"xyzzz"

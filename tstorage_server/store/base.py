@@ -1,0 +1,382 @@
+"""The Store interface, and the block-based machinery every store shares.
+
+Strategy
+--------
+Records are kept in immutable *blocks*, one per committed PUT/PUTA request (a request's
+batches are merged). Each block is sorted by key when it is committed (stable, so equal keys
+keep their arrival order) and its bounding box (min/max of each key component) plus its
+first and last key go into an in-memory index of numpy arrays. A GET:
+
+1. picks the candidate blocks whose box meets the query box (one vectorised test over all
+   blocks),
+2. filters each candidate's keys with numpy masks,
+3. emits blocks whose key ranges do not overlap one after the other, and merges the
+   overlapping ones with a stable sort (ties in block order = insertion order),
+4. in pieces of bounded size, so a huge result is streamed, not built at once.
+
+Acquisition clock and watermark (protocol spec §4.4): acq values for PUT are reserved under
+``_clock_lock``, the same lock under which a reader takes its snapshot and its watermark W.
+While a PUT is being written its reserved range is "in flight" and W is capped at the
+smallest in-flight acq, so every record that will ever be committed with a server-assigned
+acq below W is already visible in a snapshot taken with W. Writers queue their blocks and
+whichever writer holds ``_commit_lock`` commits everything queued in one transaction
+(group commit: one fsync for many concurrent PUTs).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import numpy as np
+
+from tstorage_server._core_adapter import RecordBlock
+from tstorage_server._threads import real_threading
+from tstorage_server.clock import AcqClock
+from tstorage_server.store import blocks as B
+from tstorage_server.store.blocks import KeyTuple
+
+ACQ_NONE = -1
+DEFAULT_PIECE_RECORDS = 65536
+DEFAULT_PIECE_BYTES = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    """What a committed PUT/PUTA stored.
+
+    Attributes:
+        count: number of records stored.
+        acq_min: smallest acq among them (-1 if none).
+        acq_max: largest acq among them (-1 if none).
+    """
+
+    count: int
+    acq_min: int = ACQ_NONE
+    acq_max: int = ACQ_NONE
+
+
+@dataclass(slots=True)
+class BlockMeta:
+    """Index entry of one stored block."""
+
+    block_id: int
+    count: int
+    mins: np.ndarray  # int64[5]: per-component minimum
+    maxs: np.ndarray  # int64[5]: per-component maximum
+    first: KeyTuple
+    last: KeyTuple
+    uniform: int = -1  # payload length shared by all records, -1 if they differ
+
+
+class Snapshot(abc.ABC):
+    """A consistent read view of a store, with the watermark W taken with it.
+
+    Use as a context manager; blocks yielded by :meth:`query` may point into storage that
+    is only valid until the snapshot is closed, so consume them before that.
+    """
+
+    watermark: int
+
+    @abc.abstractmethod
+    def query(
+        self,
+        kmin: KeyTuple,
+        kmax: KeyTuple,
+        *,
+        piece_records: int = DEFAULT_PIECE_RECORDS,
+        piece_bytes: int = DEFAULT_PIECE_BYTES,
+    ) -> Iterator[RecordBlock]:
+        """Records with ``kmin.x <= x < kmax.x`` in every component, in ascending key order
+        (equal keys in insertion order), as blocks of bounded size."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the view."""
+
+    def __enter__(self) -> Snapshot:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Store(abc.ABC):
+    """The one interface the request dispatcher uses to keep and find records."""
+
+    @abc.abstractmethod
+    def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
+        """Store the records of one request, all or nothing, durably before returning.
+
+        Args:
+            blocks: the request's records. With ``assign_acq`` their acq column is ignored.
+            assign_acq: PUT (True: the store assigns acq from its clock, one value per record
+                in input order) or PUTA (False: acq is kept as given).
+
+        Returns:
+            How many records were stored and their acq range.
+        """
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot:
+        """A read view together with its watermark W (see module docstring)."""
+
+    @abc.abstractmethod
+    def watermark(self) -> int:
+        """The current watermark W: every server-assigned acq below it is committed."""
+
+    @abc.abstractmethod
+    def max_acq(self) -> int:
+        """The largest acq the clock has handed out (restored on restart)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release resources; later calls are errors."""
+
+
+class BlockReader(abc.ABC):
+    """Reads stored blocks inside one read transaction of a concrete store."""
+
+    @abc.abstractmethod
+    def read(self, meta: BlockMeta) -> RecordBlock:
+        """The stored block described by ``meta``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """End the read transaction."""
+
+
+class _BlockIndex:
+    """Append-only index of block bounds; readers see a prefix of it."""
+
+    def __init__(self) -> None:
+        self.mins = np.empty((16, 5), dtype=np.int64)
+        self.maxs = np.empty((16, 5), dtype=np.int64)
+        self.metas: list[BlockMeta] = []
+
+    def __len__(self) -> int:
+        return len(self.metas)
+
+    def append(self, meta: BlockMeta) -> None:
+        n = len(self.metas)
+        if n == len(self.mins):
+            # Grow into new arrays: snapshots keep references to the old ones.
+            self.mins = np.concatenate([self.mins, np.empty_like(self.mins)])
+            self.maxs = np.concatenate([self.maxs, np.empty_like(self.maxs)])
+        self.mins[n] = meta.mins
+        self.maxs[n] = meta.maxs
+        self.metas.append(meta)
+
+
+@dataclass(slots=True)
+class _Pending:
+    block: RecordBlock
+    order: np.ndarray | None  # for PUT: input position of each sorted record
+    assign_acq: bool
+    done: bool = False
+    result: PutResult | None = None
+    error: BaseException | None = None
+    meta: BlockMeta | None = field(default=None)
+
+
+class BlockSnapshot(Snapshot):
+    """Snapshot over a prefix of a :class:`BlockStore` index."""
+
+    def __init__(
+        self, reader: BlockReader, mins: np.ndarray, maxs: np.ndarray, metas: list[BlockMeta], watermark: int
+    ) -> None:
+        self._reader = reader
+        self._mins = mins
+        self._maxs = maxs
+        self._metas = metas
+        self.watermark = watermark
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def query(
+        self,
+        kmin: KeyTuple,
+        kmax: KeyTuple,
+        *,
+        piece_records: int = DEFAULT_PIECE_RECORDS,
+        piece_bytes: int = DEFAULT_PIECE_BYTES,
+    ) -> Iterator[RecordBlock]:
+        n = len(self._metas)
+        if n == 0:
+            return
+        lo = np.array(kmin, dtype=np.int64)
+        hi = np.array(kmax, dtype=np.int64)
+        hit = np.all(self._maxs[:n] >= lo, axis=1) & np.all(self._mins[:n] < hi, axis=1)
+        candidates = [self._metas[i] for i in np.flatnonzero(hit).tolist()]
+        # Stable sort by first key keeps insertion order among blocks that start alike.
+        candidates.sort(key=lambda m: m.first)
+        group: list[BlockMeta] = []
+        group_last: KeyTuple | None = None
+        for meta in candidates:
+            if group_last is not None and meta.first > group_last:
+                yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
+                group = []
+                group_last = None
+            group.append(meta)
+            group_last = meta.last if group_last is None else max(group_last, meta.last)
+        if group:
+            yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
+
+    def _emit(
+        self, group: list[BlockMeta], kmin: KeyTuple, kmax: KeyTuple, piece_records: int, piece_bytes: int
+    ) -> Iterator[RecordBlock]:
+        # Blocks in a group overlap in key order; merge them (in insertion order, so the
+        # stable sort keeps equal keys in the order they arrived).
+        group = sorted(group, key=lambda m: m.block_id)
+        selected = []
+        for meta in group:
+            block = self._reader.read(meta)
+            idx = np.flatnonzero(B.box_mask(block.keys, kmin, kmax))
+            if len(idx):
+                selected.append(B.take(block, idx))
+        if not selected:
+            return
+        merged = B.concat(selected)
+        if len(selected) > 1 and not B.is_sorted(merged.keys):
+            merged = B.take(merged, B.sort_order(merged.keys))
+        yield from B.split(merged, piece_records, piece_bytes)
+
+
+class BlockStore(Store):
+    """A Store keeping sorted, immutable blocks; subclasses only persist and read them.
+
+    Args:
+        clock_floor: the largest acq handed out before (restored by the subclass).
+    """
+
+    def __init__(self, clock_floor: int = -(2**63)) -> None:
+        threading = real_threading()
+        self._clock = AcqClock(clock_floor)
+        self._clock_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._in_flight: list[int] = []  # first acq of every reserved, unpublished range
+        self._index = _BlockIndex()
+        self._next_id = 1
+        self._closed = False
+
+    # -- subclass hooks -------------------------------------------------------------------
+    @abc.abstractmethod
+    def _persist(self, entries: list[tuple[BlockMeta, RecordBlock]], clock_floor: int) -> None:
+        """Write all ``entries`` and the clock floor in one durable, atomic transaction."""
+
+    @abc.abstractmethod
+    def _reader(self) -> BlockReader:
+        """Begin a read transaction that sees at least every published block."""
+
+    def _restore(self, meta: BlockMeta) -> None:
+        """Add a block found on disk to the index (used while opening)."""
+        self._index.append(meta)
+        self._next_id = max(self._next_id, meta.block_id + 1)
+
+    # -- Store ------------------------------------------------------------------------------
+    def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
+        self._check_open()
+        block = B.concat(blocks)
+        if len(block.keys) == 0:
+            return PutResult(0)
+        # Sorting happens here, outside any lock; acq is filled in at commit time.
+        order: np.ndarray | None = None
+        if assign_acq:
+            if not B.is_sorted(block.keys, with_acq=False):
+                order = B.sort_order(block.keys, with_acq=False)
+                block = B.take(block, order)
+            block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
+        elif not B.is_sorted(block.keys):
+            block = B.take(block, B.sort_order(block.keys))
+        pending = _Pending(block, order, assign_acq)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def snapshot(self) -> Snapshot:
+        self._check_open()
+        with self._clock_lock:
+            reader = self._reader()
+            watermark = self._watermark_locked()
+            index = self._index
+            metas = index.metas[: len(index)]
+            return BlockSnapshot(reader, index.mins, index.maxs, metas, watermark)
+
+    def watermark(self) -> int:
+        self._check_open()
+        with self._clock_lock:
+            return self._watermark_locked()
+
+    def max_acq(self) -> int:
+        with self._clock_lock:
+            return self._clock.previous
+
+    def close(self) -> None:
+        self._closed = True
+
+    # -- internals --------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("store is closed")
+
+    def _watermark_locked(self) -> int:
+        w = self._clock.tick()
+        if self._in_flight:
+            w = min(w, min(self._in_flight))
+        return w
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        reserved: list[int] = []
+        try:
+            entries = []
+            with self._clock_lock:
+                for p in batch:
+                    if p.assign_acq:
+                        start = self._clock.reserve(len(p.block.keys))
+                        reserved.append(start)
+                        self._in_flight.append(start)
+                        p.block.keys["acq"] = start + (p.order if p.order is not None else np.arange(len(p.block.keys)))
+                floor = self._clock.previous
+            for p in batch:
+                p.meta = _meta_for(self._next_id, p.block)
+                self._next_id += 1
+                entries.append((p.meta, p.block))
+            self._persist(entries, floor)
+        except BaseException as exc:
+            with self._clock_lock:
+                for start in reserved:
+                    self._in_flight.remove(start)
+            for p in batch:
+                p.error = exc
+                p.done = True
+            return
+        with self._clock_lock:
+            for p in batch:
+                assert p.meta is not None
+                self._index.append(p.meta)
+                acq = p.meta
+                p.result = PutResult(p.meta.count, int(acq.mins[4]), int(acq.maxs[4]))
+                p.done = True
+            for start in reserved:
+                self._in_flight.remove(start)
+
+
+def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:
+    keys = block.keys
+    mins = np.array([keys[f].min() for f in B.KEY_FIELDS], dtype=np.int64)
+    maxs = np.array([keys[f].max() for f in B.KEY_FIELDS], dtype=np.int64)
+    return BlockMeta(block_id, len(keys), mins, maxs, B.key_tuple(keys[0]), B.key_tuple(keys[-1]))

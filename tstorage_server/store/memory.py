@@ -1,0 +1,32 @@
+"""A Store that keeps blocks in memory: for tests and throw-away servers."""
+
+from __future__ import annotations
+
+from tstorage_server._core_adapter import RecordBlock
+from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
+
+
+class _MemoryReader(BlockReader):
+    def __init__(self, blocks: dict[int, RecordBlock]) -> None:
+        self._blocks = blocks
+
+    def read(self, meta: BlockMeta) -> RecordBlock:
+        return self._blocks[meta.block_id]
+
+
+class MemoryStore(BlockStore):
+    """Same semantics as the durable store, nothing written to disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._blocks: dict[int, RecordBlock] = {}
+
+    def _persist(self, entries: list[tuple[BlockMeta, RecordBlock]], clock_floor: int) -> None:
+        for meta, block in entries:
+            # Own the bytes: the caller's buffers may be reused after the request.
+            self._blocks[meta.block_id] = RecordBlock(
+                block.keys.copy(), block.offsets.copy(), bytes(block.payload)
+            )
+
+    def _reader(self) -> BlockReader:
+        return _MemoryReader(self._blocks)
