@@ -1,0 +1,11 @@
+"""A znsocket server whose storage is TStorage, configured by one TOML file.
+
+The package is split by concern: ``config`` reads and validates the file, ``keymap`` maps
+znsocket keys onto TStorage key ranges, ``codecs`` turns record payloads into JSON values
+and back, ``elements`` shapes records into List/Dict elements, ``storage`` implements the
+znsocket storage command interface over TStorage, and ``app`` wires it all into a server.
+"""
+
+from gateway.errors import CodecError, ConfigError, GatewayError, KeyMappingError
+
+__all__ = ["CodecError", "ConfigError", "GatewayError", "KeyMappingError"]

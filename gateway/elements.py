@@ -1,0 +1,105 @@
+"""How one record looks to a znsocket client: the element shape of a map rule.
+
+``element = "value"`` shows the decoded payload itself; ``element = "timestamped"`` shows
+``{"t": <capture time>, "v": <value>}``, with the time in the rule's ``time`` unit
+(``unix_ns`` and ``tstorage_ns`` are integers, ``unix_s`` a float). Elements are handed to
+clients as JSON text written like upstream znsocket writes it (``json.dumps`` defaults), so
+upstream's decoder reads them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from gateway.codecs import JSONValue, PayloadCodec
+from gateway.errors import CodecError
+from gateway.keymap import CAP_RANGE
+
+TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
+"""TStorage time 0 (2001-01-01T00:00:00Z) in Unix nanoseconds."""
+
+TimeUnit = Literal["unix_ns", "tstorage_ns", "unix_s"]
+
+
+def cap_to_time(cap: int, unit: TimeUnit) -> int | float:
+    """A TStorage capture time (ns since 2001) in the rule's time unit."""
+    if unit == "tstorage_ns":
+        return cap
+    if unit == "unix_ns":
+        return cap + TSTORAGE_EPOCH_UNIX_NS
+    return (cap + TSTORAGE_EPOCH_UNIX_NS) / 1e9
+
+
+def time_to_cap(t: JSONValue, unit: TimeUnit) -> int:
+    """The capture time for an element's ``t``.
+
+    Raises:
+        CodecError: ``t`` has the wrong type or lies outside TStorage's range.
+    """
+    if unit == "unix_s":
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise CodecError(f"element time t must be a number of Unix seconds, got {t!r}")
+        cap = round(t * 1e9) - TSTORAGE_EPOCH_UNIX_NS
+    else:
+        if isinstance(t, bool) or not isinstance(t, int):
+            raise CodecError(f"element time t must be an integer of {unit}, got {t!r}")
+        cap = t if unit == "tstorage_ns" else t - TSTORAGE_EPOCH_UNIX_NS
+    if not CAP_RANGE[0] <= cap <= CAP_RANGE[1]:
+        raise CodecError(f"element time t={t!r} ({unit}) is outside TStorage's time range")
+    return cap
+
+
+@dataclass(frozen=True)
+class ElementShape:
+    """Converts records to element JSON text and client JSON text to payloads."""
+
+    codec: PayloadCodec
+    element: Literal["value", "timestamped"] = "value"
+    time: TimeUnit = "unix_ns"
+
+    def value(self, cap: int, payload: bytes) -> JSONValue:
+        """The element of a record as a JSON value.
+
+        Raises:
+            CodecError: the payload does not decode with the rule's codec.
+        """
+        v = self.codec.decode(payload)
+        if self.element == "value":
+            return v
+        return {"t": cap_to_time(cap, self.time), "v": v}
+
+    def to_json(self, cap: int, payload: bytes) -> str:
+        """The element of a record as JSON text (upstream's default separators)."""
+        return json.dumps(self.value(cap, payload))
+
+    def parse(self, text: object) -> tuple[int | None, bytes]:
+        """Capture time (``None`` = now) and payload for element JSON text from a client.
+
+        Raises:
+            CodecError: not JSON text, wrong shape, a time out of range, or a value the
+                codec cannot encode.
+        """
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", errors="strict")
+        if not isinstance(text, str):
+            raise CodecError(f"elements are JSON text, got {type(text).__name__}")
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise CodecError(f"element is not JSON text: {text[:80]!r}") from exc
+        return self.parse_value(value)
+
+    def parse_value(self, value: JSONValue) -> tuple[int | None, bytes]:
+        """Like :meth:`parse` for an already decoded JSON value."""
+        if self.element == "value":
+            return None, self.codec.encode(value)
+        if not isinstance(value, dict) or "v" not in value or set(value) - {"t", "v"}:
+            raise CodecError(
+                f'timestamped elements look like {{"t": <time>, "v": <value>}}, got {value!r}'
+            )
+        t = value.get("t")
+        cap = None if t is None else time_to_cap(t, self.time)
+        return cap, self.codec.encode(value["v"])

@@ -1,0 +1,70 @@
+"""Errors of the gateway, drawn in one place.
+
+::
+
+    GatewayError
+    ├── ConfigError            the configuration file is invalid (carries every issue)
+    ├── KeyMappingError        a key matches a rule's shape but not its types/ranges,
+    │                          or no rule while unmapped keys are rejected (also a ValueError)
+    └── CodecError             a value the rule's payload codec cannot encode or a payload it
+                               cannot decode (also a ValueError)
+
+Storage errors that reach websocket clients are translated to znsocket error envelopes at
+the storage boundary; these classes never cross the wire by their own names except
+``KeyMappingError``/``CodecError``, whose names tell the user what went wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class GatewayError(Exception):
+    """Root of every error raised by the gateway package."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem found in a configuration file.
+
+    Attributes:
+        location: TOML path of the offending value, e.g. ``map[2].codec``.
+        message: What is wrong.
+        hint: How to fix it (may be empty).
+        line: 1-based line in the file when it could be located, else ``None``.
+        severity: ``"error"`` (the gateway refuses to start) or ``"warning"``.
+    """
+
+    location: str
+    message: str
+    hint: str = ""
+    line: int | None = None
+    severity: str = "error"
+
+    def format(self, file: str) -> str:
+        """Render as ``file:line: location: message (hint: …)``."""
+        where = f"{file}:{self.line}" if self.line is not None else file
+        text = f"{where}: {self.severity}: {self.location}: {self.message}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+class ConfigError(GatewayError):
+    """The configuration file cannot be used; ``issues`` lists every problem found."""
+
+    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+        self.file = file
+        self.issues = issues
+        errors = [i for i in issues if i.severity == "error"]
+        super().__init__(
+            f"{file}: {len(errors)} error(s)\n" + "\n".join(i.format(file) for i in issues)
+        )
+
+
+class KeyMappingError(GatewayError, ValueError):
+    """A key cannot be mapped onto TStorage (wrong placeholder type, out of range, no rule)."""
+
+
+class CodecError(GatewayError, ValueError):
+    """A value cannot be encoded by, or a payload decoded with, a rule's payload codec."""

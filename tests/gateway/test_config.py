@@ -1,0 +1,186 @@
+"""The configuration file: valid examples load, every problem is reported with its place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gateway.config import check_config, load_config
+from gateway.errors import ConfigError
+from gateway.keymap import LIST_PREFIX, ListTarget, SeriesKey
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = """
+[tstorage.embedded]
+data_dir = "data"
+
+[[map]]
+pattern = "meters/{mid:int}/{moid:int}"
+cid = 1
+mid = "{mid}"
+moid = "{moid}"
+codec = "struct:<d"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def issues_of(path: Path) -> dict[str, tuple[str, str, int | None]]:
+    cfg, issues = check_config(path)
+    assert cfg is None
+    return {i.location: (i.message, i.hint, i.line) for i in issues if i.severity == "error"}
+
+
+def test_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert (cfg.server.host, cfg.server.port) == ("127.0.0.1", 5000)
+    assert cfg.tstorage.embedded is not None
+    # relative data directories are resolved against the file's folder
+    assert cfg.tstorage.embedded.data_dir == (tmp_path / "data").resolve()
+    target = cfg.keymap().resolve(LIST_PREFIX + "meters/4/2")
+    assert isinstance(target, ListTarget) and target.series == SeriesKey(1, 4, 2)
+
+
+def test_shipped_examples_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    load_config(ROOT / "config" / "gateway.toml")
+    monkeypatch.setenv("GATEWAY_TOKEN_DASHBOARD", "x")
+    monkeypatch.setenv("GATEWAY_TOKEN_COLLECTOR", "y")
+    cfg = load_config(ROOT / "config" / "gateway.rich.toml")
+    assert cfg.auth.enabled and cfg.tstorage.port == 2025
+    assert [r.kind for r in cfg.map] == ["list", "list", "dict", "list"]
+
+
+def test_every_error_is_reported_with_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        [server]
+        port = 70000
+        colour = "blue"
+
+        [tstorage]
+        host = "127.0.0.1"
+
+        [[map]]
+        pattern = "meters/{mid:int}/{moid:int}"
+        cid = 1
+        mid = "{mid}"
+        moid = "{moid}"
+        codec = "struct:d"
+
+        [[map]]
+        pattern = "m/{mid:int}/{x:int}"
+        cid = 2
+        mid = "{mid}"
+        moid = 3
+        """,
+    )
+    found = issues_of(path)
+    assert set(found) == {"server.port", "server.colour", "tstorage", "map[0].codec", "map[1]"}
+    assert found["server.port"][2] == 3
+    assert found["server.colour"][2] == 4
+    assert found["map[0].codec"][2] == 14 and "byte order" in found["map[0].codec"][0]
+    assert "feed neither mid nor moid" in found["map[1]"][0]
+    assert found["server.colour"][1]  # every error carries a hint
+
+
+def test_auth_may_be_off_only_on_loopback(tmp_path: Path) -> None:
+    path = write(tmp_path, '[server]\nhost = "0.0.0.0"\n' + MINIMAL)
+    found = issues_of(path)
+    assert "auth.enabled" in found and "not a loopback" in found["auth.enabled"][0]
+    ok = write(tmp_path, '[server]\nhost = "::1"\n' + MINIMAL)
+    load_config(ok)
+
+
+def test_tokens_name_environment_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = MINIMAL + '\n[auth]\nenabled = true\n[[auth.tokens]]\nname = "ui"\naccess = "read"\n'
+    found = issues_of(write(tmp_path, base + 'env = "hunter2 secret"\n'))
+    assert "not hold the secret" in found["auth.tokens[0]"][0]
+    found = issues_of(write(tmp_path, base + 'env = "T"\ntoken = "abc"\n'))
+    assert "auth.tokens[0].token" in found
+    # an unset variable is a warning for check-config and an error for the gateway
+    path = write(tmp_path, base + 'env = "GW_TEST_TOKEN_UNSET"\n')
+    monkeypatch.delenv("GW_TEST_TOKEN_UNSET", raising=False)
+    cfg, issues = check_config(path)
+    assert cfg is not None and [i.severity for i in issues] == ["warning"]
+    with pytest.raises(ConfigError, match="GW_TEST_TOKEN_UNSET"):
+        load_config(path)
+    monkeypatch.setenv("GW_TEST_TOKEN_UNSET", "s")
+    assert load_config(path).auth.tokens[0].secret() == "s"
+
+
+def test_overlapping_rules_and_reserved_cid(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + """
+        [[map]]
+        pattern = "m/{mid:int}"
+        cid = 1
+        mid = "{mid}"
+        moid = 0
+
+        [[map]]
+        pattern = "reserved"
+        cid = 2147483000
+        mid = 0
+        moid = 0
+        """,
+    )
+    found = issues_of(path)
+    assert "same series as map[0]" in found["map[1]"][0]
+    assert "reserved" in found["map[2].cid"][0]
+
+
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        ('kind = "dict"\npattern = "d/{mid:int}"\nmid = "{mid}"\nmoid = 1', "takes no moid"),
+        ('pattern = "l/{mid:int}"\nmid = "{mid}"', "needs moid"),
+        ('pattern = "l/{mid:int}"\nmid = "{mod}"\nmoid = 1', "placeholder of the pattern"),
+        (
+            'pattern = "l/{mid:int}"\nmid = "{mid}"\nmoid = 1\nfields = {a = 1}',
+            "only apply to dict",
+        ),
+        (
+            'kind = "dict"\npattern = "d/{mid:int}"\nmid = "{mid}"\nfields = {a = 1, b = 1}',
+            "more than one name",
+        ),
+        ('pattern = "l/{mid:str}"\nmid = "{mid}"\nmoid = 1', "type"),
+        ('pattern = "l"\nmid = 0\nmoid = 2147483647', "outside"),
+    ],
+)
+def test_rule_errors(tmp_path: Path, rule: str, needle: str) -> None:
+    text = '[tstorage]\nhost = "127.0.0.1"\nport = 1\n[[map]]\ncid = 5\n' + rule + "\n"
+    found = issues_of(write(tmp_path, text))
+    assert any(needle in msg for msg, _, _ in found.values()), found
+
+
+def test_toml_syntax_error_has_a_line(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, "[server]\nport = = 3\n"))
+    assert found["(syntax)"][2] == 2
+
+
+def test_check_config_command(tmp_path: Path) -> None:
+    gateway = [sys.executable, "-m", "gateway", "check-config"]
+    ok = subprocess.run([*gateway, str(write(tmp_path, MINIMAL))], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "OK (1 map rule(s)" in ok.stdout
+    bad = write(tmp_path, '[server]\nport = "x"\nhost = 3\n')
+    res = subprocess.run([*gateway, str(bad)], capture_output=True, text=True)
+    assert res.returncode != 0
+    assert f"{bad}:2: error: server.port" in res.stderr
+    assert f"{bad}:3: error: server.host" in res.stderr
+    assert "tstorage" in res.stderr and "hint:" in res.stderr
+    missing = subprocess.run(
+        [*gateway, str(tmp_path / "nope.toml")], capture_output=True, text=True
+    )
+    assert missing.returncode != 0 and "cannot read" in missing.stderr
