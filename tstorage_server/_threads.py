@@ -24,5 +24,5 @@ def real_threading() -> ModuleType:
     """The ``threading`` module as it was before any monkey-patching."""
     if eventlet_patched():
         patcher = sys.modules["eventlet.patcher"]
-        return patcher.original("threading")  # type: ignore[no-any-return]
+        return patcher.original("threading")
     return threading

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tstorage_server._core_adapter import KEY_DTYPE, RecordBlock
+from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
 from tstorage_server.store import LmdbStore, MemoryStore, Store
 from tstorage_server.store.blocks import concat
@@ -33,7 +33,15 @@ def records(store: Store, kmin=KMIN, kmax=KMAX, **kw) -> list[tuple[tuple[int, .
         for block in snap.query(kmin, kmax, **kw):
             payload = bytes(block.payload)
             for i, row in enumerate(block.keys.tolist()):
-                out.append((tuple(row), payload[block.offsets[i] - block.offsets[0] : block.offsets[i + 1] - block.offsets[0]]))
+                out.append(
+                    (
+                        tuple(row),
+                        payload[
+                            block.offsets[i] - block.offsets[0] : block.offsets[i + 1]
+                            - block.offsets[0]
+                        ],
+                    )
+                )
     return out
 
 
@@ -59,7 +67,14 @@ def test_puta_keeps_keys_and_payloads(store: Store) -> None:
 
 
 def test_box_is_half_open_in_every_component(store: Store) -> None:
-    keys = [(c, m, o, t, a) for c in (1, 2) for m in (5, 6) for o in (7, 8) for t in (9, 10) for a in (11, 12)]
+    keys = [
+        (c, m, o, t, a)
+        for c in (1, 2)
+        for m in (5, 6)
+        for o in (7, 8)
+        for t in (9, 10)
+        for a in (11, 12)
+    ]
     store.put_blocks([make_block(keys, [b"x"] * len(keys))], assign_acq=False)
     got = [k for k, _ in records(store, (1, 5, 7, 9, 11), (2, 6, 8, 10, 12))]
     assert got == [(1, 5, 7, 9, 11)]
@@ -70,8 +85,12 @@ def test_box_is_half_open_in_every_component(store: Store) -> None:
 
 
 def test_results_ascend_by_key_and_duplicates_keep_insertion_order(store: Store) -> None:
-    store.put_blocks([make_block([(5, 1, 1, 1, 1), (1, 1, 1, 1, 1)], [b"first", b"low"])], assign_acq=False)
-    store.put_blocks([make_block([(5, 1, 1, 1, 1), (3, 0, 0, 0, 0)], [b"second", b"mid"])], assign_acq=False)
+    store.put_blocks(
+        [make_block([(5, 1, 1, 1, 1), (1, 1, 1, 1, 1)], [b"first", b"low"])], assign_acq=False
+    )
+    store.put_blocks(
+        [make_block([(5, 1, 1, 1, 1), (3, 0, 0, 0, 0)], [b"second", b"mid"])], assign_acq=False
+    )
     store.put_blocks([make_block([(5, 1, 1, 1, 1)], [b"third"])], assign_acq=False)
     assert records(store) == [
         ((1, 1, 1, 1, 1), b"low"),
@@ -90,7 +109,11 @@ def test_put_assigns_unique_increasing_acq_above_the_previous_watermark(store: S
     got = records(store)
     # acq follows input order: b"a" got the first value, b"c" the last.
     acq = {payload: key[4] for key, payload in got}
-    assert acq[b"a"] == result.acq_min and acq[b"b"] == result.acq_min + 1 and acq[b"c"] == result.acq_max
+    assert (
+        acq[b"a"] == result.acq_min
+        and acq[b"b"] == result.acq_min + 1
+        and acq[b"c"] == result.acq_max
+    )
     assert [p for _, p in got] == [b"b", b"a", b"c"]
     assert store.watermark() > result.acq_max
     assert store.max_acq() >= result.acq_max
@@ -127,12 +150,16 @@ def test_variable_payloads_survive_merge_of_overlapping_blocks(store: Store) -> 
     expected = []
     for _ in range(5):
         keys = [(1, int(m), 0, 0, 0) for m in rng.integers(0, 50, 40)]
-        payloads = [bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in rng.integers(0, 600, 40)]
+        payloads = [
+            bytes(rng.integers(0, 256, int(n), dtype=np.uint8)) for n in rng.integers(0, 600, 40)
+        ]
         store.put_blocks([make_block(keys, payloads)], assign_acq=False)
         expected.extend(zip(keys, payloads, strict=True))
     expected.sort(key=lambda kp: kp[0])  # stable: equal keys stay in insertion order
     assert records(store) == expected
-    assert records(store, (1, 10, 0, 0, 0), (2, 20, 1, 1, 1)) == [kp for kp in expected if 10 <= kp[0][1] < 20]
+    assert records(store, (1, 10, 0, 0, 0), (2, 20, 1, 1, 1)) == [
+        kp for kp in expected if 10 <= kp[0][1] < 20
+    ]
 
 
 def test_blocks_of_one_request_are_stored_together(store: Store) -> None:
@@ -149,7 +176,9 @@ def test_concurrent_writers_lose_nothing_and_share_no_acq(store: Store) -> None:
             keys = np.zeros(50, dtype=KEY_DTYPE)
             keys["cid"] = cid
             keys["mid"] = i * 50 + np.arange(50)
-            store.put_blocks([RecordBlock(keys, np.arange(51, dtype=np.int64) * 4, bytes(200))], assign_acq=True)
+            store.put_blocks(
+                [RecordBlock(keys, np.arange(51, dtype=np.int64) * 4, bytes(200))], assign_acq=True
+            )
 
     threads = [threading.Thread(target=writer, args=(c,)) for c in range(8)]
     for t in threads:

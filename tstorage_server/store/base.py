@@ -32,7 +32,7 @@ from types import TracebackType
 
 import numpy as np
 
-from tstorage_server._core_adapter import RecordBlock
+from tstorage_client.block import RecordBlock
 from tstorage_server._threads import real_threading
 from tstorage_server.clock import AcqClock
 from tstorage_server.store import blocks as B
@@ -186,7 +186,12 @@ class BlockSnapshot(Snapshot):
     """Snapshot over a prefix of a :class:`BlockStore` index."""
 
     def __init__(
-        self, reader: BlockReader, mins: np.ndarray, maxs: np.ndarray, metas: list[BlockMeta], watermark: int
+        self,
+        reader: BlockReader,
+        mins: np.ndarray,
+        maxs: np.ndarray,
+        metas: list[BlockMeta],
+        watermark: int,
     ) -> None:
         self._reader = reader
         self._mins = mins
@@ -227,7 +232,12 @@ class BlockSnapshot(Snapshot):
             yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
 
     def _emit(
-        self, group: list[BlockMeta], kmin: KeyTuple, kmax: KeyTuple, piece_records: int, piece_bytes: int
+        self,
+        group: list[BlockMeta],
+        kmin: KeyTuple,
+        kmax: KeyTuple,
+        piece_records: int,
+        piece_bytes: int,
     ) -> Iterator[RecordBlock]:
         # Blocks in a group overlap in key order; merge them (in insertion order, so the
         # stable sort keeps equal keys in the order they arrived).
@@ -349,7 +359,9 @@ class BlockStore(Store):
                         start = self._clock.reserve(len(p.block.keys))
                         reserved.append(start)
                         self._in_flight.append(start)
-                        p.block.keys["acq"] = start + (p.order if p.order is not None else np.arange(len(p.block.keys)))
+                        p.block.keys["acq"] = start + (
+                            p.order if p.order is not None else np.arange(len(p.block.keys))
+                        )
                 floor = self._clock.previous
             for p in batch:
                 p.meta = _meta_for(self._next_id, p.block)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tstorage_server._core_adapter import KEY_DTYPE, RecordBlock
+from tstorage_client.block import KEY_DTYPE, RecordBlock
 
 KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
@@ -90,7 +90,9 @@ def take(block: RecordBlock, idx: np.ndarray) -> RecordBlock:
         # A contiguous run: slice, no copy of the payload.
         start, stop = int(offsets[first]), int(offsets[last + 1])
         new_offsets = offsets[first : last + 2] - start
-        return RecordBlock(block.keys[first : last + 1], new_offsets, memoryview(block.payload)[start:stop])
+        return RecordBlock(
+            block.keys[first : last + 1], new_offsets, memoryview(block.payload)[start:stop]
+        )
     starts = offsets[idx]
     lengths = offsets[idx + 1] - starts
     new_offsets = np.zeros(n + 1, dtype=np.int64)
@@ -111,7 +113,9 @@ def take(block: RecordBlock, idx: np.ndarray) -> RecordBlock:
         payload = source[byte_idx].tobytes()
     else:
         view = memoryview(block.payload)
-        payload = b"".join([view[s : s + ln] for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)])
+        payload = b"".join(
+            [view[s : s + ln] for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)]
+        )
     return RecordBlock(block.keys[idx], new_offsets, payload)
 
 

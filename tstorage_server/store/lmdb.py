@@ -25,7 +25,7 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from tstorage_server._core_adapter import KEY_DTYPE, RecordBlock
+from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.store import blocks as B
 from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
 
@@ -56,13 +56,19 @@ class _LmdbReader(BlockReader):
     def __init__(self, env: lmdb.Environment, db: Any) -> None:
         self._txn = env.begin(db=db, buffers=True)
 
+    def _get(self, block_id: int, kind: bytes) -> memoryview:
+        value = self._txn.get(_bkey(block_id, kind))
+        if value is None:
+            raise RuntimeError(f"block {block_id} part {kind!r} is missing from the store")
+        return value
+
     def read(self, meta: BlockMeta) -> RecordBlock:
-        keys = np.frombuffer(self._txn.get(_bkey(meta.block_id, b"k")), dtype=KEY_DTYPE)
-        payload = self._txn.get(_bkey(meta.block_id, b"p"))
+        keys = np.frombuffer(self._get(meta.block_id, b"k"), dtype=KEY_DTYPE)
+        payload = self._get(meta.block_id, b"p")
         if meta.uniform >= 0:
             offsets = np.arange(meta.count + 1, dtype=np.int64) * meta.uniform
         else:
-            offsets = np.frombuffer(self._txn.get(_bkey(meta.block_id, b"o")), dtype=np.int64)
+            offsets = np.frombuffer(self._get(meta.block_id, b"o"), dtype=np.int64)
         return RecordBlock(keys, offsets, payload)
 
     def close(self) -> None:
@@ -127,7 +133,11 @@ class LmdbStore(BlockStore):
                 keys = np.ascontiguousarray(block.keys)
                 start, stop = int(block.offsets[0]), int(block.offsets[-1])
                 txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
-                txn.put(_bkey(meta.block_id, b"p"), memoryview(block.payload)[start:stop], db=self._blocks)
+                txn.put(
+                    _bkey(meta.block_id, b"p"),
+                    memoryview(block.payload)[start:stop],
+                    db=self._blocks,
+                )
                 if meta.uniform < 0:
                     offsets = np.ascontiguousarray(block.offsets - start, dtype=np.int64)
                     txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tstorage_server._core_adapter import RecordBlock
+from tstorage_client.block import RecordBlock
 from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
 
 

@@ -1,0 +1,71 @@
+"""A small pool of real OS threads that runs blocking store work for an asyncio loop.
+
+``loop.run_in_executor`` with a ``ThreadPoolExecutor`` would use whatever ``threading``
+the process has, which is green (and shares one OS thread) under eventlet. This pool uses
+the unpatched module and a C ``SimpleQueue``, and hands results back with
+``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from queue import SimpleQueue
+from typing import Any, TypeVar
+
+from tstorage_server._threads import real_threading
+
+T = TypeVar("T")
+_STOP = object()
+
+
+class WorkerPool:
+    """``await pool.run(fn, *args)`` runs ``fn(*args)`` in one of ``size`` threads."""
+
+    def __init__(self, size: int = 8, name: str = "tstorage-worker") -> None:
+        threading = real_threading()
+        self._jobs: SimpleQueue[Any] = SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(size)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is _STOP:
+                return
+            loop, future, fn, args = job
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting task
+                with contextlib.suppress(RuntimeError):  # loop already closed
+                    loop.call_soon_threadsafe(_set_exception, future, exc)
+            else:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_set_result, future, result)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in a worker thread and return its result (or raise its error)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, future, fn, args))
+        return await future
+
+    def close(self) -> None:
+        """Let the threads finish their current job and end."""
+        for _ in self._threads:
+            self._jobs.put(_STOP)
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

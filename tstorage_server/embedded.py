@@ -1,0 +1,137 @@
+"""Run the TStorage server inside another Python process, on its own OS thread.
+
+The gateway (python-socketio under eventlet) embeds the server. Its event loop and worker
+threads must be real OS threads with a real selector, or they would share the eventlet
+hub's single thread; :mod:`tstorage_server._threads` supplies the unpatched modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any
+
+from tstorage_server._threads import eventlet_patched, real_threading
+from tstorage_server.server import TStorageServer
+from tstorage_server.store import LmdbStore, Store
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    if eventlet_patched():
+        selectors = sys.modules["eventlet.patcher"].original("selectors")
+        return asyncio.SelectorEventLoop(selectors.DefaultSelector())
+    return asyncio.new_event_loop()
+
+
+class EmbeddedServer:
+    """A durable TStorage server running in this process.
+
+    Example::
+
+        with EmbeddedServer("/var/lib/tstorage") as server:
+            channel = Channel(server.host, server.port, payload_type)
+
+    Args:
+        data_dir: directory of the durable store (created if missing).
+        host: address to bind.
+        port: TCP port; 0 lets the OS choose (read :attr:`port` after :meth:`start`).
+        store: serve this store instead of opening ``data_dir`` (e.g. a ``MemoryStore``).
+        workers: threads for store work.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        store: Store | None = None,
+        workers: int = 8,
+    ) -> None:
+        if data_dir is None and store is None:
+            raise ValueError("give a data_dir or a store")
+        self.data_dir = data_dir
+        self.host = host
+        self.port = port
+        self._store = store
+        self._owns_store = store is None
+        self._workers = workers
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: TStorageServer | None = None
+        self._thread: Any = None
+
+    def start(self) -> EmbeddedServer:
+        """Open the store and start serving; returns once the port accepts connections.
+
+        Raises:
+            RuntimeError: already started.
+            OSError: the address cannot be bound.
+            tstorage_server.store.DataDirInUse: another server uses ``data_dir``.
+        """
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        if self._store is None:
+            assert self.data_dir is not None
+            self._store = LmdbStore(self.data_dir)
+        ready: Future[None] = Future()
+        threading = real_threading()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="tstorage-server", daemon=True
+        )
+        self._thread.start()
+        try:
+            ready.result()
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            self._close_store()
+            raise
+        return self
+
+    def _run(self, ready: Future[None]) -> None:
+        loop = _new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        assert self._store is not None
+        server = TStorageServer(self._store, self.host, self.port, workers=self._workers)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:
+            loop.close()
+            ready.set_exception(exc)
+            return
+        self._server = server
+        self.port = server.port
+        ready.set_result(None)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(server.stop())
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop serving, close every connection and the store. Safe to call twice."""
+        if self._thread is None:
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+        self._thread.join()
+        self._thread = None
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if self._owns_store and self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> EmbeddedServer:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
