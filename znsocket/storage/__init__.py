@@ -1,0 +1,25 @@
+"""Storage backends: one command interface, an in-memory store and a Redis backend.
+
+* :class:`StorageCommands` / :data:`COMMANDS` - the closed command vocabulary a server
+  dispatches (:mod:`znsocket.storage.base`).
+* :class:`MemoryStorage` - in-process, Redis-compatible (also exported as
+  ``znsocket.Storage``).
+* :class:`RedisStorage` - forwards to a redis-server through redis-py.
+"""
+
+from znsocket.storage.base import COMMANDS, CommandCall, StorageCommands, command_table
+from znsocket.storage.memory import MemoryStorage
+from znsocket.storage.redis import RedisStorage
+
+#: Upstream's public name for the in-memory storage.
+Storage = MemoryStorage
+
+__all__ = [
+    "COMMANDS",
+    "CommandCall",
+    "MemoryStorage",
+    "RedisStorage",
+    "Storage",
+    "StorageCommands",
+    "command_table",
+]
