@@ -163,16 +163,32 @@ class List(MutableSequence[Any], ZnSocketObject):
             return self._get_many([index])[0]
         if isinstance(index, slice):
             if self._adapter_available:
-                start, stop, step = index.indices(len(self))
-                answer = self._adapter("slice", start=start, stop=stop, step=step)
-                return [self._item(v) for v in answer]
+                return self._adapter_slice(index)
             indices = list(range(*index.indices(len(self))))
             if indices and index.step in (None, 1):
                 fast = self._get_range(indices[0], indices[-1])
                 if fast is not None:
                     return fast
             return self._get_many(indices)
-        return self._get_many(list(index))
+        if isinstance(index, (str, bytes)) or not hasattr(index, "__iter__"):
+            raise TypeError(f"list indices must be integers or slices, not {type(index).__name__}")
+        indices = list(index)
+        if any(not isinstance(i, int) for i in indices):
+            raise TypeError("list indices must be integers or slices")
+        return self._get_many(indices)
+
+    def _adapter_slice(self, index: slice) -> list[Any]:
+        start, stop, step = index.indices(len(self))
+        if step < 0:
+            # The owner slices with these numbers; a negative stop would mean "from the
+            # end" there, so ask for the same items in ascending order and reverse.
+            wanted = range(start, stop, step)
+            if not wanted:
+                return []
+            answer = self._adapter("slice", start=wanted[-1], stop=wanted[0] + 1, step=-step)
+            return [self._item(v) for v in reversed(answer)]
+        answer = self._adapter("slice", start=start, stop=stop, step=step)
+        return [self._item(v) for v in answer]
 
     def _get_range(self, first: int, last: int) -> list[Any] | None:
         """A contiguous run in one ``lrange``; ``None`` if some item is missing."""

@@ -1,0 +1,101 @@
+"""Transport edge cases: the server vanishes mid-call, comes back, or misbehaves."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import znsocket
+from tests._servers import ServerProcess, spawn
+from tests._upstream import start_upstream_server
+from tests.znsocket.client.conftest import start_server
+from znsocket.client import ConnectionLostError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def own_server() -> Iterator[ServerProcess]:
+    """A server only this test uses (it gets killed)."""
+    proc = start_server()
+    yield proc
+    proc.stop()
+
+
+def restart_on(port: int) -> ServerProcess:
+    if os.environ.get("ZNSOCKET_TEST_SERVER") == "upstream":
+        return start_upstream_server(port=port)
+    return spawn(["znsocket", "--port", str(port), "--host", "127.0.0.1"])
+
+
+class SlowSequence(list):  # type: ignore[type-arg]
+    """Answers ``len`` only after a while: keeps a call pending on the server."""
+
+    def __len__(self) -> int:
+        time.sleep(3)
+        return super().__len__()
+
+
+def test_server_dies_mid_call_gives_a_clear_error(own_server: ServerProcess) -> None:
+    owner = znsocket.Client(own_server.url)
+    asker = znsocket.Client(own_server.url)
+    asker.sio.reconnection = False
+    znsocket.ListAdapter(key="slow", socket=owner, object=SlowSequence([1, 2]))
+    lst = znsocket.List(asker, "slow")
+    threading.Timer(0.5, own_server.kill).start()
+    t0 = time.monotonic()
+    with pytest.raises(ConnectionLostError):
+        len(lst)
+    assert time.monotonic() - t0 < 2.5  # not the 60 s call timeout
+    assert not asker.sio.connected
+    with pytest.raises(Exception, match="not a connected namespace"):
+        asker.get("x")
+
+
+def test_reconnects_after_a_restart(own_server: ServerProcess) -> None:
+    port = own_server.port
+    c = znsocket.Client(own_server.url)
+    watcher = znsocket.Client(own_server.url)
+    seen: list[Any] = []
+    watcher.refresh_callbacks["znsocket.Dict:after"] = seen.append
+    assert c.set("k", "v") is True
+    own_server.kill()
+    deadline = time.monotonic() + 5
+    while c.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not c.sio.connected
+    with pytest.raises(ConnectionLostError):
+        c.get("k")  # nothing listens: the reconnect attempt fails at once
+    again = restart_on(port)
+    try:
+        assert c.set("k", "v2") is True  # the call reconnects first
+        assert c.get("k") == "v2"
+        deadline = time.monotonic() + 15
+        while not watcher.sio.connected and time.monotonic() < deadline:
+            time.sleep(0.05)  # the idle client reconnects in the background
+        assert watcher.sio.connected
+        znsocket.Dict(c, "after")["x"] = 1
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [{"keys": ["x"]}]
+    finally:
+        c.sio.disconnect()
+        watcher.sio.disconnect()
+        again.stop()
+
+
+def test_disconnect_is_clean_and_final(own_server: ServerProcess) -> None:
+    c = znsocket.Client(own_server.url)
+    c.sio.disconnect()
+    assert not c.sio.connected
+    with pytest.raises(Exception, match="not a connected namespace"):
+        c.get("x")
+    other = znsocket.Client(own_server.url)  # the server is unaffected
+    assert other.set("a", "1") is True
+    other.sio.disconnect()
