@@ -1,0 +1,294 @@
+"""Socket module based TStorage communication channel."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._channel_common import _ChannelMixin
+from ._commands import Flow, GetMode, _Close, _Emit, _Recv, _Send
+from .errors import ConnectionClosed, Timeout, TransportError
+from .payload_type import PayloadType
+from .record import Key, Record
+from .records_set import GetCallback, RecordsSet
+from .response import Response, ResponseAcq, ResponseGet, ResponseStatus
+
+__all__ = ["Channel"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _transport_error(exc: OSError) -> TransportError:
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return Timeout(str(exc) or "timed out")
+    return ConnectionClosed(str(exc) or type(exc).__name__)
+
+
+class Channel(_ChannelMixin[T]):
+    """Channel provides TStorage communication facilities using socket module.
+
+    Channel can be used as context manager to open and close connection. All put and
+    fetched data should be serializable by passed payload_type. Network failures and
+    timeouts never raise: they come back as a DISCONNECTED status (the channel is then
+    closed).
+
+    Args:
+        host: TStorage hostname.
+        port: TStorage port.
+        payload_type: Data converter of this Channel.
+        timeout: Socket timeout in seconds (None = blocking).
+        memory_limit: Max memory for GET requests in bytes (None = unlimited).
+        ssl_context: Wrap the connection in TLS with this context.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        payload_type: PayloadType[T],
+        timeout: float | None = None,
+        memory_limit: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._payload_type = payload_type
+        self._timeout = timeout
+        self._memory_limit = memory_limit
+        self._ssl_context = ssl_context
+        self._socket: socket.socket | None = None
+
+    @property
+    def timeout(self) -> float | None:
+        """Get or set socket timeout (also applied to a live connection)."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self._timeout = value
+        if self._socket is not None:
+            self._socket.settimeout(value)
+
+    @property
+    def memory_limit(self) -> int | None:
+        """Get or set memory limit in bytes for GET requests."""
+        return self._memory_limit
+
+    @memory_limit.setter
+    def memory_limit(self, value: int | None) -> None:
+        self._memory_limit = value
+
+    def _is_connected(self) -> bool:
+        return self._socket is not None
+
+    # --- connection -------------------------------------------------------------------
+
+    def connect(self) -> Response:
+        """Connect to specified host at port with set timeout.
+
+        Returns:
+            OK status if connected else ERROR status.
+        """
+        try:
+            self.__enter__()
+        except Exception:
+            return Response(ResponseStatus.ERROR)
+        return Response(ResponseStatus.OK)
+
+    def close(self) -> Response:
+        """Close underlying socket.
+
+        Returns:
+            OK status if closed socket else ERROR status (not connected).
+        """
+        sock, self._socket = self._socket, None
+        if sock is None:
+            return Response(ResponseStatus.ERROR)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        return Response(ResponseStatus.OK)
+
+    def __enter__(self) -> Channel[T]:
+        """Connect (a connection left open earlier is closed first).
+
+        Raises:
+            OSError: Whatever ``socket.create_connection`` or ``wrap_socket`` raises.
+        """
+        if self._socket is not None:
+            self.close()
+        sock = socket.create_connection((self._host, self._port), self._timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._ssl_context is not None:
+                sock = self._ssl_context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+        self._socket = sock
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the driver ----------------------------------------------------------------------
+
+    def _io(self, op: _Send | _Recv) -> Any:
+        sock = self._socket
+        if sock is None:
+            raise ConnectionClosed("channel closed")
+        if type(op) is _Recv:
+            return sock.recv(op.max_bytes)
+        sock.sendall(op.data)  # type: ignore[union-attr]
+        return None
+
+    def _run(self, flow: Flow[R]) -> R:
+        try:
+            op = next(flow)
+            while True:
+                if type(op) is _Close:
+                    self.close()
+                    op = flow.send(None)
+                    continue
+                try:
+                    value = self._io(op)  # type: ignore[arg-type]
+                except OSError as exc:
+                    op = flow.throw(_transport_error(exc))
+                    continue
+                except TransportError as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+    def _run_iter(self, flow: Flow[Any]) -> Iterator[Any]:
+        try:
+            op = next(flow)
+            while True:
+                if type(op) is _Emit:
+                    yield from op.items
+                    op = flow.send(None)
+                    continue
+                if type(op) is _Close:
+                    self.close()
+                    op = flow.send(None)
+                    continue
+                try:
+                    value = self._io(op)  # type: ignore[arg-type]
+                except OSError as exc:
+                    op = flow.throw(_transport_error(exc))
+                    continue
+                except TransportError as exc:
+                    op = flow.throw(exc)
+                    continue
+                op = flow.send(value)
+        except StopIteration as stop:
+            yield stop.value
+
+    # --- commands --------------------------------------------------------------------------
+
+    def put(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+        """Put records to TStorage without acq value (the server assigns it).
+
+        Args:
+            data: Records to put (with NumpyPayloadType: a structured array or a dict of arrays).
+            max_batch_size: Controls maximal serialization buffer size. Must be lower than
+                2147483648 (2GiB). Despite this value always at least 1 record will be serialized.
+            skip_invalid: Skip invalid records (cid < 0). Otherwise the put stops before the
+                first group of invalid records; the groups before it are stored.
+
+        Returns:
+            OK status on success else status indicates error.
+        """
+        return self._run(self._put_flow(data, False, max_batch_size, skip_invalid))
+
+    def puta(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+        """Put records to TStorage with acq value.
+
+        Args:
+            data: Records to put (with NumpyPayloadType: a structured array or a dict of arrays).
+            max_batch_size: Controls maximal serialization buffer size. Must be lower than
+                2147483648 (2GiB). Despite this value always at least 1 record will be serialized.
+            skip_invalid: Skip invalid records (cid < 0). Otherwise the puta stops before
+                the first group of invalid records; the groups before it are stored.
+
+        Returns:
+            OK status on success else status indicates error.
+        """
+        return self._run(self._put_flow(data, True, max_batch_size, skip_invalid))
+
+    def get_acq(self, key_min: Key, key_max: Key) -> ResponseAcq:
+        """Get last acq value from TStorage.
+
+        Args:
+            key_min: Lower end of keyrange (inclusive).
+            key_max: Upper end of keyrange (exclusive).
+
+        Returns:
+            OK status, acq on success else status indicates error and acq is invalid.
+        """
+        return self._run(self._get_acq_flow(key_min, key_max))
+
+    def get(self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536) -> ResponseGet[T]:
+        """Get records from TStorage.
+
+        Records are get up to memory_limit and request fails if there is more data.
+        If request fails at some point it automatically closes connection.
+
+        Args:
+            key_min: Lower end of keyrange (inclusive).
+            key_max: Upper end of keyrange (exclusive).
+            recv_buffer_size: Initial buffer size for receiving data from network capped by self.memory_limit.
+
+        Returns:
+            OK status, acq, data on success else status indicates error, data stores partial result and acq is invalid.
+        """
+        return self._run(self._get_flow(key_min, key_max, recv_buffer_size, GetMode.GET))
+
+    def get_stream(
+        self, key_min: Key, key_max: Key, callback: GetCallback[T], recv_buffer_size: int = 65536
+    ) -> ResponseAcq:
+        """Get records from TStorage.
+
+        Records are get in memory_limit sized batches; the callback gets each non-empty
+        batch (a new list each time). If request fails at some point it automatically
+        closes connection.
+
+        Args:
+            key_min: Lower end of keyrange (inclusive).
+            key_max: Upper end of keyrange (exclusive).
+            callback: Callable to call on each batch.
+            recv_buffer_size: Initial buffer size for receiving data from network capped by self.memory_limit.
+
+        Returns:
+            OK status, acq on success else status indicates error and acq is invalid.
+        """
+        return self._run(self._get_flow(key_min, key_max, recv_buffer_size, GetMode.STREAM, callback))
+
+    def get_iter(self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536) -> Iterator[Record[T] | ResponseAcq]:
+        """Get records from TStorage as iterator.
+
+        If request fails at some point it automatically closes connection.
+        Records are yielded after whole batch parsing has been done.
+        Remember to check for final response with OK status.
+
+        Args:
+            key_min: Lower end of keyrange (inclusive).
+            key_max: Upper end of keyrange (exclusive).
+            recv_buffer_size: Initial buffer size for receiving data from network capped by self.memory_limit.
+
+        Yields:
+            Record or response control data indicating error or successfully finished request.
+        """
+        return self._run_iter(self._get_flow(key_min, key_max, recv_buffer_size, GetMode.ITER))
