@@ -82,7 +82,7 @@ def run_upstream(
     """
     python = str(upstream_python())
     path = Path(script) if not isinstance(script, str) or script.endswith(".py") else None
-    argv = [python, str(path)] if path else [python, "-c", str(script)]
+    argv = [python, str(path.resolve())] if path else [python, "-c", str(script)]
     full_env = dict(os.environ, PYTHONUNBUFFERED="1")
     full_env.pop("PYTHONPATH", None)  # never let our znsocket shadow upstream's
     if env:
