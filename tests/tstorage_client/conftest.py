@@ -31,3 +31,112 @@ def drain(conn: Any, data: bytes, how: str, stop: Callable[[Event], bool] | None
             if stop is not None and stop(event):
                 return events
     return events
+
+
+# --- integration fixtures ------------------------------------------------------------
+
+import itertools  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests._servers import ServerProcess, spawn  # noqa: E402
+from tstorage_client.channel import Channel  # noqa: E402
+from tstorage_client.channel_async import AsyncChannel  # noqa: E402
+
+
+def start_server(data_dir: Path) -> ServerProcess:
+    """The project's TStorage server on a free 127.0.0.1 port."""
+    return spawn(["tstorage-server", "--data-dir", str(data_dir), "--port", "0"])
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for tests that isolate themselves by cid (see ``cid_block``)."""
+    with start_server(tmp_path_factory.mktemp("tstorage-shared")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """An empty server of its own."""
+    with start_server(tmp_path / "data") as server:
+        yield server
+
+
+_cids = itertools.count(1000, 1000)
+
+
+@pytest.fixture
+def cid_block() -> int:
+    """A range of 1000 cids no other test uses on the shared server."""
+    return next(_cids)
+
+
+class SyncChannelAsAsync:
+    """A blocking :class:`Channel` behind the coroutine API of :class:`AsyncChannel`, so
+    that one async test body exercises both channels."""
+
+    def __init__(self, channel: Channel[Any]) -> None:
+        self.channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.channel, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "channel":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.channel, name, value)
+
+    async def __aenter__(self) -> SyncChannelAsAsync:
+        self.channel.__enter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.channel.__exit__(None, None, None)
+
+    async def connect(self) -> Any:
+        return self.channel.connect()
+
+    async def close(self) -> Any:
+        return self.channel.close()
+
+    async def put(self, *a: Any, **kw: Any) -> Any:
+        return self.channel.put(*a, **kw)
+
+    async def puta(self, *a: Any, **kw: Any) -> Any:
+        return self.channel.puta(*a, **kw)
+
+    async def get(self, *a: Any, **kw: Any) -> Any:
+        return self.channel.get(*a, **kw)
+
+    async def get_acq(self, *a: Any, **kw: Any) -> Any:
+        return self.channel.get_acq(*a, **kw)
+
+    async def get_stream(self, *a: Any, **kw: Any) -> Any:
+        return self.channel.get_stream(*a, **kw)
+
+    async def get_iter(self, *a: Any, **kw: Any) -> AsyncIterator[Any]:
+        for item in self.channel.get_iter(*a, **kw):
+            yield item
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_channel(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``make_channel(port, payload_type, **kw)`` -> a channel with the async API."""
+
+    def make(port: int, payload_type: Any, host: str = "127.0.0.1", **kw: Any) -> Any:
+        if request.param == "sync":
+            kw.setdefault("timeout", 30)
+            return SyncChannelAsAsync(Channel(host, port, payload_type, **kw))
+        kw.pop("timeout", None)
+        return AsyncChannel(host, port, payload_type, **kw)
+
+    return make
+
+
+async def collect(aiter: AsyncIterator[Any]) -> list[Any]:
+    """Every item of an async iterator."""
+    return [item async for item in aiter]
