@@ -6,8 +6,10 @@
     ├── ConfigError            the configuration file is invalid (carries every issue)
     ├── KeyMappingError        a key matches a rule's shape but not its types/ranges,
     │                          or no rule while unmapped keys are rejected (also a ValueError)
-    └── CodecError             a value the rule's payload codec cannot encode or a payload it
-                               cannot decode (also a ValueError)
+    ├── CodecError             a value the rule's payload codec cannot encode or a payload it
+    │                          cannot decode (also a ValueError)
+    └── TStorageUnavailable    TStorage could not be reached or failed a request; nothing
+                               was acknowledged
 
 Storage errors that reach websocket clients are translated to znsocket error envelopes at
 the storage boundary; these classes never cross the wire by their own names except
@@ -68,3 +70,11 @@ class KeyMappingError(GatewayError, ValueError):
 
 class CodecError(GatewayError, ValueError):
     """A value cannot be encoded by, or a payload decoded with, a rule's payload codec."""
+
+
+class TStorageUnavailable(GatewayError):
+    """TStorage could not be reached, timed out or refused a request.
+
+    The command that raised it was not acknowledged: nothing it tried to write counts as
+    stored. The link reconnects with backoff on the next request.
+    """

@@ -1,0 +1,160 @@
+"""A small pool of TStorage channels: the gateway's only door to TStorage.
+
+Every method either returns what TStorage answered OK or raises
+:class:`~gateway.errors.TStorageUnavailable`; a channel that failed is closed and dropped,
+and the next request opens a fresh one, retrying the connection with exponential backoff
+(bounded by ``reconnect_max_delay`` and by the request timeout, so a client waits at most
+about one timeout before it hears that TStorage is down).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from gateway.errors import TStorageUnavailable
+from gateway.keymap import KeyTuple
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key, Record
+from tstorage_client.response import ResponseAcq
+
+PutRecord = tuple[tuple[int, int, int, int], bytes]
+"""((cid, mid, moid, cap), payload): a record to PUT (TStorage assigns acq)."""
+
+Fetched = tuple[Key, bytes]
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where TStorage is and how to talk to it."""
+
+    host: str
+    port: int
+    timeout: float = 5.0
+    memory_limit: int = 64 * 1024 * 1024
+    connections: int = 4
+    reconnect_max_delay: float = 5.0
+
+
+class TStorageLink:
+    """A bounded pool of blocking :class:`~tstorage_client.channel.Channel` objects."""
+
+    def __init__(self, settings: LinkSettings) -> None:
+        self.settings = settings
+        self._idle: list[Channel[bytes]] = []
+        self._slots = threading.BoundedSemaphore(settings.connections)
+        self._lock = threading.Lock()
+        self._delay = 0.0  # current reconnect backoff; 0 while TStorage answers
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of TStorage, for messages."""
+        return f"{self.settings.host}:{self.settings.port}"
+
+    # -------------------------------------------------------------- channels
+    def _open(self) -> Channel[bytes]:
+        s = self.settings
+        deadline = time.monotonic() + s.timeout
+        while True:
+            ch: Channel[bytes] = Channel(
+                s.host, s.port, BytesPayloadType(), timeout=s.timeout, memory_limit=s.memory_limit
+            )
+            if ch.connect().is_ok():
+                self._delay = 0.0
+                return ch
+            self._delay = min(max(self._delay * 2, 0.05), s.reconnect_max_delay)
+            if time.monotonic() + self._delay > deadline:
+                raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")
+            time.sleep(self._delay)
+
+    @contextlib.contextmanager
+    def _channel(self) -> Iterator[Channel[bytes]]:
+        if not self._slots.acquire(timeout=self.settings.timeout):
+            raise TStorageUnavailable(
+                f"all {self.settings.connections} TStorage connections are busy"
+            )
+        ch: Channel[bytes] | None = None
+        try:
+            with self._lock:
+                ch = self._idle.pop() if self._idle else None
+            if ch is None:
+                ch = self._open()
+            yield ch
+        except BaseException:
+            if ch is not None:
+                _close(ch)
+                ch = None
+            raise
+        finally:
+            if ch is not None:
+                with self._lock:
+                    self._idle.append(ch)
+            self._slots.release()
+
+    def close(self) -> None:
+        """Close every idle channel (busy ones close when their request ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for ch in idle:
+            _close(ch)
+
+    # -------------------------------------------------------------- commands
+    def put(self, records: Sequence[PutRecord]) -> None:
+        """Store records; returns only once TStorage answered OK.
+
+        Raises:
+            TStorageUnavailable: not stored (unreachable, timed out or refused).
+        """
+        if not records:
+            return
+        data = [
+            Record(Key(cid, mid, moid, cap), payload) for (cid, mid, moid, cap), payload in records
+        ]
+        with self._channel() as ch:
+            res = ch.put(data)
+            if not res.is_ok():
+                raise TStorageUnavailable(
+                    f"TStorage at {self.address} refused a write ({res.status.name})"
+                )
+
+    def get(self, lo: KeyTuple, hi: KeyTuple) -> tuple[list[Fetched], int]:
+        """Every record of the box ``[lo, hi)`` and the watermark ``acq0``.
+
+        Raises:
+            TStorageUnavailable: the read failed (nothing partial is returned).
+        """
+        out: list[Fetched] = []
+        acq = self.stream(lo, hi, lambda batch: out.extend(batch))
+        return out, acq
+
+    def stream(self, lo: KeyTuple, hi: KeyTuple, sink: Callable[[list[Fetched]], None]) -> int:
+        """Feed the records of ``[lo, hi)`` to ``sink`` in batches; returns ``acq0``.
+
+        Memory stays bounded by the channel's memory limit per batch.
+
+        Raises:
+            TStorageUnavailable: the read failed part-way (``sink`` may have seen a prefix).
+        """
+        batch: list[Fetched] = []
+
+        def on_batch(records: object) -> None:
+            batch.clear()
+            batch.extend((r.key, r.value) for r in records)  # type: ignore[attr-defined]
+            sink(batch)
+
+        with self._channel() as ch:
+            res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), on_batch)
+            if not res.is_ok():
+                raise TStorageUnavailable(
+                    f"TStorage at {self.address} failed a read ({res.status.name})"
+                )
+            return int(res.acq)
+
+
+def _close(ch: Channel[bytes]) -> None:
+    with contextlib.suppress(Exception):
+        ch.close()

@@ -1,0 +1,434 @@
+"""Mapped series seen as znsocket Lists, and meters seen as Dicts of latest values.
+
+See ``docs/data-model.md`` for the model. In short: a List is one series in cap order
+(newest acq wins for equal caps); a Dict is one meter whose fields are moids showing their
+latest record. Indexes of caps live in memory (:mod:`gateway.storage.index`), built by one
+streamed GET and caught up through the change feed when older than ``max_staleness``.
+Writes are acknowledged only after TStorage answered the PUT.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gateway.config import MapRule
+from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
+from gateway.errors import CodecError, KeyMappingError
+from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
+from gateway.storage.index import BoxIndex, CapIndex
+from gateway.storage.link import Fetched, PutRecord, TStorageLink
+from znsocket.exceptions import DataError, ResponseError
+
+_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+
+
+def tstorage_now_ns() -> int:
+    """Now in TStorage time (ns since 2001-01-01 UTC), from this host's clock."""
+    return time.time_ns() - TSTORAGE_EPOCH_UNIX_NS
+
+
+@dataclass
+class _View:
+    """A rule's settings, resolved once."""
+
+    rule: MapRule
+    shape: ElementShape
+
+
+def _newest_per_cap(records: Sequence[Fetched]) -> dict[tuple[int, int], tuple[int, bytes]]:
+    # (moid, cap) -> (acq, payload) of the newest version
+    out: dict[tuple[int, int], tuple[int, bytes]] = {}
+    for key, payload in records:
+        k = (key.moid, key.cap)
+        prev = out.get(k)
+        if prev is None or key.acq > prev[0]:
+            out[k] = (key.acq, payload)
+    return out
+
+
+class SeriesViews:
+    """List and Dict commands over mapped series."""
+
+    def __init__(
+        self,
+        link: TStorageLink,
+        rules: Sequence[MapRule],
+        *,
+        max_staleness: float = 0.1,
+        index_budget: int = 50_000_000,
+        clock: Callable[[], int] = tstorage_now_ns,
+    ) -> None:
+        self.link = link
+        self.max_staleness = max_staleness
+        self.index_budget = index_budget
+        self.clock = clock
+        self._views = [_View(r, ElementShape(r.payload_codec(), r.element, r.time)) for r in rules]
+        self._boxes: OrderedDict[tuple[int, int, int, int], BoxIndex] = OrderedDict()
+        self._locks: dict[tuple[int, int, int, int], threading.RLock] = {}
+        self._guard = threading.Lock()
+
+    # ------------------------------------------------------------------ indexes
+    def _box(
+        self, cid: int, mid: int, moid_lo: int, moid_hi: int
+    ) -> tuple[BoxIndex, threading.RLock]:
+        key = (cid, mid, moid_lo, moid_hi)
+        with self._guard:
+            box = self._boxes.get(key)
+            if box is None:
+                lo: KeyTuple = (cid, mid, moid_lo, CAP_RANGE[0], _ACQ_MIN)
+                hi: KeyTuple = (cid + 1, mid + 1, moid_hi, CAP_RANGE[1] + 1, _ACQ_MAX)
+                box = self._boxes[key] = BoxIndex(lo, hi)
+                self._locks[key] = threading.RLock()
+            self._boxes.move_to_end(key)
+            return box, self._locks[key]
+
+    def _evict(self) -> None:
+        with self._guard:
+            total = sum(b.size for b in self._boxes.values())
+            while total > self.index_budget and len(self._boxes) > 1:
+                key, box = self._boxes.popitem(last=False)
+                self._locks.pop(key, None)
+                total -= box.size
+
+    def _catch_up(self, box: BoxIndex, lock: threading.RLock, force: bool = False) -> None:
+        with lock:
+            if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
+                return
+            started = time.monotonic()
+            lo, hi = box.feed_box()
+            found: list[tuple[int, int]] = []
+            acq = self.link.stream(
+                lo, hi, lambda batch: found.extend((k.moid, k.cap) for k, _ in batch)
+            )
+            box.add_records(found)
+            box.acq0 = max(box.acq0, acq)
+            box.refreshed_at = started
+        if found:
+            self._evict()
+
+    def _series_box(self, series: SeriesKey) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+        box, lock = self._box(series.cid, series.mid, series.moid, series.moid + 1)
+        self._catch_up(box, lock)
+        return box, lock, box.series(series.moid)
+
+    def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
+        fields = target.rule.fields
+        if fields is not None:
+            moids = [m for _, m in fields]
+            lo_m, hi_m = min(moids), max(moids) + 1
+        else:
+            lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
+        box, lock = self._box(target.cid, target.mid, lo_m, hi_m)
+        self._catch_up(box, lock)
+        return box, lock
+
+    def view(self, rule_index: int) -> _View:
+        """The settings of map rule ``rule_index``."""
+        return self._views[rule_index]
+
+    # -------------------------------------------------------------- fetching
+    def _fetch(self, series: SeriesKey, caps: Sequence[int]) -> dict[int, bytes]:
+        """Newest payload of each requested cap, by one GET of the covering cap range."""
+        if not caps:
+            return {}
+        lo, hi = series.key_range(min(caps), max(caps) + 1)
+        records, _ = self.link.get(lo, hi)
+        wanted = set(caps)
+        return {
+            cap: p
+            for (moid, cap), (_, p) in _newest_per_cap(records).items()
+            if cap in wanted and moid == series.moid
+        }
+
+    def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
+        return self._views[rule_index].shape.to_json(cap, payload)
+
+    # -------------------------------------------------------------- List reads
+    def llen(self, t: ListTarget) -> int:
+        """Number of distinct caps of the series. Redis LLEN."""
+        return len(self._series_box(t.series)[2])
+
+    def lindex_many(self, t: ListTarget, indices: Sequence[Any]) -> list[str | None]:
+        """``lindex`` for several indices with at most one range GET when they are close."""
+        _, _, idx = self._series_box(t.series)
+        caps = idx.caps
+        n = len(caps)
+        positions: list[int | None] = []
+        for i in indices:
+            if i is None:
+                raise DataError("Invalid input of type None")
+            try:
+                i = int(i)
+            except (TypeError, ValueError):
+                raise ResponseError("value is not an integer or out of range") from None
+            j = i + n if i < 0 else i
+            positions.append(j if 0 <= j < n else None)
+        valid = [p for p in positions if p is not None]
+        if not valid:
+            return [None] * len(positions)
+        span = max(valid) - min(valid) + 1
+        if span <= max(4 * len(valid), 1024):
+            payloads = self._fetch(t.series, [int(caps[p]) for p in valid])
+        else:  # far-apart indices: one narrow GET each rather than the whole series
+            payloads = {}
+            for p in valid:
+                payloads.update(self._fetch(t.series, [int(caps[p])]))
+        out: list[str | None] = []
+        for pos in positions:
+            if pos is None:
+                out.append(None)
+                continue
+            cap = int(caps[pos])
+            out.append(self._element(t.rule.index, cap, payloads[cap]) if cap in payloads else None)
+        return out
+
+    def lindex(self, t: ListTarget, index: Any) -> str | None:
+        """Element at ``index`` (negative from the end) or ``None``. Redis LINDEX."""
+        return self.lindex_many(t, [index])[0]
+
+    def lrange(self, t: ListTarget, start: Any, end: Any) -> list[str]:
+        """Elements ``start..end`` inclusive, by one GET of their cap range. Redis LRANGE."""
+        _, _, idx = self._series_box(t.series)
+        caps = idx.caps
+        n = len(caps)
+        try:
+            start, end = int(start), int(end)
+        except (TypeError, ValueError):
+            raise ResponseError("value is not an integer or out of range") from None
+        start = max(start + n if start < 0 else start, 0)
+        end = min(end + n if end < 0 else end, n - 1)
+        if start > end:
+            return []
+        wanted = [int(c) for c in caps[start : end + 1]]
+        payloads = self._fetch(t.series, wanted)
+        return [self._element(t.rule.index, c, payloads[c]) for c in wanted if c in payloads]
+
+    # ------------------------------------------------------------- List writes
+    def _writable(self, rule_index: int, key: str) -> _View:
+        view = self._views[rule_index]
+        if view.rule.read_only:
+            raise ResponseError(f"{key!r} is read-only (map rule {rule_index} sets read_only)")
+        return view
+
+    def rpush(self, t: ListTarget, *values: Any) -> int:
+        """Append elements as new records; returns the new length once TStorage said OK."""
+        if not values:
+            raise ResponseError("wrong number of arguments for 'rpush' command")
+        view = self._writable(t.rule.index, t.key)
+        parsed = [_parse(view.shape, v) for v in values]
+        _, lock, idx = self._series_box(t.series)
+        with lock:
+            caps = self._assign_caps(t.key, view.rule, idx, [c for c, _ in parsed])
+            s = t.series
+            records: list[PutRecord] = [
+                ((s.cid, s.mid, s.moid, cap), payload)
+                for cap, (_, payload) in zip(caps, parsed, strict=True)
+            ]
+            self.link.put(records)
+            idx.add(caps)
+            return len(idx)
+
+    def _assign_caps(
+        self, key: str, rule: MapRule, idx: CapIndex, wanted: Sequence[int | None]
+    ) -> list[int]:
+        # "now" caps are strictly increasing per series: two appends in one nanosecond
+        # become two elements, never a silent correction.
+        last = idx.last()
+        now = self.clock()
+        out: list[int] = []
+        seen: set[int] = set()
+        for want in wanted:
+            if want is None:
+                cap = now if last is None else max(now, last + 1)
+                if cap > CAP_RANGE[1]:
+                    raise DataError(f"{key!r}: no capture time left after {last}")
+            else:
+                cap = want
+            if want is not None and last is not None and cap <= last:
+                if not (idx.contains(cap) or cap in seen):
+                    raise ResponseError(
+                        f"{key!r}: t={cap} (TStorage ns) lies before the last element and "
+                        "matches none: inserting in the middle of a series is not supported"
+                    )
+                if not rule.allow_corrections:
+                    raise ResponseError(
+                        f"{key!r}: an element with this time exists; corrections are off "
+                        "for this map rule (allow_corrections = false)"
+                    )
+            out.append(cap)
+            seen.add(cap)
+            last = cap if last is None else max(last, cap)
+        return out
+
+    def lset(self, t: ListTarget, index: Any, value: Any) -> bool:
+        """Correct element ``index``: a newer record with the same cap. Redis LSET."""
+        view = self._writable(t.rule.index, t.key)
+        if not view.rule.allow_corrections:
+            raise ResponseError(
+                f"{t.key!r}: elements of a series cannot be replaced "
+                "(set allow_corrections = true in the map rule to allow corrections)"
+            )
+        cap_given, payload = _parse(view.shape, value)
+        _, lock, idx = self._series_box(t.series)
+        with lock:
+            n = len(idx)
+            if n == 0:
+                raise ResponseError("no such key")
+            i = int(index)
+            j = i + n if i < 0 else i
+            if not 0 <= j < n:
+                raise ResponseError("index out of range")
+            cap = int(idx.caps[j])
+            if cap_given is not None and cap_given != cap:
+                raise ResponseError(
+                    f"{t.key!r}: element {i} has t={cap}; a correction keeps its time"
+                )
+            s = t.series
+            self.link.put([((s.cid, s.mid, s.moid, cap), payload)])
+        return True
+
+    # -------------------------------------------------------------- Dict reads
+    def _fields(self, t: DictTarget, box: BoxIndex) -> list[tuple[str, int]]:
+        present = {m for m, c in box.moids.items() if len(c)}
+        if t.rule.fields is not None:
+            return [(name, m) for name, m in t.rule.fields if m in present]
+        return [(str(m), m) for m in sorted(present)]
+
+    def _latest(
+        self, t: DictTarget, box: BoxIndex, moids: Sequence[int]
+    ) -> dict[int, tuple[int, bytes]]:
+        lasts = {m: box.series(m).last() for m in moids}
+        lasts_known = {m: c for m, c in lasts.items() if c is not None}
+        if not lasts_known:
+            return {}
+        lo_cap, hi_cap = min(lasts_known.values()), max(lasts_known.values())
+        # One GET over all fields when their latest records sit close together in time
+        # (the index tells exactly how many records the window holds), else one per field.
+        in_window = sum(
+            int(
+                np.searchsorted(box.series(m).caps, hi_cap, side="right")
+                - np.searchsorted(box.series(m).caps, lo_cap)
+            )
+            for m in lasts_known
+        )
+        windows: list[tuple[list[int], int, int]]
+        if in_window <= 4 * len(lasts_known) + 16:
+            windows = [(list(lasts_known), lo_cap, hi_cap)]
+        else:
+            windows = [([m], c, c) for m, c in lasts_known.items()]
+        out: dict[int, tuple[int, bytes]] = {}
+        for ms, a, b in windows:
+            lo: KeyTuple = (t.cid, t.mid, min(ms), a, _ACQ_MIN)
+            hi: KeyTuple = (t.cid + 1, t.mid + 1, max(ms) + 1, b + 1, _ACQ_MAX)
+            records, _ = self.link.get(lo, hi)
+            for (moid, cap), (_, payload) in _newest_per_cap(records).items():
+                if lasts_known.get(moid) == cap:
+                    out[moid] = (cap, payload)
+        return out
+
+    def hgetall(self, t: DictTarget) -> dict[str, str]:
+        """Every field with its latest element. Redis HGETALL."""
+        box, _ = self._meter_box(t)
+        fields = self._fields(t, box)
+        latest = self._latest(t, box, [m for _, m in fields])
+        return {name: self._element(t.rule.index, *latest[m]) for name, m in fields if m in latest}
+
+    def hmget(self, t: DictTarget, keys: Any, *args: Any) -> list[str | None]:
+        """Latest elements of several fields. Redis HMGET."""
+        names = list(keys) if isinstance(keys, (list, tuple)) else [keys]
+        names += list(args)
+        box, _ = self._meter_box(t)
+        moids: list[int | None] = []
+        for name in names:
+            try:
+                moids.append(t.moid_for_field(str(name)))
+            except KeyMappingError:
+                moids.append(None)
+        latest = self._latest(t, box, [m for m in moids if m is not None])
+        return [
+            self._element(t.rule.index, *latest[m]) if m is not None and m in latest else None
+            for m in moids
+        ]
+
+    def hget(self, t: DictTarget, key: Any) -> str | None:
+        """Latest element of one field or ``None``. Redis HGET."""
+        return self.hmget(t, [key])[0]
+
+    def hkeys(self, t: DictTarget) -> list[str]:
+        """Fields that have at least one record. Redis HKEYS."""
+        box, _ = self._meter_box(t)
+        return [name for name, _ in self._fields(t, box)]
+
+    def hvals(self, t: DictTarget) -> list[str]:
+        """Latest elements in field order. Redis HVALS."""
+        return list(self.hgetall(t).values())
+
+    def hlen(self, t: DictTarget) -> int:
+        """Number of fields with a record. Redis HLEN."""
+        return len(self.hkeys(t))
+
+    def hexists(self, t: DictTarget, key: Any) -> int:
+        """1 if the field has a record, else 0. Redis HEXISTS."""
+        try:
+            moid = t.moid_for_field(str(key))
+        except KeyMappingError:
+            return 0
+        box, _ = self._meter_box(t)
+        return int(len(box.series(moid)) > 0)
+
+    # ------------------------------------------------------------- Dict writes
+    def hset(
+        self,
+        t: DictTarget,
+        key: Any = None,
+        value: Any = None,
+        mapping: Any = None,
+        items: Any = None,
+    ) -> int:
+        """Append one record per field (cap = now or the element's ``t``). Redis HSET.
+
+        Returns the number of fields that had no record before, as Redis counts new fields.
+        """
+        pairs: list[tuple[Any, Any]] = []
+        if key is not None:
+            pairs.append((key, value))
+        if mapping:
+            pairs.extend(dict(mapping).items())
+        if items:
+            it = list(items)
+            pairs.extend(zip(it[::2], it[1::2], strict=False))
+        if not pairs:
+            raise DataError("'hset' with no key value pairs")
+        view = self._writable(t.rule.index, t.key)
+        moids = [t.moid_for_field(str(k)) for k, _ in pairs]
+        parsed = [_parse(view.shape, v) for _, v in pairs]
+        box, lock = self._meter_box(t)
+        with lock:
+            new_fields = sum(1 for m in set(moids) if len(box.series(m)) == 0)
+            planned: dict[int, list[int]] = {}
+            for moid in dict.fromkeys(moids):
+                wanted = [c for m, (c, _) in zip(moids, parsed, strict=True) if m == moid]
+                planned[moid] = self._assign_caps(t.key, view.rule, box.series(moid), wanted)
+            cursor = {m: iter(caps) for m, caps in planned.items()}
+            records: list[PutRecord] = [
+                ((t.cid, t.mid, m, next(cursor[m])), payload)
+                for m, (_, payload) in zip(moids, parsed, strict=True)
+            ]
+            self.link.put(records)
+            for moid, caps in planned.items():
+                box.series(moid).add(caps)
+        return new_fields
+
+
+def _parse(shape: ElementShape, value: Any) -> tuple[int | None, bytes]:
+    try:
+        return shape.parse(value)
+    except CodecError as exc:
+        raise DataError(str(exc)) from None

@@ -1,0 +1,90 @@
+"""Fixtures of the gateway tests: a real TStorage server process and gateway storages on it.
+
+TStorage cannot delete, so every test works under its own cids (``fresh_cid``), which
+stands in for a flush between tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config import GatewayConfig, load_config
+from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from tests._servers import ServerProcess, spawn
+
+_cids = itertools.count(1000)
+
+
+@pytest.fixture(scope="session")
+def tstorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One durable TStorage server for the session (``tstorage-server --port 0``)."""
+    data = tmp_path_factory.mktemp("tstorage")
+    with spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"]) as proc:
+        yield proc
+
+
+@pytest.fixture
+def fresh_cid() -> Callable[[], int]:
+    """Hands out cids no other test of the session uses."""
+    return lambda: next(_cids)
+
+
+def meter_config(tstorage: ServerProcess, cid: int, generic_cid: int, extra: str = "") -> str:
+    """A config text mapping ``meters/{mid}/{moid}`` Lists and ``meters/{mid}`` Dicts."""
+    return textwrap.dedent(
+        f"""
+        [tstorage]
+        host = "127.0.0.1"
+        port = {tstorage.port}
+
+        [generic]
+        cid = {generic_cid}
+
+        [[map]]
+        pattern = "meters/{{mid:int}}/{{moid:int}}"
+        cid = {cid}
+        mid = "{{mid}}"
+        moid = "{{moid}}"
+        codec = "struct:<d"
+
+        [[map]]
+        kind = "dict"
+        pattern = "meters/{{mid:int}}"
+        cid = {cid}
+        mid = "{{mid}}"
+        codec = "struct:<d"
+        """
+    ) + textwrap.dedent(extra)
+
+
+@pytest.fixture
+def make_storage(
+    tstorage: ServerProcess, tmp_path: Path
+) -> Iterator[Callable[[str], GatewayStorage]]:
+    """Build a :class:`GatewayStorage` from config text (on the session's TStorage)."""
+    links: list[TStorageLink] = []
+
+    def make(text: str) -> GatewayStorage:
+        path = tmp_path / f"gateway-{len(links)}.toml"
+        path.write_text(text)
+        cfg: GatewayConfig = load_config(path)
+        t = cfg.tstorage
+        assert t.host is not None and t.port is not None
+        link = TStorageLink(
+            LinkSettings(
+                t.host, t.port, t.timeout, t.memory_limit, t.connections, t.reconnect_max_delay
+            )
+        )
+        links.append(link)
+        storage = GatewayStorage(link, cfg)
+        storage.load()
+        return storage
+
+    yield make
+    for link in links:
+        link.close()
