@@ -2,7 +2,7 @@
 
 ``loop.run_in_executor`` with a ``ThreadPoolExecutor`` would use whatever ``threading``
 the process has, which is green (and shares one OS thread) under eventlet. This pool uses
-the unpatched module and a C ``SimpleQueue``, and hands results back with
+the unpatched module and the C ``_queue.SimpleQueue``, and hands results back with
 ``call_soon_threadsafe``.
 """
 
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+
+# The C queue: eventlet's monkey-patching swaps the ``queue`` module for a green one.
+from _queue import SimpleQueue
 from collections.abc import Callable
-from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from tstorage_server._threads import real_threading

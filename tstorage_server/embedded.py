@@ -8,9 +8,11 @@ hub's single thread; :mod:`tstorage_server._threads` supplies the unpatched modu
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import selectors
 import sys
-from concurrent.futures import Future
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -21,9 +23,64 @@ from tstorage_server.store import LmdbStore, Store
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     if eventlet_patched():
-        selectors = sys.modules["eventlet.patcher"].original("selectors")
-        return asyncio.SelectorEventLoop(selectors.DefaultSelector())
+        return asyncio.SelectorEventLoop(_real_epoll_selector())
     return asyncio.new_event_loop()
+
+
+def _real_epoll_selector() -> selectors.BaseSelector:
+    """An epoll selector on the unpatched ``select`` module.
+
+    eventlet replaces ``select`` with a green module without epoll, and the patched
+    ``selectors`` module then only offers a select() based selector that blocks on the
+    hub. The event loop of the embedded server needs a real one.
+    """
+    real_select: Any = sys.modules["eventlet.patcher"].original("select")
+    poll_like: Any = selectors._PollLikeSelector
+
+    class RealEpollSelector(poll_like):
+        _selector_cls = real_select.epoll
+        _EVENT_READ = real_select.EPOLLIN
+        _EVENT_WRITE = real_select.EPOLLOUT
+
+        def fileno(self) -> int:
+            return int(self._selector.fileno())
+
+        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            if timeout is None:
+                wait = -1.0
+            else:
+                wait = 0.0 if timeout <= 0 else math.ceil(timeout * 1e3) * 1e-3
+            try:
+                fired = self._selector.poll(wait, max(len(self._fd_to_key), 1))
+            except InterruptedError:
+                return []
+            ready = []
+            for fd, mask in fired:
+                key = self._fd_to_key.get(fd)
+                if key is None:
+                    continue
+                events = 0
+                if mask & ~real_select.EPOLLIN:
+                    events |= selectors.EVENT_WRITE
+                if mask & ~real_select.EPOLLOUT:
+                    events |= selectors.EVENT_READ
+                ready.append((key, events & key.events))
+            return ready
+
+        def close(self) -> None:
+            self._selector.close()
+            super().close()
+
+    return RealEpollSelector()
+
+
+@dataclass
+class _Outcome:
+    """Start-up result handed from the server thread (a real-thread Event, not a Future:
+    a Future's condition variable is green in a patched process)."""
+
+    event: Any
+    error: BaseException | None = None
 
 
 class EmbeddedServer:
@@ -76,22 +133,21 @@ class EmbeddedServer:
         if self._store is None:
             assert self.data_dir is not None
             self._store = LmdbStore(self.data_dir)
-        ready: Future[None] = Future()
         threading = real_threading()
+        ready = _Outcome(threading.Event())
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name="tstorage-server", daemon=True
         )
         self._thread.start()
-        try:
-            ready.result()
-        except BaseException:
+        ready.event.wait()
+        if ready.error is not None:
             self._thread.join()
             self._thread = None
             self._close_store()
-            raise
+            raise ready.error
         return self
 
-    def _run(self, ready: Future[None]) -> None:
+    def _run(self, ready: _Outcome) -> None:
         loop = _new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -101,15 +157,19 @@ class EmbeddedServer:
             loop.run_until_complete(server.start())
         except BaseException as exc:
             loop.close()
-            ready.set_exception(exc)
+            ready.error = exc
+            ready.event.set()
             return
         self._server = server
         self.port = server.port
-        ready.set_result(None)
+        ready.event.set()
         try:
             loop.run_forever()
         finally:
             loop.run_until_complete(server.stop())
+            # Let transports finish closing before the loop goes away.
+            loop.run_until_complete(asyncio.sleep(0.01))
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def stop(self) -> None:

@@ -84,9 +84,17 @@ def test_spec_vectors_round_trip(server: ServerProcess) -> None:
         c.send(key_range(GET, (0, 12, 2, 10, 10), (2, 13, 4, 11, 100)))
         expected = (
             H("000000000000000000000000")
-            + H("24000000 00000000 0c00000000000000 02000000 0a00000000000000 0a00000000000000".replace(" ", ""))
+            + H(
+                "24000000 00000000 0c00000000000000 02000000 0a00000000000000 0a00000000000000".replace(
+                    " ", ""
+                )
+            )
             + PAYLOAD_314
-            + H("24000000 01000000 0c00000000000000 03000000 0a00000000000000 0b00000000000000".replace(" ", ""))
+            + H(
+                "24000000 01000000 0c00000000000000 03000000 0a00000000000000 0b00000000000000".replace(
+                    " ", ""
+                )
+            )
             + PAYLOAD_314
             + H("00000000")
             + ACQ_100
@@ -101,7 +109,10 @@ def test_spec_vectors_round_trip(server: ServerProcess) -> None:
         assert before <= acq_min < acq_max <= after + 10**6  # server-assigned from the wall clock
         status, records, trailer = c.get((0, 12, 0, 10, 0), (2, 13, 2, 11, I64_MAX))
         assert status == 0
-        assert records == [((0, 12, 0, 10, acq_min), PAYLOAD_314), ((1, 12, 1, 10, acq_max), PAYLOAD_314)]
+        assert records == [
+            ((0, 12, 0, 10, acq_min), PAYLOAD_314),
+            ((1, 12, 1, 10, acq_max), PAYLOAD_314),
+        ]
         assert trailer > acq_max
 
 
@@ -115,7 +126,9 @@ def test_empty_requests(server: ServerProcess) -> None:
         assert c.recv_exactly(28) == H("000000001000000000000000") + b"\xff" * 16
         # Empty result: header, terminator, trailer with acq = min(key_max.acq, W) = 7.
         c.send(key_range(GET, (0, 0, 0, 0, 0), (10, 10, 10, 10, 7)))
-        assert c.recv_exactly(36) == H("000000000000000000000000 00000000 000000000800000000000000".replace(" ", "")) + struct.pack("<q", 7)
+        assert c.recv_exactly(36) == H(
+            "000000000000000000000000 00000000 000000000800000000000000".replace(" ", "")
+        ) + struct.pack("<q", 7)
         # §8.1 get_empty: negative bounds are fine on an empty database.
         assert c.get((0, -10, -10, -10, -10), (10, 10, 10, 10, 10))[0] == 0
 
@@ -128,7 +141,7 @@ def test_empty_requests(server: ServerProcess) -> None:
         ((0, 0, 0, 0, 0), (0, I64_MAX, I32_MAX, I64_MAX, I64_MAX)),  # empty cid range
         ((0, 5, 0, 0, 0), (1, 5, 1, 1, 1)),  # empty mid range
         ((0, 0, 0, 9, 0), (1, 1, 1, 3, 1)),  # inverted cap range
-        (KEY_MAX[:4] + (0,), KEY_MIN),  # inverted in four components
+        ((*KEY_MAX[:4], 0), KEY_MIN),  # inverted in four components
         ((0, 0, 0, 0, 2**62), KEY_MAX),  # key_min.acq in the future
     ],
 )
@@ -250,7 +263,9 @@ def test_records_with_a_maximal_component_are_dropped_not_rejected(server: Serve
         assert c.put([(KEY_MIN, b"min")], with_acq=True)[0] == 0
         assert c.put([(KEY_MAX, b"max")], with_acq=True)[0] == 0
         assert c.put([((11, 11, 11, I64_MAX, 0), b"cap")], with_acq=True)[0] == 0
-        assert c.put([((11, 11, 11, 11, I64_MAX), b"acq")], with_acq=True)[0] == 0  # PUTA: acq max too
+        assert (
+            c.put([((11, 11, 11, 11, I64_MAX), b"acq")], with_acq=True)[0] == 0
+        )  # PUTA: acq max too
         assert c.put([((11, 11, I32_MAX, 11, 0), b"moid")], with_acq=False)[0] == 0
         assert c.put([((11, 12, 11, 11, I64_MAX), b"put ignores acq")], with_acq=False)[0] == 0
         status, got, _ = c.get()
@@ -258,7 +273,9 @@ def test_records_with_a_maximal_component_are_dropped_not_rejected(server: Serve
         assert [p for _, p in got] == [b"min", b"put ignores acq"]
 
 
-def test_order_is_ascending_key_and_duplicates_are_kept_in_arrival_order(server: ServerProcess) -> None:
+def test_order_is_ascending_key_and_duplicates_are_kept_in_arrival_order(
+    server: ServerProcess,
+) -> None:
     with Raw(server.port) as c:
         c.put([((3, 1, 1, 1, 1), b"a1"), ((1, 9, 9, 9, 9), b"z")], with_acq=True)
         c.put([((3, 1, 1, 1, 1), b"a2"), ((2, 0, 0, 0, 0), b"m")], with_acq=True)
@@ -275,7 +292,9 @@ def test_32_mib_payload_is_accepted_and_returned(server: ServerProcess) -> None:
         assert status == 0 and got == [((4, 0, 0, 0, 0), payload)]
 
 
-def test_many_requests_on_one_connection_and_many_connections_at_once(server: ServerProcess) -> None:
+def test_many_requests_on_one_connection_and_many_connections_at_once(
+    server: ServerProcess,
+) -> None:
     slow = Raw(server.port)  # a client that sends half a header and stalls
     slow.send(b"\x07\x00\x00")
     errors: list[BaseException] = []

@@ -21,8 +21,10 @@ I32_MIN, I64_MIN = -(2**31), -(2**63)
 KEY_MIN = (0, I64_MIN, I32_MIN, I64_MIN, I64_MIN)
 KEY_MAX = (I32_MAX, I64_MAX, I32_MAX, I64_MAX, I64_MAX)
 
-ERROR_GET = bytes.fromhex("000000000000000000000000" "00000000" "ffffffff0000000000000000" "0000000000000000")
-ERROR_GET_ACQ = bytes.fromhex("ffffffff0000000000000000" "0000000000000000")
+ERROR_GET = bytes.fromhex(
+    "00000000000000000000000000000000ffffffff00000000000000000000000000000000"
+)
+ERROR_GET_ACQ = bytes.fromhex("ffffffff00000000000000000000000000000000")
 ERROR_PUT = bytes.fromhex("ffffffff0000000000000000")
 
 Key = tuple[int, int, int, int, int]
@@ -40,8 +42,12 @@ def put_request(records: list[tuple[Key, bytes]], with_acq: bool) -> bytes:
         cid = records[i][0][0]
         body = []
         while i < len(records) and records[i][0][0] == cid:
-            (c, mid, moid, cap, acq), payload = records[i]
-            key = struct.pack("<qiqq", mid, moid, cap, acq) if with_acq else struct.pack("<qiq", mid, moid, cap)
+            (_cid, mid, moid, cap, acq), payload = records[i]
+            key = (
+                struct.pack("<qiqq", mid, moid, cap, acq)
+                if with_acq
+                else struct.pack("<qiq", mid, moid, cap)
+            )
             body.append(I32.pack(len(key) + len(payload)) + key + payload)
             i += 1
         raw = b"".join(body)
@@ -100,7 +106,9 @@ class Raw:
         body = self.recv_exactly(size)
         return status, (I64.unpack_from(body)[0] if status == 0 else -1)
 
-    def get(self, kmin: Key = KEY_MIN, kmax: Key = KEY_MAX) -> tuple[int, list[tuple[Key, bytes]], int]:
+    def get(
+        self, kmin: Key = KEY_MIN, kmax: Key = KEY_MAX
+    ) -> tuple[int, list[tuple[Key, bytes]], int]:
         """Returns (status, records, trailer acq); status is the first non-zero one seen."""
         self.send(key_range(GET, kmin, kmax))
         status, size = HEADER.unpack(self.recv_exactly(12))
