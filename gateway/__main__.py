@@ -1,19 +1,25 @@
 """Command line of the gateway: ``gateway <command>``.
 
 Commands:
+    run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from gateway.config import check_config
+# Nothing heavy is imported here: `gateway run` must monkey-patch (eventlet) before any
+# module that opens sockets or creates locks is loaded.
+DEFAULT_CONFIG = "config/gateway.toml"
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from gateway.config import check_config
+
     cfg, issues = check_config(args.file)
     for issue in issues:
         print(issue.format(args.file), file=sys.stderr)
@@ -29,6 +35,43 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.errors import ConfigError
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("the gateway refuses to start on an invalid configuration", file=sys.stderr)
+        return 2
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if overrides:
+        cfg = cfg.model_copy(update={"server": cfg.server.model_copy(update=overrides)})
+        if not cfg.auth.enabled and not cfg.server.is_loopback:
+            print("auth is off: the gateway may only bind a loopback address", file=sys.stderr)
+            return 2
+    from gateway.app import run
+
+    run(cfg)
+    return 0
+
+
+def _green() -> None:
+    # Green sockets and locks before anything creates one: the storage's blocking TStorage
+    # calls then yield to other websocket clients instead of stalling the server.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eventlet announces its maintenance mode
+        import eventlet
+
+    eventlet.monkey_patch()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``gateway`` console script."""
     parser = argparse.ArgumentParser(
@@ -36,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="A znsocket server whose storage is TStorage, configured by one TOML file.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve znsocket clients from TStorage")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
+    run.add_argument("--host", default=None, help="override server.host")
+    run.add_argument(
+        "--port", type=int, default=None, help="override server.port (0: any free port)"
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(func=_run)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", help="the TOML configuration file")
     check.set_defaults(func=_check_config)
@@ -45,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``gateway`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        _green()
     return int(args.func(args))
 
 

@@ -285,7 +285,7 @@ def test_tstorage_down_gives_a_clear_error(
     gw.link.close()
     gw.series.link = gw.generic.link = gw.link = dead
     start = time.monotonic()
-    with pytest.raises(TStorageUnavailable, match="127.0.0.1:1"):
+    with pytest.raises(TStorageUnavailable, match=r"127\.0\.0\.1:1"):
         gw.set("k", "changed")
     assert time.monotonic() - start < 2
     with pytest.raises(TStorageUnavailable):

@@ -1,0 +1,213 @@
+"""End to end: `gateway run` processes on a TStorage server process, driven over the wire.
+
+Clients: our ``znsocket.Client`` with ``List``/``Dict`` (upstream 0.3.0 in its own
+virtualenv is exercised in ``test_upstream_interop.py``), and ``tstorage_client`` talking to
+TStorage directly.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import znsocket
+from tests._servers import ServerProcess, spawn
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_storage_series import put_direct, records_of
+
+pytestmark = pytest.mark.integration
+
+
+def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
+    """Retry ``check`` until it stops failing (the change feed lags by up to 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            check()
+            return
+        except (AssertionError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
+    procs: list[ServerProcess] = []
+
+    def start(config_text: str) -> ServerProcess:
+        path = tmp_path / f"gateway-{len(procs)}.toml"
+        path.write_text(config_text)
+        proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"])
+        procs.append(proc)
+        return proc
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture
+def cids(fresh_cid: Callable[[], int]) -> tuple[int, int]:
+    return fresh_cid(), fresh_cid()
+
+
+def client(proc: ServerProcess) -> znsocket.Client:
+    return znsocket.Client.from_url(f"znsocket://127.0.0.1:{proc.port}")
+
+
+def test_lists_and_dicts_over_series(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    gw = start_gateway(meter_config(tstorage, cid, gcid))
+    c = client(gw)
+    lst = znsocket.List(c, "meters/7/3")
+    lst.append(1.5)
+    lst.extend([2.5, 3.5, 4.5])
+    assert len(lst) == 4
+    assert lst[0] == 1.5 and lst[-1] == 4.5
+    assert lst[-3:] == [2.5, 3.5, 4.5]
+    assert list(lst) == [1.5, 2.5, 3.5, 4.5]
+    d = znsocket.Dict(c, "meters/7")
+    assert dict(d) == {"3": 4.5}
+    d["4"] = 10.0
+    assert d["4"] == 10.0 and sorted(d.keys()) == ["3", "4"]
+    # appended through the gateway, read back by tstorage_client with keys and payloads
+    recs = records_of(tstorage, cid)
+    assert [(k[:3], struct.unpack("<d", v)[0]) for k, v in recs] == [
+        ((cid, 7, 3), 1.5),
+        ((cid, 7, 3), 2.5),
+        ((cid, 7, 3), 3.5),
+        ((cid, 7, 3), 4.5),
+        ((cid, 7, 4), 10.0),
+    ]
+    # generic keys and plain znsocket objects still work next to the mapped ones
+    notes = znsocket.Dict(c, "notes")
+    notes["a"] = {"nested": [1, 2]}
+    assert notes["a"] == {"nested": [1, 2]}
+    c.set("plain", "value")
+    assert c.get("plain") == "value"
+
+
+def test_records_put_directly_appear(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    gw = start_gateway(meter_config(tstorage, cid, gcid))
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/2")
+    d = znsocket.Dict(c, "meters/1")
+    assert len(lst) == 0
+    put_direct(tstorage, [((cid, 1, 2, cap), struct.pack("<d", cap)) for cap in (300, 100, 200)])
+    put_direct(tstorage, [((cid, 1, 5, 50), struct.pack("<d", -1))])
+
+    def visible() -> None:
+        assert lst[:] == [100.0, 200.0, 300.0]
+        assert dict(d) == {"2": 300.0, "5": -1.0}
+
+    eventually(visible)
+
+
+def test_kill_9_loses_nothing_acknowledged(
+    start_gateway: Callable[[str], ServerProcess], tmp_path: Path, fresh_cid: Callable[[], int]
+) -> None:
+    # embedded TStorage in the gateway process: kill -9 takes both down at once
+    config = f"""
+    [tstorage.embedded]
+    data_dir = "{tmp_path / "data"}"
+
+    [[map]]
+    pattern = "meters/{{mid:int}}/{{moid:int}}"
+    cid = 1
+    mid = "{{mid}}"
+    moid = "{{moid}}"
+    codec = "struct:<d"
+    """
+    gw = start_gateway(config)
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    acked = []
+    for i in range(200):
+        lst.append(float(i))
+        acked.append(float(i))
+    c.set("last", "199")
+    c.hset("znsocket.Dict:state", "phase", '"done"')
+    gw.kill()
+    gw2 = start_gateway(config)
+    c2 = client(gw2)
+    assert znsocket.List(c2, "meters/1/1")[:] == acked
+    assert c2.get("last") == "199"
+    assert znsocket.Dict(c2, "state")["phase"] == "done"
+
+
+def test_two_gateways_see_each_others_writes(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    text = meter_config(tstorage, cid, gcid)
+    a, b = client(start_gateway(text)), client(start_gateway(text))
+    znsocket.List(a, "meters/3/1").extend([1.0, 2.0])
+    znsocket.Dict(b, "meters/3")["2"] = 5.0
+    znsocket.Dict(a, "shared")["from_a"] = "hello"
+    b.set("from_b", "hi")
+
+    def coherent() -> None:
+        assert znsocket.List(b, "meters/3/1")[:] == [1.0, 2.0]
+        assert dict(znsocket.Dict(a, "meters/3")) == {"1": 2.0, "2": 5.0}
+        assert znsocket.Dict(b, "shared")["from_a"] == "hello"
+        assert a.get("from_b") == "hi"
+
+    eventually(coherent)
+
+
+def test_bad_input_gets_clear_errors_and_writes_nothing(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    extra = f"""
+    [[map]]
+    pattern = "events/{{mid:int}}"
+    cid = {cid + 300000}
+    mid = "{{mid}}"
+    moid = 1000
+    codec = "struct:<d"
+    element = "timestamped"
+    """
+    text = meter_config(tstorage, cid, gcid, extra).replace(
+        "[generic]", '[generic]\nunmapped = "reject"'
+    )
+    gw = start_gateway(text)
+    c = client(gw)
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="no map rule matches"):
+        c.set("unmapped", "1")
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="not a canonical integer"):
+        znsocket.List(c, "meters/abc/1").append(1.0)
+    with pytest.raises(znsocket.exceptions.DataError, match="needs a number"):
+        znsocket.List(c, "meters/1/1").append("text")
+    with pytest.raises(znsocket.exceptions.DataError, match="outside TStorage's time range"):
+        znsocket.List(c, "events/1").append({"t": 2**70, "v": 1.0})
+    assert records_of(tstorage, cid) == [] and records_of(tstorage, gcid) == []
+    assert records_of(tstorage, cid + 300000) == []
+    # the gateway stays up for this and other clients
+    other = client(gw)
+    znsocket.List(other, "meters/1/1").append(2.0)
+    assert znsocket.List(c, "meters/1/1")[:] == [2.0]
+    # no inserts before, no deletes of, records of a series
+    with pytest.raises(znsocket.exceptions.ResponseError, match="head"):
+        znsocket.List(c, "meters/1/1").insert(0, 1.0)
+    with pytest.raises(IndexError):
+        del znsocket.List(c, "meters/1/1")[0]
+    assert znsocket.List(c, "meters/1/1")[:] == [2.0]
+    assert gw.alive()
+
+
+def test_invalid_config_refuses_to_start(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nport = "x"\n')
+    with pytest.raises(RuntimeError, match="refuses to start"):
+        spawn(["gateway", "run", "--config", str(path)], timeout=20)
