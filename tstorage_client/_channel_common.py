@@ -112,6 +112,15 @@ class ReceiveBuffer:
     def __len__(self) -> int:
         return self._available - self._current
 
+    @property
+    def capacity(self) -> int:
+        """Size of the underlying array."""
+        return len(self._buffer)
+
+    def reset(self) -> None:
+        """Forget every byte (keeps the capacity)."""
+        self._current = self._available = 0
+
     def free_len(self) -> int:
         """Bytes that can still be fed."""
         return len(self._buffer) - self._available

@@ -514,19 +514,17 @@ class ObjectRecordDecoder(RecordDecoder[T]):
             if n == 0:
                 return out, off + 4, 0, True
             end = off + 4 + n
-            if n < KEY_BYTES:
-                if out:
-                    return out, off, 0, False
-                raise UnparseableRecord(f"record size {n} is smaller than a key")
             if end > avail:
                 if max_record_bytes is not None and 4 + n > max_record_bytes:
                     if out:
                         return out, off, 0, False
                     raise MemoryLimitExceeded(f"record of {4 + n} bytes exceeds the memory limit")
                 return out, off, end, False
-            if cid < 0:
+            if n < KEY_BYTES or cid < 0:
                 if out:
                     return out, off, 0, False
+                if n < KEY_BYTES:
+                    raise UnparseableRecord(f"record size {n} is smaller than a key")
                 raise UnparseableRecord(f"record key has negative cid {cid}")
             value = from_bytes(mv[off + 36 : end])  # type: ignore[arg-type]
             if value is None:
