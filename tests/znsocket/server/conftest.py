@@ -5,10 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
+import socketio
+
+from tests._servers import ServerProcess, spawn
 
 
 def free_port() -> int:
@@ -58,3 +62,75 @@ def redis_url(redis_server_path: str) -> Iterator[str]:
         client.close()
         proc.terminate()
         proc.wait(10)
+
+
+NAMESPACE = "/znsocket"
+
+
+class RawClient:
+    """A python-socketio client speaking the znsocket events exactly as upstream clients do."""
+
+    def __init__(self, url: str, **connect_kwargs: Any) -> None:
+        self.sio = socketio.Client(reconnection=False)
+        self.refreshes: list[Any] = []
+        self.adapter_requests: list[Any] = []
+        self.adapter_answer: Any = None
+
+        @self.sio.on("refresh", namespace=NAMESPACE)
+        def _refresh(data: Any) -> None:
+            self.refreshes.append(data)
+
+        @self.sio.on("adapter:get", namespace=NAMESPACE)
+        def _adapter_get(data: Any) -> Any:
+            self.adapter_requests.append(data)
+            if callable(self.adapter_answer):
+                return self.adapter_answer(data)
+            return self.adapter_answer
+
+        connect_kwargs.setdefault("transports", ["websocket"])
+        self.sio.connect(url, namespaces=[NAMESPACE], wait_timeout=10, **connect_kwargs)
+
+    def call(self, event: str, data: Any = None, timeout: float = 15) -> Any:
+        return self.sio.call(event, data, namespace=NAMESPACE, timeout=timeout)
+
+    def cmd(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Send a command event with the ``[args, kwargs]`` payload; return the envelope."""
+        return self.call(name, [list(args), kwargs])
+
+    def emit(self, event: str, data: Any) -> None:
+        self.sio.emit(event, data, namespace=NAMESPACE)
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """A CLI server (memory storage) on 127.0.0.1 with a 1 MB packet limit."""
+    with spawn(
+        ["znsocket", "--host", "127.0.0.1", "--port", "0", "--max-http-buffer-size", "1000000"]
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture
+def connect(server: ServerProcess) -> Iterator[Callable[..., RawClient]]:
+    """Open raw clients to ``server``; all are closed afterwards."""
+    clients: list[RawClient] = []
+
+    def factory(url: str | None = None, **kwargs: Any) -> RawClient:
+        client = RawClient(url or server.url, **kwargs)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(connect: Callable[..., RawClient]) -> RawClient:
+    """One raw client; the storage is flushed first."""
+    c = connect()
+    assert c.cmd("flushall") == {"data": True}
+    return c

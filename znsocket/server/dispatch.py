@@ -1,0 +1,235 @@
+"""Command dispatch: event payloads in, acknowledgement envelopes out; no sockets.
+
+:class:`Dispatcher` holds everything the server does between "an event arrived" and "send
+this acknowledgement" for the storage-facing events: plain commands, ``pipeline``,
+``compressed_message``, ``chunked_message`` and ``get_chunked_result``. The socket.io
+wiring (:mod:`znsocket.server.app`) stays a thin layer on top of it.
+
+Strategy:
+
+* Only names in :data:`~znsocket.storage.base.COMMANDS` reach the storage, through a table
+  of bound methods built once (:func:`~znsocket.storage.base.command_table`); everything
+  else - dunders, private attributes, redis-py client methods - gets an
+  ``UnknownEventError`` envelope and touches nothing.
+* Errors never escape: a malformed payload, wrong argument types, a refused authorization
+  or a storage error all become error envelopes (spec §2.4), so every request is answered.
+* An optional authorization hook ``(principal, command, args, kwargs)`` runs before each
+  command (and each command of a pipeline); raising refuses the command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from znsocket.exceptions import DeserializationError, ZnSocketError
+from znsocket.protocol.chunks import (
+    AlreadyComplete,
+    Assembled,
+    ChunkAssembler,
+    ChunkLimits,
+    parse_chunk,
+)
+from znsocket.protocol.events import Event
+from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES, decode_buffer
+from znsocket.protocol.payload import Envelope, error_envelope, parse_call_payload
+from znsocket.storage.base import COMMANDS, CommandCall, command_table
+
+__all__ = ["Authorize", "Dispatcher", "malformed"]
+
+#: ``(principal, command, args, kwargs) -> None``; raise (e.g. PermissionDeniedError) to refuse.
+Authorize = Callable[[Any, str, list[Any], dict[str, Any]], None]
+
+
+def malformed(event: str, detail: str) -> Envelope:
+    """The envelope for an event whose payload has the wrong shape."""
+    return error_envelope("MalformedMessageError", f"Malformed message for {event}: {detail}")
+
+
+def _unknown(event: str) -> Envelope:
+    return {"error": {"msg": f"Unknown event: {event}", "type": "UnknownEventError"}}
+
+
+def _error(exc: BaseException, event: str) -> Envelope:
+    if isinstance(exc, TypeError):
+        return {"error": {"msg": f"Invalid arguments for {event}: {exc}", "type": "TypeError"}}
+    return {"error": {"msg": str(exc), "type": type(exc).__name__}}
+
+
+def _success(result: Any) -> Envelope:
+    if type(result) is set or type(result) is frozenset:
+        return {"data": list(result), "type": "set"}
+    return {"data": result}
+
+
+class Dispatcher:
+    """Runs storage-facing events against one storage.
+
+    Args:
+        storage: Any object implementing :class:`~znsocket.storage.base.StorageCommands`.
+        authorize: Optional per-command authorization hook.
+        chunk_limits: Bounds on chunked-message reassembly.
+        max_decoded_bytes: Largest JSON text accepted from a compressed or chunked message.
+    """
+
+    def __init__(
+        self,
+        storage: object,
+        *,
+        authorize: Authorize | None = None,
+        chunk_limits: ChunkLimits | None = None,
+        max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    ) -> None:
+        self.storage = storage
+        self.commands = command_table(storage)
+        self.authorize = authorize
+        self.chunks = ChunkAssembler(chunk_limits)
+        self.max_decoded_bytes = max_decoded_bytes
+        execute_many = getattr(type(storage), "execute_many", None)
+        self._execute_many: Callable[[list[CommandCall]], list[Any]] | None = (
+            storage.execute_many if callable(execute_many) else None
+        )
+
+    # ------------------------------------------------------------ commands
+    def command(self, principal: Any, event: str, data: Any) -> Envelope:
+        """Answer a command event (``data`` is the raw ``[args, kwargs]`` payload)."""
+        fn = self.commands.get(event)
+        if fn is None:
+            return _unknown(event)
+        if (
+            type(data) is list
+            and len(data) == 2
+            and type(data[0]) is list
+            and type(data[1]) is dict
+        ):
+            args, kwargs = data
+        else:
+            try:
+                args, kwargs = parse_call_payload(data)
+            except ValueError as exc:
+                return malformed(event, str(exc))
+        try:
+            if self.authorize is not None:
+                self.authorize(principal, event, args, kwargs)
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            return _error(exc, event)
+        if type(result) is set:
+            return {"data": list(result), "type": "set"}
+        return {"data": result}
+
+    def run(self, principal: Any, event: str, args: list[Any], kwargs: dict[str, Any]) -> Envelope:
+        """Answer an already decoded call: a command or ``pipeline``."""
+        if event == Event.PIPELINE:
+            return self.pipeline(principal, [args, kwargs])
+        return self.command(principal, event, [args, kwargs])
+
+    def pipeline(self, principal: Any, data: Any) -> Envelope:
+        """Answer a ``pipeline`` event: ``[[], {"message": [[name, [args, kwargs]], ...]}]``.
+
+        Commands run in order; the first failing one stops the pipeline and its error
+        envelope is the whole answer (commands before it stay applied), as upstream.
+        """
+        try:
+            _args, kwargs = parse_call_payload(data)
+        except ValueError as exc:
+            return malformed(Event.PIPELINE, str(exc))
+        message = kwargs.get("message")
+        if not isinstance(message, list):
+            return malformed(Event.PIPELINE, "kwargs.message must be a list of commands")
+        calls: list[CommandCall] = []
+        stop: Envelope | None = None
+        for position, entry in enumerate(message):
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+                stop = malformed(
+                    Event.PIPELINE, f"command {position} must be [name, [args, kwargs]]"
+                )
+                break
+            name, payload = entry
+            if name not in COMMANDS or name not in self.commands:
+                stop = _unknown(name)
+                break
+            try:
+                args, kw = parse_call_payload(payload)
+                if self.authorize is not None:
+                    self.authorize(principal, name, args, kw)
+            except ValueError as exc:
+                stop = malformed(name, str(exc))
+                break
+            except Exception as exc:
+                stop = _error(exc, name)
+                break
+            calls.append((name, args, kw))
+        results = self._run_calls(calls)
+        envelopes: list[Envelope] = []
+        for (name, _a, _k), result in zip(calls, results, strict=False):
+            if isinstance(result, Exception):
+                return _error(result, name)
+            envelopes.append(_success(result))
+        if stop is not None:
+            return stop
+        return {"data": envelopes}
+
+    def _run_calls(self, calls: list[CommandCall]) -> list[Any]:
+        if not calls:
+            return []
+        if self._execute_many is not None:
+            return self._execute_many(calls)
+        results: list[Any] = []
+        for name, args, kwargs in calls:
+            try:
+                results.append(self.commands[name](*args, **kwargs))
+            except Exception as exc:
+                results.append(exc)
+                break
+        return results
+
+    # ------------------------------------------------------ large messages
+    def compressed(self, principal: Any, data: Any) -> Envelope:
+        """Answer ``compressed_message``: ``{"event": name, "data": <flagged buffer>}``."""
+        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            return malformed(
+                Event.COMPRESSED_MESSAGE, 'payload must be {"event": str, "data": bytes}'
+            )
+        try:
+            args, kwargs = decode_buffer(data.get("data"), max_decoded_bytes=self.max_decoded_bytes)  # type: ignore[arg-type]
+        except DeserializationError as exc:
+            return error_envelope("DeserializationError", str(exc))
+        return self.run(principal, data["event"], args, kwargs)
+
+    def chunk(self, principal: Any, owner: str, data: Any, now: float) -> dict[str, Any]:
+        """Answer one ``chunked_message``; runs the call when the last chunk arrives.
+
+        Args:
+            principal: Who sent it (for authorization).
+            owner: The connection id; chunk state is private to it.
+            data: The chunk payload.
+            now: The current monotonic time in seconds.
+        """
+        try:
+            chunk = parse_chunk(data)
+            progress = self.chunks.receive(owner, chunk, now)
+        except ZnSocketError as exc:
+            return error_envelope(type(exc).__name__, str(exc))
+        if isinstance(progress, (AlreadyComplete,)) or not isinstance(progress, Assembled):
+            return progress.ack()
+        try:
+            args, kwargs = decode_buffer(progress.buffer, max_decoded_bytes=self.max_decoded_bytes)
+        except DeserializationError as exc:
+            result = error_envelope("DeserializationError", str(exc))
+        else:
+            result = self.run(principal, progress.event, args, kwargs)
+        self.chunks.set_result(owner, progress.chunk_id, result)
+        return progress.ack()
+
+    def chunked_result(self, owner: str, data: Any) -> Any:
+        """Answer ``get_chunked_result``: ``{"chunk_id": id}`` -> the stored result, once."""
+        chunk_id = data.get("chunk_id") if isinstance(data, dict) else None
+        try:
+            return self.chunks.take_result(owner, chunk_id)
+        except ZnSocketError as exc:
+            return error_envelope(type(exc).__name__, str(exc))
+
+    def forget(self, owner: str) -> None:
+        """Drop the chunk state of a connection that went away."""
+        self.chunks.discard_owner(owner)

@@ -1,0 +1,98 @@
+"""``znsocket.Server``: upstream's server dataclass, on the interface-bound server."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from znsocket.server.app import ZnSocketApp, create_app
+from znsocket.server.auth import token_authenticator
+from znsocket.server.serve import serve
+from znsocket.storage.base import StorageCommands
+
+__all__ = ["Server", "resolve_storage"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_storage(storage: str | StorageCommands) -> StorageCommands:
+    """Turn ``"memory"``, a ``redis://`` URL or a storage object into a storage.
+
+    Raises:
+        ValueError: ``Unsupported storage backend: ...`` for any other string.
+    """
+    if isinstance(storage, StorageCommands):
+        return storage
+    if storage == "memory":
+        from znsocket.storage.memory import MemoryStorage
+
+        return MemoryStorage()
+    if isinstance(storage, str) and storage.startswith(("redis://", "rediss://", "unix://")):
+        from znsocket.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(storage)
+    raise ValueError(f"Unsupported storage backend: {storage}")
+
+
+@dataclasses.dataclass
+class Server:
+    """A znsocket server: Redis-like commands over socket.io, with large-message support.
+
+    Field names and defaults follow upstream znsocket 0.3.0; ``host``, ``tokens`` and
+    ``cors_allowed_origins`` are additions.
+
+    Attributes:
+        port: TCP port (``0``: chosen by the OS and printed).
+        max_http_buffer_size: Largest inbound packet in bytes; ``None`` keeps 1,000,000.
+            Clients chunk messages above the advertised value.
+        async_mode: python-socketio async mode; ``None`` means ``"eventlet"``.
+        logger: Enable python-socketio/engineio logging.
+        storage: ``"memory"``, a ``redis://`` URL, or a storage object.
+        host: Address to bind (``"0.0.0.0"`` as upstream; ``"127.0.0.1"`` for local only).
+        tokens: If given, clients must present one of these tokens (see
+            :mod:`znsocket.server.auth`).
+        cors_allowed_origins: Origins allowed for browser clients.
+
+    Example:
+        >>> server = Server(port=5000)  # doctest: +SKIP
+        >>> server.run()  # blocks until SIGTERM/SIGINT  # doctest: +SKIP
+    """
+
+    port: int = 5000
+    max_http_buffer_size: int | None = None
+    async_mode: str | None = None
+    logger: bool = False
+    storage: Any = "memory"
+    host: str = "0.0.0.0"
+    tokens: Sequence[str] | None = None
+    cors_allowed_origins: str | list[str] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Server:
+        """Create a server from ``znsocket://host:port`` (only the port is used).
+
+        Raises:
+            ValueError: ``Invalid URL`` if the URL does not start with ``znsocket://``.
+        """
+        if not url.startswith("znsocket://"):
+            raise ValueError("Invalid URL")
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        return cls(port=port, **kwargs)
+
+    def build(self) -> ZnSocketApp:
+        """Create the socket.io app without serving it."""
+        return create_app(
+            resolve_storage(self.storage),
+            max_http_buffer_size=self.max_http_buffer_size,
+            async_mode=self.async_mode or "eventlet",
+            logger=self.logger,
+            cors_allowed_origins=self.cors_allowed_origins,
+            authenticate=token_authenticator(self.tokens) if self.tokens else None,
+        )
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (blocking); prints ``listening on HOST:PORT``."""
+        app = self.build()
+        serve(app.wsgi_app, self.host, self.port)
