@@ -85,9 +85,10 @@ class Dispatcher:
         self.authorize = authorize
         self.chunks = ChunkAssembler(chunk_limits)
         self.max_decoded_bytes = max_decoded_bytes
-        execute_many = getattr(type(storage), "execute_many", None)
+        # a backend may batch a pipeline into one round trip (RedisStorage does)
+        runner = getattr(storage, "execute_many", None)
         self._execute_many: Callable[[list[CommandCall]], list[Any]] | None = (
-            storage.execute_many if callable(execute_many) else None
+            runner if callable(runner) else None
         )
 
     # ------------------------------------------------------------ commands
