@@ -25,6 +25,8 @@ _PREFIXES = ("znsocket.List:", "znsocket.Dict:", "znsocket.Segments:")
 WRITE_EVENTS = frozenset(WRITES) | {"flushall", "refresh", "register_adapter"}
 _ALL_KEYS = {"flushall"}
 _MULTI_KEY = {"delete", "exists", "mget"}
+# Asking whether an adapter exists reveals no data; clients ask it when building any proxy.
+_UNCHECKED = {"check_adapter", "adapter_exists"}
 
 
 def user_key(key: str) -> str:
@@ -89,6 +91,8 @@ class TokenPolicy:
             raise PermissionDeniedError(
                 f"token {principal.name!r} is read-only; {command} changes data"
             )
+        if command in _UNCHECKED:
+            return
         if command in _ALL_KEYS:
             keys = ["*"] if principal.keys != ["*"] else []
             if keys:

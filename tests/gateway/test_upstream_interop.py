@@ -1,0 +1,79 @@
+"""Upstream znsocket 0.3.0 (its own virtualenv) against a `gateway run` process."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+import pytest
+
+from tests._servers import ServerProcess
+from tests._upstream import run_upstream_json
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_e2e import start_gateway  # noqa: F401  (fixture)
+from tests.gateway.test_storage_series import put_direct, records_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.interop]
+
+DRIVER = r"""
+import json, sys, time
+import znsocket
+
+c = znsocket.Client.from_url(sys.argv[1])
+out = {}
+lst = znsocket.List(c, "meters/7/3")
+lst.append(1.5)
+lst.extend([2.5, 3.5])
+out["len"] = len(lst)
+out["last2"] = lst[-2:]
+out["first"] = lst[0]
+d = znsocket.Dict(c, "meters/7")
+d["4"] = 8.0
+out["dict"] = dict(d)
+try:
+    lst.append("not a number")
+except Exception as exc:
+    out["bad_append"] = [type(exc).__name__, str(exc)]
+try:
+    lst.insert(1, 9.0)
+except Exception as exc:
+    out["insert"] = [type(exc).__name__, str(exc)]
+# records written by another program show up (after the change feed caught up)
+seen = None
+for _ in range(100):
+    seen = znsocket.List(c, "meters/8/1")[:]
+    if seen:
+        break
+    time.sleep(0.05)
+out["direct"] = seen
+generic = znsocket.Dict(c, "settings")
+generic["theme"] = {"dark": True}
+out["generic"] = generic["theme"]
+print(json.dumps(out))
+"""
+
+
+def test_upstream_client_over_mapped_series(
+    start_gateway: Callable[[str], ServerProcess],  # noqa: F811
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid()))
+    put_direct(tstorage, [((cid, 8, 1, 10), struct.pack("<d", 42.0))])
+    out = run_upstream_json(DRIVER, f"znsocket://127.0.0.1:{gw.port}")
+    assert out["len"] == 3
+    assert out["last2"] == [2.5, 3.5] and out["first"] == 1.5
+    assert out["dict"] == {"3": 3.5, "4": 8.0}
+    assert out["bad_append"][0] == "DataError" and "needs a number" in out["bad_append"][1]
+    assert out["insert"][0] == "ResponseError" and "middle" in out["insert"][1]
+    assert out["direct"] == [42.0]
+    assert out["generic"] == {"dark": True}
+    recs = [(k[:3], struct.unpack("<d", v)[0]) for k, v in records_of(tstorage, cid)]
+    assert recs == [
+        ((cid, 7, 3), 1.5),
+        ((cid, 7, 3), 2.5),
+        ((cid, 7, 3), 3.5),
+        ((cid, 7, 4), 8.0),
+        ((cid, 8, 1), 42.0),
+    ]
