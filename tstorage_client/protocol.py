@@ -70,6 +70,7 @@ to send something the protocol cannot carry).
 from __future__ import annotations
 
 import enum
+import gc
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -94,7 +95,7 @@ from .events import (
     PutResult,
     RecordsBatch,
 )
-from .record import INT32_MAX, Key, Record
+from .record import INT32_MAX, Key, Record, make_record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -497,6 +498,18 @@ class ObjectRecordDecoder(RecordDecoder[T]):
         self.payload_type = payload_type
 
     def decode(self, raw: bytes, max_record_bytes: int | None) -> tuple[list[Any], int, int, bool]:
+        # Millions of new objects would trigger the cyclic GC over and over (each pass
+        # scanning the growing result); records hold no cycles, so pause it meanwhile.
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._decode(raw, max_record_bytes)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _decode(self, raw: bytes, max_record_bytes: int | None) -> tuple[list[Any], int, int, bool]:
         from_bytes = self.payload_type.from_bytes
         unpack = SIZE_AND_KEY.unpack_from
         unpack_size = INT32.unpack_from
@@ -531,7 +544,7 @@ class ObjectRecordDecoder(RecordDecoder[T]):
                 if out:
                     return out, off, 0, False
                 raise UnparseableRecord("payload type could not decode a record payload")
-            append(Record(Key(cid, mid, moid, cap, acq), value))
+            append(make_record(cid, mid, moid, cap, acq, value))
             off = end
         return out, off, off + 4, False
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = ["Key", "Record"]
 
@@ -114,3 +114,30 @@ class Record(Generic[T]):
 
     key: Key
     value: T
+
+
+# Fast constructors for decoders: a frozen dataclass's generated ``__init__`` goes through
+# ``object.__setattr__`` per field; setting the slots directly builds the same objects in
+# about two thirds of the time, which matters when a GET yields millions of records.
+_new = object.__new__
+_set_cid: Any = vars(Key)["cid"].__set__
+_set_mid: Any = vars(Key)["mid"].__set__
+_set_moid: Any = vars(Key)["moid"].__set__
+_set_cap: Any = vars(Key)["cap"].__set__
+_set_acq: Any = vars(Key)["acq"].__set__
+_set_key: Any = vars(Record)["key"].__set__
+_set_value: Any = vars(Record)["value"].__set__
+
+
+def make_record(cid: int, mid: int, moid: int, cap: int, acq: int, value: T) -> Record[T]:
+    """``Record(Key(cid, mid, moid, cap, acq), value)``, built without the dataclass ``__init__``."""
+    key = _new(Key)
+    _set_cid(key, cid)
+    _set_mid(key, mid)
+    _set_moid(key, moid)
+    _set_cap(key, cap)
+    _set_acq(key, acq)
+    record: Record[T] = _new(Record)
+    _set_key(record, key)
+    _set_value(record, value)
+    return record
