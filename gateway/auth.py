@@ -94,8 +94,7 @@ class TokenPolicy:
         if command in _UNCHECKED:
             return
         if command in _ALL_KEYS:
-            keys = ["*"] if principal.keys != ["*"] else []
-            if keys:
+            if principal.keys != ["*"]:
                 raise PermissionDeniedError(
                     f"token {principal.name!r} may not {command}: it is limited to some keys"
                 )
