@@ -179,7 +179,9 @@ class _ChannelMixin(ChannelCommands[T]):
     """Base of both channels: the command flows plus the official static helpers."""
 
     @staticmethod
-    def _prepare_keyrange_request(cmd: _CommandType, key_min: Key, key_max: Key, aux_size: int = 0) -> bytes:
+    def _prepare_keyrange_request(
+        cmd: _CommandType, key_min: Key, key_max: Key, aux_size: int = 0
+    ) -> bytes:
         return RequestHeader(cmd, aux_size).to_bytes() + key_min.to_bytes() + key_max.to_bytes()
 
     @staticmethod
@@ -207,23 +209,32 @@ class _ChannelMixin(ChannelCommands[T]):
         max_batch_size: int = 2147483647,
         skip_invalid: bool = False,
     ) -> Iterable[bytes]:
-        return encode_put_batches(data, with_acq, payload_type.to_bytes, max_batch_size, skip_invalid)
+        return encode_put_batches(
+            data, with_acq, payload_type.to_bytes, max_batch_size, skip_invalid
+        )
 
     @staticmethod
-    def _handle_response(buffer: ReceiveBuffer, format: str = "") -> tuple[RequestHeader, tuple[Any, ...]] | None:
+    def _handle_response(
+        buffer: ReceiveBuffer, format: str = ""
+    ) -> tuple[RequestHeader, tuple[Any, ...]] | None:
         if not buffer.fits(RESPONSE_HEADER_SIZE):
             return None
         header = RequestHeader.from_bytes(buffer.peek(RESPONSE_HEADER_SIZE))
         if not buffer.fits(RESPONSE_HEADER_SIZE + header.size):
             return None
         parser = struct.Struct(format)
-        values = parser.unpack(buffer.peek(parser.size, RESPONSE_HEADER_SIZE)) if header.is_ok() else ()
+        values = (
+            parser.unpack(buffer.peek(parser.size, RESPONSE_HEADER_SIZE)) if header.is_ok() else ()
+        )
         buffer.increase(RESPONSE_HEADER_SIZE + header.size)
         return header, values
 
     @staticmethod
     def _parse_records(
-        buffer: ReceiveBuffer, records: RecordsSet[T], payload_type: PayloadType[T], max_size: int | None
+        buffer: ReceiveBuffer,
+        records: RecordsSet[T],
+        payload_type: PayloadType[T],
+        max_size: int | None,
     ) -> RecordsParsingStatus:
         decoder = ObjectRecordDecoder(payload_type)
         raw = bytes(buffer.peek(len(buffer)))

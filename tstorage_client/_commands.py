@@ -121,7 +121,9 @@ class ChannelCommands(Generic[T]):
 
     # --- PUT / PUTA ---------------------------------------------------------------------
 
-    def _put_flow(self, data: Any, with_acq: bool, max_batch_size: int, skip_invalid: bool) -> Flow[Response]:
+    def _put_flow(
+        self, data: Any, with_acq: bool, max_batch_size: int, skip_invalid: bool
+    ) -> Flow[Response]:
         if not self._is_connected():
             return Response(ResponseStatus.DISCONNECTED)
         if not 0 < max_batch_size <= INT32_MAX:
@@ -133,7 +135,9 @@ class ChannelCommands(Generic[T]):
 
             batches = numpy_put_batches(data, with_acq, payload_type, max_batch_size, skip_invalid)
         else:
-            batches = encode_put_batches(data, with_acq, payload_type.to_bytes, max_batch_size, skip_invalid)
+            batches = encode_put_batches(
+                data, with_acq, payload_type.to_bytes, max_batch_size, skip_invalid
+            )
         parts: list[bytes | bytearray | memoryview] = [conn.send(PutRequest(with_acq))]
         size = len(parts[0])
         sending = True
@@ -255,7 +259,9 @@ class ChannelCommands(Generic[T]):
                 yield _Close()
                 return finish(ResponseStatus.ERROR)
             if event is NEED_DATA:
-                limited = limit is not None and (mode is not GetMode.STREAM or conn.state != "get-trailer")
+                limited = limit is not None and (
+                    mode is not GetMode.STREAM or conn.state != "get-trailer"
+                )
                 if limited and total >= limit:  # type: ignore[operator]
                     if mode is GetMode.STREAM and conn.state == "get-records" and collected:
                         flush()

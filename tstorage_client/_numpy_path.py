@@ -40,7 +40,9 @@ def numpy_put_batches(
     before the first group of invalid records (as on the object path). Every batch holds
     at least one record.
     """
-    dtype = payload_type.serializer_dtype_with_acq if with_acq else payload_type.serializer_dtype_no_acq
+    dtype = (
+        payload_type.serializer_dtype_with_acq if with_acq else payload_type.serializer_dtype_no_acq
+    )
     cids = _column(data, "cid").astype(np.int64, copy=False)
     n = len(cids)
     if n == 0:

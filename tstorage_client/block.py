@@ -92,7 +92,9 @@ class RecordBlock:
     def key_of(self, i: int) -> Key:
         """Key of record ``i`` as a :class:`~tstorage_client.record.Key`."""
         row = self.keys[i]
-        return Key(int(row["cid"]), int(row["mid"]), int(row["moid"]), int(row["cap"]), int(row["acq"]))
+        return Key(
+            int(row["cid"]), int(row["mid"]), int(row["moid"]), int(row["cap"]), int(row["acq"])
+        )
 
     def take(self, index: np.ndarray | Sequence[int]) -> RecordBlock:
         """A new block with the records at ``index`` (an int array or a boolean mask), in that order."""
@@ -136,10 +138,14 @@ class RecordBlock:
 
     @classmethod
     def from_records(
-        cls, keys: Sequence[Key] | Sequence[tuple[int, int, int, int, int]], payloads: Sequence[bytes]
+        cls,
+        keys: Sequence[Key] | Sequence[tuple[int, int, int, int, int]],
+        payloads: Sequence[bytes],
     ) -> RecordBlock:
         """Build a block from Python keys (or 5-tuples) and payload bytes (tests, small writes)."""
-        rows = [(k.cid, k.mid, k.moid, k.cap, k.acq) if isinstance(k, Key) else tuple(k) for k in keys]
+        rows = [
+            (k.cid, k.mid, k.moid, k.cap, k.acq) if isinstance(k, Key) else tuple(k) for k in keys
+        ]
         key_arr = np.array(rows, dtype=KEY_DTYPE) if rows else np.empty(0, dtype=KEY_DTYPE)
         offsets = np.zeros(len(payloads) + 1, dtype=np.int64)
         np.cumsum([len(p) for p in payloads], out=offsets[1:])

@@ -221,7 +221,9 @@ class Channel(_ChannelMixin[T]):
 
     # --- commands --------------------------------------------------------------------------
 
-    def put(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+    def put(
+        self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False
+    ) -> Response:
         """Put records to TStorage without acq value (the server assigns it).
 
         Args:
@@ -236,7 +238,9 @@ class Channel(_ChannelMixin[T]):
         """
         return self._run(self._put_flow(data, False, max_batch_size, skip_invalid))
 
-    def puta(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+    def puta(
+        self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False
+    ) -> Response:
         """Put records to TStorage with acq value.
 
         Args:
@@ -297,9 +301,13 @@ class Channel(_ChannelMixin[T]):
         Returns:
             OK status, acq on success else status indicates error and acq is invalid.
         """
-        return self._run(self._get_flow(key_min, key_max, recv_buffer_size, GetMode.STREAM, callback))
+        return self._run(
+            self._get_flow(key_min, key_max, recv_buffer_size, GetMode.STREAM, callback)
+        )
 
-    def get_iter(self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536) -> Iterator[Record[T] | ResponseAcq]:
+    def get_iter(
+        self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536
+    ) -> Iterator[Record[T] | ResponseAcq]:
         """Get records from TStorage as iterator.
 
         If request fails at some point it automatically closes connection.

@@ -204,7 +204,9 @@ class AsyncChannel(_ChannelMixin[T]):
 
     # --- commands --------------------------------------------------------------------------
 
-    async def put(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+    async def put(
+        self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False
+    ) -> Response:
         """Put records to TStorage without acq value (the server assigns it).
 
         Args:
@@ -219,7 +221,9 @@ class AsyncChannel(_ChannelMixin[T]):
         """
         return await self._run(self._put_flow(data, False, max_batch_size, skip_invalid))
 
-    async def puta(self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False) -> Response:
+    async def puta(
+        self, data: RecordsSet[T], max_batch_size: int = 2147483647, skip_invalid: bool = False
+    ) -> Response:
         """Put records to TStorage with acq value.
 
         Args:
@@ -246,7 +250,9 @@ class AsyncChannel(_ChannelMixin[T]):
         """
         return await self._run(self._get_acq_flow(key_min, key_max))
 
-    async def get(self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536) -> ResponseGet[T]:
+    async def get(
+        self, key_min: Key, key_max: Key, recv_buffer_size: int = 65536
+    ) -> ResponseGet[T]:
         """Get records from TStorage.
 
         Records are get up to memory_limit and request fails if there is more data.

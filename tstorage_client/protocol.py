@@ -318,7 +318,9 @@ def encode_get_records(block: RecordBlock) -> bytes:
     head = np.empty(k, dtype=[("n", "<i4"), ("key", KEY_DTYPE)])
     head["n"] = lengths + KEY_BYTES
     head["key"] = block.keys
-    out_u8[(starts[:, None] + np.arange(4 + KEY_BYTES, dtype=np.int64)).ravel()] = head.view(np.uint8)
+    out_u8[(starts[:, None] + np.arange(4 + KEY_BYTES, dtype=np.int64)).ravel()] = head.view(
+        np.uint8
+    )
     n_payload = int(block.offsets[-1])
     out_u8[ranges_index(starts + 4 + KEY_BYTES, lengths)] = np.frombuffer(
         block.payload, dtype=np.uint8, count=n_payload, offset=int(block.offsets[0])
@@ -326,7 +328,9 @@ def encode_get_records(block: RecordBlock) -> bytes:
     return out_u8.tobytes()
 
 
-def encode_put_block(block: RecordBlock, with_acq: bool, max_batch_size: int = INT32_MAX) -> Iterator[bytes]:
+def encode_put_block(
+    block: RecordBlock, with_acq: bool, max_batch_size: int = INT32_MAX
+) -> Iterator[bytes]:
     """PUT/PUTA batches for a block (client side, columnar), grouped by cid in order of
     first occurrence; each yielded bytes object is one batch with its 8-byte header.
 
@@ -709,7 +713,9 @@ class ServerConnection(_Connection):
                 if len(buf) < self._need:
                     return NEED_DATA
                 body = buf.peek(self._batch_left)
-                block, used, need = decode_put_records(body, self._cid, self._with_acq, self._batch_left)
+                block, used, need = decode_put_records(
+                    body, self._cid, self._with_acq, self._batch_left
+                )
                 if block is None:
                     self._need = need
                     return NEED_DATA
@@ -846,7 +852,9 @@ class ClientConnection(_Connection):
         max_buffer_size: Most bytes buffered without a complete record/header.
     """
 
-    def __init__(self, decoder: RecordDecoder[Any] | None = None, max_buffer_size: int | None = None) -> None:
+    def __init__(
+        self, decoder: RecordDecoder[Any] | None = None, max_buffer_size: int | None = None
+    ) -> None:
         super().__init__(max_buffer_size)
         self.decoder = decoder
         self.max_record_bytes: int | None = None

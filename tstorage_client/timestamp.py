@@ -11,7 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import overload
 
-__all__ = ["Tstoragedatetime", "from_unix", "from_unix_ns", "now", "now_ns", "to_unix", "to_unix_ns"]
+__all__ = [
+    "Tstoragedatetime",
+    "from_unix",
+    "from_unix_ns",
+    "now",
+    "now_ns",
+    "to_unix",
+    "to_unix_ns",
+]
 
 #: Seconds from the Unix epoch to the TStorage epoch.
 EPOCH_OFFSET_S = 978307200
@@ -47,13 +55,17 @@ class Tstoragedatetime:
         return micros * 1000 + self.nanoseconds
 
     @classmethod
-    def from_unix(cls, timestamp: int | float, *, tzinfo: dt.tzinfo = dt.timezone.utc) -> Tstoragedatetime:
+    def from_unix(
+        cls, timestamp: int | float, *, tzinfo: dt.tzinfo = dt.timezone.utc
+    ) -> Tstoragedatetime:
         """Create Tstoragedatetime from unix seconds."""
         ns = timestamp * 10**9 if isinstance(timestamp, int) else int(timestamp * 10**9)
         return cls.from_unix_ns(ns, tzinfo=tzinfo)
 
     @classmethod
-    def from_unix_ns(cls, timestamp: int, *, tzinfo: dt.tzinfo = dt.timezone.utc) -> Tstoragedatetime:
+    def from_unix_ns(
+        cls, timestamp: int, *, tzinfo: dt.tzinfo = dt.timezone.utc
+    ) -> Tstoragedatetime:
         """Create Tstoragedatetime from unix nanoseconds."""
         micros, nanos = divmod(timestamp, 1000)
         moment = (_UNIX_EPOCH + micros * _MICROSECOND).astimezone(tzinfo)
@@ -68,12 +80,16 @@ class Tstoragedatetime:
         return from_unix_ns(self.to_unix_ns())
 
     @classmethod
-    def from_tstorage(cls, timestamp: int | float, *, tzinfo: dt.tzinfo = dt.timezone.utc) -> Tstoragedatetime:
+    def from_tstorage(
+        cls, timestamp: int | float, *, tzinfo: dt.tzinfo = dt.timezone.utc
+    ) -> Tstoragedatetime:
         """Create Tstoragedatetime from TStorage seconds."""
         return cls.from_unix(to_unix(timestamp), tzinfo=tzinfo)
 
     @classmethod
-    def from_tstorage_ns(cls, timestamp: int, *, tzinfo: dt.tzinfo = dt.timezone.utc) -> Tstoragedatetime:
+    def from_tstorage_ns(
+        cls, timestamp: int, *, tzinfo: dt.tzinfo = dt.timezone.utc
+    ) -> Tstoragedatetime:
         """Create Tstoragedatetime from TStorage nanoseconds.
 
         This function directly converts cap and acq values to user friendly format.

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 class Relay:
     """Forward 127.0.0.1:``port`` to ``target_port``."""
 
-    def __init__(self, target_port: int, *, ssl_context: ssl.SSLContext | None = None, chunk: int = 0) -> None:
+    def __init__(
+        self, target_port: int, *, ssl_context: ssl.SSLContext | None = None, chunk: int = 0
+    ) -> None:
         self.target_port = target_port
         self.ssl_context = ssl_context
         self.chunk = chunk
@@ -35,10 +37,14 @@ class Relay:
         self._loop.run_forever()
 
     async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self.ssl_context)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", 0, ssl=self.ssl_context
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 if chunk:

@@ -17,7 +17,9 @@ def chunked(data: bytes, how: str) -> Iterator[bytes]:
             yield data[i : i + 1]
 
 
-def drain(conn: Any, data: bytes, how: str, stop: Callable[[Event], bool] | None = None) -> list[Event]:
+def drain(
+    conn: Any, data: bytes, how: str, stop: Callable[[Event], bool] | None = None
+) -> list[Event]:
     """Feed ``data`` in pieces and collect every event until NEED_DATA after the last byte
     (or until ``stop(event)`` is true)."""
     events: list[Event] = []

@@ -73,10 +73,18 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
     async with ch:
         assert (await ch.put([])).is_ok()
         assert (await ch.puta([])).is_ok()
-        assert (await ch.put([Record(Key(0, 12, 0, 10), 314), Record(Key(1, 12, 1, 10), 314)])).is_ok()
-        assert (await ch.put([Record(Key(0, 34, 0, 10), 314), Record(Key(1, 34, 1, 10), 314)])).is_ok()
-        assert (await ch.puta([Record(Key(0, 12, 2, 10, 10), 314), Record(Key(1, 12, 3, 10, 11), 314)])).is_ok()
-        assert (await ch.puta([Record(Key(0, 34, 2, 10, 12), 314), Record(Key(1, 34, 3, 10, 13), 314)])).is_ok()
+        assert (
+            await ch.put([Record(Key(0, 12, 0, 10), 314), Record(Key(1, 12, 1, 10), 314)])
+        ).is_ok()
+        assert (
+            await ch.put([Record(Key(0, 34, 0, 10), 314), Record(Key(1, 34, 1, 10), 314)])
+        ).is_ok()
+        assert (
+            await ch.puta([Record(Key(0, 12, 2, 10, 10), 314), Record(Key(1, 12, 3, 10, 11), 314)])
+        ).is_ok()
+        assert (
+            await ch.puta([Record(Key(0, 34, 2, 10, 12), 314), Record(Key(1, 34, 3, 10, 13), 314)])
+        ).is_ok()
         assert (await ch.puta([Record(Key.min(), 314)])).is_ok()
         assert (await ch.puta([Record(Key.max(), 314)])).is_ok()
         assert (await ch.puta([Record(Key(11, 11, 11, MAX64, 0), 314)])).is_ok()
@@ -89,7 +97,9 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
         assert r.is_ok() and r.acq >= 0
         r = await ch.get_acq(Key(0, 0, 0, 0, 0), Key(0, MAX64, 2**31 - 1, MAX64, MAX64))
         assert r.is_ok() and r.acq >= 0
-        assert (await ch.get_acq(Key(0, 0, 0, 0, 0), Key(2, 13, 4, 11, 15))) == ResponseAcq(ResponseStatus.OK, 15)
+        assert (await ch.get_acq(Key(0, 0, 0, 0, 0), Key(2, 13, 4, 11, 15))) == ResponseAcq(
+            ResponseStatus.OK, 15
+        )
         assert (await ch.get_acq(Key(0, 12, 2, 10, 10), Key(1, 13, 3, 11, 100))).acq == 100
         assert not (await ch.get_acq(Key(-1, 12, 2, 10, 10), Key(1, 13, 3, 11, 100))).is_ok()
     eight = (Key(0, 0, 0, 0, 0), Key(2, 35, 4, 11, MAX64))
@@ -100,11 +110,18 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
         assert sorted(r.key.acq for r in cid0.data) == [10, 12]
         cid1 = await ch.get(Key(1, 0, 0, 0, 0), Key(2, 35, 4, 11, 15))
         assert sorted(r.key.acq for r in cid1.data) == [11, 13]
-        assert len((await ch.get(Key(100, 100, 100, 100, 100), Key(111, 111, 111, 111, 111))).data) == 0
+        assert (
+            len((await ch.get(Key(100, 100, 100, 100, 100), Key(111, 111, 111, 111, 111))).data)
+            == 0
+        )
         assert all(r.value == 314 for r in (await ch.get(*eight)).data)
     # get_limited_memory: the 8-record response is exactly 356 bytes
-    for limit, status, count in [(356, ResponseStatus.OK, 8), (360, ResponseStatus.OK, 8),
-                                 (355, ResponseStatus.NO_MEMORY, 8), (80, ResponseStatus.NO_MEMORY, 1)]:
+    for limit, status, count in [
+        (356, ResponseStatus.OK, 8),
+        (360, ResponseStatus.OK, 8),
+        (355, ResponseStatus.NO_MEMORY, 8),
+        (80, ResponseStatus.NO_MEMORY, 1),
+    ]:
         ch.memory_limit = limit
         async with ch:
             r = await ch.get(*eight)
@@ -122,7 +139,13 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
     # get_stream with and without limits: callback counts of spec 6.7
     async with ch:
         all8 = sorted(x.key for x in (await ch.get(*eight)).data)
-    for limit, sizes in [(None, [8]), (90, [1, 3, 2, 2]), (120, [2, 3, 3]), (76, [1, 2, 2, 2, 1]), (80, [1, 2, 2, 2, 1])]:
+    for limit, sizes in [
+        (None, [8]),
+        (90, [1, 3, 2, 2]),
+        (120, [2, 3, 3]),
+        (76, [1, 2, 2, 2, 1]),
+        (80, [1, 2, 2, 2, 1]),
+    ]:
         ch.memory_limit = limit
         async with ch:
             got = Collector()
@@ -138,7 +161,9 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
     ch.memory_limit = None
     async with ch:
         got = Collector()
-        assert (await ch.get_stream(Key(0, 0, 0, 0, 0), Key(0, 35, 4, 11, MAX64), got)).status == ResponseStatus.ERROR
+        assert (
+            await ch.get_stream(Key(0, 0, 0, 0, 0), Key(0, 35, 4, 11, MAX64), got)
+        ).status == ResponseStatus.ERROR
     async with ch:
         ch._payload_type = StructPayloadType("<q")
         got = Collector()
@@ -148,7 +173,11 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
     async with ch:
         for _ in range(3):
             items = await collect(ch.get_iter(*eight))
-            assert len(items) == 9 and items[-1].is_ok() and all(isinstance(i, Record) for i in items[:-1])
+            assert (
+                len(items) == 9
+                and items[-1].is_ok()
+                and all(isinstance(i, Record) for i in items[:-1])
+            )
     async with ch:
         items = await collect(ch.get_iter(Key(0, 0, 0, 0, 0), Key(0, 35, 4, 11, MAX64)))
         assert len(items) == 1 and items[0].status == ResponseStatus.ERROR
@@ -166,7 +195,9 @@ async def test_not_connected_reports_disconnected(make_channel: Make) -> None:
     assert (await ch.get_acq(Key.min(), Key.max())).status == ResponseStatus.DISCONNECTED
     assert (await ch.get(Key.min(), Key.max())).status == ResponseStatus.DISCONNECTED
     assert (await ch.get_stream(Key.min(), Key.max(), print)).status == ResponseStatus.DISCONNECTED
-    assert await collect(ch.get_iter(Key.min(), Key.max())) == [ResponseAcq(ResponseStatus.DISCONNECTED)]
+    assert await collect(ch.get_iter(Key.min(), Key.max())) == [
+        ResponseAcq(ResponseStatus.DISCONNECTED)
+    ]
     assert (await ch.close()).status == ResponseStatus.ERROR
 
 
@@ -181,11 +212,15 @@ async def test_connect_refused(make_channel: Make) -> None:
             pass
 
 
-async def test_many_records_variable_payloads(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_many_records_variable_payloads(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     rng = random.Random(cid_block)
     records = [
         Record(Key(cid_block + c, m, o, 44444, 55555), rng.randbytes(rng.randrange(0, 3000)))
-        for c in range(5) for m in range(10) for o in range(20)
+        for c in range(5)
+        for m in range(10)
+        for o in range(20)
     ]
     box = (Key(cid_block, 0, 0, 44444, 0), Key(cid_block + 5, 10, 20, 44445, MAX64))
     ch = make_channel(shared_server.port, BytesPayloadType())
@@ -210,13 +245,17 @@ async def test_many_records_variable_payloads(shared_server: ServerProcess, make
         assert (await ch.get(*box)).status == ResponseStatus.NO_MEMORY
 
 
-async def test_put_assigns_acq_between_client_clocks(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_put_assigns_acq_between_client_clocks(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     from tstorage_client.timestamp import now_ns
 
     ch = make_channel(shared_server.port, TuplePayloadType("<id"))
     async with ch:
         before = now_ns()
-        assert (await ch.put([Record(Key(cid_block, i, 0, 1), (i, i / 2)) for i in range(50)])).is_ok()
+        assert (
+            await ch.put([Record(Key(cid_block, i, 0, 1), (i, i / 2)) for i in range(50)])
+        ).is_ok()
         after = now_ns()
         r = await ch.get(Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 50, 1, 2, MAX64))
         assert r.is_ok() and [x.value for x in r.data] == [(i, i / 2) for i in range(50)]
@@ -224,21 +263,34 @@ async def test_put_assigns_acq_between_client_clocks(shared_server: ServerProces
         assert len({x.key.acq for x in r.data}) == 50
 
 
-async def test_invalid_keys_never_corrupt_the_stream(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_invalid_keys_never_corrupt_the_stream(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     """Spec 6.4.1: the official client writes a negative cid as a batch header."""
     ch = make_channel(shared_server.port, INT)
     box = (Key(cid_block, 0, 0, 0, 0), Key(cid_block + 10, 10, 10, 10, MAX64))
-    recs = [Record(Key(cid_block + 5, 1, 1, 1, 1), 5), Record(Key(-3, 1, 1, 1, 1), -3), Record(Key(cid_block + 6, 1, 1, 1, 1), 6)]
+    recs = [
+        Record(Key(cid_block + 5, 1, 1, 1, 1), 5),
+        Record(Key(-3, 1, 1, 1, 1), -3),
+        Record(Key(cid_block + 6, 1, 1, 1, 1), 6),
+    ]
     async with ch:
         assert (await ch.puta(recs)).is_ok()
         assert [r.value for r in (await ch.get(*box)).data] == [5]
-        assert (await ch.puta([dataclasses.replace(r, key=dataclasses.replace(r.key, mid=2)) for r in recs], skip_invalid=True)).is_ok()
+        assert (
+            await ch.puta(
+                [dataclasses.replace(r, key=dataclasses.replace(r.key, mid=2)) for r in recs],
+                skip_invalid=True,
+            )
+        ).is_ok()
         assert sorted(r.value for r in (await ch.get(*box)).data) == [5, 5, 6]
         # The connection is still in step: one more request works.
         assert (await ch.get_acq(*box)).is_ok()
 
 
-async def test_max_batch_size_splits(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_max_batch_size_splits(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     ch = make_channel(shared_server.port, INT)
     recs = [Record(Key(cid_block + i % 3, i, 0, 0), i) for i in range(300)]
     async with ch:
@@ -248,20 +300,26 @@ async def test_max_batch_size_splits(shared_server: ServerProcess, make_channel:
         assert sorted(x.value for x in r.data) == sorted(list(range(300)) * 3)
 
 
-async def test_out_of_range_key_raises_and_closes(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_out_of_range_key_raises_and_closes(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     from tstorage_client.errors import LocalProtocolError
 
     ch = make_channel(shared_server.port, INT)
     async with ch:
         with pytest.raises(LocalProtocolError):
-            await ch.put([Record(Key(cid_block, 1, 1, 1), 1), Record(Key(cid_block, 2**63, 1, 1), 1)])
+            await ch.put(
+                [Record(Key(cid_block, 1, 1, 1), 1), Record(Key(cid_block, 2**63, 1, 1), 1)]
+            )
         assert (await ch.get_acq(Key.min(), Key.max())).status == ResponseStatus.DISCONNECTED
     async with ch:  # nothing of the abandoned request was stored
         r = await ch.get(Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 10, 10, 10, MAX64))
         assert r.is_ok() and r.data == []
 
 
-async def test_unit_payloads(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_unit_payloads(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     ch = make_channel(shared_server.port, UnitPayloadType())
     async with ch:
         assert (await ch.puta([Record(Key(cid_block, i, 0, 0, 0), ()) for i in range(5)])).is_ok()
@@ -298,27 +356,47 @@ async def test_numpy_path(shared_server: ServerProcess, make_channel: Make, cid_
         ch.memory_limit = 4096
         got_batches = Collector()
         assert (await ch.get_stream(*box, got_batches)).is_ok()
-        assert sum(len(a) for b in got_batches.batches for a in b) == n and len(got_batches.batches) > 10
+        assert (
+            sum(len(a) for b in got_batches.batches for a in b) == n
+            and len(got_batches.batches) > 10
+        )
         ch.memory_limit = None
         # PUT from a dict of arrays: acq assigned by the server.
-        cols = {"cid": np.full(10, cid_block + 9), "mid": np.arange(10), "moid": np.zeros(10, np.int32),
-                "cap": np.ones(10, np.int64), "x": np.arange(10, dtype=np.int32), "y": np.zeros(10)}
+        cols = {
+            "cid": np.full(10, cid_block + 9),
+            "mid": np.arange(10),
+            "moid": np.zeros(10, np.int32),
+            "cap": np.ones(10, np.int64),
+            "x": np.arange(10, dtype=np.int32),
+            "y": np.zeros(10),
+        }
         assert (await ch.put(cols)).is_ok()
         r = await ch.get(Key(cid_block + 9, 0, 0, 0, 0), Key(cid_block + 10, 10, 1, 2, MAX64))
         assert np.concatenate(r.data)["x"].tolist() == list(range(10))
 
 
-async def test_numpy_get_of_wrong_payload_size_is_unparseable(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_numpy_get_of_wrong_payload_size_is_unparseable(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     ch = make_channel(shared_server.port, BytesPayloadType())
     async with ch:
-        assert (await ch.puta([Record(Key(cid_block, 1, 1, 1, 1), b"abcd"), Record(Key(cid_block, 2, 1, 1, 1), b"abcdefgh")])).is_ok()
+        assert (
+            await ch.puta(
+                [
+                    Record(Key(cid_block, 1, 1, 1, 1), b"abcd"),
+                    Record(Key(cid_block, 2, 1, 1, 1), b"abcdefgh"),
+                ]
+            )
+        ).is_ok()
         ch._payload_type = NumpyPayloadType(np.int32)
         r = await ch.get(Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 10, 10, 10, 10))
         assert r.status == ResponseStatus.UNPARSEABLE_ENTITY
         assert sum(len(a) for a in r.data) == 1
 
 
-async def test_responses_split_at_every_byte(shared_server: ServerProcess, make_channel: Make, cid_block: int) -> None:
+async def test_responses_split_at_every_byte(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
     """A relay hands the server's bytes over one at a time."""
     recs = [Record(Key(cid_block, i, 0, 0, 0), bytes(i % 7)) for i in range(40)]
     box = (Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 40, 1, 1, 1))
@@ -345,9 +423,26 @@ def _tls_contexts(tmp_path: Path) -> tuple[Any, Any]:
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
@@ -355,7 +450,9 @@ def _tls_contexts(tmp_path: Path) -> tuple[Any, Any]:
     return server_ctx, client_ctx
 
 
-async def test_tls(shared_server: ServerProcess, make_channel: Make, cid_block: int, tmp_path: Path) -> None:
+async def test_tls(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int, tmp_path: Path
+) -> None:
     """TLS via a local TLS-terminating relay (the server itself speaks plain TCP)."""
     server_ctx, client_ctx = _tls_contexts(tmp_path)
     with relay(shared_server.port, ssl_context=server_ctx) as r:
@@ -381,7 +478,9 @@ async def test_server_killed_mid_session(tmp_path: Path, make_channel: Make) -> 
             r = await ch.get(Key.min(), Key.max())
             assert r.status == ResponseStatus.DISCONNECTED
             assert (await ch.get_acq(Key.min(), Key.max())).status == ResponseStatus.DISCONNECTED
-            assert (await ch.put([Record(Key(1, 1, 1, 1), 1)])).status == ResponseStatus.DISCONNECTED
+            assert (
+                await ch.put([Record(Key(1, 1, 1, 1), 1)])
+            ).status == ResponseStatus.DISCONNECTED
     finally:
         server.stop()
 
@@ -422,4 +521,3 @@ def test_timeout_property_applies_to_live_socket(shared_server: ServerProcess) -
     with Channel("127.0.0.1", shared_server.port, INT, timeout=5) as ch:
         ch.timeout = 1.5
         assert ch._socket is not None and ch._socket.gettimeout() == 1.5
-

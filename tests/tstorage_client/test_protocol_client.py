@@ -96,7 +96,9 @@ def test_decode_acq_and_put_results(how: str) -> None:
     conn.send(ev.GetAcqRequest(Key.min(), Key.max()))
     assert drain(conn, V.ERROR_GET_ACQ, how) == [ev.AcqResult(-1, -1)]
     conn.send(ev.PutRequest(False))
-    assert drain(conn, V.PUT_RESPONSE[2], how) == [ev.PutResult(V.PUT_RESPONSE[0], V.PUT_RESPONSE[1], 0)]
+    assert drain(conn, V.PUT_RESPONSE[2], how) == [
+        ev.PutResult(V.PUT_RESPONSE[0], V.PUT_RESPONSE[1], 0)
+    ]
     conn.send(ev.PutRequest(True))
     assert drain(conn, V.ERROR_PUT, how) == [ev.PutResult(-1, -1, -1)]
 

@@ -36,8 +36,12 @@ def test_key_round_trip(key: Key) -> None:
     assert len(key.to_bytes(with_cid=False, with_acq=False)) == 20
 
 
-@given(st.lists(st.tuples(st.integers(0, 5), keys, payloads), max_size=30), st.booleans(),
-       st.integers(1, 300), st.sampled_from([1, 7, 1000]))
+@given(
+    st.lists(st.tuples(st.integers(0, 5), keys, payloads), max_size=30),
+    st.booleans(),
+    st.integers(1, 300),
+    st.sampled_from([1, 7, 1000]),
+)
 @settings(suppress_health_check=[HealthCheck.too_slow], max_examples=150)
 def test_put_stream_encode_then_server_decode(
     rows: list[tuple[int, Key, bytes]], with_acq: bool, max_batch: int, chunk: int
@@ -81,7 +85,9 @@ def test_get_response_server_encode_then_client_decode(
 ) -> None:
     server = ServerConnection()
     block = RecordBlock.from_records([k for k, _ in rows], [p for _, p in rows])
-    wire = server.send(ev.GetStart()) + server.send(ev.GetRecords(block)) + server.send(ev.GetEnd(acq))
+    wire = (
+        server.send(ev.GetStart()) + server.send(ev.GetRecords(block)) + server.send(ev.GetEnd(acq))
+    )
     client = ClientConnection(ObjectRecordDecoder(BytesPayloadType()))
     client.send(ev.GetRequest(Key.min(), Key.max()))
     records: list[Record[bytes]] = []
@@ -97,7 +103,9 @@ def test_get_response_server_encode_then_client_decode(
     assert end == ev.GetEnd(acq, 0)
 
 
-@given(st.tuples(st.integers(-(2**31), 2**31 - 1), st.floats(allow_nan=False), st.integers(-128, 127)))
+@given(
+    st.tuples(st.integers(-(2**31), 2**31 - 1), st.floats(allow_nan=False), st.integers(-128, 127))
+)
 def test_tuple_payload_round_trip(value: tuple[int, float, int]) -> None:
     pt = TuplePayloadType("<idb")
     assert pt.from_bytes(pt.to_bytes(value)) == value
@@ -145,7 +153,15 @@ def test_fuzz_server_decoder_after_put_header(data: bytes, chunk: int) -> None:
         pass
 
 
-SANS_IO = ["protocol.py", "events.py", "_buffer.py", "record.py", "block.py", "payload_type.py", "errors.py"]
+SANS_IO = [
+    "protocol.py",
+    "events.py",
+    "_buffer.py",
+    "record.py",
+    "block.py",
+    "payload_type.py",
+    "errors.py",
+]
 FORBIDDEN = {"socket", "asyncio", "select", "threading", "time", "ssl", "selectors"}
 
 

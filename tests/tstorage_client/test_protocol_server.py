@@ -147,7 +147,13 @@ def test_put_header_size_skips_aux_bytes() -> None:
 
 
 def test_empty_batches_and_repeated_cids() -> None:
-    wire = header(5, 0) + batch(3, b"") + batch(3, put_rec(20)) + batch(3, put_rec(21, payload=b"z")) + b"\xff" * 4
+    wire = (
+        header(5, 0)
+        + batch(3, b"")
+        + batch(3, put_rec(20))
+        + batch(3, put_rec(21, payload=b"z"))
+        + b"\xff" * 4
+    )
     events = drain(ServerConnection(), wire, "whole")
     recs = put_records(events)
     assert [k.cid for k, _ in recs] == [3, 3]
@@ -156,7 +162,11 @@ def test_empty_batches_and_repeated_cids() -> None:
 
 def test_max_payload_accepted() -> None:
     payload = b"\x07" * 2**25
-    wire = header(6, 0) + batch(5, struct.pack("<iqiqq", 28 + 2**25, 1, 2, 3, 4) + payload) + b"\xff" * 4
+    wire = (
+        header(6, 0)
+        + batch(5, struct.pack("<iqiqq", 28 + 2**25, 1, 2, 3, 4) + payload)
+        + b"\xff" * 4
+    )
     conn = ServerConnection()
     events = []
     for i in range(0, len(wire), 1 << 20):
@@ -206,7 +216,12 @@ def test_encode_get_one_record() -> None:
 def test_encode_get_empty() -> None:
     _, acq, wire = V.GET_EMPTY
     conn = ServerConnection()
-    assert conn.send(ev.GetStart()) + conn.send(ev.GetRecords(RecordBlock.empty())) + conn.send(ev.GetEnd(acq)) == wire
+    assert (
+        conn.send(ev.GetStart())
+        + conn.send(ev.GetRecords(RecordBlock.empty()))
+        + conn.send(ev.GetEnd(acq))
+        == wire
+    )
 
 
 def test_encode_results() -> None:
