@@ -1,0 +1,177 @@
+"""Micro-benchmark of the TStorage protocol core (no sockets): records per second.
+
+    .venv/bin/python bench/tstorage_codec.py [--records N] [--e2e]
+
+Server role: PUT stream -> RecordBlocks (fixed and variable payload sizes) and
+RecordBlock -> GET response bytes. Client role: Record objects -> PUT stream and GET
+response -> Record objects / numpy arrays. Each figure is the best of three runs.
+
+``--e2e`` also times the client's object and numpy paths against a ``tstorage-server``
+process started on a temporary data directory (127.0.0.1, port picked by the OS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tstorage_client import events as ev
+from tstorage_client.block import KEY_DTYPE, RecordBlock
+from tstorage_client.payload_type import NumpyPayloadType, StructPayloadType
+from tstorage_client.protocol import (
+    NEED_DATA,
+    NumpyRecordDecoder,
+    ObjectRecordDecoder,
+    ServerConnection,
+    encode_get_records,
+    encode_put_batches,
+    encode_put_block,
+)
+from tstorage_client.record import Key, Record
+
+
+def best(fn: Callable[[], object], n: int) -> float:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return n / min(times)
+
+
+def server_decode(wire: bytes, chunk: int = 1 << 18) -> int:
+    conn = ServerConnection()
+    count = 0
+    for i in range(0, len(wire), chunk):
+        conn.receive_data(wire[i : i + chunk])
+        while (e := conn.next_event()) is not NEED_DATA:
+            if isinstance(e, ev.PutBatch):
+                count += len(e.block)
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=500_000)
+    parser.add_argument(
+        "--e2e", action="store_true", help="also time Channel against tstorage-server"
+    )
+    args = parser.parse_args()
+    n = args.records
+    rng = np.random.default_rng(0)
+    keys = np.zeros(n, dtype=KEY_DTYPE)
+    keys["cid"] = rng.integers(0, 8, n)
+    keys["mid"] = np.arange(n)
+    keys["cap"] = np.arange(n)
+    fixed = RecordBlock(keys, np.arange(n + 1, dtype=np.int64) * 8, rng.bytes(8 * n))
+    lengths = rng.integers(0, 64, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    variable = RecordBlock(keys, offsets, rng.bytes(int(offsets[-1])))
+    header = b"\x06\x00\x00\x00" + bytes(8)
+    put_fixed = header + b"".join(encode_put_block(fixed, True)) + b"\xff\xff\xff\xff"
+    put_var = header + b"".join(encode_put_block(variable, True)) + b"\xff\xff\xff\xff"
+    assert server_decode(put_fixed) == n and server_decode(put_var) == n
+
+    rows = [
+        ("server: decode PUTA stream, 8-byte payloads", best(lambda: server_decode(put_fixed), n)),
+        (
+            "server: decode PUTA stream, 0..63-byte payloads",
+            best(lambda: server_decode(put_var), n),
+        ),
+        ("server: encode GET records, 8-byte payloads", best(lambda: encode_get_records(fixed), n)),
+        (
+            "server: encode GET records, 0..63-byte payloads",
+            best(lambda: encode_get_records(variable), n),
+        ),
+    ]
+    m = min(n, 200_000)
+    pt = StructPayloadType[int]("<q")
+    records = [Record(Key(1, i, 0, i, 0), i) for i in range(m)]
+    rows.append(
+        (
+            "client: encode PUTA from Record objects",
+            best(lambda: list(encode_put_batches(records, True, pt.to_bytes)), m),
+        )
+    )
+    small = RecordBlock(
+        keys[:m], np.arange(m + 1, dtype=np.int64) * 8, np.arange(m, dtype=np.int64).tobytes()
+    )
+    get_wire = encode_get_records(small) + b"\x00\x00\x00\x00"
+    dec = ObjectRecordDecoder(pt)
+    rows.append(
+        ("client: decode GET into Record objects", best(lambda: dec.decode(get_wire, None), m))
+    )
+    get_wire_n = encode_get_records(fixed) + b"\x00\x00\x00\x00"
+    ndec = NumpyRecordDecoder(NumpyPayloadType(np.int64).parsing_dtype)
+    rows.append(
+        ("client: decode GET into numpy arrays", best(lambda: ndec.decode(get_wire_n, None), n))
+    )
+    width = max(len(r[0]) for r in rows)
+    for name, rate in rows:
+        print(f"{name:<{width}}  {rate:>14,.0f} records/s")
+    if args.e2e:
+        end_to_end(min(n, 200_000))
+
+
+def end_to_end(n: int) -> None:
+    """Object and numpy paths of ``Channel`` against a real server process."""
+    from tstorage_client.channel import Channel
+
+    server_exe = Path(sys.executable).parent / "tstorage-server"
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc = subprocess.Popen(
+            [str(server_exe), "--data-dir", data_dir, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            assert proc.stdout is not None
+            port = 0
+            for line in proc.stdout:
+                if m := re.search(rb"listening on \S+?:(\d+)", line):
+                    port = int(m.group(1))
+                    break
+            pt = StructPayloadType[int]("<q")
+            rows = []
+            with Channel("127.0.0.1", port, pt) as ch:
+                for cid, name, put in ((1, "puta", ch.puta), (2, "put", ch.put)):
+                    recs = [Record(Key(cid, i, 0, i, 0), i) for i in range(n)]
+                    t = time.perf_counter()
+                    assert put(recs).is_ok()
+                    rows.append((f"e2e object {name}", n / (time.perf_counter() - t)))
+                t = time.perf_counter()
+                got = ch.get(Key(1, 0, 0, 0, 0), Key(3, n, 1, n, 2**63 - 1))
+                assert got.is_ok() and len(got.data) == 2 * n
+                rows.append(("e2e object get", 2 * n / (time.perf_counter() - t)))
+            npt = NumpyPayloadType(np.int64)
+            m = 5 * n
+            arr = np.zeros(m, npt.parsing_dtype)
+            arr["cid"] = 3
+            arr["mid"] = np.arange(m)
+            arr["v0"] = np.arange(m)
+            with Channel("127.0.0.1", port, npt) as ch:
+                t = time.perf_counter()
+                assert ch.puta(arr).is_ok()
+                rows.append(("e2e numpy puta", m / (time.perf_counter() - t)))
+                t = time.perf_counter()
+                res = ch.get(Key(3, 0, 0, 0, 0), Key(4, m, 1, 1, 1))
+                assert res.is_ok() and sum(len(a) for a in res.data) == m
+                rows.append(("e2e numpy get", m / (time.perf_counter() - t)))
+            for name, rate in rows:
+                print(f"{name:<48}  {rate:>14,.0f} records/s")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()
