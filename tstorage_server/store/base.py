@@ -243,8 +243,13 @@ class BlockSnapshot(Snapshot):
         # stable sort keeps equal keys in the order they arrived).
         group = sorted(group, key=lambda m: m.block_id)
         selected = []
+        lo = np.array(kmin, dtype=np.int64)
+        hi = np.array(kmax, dtype=np.int64)
         for meta in group:
             block = self._reader.read(meta)
+            if bool(np.all(meta.mins >= lo)) and bool(np.all(meta.maxs < hi)):
+                selected.append(block)  # the whole block is inside the box
+                continue
             idx = np.flatnonzero(B.box_mask(block.keys, kmin, kmax))
             if len(idx):
                 selected.append(B.take(block, idx))
@@ -295,13 +300,17 @@ class BlockStore(Store):
         block = B.concat(blocks)
         if len(block.keys) == 0:
             return PutResult(0)
+        # The keys array may be the caller's (a single block); acq is written into it below.
+        owned = len([b for b in blocks if len(b.keys)]) > 1
         # Sorting happens here, outside any lock; acq is filled in at commit time.
         order: np.ndarray | None = None
         if assign_acq:
             if not B.is_sorted(block.keys, with_acq=False):
                 order = B.sort_order(block.keys, with_acq=False)
                 block = B.take(block, order)
-            block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
+                owned = True
+            if not owned:
+                block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
         elif not B.is_sorted(block.keys):
             block = B.take(block, B.sort_order(block.keys))
         pending = _Pending(block, order, assign_acq)
