@@ -18,10 +18,14 @@ unmasking XORs whole buffers at once (:func:`unmask`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from engineio.async_drivers import eventlet as engineio_eventlet
-from eventlet import websocket as eventlet_websocket
+with warnings.catch_warnings():
+    # eventlet announces its maintenance mode on import; the product owner chose it
+    warnings.simplefilter("ignore")
+    from engineio.async_drivers import eventlet as engineio_eventlet
+    from eventlet import websocket as eventlet_websocket
 
 __all__ = ["READ_SIZE_BYTES", "BufferedSocket", "BufferedWebSocketWSGI", "unmask"]
 

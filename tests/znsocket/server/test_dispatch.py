@@ -1,0 +1,146 @@
+"""The sans-IO dispatcher and the wiring helpers, without sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import socketio
+
+from znsocket.exceptions import PermissionDeniedError
+from znsocket.server import Dispatcher, attach_events, create_app
+from znsocket.server.fastpacket import has_binary
+from znsocket.server.transport import BufferedSocket, unmask
+from znsocket.storage import COMMANDS, MemoryStorage
+
+
+def test_only_interface_commands_are_bound() -> None:
+    dispatcher = Dispatcher(MemoryStorage())
+    assert set(dispatcher.commands) == set(COMMANDS)
+    assert "execute_many" not in dispatcher.commands
+    assert dispatcher.command(None, "__init__", [[], {}])["error"]["type"] == "UnknownEventError"
+
+
+def test_duck_typed_storage_offers_only_what_it_has() -> None:
+    class Tiny:
+        def get(self, name: str) -> str:
+            return "v"
+
+        def secret(self) -> str:  # not an interface command
+            return "leak"
+
+    dispatcher = Dispatcher(Tiny())
+    assert dispatcher.command(None, "get", [["k"], {}]) == {"data": "v"}
+    assert dispatcher.command(None, "secret", [[], {}])["error"]["type"] == "UnknownEventError"
+    assert dispatcher.command(None, "set", [["k", "v"], {}])["error"]["type"] == "UnknownEventError"
+
+
+def test_authorization_hook_refuses_commands_and_pipeline_entries() -> None:
+    seen: list[tuple[Any, str]] = []
+
+    def authorize(principal: Any, command: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        seen.append((principal, command))
+        if command == "flushall" or (args and str(args[0]).startswith("private:")):
+            raise PermissionDeniedError(f"{principal} may not {command}")
+
+    storage = MemoryStorage()
+    dispatcher = Dispatcher(storage, authorize=authorize)
+    assert dispatcher.command("alice", "set", [["k", "v"], {}]) == {"data": True}
+    assert dispatcher.command("alice", "flushall", [[], {}]) == {
+        "error": {"msg": "alice may not flushall", "type": "PermissionDeniedError"}
+    }
+    message = [["set", [["a", "1"], {}]], ["get", [["private:x"], {}]], ["set", [["b", "1"], {}]]]
+    reply = dispatcher.pipeline("bob", [[], {"message": message}])
+    assert reply["error"]["type"] == "PermissionDeniedError"
+    assert storage.get("a") == "1"  # commands before the refused one ran
+    assert storage.get("b") is None
+    assert ("alice", "set") in seen
+
+
+def test_compressed_pipeline_goes_through_the_pipeline_path() -> None:
+    dispatcher = Dispatcher(MemoryStorage())
+    buffer = b"\x00" + json.dumps([[], {"message": [["set", [["k", "v"], {}]]]}]).encode()
+    assert dispatcher.compressed(None, {"event": "pipeline", "data": buffer}) == {
+        "data": [{"data": True}]
+    }
+
+
+def test_decoded_size_limit_applies_to_compressed_messages() -> None:
+    dispatcher = Dispatcher(MemoryStorage(), max_decoded_bytes=100)
+    buffer = b"\x00" + json.dumps([["k", "v" * 200], {}]).encode()
+    reply = dispatcher.compressed(None, {"event": "set", "data": buffer})
+    assert reply["error"]["type"] == "DeserializationError"
+
+
+def test_attach_events_registers_on_an_existing_server() -> None:
+    sio = socketio.Server(async_mode="threading")
+    assert attach_events(sio, storage=MemoryStorage()) is sio
+    handlers = sio.handlers["/znsocket"]
+    for event in (
+        "*",
+        "connect",
+        "disconnect",
+        "server_config",
+        "pipeline",
+        "compressed_message",
+        "chunked_message",
+        "get_chunked_result",
+        "refresh",
+        "register_adapter",
+        "check_adapter",
+        "adapter_exists",
+        "adapter:get",
+    ):
+        assert event in handlers
+    assert handlers["*"]("set", "sid", [["k", "v"], {}]) == {"data": True}
+    assert handlers["*"]("get", "sid", [["k"], {}]) == {"data": "v"}
+
+
+def test_create_app_options() -> None:
+    app = create_app(
+        MemoryStorage(), max_http_buffer_size=1234, cors_allowed_origins="*", namespace="/other"
+    )
+    assert app.sio.eio.max_http_buffer_size == 1234
+    assert app.sio.eio.cors_allowed_origins == "*"
+    assert app.namespace == "/other"
+    assert "/other" in app.sio.handlers
+    assert app.wsgi_app is not None
+
+
+def test_has_binary() -> None:
+    assert not has_binary({"data": ["a", "b", 1, None, [1.5, {"x": "y"}]]})
+    assert has_binary({"data": ["a", {"x": [b"bytes"]}]})
+    assert has_binary((1, bytearray(b"x")))
+    assert not has_binary({"data": ("a", 1.0)})
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 5])
+def test_unmask_matches_the_definition(offset: int) -> None:
+    data = bytes(range(256)) * 3
+    mask = (0x12, 0x34, 0x56, 0x78)
+    expected = bytes(b ^ mask[(offset + i) % 4] for i, b in enumerate(data))
+    assert unmask(data, mask, offset=offset) == expected
+    assert unmask(b"", mask) == b""
+
+
+def test_buffered_socket_reads_in_large_pieces() -> None:
+    class Fake:
+        def __init__(self) -> None:
+            self.calls = 0
+            self.parts = [b"abcdefgh", b"ij"]
+
+        def recv(self, size: int) -> bytes:
+            self.calls += 1
+            return self.parts.pop(0)[:size] if self.parts else b""
+
+        def sendall(self, data: bytes) -> None:
+            self.sent = data
+
+    raw = Fake()
+    sock = BufferedSocket(raw)
+    assert [sock.recv(2), sock.recv(3), sock.recv(10)] == [b"ab", b"cde", b"fgh"]
+    assert raw.calls == 1
+    assert sock.recv(5) == b"ij"
+    sock.sendall(b"x")
+    assert raw.sent == b"x"
