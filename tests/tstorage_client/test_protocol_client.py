@@ -72,10 +72,14 @@ def test_decode_get_one_record(how: str, trailing: bytes) -> None:
     assert records_of(events) == [Record(k, struct.unpack("<i", p)[0]) for k, p in records]
 
 
+TRAILING = [b"", b"\x99" * 7]
+
+
 @pytest.mark.parametrize("how", HOW)
-def test_decode_get_empty(how: str) -> None:
+@pytest.mark.parametrize("trailing", TRAILING)
+def test_decode_get_empty(how: str, trailing: bytes) -> None:
     _, acq, wire = V.GET_EMPTY
-    assert drain(get_conn(), wire, how) == [ev.GetStart(0), ev.GetEnd(acq, 0)]
+    assert drain(get_conn(), wire + trailing, how) == [ev.GetStart(0), ev.GetEnd(acq, 0)]
 
 
 @pytest.mark.parametrize("how", HOW)

@@ -177,3 +177,41 @@ def test_core_modules_import_no_io() -> None:
             else:
                 continue
             assert not mods & FORBIDDEN, f"{name} imports {mods & FORBIDDEN}"
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-2, 4), i64, i32, i64, i64, st.integers(-(2**31), 2**31 - 1)),
+        max_size=40,
+    ),
+    st.booleans(),
+    st.booleans(),
+    st.integers(1, 400),
+)
+@settings(max_examples=150, deadline=None)
+def test_numpy_put_stream_equals_object_stream(
+    rows: list[tuple[int, int, int, int, int, int]],
+    with_acq: bool,
+    skip_invalid: bool,
+    max_batch: int,
+) -> None:
+    """The numpy PUT path sends exactly the bytes the object path sends, invalid cids included."""
+    import numpy as np
+
+    from tstorage_client._numpy_path import numpy_put_batches
+    from tstorage_client.payload_type import NumpyPayloadType
+
+    pt = NumpyPayloadType(np.int32)
+    arr = (
+        np.array([(0, *row) for row in rows], dtype=pt.parsing_dtype)
+        if rows
+        else np.zeros(0, pt.parsing_dtype)
+    )
+    records = [Record(Key(c, m, o, p, a), struct.pack("<i", v)) for c, m, o, p, a, v in rows]
+    object_wire = b"".join(
+        encode_put_batches(
+            records, with_acq, bytes, max_batch_size=max_batch, skip_invalid=skip_invalid
+        )
+    )
+    numpy_wire = b"".join(numpy_put_batches(arr, with_acq, pt, max_batch, skip_invalid))
+    assert numpy_wire == object_wire
