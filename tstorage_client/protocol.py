@@ -616,7 +616,6 @@ class _State(enum.Enum):
     GET_TRAILER = "get-trailer"
     ACQ = "acq"  # client: waiting for a GET_ACQ result
     PUT_RESULT = "put-result"  # client: waiting for a PUT result
-    GET_STREAMING = "get-streaming"  # server: records being sent
     ERROR = "error"
     CLOSED = "closed"
 
@@ -857,7 +856,9 @@ class ClientConnection(_Connection):
     ) -> None:
         super().__init__(max_buffer_size)
         self.decoder = decoder
+        #: Largest ``4 + n`` a GET record may have (the memory limit), or None.
         self.max_record_bytes: int | None = None
+        self._with_acq = False
 
     def send(self, event: Event) -> bytes:
         """Bytes of a request event and expect its response.
