@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 import pytest
+
+from tests._servers import ServerProcess
 from tstorage_client.channel import Channel
 from tstorage_client.channel_async import AsyncChannel
 from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType, StructPayloadType
 from tstorage_client.record import Key, Record
 from tstorage_client.response import ResponseAcq, ResponseStatus
 from tstorage_client.timestamp import now_ns
-
-from tests._servers import ServerProcess
 
 pytestmark = pytest.mark.integration
 
