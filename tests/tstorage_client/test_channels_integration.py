@@ -139,21 +139,22 @@ async def test_reference_scenario(fresh_server: ServerProcess, make_channel: Mak
     # get_stream with and without limits: callback counts of spec 6.7
     async with ch:
         all8 = sorted(x.key for x in (await ch.get(*eight)).data)
-    for limit, sizes in [
+    stream_cases: list[tuple[int | None, list[int]]] = [
         (None, [8]),
         (90, [1, 3, 2, 2]),
         (120, [2, 3, 3]),
         (76, [1, 2, 2, 2, 1]),
         (80, [1, 2, 2, 2, 1]),
-    ]:
-        ch.memory_limit = limit
+    ]
+    for stream_limit, sizes in stream_cases:
+        ch.memory_limit = stream_limit
         async with ch:
             got = Collector()
             r = await ch.get_stream(*eight, got)
-            assert r.is_ok() and got.sizes == sizes, limit
+            assert r.is_ok() and got.sizes == sizes, stream_limit
             assert sorted(x.key for x in got.records) == all8
-    for limit in (4, 51):
-        ch.memory_limit = limit
+    for low in (4, 51):
+        ch.memory_limit = low
         async with ch:
             got = Collector()
             r = await ch.get_stream(*eight, got)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import struct
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -53,7 +54,7 @@ def test_put_stream_encode_then_server_decode(
     wire += client.send(ev.PutEnd())
     server = ServerConnection()
     got: list[tuple[Key, bytes]] = []
-    events: list[ev.Event] = []
+    events: list[Any] = []
     for i in range(0, len(wire), chunk):
         server.receive_data(wire[i : i + chunk])
         while (e := server.next_event()) is not NEED_DATA:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from tstorage_client.record import Key
 HOW = ["whole", "bytewise"]
 
 
-def put_records(events: list[ev.Event]) -> list[tuple[Key, bytes]]:
+def put_records(events: list[Any]) -> list[tuple[Key, bytes]]:
     out: list[tuple[Key, bytes]] = []
     for e in events:
         if isinstance(e, ev.PutBatch):

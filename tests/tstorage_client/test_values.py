@@ -101,7 +101,8 @@ def test_numpy_payload_dtypes() -> None:
     assert NumpyPayloadType(None).parsing_dtype.itemsize == 36
     assert NumpyPayloadType([("a", "<i2")]).parsing_dtype.itemsize == 38
     values = np.arange(3, dtype=np.int32)
-    assert (pt.from_bytes(pt.to_bytes(values))["v0"] == values).all()
+    decoded = pt.from_bytes(pt.to_bytes(values))
+    assert decoded is not None and (decoded["v0"] == values).all()
     assert pt.from_bytes(b"abc") is None
 
 

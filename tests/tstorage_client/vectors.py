@@ -54,7 +54,7 @@ GET_ONE_RECORD = (
         "00000000 0800000000000000 1000000000000000"
     ),
 )
-GET_EMPTY = (
+GET_EMPTY: tuple[list[tuple[Key, bytes]], int, bytes] = (
     [],
     7,
     h("00000000 0000000000000000 00000000 00000000 0800000000000000 0700000000000000"),
@@ -84,8 +84,16 @@ PUTA_2_RECORDS = (
         "ffffffff"
     ),
 )
-PUT_EMPTY = ([], False, h("05000000 0000000000000000 ffffffff"))
-PUTA_EMPTY = ([], True, h("06000000 0000000000000000 ffffffff"))
+PUT_EMPTY: tuple[list[tuple[Key, bytes]], bool, bytes] = (
+    [],
+    False,
+    h("05000000 0000000000000000 ffffffff"),
+)
+PUTA_EMPTY: tuple[list[tuple[Key, bytes]], bool, bytes] = (
+    [],
+    True,
+    h("06000000 0000000000000000 ffffffff"),
+)
 
 PUT_RESPONSE = (
     817000000000000000,
