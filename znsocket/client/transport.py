@@ -7,10 +7,13 @@ reader thread answers a call in about half the time. The surface mirrors the par
 ``call``, ``on``, ``disconnect``, ``connected``, ``sleep``), so ``client.sio`` keeps
 working as it does upstream.
 
-Threads: the caller sends; one *reader* thread receives every websocket message,
-answers heartbeats, and hands acknowledgements straight to the waiting caller. Server
-events (``refresh``, ``adapter:get``) run on a separate *dispatcher* thread, because
-their handlers may themselves make calls whose answers the reader must deliver.
+Threads: a caller sends its request and then reads the websocket itself until its
+acknowledgement arrives (one reader at a time, under ``_read_lock``); handing every
+answer from a reader thread to the caller would cost two thread switches per call,
+which is what limits many client processes sharing few cores. While no call is in
+flight, a *background* thread reads instead, so heartbeats and server events are
+served, and it reconnects after a drop. Server events (``refresh``, ``adapter:get``)
+run on a separate *dispatcher* thread, because their handlers may themselves make calls.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import itertools
 import logging
 import queue
 import random
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -98,10 +102,16 @@ class SocketIOTransport:
         self._connect_lock = threading.Lock()
         self._events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
-        self._reader: threading.Thread | None = None
+        self._background: threading.Thread | None = None
         self._closing = False
         self._conn_args: dict[str, Any] | None = None
         self._disconnected = threading.Event()
+        self._read_lock = threading.Lock()  # held by whichever thread reads the websocket
+        self._state = threading.Condition(threading.Lock())
+        self._inflight = 0  # calls waiting for their acknowledgement
+        self._last_activity = 0.0  # monotonic time the last call finished
+        self._last_recv = 0.0  # monotonic time of the last message from the server
+        self._heartbeat = 45.0  # seconds of silence after which the server counts as gone
 
     # --------------------------------------------------------------- handlers
     def on(
@@ -198,7 +208,9 @@ class SocketIOTransport:
             raise socketio.exceptions.ConnectionError(f"Connection error: {err}") from err
         assert opened is not None
         # A silent server is detected by the missing heartbeat, as Engine.IO specifies.
-        ws.settimeout(opened.ping_interval + opened.ping_timeout + 5)
+        self._heartbeat = opened.ping_interval + opened.ping_timeout + 5
+        ws.settimeout(self._heartbeat)
+        self._last_recv = time.monotonic()
         self._ws, self._proto = ws, proto
         self.eio_sid, self.max_payload = opened.sid, opened.max_payload
         self.namespaces = joined
@@ -209,10 +221,11 @@ class SocketIOTransport:
                 target=self._dispatch_loop, name="znsocket-dispatch", daemon=True
             )
             self._dispatcher.start()
-        self._reader = threading.Thread(
-            target=self._read_loop, args=(ws, proto), name="znsocket-reader", daemon=True
-        )
-        self._reader.start()
+        if self._background is None or not self._background.is_alive():
+            self._background = threading.Thread(
+                target=self._background_loop, name="znsocket-reader", daemon=True
+            )
+            self._background.start()
         for ns in joined:
             self._events.put((self._run_handler, (ns, "connect", [], None)))
 
@@ -229,7 +242,9 @@ class SocketIOTransport:
             except (OSError, websocket.WebSocketException):
                 pass
         self._drop(ws, reason="client disconnected")
-        reader = self._reader
+        with self._state:
+            self._state.notify_all()
+        reader = self._background
         if reader is not None and reader is not threading.current_thread():
             reader.join(timeout=2)
 
@@ -325,42 +340,36 @@ class SocketIOTransport:
             ConnectionLostError: The connection dropped before the answer arrived.
         """
         ns = namespace or "/"
-        ws = self._ensure_connected(ns)
         args = list(data) if isinstance(data, tuple) else ([] if data is None else [data])
-        ack_id = next(self._ids)
-        waiter = _Waiter()
-        self._waiters[ack_id] = waiter
-        try:
-            self._send(ws, self._proto.emit(ns, event, args, ack_id))
-        except BaseException:
-            self._waiters.pop(ack_id, None)
-            raise
-        if not waiter.lock.acquire(timeout=-1 if timeout is None else timeout):
-            self._waiters.pop(ack_id, None)
-            raise socketio.exceptions.TimeoutError()
-        if waiter.error is not None:
-            raise waiter.error
-        value = waiter.value or []
-        if len(value) > 1:
-            return tuple(value)
-        return value[0] if value else None
+        return self._request(ns, timeout, lambda ack_id: self._proto.emit(ns, event, args, ack_id))
 
     def call_json(
         self, event: str, json_args: str, namespace: str, timeout: float | None = 60
     ) -> Any:
         """Like :meth:`call` with one argument given as ready JSON text (no bytes inside)."""
-        ws = self._ensure_connected(namespace)
+        return self._request(
+            namespace, timeout, lambda ack_id: [self._proto.emit_json(namespace, event, json_args, ack_id)]
+        )
+
+    def _request(
+        self, ns: str, timeout: float | None, build: Callable[[int], list[str | bytes]]
+    ) -> Any:
+        ws = self._ensure_connected(ns)
         ack_id = next(self._ids)
         waiter = _Waiter()
         self._waiters[ack_id] = waiter
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        with self._state:
+            self._inflight += 1
         try:
-            self._send(ws, [self._proto.emit_json(namespace, event, json_args, ack_id)])
-        except BaseException:
+            self._send(ws, build(ack_id))
+            if not self._await(ws, waiter, deadline):
+                raise socketio.exceptions.TimeoutError()
+        finally:
             self._waiters.pop(ack_id, None)
-            raise
-        if not waiter.lock.acquire(timeout=-1 if timeout is None else timeout):
-            self._waiters.pop(ack_id, None)
-            raise socketio.exceptions.TimeoutError()
+            with self._state:
+                self._inflight -= 1
+                self._last_activity = time.monotonic()
         if waiter.error is not None:
             raise waiter.error
         value = waiter.value or []
@@ -368,52 +377,135 @@ class SocketIOTransport:
             return tuple(value)
         return value[0] if value else None
 
+    def _await(self, ws: websocket.WebSocket, waiter: _Waiter, deadline: float) -> bool:
+        """Wait until ``waiter`` is answered, reading the socket ourselves when free."""
+        done = waiter.lock
+        while not done.acquire(False):
+            if ws is not self._ws or not self.connected:
+                if waiter.value is None and waiter.error is None:
+                    waiter.error = ConnectionLostError("connection lost before the answer arrived")
+                return True
+            if self._read_lock.acquire(False):
+                try:
+                    while not done.acquire(False):
+                        if ws is not self._ws or not self.connected:
+                            if waiter.value is None and waiter.error is None:
+                                waiter.error = ConnectionLostError(
+                                    "connection lost before the answer arrived"
+                                )
+                            return True
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return False
+                        self._read_once(ws, min(remaining, 1.0))
+                    return True
+                finally:
+                    self._read_lock.release()
+            # Another thread reads and will hand our answer over; retry soon in case it
+            # stops reading first.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if done.acquire(timeout=min(remaining, 0.002)):
+                return True
+        return True
+
     # --------------------------------------------------------------- receiving
-    def _read_loop(self, ws: websocket.WebSocket, proto: SocketIOProtocol) -> None:
-        text_op, binary_op = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY
-        waiters = self._waiters
-        reason = "connection closed by the server"
+    @staticmethod
+    def _readable(ws: websocket.WebSocket, timeout: float) -> bool:
+        sock = ws.sock
+        if sock is None:
+            return True  # closed: recv raises, which reports the drop
+        # websocket-client never reads past the frame it parses, so a select on the
+        # socket is exact; only TLS may hold decrypted bytes of its own.
+        if ws.frame_buffer.recv_buffer or (hasattr(sock, "pending") and sock.pending()):
+            return True
+        return bool(select.select([sock], [], [], timeout)[0])
+
+    def _read_once(self, ws: websocket.WebSocket, timeout: float) -> None:
+        """Read and dispatch at most one message within ``timeout``; a failure drops ``ws``.
+
+        Must be called holding ``_read_lock``.
+        """
+        if ws is not self._ws or not self.connected:
+            self._drop(ws, "connection replaced")
+            return
         try:
-            while True:
-                opcode, data = ws.recv_data()
-                if opcode == text_op:
-                    ev = proto.receive_text(data.decode())
-                elif opcode == binary_op:
-                    ev = proto.receive_binary(data)
-                else:  # close frame
-                    break
-                if ev is None:
-                    continue
-                if type(ev) is Ack:
-                    w = waiters.pop(ev.ack_id, None)
-                    if type(w) is _Waiter:
-                        w.value = ev.args
-                        w.lock.release()
-                    elif w is not None:
-                        self._events.put((w, tuple(ev.args)))
-                elif type(ev) is Ping:
-                    with self._send_lock:
-                        ws.send(proto.pong())
-                elif type(ev) is Event:
-                    self._events.put((self._run_handler, (ev.namespace, ev.name, ev.args, ev.ack_id)))
-                elif type(ev) is Close:
-                    break
-                elif type(ev) is Disconnected:
-                    self.namespaces.pop(ev.namespace, None)
-                    self._events.put((self._run_handler, (ev.namespace, "disconnect", [], None)))
-                    if not self.namespaces:
-                        reason = "the server left every namespace"
-                        break
+            if not self._readable(ws, timeout):
+                if time.monotonic() - self._last_recv > self._heartbeat:
+                    self._drop(ws, "no heartbeat from the server")
+                return
+            opcode, data = ws.recv_data()
+            self._last_recv = time.monotonic()
+            proto = self._proto
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                ev = proto.receive_text(data.decode())
+            elif opcode == websocket.ABNF.OPCODE_BINARY:
+                ev = proto.receive_binary(data)
+            else:  # close frame
+                self._drop(ws, "connection closed by the server")
+                return
         except websocket.WebSocketTimeoutException:
-            reason = "no heartbeat from the server"
-        except (OSError, websocket.WebSocketException) as err:
-            reason = f"connection lost: {err}"
+            self._drop(ws, "no heartbeat from the server")
+            return
+        except (OSError, ValueError, websocket.WebSocketException) as err:
+            self._drop(ws, f"connection lost: {err}")
+            return
         except ProtocolError as err:
-            reason = f"protocol error from the server: {err}"
-            log.error("closing connection: %s", reason)
-        self._drop(ws, reason)
-        if not self._closing and self.reconnection:
-            self._reconnect_loop()
+            log.error("closing connection: protocol error from the server: %s", err)
+            self._drop(ws, f"protocol error from the server: {err}")
+            return
+        if ev is None:
+            return
+        kind = type(ev)
+        if kind is Ack:
+            assert isinstance(ev, Ack)
+            w = self._waiters.pop(ev.ack_id, None)
+            if isinstance(w, _Waiter):
+                w.value = ev.args
+                w.lock.release()
+            elif w is not None:
+                self._events.put((w, tuple(ev.args)))
+        elif kind is Ping:
+            try:
+                with self._send_lock:
+                    ws.send(proto.pong())
+            except (OSError, websocket.WebSocketException) as err:
+                self._drop(ws, f"connection lost: {err}")
+        elif kind is Event:
+            assert isinstance(ev, Event)
+            self._events.put((self._run_handler, (ev.namespace, ev.name, ev.args, ev.ack_id)))
+        elif kind is Close:
+            self._drop(ws, "connection closed by the server")
+        elif kind is Disconnected:
+            assert isinstance(ev, Disconnected)
+            self.namespaces.pop(ev.namespace, None)
+            self._events.put((self._run_handler, (ev.namespace, "disconnect", [], None)))
+            if not self.namespaces:
+                self._drop(ws, "the server left every namespace")
+
+    def _background_loop(self) -> None:
+        """Read while no call is in flight; reconnect after a drop."""
+        grace = 0.05
+        while not self._closing:
+            ws = self._ws
+            if ws is None or not self.connected:
+                if self._reconnecting():
+                    self._reconnect_loop()
+                    continue
+                return
+            with self._state:
+                # Busy callers read for themselves; stay out of their way.
+                if self._inflight or time.monotonic() - self._last_activity < grace:
+                    self._state.wait(grace)
+                    continue
+            if not self._read_lock.acquire(timeout=grace):
+                continue
+            try:
+                if self._inflight == 0 and ws is self._ws:
+                    self._read_once(ws, grace)
+            finally:
+                self._read_lock.release()
 
     def _drop(self, ws: websocket.WebSocket | None, reason: str) -> None:
         """Mark the connection dead and fail every pending call."""

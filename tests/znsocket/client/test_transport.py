@@ -99,3 +99,44 @@ def test_disconnect_is_clean_and_final(own_server: ServerProcess) -> None:
     other = znsocket.Client(own_server.url)  # the server is unaffected
     assert other.set("a", "1") is True
     other.sio.disconnect()
+
+
+def test_many_threads_share_one_client(client: znsocket.Client) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(100):
+                client.set(f"t{n}", str(i))
+                assert client.get(f"t{n}") == str(i)
+        except BaseException as exc:  # collected for the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert [client.get(f"t{n}") for n in range(8)] == ["99"] * 8
+
+
+def test_busy_owner_still_serves_its_adapter(
+    client: znsocket.Client, client2: znsocket.Client
+) -> None:
+    """The owner reads its socket inside its own calls and must pass adapter requests on."""
+    znsocket.ListAdapter(key="busy", socket=client, object=list(range(10)))
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            client.get("anything")
+
+    t = threading.Thread(target=keep_busy)
+    t.start()
+    try:
+        lst = znsocket.List(client2, "busy")
+        assert [lst[i] for i in range(10)] == list(range(10))
+    finally:
+        stop.set()
+        t.join(10)
