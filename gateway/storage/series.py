@@ -24,6 +24,7 @@ from gateway.errors import CodecError, KeyMappingError
 from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
 from gateway.storage.index import BoxIndex, CapIndex
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
+from gateway.storage.values import ValueCache
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
@@ -63,9 +64,11 @@ class SeriesViews:
         *,
         max_staleness: float = 0.1,
         index_budget: int = 50_000_000,
+        value_cache: int = 200_000,
         clock: Callable[[], int] = tstorage_now_ns,
     ) -> None:
         self.link = link
+        self.values = ValueCache(value_cache)
         self.max_staleness = max_staleness
         self.index_budget = index_budget
         self.clock = clock
@@ -104,9 +107,17 @@ class SeriesViews:
             started = time.monotonic()
             lo, hi = box.feed_box()
             found: list[tuple[int, int]] = []
-            acq = self.link.stream(
-                lo, hi, lambda batch: found.extend((k.moid, k.cap) for k, _ in batch)
-            )
+            # Records that arrive through the feed are recent and likely read next: cache
+            # them (but not the whole history streamed by the first build of an index).
+            initial = box.acq0 == lo[4] == _ACQ_MIN
+
+            def take(batch: list[Fetched]) -> None:
+                found.extend((k.moid, k.cap) for k, _ in batch)
+                if not initial:
+                    for k, payload in batch:
+                        self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
+
+            acq = self.link.stream(lo, hi, take)
             box.add_records(found)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
@@ -135,17 +146,28 @@ class SeriesViews:
 
     # -------------------------------------------------------------- fetching
     def _fetch(self, series: SeriesKey, caps: Sequence[int]) -> dict[int, bytes]:
-        """Newest payload of each requested cap, by one GET of the covering cap range."""
-        if not caps:
-            return {}
-        lo, hi = series.key_range(min(caps), max(caps) + 1)
+        """Newest payload of each requested cap: from the cache, else one GET of the
+        cap range covering the caps not cached."""
+        s = series
+        out: dict[int, bytes] = {}
+        missing: list[int] = []
+        for cap in caps:
+            hit = self.values.get((s.cid, s.mid, s.moid, cap))
+            if hit is None:
+                missing.append(cap)
+            else:
+                out[cap] = hit
+        if not missing:
+            return out
+        lo, hi = s.key_range(min(missing), max(missing) + 1)
         records, _ = self.link.get(lo, hi)
-        wanted = set(caps)
-        return {
-            cap: p
-            for (moid, cap), (_, p) in _newest_per_cap(records).items()
-            if cap in wanted and moid == series.moid
-        }
+        wanted = set(missing)
+        for (moid, cap), (acq, p) in _newest_per_cap(records).items():
+            if moid == s.moid:
+                self.values.offer((s.cid, s.mid, moid, cap), acq, p)
+                if cap in wanted:
+                    out[cap] = p
+        return out
 
     def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
         return self._views[rule_index].shape.to_json(cap, payload)
@@ -233,7 +255,12 @@ class SeriesViews:
             ]
             self.link.put(records)
             idx.add(caps)
+            self._remember(records)
             return len(idx)
+
+    def _remember(self, records: Sequence[PutRecord]) -> None:
+        for key, payload in records:
+            self.values.remember_own(key, payload)
 
     def _assign_caps(
         self, key: str, rule: MapRule, idx: CapIndex, wanted: Sequence[int | None]
@@ -291,7 +318,9 @@ class SeriesViews:
                     f"{t.key!r}: element {i} has t={cap}; a correction keeps its time"
                 )
             s = t.series
-            self.link.put([((s.cid, s.mid, s.moid, cap), payload)])
+            correction: list[PutRecord] = [((s.cid, s.mid, s.moid, cap), payload)]
+            self.link.put(correction)
+            self._remember(correction)
         return True
 
     # -------------------------------------------------------------- Dict reads
@@ -305,9 +334,18 @@ class SeriesViews:
         self, t: DictTarget, box: BoxIndex, moids: Sequence[int]
     ) -> dict[int, tuple[int, bytes]]:
         lasts = {m: box.series(m).last() for m in moids}
-        lasts_known = {m: c for m, c in lasts.items() if c is not None}
+        out: dict[int, tuple[int, bytes]] = {}
+        lasts_known: dict[int, int] = {}
+        for m, c in lasts.items():
+            if c is None:
+                continue
+            hit = self.values.get((t.cid, t.mid, m, c))
+            if hit is not None:
+                out[m] = (c, hit)
+            else:
+                lasts_known[m] = c
         if not lasts_known:
-            return {}
+            return out
         lo_cap, hi_cap = min(lasts_known.values()), max(lasts_known.values())
         # One GET over all fields when their latest records sit close together in time
         # (the index tells exactly how many records the window holds), else one per field.
@@ -323,12 +361,12 @@ class SeriesViews:
             windows = [(list(lasts_known), lo_cap, hi_cap)]
         else:
             windows = [([m], c, c) for m, c in lasts_known.items()]
-        out: dict[int, tuple[int, bytes]] = {}
         for ms, a, b in windows:
             lo: KeyTuple = (t.cid, t.mid, min(ms), a, _ACQ_MIN)
             hi: KeyTuple = (t.cid + 1, t.mid + 1, max(ms) + 1, b + 1, _ACQ_MAX)
             records, _ = self.link.get(lo, hi)
-            for (moid, cap), (_, payload) in _newest_per_cap(records).items():
+            for (moid, cap), (acq, payload) in _newest_per_cap(records).items():
+                self.values.offer((t.cid, t.mid, moid, cap), acq, payload)
                 if lasts_known.get(moid) == cap:
                     out[moid] = (cap, payload)
         return out
@@ -424,6 +462,7 @@ class SeriesViews:
             self.link.put(records)
             for moid, caps in planned.items():
                 box.series(moid).add(caps)
+            self._remember(records)
         return new_fields
 
 

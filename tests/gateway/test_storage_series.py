@@ -291,3 +291,22 @@ def test_tstorage_down_gives_a_clear_error(
     with pytest.raises(TStorageUnavailable):
         gw.rpush(L + "meters/1/1", "2")
     assert gw.generic.mem.get("k") == "v"  # rolled back: not acknowledged, not kept
+
+
+def test_corrections_read_back_at_once_and_caches_stay_coherent(
+    make_storage: Make, tstorage: ServerProcess, cid: int, fresh_cid: Callable[[], int]
+) -> None:
+    text = meter_config(tstorage, cid, fresh_cid()).replace(
+        'codec = "struct:<d"\n', 'codec = "struct:<d"\nallow_corrections = true\n', 1
+    )
+    a, b = make_storage(text), make_storage(text)
+    key = L + "meters/5/5"
+    a.rpush(key, "1", "2")
+    time.sleep(b.series.max_staleness + 0.05)
+    assert b.lrange(key, 0, -1) == ["1.0", "2.0"]  # b caches both values
+    a.lset(key, 0, "10")
+    assert a.lindex(key, 0) == "10.0"  # read your own correction, no wait
+    b.lset(key, 1, "20")
+    assert b.lindex(key, 1) == "20.0"
+    time.sleep(a.series.max_staleness + 0.05)
+    assert a.lrange(key, 0, -1) == b.lrange(key, 0, -1) == ["10.0", "20.0"]
