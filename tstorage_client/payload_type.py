@@ -74,7 +74,7 @@ class StructPayloadType(PayloadType[T]):
         """The unpacked value, or None when ``buffer`` has the wrong length."""
         try:
             return self._unpack(buffer)[0]
-        except struct.error:
+        except (struct.error, IndexError):  # wrong length, or a format without values
             return None
 
 

@@ -500,6 +500,18 @@ class ObjectRecordDecoder(RecordDecoder[T]):
 
     def __init__(self, payload_type: PayloadType[T]) -> None:
         self.payload_type = payload_type
+        self._run: struct.Struct | None = None
+        self._run_values = 1
+        # Fixed-size struct payloads: one struct unpacks size, key and value of a whole
+        # run of records (``iter_unpack``), skipping a call and a slice per record.
+        from .payload_type import StructPayloadType, TuplePayloadType
+
+        kind = type(payload_type)
+        if kind is StructPayloadType or kind is TuplePayloadType:
+            fmt = payload_type.format  # type: ignore[attr-defined]
+            if fmt.startswith("<") and struct.Struct(fmt).unpack(bytes(struct.calcsize(fmt))):
+                self._run = struct.Struct("<iiqiqq" + fmt[1:])
+                self._run_values = 0 if kind is TuplePayloadType else 1
 
     def decode(self, raw: bytes, max_record_bytes: int | None) -> tuple[list[Any], int, int, bool]:
         # Millions of new objects would trigger the cyclic GC over and over (each pass
@@ -522,7 +534,26 @@ class ObjectRecordDecoder(RecordDecoder[T]):
         out: list[Any] = []
         append = out.append
         off = 0
+        run = self._run
+        if run is not None:
+            rec = run.size
+            expected = rec - 4
+            single = self._run_values == 1
         while off + 4 <= avail:
+            if run is not None and (k := (avail - off) // rec):
+                done = 0
+                for row in run.iter_unpack(mv[off : off + k * rec]):
+                    if row[0] != expected or row[1] < 0:
+                        break
+                    append(
+                        make_record(
+                            row[1], row[2], row[3], row[4], row[5], row[6] if single else row[6:]
+                        )
+                    )
+                    done += 1
+                off += done * rec
+                if done == k:
+                    continue
             if off + 36 <= avail:
                 n, cid, mid, moid, cap, acq = unpack(raw, off)
             else:

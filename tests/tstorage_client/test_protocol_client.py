@@ -224,3 +224,41 @@ def test_out_of_range_key_is_a_local_error() -> None:
         list(encode_put_batches([Record(Key(0, 2**63, 0, 0), b"")], False, bytes))
     with pytest.raises(LocalProtocolError):
         ClientConnection().send(ev.GetRequest(Key(2**31, 0, 0, 0, 0), Key.max()))
+
+
+def records_wire(rows: list[tuple[int, int, bytes]]) -> bytes:
+    """GET response for (cid, mid, payload) rows."""
+    out = struct.pack("<iQ", 0, 0)
+    for cid, mid, payload in rows:
+        out += struct.pack("<iiqiqq", 32 + len(payload), cid, mid, 0, 0, 0) + payload
+    return out + struct.pack("<i", 0) + struct.pack("<iQq", 0, 8, 5)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_struct_runs_stop_at_an_odd_record(how: str) -> None:
+    """The fixed-size fast path hands an odd record to the general path, which rejects it."""
+    good = [(1, i, struct.pack("<i", i)) for i in range(5)]
+    bad_size = records_wire([*good, (1, 99, b"\x00" * 5), *good])
+    conn = get_conn()
+    with pytest.raises(UnparseableRecord):
+        drain(conn, bad_size, how)
+    bad_cid = records_wire([*good, (-1, 99, b"\x00" * 4)])
+    with pytest.raises(UnparseableRecord):
+        drain(get_conn(), bad_cid, how)
+    events = drain(get_conn(), records_wire(good * 3), how)
+    assert [r.key.mid for r in records_of(events)] == list(range(5)) * 3
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_tuple_payload_decoding(how: str) -> None:
+    from tstorage_client.payload_type import TuplePayloadType
+
+    rows = [(2, i, struct.pack("<ih", i, -i)) for i in range(6)]
+    events = drain(get_conn(TuplePayloadType("<ih")), records_wire(rows), how)
+    assert [r.value for r in records_of(events)] == [(i, -i) for i in range(6)]
+
+
+def test_struct_payload_without_values_uses_general_path() -> None:
+    conn = get_conn(StructPayloadType("<4x"))
+    with pytest.raises(UnparseableRecord):  # "<4x" unpacks to (): no value to return
+        drain(conn, records_wire([(1, 1, b"\x00" * 4)]), "whole")
