@@ -225,3 +225,64 @@ def test_concat_keeps_payload_boundaries() -> None:
     b = make_block([(2, 0, 0, 0, 0), (3, 0, 0, 0, 0)], [b"", b"zzz"])
     c = concat([a, b])
     assert c.offsets.tolist() == [0, 2, 2, 5] and bytes(c.payload) == b"xyzzz"
+
+
+def test_compaction_merges_small_blocks_and_changes_no_result(store: Store, tmp_path: Path) -> None:
+    from tstorage_server.store.base import COMPACT_TRIGGER, BlockStore
+
+    assert isinstance(store, BlockStore)
+    rng = np.random.default_rng(7)
+    # Fewer small blocks than the trigger, so no background compaction races this test.
+    for i in range(COMPACT_TRIGGER - 3):
+        keys = [(1, int(m), 0, 0, 5) for m in rng.integers(0, 10, 3)]
+        store.put_blocks(
+            [make_block(keys, [b"%d-%d" % (i, j) for j in range(3)])], assign_acq=False
+        )
+    store.put_blocks([make_block([(2, 0, 0, 0, 0)] * 5000, [b"big"] * 5000)], assign_acq=False)
+    store.put_blocks([make_block([(1, 3, 0, 0, 5)], [b"after the big one"])], assign_acq=False)
+    before = records(store)
+    box = records(store, (1, 2, 0, 0, 0), (2, 5, 1, 1, 6))
+    with store.snapshot() as old:
+        blocks_before = store.block_count
+        removed = store.compact()
+        assert removed == COMPACT_TRIGGER - 4  # one run before the big block; the last stands alone
+        assert store.block_count == blocks_before - removed
+        assert sum(len(b.keys) for b in old.query(KMIN, KMAX)) == len(before)  # old view intact
+    assert records(store) == before
+    assert records(store, (1, 2, 0, 0, 0), (2, 5, 1, 1, 6)) == box
+    assert store.compact() == 0
+
+
+def test_many_small_puts_are_compacted_in_the_background(store: Store) -> None:
+    import time as _time
+
+    from tstorage_server.store.base import COMPACT_TRIGGER, BlockStore
+
+    assert isinstance(store, BlockStore)
+    for i in range(COMPACT_TRIGGER * 3):
+        store.put_blocks([make_block([(1, i, 0, 0, 0)], [b"x"])], assign_acq=True)
+    deadline = _time.monotonic() + 10
+    while store.block_count >= COMPACT_TRIGGER and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    assert store.block_count < COMPACT_TRIGGER
+    got = records(store)
+    assert [k[1] for k, _ in got] == list(range(COMPACT_TRIGGER * 3))
+    assert len({k[4] for k, _ in got}) == len(got)
+
+
+def test_lmdb_compaction_survives_reopen(tmp_path: Path) -> None:
+    s = LmdbStore(tmp_path)
+    for i in range(10):
+        s.put_blocks(
+            [make_block([(1, 9 - i, 0, 0, 0), (1, 5, 0, 0, 0)], [b"a%d" % i, b"b%d" % i])],
+            assign_acq=False,
+        )
+    before = records(s)
+    assert s.compact() == 9
+    s.close()
+    s = LmdbStore(tmp_path)
+    try:
+        assert s.block_count == 1
+        assert records(s) == before
+    finally:
+        s.close()

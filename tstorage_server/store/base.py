@@ -21,11 +21,18 @@ smallest in-flight acq, so every record that will ever be committed with a serve
 acq below W is already visible in a snapshot taken with W. Writers queue their blocks and
 whichever writer holds ``_commit_lock`` commits everything queued in one transaction
 (group commit: one fsync for many concurrent PUTs).
+
+Compaction: many small PUTs make many small blocks, and a GET pays per candidate block.
+Once enough small blocks exist, a background thread merges runs of *consecutive* small
+blocks (consecutive in commit order, so equal keys keep their arrival order) into one
+sorted block that takes the id of the run's first block, replacing them in one
+transaction. Snapshots taken before keep reading the old blocks.
 """
 
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -38,9 +45,16 @@ from tstorage_server.clock import AcqClock
 from tstorage_server.store import blocks as B
 from tstorage_server.store.blocks import KeyTuple
 
+log = logging.getLogger("tstorage_server.store")
+
 ACQ_NONE = -1
 DEFAULT_PIECE_RECORDS = 65536
 DEFAULT_PIECE_BYTES = 8 << 20
+# Compaction: blocks below SMALL_BLOCK_RECORDS records are merged (runs of consecutive
+# ones, into blocks of at most COMPACT_MAX_RECORDS) once COMPACT_TRIGGER of them exist.
+SMALL_BLOCK_RECORDS = 4096
+COMPACT_MAX_RECORDS = 65536
+COMPACT_TRIGGER = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +173,16 @@ class _BlockIndex:
 
     def __len__(self) -> int:
         return len(self.metas)
+
+    @classmethod
+    def from_metas(cls, metas: list[BlockMeta]) -> _BlockIndex:
+        index = cls()
+        size = max(16, len(metas) * 2)
+        index.mins = np.empty((size, 5), dtype=np.int64)
+        index.maxs = np.empty((size, 5), dtype=np.int64)
+        for meta in metas:
+            index.append(meta)
+        return index
 
     def append(self, meta: BlockMeta) -> None:
         n = len(self.metas)
@@ -279,6 +303,9 @@ class BlockStore(Store):
         self._index = _BlockIndex()
         self._next_id = 1
         self._closed = False
+        self._small_blocks = 0
+        self._compacting = False
+        self._threading = threading
 
     # -- subclass hooks -------------------------------------------------------------------
     @abc.abstractmethod
@@ -289,10 +316,87 @@ class BlockStore(Store):
     def _reader(self) -> BlockReader:
         """Begin a read transaction that sees at least every published block."""
 
+    @abc.abstractmethod
+    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
+        """Atomically and durably drop the blocks ``old`` and store ``block`` as ``new``."""
+
     def _restore(self, meta: BlockMeta) -> None:
         """Add a block found on disk to the index (used while opening)."""
         self._index.append(meta)
         self._next_id = max(self._next_id, meta.block_id + 1)
+        if meta.count < SMALL_BLOCK_RECORDS:
+            self._small_blocks += 1
+
+    @property
+    def block_count(self) -> int:
+        """Number of stored blocks (diagnostics and tests)."""
+        return len(self._index)
+
+    # -- compaction -------------------------------------------------------------------------
+    def compact(self) -> int:
+        """Merge runs of consecutive small blocks now; returns how many blocks were removed."""
+        removed = 0
+        with self._commit_lock:
+            if self._closed:
+                return 0
+            metas = list(self._index.metas)
+            runs: list[list[BlockMeta]] = []
+            run: list[BlockMeta] = []
+            size = 0
+            for meta in metas:
+                small = meta.count < SMALL_BLOCK_RECORDS
+                if small and size + meta.count <= COMPACT_MAX_RECORDS:
+                    run.append(meta)
+                    size += meta.count
+                    continue
+                if len(run) > 1:
+                    runs.append(run)
+                run, size = ([meta], meta.count) if small else ([], 0)
+            if len(run) > 1:
+                runs.append(run)
+            if not runs:
+                return 0
+            replaced: dict[int, BlockMeta] = {}
+            dropped: set[int] = set()
+            reader = self._reader()
+            try:
+                merged = []
+                for run in runs:
+                    block = B.concat([reader.read(m) for m in run])
+                    if not B.is_sorted(block.keys):
+                        block = B.take(block, B.sort_order(block.keys))
+                    merged.append((run, block))
+            finally:
+                reader.close()
+            for run, block in merged:
+                meta = _meta_for(run[0].block_id, block)
+                # Readers must never see the new data with the old index or the reverse.
+                with self._clock_lock:
+                    self._replace(run, meta, block)
+                    replaced[run[0].block_id] = meta
+                    dropped.update(m.block_id for m in run[1:])
+                    new_metas = [
+                        replaced.get(m.block_id, m) for m in metas if m.block_id not in dropped
+                    ]
+                    self._index = _BlockIndex.from_metas(new_metas)
+                removed += len(run) - 1
+            self._small_blocks = sum(1 for m in self._index.metas if m.count < SMALL_BLOCK_RECORDS)
+        return removed
+
+    def _maybe_compact(self) -> None:
+        if self._compacting or self._small_blocks < COMPACT_TRIGGER:
+            return
+        self._compacting = True
+
+        def run() -> None:
+            try:
+                self.compact()
+            except Exception:
+                log.exception("compaction failed (the store is unchanged)")
+            finally:
+                self._compacting = False
+
+        self._threading.Thread(target=run, name="tstorage-compaction", daemon=True).start()
 
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
@@ -389,11 +493,14 @@ class BlockStore(Store):
             for p in batch:
                 assert p.meta is not None
                 self._index.append(p.meta)
+                if p.meta.count < SMALL_BLOCK_RECORDS:
+                    self._small_blocks += 1
                 acq = p.meta
                 p.result = PutResult(p.meta.count, int(acq.mins[4]), int(acq.maxs[4]))
                 p.done = True
             for start in reserved:
                 self._in_flight.remove(start)
+        self._maybe_compact()
 
 
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:

@@ -129,27 +129,34 @@ class LmdbStore(BlockStore):
     def _persist(self, entries: list[tuple[BlockMeta, RecordBlock]], clock_floor: int) -> None:
         with self._env.begin(write=True) as txn:
             for meta, block in entries:
-                meta.uniform = B.uniform_length(block)
-                keys = np.ascontiguousarray(block.keys)
-                start, stop = int(block.offsets[0]), int(block.offsets[-1])
-                txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
-                txn.put(
-                    _bkey(meta.block_id, b"p"),
-                    memoryview(block.payload)[start:stop],
-                    db=self._blocks,
-                )
-                if meta.uniform < 0:
-                    offsets = np.ascontiguousarray(block.offsets - start, dtype=np.int64)
-                    txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)
-                row = np.zeros(1, dtype=META_DTYPE)
-                row["count"] = meta.count
-                row["uniform"] = meta.uniform
-                row["mins"] = meta.mins
-                row["maxs"] = meta.maxs
-                row["first"] = meta.first
-                row["last"] = meta.last
-                txn.put(meta.block_id.to_bytes(8, "big"), row.tobytes(), db=self._meta)
+                self._write_block(txn, meta, block)
             txn.put(_FLOOR_KEY, clock_floor.to_bytes(8, "little", signed=True), db=self._state)
+
+    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
+        with self._env.begin(write=True) as txn:
+            for meta in old:
+                for kind in (b"k", b"o", b"p"):
+                    txn.delete(_bkey(meta.block_id, kind), db=self._blocks)
+                txn.delete(meta.block_id.to_bytes(8, "big"), db=self._meta)
+            self._write_block(txn, new, block)
+
+    def _write_block(self, txn: lmdb.Transaction, meta: BlockMeta, block: RecordBlock) -> None:
+        meta.uniform = B.uniform_length(block)
+        keys = np.ascontiguousarray(block.keys)
+        start, stop = int(block.offsets[0]), int(block.offsets[-1])
+        txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
+        txn.put(_bkey(meta.block_id, b"p"), memoryview(block.payload)[start:stop], db=self._blocks)
+        if meta.uniform < 0:
+            offsets = np.ascontiguousarray(block.offsets - start, dtype=np.int64)
+            txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)
+        row = np.zeros(1, dtype=META_DTYPE)
+        row["count"] = meta.count
+        row["uniform"] = meta.uniform
+        row["mins"] = meta.mins
+        row["maxs"] = meta.maxs
+        row["first"] = meta.first
+        row["last"] = meta.last
+        txn.put(meta.block_id.to_bytes(8, "big"), row.tobytes(), db=self._meta)
 
     def _reader(self) -> BlockReader:
         return _LmdbReader(self._env, self._blocks)
