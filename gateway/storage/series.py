@@ -169,6 +169,14 @@ class SeriesViews:
                     out[cap] = p
         return out
 
+    def caps(self, t: ListTarget) -> np.ndarray:
+        """The sorted distinct caps of a series (a read-only view of the index)."""
+        return self._series_box(t.series)[2].caps
+
+    def fetch(self, series: SeriesKey, caps: Sequence[int]) -> dict[int, bytes]:
+        """Newest payload of each of ``caps`` (cached, else one range GET)."""
+        return self._fetch(series, caps)
+
     def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
         return self._views[rule_index].shape.to_json(cap, payload)
 
@@ -244,7 +252,17 @@ class SeriesViews:
         if not values:
             raise ResponseError("wrong number of arguments for 'rpush' command")
         view = self._writable(t.rule.index, t.key)
-        parsed = [_parse(view.shape, v) for v in values]
+        return self.append(t, [_parse(view.shape, v) for v in values])
+
+    def append(self, t: ListTarget, parsed: Sequence[tuple[int | None, bytes]]) -> int:
+        """Append ``(cap or None for now, payload)`` pairs as one PUT; returns the new length.
+
+        Raises:
+            ResponseError: read-only rule, a cap before the last that matches no record, or
+                an existing cap while corrections are off (nothing is written).
+            TStorageUnavailable: the PUT failed (nothing is acknowledged).
+        """
+        view = self._writable(t.rule.index, t.key)
         _, lock, idx = self._series_box(t.series)
         with lock:
             caps = self._assign_caps(t.key, view.rule, idx, [c for c, _ in parsed])

@@ -1,0 +1,66 @@
+"""`gateway import` and `gateway export` as a user runs them (real TStorage process)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests._servers import ServerProcess
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_storage_series import records_of
+
+
+def gateway(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_import_then_export_round_trip(
+    tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    config = tmp_path / "g.toml"
+    config.write_text(
+        meter_config(tstorage, cid, fresh_cid()).replace(
+            'codec = "struct:<d"', 'codec = "struct:<d"\ntime = "tstorage_ns"', 1
+        )
+    )
+    rows = tmp_path / "in.csv"
+    rows.write_text("t,v\n" + "".join(f"{1000 + i},{i * 0.25}\n" for i in range(25_000)))
+    res = gateway("import", str(rows), "--key", "meters/3/4", "--config", str(config))
+    assert res.returncode == 0, res.stderr
+    assert "imported 25000 row(s)" in res.stderr
+    recs = records_of(tstorage, cid)
+    assert len(recs) == 25_000
+    assert recs[0] == ((cid, 3, 4, 1000), struct.pack("<d", 0.0))
+    assert recs[-1] == ((cid, 3, 4, 1000 + 24_999), struct.pack("<d", 24_999 * 0.25))
+    res = gateway("export", "--key", "meters/3/4", "--config", str(config))
+    assert res.returncode == 0, res.stderr
+    out = list(csv.reader(io.StringIO(res.stdout)))
+    assert out[0] == ["t", "v"] and len(out) == 25_001
+    assert out[1] == ["1000", "0.0"] and out[-1] == [str(1000 + 24_999), str(24_999 * 0.25)]
+
+
+def test_import_reports_bad_rows_and_keys(
+    tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    config = tmp_path / "g.toml"
+    config.write_text(meter_config(tstorage, cid, fresh_cid()))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("v\n1.5\nhello\n")
+    res = gateway("import", str(bad), "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 1 and f"{bad}:3:" in res.stderr and "needs a number" in res.stderr
+    assert records_of(tstorage, cid) == []  # the failing batch is not stored
+    no_v = tmp_path / "nov.csv"
+    no_v.write_text("x\n1\n")
+    res = gateway("import", str(no_v), "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 1 and "'v' column" in res.stderr
+    res = gateway("export", "--key", "nothing/here", "--config", str(config))
+    assert res.returncode == 1 and "not a List key" in res.stderr
