@@ -141,12 +141,14 @@ class ChannelCommands(Generic[T]):
         parts: list[bytes | bytearray | memoryview] = [conn.send(PutRequest(with_acq))]
         size = len(parts[0])
         sending = True
+        started = False  # part of the request is on the wire
         try:
             for batch in batches:
                 parts.append(batch)
                 size += len(batch)
                 if size >= SEND_CHUNK_BYTES:
                     if sending:
+                        started = True
                         try:
                             yield _Send(b"".join(parts))
                         except TransportError:
@@ -154,8 +156,9 @@ class ChannelCommands(Generic[T]):
                     parts.clear()
                     size = 0
         except LocalProtocolError:
-            # Half a request is on the wire: the only way to abandon it is to close.
-            yield _Close()
+            if started:
+                # Half a request is on the wire: the only way to abandon it is to close.
+                yield _Close()
             raise
         parts.append(conn.send(PutEnd()))
         if sending:

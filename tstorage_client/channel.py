@@ -200,7 +200,13 @@ class Channel(_ChannelMixin[T]):
             op = next(flow)
             while True:
                 if type(op) is _Emit:
-                    yield from op.items
+                    try:
+                        yield from op.items
+                    except GeneratorExit:
+                        # Abandoned mid-response: the rest of it is still on the wire,
+                        # so the connection can no longer be used.
+                        self._early_close(None)
+                        raise
                     op = flow.send(None)
                     continue
                 if type(op) is _Close:

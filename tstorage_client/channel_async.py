@@ -190,8 +190,14 @@ class AsyncChannel(_ChannelMixin[T]):
             op = next(flow)
             while True:
                 if type(op) is _Emit:
-                    for item in op.items:
-                        yield item
+                    try:
+                        for item in op.items:
+                            yield item
+                    except GeneratorExit:
+                        # Abandoned mid-response: the rest of it is still on the wire,
+                        # so the connection can no longer be used.
+                        self._abort()
+                        raise
                     value, error = None, None
                 elif type(op) is _Close:
                     await self._early_close(None)

@@ -121,8 +121,12 @@ class SyncChannelAsAsync:
         return self.channel.get_stream(*a, **kw)
 
     async def get_iter(self, *a: Any, **kw: Any) -> AsyncIterator[Any]:
-        for item in self.channel.get_iter(*a, **kw):
-            yield item
+        items = self.channel.get_iter(*a, **kw)
+        try:
+            for item in items:
+                yield item
+        finally:
+            items.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sync", "async"])

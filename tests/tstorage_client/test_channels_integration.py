@@ -301,21 +301,45 @@ async def test_max_batch_size_splits(
         assert sorted(x.value for x in r.data) == sorted(list(range(300)) * 3)
 
 
-async def test_out_of_range_key_raises_and_closes(
+async def test_out_of_range_key_raises_and_stores_nothing(
     shared_server: ServerProcess, make_channel: Make, cid_block: int
 ) -> None:
     from tstorage_client.errors import LocalProtocolError
 
+    box = (Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 2**40, 10, 10, MAX64))
+    bad = Record(Key(cid_block, 2**63, 1, 1), 1)
     ch = make_channel(shared_server.port, INT)
     async with ch:
+        # Found before anything was sent: the channel stays usable.
         with pytest.raises(LocalProtocolError):
-            await ch.put(
-                [Record(Key(cid_block, 1, 1, 1), 1), Record(Key(cid_block, 2**63, 1, 1), 1)]
-            )
+            await ch.put([Record(Key(cid_block, 1, 1, 1), 1), bad])
+        assert (await ch.get_acq(Key.min(), Key.max())).is_ok()
+        # Found after a megabyte went out: the request cannot be taken back, so the
+        # channel closes and the server drops the torn request.
+        many = [Record(Key(cid_block, i, 1, 1), i) for i in range(60_000)]
+        with pytest.raises(LocalProtocolError):
+            await ch.put([*many, bad], max_batch_size=10_000)
         assert (await ch.get_acq(Key.min(), Key.max())).status == ResponseStatus.DISCONNECTED
-    async with ch:  # nothing of the abandoned request was stored
-        r = await ch.get(Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 10, 10, 10, MAX64))
+    async with ch:
+        r = await ch.get(*box)
         assert r.is_ok() and r.data == []
+
+
+async def test_abandoned_get_iter_closes_the_channel(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
+    ch = make_channel(shared_server.port, INT)
+    box = (Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 100, 1, 1, 1))
+    async with ch:
+        assert (await ch.puta([Record(Key(cid_block, i, 0, 0, 0), i) for i in range(100)])).is_ok()
+        stream = ch.get_iter(box[0], box[1], recv_buffer_size=64)
+        first = await stream.__anext__()
+        assert first == Record(Key(cid_block, 0, 0, 0, 0), 0)
+        await stream.aclose()  # the rest of the response is still unread
+        # Not a desynchronised stream: a clear status.
+        assert (await ch.get_acq(*box)).status == ResponseStatus.DISCONNECTED
+    async with ch:
+        assert len((await ch.get(*box)).data) == 100
 
 
 async def test_unit_payloads(
