@@ -47,6 +47,8 @@ READ_BYTES = 1 << 20
 OFFLOAD_DECODE_BYTES = 1 << 20
 DEFAULT_MAX_REQUEST_BYTES = 4 << 30
 DEFAULT_DRAIN_TIMEOUT_S = 2.0
+# Encoded GET bytes handed to the transport per round trip to a worker thread.
+GET_WRITE_BYTES = 4 << 20
 
 
 def real_socket_module() -> ModuleType:
@@ -222,10 +224,10 @@ class TStorageServer:
         try:
             writer.write(conn.send(GetStart()))
             while True:
-                chunk = await pool.run(cursor.next_bytes)
-                if chunk is None:
+                chunks = await pool.run(cursor.next_chunks)
+                if not chunks:
                     break
-                writer.write(chunk)
+                writer.writelines(chunks)
                 await writer.drain()
             writer.write(conn.send(dispatch.get_end(snapshot, request)))
             await writer.drain()
@@ -275,14 +277,19 @@ class _GetCursor:
         self._lock = real_threading().Lock()
         self._closed = False
 
-    def next_bytes(self) -> bytes | None:
+    def next_chunks(self) -> list[bytes]:
+        """Encoded records, about ``GET_WRITE_BYTES`` of them; empty at the end."""
+        chunks: list[bytes] = []
+        size = 0
         with self._lock:
-            if self._closed:
-                return None
-            piece: GetRecords | None = next(self._pieces, None)
-            if piece is None:
-                return None
-            return self._conn.send(piece)
+            while not self._closed and size < GET_WRITE_BYTES:
+                piece: GetRecords | None = next(self._pieces, None)
+                if piece is None:
+                    break
+                chunk = self._conn.send(piece)
+                chunks.append(chunk)
+                size += len(chunk)
+        return chunks
 
     def close(self) -> None:
         with self._lock:
