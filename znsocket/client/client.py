@@ -9,6 +9,7 @@ acknowledgement envelope into a value or an exception (spec §2). Large calls ta
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -23,7 +24,7 @@ import redis
 import socketio.exceptions
 
 from znsocket import exceptions
-from znsocket.client.transport import SocketIOTransport
+from znsocket.client.transport import NamespaceRefusedError, SocketIOTransport
 from znsocket.client.url import from_znsocket_url, parse_url
 from znsocket.protocol import Path, plan_call, raise_for_error, unwrap_response
 from znsocket.protocol.events import Event
@@ -36,6 +37,14 @@ log = logging.getLogger("znsocket.client")
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 AdapterCallback = Callable[[Any], Any]
+
+
+def _surely_large(args: tuple[Any, ...], kwargs: dict[str, Any], threshold: int) -> bool:
+    """Cheap look ahead: skip the small-message encoding when it would be thrown away."""
+    message = kwargs.get("message")
+    if isinstance(message, list) and len(message) > 16:
+        return True  # a pipeline of many commands
+    return any(isinstance(a, str) and len(a) > threshold for a in args)
 
 
 @dataclasses.dataclass
@@ -65,6 +74,7 @@ class Client:
 
     Raises:
         znsocket.exceptions.ConnectionError: The server cannot be reached.
+        znsocket.exceptions.AuthenticationError: The server refused the token (or its absence).
         NotImplementedError: ``decode_responses=False`` (after connecting, as upstream).
 
     Example:
@@ -121,6 +131,10 @@ class Client:
                 socketio_path=f"{path}/socket.io" if path else "socket.io",
                 auth={"token": self.token} if self.token is not None else None,
             )
+        except NamespaceRefusedError as err:
+            raise exceptions.AuthenticationError(
+                f"{self.address} refused the connection: {err.reason}"
+            ) from err
         except socketio.exceptions.ConnectionError as err:
             raise exceptions.ConnectionError(self.address) from err
         if not self.decode_responses:
@@ -197,10 +211,11 @@ class Client:
         if self.delay_between_calls:
             self._pace()
         limit = self.max_message_size_bytes or 1_000_000
-        try:
-            text = _dumps([args, kwargs])
-        except TypeError:
-            text = None  # bytes or another type JSON cannot hold: take the general path
+        text = None
+        if not _surely_large(args, kwargs, self.compression_threshold):
+            # bytes or another type JSON cannot hold: the general path below handles it
+            with contextlib.suppress(TypeError):
+                text = _dumps([args, kwargs])
         if text is not None and len(text) < limit and (
             not self.enable_compression or len(text) <= self.compression_threshold
         ):

@@ -48,6 +48,7 @@ class Pipeline:
             pipeline.append((name, [args, kwargs]))
             return self
 
+        self.__dict__[name] = queue  # later look-ups skip __getattr__
         return queue
 
     def __len__(self) -> int:

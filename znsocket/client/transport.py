@@ -58,6 +58,20 @@ class ConnectionLostError(ZnSocketError, socketio.exceptions.DisconnectedError):
     """The connection dropped before a call was answered (or could not be re-established)."""
 
 
+class NamespaceRefusedError(socketio.exceptions.ConnectionError):
+    """The server refused to let us join a namespace (e.g. missing or wrong token).
+
+    Attributes:
+        namespace: The refused namespace.
+        reason: The server's message.
+    """
+
+    def __init__(self, namespace: str, reason: Any) -> None:
+        self.namespace = namespace
+        self.reason = reason
+        super().__init__(f"namespace {namespace} refused the connection: {reason}")
+
+
 class _Waiter:
     """One pending call: a locked lock that the reader releases with the answer."""
 
@@ -195,9 +209,7 @@ class SocketIOTransport:
                     joined[ev.namespace] = ev.sid
                 elif isinstance(ev, ConnectError):
                     msg = ev.data.get("message") if isinstance(ev.data, dict) else ev.data
-                    raise socketio.exceptions.ConnectionError(
-                        f"namespace {ev.namespace} refused the connection: {msg}"
-                    )
+                    raise NamespaceRefusedError(ev.namespace, msg)
                 elif isinstance(ev, Close):
                     raise socketio.exceptions.ConnectionError("server closed the connection")
         except socketio.exceptions.ConnectionError:
@@ -382,18 +394,12 @@ class SocketIOTransport:
         done = waiter.lock
         while not done.acquire(False):
             if ws is not self._ws or not self.connected:
-                if waiter.value is None and waiter.error is None:
-                    waiter.error = ConnectionLostError("connection lost before the answer arrived")
-                return True
+                return self._lost(waiter)
             if self._read_lock.acquire(False):
                 try:
                     while not done.acquire(False):
                         if ws is not self._ws or not self.connected:
-                            if waiter.value is None and waiter.error is None:
-                                waiter.error = ConnectionLostError(
-                                    "connection lost before the answer arrived"
-                                )
-                            return True
+                            return self._lost(waiter)
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             return False
@@ -411,6 +417,13 @@ class SocketIOTransport:
         return True
 
     # --------------------------------------------------------------- receiving
+    @staticmethod
+    def _lost(waiter: _Waiter) -> bool:
+        """The connection of ``waiter`` is gone; keep the reason ``_drop`` is recording."""
+        if not waiter.lock.acquire(timeout=0.5) and waiter.error is None:
+            waiter.error = ConnectionLostError("connection lost before the answer arrived")
+        return True
+
     @staticmethod
     def _readable(ws: websocket.WebSocket, timeout: float) -> bool:
         sock = ws.sock
@@ -513,15 +526,15 @@ class SocketIOTransport:
             return  # an older connection; a newer one is already in place
         was_connected = self.connected
         self.connected = False
-        if ws is not None:
-            with contextlib.suppress(Exception):  # already broken: nothing to release
-                ws.close(timeout=0.5)
         waiters = self._waiters
         for ack_id in list(waiters):
             w = waiters.pop(ack_id, None)
             if type(w) is _Waiter:
                 w.error = ConnectionLostError(f"{reason} before the answer arrived")
                 w.lock.release()
+        if ws is not None:
+            with contextlib.suppress(Exception):  # already broken: nothing to release
+                ws.shutdown()
         if was_connected:
             for ns in list(self.namespaces):
                 self._events.put((self._run_handler, (ns, "disconnect", [], None)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import time
 
 import pytest
@@ -163,3 +164,22 @@ def test_unanswered_call_times_out_after_retries(
     finally:
         owner.sio.disconnect()
         asker.sio.disconnect()
+
+
+def test_token_protected_server() -> None:
+    from tests.znsocket.client.conftest import start_server
+
+    if os.environ.get("ZNSOCKET_TEST_SERVER") == "upstream":
+        pytest.skip("upstream has no authentication")
+    guarded = start_server("--token", "s3cret")
+    try:
+        c = znsocket.Client(guarded.url, token="s3cret")
+        assert c.set("k", "v") is True
+        c.sio.disconnect()
+        with pytest.raises(znsocket.exceptions.AuthenticationError, match="refused"):
+            znsocket.Client(guarded.url, token="wrong")
+        with pytest.raises(znsocket.exceptions.AuthenticationError):
+            znsocket.Client(guarded.url)
+        assert guarded.alive()
+    finally:
+        guarded.stop()
