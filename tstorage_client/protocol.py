@@ -672,15 +672,20 @@ class _Connection:
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Hand received bytes to the decoder; ``b""`` means the peer closed (EOF).
 
-        Raises:
-            RemoteProtocolError: The buffer limit would be exceeded.
+        Problems (the buffer limit is exceeded) are reported by the next ``next_event``
+        call, as :class:`~tstorage_client.errors.RemoteProtocolError`.
         """
         if not data:
             self._eof = True
             return
-        if self._eof:
-            raise RemoteProtocolError("data received after EOF")
-        self._buf.feed(data)
+        if self._error is not None:
+            return
+        try:
+            if self._eof:
+                raise RemoteProtocolError("data received after EOF")
+            self._buf.feed(data)
+        except RemoteProtocolError as exc:
+            self._fail(exc)
 
     def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         self._state = _State.ERROR

@@ -180,8 +180,16 @@ def test_max_payload_accepted() -> None:
 
 def test_buffer_limit() -> None:
     conn = ServerConnection(max_buffer_size=100)
+    conn.receive_data(bytes(101))  # reported by next_event, as h11 does
+    with pytest.raises(RemoteProtocolError, match="exceed 100 bytes"):
+        conn.next_event()
+
+
+def test_buffer_limit_counts_a_big_record() -> None:
+    conn = ServerConnection(max_buffer_size=1000)
+    wire = header(5, 0) + batch(0, put_rec(20 + 2000, payload=bytes(2000)))
     with pytest.raises(RemoteProtocolError):
-        conn.receive_data(bytes(101))
+        drain(conn, wire, "whole")
 
 
 def test_fixed_and_variable_mix_in_one_batch() -> None:
