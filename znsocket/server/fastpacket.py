@@ -45,8 +45,30 @@ def has_binary(data: Any) -> bool:
 
 
 class FastPacket(packet.Packet):
-    """``socketio.packet.Packet`` with :func:`has_binary` as its binary check."""
+    """``socketio.packet.Packet`` with :func:`has_binary` as its binary check.
+
+    An acknowledgement whose data cannot be serialised (a storage returning an object
+    JSON does not know) is replaced by a ``SerializationError`` envelope, so the request is
+    still answered and the connection stays open.
+    """
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:
         return has_binary(data)
+
+    def encode(self) -> Any:
+        try:
+            return super().encode()
+        except (TypeError, ValueError) as exc:
+            if self.packet_type not in (packet.ACK, packet.BINARY_ACK):
+                raise
+            self.packet_type = packet.ACK
+            self.data = [
+                {
+                    "error": {
+                        "msg": f"The result cannot be sent: {exc}",
+                        "type": "SerializationError",
+                    }
+                }
+            ]
+            return super().encode()

@@ -8,12 +8,17 @@ znsocket:
   extended length, 4-byte mask, payload), each a trip through the event hub;
 * client frames are unmasked one byte at a time in a Python generator
   (``bytes((data[i] ^ mask[...],))`` per byte): about 0.5 µs per byte, i.e. seconds for
-  a multi-megabyte message.
+  a multi-megabyte message;
+* every outgoing packet is queued for a separate writer green thread, one more wake-up
+  of the event hub per reply.
 
 :class:`BufferedWebSocketWSGI` keeps eventlet's protocol handling (handshake, framing,
-control frames, limits) and changes only these two things: reads go through a
-:class:`BufferedSocket` that fills a buffer with one ``recv`` of up to 64 KiB, and
-unmasking XORs whole buffers at once (:func:`unmask`).
+control frames, limits) and changes only these things: reads go through a
+:class:`BufferedSocket` that fills a buffer with one ``recv`` of up to 64 KiB, unmasking
+XORs whole buffers at once (:func:`unmask`), and on connections that start as WebSocket
+(no polling phase, so nothing can be queued ahead) packets are written directly by the
+green thread that produced them (:class:`DirectSendSocket`). Connections upgraded from
+long-polling keep python-engineio's queue, which orders packets queued during the upgrade.
 """
 
 from __future__ import annotations
@@ -24,10 +29,17 @@ from typing import Any
 with warnings.catch_warnings():
     # eventlet announces its maintenance mode on import; the product owner chose it
     warnings.simplefilter("ignore")
+    from engineio import socket as engineio_socket
     from engineio.async_drivers import eventlet as engineio_eventlet
     from eventlet import websocket as eventlet_websocket
 
-__all__ = ["READ_SIZE_BYTES", "BufferedSocket", "BufferedWebSocketWSGI", "unmask"]
+__all__ = [
+    "READ_SIZE_BYTES",
+    "BufferedSocket",
+    "BufferedWebSocketWSGI",
+    "DirectSendSocket",
+    "unmask",
+]
 
 READ_SIZE_BYTES = 65536
 
@@ -89,14 +101,44 @@ class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
     _apply_mask = staticmethod(unmask)
 
 
+class DirectSendSocket(engineio_socket.Socket):
+    """An Engine.IO socket that writes packets straight to its WebSocket.
+
+    Used only for connections that began as WebSocket; ``direct_ws`` is set once the
+    WebSocket is established. Until then, and whenever packets are still queued, sending
+    falls back to python-engineio's queue and writer.
+    """
+
+    direct_ws: Any = None
+
+    def send(self, pkt: Any) -> None:
+        ws = self.direct_ws
+        if ws is None or self.closed or self.upgrading or not self.queue.empty():
+            super().send(pkt)
+            return
+        if not self.check_ping_timeout():
+            return
+        try:
+            ws.send(pkt.encode())
+        except OSError:
+            # the peer went away: let the writer notice and close the connection
+            self.direct_ws = None
+            super().send(pkt)
+
+
 class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
-    """python-engineio's eventlet WebSocket WSGI wrapper, with buffered, fast reads."""
+    """python-engineio's eventlet WebSocket WSGI wrapper, with buffered reads and direct writes."""
 
     def _handle_hybi_request(self, environ: dict[str, Any]) -> Any:
         ws = super()._handle_hybi_request(environ)
         # the handshake is done on the raw socket; frames are read through the buffer
         ws.__class__ = _FastRFC6455WebSocket
         ws.socket = BufferedSocket(ws.socket)
+        engine_socket = getattr(self.handler, "__self__", None)
+        if type(engine_socket) is engineio_socket.Socket and not engine_socket.connected:
+            # a WebSocket-first connection: nothing was queued by a polling phase
+            engine_socket.__class__ = DirectSendSocket
+            engine_socket.direct_ws = ws
         return ws
 
 

@@ -144,3 +144,16 @@ def test_buffered_socket_reads_in_large_pieces() -> None:
     assert sock.recv(5) == b"ij"
     sock.sendall(b"x")
     assert raw.sent == b"x"
+
+
+def test_unserialisable_acknowledgements_become_error_envelopes() -> None:
+    from socketio import packet
+
+    from znsocket.server.fastpacket import FastPacket
+
+    ack = FastPacket(packet.ACK, data=[{"data": object()}], namespace="/znsocket", id=3)
+    encoded = ack.encode()
+    assert encoded.startswith('3/znsocket,3[{"error":')
+    assert "SerializationError" in encoded
+    plain = FastPacket(packet.ACK, data=[{"data": [1, "a"]}], namespace="/znsocket", id=4)
+    assert plain.encode() == '3/znsocket,4[{"data":[1,"a"]}]'

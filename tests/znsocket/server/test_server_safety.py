@@ -394,3 +394,25 @@ def test_abrupt_disconnect_mid_request(
         raw.sendall(b"\x81\xfe\x10\x00\x00\x00\x00\x00partial")
     assert connect().cmd("set", "after-reset", "1") == {"data": True}
     assert server.alive()
+
+
+def test_garbage_socketio_packets_close_only_that_connection(
+    server: ServerProcess, connect: Callable[..., RawClient]
+) -> None:
+    import websocket
+
+    bystander = connect()
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=10
+    )
+    assert ws.recv().startswith("0{")  # Engine.IO OPEN
+    ws.send("40/znsocket,")
+    assert ws.recv().startswith("40/znsocket,")
+    for garbage in ('42/znsocket,1["get",[["k"],{}', "42/znsocket,1" + "[" * 100_000, "4x", "9"):
+        try:
+            ws.send(garbage)
+        except OSError:
+            break
+    ws.close()
+    assert bystander.cmd("set", "still-up", "1") == {"data": True}
+    assert server.alive()

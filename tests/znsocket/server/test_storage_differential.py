@@ -60,9 +60,13 @@ def redis_storage(redis_url: str) -> Iterator[RedisStorage]:
     storage.client.close()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(COMMANDS, min_size=1, max_size=25))
-def test_memory_storage_answers_like_redis(redis_storage: RedisStorage, commands: list[tuple[Any, ...]]) -> None:
+def test_memory_storage_answers_like_redis(
+    redis_storage: RedisStorage, commands: list[tuple[Any, ...]]
+) -> None:
     memory = MemoryStorage()
     redis_storage.flushall()
     for command in commands:
