@@ -46,6 +46,11 @@ class PayloadCodec(Protocol):
         """The codec's name as written in the configuration, e.g. ``struct:<d``."""
         ...
 
+    @property
+    def fixed_size(self) -> int | None:
+        """The size of every payload, or ``None`` when payloads vary in size."""
+        ...
+
     def decode(self, payload: bytes) -> JSONValue:
         """Turn payload bytes into a JSON value.
 
@@ -97,6 +102,10 @@ class StructCodec:
     @property
     def spec(self) -> str:
         return f"struct:{self.fmt}"
+
+    @property
+    def fixed_size(self) -> int | None:
+        return self._struct.size
 
     def decode(self, payload: bytes) -> JSONValue:
         if len(payload) != self._struct.size:
@@ -166,6 +175,10 @@ class JsonCodec:
     def spec(self) -> str:
         return "json"
 
+    @property
+    def fixed_size(self) -> int | None:
+        return None
+
     def decode(self, payload: bytes) -> JSONValue:
         try:
             return json.loads(payload.decode("utf-8"))
@@ -188,6 +201,10 @@ class BytesCodec:
     def spec(self) -> str:
         return "bytes"
 
+    @property
+    def fixed_size(self) -> int | None:
+        return None
+
     def decode(self, payload: bytes) -> JSONValue:
         return base64.b64encode(payload).decode("ascii")
 
@@ -207,6 +224,10 @@ class UnitCodec:
     @property
     def spec(self) -> str:
         return "unit"
+
+    @property
+    def fixed_size(self) -> int | None:
+        return 0
 
     def decode(self, payload: bytes) -> JSONValue:
         if payload:

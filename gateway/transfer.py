@@ -102,7 +102,7 @@ def export_csv(storage: GatewayStorage, key: str, out: TextIO, *, progress: bool
     with tqdm(total=n, desc=f"export {target.key}", unit="rows", disable=not progress) as bar:
         for start in range(0, n, BATCH_ROWS):
             chunk = [int(c) for c in caps[start : start + BATCH_ROWS]]
-            payloads = storage.series.fetch(target.series, chunk)
+            payloads = storage.series.fetch(target, chunk)
             for cap in chunk:
                 if cap in payloads:
                     value = view.shape.codec.decode(payloads[cap])

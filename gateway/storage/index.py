@@ -13,7 +13,7 @@ the box with ``acq >= acq0`` brings it up to date (the change feed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -24,14 +24,32 @@ _MIN_CAPACITY = 16
 
 
 class CapIndex:
-    """Sorted distinct capture times of one series."""
+    """Sorted distinct capture times of one series, optionally with their payloads.
 
-    def __init__(self) -> None:
+    With ``payload_size`` (rules whose codec has fixed-size payloads, e.g. ``struct:<d``),
+    the index also keeps, per cap, the newest payload and its acq in numpy columns
+    (``payload_size + 8`` more bytes per record), so reads need no GET at all. A payload of
+    another size (written by some other program) turns the columns off for this series;
+    reads then fetch from TStorage.
+    """
+
+    def __init__(self, payload_size: int | None = None) -> None:
         self._buf: npt.NDArray[np.int64] = np.empty(_MIN_CAPACITY, dtype=np.int64)
         self._n = 0
+        self.payload_size = payload_size
+        self._acq: npt.NDArray[np.int64] | None = None
+        self._pay: npt.NDArray[np.uint8] | None = None
+        if payload_size is not None:
+            self._acq = np.empty(_MIN_CAPACITY, dtype=np.int64)
+            self._pay = np.empty((_MIN_CAPACITY, payload_size), dtype=np.uint8)
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def columnar(self) -> bool:
+        """True when payloads are held in memory."""
+        return self._pay is not None
 
     @property
     def caps(self) -> npt.NDArray[np.int64]:
@@ -43,19 +61,35 @@ class CapIndex:
     @property
     def nbytes(self) -> int:
         """Memory held by the index."""
-        return int(self._buf.nbytes)
+        extra = 0 if self._pay is None or self._acq is None else self._pay.nbytes + self._acq.nbytes
+        return int(self._buf.nbytes) + int(extra)
 
     def last(self) -> int | None:
         """The largest cap, or ``None`` when empty."""
         return int(self._buf[self._n - 1]) if self._n else None
 
+    def position(self, cap: int) -> int | None:
+        """Index of ``cap`` in :attr:`caps`, or ``None``."""
+        i = int(np.searchsorted(self._buf[: self._n], cap))
+        return i if i < self._n and int(self._buf[i]) == cap else None
+
     def contains(self, cap: int) -> bool:
         """True when a record with this cap exists."""
-        i = int(np.searchsorted(self._buf[: self._n], cap))
-        return i < self._n and int(self._buf[i]) == cap
+        return self.position(cap) is not None
+
+    def payload(self, cap: int) -> bytes | None:
+        """The newest payload of ``cap`` when payloads are held, else ``None``."""
+        if self._pay is None:
+            return None
+        i = self.position(cap)
+        return None if i is None else self._pay[i].tobytes()
 
     def add(self, caps: Iterable[int] | npt.NDArray[np.int64]) -> None:
-        """Add caps (any order, repeats and known caps allowed)."""
+        """Add caps without payloads (any order; repeats and known caps allowed).
+
+        Only for indexes without payload columns.
+        """
+        assert self._pay is None, "an index with payload columns takes records"
         new = np.unique(
             np.fromiter(caps, dtype=np.int64) if not isinstance(caps, np.ndarray) else caps
         )
@@ -71,12 +105,95 @@ class CapIndex:
         self._buf[: merged.size] = merged
         self._n = merged.size
 
+    def add_records(
+        self,
+        caps: Sequence[int],
+        acqs: Sequence[int],
+        payloads: Sequence[bytes],
+        *,
+        own: bool = False,
+    ) -> None:
+        """Add records; for a cap already held, the newest acq wins.
+
+        Args:
+            caps, acqs, payloads: the records (any order).
+            own: records this gateway just wrote: TStorage has not told their acq, so they
+                replace what is held at once but keep its acq, and the change feed (which
+                brings them back with their real acq) settles the entry.
+        """
+        if not caps:
+            return
+        if self._pay is None:
+            self.add(caps)
+            return
+        size = self.payload_size
+        if any(len(p) != size for p in payloads):
+            self._drop_columns()
+            self.add(caps)
+            return
+        cap_a = np.asarray(caps, dtype=np.int64)
+        acq_a = np.asarray(acqs, dtype=np.int64)
+        pay_a = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size or 0)
+        # newest acq per cap within the batch
+        order = np.lexsort((acq_a, cap_a))
+        cap_a, acq_a, pay_a = cap_a[order], acq_a[order], pay_a[order]
+        keep = np.append(cap_a[1:] != cap_a[:-1], True)
+        cap_a, acq_a, pay_a = cap_a[keep], acq_a[keep], pay_a[keep]
+        n = self._n
+        if n == 0 or int(cap_a[0]) > int(self._buf[n - 1]):
+            self._reserve(n + cap_a.size)
+            assert self._acq is not None and self._pay is not None
+            self._buf[n : n + cap_a.size] = cap_a
+            self._acq[n : n + cap_a.size] = acq_a
+            self._pay[n : n + cap_a.size] = pay_a
+            self._n += cap_a.size
+            return
+        assert self._acq is not None and self._pay is not None
+        pos = np.searchsorted(self._buf[:n], cap_a)
+        inside = pos < n
+        known = np.zeros(cap_a.size, dtype=bool)
+        known[inside] = self._buf[pos[inside]] == cap_a[inside]
+        if known.any():
+            p = pos[known]
+            if own:
+                self._pay[p] = pay_a[known]
+            else:
+                newer = acq_a[known] >= self._acq[p]
+                self._acq[p[newer]] = acq_a[known][newer]
+                self._pay[p[newer]] = pay_a[known][newer]
+        fresh = ~known
+        if fresh.any():
+            caps_all = np.concatenate([self._buf[:n], cap_a[fresh]])
+            acqs_all = np.concatenate([self._acq[:n], acq_a[fresh]])
+            pays_all = np.concatenate([self._pay[:n], pay_a[fresh]])
+            order = np.argsort(caps_all, kind="stable")
+            total = caps_all.size
+            cap_cap = max(_MIN_CAPACITY, total * 2)
+            self._buf = np.empty(cap_cap, dtype=np.int64)
+            self._acq = np.empty(cap_cap, dtype=np.int64)
+            self._pay = np.empty((cap_cap, size or 0), dtype=np.uint8)
+            self._buf[:total] = caps_all[order]
+            self._acq[:total] = acqs_all[order]
+            self._pay[:total] = pays_all[order]
+            self._n = total
+
+    def _drop_columns(self) -> None:
+        self._acq = self._pay = None
+        self.payload_size = None
+
     def _reserve(self, n: int) -> None:
         if n <= self._buf.size:
             return
-        grown = np.empty(max(n, self._buf.size * 2), dtype=np.int64)
+        size = max(n, self._buf.size * 2)
+        grown = np.empty(size, dtype=np.int64)
         grown[: self._n] = self._buf[: self._n]
         self._buf = grown
+        if self._acq is not None and self._pay is not None:
+            acq = np.empty(size, dtype=np.int64)
+            acq[: self._n] = self._acq[: self._n]
+            pay = np.empty((size, self._pay.shape[1]), dtype=np.uint8)
+            pay[: self._n] = self._pay[: self._n]
+            self._acq, self._pay = acq, pay
 
 
 class BoxIndex:
@@ -89,8 +206,9 @@ class BoxIndex:
         refreshed_at: monotonic time of the last catch-up with TStorage.
     """
 
-    def __init__(self, lo: KeyTuple, hi: KeyTuple) -> None:
+    def __init__(self, lo: KeyTuple, hi: KeyTuple, payload_size: int | None = None) -> None:
         self.lo = lo
+        self.payload_size = payload_size
         self.hi = hi
         self.acq0 = lo[4]
         self.refreshed_at = float("-inf")
@@ -100,16 +218,21 @@ class BoxIndex:
         """The index of one moid (empty if the moid has no record yet)."""
         idx = self.moids.get(moid)
         if idx is None:
-            idx = self.moids[moid] = CapIndex()
+            idx = self.moids[moid] = CapIndex(self.payload_size)
         return idx
 
-    def add_records(self, keys: Iterable[tuple[int, int]]) -> None:
-        """Add ``(moid, cap)`` pairs."""
-        by_moid: dict[int, list[int]] = {}
-        for moid, cap in keys:
-            by_moid.setdefault(moid, []).append(cap)
-        for moid, caps in by_moid.items():
-            self.series(moid).add(caps)
+    def add_records(
+        self, records: Iterable[tuple[int, int, int, bytes]], *, own: bool = False
+    ) -> None:
+        """Add ``(moid, cap, acq, payload)`` records (see :meth:`CapIndex.add_records`)."""
+        by_moid: dict[int, tuple[list[int], list[int], list[bytes]]] = {}
+        for moid, cap, acq, payload in records:
+            caps, acqs, pays = by_moid.setdefault(moid, ([], [], []))
+            caps.append(cap)
+            acqs.append(acq)
+            pays.append(payload)
+        for moid, (caps, acqs, pays) in by_moid.items():
+            self.series(moid).add_records(caps, acqs, pays, own=own)
 
     def feed_box(self) -> tuple[KeyTuple, KeyTuple]:
         """The box that returns exactly the records that arrived since ``acq0``."""

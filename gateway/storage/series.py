@@ -24,10 +24,12 @@ from gateway.errors import CodecError, KeyMappingError
 from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
 from gateway.storage.index import BoxIndex, CapIndex
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
-from gateway.storage.values import ValueCache
+from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+# (cid, mid, moid_lo, moid_hi, payload size held per record or None)
+_BoxKey = tuple[int, int, int, int, int | None]
 
 
 def tstorage_now_ns() -> int:
@@ -73,21 +75,21 @@ class SeriesViews:
         self.index_budget = index_budget
         self.clock = clock
         self._views = [_View(r, ElementShape(r.payload_codec(), r.element, r.time)) for r in rules]
-        self._boxes: OrderedDict[tuple[int, int, int, int], BoxIndex] = OrderedDict()
-        self._locks: dict[tuple[int, int, int, int], threading.RLock] = {}
+        self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
+        self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
 
     # ------------------------------------------------------------------ indexes
     def _box(
-        self, cid: int, mid: int, moid_lo: int, moid_hi: int
+        self, cid: int, mid: int, moid_lo: int, moid_hi: int, payload_size: int | None
     ) -> tuple[BoxIndex, threading.RLock]:
-        key = (cid, mid, moid_lo, moid_hi)
+        key = (cid, mid, moid_lo, moid_hi, payload_size)
         with self._guard:
             box = self._boxes.get(key)
             if box is None:
                 lo: KeyTuple = (cid, mid, moid_lo, CAP_RANGE[0], _ACQ_MIN)
                 hi: KeyTuple = (cid + 1, mid + 1, moid_hi, CAP_RANGE[1] + 1, _ACQ_MAX)
-                box = self._boxes[key] = BoxIndex(lo, hi)
+                box = self._boxes[key] = BoxIndex(lo, hi, payload_size)
                 self._locks[key] = threading.RLock()
             self._boxes.move_to_end(key)
             return box, self._locks[key]
@@ -112,22 +114,27 @@ class SeriesViews:
             initial = box.acq0 == lo[4] == _ACQ_MIN
 
             def take(batch: list[Fetched]) -> None:
+                box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
                 found.extend((k.moid, k.cap) for k, _ in batch)
-                if not initial:
+                if not initial and box.payload_size is None:
                     for k, payload in batch:
                         self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
 
             acq = self.link.stream(lo, hi, take)
-            box.add_records(found)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
         if found:
             self._evict()
 
-    def _series_box(self, series: SeriesKey) -> tuple[BoxIndex, threading.RLock, CapIndex]:
-        box, lock = self._box(series.cid, series.mid, series.moid, series.moid + 1)
+    def _payload_size(self, rule_index: int) -> int | None:
+        return self._views[rule_index].shape.codec.fixed_size
+
+    def _series_box(self, t: ListTarget) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+        s = t.series
+        size = self._payload_size(t.rule.index)
+        box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
         self._catch_up(box, lock)
-        return box, lock, box.series(series.moid)
+        return box, lock, box.series(s.moid)
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
         fields = target.rule.fields
@@ -136,7 +143,8 @@ class SeriesViews:
             lo_m, hi_m = min(moids), max(moids) + 1
         else:
             lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
-        box, lock = self._box(target.cid, target.mid, lo_m, hi_m)
+        size = self._payload_size(target.rule.index)
+        box, lock = self._box(target.cid, target.mid, lo_m, hi_m, size)
         self._catch_up(box, lock)
         return box, lock
 
@@ -145,12 +153,20 @@ class SeriesViews:
         return self._views[rule_index]
 
     # -------------------------------------------------------------- fetching
-    def _fetch(self, series: SeriesKey, caps: Sequence[int]) -> dict[int, bytes]:
-        """Newest payload of each requested cap: from the cache, else one GET of the
-        cap range covering the caps not cached."""
+    def _fetch(
+        self, series: SeriesKey, caps: Sequence[int], idx: CapIndex | None = None
+    ) -> dict[int, bytes]:
+        """Newest payload of each requested cap: from the index's payload columns or the
+        cache, else one GET of the cap range covering the caps not held."""
         s = series
         out: dict[int, bytes] = {}
         missing: list[int] = []
+        if idx is not None and idx.columnar:
+            for cap in caps:
+                payload = idx.payload(cap)
+                if payload is not None:
+                    out[cap] = payload
+            return out
         for cap in caps:
             hit = self.values.get((s.cid, s.mid, s.moid, cap))
             if hit is None:
@@ -171,11 +187,11 @@ class SeriesViews:
 
     def caps(self, t: ListTarget) -> np.ndarray:
         """The sorted distinct caps of a series (a read-only view of the index)."""
-        return self._series_box(t.series)[2].caps
+        return self._series_box(t)[2].caps
 
-    def fetch(self, series: SeriesKey, caps: Sequence[int]) -> dict[int, bytes]:
-        """Newest payload of each of ``caps`` (cached, else one range GET)."""
-        return self._fetch(series, caps)
+    def fetch(self, t: ListTarget, caps: Sequence[int]) -> dict[int, bytes]:
+        """Newest payload of each of ``caps`` (held in memory, else one range GET)."""
+        return self._fetch(t.series, caps, self._series_box(t)[2])
 
     def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
         return self._views[rule_index].shape.to_json(cap, payload)
@@ -183,11 +199,11 @@ class SeriesViews:
     # -------------------------------------------------------------- List reads
     def llen(self, t: ListTarget) -> int:
         """Number of distinct caps of the series. Redis LLEN."""
-        return len(self._series_box(t.series)[2])
+        return len(self._series_box(t)[2])
 
     def lindex_many(self, t: ListTarget, indices: Sequence[Any]) -> list[str | None]:
         """``lindex`` for several indices with at most one range GET when they are close."""
-        _, _, idx = self._series_box(t.series)
+        _, _, idx = self._series_box(t)
         caps = idx.caps
         n = len(caps)
         positions: list[int | None] = []
@@ -204,8 +220,8 @@ class SeriesViews:
         if not valid:
             return [None] * len(positions)
         span = max(valid) - min(valid) + 1
-        if span <= max(4 * len(valid), 1024):
-            payloads = self._fetch(t.series, [int(caps[p]) for p in valid])
+        if idx.columnar or span <= max(4 * len(valid), 1024):
+            payloads = self._fetch(t.series, [int(caps[p]) for p in valid], idx)
         else:  # far-apart indices: one narrow GET each rather than the whole series
             payloads = {}
             for p in valid:
@@ -225,7 +241,7 @@ class SeriesViews:
 
     def lrange(self, t: ListTarget, start: Any, end: Any) -> list[str]:
         """Elements ``start..end`` inclusive, by one GET of their cap range. Redis LRANGE."""
-        _, _, idx = self._series_box(t.series)
+        _, _, idx = self._series_box(t)
         caps = idx.caps
         n = len(caps)
         try:
@@ -237,7 +253,7 @@ class SeriesViews:
         if start > end:
             return []
         wanted = [int(c) for c in caps[start : end + 1]]
-        payloads = self._fetch(t.series, wanted)
+        payloads = self._fetch(t.series, wanted, idx)
         return [self._element(t.rule.index, c, payloads[c]) for c in wanted if c in payloads]
 
     # ------------------------------------------------------------- List writes
@@ -263,7 +279,7 @@ class SeriesViews:
             TStorageUnavailable: the PUT failed (nothing is acknowledged).
         """
         view = self._writable(t.rule.index, t.key)
-        _, lock, idx = self._series_box(t.series)
+        _, lock, idx = self._series_box(t)
         with lock:
             caps = self._assign_caps(t.key, view.rule, idx, [c for c, _ in parsed])
             s = t.series
@@ -272,13 +288,21 @@ class SeriesViews:
                 for cap, (_, payload) in zip(caps, parsed, strict=True)
             ]
             self.link.put(records)
-            idx.add(caps)
-            self._remember(records)
+            self._own(idx, records)
             return len(idx)
 
-    def _remember(self, records: Sequence[PutRecord]) -> None:
-        for key, payload in records:
-            self.values.remember_own(key, payload)
+    def _own(self, idx: CapIndex, records: Sequence[PutRecord]) -> None:
+        # Records we just stored: into the index (with payloads when it holds them) at
+        # once, so this gateway reads its own writes without waiting for the feed.
+        idx.add_records(
+            [k[3] for k, _ in records],
+            [UNKNOWN_ACQ] * len(records),
+            [p for _, p in records],
+            own=True,
+        )
+        if not idx.columnar:
+            for key, payload in records:
+                self.values.remember_own(key, payload)
 
     def _assign_caps(
         self, key: str, rule: MapRule, idx: CapIndex, wanted: Sequence[int | None]
@@ -321,7 +345,7 @@ class SeriesViews:
                 "(set allow_corrections = true in the map rule to allow corrections)"
             )
         cap_given, payload = _parse(view.shape, value)
-        _, lock, idx = self._series_box(t.series)
+        _, lock, idx = self._series_box(t)
         with lock:
             n = len(idx)
             if n == 0:
@@ -338,7 +362,7 @@ class SeriesViews:
             s = t.series
             correction: list[PutRecord] = [((s.cid, s.mid, s.moid, cap), payload)]
             self.link.put(correction)
-            self._remember(correction)
+            self._own(idx, correction)
         return True
 
     # -------------------------------------------------------------- Dict reads
@@ -357,7 +381,8 @@ class SeriesViews:
         for m, c in lasts.items():
             if c is None:
                 continue
-            hit = self.values.get((t.cid, t.mid, m, c))
+            held = box.series(m)
+            hit = held.payload(c) if held.columnar else self.values.get((t.cid, t.mid, m, c))
             if hit is not None:
                 out[m] = (c, hit)
             else:
@@ -478,9 +503,8 @@ class SeriesViews:
                 for m, (_, payload) in zip(moids, parsed, strict=True)
             ]
             self.link.put(records)
-            for moid, caps in planned.items():
-                box.series(moid).add(caps)
-            self._remember(records)
+            for moid in planned:
+                self._own(box.series(moid), [r for r in records if r[0][2] == moid])
         return new_fields
 
 
