@@ -60,7 +60,8 @@ class FastPacket(packet.Packet):
         try:
             return super().encode()
         except (TypeError, ValueError) as exc:
-            if self.packet_type not in (packet.ACK, packet.BINARY_ACK):
+            kind: int = self.packet_type
+            if kind not in (packet.ACK, packet.BINARY_ACK):
                 raise
             self.packet_type = packet.ACK
             self.data = [

@@ -134,7 +134,7 @@ class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
         # the handshake is done on the raw socket; frames are read through the buffer
         ws.__class__ = _FastRFC6455WebSocket
         ws.socket = BufferedSocket(ws.socket)
-        engine_socket = getattr(self.handler, "__self__", None)
+        engine_socket: Any = getattr(self.handler, "__self__", None)
         if type(engine_socket) is engineio_socket.Socket and not engine_socket.connected:
             # a WebSocket-first connection: nothing was queued by a polling phase
             engine_socket.__class__ = DirectSendSocket
