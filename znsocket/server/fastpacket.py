@@ -60,7 +60,7 @@ class FastPacket(packet.Packet):
         try:
             return super().encode()
         except (TypeError, ValueError) as exc:
-            kind: int = self.packet_type
+            kind: int = self.packet_type  # type: ignore[has-type]
             if kind not in (packet.ACK, packet.BINARY_ACK):
                 raise
             self.packet_type = packet.ACK
