@@ -216,3 +216,28 @@ def test_numpy_put_stream_equals_object_stream(
     )
     numpy_wire = b"".join(numpy_put_batches(arr, with_acq, pt, max_batch, skip_invalid))
     assert numpy_wire == object_wire
+
+
+@given(
+    st.binary(max_size=300), st.sampled_from(["get", "acq", "put"]), st.sampled_from([1, 5, 1000])
+)
+@settings(max_examples=300)
+def test_fuzz_client_decoder(data: bytes, kind: str, chunk: int) -> None:
+    """Random response bytes give events or a TStorage error, nothing else."""
+    from tstorage_client.errors import MemoryLimitExceeded
+
+    conn = ClientConnection(ObjectRecordDecoder(StructPayloadType[int]("<i")))
+    conn.max_record_bytes = 200
+    request = {
+        "get": ev.GetRequest(Key.min(), Key.max()),
+        "acq": ev.GetAcqRequest(Key.min(), Key.max()),
+        "put": ev.PutRequest(False),
+    }[kind]
+    conn.send(request)
+    try:
+        for i in range(0, len(data), chunk):
+            conn.receive_data(data[i : i + chunk])
+            while conn.next_event() is not NEED_DATA:
+                pass
+    except (RemoteProtocolError, MemoryLimitExceeded):
+        pass
