@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests._servers import ServerProcess, spawn
+from tstorage_client.channel import Channel
+from tstorage_client.channel_async import AsyncChannel
 from tstorage_client.events import NEED_DATA, Event
 
 
@@ -36,16 +43,6 @@ def drain(
 
 
 # --- integration fixtures ------------------------------------------------------------
-
-import itertools  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests._servers import ServerProcess, spawn  # noqa: E402
-from tstorage_client.channel import Channel  # noqa: E402
-from tstorage_client.channel_async import AsyncChannel  # noqa: E402
 
 
 def start_server(data_dir: Path) -> ServerProcess:
