@@ -24,6 +24,7 @@ import binascii
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -56,6 +57,14 @@ class PayloadCodec(Protocol):
 
         Raises:
             CodecError: the bytes are not a payload of this codec.
+        """
+        ...
+
+    def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
+        """:meth:`decode` for many payloads.
+
+        Raises:
+            CodecError: one payload is not of this codec.
         """
         ...
 
@@ -115,6 +124,17 @@ class StructCodec:
             )
         fields = [_json_number(v) for v in self._struct.unpack(payload)]
         return fields[0] if len(fields) == 1 else fields
+
+    def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
+        size = self._struct.size
+        if any(len(p) != size for p in payloads):
+            return [self.decode(p) for p in payloads]  # raises for the odd one
+        rows = self._struct.iter_unpack(b"".join(payloads))
+        if len(self.codes) == 1:
+            if self.codes in _FLOAT_CODES:
+                return [_json_number(r[0]) for r in rows]
+            return [r[0] for r in rows]
+        return [[_json_number(v) for v in r] for r in rows]
 
     def encode(self, value: JSONValue) -> bytes:
         codes = self.codes
@@ -185,6 +205,9 @@ class JsonCodec:
         except (UnicodeDecodeError, ValueError) as exc:
             raise CodecError(f"payload is not UTF-8 JSON: {exc}") from exc
 
+    def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
+        return [self.decode(p) for p in payloads]
+
     def encode(self, value: JSONValue) -> bytes:
         try:
             text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
@@ -207,6 +230,9 @@ class BytesCodec:
 
     def decode(self, payload: bytes) -> JSONValue:
         return base64.b64encode(payload).decode("ascii")
+
+    def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
+        return [self.decode(p) for p in payloads]
 
     def encode(self, value: JSONValue) -> bytes:
         if not isinstance(value, str):
@@ -233,6 +259,9 @@ class UnitCodec:
         if payload:
             raise CodecError(f"the unit codec expects an empty payload, got {len(payload)} bytes")
         return None
+
+    def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
+        return [self.decode(p) for p in payloads]
 
     def encode(self, value: JSONValue) -> bytes:
         if value is not None:

@@ -84,6 +84,17 @@ class CapIndex:
         i = self.position(cap)
         return None if i is None else self._pay[i].tobytes()
 
+    def payloads_at(self, positions: Sequence[int] | range) -> list[bytes]:
+        """Payloads at positions of :attr:`caps` (payload columns must be held)."""
+        assert self._pay is not None
+        size = self._pay.shape[1]
+        block = self._pay[np.asarray(positions, dtype=np.int64)].tobytes()
+        return (
+            [block[i : i + size] for i in range(0, len(block), size)]
+            if size
+            else [b""] * len(positions)
+        )
+
     def add(self, caps: Iterable[int] | npt.NDArray[np.int64]) -> None:
         """Add caps without payloads (any order; repeats and known caps allowed).
 
