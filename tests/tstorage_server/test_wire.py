@@ -5,6 +5,7 @@ Expected bytes come from the protocol specification (§3) where it gives them.
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -316,3 +317,25 @@ def test_many_requests_on_one_connection_and_many_connections_at_once(
         t.join()
     slow.close()
     assert errors == []
+
+
+def test_mixed_payload_lengths_round_trip_exactly(server: ServerProcess) -> None:
+    rng = random.Random(3)
+    small = [((8, i, 0, 0, 1), rng.randbytes(rng.randrange(0, 300))) for i in range(300)]
+    large = [
+        ((9, i, 0, 0, 1), rng.randbytes(rng.choice([1, 5000, 70_000, 300_000]))) for i in range(60)
+    ]
+    with Raw(server.port) as c:
+        assert c.put(small + large, with_acq=True)[0] == 0
+        status, got, _ = c.get()
+        assert status == 0 and got == small + large
+
+
+@pytest.mark.parametrize("cut", [5, 12, 40, 75])
+def test_truncated_get_request_then_close(server: ServerProcess, cut: int) -> None:
+    with Raw(server.port) as c:
+        c.send(key_range(GET, KEY_MIN, KEY_MAX)[:cut])
+        c.sock.shutdown(socket.SHUT_WR)
+        # Nothing, or the error for what the server knows of the request; never records.
+        assert c.recv_until_close() in (b"", ERROR_GET, ERROR_PUT)
+    assert_alive(server)
