@@ -20,7 +20,7 @@ from gateway.keymap import KeyTuple
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType
 from tstorage_client.record import Key, Record
-from tstorage_client.response import ResponseAcq
+from tstorage_client.response import ResponseAcq, ResponseStatus
 
 PutRecord = tuple[tuple[int, int, int, int], bytes]
 """((cid, mid, moid, cap), payload): a record to PUT (TStorage assigns acq)."""
@@ -72,7 +72,8 @@ class TStorageLink:
             time.sleep(self._delay)
 
     @contextlib.contextmanager
-    def _channel(self) -> Iterator[Channel[bytes]]:
+    def _channel(self) -> Iterator[tuple[Channel[bytes], bool]]:
+        """A channel and whether it was reused from the pool (it may have gone stale)."""
         if not self._slots.acquire(timeout=self.settings.timeout):
             raise TStorageUnavailable(
                 f"all {self.settings.connections} TStorage connections are busy"
@@ -81,9 +82,10 @@ class TStorageLink:
         try:
             with self._lock:
                 ch = self._idle.pop() if self._idle else None
+            reused = ch is not None
             if ch is None:
                 ch = self._open()
-            yield ch
+            yield ch, reused
         except BaseException:
             if ch is not None:
                 _close(ch)
@@ -114,12 +116,25 @@ class TStorageLink:
         data = [
             Record(Key(cid, mid, moid, cap), payload) for (cid, mid, moid, cap), payload in records
         ]
-        with self._channel() as ch:
-            res = ch.put(data)
-            if not res.is_ok():
-                raise TStorageUnavailable(
-                    f"TStorage at {self.address} refused a write ({res.status.name})"
-                )
+        # A pooled connection may have died with a restarted TStorage: then one more try
+        # on a fresh connection. Should the first PUT have been stored after all, the
+        # second stores the same records again, which reads back the same (newest wins).
+        for attempt in (1, 2):
+            try:
+                with self._channel() as (ch, reused):
+                    res = ch.put(data)
+                    if res.is_ok():
+                        return
+                    if attempt == 1 and reused and res.status == ResponseStatus.DISCONNECTED:
+                        raise _Retry  # drops the stale channel
+                    raise TStorageUnavailable(self._failure("write", res.status))
+            except _Retry:
+                continue
+
+    def _failure(self, what: str, status: ResponseStatus) -> str:
+        if status == ResponseStatus.DISCONNECTED:
+            return f"TStorage at {self.address} is unreachable or closed the connection; {what} not done"
+        return f"TStorage at {self.address} failed a {what} ({status.name})"
 
     def get(self, lo: KeyTuple, hi: KeyTuple) -> tuple[list[Fetched], int]:
         """Every record of the box ``[lo, hi)`` and the watermark ``acq0``.
@@ -146,13 +161,29 @@ class TStorageLink:
             batch.extend((r.key, r.value) for r in records)  # type: ignore[attr-defined]
             sink(batch)
 
-        with self._channel() as ch:
-            res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), on_batch)
-            if not res.is_ok():
-                raise TStorageUnavailable(
-                    f"TStorage at {self.address} failed a read ({res.status.name})"
-                )
-            return int(res.acq)
+        delivered = [0]
+
+        def counted(records: object) -> None:
+            delivered[0] += 1
+            on_batch(records)
+
+        for attempt in (1, 2):
+            try:
+                with self._channel() as (ch, reused):
+                    res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), counted)
+                    if res.is_ok():
+                        return int(res.acq)
+                    stale = reused and res.status == ResponseStatus.DISCONNECTED
+                    if attempt == 1 and stale and delivered[0] == 0:
+                        raise _Retry  # drops the stale channel
+                    raise TStorageUnavailable(self._failure("read", res.status))
+            except _Retry:
+                continue
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Retry(Exception):
+    """Internal: the pooled connection was stale; try once more on a fresh one."""
 
 
 def _close(ch: Channel[bytes]) -> None:

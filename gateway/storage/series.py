@@ -65,7 +65,7 @@ class SeriesViews:
         rules: Sequence[MapRule],
         *,
         max_staleness: float = 0.1,
-        index_budget: int = 50_000_000,
+        index_budget: int = 10_000_000,
         value_cache: int = 200_000,
         clock: Callable[[], int] = tstorage_now_ns,
     ) -> None:

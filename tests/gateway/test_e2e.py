@@ -211,3 +211,35 @@ def test_invalid_config_refuses_to_start(tmp_path: Path) -> None:
     path.write_text('[server]\nport = "x"\n')
     with pytest.raises(RuntimeError, match="refuses to start"):
         spawn(["gateway", "run", "--config", str(path)], timeout=20)
+
+
+def test_tstorage_outage_gives_errors_then_recovers(
+    start_gateway: Callable[[str], ServerProcess], tmp_path: Path, fresh_cid: Callable[[], int]
+) -> None:
+    data = tmp_path / "ts"
+    ts = spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"])
+    port = ts.port
+    cid = fresh_cid()
+    config = meter_config(ts, cid, fresh_cid()).replace("port = ", "timeout = 1.0\nport = ", 1)
+    gw = start_gateway(config)
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.append(1.0)
+    c.set("k", "before")
+    ts.kill()
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="unreachable"):
+        lst.append(2.0)
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="unreachable"):
+        c.set("k", "during")
+    assert gw.alive()
+    ts2 = spawn(["tstorage-server", "--data-dir", str(data), "--port", str(port)])
+    try:
+
+        def recovered() -> None:
+            assert c.get("k") == "before"  # the refused write was not kept
+            lst.append(3.0)
+
+        eventually(recovered, timeout=10)
+        assert lst[:] == [1.0, 3.0]
+    finally:
+        ts2.stop()
