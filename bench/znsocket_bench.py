@@ -147,9 +147,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines.append("| 8 MB hset+hget round trip | " + " | ".join(cells) + " |")
     lines += ["", "Concurrent `hget` clients (separate processes): aggregate ops/s.", ""]
     lines += [head, "|" + "---|" * (len(PAIRINGS) + 1)]
-    counts = list(anchor.get("concurrent_hget", {}))
+    counts: list[str] = []
+    for r in results.values():
+        counts += [n for n in r.get("concurrent_hget", {}) if n not in counts]
     for n in counts:
-        base = anchor["concurrent_hget"][n]["agg_ops_per_s"]
+        base = anchor.get("concurrent_hget", {}).get(n, {}).get("agg_ops_per_s")
         cells = []
         for name in PAIRINGS:
             v = results[name].get("concurrent_hget", {}).get(n, {}).get("agg_ops_per_s")

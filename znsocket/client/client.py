@@ -228,6 +228,10 @@ class Client:
             enable_compression=self.enable_compression,
             compression_threshold=self.compression_threshold,
         )
+        if plan.buffer[:1] == b"\x01":
+            log.debug(
+                "Compressed message from %d to %d bytes", plan.json_bytes, len(plan.buffer) - 5
+            )
         if plan.path is Path.CHUNKED:
             log.debug(
                 "Message size (%s bytes) exceeds limit (%s bytes). Using chunked transmission.",
@@ -236,9 +240,6 @@ class Client:
             )
             return self._call_chunked(event, plan.buffer, plan.chunks(limit))
         if plan.path is Path.COMPRESSED:
-            log.debug(
-                "Compressed message from %d to %d bytes", plan.json_bytes, len(plan.buffer) - 5
-            )
             return self._with_retry(
                 self.sio.call, Event.COMPRESSED_MESSAGE, {"event": event, "data": plan.buffer}
             )

@@ -403,7 +403,10 @@ class SocketIOTransport:
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
                             return False
-                        self._read_once(ws, min(remaining, 1.0))
+                        # With time to spare beyond the heartbeat window, block in the
+                        # read itself (a silent server trips the socket timeout);
+                        # otherwise wait with select so the deadline is kept.
+                        self._read_once(ws, None if remaining > self._heartbeat else min(remaining, 1.0))
                     return True
                 finally:
                     self._read_lock.release()
@@ -435,8 +438,10 @@ class SocketIOTransport:
             return True
         return bool(select.select([sock], [], [], timeout)[0])
 
-    def _read_once(self, ws: websocket.WebSocket, timeout: float) -> None:
+    def _read_once(self, ws: websocket.WebSocket, timeout: float | None) -> None:
         """Read and dispatch at most one message within ``timeout``; a failure drops ``ws``.
+
+        ``timeout=None`` blocks in the read itself (bounded by the heartbeat window).
 
         Must be called holding ``_read_lock``.
         """
@@ -444,7 +449,7 @@ class SocketIOTransport:
             self._drop(ws, "connection replaced")
             return
         try:
-            if not self._readable(ws, timeout):
+            if timeout is not None and not self._readable(ws, timeout):
                 if time.monotonic() - self._last_recv > self._heartbeat:
                     self._drop(ws, "no heartbeat from the server")
                 return
