@@ -14,7 +14,8 @@ import znsocket
 from tests._servers import ServerProcess, spawn
 from tests._upstream import start_upstream_server
 from tests.znsocket.client.conftest import start_server
-from znsocket.client import ConnectionLostError
+from tests.znsocket.client.peers import MisbehavingPeer
+from znsocket.client import ConnectionLostError, SocketIOTransport
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,27 @@ def test_busy_owner_still_serves_its_adapter(
     finally:
         stop.set()
         t.join(10)
+
+
+def test_pings_are_answered_while_idle() -> None:
+    peer = MisbehavingPeer(send_ping=True)
+    sio = SocketIOTransport(reconnection=False)
+    sio.connect(peer.url, namespaces=["/znsocket"])
+    try:
+        deadline = time.monotonic() + 5
+        while b"3" not in peer.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b"3" in peer.received
+    finally:
+        sio.disconnect()
+
+
+def test_silent_server_is_detected_by_the_heartbeat() -> None:
+    # 0.2 s interval + 0.2 s timeout (+ 5 s slack): a server that never pings is gone.
+    peer = MisbehavingPeer(ping_interval_ms=200, ping_timeout_ms=200)
+    sio = SocketIOTransport(reconnection=False)
+    sio.connect(peer.url, namespaces=["/znsocket"])
+    deadline = time.monotonic() + 15
+    while sio.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sio.connected
