@@ -286,3 +286,26 @@ def test_lmdb_compaction_survives_reopen(tmp_path: Path) -> None:
         assert records(s) == before
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_windowed_merge_of_overlapping_blocks_matches_a_plain_sort(store: Store, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    inserted: list[tuple[tuple[int, ...], bytes]] = []
+    for b in range(int(rng.integers(2, 6))):
+        n = int(rng.integers(1, 60))
+        keys = [tuple(int(x) for x in rng.integers(0, 4, 5)) for _ in range(n)]
+        payloads = [b"%d/%d/%s" % (b, i, b"x" * int(rng.integers(0, 5))) for i in range(n)]
+        store.put_blocks([make_block(keys, payloads)], assign_acq=False)  # type: ignore[arg-type]
+        inserted.extend(zip(keys, payloads, strict=True))
+    for kmin, kmax in [(KMIN, KMAX), ((1, 0, 1, 0, 0), (3, 3, 4, 4, 3))]:
+        expected = sorted(
+            (
+                kp
+                for kp in inserted
+                if all(lo <= x < hi for lo, x, hi in zip(kmin, kp[0], kmax, strict=True))
+            ),
+            key=lambda kp: kp[0],
+        )  # stable: equal keys in insertion order
+        for piece in (1, 3, 7, 1000):
+            assert records(store, kmin, kmax, piece_records=piece) == expected

@@ -263,26 +263,79 @@ class BlockSnapshot(Snapshot):
         piece_records: int,
         piece_bytes: int,
     ) -> Iterator[RecordBlock]:
-        # Blocks in a group overlap in key order; merge them (in insertion order, so the
-        # stable sort keeps equal keys in the order they arrived).
-        group = sorted(group, key=lambda m: m.block_id)
-        selected = []
+        """Merge a group of blocks whose key ranges overlap, a window at a time.
+
+        Every block is sorted, so each round takes from every block the records up to a cut
+        key K (the smallest of the blocks' window-end keys): no record left behind can sort
+        before what is emitted, and about ``piece_records`` records per block are held
+        (more only when many records share the cut key).
+        Equal keys stay in insertion order: parts are concatenated in block order and the
+        sort is stable.
+        """
         lo = np.array(kmin, dtype=np.int64)
         hi = np.array(kmax, dtype=np.int64)
-        for meta in group:
-            block = self._reader.read(meta)
-            if bool(np.all(meta.mins >= lo)) and bool(np.all(meta.maxs < hi)):
-                selected.append(block)  # the whole block is inside the box
+        cursors = []
+        for meta in sorted(group, key=lambda m: m.block_id):
+            inside = bool(np.all(meta.mins >= lo)) and bool(np.all(meta.maxs < hi))
+            cursors.append(_Cursor(self._reader.read(meta), inside))
+        while True:
+            active = [c for c in cursors if c.pos < c.count]
+            if not active:
+                return
+            if len(active) == 1:
+                c = active[0]
+                stop = min(c.pos + piece_records, c.count)
+            else:
+                cut = min(c.key_at(min(c.pos + piece_records, c.count) - 1) for c in active)
+                stop = -1
+            parts = []
+            for c in active:
+                # All records equal to the cut go now, also past a block's window, or a
+                # later round would put them after equal keys of younger blocks.
+                end = stop if len(active) == 1 else c.upper(cut, c.count)
+                part = c.take(end, kmin, kmax)
+                if len(part.keys):
+                    parts.append(part)
+            if not parts:
                 continue
-            idx = np.flatnonzero(B.box_mask(block.keys, kmin, kmax))
-            if len(idx):
-                selected.append(B.take(block, idx))
-        if not selected:
-            return
-        merged = B.concat(selected)
-        if len(selected) > 1 and not B.is_sorted(merged.keys):
-            merged = B.take(merged, B.sort_order(merged.keys))
-        yield from B.split(merged, piece_records, piece_bytes)
+            merged = B.concat(parts)
+            if len(parts) > 1 and not B.is_sorted(merged.keys):
+                merged = B.take(merged, B.sort_order(merged.keys))
+            yield from B.split(merged, piece_records, piece_bytes)
+
+
+class _Cursor:
+    """Read position in one sorted block during a merge."""
+
+    def __init__(self, block: RecordBlock, inside: bool) -> None:
+        self.block = block
+        self.inside = inside  # every record lies in the query box: no mask needed
+        self.count = len(block.keys)
+        self.pos = 0
+
+    def key_at(self, i: int) -> KeyTuple:
+        return B.key_tuple(self.block.keys[i])
+
+    def upper(self, cut: KeyTuple, hi: int) -> int:
+        """First index in ``[pos, hi)`` whose key sorts after ``cut`` (``hi`` if none)."""
+        lo = self.pos
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.key_at(mid) <= cut:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def take(self, end: int, kmin: KeyTuple, kmax: KeyTuple) -> RecordBlock:
+        """The records in ``[pos, end)`` inside the box; advances to ``end``."""
+        start, self.pos = self.pos, end
+        if end <= start:
+            return B.empty_block()
+        window = np.arange(start, end)
+        if not self.inside:
+            window = window[B.box_mask(self.block.keys[start:end], kmin, kmax)]
+        return B.take(self.block, window)
 
 
 class BlockStore(Store):
