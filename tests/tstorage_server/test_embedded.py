@@ -64,6 +64,13 @@ def test_embedded_server_in_an_eventlet_patched_process(tmp_path: Path) -> None:
                 status, got, _ = c.get((cid, 0, 0, 0, 0), (cid + 1, 10**6, 1, 1, 2))
                 assert status == 0 and got == records, (status, len(got))
 
+        import logging
+        logging.basicConfig(level=logging.INFO)  # server log lines come from its own thread
+
+        from tstorage_client.channel import Channel
+        from tstorage_client.payload_type import StructPayloadType
+        from tstorage_client.record import Key, Record
+
         with EmbeddedServer(sys.argv[1]) as server:
             pool = eventlet.GreenPool()
             for cid in range(4):
@@ -71,6 +78,11 @@ def test_embedded_server_in_an_eventlet_patched_process(tmp_path: Path) -> None:
             pool.waitall()
             with Raw(server.port) as c:
                 assert len(c.get()[1]) == 20000
+            with Channel(server.host, server.port, StructPayloadType("<q"), timeout=10) as ch:
+                assert ch.put([Record(Key(9, i, 0, 0), i) for i in range(100)]).is_ok()
+                resp = ch.get(Key(9, 0, 0, 0, 0), Key(10, 100, 1, 1, 2**63 - 1))
+                assert resp.is_ok() and [r.value for r in resp.data] == list(range(100))
+                assert not ch.get(Key(9, 0, 0, 0, 0), Key(9, 1, 1, 1, 1)).is_ok()  # rejected, logged
         print("OK", len(ticks))
         """
     )
@@ -82,5 +94,7 @@ def test_embedded_server_in_an_eventlet_patched_process(tmp_path: Path) -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+    assert "GET rejected" in out.stderr  # logging from the server thread works
     word, ticks = out.stdout.split()
     assert word == "OK" and int(ticks) > 0
