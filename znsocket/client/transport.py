@@ -256,9 +256,10 @@ class SocketIOTransport:
         self._drop(ws, reason="client disconnected")
         with self._state:
             self._state.notify_all()
-        reader = self._background
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(timeout=2)
+        self._events.put(_STOP)  # after the queued "disconnect" handlers
+        for thread in (self._background, self._dispatcher):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2)
 
     def shutdown(self) -> None:
         """Alias of :meth:`disconnect` (``socketio.Client`` compatibility)."""

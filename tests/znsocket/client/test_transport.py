@@ -165,3 +165,15 @@ def test_silent_server_is_detected_by_the_heartbeat() -> None:
     while sio.connected and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sio.connected
+
+
+def test_closed_clients_leave_no_threads(server: ServerProcess) -> None:
+    before = threading.active_count()
+    for _ in range(5):
+        c = znsocket.Client(server.url)
+        c.get("x")
+        c.sio.disconnect()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
