@@ -160,6 +160,12 @@ def create_app(
         max_decoded_bytes=max_decoded_bytes,
         adapter_timeout_s=adapter_timeout_s,
     )
+    sio.enable_command_fast_path(
+        namespace,
+        frozenset(app.dispatcher.commands),
+        app.dispatcher.command,
+        app.principals if authorize is not None else None,
+    )
     app.wsgi_app = socketio.WSGIApp(sio)
     return app
 

@@ -1,33 +1,126 @@
-"""The python-socketio server class used by znsocket.
+"""The python-socketio server class used by znsocket, with its measured shortcuts.
 
-python-socketio can run every event handler in a new green thread (``async_handlers``)
-or on the connection's reader. A new green thread per event costs a trip through the
-event hub for every command; running on the reader is cheaper, but a handler that waits
-for another acknowledgement on the same connection would then deadlock.
+Two costs of python-socketio dominate a small command (``bench/znsocket_server_profile.md``):
 
-:class:`ZnSocketServer` runs handlers on the reader, except for the events listed in
-``BACKGROUND_EVENTS`` (``adapter:get``, which waits for the adapter owner - possibly the
-very client that asked). ``async_handlers`` stays on, so ``call()`` keeps working.
+* every event may run in a new green thread (``async_handlers``), one more trip through
+  the event hub per command. :class:`ZnSocketServer` runs handlers on the connection's
+  reader instead, except for ``BACKGROUND_EVENTS`` (``adapter:get`` waits for the adapter
+  owner - possibly the very client that asked - and would deadlock its reader).
+  ``async_handlers`` stays on, so ``call()`` keeps working.
+* every packet is parsed into a ``Packet`` object, scanned for binary data, routed
+  through the handler tables and re-encoded. For the hot case - a text command event
+  with an acknowledgement id in the znsocket namespace whose name is a storage command -
+  :meth:`ZnSocketServer.enable_command_fast_path` parses the frame with one ``json.loads``,
+  calls the dispatcher and writes the ``ACK`` frame itself. Everything else (connects,
+  binary events, non-command events, malformed frames) takes python-socketio's own path,
+  which produces the same replies and errors.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Container
 from typing import Any
 
 import socketio
 
 from znsocket.protocol.events import Event
+from znsocket.server.fastpacket import has_binary
 
 __all__ = ["BACKGROUND_EVENTS", "ZnSocketServer"]
 
 #: Events whose handlers may block waiting for a client, so run in their own green thread.
 BACKGROUND_EVENTS = frozenset({Event.ADAPTER_GET})
 
+_ACK_ID = re.compile(r"[0-9]{1,15}")
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.loads
+
 
 class ZnSocketServer(socketio.Server):
     """``socketio.Server`` that handles non-blocking events inline on the reader."""
 
     background_events: frozenset[str] = BACKGROUND_EVENTS
+    _fast: (
+        tuple[str, str, Container[str], Callable[[Any, str, Any], Any], dict[str, Any] | None]
+        | None
+    ) = None
+
+    def enable_command_fast_path(
+        self,
+        namespace: str,
+        commands: Container[str],
+        run: Callable[[Any, str, Any], Any],
+        principals: dict[str, Any] | None,
+    ) -> None:
+        """Answer storage-command events without python-socketio's packet objects.
+
+        Args:
+            namespace: The znsocket namespace.
+            commands: Event names that are storage commands.
+            run: ``(principal, event, data) -> envelope`` (``Dispatcher.command``).
+            principals: Connection id -> principal, when authorization is on.
+        """
+        self._fast = ("2" + namespace + ",", namespace, commands, run, principals)
+
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        fast = self._fast
+        if fast is not None and type(data) is str and eio_sid not in self._binary_packet:
+            prefix, namespace, commands, run, principals = fast
+            if data.startswith(prefix):
+                start = len(prefix)
+                match = _ACK_ID.match(data, start)
+                if match is not None and self._answer(
+                    eio_sid, data, match, namespace, commands, run, principals
+                ):
+                    return
+        super()._handle_eio_message(eio_sid, data)
+
+    def _answer(
+        self,
+        eio_sid: str,
+        data: str,
+        match: re.Match[str],
+        namespace: str,
+        commands: Container[str],
+        run: Callable[[Any, str, Any], Any],
+        principals: dict[str, Any] | None,
+    ) -> bool:
+        """Run one command event; ``False`` hands the frame to python-socketio instead."""
+        try:
+            event = _loads(data[match.end() :])
+        except ValueError:
+            return False
+        if type(event) is not list or len(event) != 2 or event[0] not in commands:
+            return False
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return False
+        envelope = run(principals.get(sid) if principals is not None else None, event[0], event[1])
+        if has_binary(envelope):
+            self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    socketio.packet.ACK, namespace=namespace, id=int(match.group()), data=[envelope]
+                ),
+            )
+            return True
+        try:
+            text = _dumps([envelope])
+        except (TypeError, ValueError) as exc:
+            text = _dumps(
+                [
+                    {
+                        "error": {
+                            "msg": f"The result cannot be sent: {exc}",
+                            "type": "SerializationError",
+                        }
+                    }
+                ]
+            )
+        self.eio.send(eio_sid, "3" + namespace + "," + str(int(match.group())) + text)
+        return True
 
     def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         handle = getattr(self, "_handle_event_internal", None)

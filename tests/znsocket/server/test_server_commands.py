@@ -169,3 +169,12 @@ def test_clients_share_data(connect: Callable[..., RawClient], client: RawClient
     other = connect()
     client.cmd("set", "shared", "1")
     assert other.cmd("get", "shared") == {"data": "1"}
+
+
+def test_fast_path_and_generic_path_answer_alike(client: RawClient) -> None:
+    # the same command as a text event (fast path) and with a binary attachment (generic path)
+    assert client.cmd("set", "same", "v") == client.cmd("set", "same", b"v") == {"data": True}
+    assert client.cmd("hset", "h", "f", "v") == client.cmd("hset", "h", "g", b"v") == {"data": 1}
+    text_error = client.cmd("lset", "nolist", 0, "x")
+    binary_error = client.cmd("lset", "nolist", 0, b"x")
+    assert text_error == binary_error == {"error": {"msg": "no such key", "type": "ResponseError"}}
