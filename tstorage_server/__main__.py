@@ -33,6 +33,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=8, help="threads for store work (default 8)")
     parser.add_argument(
+        "--write-stall-timeout",
+        type=float,
+        default=300.0,
+        help="seconds a GET response may wait for a client that stopped reading (default 300)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -48,7 +54,13 @@ async def serve(args: argparse.Namespace) -> int:
     except DataDirInUse as exc:
         log.error("%s", exc)
         return 2
-    server = TStorageServer(store, args.host, args.port, workers=args.workers)
+    server = TStorageServer(
+        store,
+        args.host,
+        args.port,
+        workers=args.workers,
+        write_stall_timeout=args.write_stall_timeout,
+    )
     try:
         await server.start()
     except OSError as exc:

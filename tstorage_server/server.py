@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import sys
 from types import ModuleType
 from typing import Any
@@ -47,6 +48,7 @@ READ_BYTES = 1 << 20
 OFFLOAD_DECODE_BYTES = 1 << 20
 DEFAULT_MAX_REQUEST_BYTES = 4 << 30
 DEFAULT_DRAIN_TIMEOUT_S = 2.0
+DEFAULT_WRITE_STALL_TIMEOUT_S = 300.0
 # Encoded GET bytes handed to the transport per round trip to a worker thread.
 GET_WRITE_BYTES = 4 << 20
 
@@ -68,6 +70,8 @@ class TStorageServer:
         workers: threads for store work.
         max_request_bytes: largest PUT/PUTA request (keys + payloads) accepted in one piece.
         drain_timeout: seconds to keep reading (and discarding) after an error response.
+        write_stall_timeout: seconds a GET may wait for the client to read before the
+            connection is closed.
     """
 
     def __init__(
@@ -79,12 +83,14 @@ class TStorageServer:
         workers: int = 8,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
+        write_stall_timeout: float = DEFAULT_WRITE_STALL_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.host = host
         self.port = port
         self.max_request_bytes = max_request_bytes
         self.drain_timeout = drain_timeout
+        self.write_stall_timeout = write_stall_timeout
         self._workers = workers
         self._pool: WorkerPool | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -228,11 +234,18 @@ class TStorageServer:
                 if not chunks:
                     break
                 writer.writelines(chunks)
-                await writer.drain()
+                # A client that stops reading would pin its snapshot forever.
+                await asyncio.wait_for(writer.drain(), self.write_stall_timeout)
             writer.write(conn.send(dispatch.get_end(snapshot, request)))
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             raise
+        except (asyncio.TimeoutError, TimeoutError):
+            log.info(
+                "GET abandoned: the client stopped reading for %.0f s", self.write_stall_timeout
+            )
+            _reset(writer)
+            return False
         except Exception:
             log.exception("GET failed while streaming")
             await self._fail(conn, reader, writer)
@@ -261,6 +274,16 @@ class TStorageServer:
                     break
                 if not data:
                     break
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a reset, dropping queued bytes (in asyncio and in the kernel)."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # Linger on with a zero timeout: close() discards unsent data and sends RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 class _GetCursor:

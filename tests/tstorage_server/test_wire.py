@@ -339,3 +339,26 @@ def test_truncated_get_request_then_close(server: ServerProcess, cut: int) -> No
         # Nothing, or the error for what the server knows of the request; never records.
         assert c.recv_until_close() in (b"", ERROR_GET, ERROR_PUT)
     assert_alive(server)
+
+
+def test_a_client_that_stops_reading_is_dropped_and_others_go_on(data_dir) -> None:
+    from tests._servers import spawn
+
+    from .conftest import server_argv
+
+    with spawn([*server_argv(data_dir), "--write-stall-timeout", "1"]) as server:
+        records = [((5, i, 0, 0, 1), b"r" * 500) for i in range(40_000)]  # ~20 MB response
+        with Raw(server.port) as c:
+            assert c.put(records, with_acq=True)[0] == 0
+        stalled = Raw(server.port)
+        stalled.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.send(key_range(GET, KEY_MIN, KEY_MAX))
+        with Raw(server.port) as c:  # served while the other GET is stuck
+            assert c.get_acq(KEY_MIN, KEY_MAX)[0] == 0
+        time.sleep(2.5)
+        assert "stopped reading" in server.text()
+        got = stalled.recv_until_close(timeout=20)
+        assert 0 < len(got) < 36 + 40_000 * 536  # cut short, then closed
+        stalled.close()
+        with Raw(server.port) as c:
+            assert len(c.get()[1]) == 40_000
