@@ -164,7 +164,7 @@ def test_repr_and_copy(backend: Any) -> None:
     assert repr(lst) == "List([1, 2])"
     lst.repr_type = "minimal"
     assert repr(lst) == "List(<unknown>)"
-    lst.repr_type = "bogus"  # type: ignore[assignment]
+    lst.repr_type = "bogus"
     with pytest.raises(ValueError, match="Invalid repr_type"):
         repr(lst)
     copied = lst.copy("r2")

@@ -34,7 +34,7 @@ def restart_on(port: int) -> ServerProcess:
     return spawn(["znsocket", "--port", str(port), "--host", "127.0.0.1"])
 
 
-class SlowSequence(list):  # type: ignore[type-arg]
+class SlowSequence(list):
     """Answers ``len`` only after a while: keeps a call pending on the server."""
 
     def __len__(self) -> int:

@@ -9,6 +9,7 @@ between client/server pairings; nothing here knows which implementation runs.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import random
@@ -41,7 +42,7 @@ def commands(c: Any) -> dict[str, Any]:
     r["hset"] = outcome(lambda: c.hset("h", mapping={"a": "1", "b": "2"}))
     r["hgetall"] = outcome(lambda: c.hgetall("h"))
     r["hkeys"] = outcome(lambda: c.hkeys("h"))
-    r["rpush"] = [outcome(lambda v=v: c.rpush("l", v)) for v in ("x", "y", "z")]
+    r["rpush"] = [outcome(functools.partial(c.rpush, "l", v)) for v in ("x", "y", "z")]
     r["lrange"] = outcome(lambda: c.lrange("l", 0, -1))
     r["lindex_out"] = outcome(lambda: c.lindex("l", 10))
     r["lset_nokey"] = outcome(lambda: c.lset("nolist", 0, "v"))
