@@ -221,22 +221,21 @@ class TStorageServer:
         assert self._pool is not None
         pool = self._pool
         try:
-            snapshot = await pool.run(dispatch.open_get, self.store, request)
+            # Opening, the first piece and (for small results) the end in one worker call.
+            cursor = await pool.run(_GetCursor.open, self.store, request, conn)
         except dispatch.RequestRejected as exc:
             log.info("GET rejected: %s", exc)
             await self._fail(conn, reader, writer)
             return False
-        cursor = _GetCursor(snapshot, request, conn)
         try:
             writer.write(conn.send(GetStart()))
-            while True:
-                chunks = await pool.run(cursor.next_chunks)
-                if not chunks:
-                    break
+            chunks = cursor.first
+            while chunks:
                 writer.writelines(chunks)
                 # A client that stops reading would pin its snapshot forever.
                 await asyncio.wait_for(writer.drain(), self.write_stall_timeout)
-            writer.write(conn.send(dispatch.get_end(snapshot, request)))
+                chunks = [] if cursor.done else await pool.run(cursor.next_chunks)
+            writer.write(conn.send(dispatch.get_end(cursor.snapshot, request)))
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             raise
@@ -251,7 +250,10 @@ class TStorageServer:
             await self._fail(conn, reader, writer)
             return False
         finally:
-            await pool.run(cursor.close)
+            if cursor.done:
+                cursor.close()  # nothing can hold its lock any more
+            else:
+                await pool.run(cursor.close)
         return True
 
     async def _fail(
@@ -287,27 +289,45 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 
 
 class _GetCursor:
-    """Encodes the pieces of one GET in worker threads, one piece per call.
+    """Encodes the pieces of one GET in worker threads, about ``GET_WRITE_BYTES`` per call.
 
     Blocks from a snapshot may point into storage that is valid only while the snapshot is
     open, so reading, encoding and closing are serialised by one lock.
     """
 
     def __init__(self, snapshot: Snapshot, request: GetRequest, conn: ServerConnection) -> None:
-        self._snapshot = snapshot
+        self.snapshot = snapshot
         self._pieces = dispatch.get_records(snapshot, request)
         self._conn = conn
         self._lock = real_threading().Lock()
         self._closed = False
+        self.done = False
+        self.first: list[bytes] = []
+
+    @classmethod
+    def open(cls, store: Store, request: GetRequest, conn: ServerConnection) -> _GetCursor:
+        """Validate, take the snapshot and encode the first chunks (worker thread).
+
+        Raises:
+            dispatch.RequestRejected: the request is invalid (nothing is held open).
+        """
+        cursor = cls(dispatch.open_get(store, request), request, conn)
+        try:
+            cursor.first = cursor.next_chunks()
+        except BaseException:
+            cursor.close()
+            raise
+        return cursor
 
     def next_chunks(self) -> list[bytes]:
-        """Encoded records, about ``GET_WRITE_BYTES`` of them; empty at the end."""
+        """The next encoded records; sets :attr:`done` once the last ones are returned."""
         chunks: list[bytes] = []
         size = 0
         with self._lock:
             while not self._closed and size < GET_WRITE_BYTES:
                 piece: GetRecords | None = next(self._pieces, None)
                 if piece is None:
+                    self.done = True
                     break
                 chunk = self._conn.send(piece)
                 chunks.append(chunk)
@@ -318,4 +338,5 @@ class _GetCursor:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._snapshot.close()
+                self.done = True
+                self.snapshot.close()
