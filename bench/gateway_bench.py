@@ -175,6 +175,9 @@ def run_gateway(records: int, repeats: int, history: int, appends: int, mode: st
             out = workload(c, records, repeats, history, appends)
             out["load_s"] = round(load_s, 2)
             return out
+        except Exception:
+            print(proc.text()[-5000:], file=sys.stderr)
+            raise
         finally:
             proc.stop()
 

@@ -84,6 +84,12 @@ class CapIndex:
         i = self.position(cap)
         return None if i is None else self._pay[i].tobytes()
 
+    def last_payload(self) -> bytes | None:
+        """The newest payload of the largest cap when payloads are held, else ``None``."""
+        if self._pay is None or self._n == 0:
+            return None
+        return self._pay[self._n - 1].tobytes()
+
     def payloads_at(self, positions: Sequence[int] | range) -> list[bytes]:
         """Payloads at positions of :attr:`caps` (payload columns must be held)."""
         assert self._pay is not None

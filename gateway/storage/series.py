@@ -386,14 +386,14 @@ class SeriesViews:
     def _latest(
         self, t: DictTarget, box: BoxIndex, moids: Sequence[int]
     ) -> dict[int, tuple[int, bytes]]:
-        lasts = {m: box.series(m).last() for m in moids}
         out: dict[int, tuple[int, bytes]] = {}
         lasts_known: dict[int, int] = {}
-        for m, c in lasts.items():
+        for m in moids:
+            held = box.series(m)
+            c = held.last()
             if c is None:
                 continue
-            held = box.series(m)
-            hit = held.payload(c) if held.columnar else self.values.get((t.cid, t.mid, m, c))
+            hit = held.last_payload() if held.columnar else self.values.get((t.cid, t.mid, m, c))
             if hit is not None:
                 out[m] = (c, hit)
             else:

@@ -243,3 +243,15 @@ def test_tstorage_outage_gives_errors_then_recovers(
         assert lst[:] == [1.0, 3.0]
     finally:
         ts2.stop()
+
+
+def test_server_section_reaches_clients(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    text = "[server]\nmax_message_size = 200000\n" + meter_config(tstorage, cid, gcid)
+    c = client(start_gateway(text))
+    assert c.max_message_size_bytes == 200_000
+    big = znsocket.List(c, "big")  # a generic list: larger calls are chunked by the client
+    big.append("x" * 500_000)
+    assert big[0] == "x" * 500_000

@@ -310,3 +310,28 @@ def test_corrections_read_back_at_once_and_caches_stay_coherent(
     assert b.lindex(key, 1) == "20.0"
     time.sleep(a.series.max_staleness + 0.05)
     assert a.lrange(key, 0, -1) == b.lrange(key, 0, -1) == ["10.0", "20.0"]
+
+
+def test_names_with_the_same_hash_get_their_own_slots(
+    make_storage: Make,
+    tstorage: ServerProcess,
+    cid: int,
+    fresh_cid: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gateway.storage.generic as generic
+
+    monkeypatch.setattr(generic, "name_hash", lambda name: 42)  # every name collides
+    gcid = fresh_cid()
+    text = meter_config(tstorage, cid, gcid)
+    a = make_storage(text)
+    a.set("first", "1")
+    a.set("second", "2")
+    a.delete("first")
+    a.set("third", "3")
+    slots = sorted((k[1], k[2]) for k, _ in records_of(tstorage, gcid))
+    assert {s for s in slots} == {(42, 0), (42, 1), (42, 2)}
+    b = make_storage(text)  # rebuilt from the names kept in the payloads
+    assert (b.get("first"), b.get("second"), b.get("third")) == (None, "2", "3")
+    b.set("fourth", "4")
+    assert b.generic._slots["fourth"] == (42, 3)
