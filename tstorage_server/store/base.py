@@ -10,8 +10,9 @@ first and last key go into an in-memory index of numpy arrays. A GET:
 1. picks the candidate blocks whose box meets the query box (one vectorised test over all
    blocks),
 2. filters each candidate's keys with numpy masks,
-3. emits blocks whose key ranges do not overlap one after the other, and merges the
-   overlapping ones with a stable sort (ties in block order = insertion order),
+3. emits blocks whose key ranges do not overlap one after the other, and merges groups of
+   overlapping ones a window at a time with a stable sort (ties in block order = insertion
+   order),
 4. in pieces of bounded size, so a huge result is streamed, not built at once.
 
 Acquisition clock and watermark (protocol spec §4.4): acq values for PUT are reserved under
