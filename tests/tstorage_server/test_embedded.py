@@ -13,7 +13,7 @@ from tests._servers import ROOT
 from tstorage_server import EmbeddedServer, MemoryStore
 from tstorage_server.store import DataDirInUse
 
-from .wire import KEY_MAX, KEY_MIN, Raw
+from .wire import ERROR_PUT, KEY_MAX, KEY_MIN, Raw, put_request
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +98,24 @@ def test_embedded_server_in_an_eventlet_patched_process(tmp_path: Path) -> None:
     assert "GET rejected" in out.stderr  # logging from the server thread works
     word, ticks = out.stdout.split()
     assert word == "OK" and int(ticks) > 0
+
+
+class _DiskFullStore(MemoryStore):
+    """A store whose commits fail, as on a full disk."""
+
+    def _persist(self, entries, clock_floor):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_commit_answers_an_error_and_the_server_goes_on() -> None:
+    with EmbeddedServer(None, store=_DiskFullStore()) as server:
+        with Raw(server.port) as c:
+            c.send(put_request([((1, 2, 3, 4, 5), b"lost")], with_acq=True))
+            assert c.recv_until_close() == ERROR_PUT
+        with Raw(server.port) as c:
+            status, acq = c.get_acq(KEY_MIN, KEY_MAX)
+            assert status == 0 and acq > 0
+            status, got, _ = c.get()
+            assert status == 0 and got == []
+            # The acq values reserved for the failed PUT are not reused or waited for.
+            assert c.get_acq(KEY_MIN, KEY_MAX)[1] > acq
