@@ -31,3 +31,8 @@ if [ ! -f "$stamp" ]; then
     rm -f "$VENV"/.installed-*
     touch "$stamp"
 fi
+
+# Front-end parts (JavaScript client, dashboard bundle, browser for tests) install themselves.
+if [ -f scripts/bootstrap-js.sh ]; then
+    bash scripts/bootstrap-js.sh "$@"
+fi
