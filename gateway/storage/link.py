@@ -146,10 +146,17 @@ class TStorageLink:
         acq = self.stream(lo, hi, lambda batch: out.extend(batch))
         return out, acq
 
-    def stream(self, lo: KeyTuple, hi: KeyTuple, sink: Callable[[list[Fetched]], None]) -> int:
+    def stream(
+        self,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        sink: Callable[[list[Fetched]], None],
+        batch_bytes: int | None = None,
+    ) -> int:
         """Feed the records of ``[lo, hi)`` to ``sink`` in batches; returns ``acq0``.
 
-        Memory stays bounded by the channel's memory limit per batch.
+        Memory stays bounded by the memory limit per batch, or by ``batch_bytes`` when
+        given (smaller batches let the sink run more often; every record must fit).
 
         Raises:
             TStorageUnavailable: the read failed part-way (``sink`` may have seen a prefix).
@@ -170,7 +177,12 @@ class TStorageLink:
         for attempt in (1, 2):
             try:
                 with self._channel() as (ch, reused):
-                    res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), counted)
+                    if batch_bytes is not None:
+                        ch.memory_limit = min(self.settings.memory_limit, batch_bytes)
+                    try:
+                        res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), counted)
+                    finally:
+                        ch.memory_limit = self.settings.memory_limit
                     if res.is_ok():
                         return int(res.acq)
                     stale = reused and res.status == ResponseStatus.DISCONNECTED

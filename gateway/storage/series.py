@@ -28,6 +28,7 @@ from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+_STREAM_BATCH_BYTES = 4 * 1024 * 1024
 # (cid, mid, moid_lo, moid_hi, payload size held per record or None)
 _BoxKey = tuple[int, int, int, int, int | None]
 
@@ -114,13 +115,18 @@ class SeriesViews:
             initial = box.acq0 == lo[4] == _ACQ_MIN
 
             def take(batch: list[Fetched]) -> None:
+                # Building a large index is seconds of CPU: let other clients (and the
+                # websocket keep-alive pings) run between batches.
+                time.sleep(0)
                 box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
                 found.extend((k.moid, k.cap) for k, _ in batch)
                 if not initial and box.payload_size is None:
                     for k, payload in batch:
                         self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
 
-            acq = self.link.stream(lo, hi, take)
+            # Small fixed-size records: stream in modest batches so the build yields often.
+            batch = _STREAM_BATCH_BYTES if box.payload_size is not None else None
+            acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
         if found:

@@ -335,3 +335,12 @@ def test_names_with_the_same_hash_get_their_own_slots(
     assert (b.get("first"), b.get("second"), b.get("third")) == (None, "2", "3")
     b.set("fourth", "4")
     assert b.generic._slots["fourth"] == (42, 3)
+
+
+def test_large_generic_values_survive_a_restart(
+    make_storage: Make, tstorage: ServerProcess, cid: int, fresh_cid: Callable[[], int]
+) -> None:
+    text = meter_config(tstorage, cid, fresh_cid())
+    big = "x" * (8 * 1024 * 1024)
+    make_storage(text).hset("znsocket.Dict:blobs", "one", big)
+    assert make_storage(text).hget("znsocket.Dict:blobs", "one") == big
