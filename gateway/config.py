@@ -112,8 +112,9 @@ class TokenConfig(_Section):
     def _env_is_a_name(self) -> TokenConfig:
         if not _ENV_NAME.fullmatch(self.env):
             raise ValueError(
-                f"env must name an environment variable (A-Z, 0-9, _), not hold the secret; "
-                f'got {self.env[:3]!r}… (hint: `env = "GATEWAY_TOKEN_{self.name.upper()}"`)'
+                "env must name an environment variable (A-Z, 0-9, _), not hold the secret "
+                "(the value is not shown here in case it is one) "
+                f'(hint: `env = "GATEWAY_TOKEN_{self.name.upper()}"`)'
             )
         return self
 
@@ -523,11 +524,9 @@ def _pydantic_issues(
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         hint = _HINTS.get(err["type"], "")
-        if "(hint: " in msg:
+        if " (hint: " in msg:
             msg, _, rest = msg.partition(" (hint: ")
-            hint = rest.rstrip(")")
-        elif "hint: " in msg:
-            msg, _, hint = msg.partition(" (hint: ")
+            hint = rest.removesuffix(")")
         if (loc, msg) in seen:
             continue
         seen.add((loc, msg))
@@ -535,21 +534,18 @@ def _pydantic_issues(
     return issues
 
 
+_UNION_TAGS = frozenset({"int", "str", "float", "bool"})
+
+
 def _strip_union_tags(loc: Sequence[Any]) -> list[Any]:
-    # pydantic adds union member names ("int", "str", "constrained-int") to locations.
-    tags = {
-        "int",
-        "str",
-        "float",
-        "bool",
-        "constrained-int",
-        "constrained-float",
-        "function-after[_coherent(), MapRule]",
-    }
+    # pydantic inserts union members and validator wrappers into locations
+    # ("int", "constrained-int", "function-after[...]"); users know only TOML paths.
     return [
         p
         for p in loc
-        if not (isinstance(p, str) and (p in tags or p.startswith(("function-", "constrained-"))))
+        if not (
+            isinstance(p, str) and (p in _UNION_TAGS or p.startswith(("function-", "constrained-")))
+        )
     ]
 
 

@@ -304,7 +304,8 @@ class GenericKeys:
         except TStorageUnavailable:
             for name, payload in queued:
                 q = self._unconfirmed[name]
-                q.pop() if q and q[-1] == payload else None
+                if q and q[-1] == payload:
+                    q.pop()
             for state in before.values():
                 self._restore(state)
             raise

@@ -104,6 +104,7 @@ def test_tokens_name_environment_variables(tmp_path: Path, monkeypatch: pytest.M
     base = MINIMAL + '\n[auth]\nenabled = true\n[[auth.tokens]]\nname = "ui"\naccess = "read"\n'
     found = issues_of(write(tmp_path, base + 'env = "hunter2 secret"\n'))
     assert "not hold the secret" in found["auth.tokens[0]"][0]
+    assert "hunter" not in repr(found)  # a secret written by mistake is not echoed
     found = issues_of(write(tmp_path, base + 'env = "T"\ntoken = "abc"\n'))
     assert "auth.tokens[0].token" in found
     # an unset variable is a warning for check-config and an error for the gateway
