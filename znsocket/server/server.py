@@ -95,4 +95,4 @@ class Server:
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT (blocking); prints ``listening on HOST:PORT``."""
         app = self.build()
-        serve(app.wsgi_app, self.host, self.port)
+        serve(app.wsgi_app, self.host, self.port, on_shutdown=getattr(app.storage, "close", None))

@@ -15,10 +15,9 @@ znsocket:
 :class:`BufferedWebSocketWSGI` keeps eventlet's protocol handling (handshake, framing,
 control frames, limits) and changes only these things: reads go through a
 :class:`BufferedSocket` that fills a buffer with one ``recv`` of up to 64 KiB, unmasking
-XORs whole buffers at once (:func:`unmask`), and on connections that start as WebSocket
-(no polling phase, so nothing can be queued ahead) packets are written directly by the
-green thread that produced them (:class:`DirectSendSocket`). Connections upgraded from
-long-polling keep python-engineio's queue, which orders packets queued during the upgrade.
+XORs whole buffers at once (:func:`unmask`), and once the WebSocket carries the session
+packets are written directly by the green thread that produced them whenever nothing is
+queued ahead of them (:class:`DirectSendSocket`).
 """
 
 from __future__ import annotations
@@ -96,24 +95,40 @@ class BufferedSocket:
 
 
 class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
-    """eventlet's RFC 6455 WebSocket with whole-buffer unmasking."""
+    """eventlet's RFC 6455 WebSocket with whole-buffer unmasking and a count of sends in flight."""
 
     _apply_mask = staticmethod(unmask)
+    sending = 0
+
+    def send(self, message: Any, **kw: Any) -> None:
+        self.sending += 1
+        try:
+            super().send(message, **kw)
+        finally:
+            self.sending -= 1
 
 
 class DirectSendSocket(engineio_socket.Socket):
     """An Engine.IO socket that writes packets straight to its WebSocket.
 
-    Used only for connections that began as WebSocket; ``direct_ws`` is set once the
-    WebSocket is established. Until then, and whenever packets are still queued, sending
-    falls back to python-engineio's queue and writer.
+    ``direct_ws`` is set when the WebSocket is established. A packet is written directly
+    only when python-engineio's writer holds nothing: the queue is empty and no send is in
+    flight (the writer yields only inside a send). Otherwise - during a polling phase or an
+    upgrade, or while queued packets drain - it is queued as usual, so packet order holds.
     """
 
     direct_ws: Any = None
 
     def send(self, pkt: Any) -> None:
         ws = self.direct_ws
-        if ws is None or self.closed or self.upgrading or not self.queue.empty():
+        if (
+            ws is None
+            or ws.sending
+            or not self.upgraded
+            or self.upgrading
+            or self.closed
+            or not self.queue.empty()
+        ):
             super().send(pkt)
             return
         if not self.check_ping_timeout():
@@ -135,8 +150,7 @@ class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
         ws.__class__ = _FastRFC6455WebSocket
         ws.socket = BufferedSocket(ws.socket)
         engine_socket: Any = getattr(self.handler, "__self__", None)
-        if type(engine_socket) is engineio_socket.Socket and not engine_socket.connected:
-            # a WebSocket-first connection: nothing was queued by a polling phase
+        if type(engine_socket) is engineio_socket.Socket:
             engine_socket.__class__ = DirectSendSocket
             engine_socket.direct_ws = ws
         return ws

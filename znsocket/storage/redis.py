@@ -66,6 +66,10 @@ class RedisStorage(StorageCommands):
     def __repr__(self) -> str:
         return f"RedisStorage({self.client!r})"
 
+    def close(self) -> None:
+        """Close the connections to redis-server."""
+        self.client.close()
+
     def execute_many(self, calls: Sequence[CommandCall]) -> list[Any]:
         """Run the commands in one redis-py pipeline (one round trip).
 

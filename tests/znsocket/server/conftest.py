@@ -87,7 +87,7 @@ class RawClient:
                 return self.adapter_answer(data)
             return self.adapter_answer
 
-        connect_kwargs.setdefault("transports", ["websocket"])
+        connect_kwargs.setdefault("transports", ["websocket"])  # the default; tests vary it
         self.sio.connect(url, namespaces=[NAMESPACE], wait_timeout=10, **connect_kwargs)
 
     def call(self, event: str, data: Any = None, timeout: float = 15) -> Any:

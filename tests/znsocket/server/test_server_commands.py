@@ -178,3 +178,24 @@ def test_fast_path_and_generic_path_answer_alike(client: RawClient) -> None:
     text_error = client.cmd("lset", "nolist", 0, "x")
     binary_error = client.cmd("lset", "nolist", 0, b"x")
     assert text_error == binary_error == {"error": {"msg": "no such key", "type": "ResponseError"}}
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"], ["websocket"]])
+def test_every_transport_path_answers_in_order(
+    connect: Callable[..., RawClient], transports: list[str]
+) -> None:
+    client = connect(transports=transports)
+    watcher = connect(transports=transports)
+    client.cmd("delete", f"order-{transports[-1]}")
+    for i in range(100):
+        assert client.cmd("rpush", f"order-{transports[-1]}", str(i)) == {"data": i + 1}
+        client.emit("refresh", {"target": "t", "data": {"indices": [i]}})
+    assert client.cmd("lrange", f"order-{transports[-1]}", 0, -1) == {
+        "data": [str(i) for i in range(100)]
+    }
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(watcher.refreshes) < 100 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r["data"]["indices"][0] for r in watcher.refreshes] == list(range(100))
