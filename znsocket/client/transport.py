@@ -505,7 +505,7 @@ class SocketIOTransport:
 
     def _background_loop(self) -> None:
         """Read while no call is in flight; reconnect after a drop."""
-        grace = 0.05
+        grace = 0.01  # a caller making calls back to back is never this slow between them
         while not self._closing:
             ws = self._ws
             if ws is None or not self.connected:
@@ -515,8 +515,9 @@ class SocketIOTransport:
                 return
             with self._state:
                 # Busy callers read for themselves; stay out of their way.
-                if self._inflight or time.monotonic() - self._last_activity < grace:
-                    self._state.wait(grace)
+                quiet_for = time.monotonic() - self._last_activity
+                if self._inflight or quiet_for < grace:
+                    self._state.wait(grace if self._inflight else grace - quiet_for)
                     continue
             if not self._read_lock.acquire(timeout=grace):
                 continue

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from znsocket.objects.base import DICT_PREFIX, LIST_PREFIX, ValueCodec
+from znsocket.objects.base import DICT_PREFIX, LIST_PREFIX, CodecMixin, ValueCodec
 from znsocket.protocol import raise_for_error
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _register(socket: Client, key: str, callback: Any) -> None:
 
 
 @dataclass
-class ListAdapter:
+class ListAdapter(CodecMixin):
     """Expose a local sequence as ``znsocket.List(<client>, key)`` to every client.
 
     Args:
@@ -95,7 +95,6 @@ class ListAdapter:
 
     def __post_init__(self) -> None:
         self.key = f"{LIST_PREFIX}{self.key}"
-        self._codec = ValueCodec(self.converter, self.convert_nan)
         _register(self.socket, self.key, self.map_callback)
         if self.r is None:
             self.r = self.socket
@@ -170,7 +169,7 @@ class ListAdapter:
 
 
 @dataclass
-class DictAdapter:
+class DictAdapter(CodecMixin):
     """Expose a local mapping as ``znsocket.Dict(<client>, key)`` to every client.
 
     Args:
@@ -194,7 +193,6 @@ class DictAdapter:
 
     def __post_init__(self) -> None:
         self.key = f"{DICT_PREFIX}{self.key}"
-        self._codec = ValueCodec(self.converter, self.convert_nan)
         _register(self.socket, self.key, self.map_callback)
         if self.r is None:
             self.r = self.socket

@@ -106,6 +106,24 @@ class ValueCodec:
         return value
 
 
+class CodecMixin:
+    """Gives ``self._codec`` for the object's current ``converter`` and ``convert_nan``.
+
+    Both may be changed after construction (upstream reads them at every call).
+    """
+
+    converter: Converters | None
+    convert_nan: bool
+
+    @property
+    def _codec(self) -> ValueCodec:
+        codec: ValueCodec | None = self.__dict__.get("_codec_cache")
+        if codec is None or codec.converter is not self.converter or codec.convert_nan != self.convert_nan:
+            codec = ValueCodec(self.converter, self.convert_nan)
+            self.__dict__["_codec_cache"] = codec
+        return codec
+
+
 def socket_for(r: Any, socket: Client | None) -> Client | None:
     """The client that carries refreshes and adapter calls: ``socket``, else ``r`` if a Client."""
     from znsocket.client.client import Client

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from znsocket.exceptions import FrozenStorageError
 from znsocket.objects.base import (
     DICT_PREFIX,
+    CodecMixin,
     Converters,
     DictCallbackTypedDict,
     DictRepr,
     FallbackPolicy,
     RefreshDataTypeDict,
-    ValueCodec,
     ZnSocketObject,
     check_adapter,
     emit_refresh,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from znsocket.client.client import Client
 
 
-class Dict(MutableMapping[Any, Any], ZnSocketObject):
+class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
     """A dict stored on the server under ``znsocket.Dict:<key>``; nothing is cached locally.
 
     Works over a :class:`~znsocket.Client`, a :class:`~znsocket.client.Pipeline` (writes
@@ -74,7 +74,6 @@ class Dict(MutableMapping[Any, Any], ZnSocketObject):
         self.convert_nan = convert_nan
         self.fallback = fallback
         self.fallback_policy = fallback_policy
-        self._codec = ValueCodec(converter, convert_nan)
         self._callbacks: dict[str, Callable[..., Any] | None] = {"setitem": None, "delitem": None}
         if callbacks:
             self._callbacks.update(callbacks)  # type: ignore[arg-type]

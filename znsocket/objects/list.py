@@ -10,12 +10,12 @@ import redis.exceptions
 from znsocket.exceptions import FrozenStorageError
 from znsocket.objects.base import (
     LIST_PREFIX,
+    CodecMixin,
     Converters,
     FallbackPolicy,
     ListCallbackTypedDict,
     ListRepr,
     RefreshDataTypeDict,
-    ValueCodec,
     ZnSocketObject,
     check_adapter,
     emit_refresh,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 DELETED = "__DELETED__"  # raw marker: proxies only ever store JSON, so it cannot collide
 
 
-class List(MutableSequence[Any], ZnSocketObject):
+class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
     """A list stored on the server under ``znsocket.List:<key>``; nothing is cached locally.
 
     Works over a :class:`~znsocket.Client`, a :class:`~znsocket.client.Pipeline` (writes
@@ -79,7 +79,6 @@ class List(MutableSequence[Any], ZnSocketObject):
         self.convert_nan = convert_nan
         self.fallback = fallback
         self.fallback_policy = fallback_policy
-        self._codec = ValueCodec(converter, convert_nan)
         self._callbacks: dict[str, Callable[..., Any] | None] = {
             "setitem": None,
             "delitem": None,

@@ -196,3 +196,17 @@ def test_math_on_items(backend: Any) -> None:
     assert math.isclose(sum(lst), 4.0)
     lst += [3]
     assert len(lst) == 3
+
+
+def test_options_can_change_after_creation(backend: Any) -> None:
+    if backend is None:
+        pytest.skip("encoding options of the proxy")
+    lst = make(backend, "late")
+    with pytest.raises(ValueError):
+        lst.append(float("inf"))
+    lst.convert_nan = True  # upstream reads the option at every call
+    lst.append(float("inf"))
+    assert lst[0] is None
+    lst.converter = [znjson.converter.NumpyConverter]
+    lst.append(np.zeros(2))
+    assert isinstance(lst[1], np.ndarray)
