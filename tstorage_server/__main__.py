@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from tstorage_server.server import TStorageServer
+from tstorage_server.server import DEFAULT_MAX_REQUEST_BYTES, TStorageServer
 from tstorage_server.store import DataDirInUse, LmdbStore
 
 log = logging.getLogger("tstorage_server")
@@ -32,6 +32,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--port", type=int, default=2025, help="TCP port; 0 picks a free one (default 2025)"
     )
     parser.add_argument("--workers", type=int, default=8, help="threads for store work (default 8)")
+    parser.add_argument(
+        "--max-request-bytes",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        help="largest PUT/PUTA request (keys + payloads) held for one commit (default 1 GiB)",
+    )
     parser.add_argument(
         "--write-stall-timeout",
         type=float,
@@ -59,6 +65,7 @@ async def serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         workers=args.workers,
+        max_request_bytes=args.max_request_bytes,
         write_stall_timeout=args.write_stall_timeout,
     )
     try:

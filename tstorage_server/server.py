@@ -46,7 +46,7 @@ log = logging.getLogger("tstorage_server")
 READ_BYTES = 1 << 20
 # Decoding this much buffered input is left to a worker thread, not the event loop.
 OFFLOAD_DECODE_BYTES = 1 << 20
-DEFAULT_MAX_REQUEST_BYTES = 4 << 30
+DEFAULT_MAX_REQUEST_BYTES = 1 << 30
 DEFAULT_DRAIN_TIMEOUT_S = 2.0
 DEFAULT_WRITE_STALL_TIMEOUT_S = 300.0
 # Encoded GET bytes handed to the transport per round trip to a worker thread.

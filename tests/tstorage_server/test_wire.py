@@ -385,3 +385,21 @@ def test_random_bytes_never_take_the_server_down_or_touch_stored_data(
         status, got, _ = c.get()
         # Random PUT bodies may happen to be valid requests; the old record must be intact.
         assert status == 0 and ((1, 1, 1, 1, 1), b"precious") in got
+
+
+def test_a_request_over_the_size_limit_is_refused_whole(data_dir) -> None:
+    from tests._servers import spawn
+
+    from .conftest import server_argv
+
+    with spawn([*server_argv(data_dir), "--max-request-bytes", "100000"]) as server:
+        with Raw(server.port) as c:
+            ok = [((1, i, 0, 0, 0), b"s" * 100) for i in range(100)]  # ~13 kB of keys + payload
+            assert c.put(ok, with_acq=True)[0] == 0
+        with Raw(server.port) as c:
+            big = [((2, i, 0, 0, 0), b"b" * 1000) for i in range(200)]  # ~206 kB
+            c.send(put_request(big, with_acq=True))
+            assert c.recv_until_close() == ERROR_PUT
+        assert_alive(server)
+        with Raw(server.port) as c:
+            assert len(c.get()[1]) == 100
