@@ -33,7 +33,7 @@ from znsocket.protocol.chunks import (
 from znsocket.protocol.events import Event
 from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES, decode_buffer
 from znsocket.protocol.payload import Envelope, error_envelope, parse_call_payload
-from znsocket.storage.base import COMMANDS, CommandCall, command_table
+from znsocket.storage.base import CommandCall, StorageCommands, command_table
 
 __all__ = ["Authorize", "Dispatcher", "malformed"]
 
@@ -85,10 +85,12 @@ class Dispatcher:
         self.authorize = authorize
         self.chunks = ChunkAssembler(chunk_limits)
         self.max_decoded_bytes = max_decoded_bytes
-        # a backend may batch a pipeline into one round trip (RedisStorage does)
+        # a backend may batch a pipeline into one round trip (RedisStorage does); the
+        # interface's sequential default is run here, without a getattr per command
         runner = getattr(storage, "execute_many", None)
+        inherited = getattr(type(storage), "execute_many", None) is StorageCommands.execute_many
         self._execute_many: Callable[[list[CommandCall]], list[Any]] | None = (
-            runner if callable(runner) else None
+            runner if callable(runner) and not inherited else None
         )
 
     # ------------------------------------------------------------ commands
@@ -138,52 +140,61 @@ class Dispatcher:
         message = kwargs.get("message")
         if not isinstance(message, list):
             return malformed(Event.PIPELINE, "kwargs.message must be a list of commands")
+        commands = self.commands
+        authorize = self.authorize
         calls: list[CommandCall] = []
         stop: Envelope | None = None
         for position, entry in enumerate(message):
-            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            if not (type(entry) is list and len(entry) == 2 and type(entry[0]) is str):
                 stop = malformed(
                     Event.PIPELINE, f"command {position} must be [name, [args, kwargs]]"
                 )
                 break
             name, payload = entry
-            if name not in COMMANDS or name not in self.commands:
+            if name not in commands:
                 stop = _unknown(name)
                 break
-            try:
-                args, kw = parse_call_payload(payload)
-                if self.authorize is not None:
-                    self.authorize(principal, name, args, kw)
-            except ValueError as exc:
-                stop = malformed(name, str(exc))
-                break
-            except Exception as exc:
-                stop = _error(exc, name)
-                break
+            if (
+                type(payload) is list
+                and len(payload) == 2
+                and type(payload[0]) is list
+                and type(payload[1]) is dict
+            ):
+                args, kw = payload
+            else:
+                try:
+                    args, kw = parse_call_payload(payload)
+                except ValueError as exc:
+                    stop = malformed(name, str(exc))
+                    break
+            if authorize is not None:
+                try:
+                    authorize(principal, name, args, kw)
+                except Exception as exc:
+                    stop = _error(exc, name)
+                    break
             calls.append((name, args, kw))
-        results = self._run_calls(calls)
         envelopes: list[Envelope] = []
-        for (name, _a, _k), result in zip(calls, results, strict=False):
-            if isinstance(result, Exception):
-                return _error(result, name)
-            envelopes.append(_success(result))
+        append = envelopes.append
+        if self._execute_many is not None:
+            for (name, _a, _k), result in zip(calls, self._execute_many(calls), strict=False):
+                if isinstance(result, Exception):
+                    return _error(result, name)
+                append(_success(result))
+        else:
+            for name, args, kw in calls:
+                try:
+                    result = commands[name](*args, **kw)
+                except Exception as exc:
+                    return _error(exc, name)
+                append(
+                    {"data": list(result), "type": "set"}
+                    if type(result) is set
+                    else {"data": result}
+                )
         if stop is not None:
             return stop
         return {"data": envelopes}
-
-    def _run_calls(self, calls: list[CommandCall]) -> list[Any]:
-        if not calls:
-            return []
-        if self._execute_many is not None:
-            return self._execute_many(calls)
-        results: list[Any] = []
-        for name, args, kwargs in calls:
-            try:
-                results.append(self.commands[name](*args, **kwargs))
-            except Exception as exc:
-                results.append(exc)
-                break
-        return results
 
     # ------------------------------------------------------ large messages
     def compressed(self, principal: Any, data: Any) -> Envelope:

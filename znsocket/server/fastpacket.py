@@ -14,6 +14,8 @@ from typing import Any
 
 from socketio import packet
 
+from znsocket.server import jsoncodec
+
 __all__ = ["FastPacket", "has_binary"]
 
 
@@ -51,6 +53,8 @@ class FastPacket(packet.Packet):
     JSON does not know) is replaced by a ``SerializationError`` envelope, so the request is
     still answered and the connection stays open.
     """
+
+    json = jsoncodec
 
     @classmethod
     def data_is_binary(cls, data: Any) -> bool:

@@ -18,7 +18,6 @@ Two costs of python-socketio dominate a small command (``bench/znsocket_server_p
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Container
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import socketio
 
 from znsocket.protocol.events import Event
+from znsocket.server import jsoncodec
 from znsocket.server.fastpacket import has_binary
 
 __all__ = ["BACKGROUND_EVENTS", "ZnSocketServer"]
@@ -34,8 +34,8 @@ __all__ = ["BACKGROUND_EVENTS", "ZnSocketServer"]
 BACKGROUND_EVENTS = frozenset({Event.ADAPTER_GET})
 
 _ACK_ID = re.compile(r"[0-9]{1,15}")
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
+_dumps = jsoncodec.dumps
+_loads = jsoncodec.loads
 
 
 class ZnSocketServer(socketio.Server):

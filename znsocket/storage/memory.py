@@ -429,6 +429,22 @@ class MemoryStorage(StorageCommands):
         mapping: Any = None,
         items: Any = None,
     ) -> int:
+        if (
+            mapping is None
+            and items is None
+            and type(name) is str
+            and type(key) is str
+            and type(value) is str
+        ):
+            # the form every Dict write uses: one field, strings only
+            with self._lock:
+                hash_ = self._typed(name, dict)
+                if hash_ is None:
+                    self._data[name] = {key: value}
+                    return 1
+                new = key not in hash_
+                hash_[key] = value
+                return int(new)
         if key is None and not mapping and not items:
             raise DataError("'hset' with no key value pairs")
         pieces: list[Any] = []

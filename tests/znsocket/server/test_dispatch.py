@@ -157,3 +157,20 @@ def test_unserialisable_acknowledgements_become_error_envelopes() -> None:
     assert "SerializationError" in encoded
     plain = FastPacket(packet.ACK, data=[{"data": [1, "a"]}], namespace="/znsocket", id=4)
     assert plain.encode() == '3/znsocket,4[{"data":[1,"a"]}]'
+
+
+def test_json_codec_matches_the_standard_library_where_json_is_defined() -> None:
+    from znsocket.server import jsoncodec
+
+    for value in (
+        [{"data": ["a", 1, 2.5, None, True]}],
+        {"k": {"n": [1, [2, [3]]]}},
+        [2**70],
+        ["ü\u2603"],
+    ):
+        assert json.loads(jsoncodec.dumps(value)) == value
+    assert jsoncodec.dumps({5: "int key"}) == '{"5":"int key"}'
+    assert jsoncodec.dumps([{"data": float("inf")}]) == '[{"data":null}]'
+    assert jsoncodec.loads("[NaN, 1]")[1] == 1
+    with pytest.raises(TypeError):
+        jsoncodec.dumps({"x": object()})
