@@ -16,7 +16,7 @@ from _queue import SimpleQueue
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tstorage_server._threads import real_threading
+from tstorage_server._unpatched import real_threading
 
 T = TypeVar("T")
 _STOP = object()

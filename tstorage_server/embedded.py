@@ -2,76 +2,26 @@
 
 The gateway (python-socketio under eventlet) embeds the server. Its event loop and worker
 threads must be real OS threads with a real selector, or they would share the eventlet
-hub's single thread; :mod:`tstorage_server._threads` supplies the unpatched modules.
+hub's single thread; :mod:`tstorage_server._unpatched` supplies the unpatched modules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
-import selectors
-import sys
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from tstorage_server._threads import eventlet_patched, real_threading
+from tstorage_server._unpatched import eventlet_patched, real_epoll_selector, real_threading
 from tstorage_server.server import TStorageServer
 from tstorage_server.store import LmdbStore, Store
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
     if eventlet_patched():
-        return asyncio.SelectorEventLoop(_real_epoll_selector())
+        return asyncio.SelectorEventLoop(real_epoll_selector())
     return asyncio.new_event_loop()
-
-
-def _real_epoll_selector() -> selectors.BaseSelector:
-    """An epoll selector on the unpatched ``select`` module.
-
-    eventlet replaces ``select`` with a green module without epoll, and the patched
-    ``selectors`` module then only offers a select() based selector that blocks on the
-    hub. The event loop of the embedded server needs a real one.
-    """
-    real_select: Any = sys.modules["eventlet.patcher"].original("select")
-    poll_like: Any = selectors._PollLikeSelector
-
-    class RealEpollSelector(poll_like):
-        _selector_cls = real_select.epoll
-        _EVENT_READ = real_select.EPOLLIN
-        _EVENT_WRITE = real_select.EPOLLOUT
-
-        def fileno(self) -> int:
-            return int(self._selector.fileno())
-
-        def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-            if timeout is None:
-                wait = -1.0
-            else:
-                wait = 0.0 if timeout <= 0 else math.ceil(timeout * 1e3) * 1e-3
-            try:
-                fired = self._selector.poll(wait, max(len(self._fd_to_key), 1))
-            except InterruptedError:
-                return []
-            ready = []
-            for fd, mask in fired:
-                key = self._fd_to_key.get(fd)
-                if key is None:
-                    continue
-                events = 0
-                if mask & ~real_select.EPOLLIN:
-                    events |= selectors.EVENT_WRITE
-                if mask & ~real_select.EPOLLOUT:
-                    events |= selectors.EVENT_READ
-                ready.append((key, events & key.events))
-            return ready
-
-        def close(self) -> None:
-            self._selector.close()
-            super().close()
-
-    return RealEpollSelector()
 
 
 @dataclass

@@ -18,8 +18,6 @@ import contextlib
 import logging
 import socket
 import struct
-import sys
-from types import ModuleType
 from typing import Any
 
 from tstorage_client.block import RecordBlock
@@ -37,7 +35,7 @@ from tstorage_client.events import (
 )
 from tstorage_client.protocol import DEFAULT_MAX_BUFFER_SIZE, ServerConnection
 from tstorage_server import dispatch
-from tstorage_server._threads import eventlet_patched, real_threading
+from tstorage_server._unpatched import real_socket_module, real_threading
 from tstorage_server._workers import WorkerPool
 from tstorage_server.store import Snapshot, Store
 
@@ -51,13 +49,6 @@ DEFAULT_DRAIN_TIMEOUT_S = 2.0
 DEFAULT_WRITE_STALL_TIMEOUT_S = 300.0
 # Encoded GET bytes handed to the transport per round trip to a worker thread.
 GET_WRITE_BYTES = 4 << 20
-
-
-def real_socket_module() -> ModuleType:
-    """The unpatched ``socket`` module (eventlet may have replaced the usual one)."""
-    if eventlet_patched():
-        return sys.modules["eventlet.patcher"].original("socket")
-    return socket
 
 
 class TStorageServer:

@@ -41,7 +41,7 @@ from types import TracebackType
 import numpy as np
 
 from tstorage_client.block import RecordBlock
-from tstorage_server._threads import real_threading
+from tstorage_server._unpatched import real_threading
 from tstorage_server.clock import AcqClock
 from tstorage_server.store import blocks as B
 from tstorage_server.store.blocks import KeyTuple
