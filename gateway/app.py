@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,25 @@ class Gateway:
     app: Any
     embedded: EmbeddedTStorage | None = None
 
+    def follow(self, interval: float = 0.5) -> None:
+        """Emit ``refresh`` events for records written by others (a background green thread).
+
+        Every ``interval`` seconds the indexes read in the last minute and the generic keys
+        catch up with TStorage; whatever arrived from another gateway or program is
+        announced to the websocket clients as upstream clients announce their own writes.
+        """
+        self.storage.follow(self.app.emit_refresh)
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    self.storage.poll()
+                except Exception as exc:  # TStorage down: commands report it; keep following
+                    log.debug("change feed: %s", exc)
+
+        threading.Thread(target=loop, name="gateway-follower", daemon=True).start()
+
     def close(self) -> None:
         """Release TStorage connections and stop the embedded server."""
         self.storage.link.close()
@@ -143,6 +163,7 @@ def run(config: GatewayConfig) -> None:
     from znsocket.server import serve
 
     gateway = build(config)
+    gateway.follow()
     log.info(
         "websocket (socket.io, namespace /znsocket) on %s:%s",
         config.server.host,

@@ -106,6 +106,21 @@ class GatewayStorage(StorageCommands):
         """Rebuild the generic keys from TStorage (call once at start)."""
         self.generic.load()
 
+    def follow(self, on_change: Callable[[str, dict[str, Any]], None]) -> None:
+        """Announce records that arrive from elsewhere as ``on_change(full_key, payload)``.
+
+        Payloads are those of upstream ``refresh`` events (``{"start": i, "stop": None}``,
+        ``{"indices": [...]}``, ``{"keys": [...]}``). Changes are found whenever an index or
+        the generic keys catch up with TStorage, and by :meth:`poll`.
+        """
+        self.series.on_change = on_change
+        self.generic.on_change = on_change
+
+    def poll(self) -> None:
+        """Catch up recently used indexes and the generic keys now."""
+        self.series.poll()
+        self.generic.catch_up(force=True)
+
     def resolve(self, name: Any) -> ListTarget | DictTarget | None:
         """The mapped target of a key, or ``None`` for a generic key.
 

@@ -127,6 +127,8 @@ class GenericKeys:
         self._acq0 = _ACQ_MIN
         self._refreshed_at = float("-inf")
         self._loaded = False
+        #: ``(full_key, refresh_payload)`` callback for keys changed by another gateway.
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ slots
     def _slot(self, name: str) -> tuple[int, int]:
@@ -254,6 +256,12 @@ class GenericKeys:
                 changed.append(name)
             self._acq0 = max(self._acq0, acq0)
             self._refreshed_at = started
+            if self.on_change is not None:
+                for name in dict.fromkeys(changed):
+                    if name.startswith("znsocket.List:"):
+                        self.on_change(name, {"start": 0, "stop": None})
+                    elif name.startswith("znsocket.Dict:"):
+                        self.on_change(name, {"keys": self.mem.hkeys(name)})
             return changed
 
     # --------------------------------------------------------------- commands

@@ -14,6 +14,7 @@ the box with ``acq >= acq0`` brings it up to date (the change feed).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -229,7 +230,9 @@ class BoxIndex:
         self.hi = hi
         self.acq0 = lo[4]
         self.refreshed_at = float("-inf")
+        self.used_at = float("-inf")
         self.moids: dict[int, CapIndex] = {}
+        self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
 
     def series(self, moid: int) -> CapIndex:
         """The index of one moid (empty if the moid has no record yet)."""

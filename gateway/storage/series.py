@@ -72,6 +72,8 @@ class SeriesViews:
     ) -> None:
         self.link = link
         self.values = ValueCache(value_cache)
+        #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.max_staleness = max_staleness
         self.index_budget = index_budget
         self.clock = clock
@@ -109,17 +111,27 @@ class SeriesViews:
                 return
             started = time.monotonic()
             lo, hi = box.feed_box()
-            found: list[tuple[int, int]] = []
             # Records that arrive through the feed are recent and likely read next: cache
             # them (but not the whole history streamed by the first build of an index).
             initial = box.acq0 == lo[4] == _ACQ_MIN
+            watch = not initial and self.on_change is not None
+            gained: dict[int, int] = {}  # moid -> smallest cap new to the index
+            changed: dict[int, set[int]] = {}  # moid -> held caps whose payload changed
+            count = [0]
 
             def take(batch: list[Fetched]) -> None:
                 # Building a large index is seconds of CPU: let other clients (and the
                 # websocket keep-alive pings) run between batches.
                 time.sleep(0)
+                count[0] += len(batch)
+                if watch:
+                    for k, p in batch:
+                        idx = box.series(k.moid)
+                        if not idx.contains(k.cap):
+                            gained[k.moid] = min(gained.get(k.moid, k.cap), k.cap)
+                        elif idx.columnar and idx.payload(k.cap) != p:
+                            changed.setdefault(k.moid, set()).add(k.cap)
                 box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
-                found.extend((k.moid, k.cap) for k, _ in batch)
                 if not initial and box.payload_size is None:
                     for k, payload in batch:
                         self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
@@ -129,8 +141,46 @@ class SeriesViews:
             acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
-        if found:
+            if gained or changed:
+                self._announce(box, gained, changed)
+        if count[0]:
             self._evict()
+
+    def _announce(
+        self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
+    ) -> None:
+        # Refresh payloads as upstream clients send them (spec section 5.1).
+        assert self.on_change is not None
+        for key, target in list(box.views.items()):
+            if isinstance(target, ListTarget):
+                moid = target.series.moid
+                idx = box.series(moid)
+                if moid in gained:
+                    start = idx.position(gained[moid])
+                    self.on_change(key, {"start": start, "stop": None})
+                elif moid in changed:
+                    positions = sorted(
+                        p for c in changed[moid] if (p := idx.position(c)) is not None
+                    )
+                    self.on_change(key, {"indices": positions})
+            else:
+                fields = [
+                    f
+                    for m in sorted(set(gained) | set(changed))
+                    if (f := target.field_for_moid(m)) is not None
+                ]
+                if fields:
+                    self.on_change(key, {"keys": fields})
+
+    def poll(self, watch_s: float = 60.0) -> None:
+        """Catch up every index read within ``watch_s`` seconds (announcing changes)."""
+        now = time.monotonic()
+        with self._guard:
+            boxes = [(k, b) for k, b in self._boxes.items() if now - b.used_at < watch_s]
+        for key, box in boxes:
+            lock = self._locks.get(key)
+            if lock is not None:
+                self._catch_up(box, lock, force=True)
 
     def _payload_size(self, rule_index: int) -> int | None:
         return self._views[rule_index].shape.codec.fixed_size
@@ -139,6 +189,8 @@ class SeriesViews:
         s = t.series
         size = self._payload_size(t.rule.index)
         box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
+        box.views[t.key] = t
+        box.used_at = time.monotonic()
         self._catch_up(box, lock)
         return box, lock, box.series(s.moid)
 
@@ -151,6 +203,8 @@ class SeriesViews:
             lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
         size = self._payload_size(target.rule.index)
         box, lock = self._box(target.cid, target.mid, lo_m, hi_m, size)
+        box.views[target.key] = target
+        box.used_at = time.monotonic()
         self._catch_up(box, lock)
         return box, lock
 

@@ -255,3 +255,33 @@ def test_server_section_reaches_clients(
     big = znsocket.List(c, "big")  # a generic list: larger calls are chunked by the client
     big.append("x" * 500_000)
     assert big[0] == "x" * 500_000
+
+
+def test_writes_through_another_gateway_are_announced(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    cid, gcid = cids
+    text = meter_config(tstorage, cid, gcid)
+    a, b = client(start_gateway(text)), client(start_gateway(text))
+    seen: dict[str, list[object]] = {"list": [], "dict": [], "generic": []}
+    watched = znsocket.List(b, "meters/4/1")
+    assert len(watched) == 0  # b's gateway now follows this series
+    watched.on_refresh(seen["list"].append)
+    meter = znsocket.Dict(b, "meters/4")
+    assert dict(meter) == {}
+    meter.on_refresh(seen["dict"].append)
+    notes = znsocket.Dict(b, "notes")
+    notes.on_refresh(seen["generic"].append)
+    znsocket.List(a, "meters/4/1").extend([1.0, 2.0])
+    put_direct(tstorage, [((cid, 4, 2, 10), struct.pack("<d", 7.0))])  # not through any gateway
+    znsocket.Dict(a, "notes")["x"] = 1
+
+    def announced() -> None:
+        assert {"start": 0, "stop": None} in seen["list"]
+        assert any(set(p["keys"]) >= {"1", "2"} for p in seen["dict"] if isinstance(p, dict)) or (
+            {"keys": ["1"]} in seen["dict"] and {"keys": ["2"]} in seen["dict"]
+        )
+        assert {"keys": ["x"]} in seen["generic"]
+
+    eventually(announced, timeout=10)
+    assert watched[:] == [1.0, 2.0]
