@@ -146,6 +146,9 @@ def build(config: GatewayConfig) -> Gateway:
             authenticate=authenticate,
             authorize=authorize,
         )
+        from gateway.dashboard import mount as mount_dashboard  # the page at / and its events
+
+        mount_dashboard(app, storage, authorize)
     except BaseException:
         if embedded is not None:
             embedded.stop()
