@@ -60,12 +60,13 @@ def dumps_call(args: Any, kwargs: Any) -> bytes:
     return json.dumps([args, kwargs], separators=(",", ":"), default=str).encode()
 
 
-def encode_buffer(json_bytes: bytes, *, compress: bool) -> bytes:
+def encode_buffer(json_bytes: bytes, *, compress: bool, compresslevel: int = GZIP_LEVEL) -> bytes:
     """Flag a JSON message, gzip-compressing it when asked.
 
     Args:
         json_bytes: The JSON text of ``[args, kwargs]``.
         compress: Write the ``0x01`` gzip form instead of ``0x00`` + JSON.
+        compresslevel: gzip level; upstream uses 6, any level decodes the same.
 
     Returns:
         The flagged buffer.
@@ -74,7 +75,7 @@ def encode_buffer(json_bytes: bytes, *, compress: bool) -> bytes:
         return (
             bytes([FLAG_GZIP])
             + _LENGTH.pack(len(json_bytes))
-            + gzip.compress(json_bytes, compresslevel=GZIP_LEVEL, mtime=0)
+            + gzip.compress(json_bytes, compresslevel=compresslevel, mtime=0)
         )
     return bytes([FLAG_JSON]) + json_bytes
 
@@ -196,6 +197,7 @@ def plan_call(
     max_message_size_bytes: int,
     enable_compression: bool = True,
     compression_threshold: int = DEFAULT_COMPRESSION_THRESHOLD_BYTES,
+    compresslevel: int = GZIP_LEVEL,
 ) -> CallPlan:
     """Choose how to send one call, exactly as the upstream client does (spec §4.2).
 
@@ -210,6 +212,8 @@ def plan_call(
         max_message_size_bytes: Largest message sent in one piece.
         enable_compression: Allow the gzip form.
         compression_threshold: Smallest JSON length considered for compression.
+        compresslevel: gzip level (upstream: 6; lower levels cost less CPU on large
+            payloads, and servers decode every level).
 
     Returns:
         The plan.
@@ -217,7 +221,7 @@ def plan_call(
     raw = dumps_call(args, kwargs)
     buffer = encode_buffer(raw, compress=False)
     if enable_compression and len(raw) > compression_threshold:
-        packed = encode_buffer(raw, compress=True)
+        packed = encode_buffer(raw, compress=True, compresslevel=compresslevel)
         if len(packed) - HEADER_BYTES < len(raw):
             buffer = packed
     if len(buffer) > max_message_size_bytes:

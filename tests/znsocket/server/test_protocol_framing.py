@@ -150,3 +150,11 @@ def test_decoded_values_keep_json_types() -> None:
     args, kwargs = decode_buffer(b"\x00" + json.dumps([[1, 2.5, None, True], {"a": [1]}]).encode())
     assert args == [1, 2.5, None, True]
     assert kwargs == {"a": [1]}
+
+
+def test_every_gzip_level_decodes() -> None:
+    args = ["k", "abc" * 2000]
+    for level in (1, 6, 9):
+        plan = plan_call(args, {}, max_message_size_bytes=1_000_000, compresslevel=level)
+        assert plan.path is Path.COMPRESSED
+        assert decode_buffer(plan.buffer) == (args, {})
