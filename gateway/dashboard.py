@@ -16,16 +16,17 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
       The mapped series: every List key of a ``list`` rule whose series has records in
       TStorage, plus the fully fixed keys of the configuration (shown even while empty).
       ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
-      "first", "last", "latest"}, ...]}``; ``first``/``last`` are capture times in unix
-      seconds (``null`` when empty) and ``latest`` the newest element as the List shows it.
+      "first_time", "last_time", "latest"}, ...]}``; the times are the oldest and newest
+      capture times in unix seconds (``null`` when empty) and ``latest`` the newest element
+      as the List shows it.
   ``dashboard:window`` ``[[], {"key", "start"?, "end"?, "limit"?, "buckets"?, "latest"?}]``
       Records of one series whose capture time lies in ``[start, end)`` (unix seconds;
       ``null``/absent = unbounded). With ``latest = N`` only the last N of them. When the
       window holds more than ``2 * buckets`` records (``buckets`` given), the answer is
       downsampled to ``buckets`` equal time slices with ``min``/``max``/``mean``/``last``;
       otherwise it is the raw points, at most ``limit`` (default 10,000; the newest ones,
-      with ``truncated: true``, when there are more). ``data = {"key", "count", "first",
-      "last", "in_window", "mode": "raw" | "buckets", "t": [...], "v": [...]}`` (raw) or
+      with ``truncated: true``, when there are more). ``data = {"key", "count", "first_time",
+      "last_time", "in_window", "mode": "raw" | "buckets", "t": [...], "v": [...]}`` (raw) or
       ``{..., "t", "min", "max", "mean", "last", "n"}`` (buckets, ``t`` = slice start;
       empty slices are left out). Values are numbers (an element ``{"t", "v"}`` gives its
       ``v``); anything not numeric is ``null``.
@@ -89,7 +90,11 @@ def _unix_s(cap: int) -> float:
 
 
 def _cap(unix_s: Any, name: str) -> int:
-    if isinstance(unix_s, bool) or not isinstance(unix_s, (int, float)) or not math.isfinite(unix_s):
+    if (
+        isinstance(unix_s, bool)
+        or not isinstance(unix_s, (int, float))
+        or not math.isfinite(unix_s)
+    ):
         raise ValueError(f"{name} must be a number of unix seconds or null, not {unix_s!r}")
     cap = round(unix_s * 1e9) - TSTORAGE_EPOCH_UNIX_NS
     return min(max(cap, CAP_RANGE[0]), CAP_RANGE[1] + 1)
@@ -114,7 +119,10 @@ def _numbers(elements: list[str]) -> npt.NDArray[np.float64]:
         return np.asarray(decoded, dtype=np.float64)
     except (TypeError, ValueError):
         return np.array(
-            [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in decoded],
+            [
+                v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+                for v in decoded
+            ],
             dtype=np.float64,
         )
 
@@ -134,7 +142,11 @@ class SeriesCatalog:
         for rule in storage.keymap.rules:
             if rule.kind != "list":
                 continue
-            mid = (rule.mid, rule.mid + 1) if isinstance(rule.mid, int) else (MID_RANGE[0], MID_RANGE[1] + 1)
+            mid = (
+                (rule.mid, rule.mid + 1)
+                if isinstance(rule.mid, int)
+                else (MID_RANGE[0], MID_RANGE[1] + 1)
+            )
             moid = (
                 (rule.moid, rule.moid + 1)
                 if isinstance(rule.moid, int)
@@ -215,8 +227,8 @@ class DashboardReads:
                     "mid": s.mid,
                     "moid": s.moid,
                     "count": len(caps),
-                    "first": _unix_s(int(caps[0])) if len(caps) else None,
-                    "last": _unix_s(int(caps[-1])) if len(caps) else None,
+                    "first_time": _unix_s(int(caps[0])) if len(caps) else None,
+                    "last_time": _unix_s(int(caps[-1])) if len(caps) else None,
                     "latest": None if latest is None else json.loads(latest),
                 }
             )
@@ -245,13 +257,15 @@ class DashboardReads:
         head: dict[str, Any] = {
             "key": target.key.removeprefix("znsocket.List:"),
             "count": len(caps),
-            "first": _unix_s(int(caps[0])) if len(caps) else None,
-            "last": _unix_s(int(caps[-1])) if len(caps) else None,
+            "first_time": _unix_s(int(caps[0])) if len(caps) else None,
+            "last_time": _unix_s(int(caps[-1])) if len(caps) else None,
             "in_window": in_window,
         }
         n = i1 - i0
         if buckets is not None and n > 2 * buckets:
-            return head | self._buckets(target, caps[i0:i1], i0, buckets, lo_cap, hi_cap, start, end)
+            return head | self._buckets(
+                target, caps[i0:i1], i0, buckets, lo_cap, hi_cap, start, end
+            )
         truncated = n > limit
         if truncated:
             i0 = i1 - limit

@@ -24,8 +24,8 @@ export const WINDOW_EVENT = 'dashboard:window';
  * @property {number} mid
  * @property {number} moid
  * @property {number} count Number of records (distinct capture times).
- * @property {number|null} first Oldest capture time (unix s), `null` when empty.
- * @property {number|null} last Newest capture time (unix s), `null` when empty.
+ * @property {number|null} first_time Oldest capture time (unix s), `null` when empty.
+ * @property {number|null} last_time Newest capture time (unix s), `null` when empty.
  * @property {unknown} [latest] The newest element (as the List shows it).
  */
 
@@ -34,8 +34,8 @@ export const WINDOW_EVENT = 'dashboard:window';
  * @property {'raw'} mode
  * @property {string} key
  * @property {number} count Records in the whole series.
- * @property {number|null} first
- * @property {number|null} last
+ * @property {number|null} first_time Oldest capture time of the series (unix s).
+ * @property {number|null} last_time Newest capture time of the series (unix s).
  * @property {number} in_window Records in the requested window.
  * @property {boolean} truncated True when only the newest `limit` records were returned.
  * @property {number[]} t Capture times (unix s), ascending.
@@ -47,8 +47,8 @@ export const WINDOW_EVENT = 'dashboard:window';
  * @property {'buckets'} mode
  * @property {string} key
  * @property {number} count
- * @property {number|null} first
- * @property {number|null} last
+ * @property {number|null} first_time
+ * @property {number|null} last_time
  * @property {number} in_window
  * @property {number[]} t Start of each non-empty bucket (unix s).
  * @property {(number|null)[]} min
@@ -90,11 +90,11 @@ export async function listSeries(client) {
  * Count and first/last capture time of one series.
  * @param {import('./client.js').Client} client
  * @param {string} key User key or full key of the List.
- * @returns {Promise<{key: string, count: number, first: number|null, last: number|null}>}
+ * @returns {Promise<{key: string, count: number, first_time: number|null, last_time: number|null}>}
  */
 export async function info(client, key) {
   const w = await window(client, { key, latest: 1 });
-  return { key: w.key, count: w.count, first: w.first, last: w.last };
+  return { key: w.key, count: w.count, first_time: w.first_time, last_time: w.last_time };
 }
 
 /**

@@ -7,6 +7,7 @@ Argument: JSON ``{"url", "ops": [op, ...]}``; each op is an object with ``"op"``
 * ``{"op": "list", "key"}`` / ``{"op": "dict", "key"}``: the whole List / Dict as values.
 * ``{"op": "append", "key", "values"}``: ``List.append`` each value (emits refreshes).
 * ``{"op": "dict_set", "key", "field", "value"}``: ``Dict[field] = value``.
+* ``{"op": "dumps", "value"}``: ``json.dumps(value)`` (how upstream stores values).
 * ``{"op": "error", "name", "args"}``: the exception a raw command raises, as
   ``{"class", "msg"}``.
 """
@@ -37,6 +38,8 @@ def run(client: znsocket.Client, op: dict[str, Any]) -> Any:
     if kind == "dict_set":
         znsocket.Dict(client, op["key"])[op["field"]] = op["value"]
         return None
+    if kind == "dumps":
+        return json.dumps(op["value"])
     if kind == "error":
         try:
             getattr(client, op["name"])(*op.get("args", []))

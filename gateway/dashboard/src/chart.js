@@ -1,0 +1,149 @@
+// The live chart (uPlot): a time axis, the values (or, when downsampled, the bucket means
+// inside a min-max band), zoom by dragging or with the wheel, pan with buttons/keys.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+/**
+ * @typedef {object} ChartData
+ * @property {'raw'|'buckets'} mode
+ * @property {number[]} t Times (unix s).
+ * @property {(number|null)[]} v Values, or bucket means.
+ * @property {(number|null)[]} min Bucket minima (null for raw points).
+ * @property {(number|null)[]} max Bucket maxima (null for raw points).
+ */
+
+export class SeriesChart {
+  /**
+   * @param {HTMLElement} el
+   * @param {(min: number, max: number) => void} onUserView Called (debounced) when the user
+   *   zooms or pans, with the new time range.
+   */
+  constructor(el, onUserView) {
+    this.el = el;
+    this.onUserView = onUserView;
+    /** @type {ChartData} */
+    this.data = { mode: 'raw', t: [], v: [], min: [], max: [] };
+    this._programmatic = 0;
+    /** @type {ReturnType<typeof setTimeout>|undefined} */
+    this._debounce = undefined;
+    /** Called after each redraw with data (for the time-to-first-chart figure). */
+    this.onDraw = () => {};
+    this.plot = new uPlot(this._options(), [[], [], [], []], el);
+    new ResizeObserver(() => this._resize()).observe(el);
+    el.addEventListener('wheel', (e) => this._wheel(e), { passive: false });
+  }
+
+  _options() {
+    const width = Math.max(300, this.el.clientWidth || 800);
+    return {
+      width,
+      height: 360,
+      scales: { x: { time: true } },
+      cursor: { drag: { x: true, y: false, setScale: true } },
+      legend: { live: true },
+      series: [
+        {},
+        { label: 'value', stroke: '#2563eb', width: 1.5, spanGaps: false, points: { show: false } },
+        { label: 'min', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
+        { label: 'max', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
+      ],
+      bands: [{ series: [3, 2], fill: 'rgba(37,99,235,0.12)' }],
+      hooks: {
+        setScale: [
+          (/** @type {uPlot} */ u, /** @type {string} */ key) => {
+            if (key !== 'x' || this._programmatic > 0) return;
+            const { min, max } = u.scales.x;
+            if (min === undefined || max === undefined || min === null || max === null) return;
+            clearTimeout(this._debounce);
+            this._debounce = setTimeout(() => this.onUserView(min, max), 120);
+          },
+        ],
+        draw: [() => { if (this.data.t.length) this.onDraw(); }],
+      },
+    };
+  }
+
+  /** Width of the plotting area in CSS pixels (one bucket per pixel). */
+  get pixels() {
+    return Math.max(100, Math.round(this.plot.bbox.width / devicePixelRatio) || this.el.clientWidth || 800);
+  }
+
+  /** @returns {{min: number, max: number} | null} The visible time range. */
+  view() {
+    const { min, max } = this.plot.scales.x;
+    return min === undefined || max === undefined || min === null || max === null ? null : { min, max };
+  }
+
+  /**
+   * Replace the data.
+   * @param {ChartData} data
+   * @param {{min: number, max: number} | null} view Time range to show; null = all data.
+   */
+  set(data, view) {
+    this.data = data;
+    this._apply(view);
+  }
+
+  /**
+   * Append raw points (newer than the last one held).
+   * @param {number[]} t
+   * @param {(number|null)[]} v
+   * @param {{min: number, max: number} | null} view Time range to show; null = all data.
+   */
+  append(t, v, view) {
+    const d = this.data;
+    for (let i = 0; i < t.length; i++) {
+      d.t.push(t[i]);
+      d.v.push(v[i]);
+      d.min.push(null);
+      d.max.push(null);
+    }
+    this._apply(view);
+  }
+
+  /** @param {{min: number, max: number} | null} view */
+  _apply(view) {
+    const d = this.data;
+    this._programmatic++;
+    try {
+      this.plot.setData([d.t, d.v, d.min, d.max], view === null);
+      if (view !== null) this.plot.setScale('x', view);
+    } finally {
+      this._programmatic--;
+    }
+  }
+
+  /**
+   * Zoom by `factor` (< 1 zooms in) around time `center` (default: the middle).
+   * @param {number} factor
+   * @param {number} [center]
+   */
+  zoom(factor, center) {
+    const v = this.view();
+    if (!v) return;
+    const c = center ?? (v.min + v.max) / 2;
+    this.plot.setScale('x', { min: c - (c - v.min) * factor, max: c + (v.max - c) * factor });
+  }
+
+  /** @param {number} fraction Share of the visible range to move (negative = back in time). */
+  pan(fraction) {
+    const v = this.view();
+    if (!v) return;
+    const dx = (v.max - v.min) * fraction;
+    this.plot.setScale('x', { min: v.min + dx, max: v.max + dx });
+  }
+
+  /** @param {WheelEvent} e */
+  _wheel(e) {
+    if (!this.data.t.length) return;
+    e.preventDefault();
+    const rect = this.plot.over.getBoundingClientRect();
+    const center = this.plot.posToVal(e.clientX - rect.left, 'x');
+    this.zoom(e.deltaY < 0 ? 0.8 : 1.25, center);
+  }
+
+  _resize() {
+    const width = Math.max(300, this.el.clientWidth);
+    if (Math.abs(width - this.plot.width) > 2) this.plot.setSize({ width, height: 360 });
+  }
+}

@@ -1,0 +1,231 @@
+// The dashboard: connects to the gateway that served the page, lists the mapped series,
+// draws the chosen one and keeps it live. What is on screen is also readable from
+// `window.dashboard` (tests and benchmarks use it).
+import { connect, List, TStorageUnavailable, ConnectionError, timeseries } from '../../../js/src/index.js';
+import { SeriesChart } from './chart.js';
+import { SeriesTable } from './seriesTable.js';
+import { StatusView } from './status.js';
+import { formatCount, formatTime, formatValue } from './format.js';
+import './style.css';
+
+const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
+const SERIES_MS = 2000;
+const RAW_LIMIT = 20000;
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const params = new URLSearchParams(location.hash.slice(1));
+
+const state = {
+  /** @type {import('../../../js/src/client.js').ZnClient | null} */
+  client: null,
+  /** @type {string|null} */
+  key: null,
+  follow: true,
+  /** @type {{min: number, max: number} | null} null = the whole series */
+  view: null,
+  /** @type {number|null} newest time held by the chart */
+  lastT: null,
+  loadSeq: 0,
+  polling: false,
+  /** @type {(() => void) | null} */
+  offRefresh: null,
+  /** @type {number|null} ms from navigation start to the first chart drawn with data */
+  firstDrawMs: null,
+  /** @type {{mode: string, in_window: number, points: number} | null} */
+  window: null,
+};
+
+const status = new StatusView($('status'), $('outage'));
+const table = new SeriesTable(/** @type {HTMLTableElement} */ ($('series')), $('series-empty'), pick);
+const chart = new SeriesChart($('chart'), (min, max) => {
+  state.follow = false;
+  /** @type {HTMLInputElement} */ ($('follow')).checked = false;
+  state.view = { min, max };
+  void load();
+});
+chart.onDraw = () => {
+  if (state.firstDrawMs === null) state.firstDrawMs = performance.now();
+};
+
+/**
+ * Run a gateway call; report TStorage outages on the page instead of throwing.
+ * @template T
+ * @param {() => Promise<T>} fn
+ * @returns {Promise<T | undefined>}
+ */
+async function guarded(fn) {
+  try {
+    const out = await fn();
+    status.setTStorage(null);
+    return out;
+  } catch (exc) {
+    if (exc instanceof TStorageUnavailable) status.setTStorage(exc.message);
+    else if (!(exc instanceof ConnectionError)) console.error(exc);
+    return undefined;
+  }
+}
+
+async function refreshSeries() {
+  const client = state.client;
+  if (!client?.connected) return;
+  const series = await guarded(() => timeseries.listSeries(client));
+  if (series) table.update(series);
+}
+
+/** @param {string} key */
+function pick(key) {
+  if (key === state.key) return;
+  state.key = key;
+  state.view = null;
+  state.follow = true;
+  state.lastT = null;
+  /** @type {HTMLInputElement} */ ($('follow')).checked = true;
+  table.select(key);
+  $('chart-title').textContent = key;
+  location.hash = new URLSearchParams({ ...Object.fromEntries(params), series: key }).toString();
+  state.offRefresh?.();
+  // Writes announced by other clients (or the gateway) fetch new points at once.
+  state.offRefresh = state.client ? new List(state.client, key).onRefresh(() => void poll()) : null;
+  chart.set({ mode: 'raw', t: [], v: [], min: [], max: [] }, null);
+  void load();
+}
+
+/** (Re)load the visible window: downsampled to one bucket per pixel when large. */
+async function load() {
+  const client = state.client;
+  const key = state.key;
+  if (!client?.connected || key === null) return;
+  const seq = ++state.loadSeq;
+  const view = state.follow ? null : state.view;
+  const w = await guarded(() =>
+    timeseries.downsample(client, key, chart.pixels, { start: view?.min ?? null, end: view?.max ?? null, limit: RAW_LIMIT }),
+  );
+  if (!w || seq !== state.loadSeq || key !== state.key) return;
+  const data =
+    w.mode === 'raw'
+      ? { mode: 'raw', t: w.t, v: w.v, min: w.t.map(() => null), max: w.t.map(() => null) }
+      : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max };
+  chart.set(/** @type {any} */ (data), view);
+  state.window = { mode: w.mode, in_window: w.in_window, points: w.t.length };
+  if (view === null || (w.last_time !== null && view.max >= w.last_time)) state.lastT = w.last_time;
+  $('window-info').textContent =
+    w.mode === 'raw'
+      ? `${formatCount(w.t.length)} records${w.truncated ? ` (newest of ${formatCount(w.in_window)})` : ''}`
+      : `${formatCount(w.in_window)} records in ${formatCount(w.t.length)} buckets (min/mean/max)`;
+  if (w.mode === 'raw' || view === null) {
+    showLatest(w.count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
+  }
+  if (view === null || state.lastT === null) await poll();
+}
+
+/**
+ * @param {number} count
+ * @param {unknown} value
+ * @param {number|null} t
+ */
+function showLatest(count, value, t) {
+  $('latest-count').textContent = formatCount(count);
+  $('latest-value').textContent = formatValue(value);
+  $('latest-time').textContent = formatTime(t);
+  if (state.key) table.setCounts(state.key, count, value);
+}
+
+/** Fetch the points newer than the newest shown and append them. */
+async function poll() {
+  const client = state.client;
+  const key = state.key;
+  if (!client?.connected || key === null || state.polling) return;
+  state.polling = true;
+  try {
+    const since = state.lastT;
+    const w = await guarded(() =>
+      since === null
+        ? timeseries.latest(client, key, 1)
+        : timeseries.range(client, key, { start: since, limit: RAW_LIMIT }),
+    );
+    if (!w || key !== state.key) return;
+    if (w.truncated) {
+      // Far behind (e.g. after an outage): reload the window instead of appending.
+      void load();
+      return;
+    }
+    let first = 0;
+    while (first < w.t.length && since !== null && w.t[first] <= since) first++;
+    const t = w.t.slice(first);
+    const v = w.v.slice(first);
+    if (t.length && (state.lastT === null || since !== null)) {
+      state.lastT = t[t.length - 1];
+      if (since !== null) {
+        chart.append(t, v, state.follow ? null : state.view);
+        if (state.window) state.window.points += t.length;
+      }
+    }
+    if (w.count > 0 && w.v.length) showLatest(w.count, w.v[w.v.length - 1], w.last_time);
+    else if (w.count > 0) $('latest-count').textContent = formatCount(w.count);
+    else showLatest(0, undefined, null);
+  } finally {
+    state.polling = false;
+  }
+}
+
+function wireControls() {
+  const setFollow = (/** @type {boolean} */ on) => {
+    state.follow = on;
+    /** @type {HTMLInputElement} */ ($('follow')).checked = on;
+    if (on) state.view = null;
+    void load();
+  };
+  $('follow').addEventListener('change', (e) => setFollow(/** @type {HTMLInputElement} */ (e.target).checked));
+  $('reset').addEventListener('click', () => setFollow(true));
+  $('zoom-in').addEventListener('click', () => chart.zoom(0.5));
+  $('zoom-out').addEventListener('click', () => chart.zoom(2));
+  $('pan-left').addEventListener('click', () => chart.pan(-0.5));
+  $('pan-right').addEventListener('click', () => chart.pan(0.5));
+  document.addEventListener('keydown', (e) => {
+    if (e.target instanceof HTMLInputElement) return;
+    if (e.key === 'ArrowLeft') chart.pan(-0.25);
+    else if (e.key === 'ArrowRight') chart.pan(0.25);
+    else if (e.key === '+' || e.key === '=') chart.zoom(0.5);
+    else if (e.key === '-') chart.zoom(2);
+  });
+}
+
+async function start() {
+  wireControls();
+  for (;;) {
+    try {
+      state.client = await connect(location.origin, { token: params.get('token') ?? undefined });
+      break;
+    } catch (exc) {
+      status.setGateway(exc instanceof Error ? exc.message : String(exc));
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+  const client = state.client;
+  status.setGateway(null);
+  client.onStatus((s, reason) => {
+    status.setGateway(s === 'connected' ? null : `connection lost: ${reason ?? 'unknown'}`);
+    if (s === 'connected') {
+      void refreshSeries();
+      void load();
+    }
+  });
+  await refreshSeries();
+  const wanted = params.get('series');
+  if (wanted) pick(wanted);
+  setInterval(refreshSeries, SERIES_MS);
+  setInterval(poll, POLL_MS);
+}
+
+/** What the page shows, for tests and benchmarks. */
+window.dashboard = {
+  state,
+  status,
+  chartData: () => ({ ...chart.data, view: chart.view() }),
+  latest: () => ({
+    value: $('latest-value').textContent,
+    count: $('latest-count').textContent,
+  }),
+};
+
+void start();
