@@ -149,9 +149,28 @@ class CapIndex:
             self._drop_columns()
             self.add(caps)
             return
-        cap_a = np.asarray(caps, dtype=np.int64)
-        acq_a = np.asarray(acqs, dtype=np.int64)
-        pay_a = np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size or 0)
+        self.add_arrays(
+            np.asarray(caps, dtype=np.int64),
+            np.asarray(acqs, dtype=np.int64),
+            np.frombuffer(b"".join(payloads), dtype=np.uint8).reshape(len(payloads), size or 0),
+            own=own,
+        )
+
+    def add_arrays(
+        self,
+        cap_a: npt.NDArray[np.int64],
+        acq_a: npt.NDArray[np.int64],
+        pay_a: npt.NDArray[np.uint8],
+        *,
+        own: bool = False,
+    ) -> None:
+        """:meth:`add_records` for columns (payloads as an ``n x payload_size`` array)."""
+        if cap_a.size == 0:
+            return
+        if self._pay is None:
+            self.add(cap_a)
+            return
+        size = self.payload_size
         # newest acq per cap within the batch
         order = np.lexsort((acq_a, cap_a))
         cap_a, acq_a, pay_a = cap_a[order], acq_a[order], pay_a[order]
@@ -253,6 +272,18 @@ class BoxIndex:
             pays.append(payload)
         for moid, (caps, acqs, pays) in by_moid.items():
             self.series(moid).add_records(caps, acqs, pays, own=own)
+
+    def add_columns(
+        self,
+        moid_a: npt.NDArray[np.int32],
+        cap_a: npt.NDArray[np.int64],
+        acq_a: npt.NDArray[np.int64],
+        pay_a: npt.NDArray[np.uint8],
+    ) -> None:
+        """Add records given as columns (see :meth:`CapIndex.add_arrays`)."""
+        for moid in np.unique(moid_a):
+            sel = moid_a == moid
+            self.series(int(moid)).add_arrays(cap_a[sel], acq_a[sel], pay_a[sel])
 
     def feed_box(self) -> tuple[KeyTuple, KeyTuple]:
         """The box that returns exactly the records that arrived since ``acq0``."""

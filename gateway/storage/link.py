@@ -14,11 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy.typing as npt
 
 from gateway.errors import TStorageUnavailable
 from gateway.keymap import KeyTuple
 from tstorage_client.channel import Channel
-from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType
 from tstorage_client.record import Key, Record
 from tstorage_client.response import ResponseAcq, ResponseStatus
 
@@ -146,6 +149,50 @@ class TStorageLink:
         acq = self.stream(lo, hi, lambda batch: out.extend(batch))
         return out, acq
 
+    def stream_columns(
+        self,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        payload_size: int,
+        sink: Callable[[npt.NDArray[Any]], None],
+        batch_bytes: int | None = None,
+    ) -> int:
+        """Like :meth:`stream`, decoding records straight into numpy columns.
+
+        ``sink`` gets structured arrays with fields ``moid, cap, acq`` and ``v0`` (the
+        payload, ``payload_size`` raw bytes). Far faster than records one by one, for the
+        streamed builds of indexes over fixed-size payloads.
+
+        Raises:
+            ColumnsUnavailable: a record's payload has another size (use :meth:`stream`).
+            TStorageUnavailable: the read failed.
+        """
+        s = self.settings
+        limit = min(s.memory_limit, batch_bytes) if batch_bytes else s.memory_limit
+        ch: Channel[Any] = Channel(
+            s.host,
+            s.port,
+            NumpyPayloadType(f"V{payload_size}"),
+            timeout=s.timeout,
+            memory_limit=limit,
+        )
+        if not ch.connect().is_ok():
+            raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")
+        try:
+
+            def on_batch(arrays: Any) -> None:
+                for arr in arrays if isinstance(arrays, list) else [arrays]:
+                    sink(arr)
+
+            res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), on_batch)
+            if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
+                raise ColumnsUnavailable(f"a record in the box is not {payload_size} bytes")
+            if not res.is_ok():
+                raise TStorageUnavailable(self._failure("read", res.status))
+            return int(res.acq)
+        finally:
+            _close(ch)
+
     def stream(
         self,
         lo: KeyTuple,
@@ -198,6 +245,10 @@ class _Retry(Exception):
     """Internal: the pooled connection was stale; try once more on a fresh one."""
 
 
-def _close(ch: Channel[bytes]) -> None:
+class ColumnsUnavailable(Exception):
+    """A record of the box does not have the expected fixed payload size."""
+
+
+def _close(ch: Channel[Any]) -> None:
     with contextlib.suppress(Exception):
         ch.close()

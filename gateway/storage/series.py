@@ -23,7 +23,7 @@ from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
 from gateway.errors import CodecError, KeyMappingError
 from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
 from gateway.storage.index import BoxIndex, CapIndex
-from gateway.storage.link import Fetched, PutRecord, TStorageLink
+from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from znsocket.exceptions import DataError, ResponseError
 
@@ -138,13 +138,36 @@ class SeriesViews:
 
             # Small fixed-size records: stream in modest batches so the build yields often.
             batch = _STREAM_BATCH_BYTES if box.payload_size is not None else None
-            acq = self.link.stream(lo, hi, take, batch)
+            acq = None
+            if initial and box.payload_size:
+                acq = self._build_columns(box, lo, hi, count)
+            if acq is None:
+                acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
             if gained or changed:
                 self._announce(box, gained, changed)
         if count[0]:
             self._evict()
+
+    def _build_columns(
+        self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int]
+    ) -> int | None:
+        # First build of an index over fixed-size payloads: decode the stream into numpy
+        # columns (no Python object per record). None: some payload has another size.
+        size = box.payload_size
+        assert size
+
+        def take(arr: Any) -> None:
+            time.sleep(0)  # let other clients run between batches
+            count[0] += len(arr)
+            pay = np.frombuffer(arr["v0"].tobytes(), dtype=np.uint8).reshape(len(arr), size)
+            box.add_columns(arr["moid"], arr["cap"], arr["acq"], pay)
+
+        try:
+            return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
+        except ColumnsUnavailable:
+            return None
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import redis.exceptions
 
-from gateway.errors import KeyMappingError, TStorageUnavailable
+from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
@@ -344,3 +344,17 @@ def test_large_generic_values_survive_a_restart(
     big = "x" * (8 * 1024 * 1024)
     make_storage(text).hset("znsocket.Dict:blobs", "one", big)
     assert make_storage(text).hget("znsocket.Dict:blobs", "one") == big
+
+
+def test_a_foreign_payload_of_the_wrong_size_is_reported_not_fatal(
+    gw: GatewayStorage, tstorage: ServerProcess, cid: int
+) -> None:
+    put_direct(tstorage, [((cid, 8, 8, c), struct.pack("<d", c)) for c in range(1, 5)])
+    put_direct(tstorage, [((cid, 8, 8, 10), b"odd")])
+    key = L + "meters/8/8"
+    assert gw.llen(key) == 5  # the index is built although columns cannot hold "odd"
+    assert gw.lrange(key, 0, 3) == ["1.0", "2.0", "3.0", "4.0"]
+    with pytest.raises(CodecError, match="not a struct:<d value"):
+        gw.lindex(key, -1)
+    with pytest.raises(CodecError, match="not a struct:<d value"):
+        gw.hget(D + "meters/8", "8")  # the latest record of moid 8 is the odd one

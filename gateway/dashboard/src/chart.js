@@ -1,5 +1,6 @@
 // The live chart (uPlot): a time axis, the values (or, when downsampled, the bucket means
 // inside a min-max band), zoom by dragging or with the wheel, pan with buttons/keys.
+// Only the user's gestures change the view; data updates keep it (or follow the data).
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
@@ -23,7 +24,6 @@ export class SeriesChart {
     this.onUserView = onUserView;
     /** @type {ChartData} */
     this.data = { mode: 'raw', t: [], v: [], min: [], max: [] };
-    this._programmatic = 0;
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this._debounce = undefined;
     /** Called after each redraw with data (for the time-to-first-chart figure). */
@@ -39,7 +39,7 @@ export class SeriesChart {
       width,
       height: 360,
       scales: { x: { time: true } },
-      cursor: { drag: { x: true, y: false, setScale: true } },
+      cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { live: true },
       series: [
         {},
@@ -49,13 +49,15 @@ export class SeriesChart {
       ],
       bands: [{ series: [3, 2], fill: 'rgba(37,99,235,0.12)' }],
       hooks: {
-        setScale: [
-          (/** @type {uPlot} */ u, /** @type {string} */ key) => {
-            if (key !== 'x' || this._programmatic > 0) return;
-            const { min, max } = u.scales.x;
-            if (min === undefined || max === undefined || min === null || max === null) return;
-            clearTimeout(this._debounce);
-            this._debounce = setTimeout(() => this.onUserView(min, max), 120);
+        // A drag across the plot selects a time range: zoom to it (uPlot's own zoom is off
+        // so that only the user's gestures, never data updates, count as a new view).
+        setSelect: [
+          (/** @type {uPlot} */ u) => {
+            if (u.select.width < 3) return;
+            const min = u.posToVal(u.select.left, 'x');
+            const max = u.posToVal(u.select.left + u.select.width, 'x');
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            this.showView({ min, max });
           },
         ],
         draw: [() => { if (this.data.t.length) this.onDraw(); }],
@@ -104,13 +106,8 @@ export class SeriesChart {
   /** @param {{min: number, max: number} | null} view */
   _apply(view) {
     const d = this.data;
-    this._programmatic++;
-    try {
-      this.plot.setData([d.t, d.v, d.min, d.max], view === null);
-      if (view !== null) this.plot.setScale('x', view);
-    } finally {
-      this._programmatic--;
-    }
+    this.plot.setData([d.t, d.v, d.min, d.max], view === null);
+    if (view !== null) this.plot.setScale('x', view);
   }
 
   /**
@@ -122,7 +119,7 @@ export class SeriesChart {
     const v = this.view();
     if (!v) return;
     const c = center ?? (v.min + v.max) / 2;
-    this.plot.setScale('x', { min: c - (c - v.min) * factor, max: c + (v.max - c) * factor });
+    this.showView({ min: c - (c - v.min) * factor, max: c + (v.max - c) * factor });
   }
 
   /** @param {number} fraction Share of the visible range to move (negative = back in time). */
@@ -130,7 +127,17 @@ export class SeriesChart {
     const v = this.view();
     if (!v) return;
     const dx = (v.max - v.min) * fraction;
-    this.plot.setScale('x', { min: v.min + dx, max: v.max + dx });
+    this.showView({ min: v.min + dx, max: v.max + dx });
+  }
+
+  /**
+   * Show a time range the user asked for and report it (debounced) to `onUserView`.
+   * @param {{min: number, max: number}} view
+   */
+  showView(view) {
+    this.plot.setScale('x', view);
+    clearTimeout(this._debounce);
+    this._debounce = setTimeout(() => this.onUserView(view.min, view.max), 120);
   }
 
   /** @param {WheelEvent} e */
