@@ -99,14 +99,16 @@ class PutRequest(Event):
 
 @dataclass(frozen=True, slots=True)
 class PutBatch(Event):
-    """Records of one batch, or of a part of one (large batches arrive in pieces).
+    """Records of a PUT/PUTA stream, in stream order.
+
+    Event boundaries do not follow wire batches: a large batch arrives in several
+    events, and a run of small batches arrives as one event whose block spans them all.
+    Each record's cid is in ``block.keys["cid"]``.
 
     Attributes:
-        cid: The batch's cid (also in ``block.keys["cid"]``).
         block: The records; for PUT the acq column is -1 (the server assigns it).
     """
 
-    cid: int
     block: RecordBlock
 
 

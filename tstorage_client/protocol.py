@@ -47,7 +47,7 @@ Server role (columnar, numpy imported lazily)::
         elif isinstance(event, ev.PutRequest):
             pending = []                         # event.with_acq: PUTA
         elif isinstance(event, ev.PutBatch):
-            pending.append(event.block)          # keys[KEY_DTYPE], offsets, payload
+            pending.append(event.block)          # may span several wire batches
         elif isinstance(event, ev.PutEnd):
             store.commit(RecordBlock.concat(pending))
             sock.sendall(conn.send(ev.PutResult(acq_min, acq_max)))
@@ -70,9 +70,11 @@ to send something the protocol cannot carry).
 from __future__ import annotations
 
 import enum
+import functools
 import gc
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._buffer import ReceiveBuffer
@@ -114,12 +116,15 @@ __all__ = [
     "ClientConnection",
     "NumpyRecordDecoder",
     "ObjectRecordDecoder",
+    "PutRun",
     "RecordDecoder",
+    "RunStop",
     "ServerConnection",
     "decode_put_records",
     "encode_get_records",
     "encode_put_batches",
     "encode_put_block",
+    "walk_put_run",
 ]
 
 T = TypeVar("T")
@@ -134,6 +139,7 @@ INT32 = struct.Struct("<i")
 INT64 = struct.Struct("<q")
 ACQ_PAIR = struct.Struct("<qq")
 BATCH_HEADER = struct.Struct("<ii")
+BATCH_HEADER_AND_SIZE = struct.Struct("<iii")  # cid, batch_bytes, first record's n
 KEY = struct.Struct("<iqiqq")
 SIZE_AND_KEY = struct.Struct("<iiqiqq")
 PUT_RECORD_HEAD = struct.Struct("<iqiq")  # n, mid, moid, cap
@@ -184,11 +190,22 @@ def _np() -> Any:
     return numpy
 
 
+@functools.lru_cache(maxsize=256)
 def _put_record_dtype(with_acq: bool, payload_size: int) -> np.dtype[Any]:
+    """One whole PUT/PUTA wire record (size field, key, payload) with a fixed payload size."""
     fields: list[tuple[str, str]] = [("n", "<i4"), ("mid", "<i8"), ("moid", "<i4"), ("cap", "<i8")]
     if with_acq:
         fields.append(("acq", "<i8"))
     fields.append(("p", f"V{payload_size}"))
+    return _np().dtype(fields)
+
+
+@functools.lru_cache(maxsize=2)
+def _wire_key_dtype(with_acq: bool) -> np.dtype[Any]:
+    """The key of a PUT (20 bytes) or PUTA (28 bytes) wire record."""
+    fields: list[tuple[str, str]] = [("mid", "<i8"), ("moid", "<i4"), ("cap", "<i8")]
+    if with_acq:
+        fields.append(("acq", "<i8"))
     return _np().dtype(fields)
 
 
@@ -276,10 +293,8 @@ def decode_put_records(
     u8 = np.frombuffer(raw, dtype=np.uint8)
     st = np.asarray(starts, dtype=np.int64)
     nn = np.asarray(sizes_l, dtype=np.int64)
-    key_dt = np.dtype(
-        [("mid", "<i8"), ("moid", "<i4"), ("cap", "<i8")] + ([("acq", "<i8")] if with_acq else [])
-    )
-    raw_keys = u8[(st[:, None] + 4 + np.arange(key_bytes, dtype=np.int64)).ravel()].view(key_dt)
+    windows = np.lib.stride_tricks.sliding_window_view
+    raw_keys = windows(u8, key_bytes)[st + 4].view(_wire_key_dtype(with_acq))[:, 0]
     keys = np.empty(k, dtype=KEY_DTYPE)
     keys["cid"] = cid
     keys["mid"] = raw_keys["mid"]
@@ -291,6 +306,219 @@ def decode_put_records(
     np.cumsum(lengths, out=offsets[1:])
     payload = u8[ranges_index(st + 4 + key_bytes, lengths)].tobytes()
     return RecordBlock(keys, offsets, payload), off, 0
+
+
+# Runs of small batches (the C++, C and Java clients may start a new batch at every cid
+# change, so a PUT can be 100 000 one-record batches). Decoding each batch into its own
+# block would cost a dozen numpy calls per record; instead a pure-Python walk follows
+# record and batch headers through everything buffered and one vectorised gather builds a
+# single block spanning many batches (the block's keys carry each record's cid).
+
+#: Most records in one block built from a run of small batches.
+RUN_MAX_RECORDS = 65536
+#: Most wire bytes scanned for one such block (a larger single record is still taken whole).
+RUN_WINDOW_BYTES = 4 * 2**20
+_MIN_RUN_WINDOW = 64 * 2**10
+#: A batch whose remaining bytes hold this many records of its next record's size goes
+#: through :func:`decode_put_records` (zero-copy when sizes repeat) instead of the walk.
+LARGE_BATCH_RECORDS = 64
+
+
+class RunStop(enum.Enum):
+    """Why :func:`walk_put_run` stopped."""
+
+    NEED_DATA = "need-data"  # the next header or record is not complete in ``raw``
+    GUARD = "guard"  # the next 4 bytes are the -1 end guard (not consumed)
+    LARGE_BATCH = "large-batch"  # at a record of a large batch (see LARGE_BATCH_RECORDS)
+    LIMIT = "limit"  # RUN_MAX_RECORDS records collected
+    ERROR = "error"  # framing error at the stop position (see ``PutRun.error``)
+
+
+@dataclass(slots=True)
+class PutRun:
+    """Result of :func:`walk_put_run`.
+
+    Attributes:
+        block: The complete records walked (None when there are none).
+        consumed: Bytes of ``raw`` used (records and batch headers).
+        cid: cid of the batch the decoder is in after ``consumed`` bytes.
+        batch_left: Bytes of that batch still to decode (0: at a batch header).
+        stop: Why the walk stopped.
+        need: With ``NEED_DATA``: bytes needed from the stop position before walking on.
+        error: With ``ERROR``: the framing error found at the stop position.
+    """
+
+    block: RecordBlock | None
+    consumed: int
+    cid: int
+    batch_left: int
+    stop: RunStop
+    need: int = 0
+    error: RemoteProtocolError | None = None
+
+
+def walk_put_run(
+    raw: bytes, cid: int, with_acq: bool, batch_left: int, max_records: int = RUN_MAX_RECORDS
+) -> PutRun:
+    """Decode consecutive small PUT/PUTA batches at the start of ``raw`` into one block.
+
+    ``raw`` starts at a batch header (``batch_left == 0``) or at a record of batch ``cid``
+    with ``batch_left`` bytes left. The walk follows record and batch headers until the
+    data ends, the end guard, a large batch, ``max_records`` records or a framing error;
+    the framing checks are those of the stream decoder, applied at the same bytes.
+
+    A framing error is not raised but returned in :attr:`PutRun.error`, together with
+    the records before it, so that the caller can deliver them first.
+
+    Args:
+        raw: Buffered stream bytes.
+        cid: cid of the current batch (any value at a batch header).
+        with_acq: PUTA records (28-byte keys) instead of PUT (20-byte keys).
+        batch_left: Bytes of the current batch not yet decoded; 0 at a batch header.
+        max_records: Most records to collect.
+
+    Returns:
+        The records walked and where the walk stopped.
+    """
+    key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
+    lo, hi = key_bytes, key_bytes + MAX_PAYLOAD_BYTES
+    unpack = INT32.unpack_from
+    avail = len(raw)
+    starts: list[int] = []
+    sizes: list[int] = []
+    add_start = starts.append
+    add_size = sizes.append
+    run_cids = [cid]  # cid of each run of records, and where in ``starts`` it begins
+    run_first = [0]
+    pos = 0
+    fresh = True  # at the first record seen of the current batch
+    need = 0
+    error: RemoteProtocolError | None = None
+    stop = RunStop.LIMIT
+    count = 0
+    while count < max_records:
+        if batch_left == 0:
+            # Batch header; with the next record's size in the same unpack when buffered.
+            if pos + 12 <= avail:
+                c, size, n = BATCH_HEADER_AND_SIZE.unpack_from(raw, pos)
+            elif pos + 4 <= avail:
+                c = unpack(raw, pos)[0]
+                size = n = -1  # not buffered yet (a real -1 is re-read below and rejected)
+            else:
+                stop, need = RunStop.NEED_DATA, 4
+                break
+            if c < 0:
+                if c == PUT_END_GUARD:
+                    stop = RunStop.GUARD
+                else:
+                    stop = RunStop.ERROR
+                    error = RemoteProtocolError(f"negative batch cid {c} (only -1 ends a stream)")
+                break
+            if size == -1:
+                if pos + 8 > avail:
+                    stop, need = RunStop.NEED_DATA, 8
+                    break
+                size = unpack(raw, pos + 4)[0]
+            if size < 0:
+                stop, error = RunStop.ERROR, RemoteProtocolError(f"negative batch size {size}")
+                break
+            pos += 8
+            if size == 0:
+                continue
+            batch_left = size
+            fresh = True
+            if c != cid:
+                cid = c
+                run_cids.append(c)
+                run_first.append(count)
+            if n == -1 or size < 4:
+                continue
+        else:
+            if batch_left < 4:
+                stop = RunStop.ERROR
+                error = RemoteProtocolError(
+                    f"{batch_left} bytes left in a batch cannot hold a record"
+                )
+                break
+            if pos + 4 > avail:
+                stop, need = RunStop.NEED_DATA, 4
+                break
+            n = unpack(raw, pos)[0]
+        # Record: size field ``n`` at ``pos``.
+        if n < lo or n > hi:
+            stop = RunStop.ERROR
+            error = RemoteProtocolError(f"record size {n} outside [{lo}, {hi}]")
+            break
+        rec = 4 + n
+        if rec > batch_left:
+            stop = RunStop.ERROR
+            error = RemoteProtocolError(
+                f"record of {rec} bytes overruns its batch ({batch_left} left)"
+            )
+            break
+        if fresh:
+            if batch_left >= LARGE_BATCH_RECORDS * rec:
+                stop = RunStop.LARGE_BATCH
+                break
+            fresh = False
+        if pos + rec > avail:
+            stop, need = RunStop.NEED_DATA, rec
+            break
+        add_start(pos)
+        add_size(n)
+        count += 1
+        pos += rec
+        batch_left -= rec
+    block = (
+        _gather_put_records(raw, starts, sizes, run_cids, run_first, with_acq) if starts else None
+    )
+    return PutRun(block, pos, cid, batch_left, stop, need, error)
+
+
+def _gather_put_records(
+    raw: bytes,
+    starts: list[int],
+    sizes: list[int],
+    run_cids: list[int],
+    run_first: list[int],
+    with_acq: bool,
+) -> RecordBlock:
+    """One block from records at ``starts`` (offsets of their size fields) in ``raw``."""
+    np = _np()
+    from .block import KEY_DTYPE, RecordBlock, ranges_index
+
+    key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
+    k = len(starts)
+    u8 = np.frombuffer(raw, dtype=np.uint8)
+    st = np.array(starts, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view
+    keys = np.empty(k, dtype=KEY_DTYPE)
+    if len(run_cids) == 1:
+        keys["cid"] = run_cids[0]
+    else:
+        counts = np.diff(np.array([*run_first, k], dtype=np.int64))
+        keys["cid"] = np.repeat(np.array(run_cids, dtype=np.int32), counts)
+    n0 = sizes[0]
+    if sizes.count(n0) == k:
+        # One payload size: each record is one row of a structured view.
+        arr = windows(u8, 4 + n0)[st].view(_put_record_dtype(with_acq, n0 - key_bytes))[:, 0]
+        keys["mid"] = arr["mid"]
+        keys["moid"] = arr["moid"]
+        keys["cap"] = arr["cap"]
+        keys["acq"] = arr["acq"] if with_acq else -1
+        psize = n0 - key_bytes
+        payload = arr["p"].tobytes() if psize else b""
+        return RecordBlock(keys, np.arange(k + 1, dtype=np.int64) * psize, payload)
+    raw_keys = windows(u8, key_bytes)[st + 4].view(_wire_key_dtype(with_acq))[:, 0]
+    keys["mid"] = raw_keys["mid"]
+    keys["moid"] = raw_keys["moid"]
+    keys["cap"] = raw_keys["cap"]
+    keys["acq"] = raw_keys["acq"] if with_acq else -1
+    lengths = np.array(sizes, dtype=np.int64) - key_bytes
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    payload = u8[ranges_index(st + (4 + key_bytes), lengths)].tobytes()
+    return RecordBlock(keys, offsets, payload)
 
 
 def encode_get_records(block: RecordBlock) -> bytes:
@@ -715,6 +943,9 @@ class ServerConnection(_Connection):
         self._with_acq = False
         self._cid = 0
         self._batch_left = 0
+        self._large = False  # the current batch goes through decode_put_records
+        self._window = _MIN_RUN_WINDOW  # bytes scanned per walk over small batches
+        self._deferred: RemoteProtocolError | None = None  # raised after the records before it
         self._request: type[Event] | None = None  # kind of the request being served
         self._get_started = False
 
@@ -744,7 +975,7 @@ class ServerConnection(_Connection):
         buf = self._buf
         while True:
             state = self._state
-            if state is _State.BATCH_BODY:
+            if state is _State.BATCH_BODY and self._large:
                 if len(buf) < self._need:
                     return NEED_DATA
                 body = buf.peek(self._batch_left)
@@ -760,32 +991,43 @@ class ServerConnection(_Connection):
                 self._batch_left -= used
                 if self._batch_left == 0:
                     self._state = _State.BATCH_HEADER
-                return PutBatch(self._cid, block)
-            if state is _State.BATCH_HEADER:
-                raw = buf.consume_exactly(4)
-                if raw is None:
+                    self._large = False
+                return PutBatch(block)
+            if state is _State.BATCH_BODY or state is _State.BATCH_HEADER:
+                if self._deferred is not None:
+                    raise self._deferred
+                if len(buf) < self._need:
                     return NEED_DATA
-                cid = INT32.unpack(raw)[0]
-                if cid == PUT_END_GUARD:
+                buffered = len(buf)
+                raw = buf.peek(max(self._window, self._need))
+                run = walk_put_run(raw, self._cid, self._with_acq, self._batch_left)
+                buf.skip(run.consumed)
+                buf.commit()
+                self._cid = run.cid
+                self._batch_left = run.batch_left
+                self._state = _State.BATCH_BODY if run.batch_left else _State.BATCH_HEADER
+                self._need = 0
+                stop = run.stop
+                if stop is RunStop.NEED_DATA:
+                    self._need = run.need
+                    if len(raw) < buffered:  # the window ended before the buffer: widen it
+                        self._window = min(2 * self._window, RUN_WINDOW_BYTES)
+                elif stop is RunStop.LARGE_BATCH:
+                    self._large = True
+                    self._window = _MIN_RUN_WINDOW
+                if run.error is not None:
+                    if run.block is None:
+                        raise run.error
+                    self._deferred = run.error  # records before the error come first
+                if run.block is not None:
+                    return PutBatch(run.block)
+                if stop is RunStop.GUARD:
+                    buf.skip(4)
                     buf.commit()
                     self._state = _State.IDLE
                     self._request = None
+                    self._window = _MIN_RUN_WINDOW
                     return PutEnd()
-                if cid < 0:
-                    raise RemoteProtocolError(f"negative batch cid {cid} (only -1 ends a stream)")
-                size_raw = buf.consume_exactly(4)
-                if size_raw is None:
-                    buf.rollback()
-                    return NEED_DATA
-                size = INT32.unpack(size_raw)[0]
-                if size < 0:
-                    raise RemoteProtocolError(f"negative batch size {size}")
-                buf.commit()
-                if size:
-                    self._cid = cid
-                    self._batch_left = size
-                    self._need = 0
-                    self._state = _State.BATCH_BODY
                 continue
             if state is _State.IDLE:
                 header = self._header()
