@@ -47,6 +47,8 @@ __all__ = ["DEFAULT_ADAPTER_TIMEOUT_S", "ZnSocketApp", "attach_events", "create_
 log = logging.getLogger(__name__)
 
 DEFAULT_ADAPTER_TIMEOUT_S = 5.0
+#: How often abandoned chunked messages are looked for (they expire after ``ChunkLimits.ttl_s``).
+CHUNK_SWEEP_INTERVAL_S = 30.0
 
 
 @dataclass
@@ -167,7 +169,15 @@ def create_app(
         app.principals if authorize is not None else None,
     )
     app.wsgi_app = socketio.WSGIApp(sio)
+    sio.start_background_task(_sweep_chunks, sio, app.dispatcher, CHUNK_SWEEP_INTERVAL_S)
     return app
+
+
+def _sweep_chunks(sio: socketio.Server, dispatcher: Dispatcher, interval_s: float) -> None:
+    """Expire abandoned chunked messages even when no new ones arrive."""
+    while True:
+        sio.sleep(interval_s)
+        dispatcher.chunks.expire(time.monotonic())
 
 
 def attach_events(

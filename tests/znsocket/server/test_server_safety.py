@@ -184,6 +184,7 @@ def test_compressed_errors_are_mapped_like_plain_ones(client: RawClient) -> None
         (b"\x01\x00\x00", "truncated header"),
         (b"\x00[not json", "Failed to deserialize message"),
         (b"\x00{}", "two-element list"),
+        (b"\x05 unknown flag, not JSON", "Failed to deserialize message"),
         ("text instead of bytes", "not binary"),
         (None, "not binary"),
     ],
