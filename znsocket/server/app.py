@@ -79,7 +79,9 @@ class ZnSocketApp:
         """Send a server-originated ``refresh`` to the clients of the namespace.
 
         Clients receive ``{"target": target, "data": data}`` exactly as if another client
-        had emitted it (spec §5), so their ``on_refresh`` callbacks run.
+        had emitted it (spec §5), so their ``on_refresh`` callbacks run. Call it from the
+        server's own green threads (a handler, a storage command, or a task started with
+        ``app.sio.start_background_task``): eventlet's hub is not thread-safe.
 
         Args:
             target: The full key that changed (e.g. ``"znsocket.List:frames"``).
