@@ -3,9 +3,17 @@
 The package is split by concern: ``config`` reads and validates the file, ``keymap`` maps
 znsocket keys onto TStorage key ranges, ``codecs`` turns record payloads into JSON values
 and back, ``elements`` shapes records into List/Dict elements, ``storage`` implements the
-znsocket storage command interface over TStorage, and ``app`` wires it all into a server.
+znsocket storage command interface over TStorage, ``auth`` checks tokens and key grants,
+``transfer`` imports and exports series as CSV, and ``app`` wires it all into a server
+(``gateway run``; see ``gateway/__main__.py`` for the command line).
 """
 
-from gateway.errors import CodecError, ConfigError, GatewayError, KeyMappingError
+from gateway.errors import (
+    CodecError,
+    ConfigError,
+    GatewayError,
+    KeyMappingError,
+    TStorageUnavailable,
+)
 
-__all__ = ["CodecError", "ConfigError", "GatewayError", "KeyMappingError"]
+__all__ = ["CodecError", "ConfigError", "GatewayError", "KeyMappingError", "TStorageUnavailable"]

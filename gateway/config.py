@@ -36,7 +36,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
 DEFAULT_GENERIC_CID = 2_147_483_000
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
