@@ -565,6 +565,12 @@ def test_expiry_cleared_by_delete(storage: Any) -> None:
     assert storage.ttl("k") == -1
 
 
+def test_expiry_copied_with_the_value(storage: Any) -> None:
+    storage.set("k", "v", ex=100)
+    assert storage.copy("k", "k2") is True
+    assert 99 <= storage.ttl("k2") <= 100
+
+
 def test_expiry_non_positive_deletes(storage: Any) -> None:
     storage.set("k", "v")
     assert storage.expire("k", 0) == 1
