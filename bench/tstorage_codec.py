@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/tstorage_codec.py [--records N] [--e2e]
 
-Server role: PUT stream -> RecordBlocks (fixed and variable payload sizes) and
+Server role: PUT stream -> RecordBlocks (fixed and variable payload sizes, and 100 000
+one-record batches with a new cid each, as the C++, C and Java clients may send) and
 RecordBlock -> GET response bytes. Client role: Record objects -> PUT stream and GET
 response -> Record objects / numpy arrays. Each figure is the best of three runs.
 
@@ -58,6 +59,29 @@ def server_decode(wire: bytes, chunk: int = 1 << 18) -> int:
     return count
 
 
+def one_record_batches(n: int) -> bytes:
+    """PUTA stream of ``n`` batches of one record each (4-byte payload), the cid changing
+    at every record (``i % 1000``), as the C++ client's ``test_channel_many_records`` sends."""
+    rows = np.zeros(
+        n,
+        dtype=[
+            ("cid", "<i4"),
+            ("batch_bytes", "<i4"),
+            ("n", "<i4"),
+            ("mid", "<i8"),
+            ("moid", "<i4"),
+            ("cap", "<i8"),
+            ("acq", "<i8"),
+            ("p", "<i4"),
+        ],
+    )
+    rows["cid"] = np.arange(n) % 1000
+    rows["batch_bytes"] = 4 + 28 + 4
+    rows["n"] = 28 + 4
+    rows["mid"] = rows["cap"] = rows["acq"] = rows["p"] = np.arange(n)
+    return b"\x06\x00\x00\x00" + bytes(8) + rows.tobytes() + b"\xff\xff\xff\xff"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=500_000)
@@ -81,8 +105,14 @@ def main() -> None:
     put_var = header + b"".join(encode_put_block(variable, True)) + b"\xff\xff\xff\xff"
     assert server_decode(put_fixed) == n and server_decode(put_var) == n
 
+    put_tiny = one_record_batches(100_000)
+    assert server_decode(put_tiny) == 100_000
     rows = [
         ("server: decode PUTA stream, 8-byte payloads", best(lambda: server_decode(put_fixed), n)),
+        (
+            "server: decode PUTA stream, 100 000 one-record batches",
+            best(lambda: server_decode(put_tiny), 100_000),
+        ),
         (
             "server: decode PUTA stream, 0..63-byte payloads",
             best(lambda: server_decode(put_var), n),
