@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "dumps_plain", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _orjson_dumps = orjson.dumps
@@ -33,6 +33,17 @@ def dumps(obj: Any, **_ignored: Any) -> str:
         return _orjson_dumps(obj, option=_OPTIONS).decode()
     except TypeError:
         return _std_dumps(obj)
+
+
+def dumps_plain(obj: Any) -> str:
+    """Compact JSON text via orjson only.
+
+    Raises:
+        TypeError: For anything orjson cannot encode - in particular ``bytes`` anywhere in
+            ``obj``, which is how callers learn that a packet needs binary attachments
+            without scanning the payload first.
+    """
+    return _orjson_dumps(obj, option=_OPTIONS).decode()
 
 
 def loads(text: str | bytes, **_ignored: Any) -> Any:

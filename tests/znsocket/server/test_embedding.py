@@ -27,6 +27,12 @@ SCRIPT = textwrap.dedent(
     class AuditedStorage(MemoryStorage):
         """Tells every client when a key changes, as a backend with its own writers would."""
 
+        def hget(self, name, key):
+            # replies orjson cannot encode take python-socketio's packet path
+            if name == "special":
+                return {"binary": b"\\x00\\x01", "huge": 2**70, "odd": object()}[key]
+            return super().hget(name, key)
+
         def set(self, name, value, *args, **kwargs):
             result = super().set(name, value, *args, **kwargs)
             app.emit_refresh(f"znsocket.Dict:{name}", {"keys": [name]})
@@ -83,6 +89,15 @@ def test_policy_and_server_side_refresh(custom_server: ServerProcess) -> None:
         assert {"target": "znsocket.Dict:k", "data": {"keys": ["k"]}} in writer.refreshes
         with pytest.raises(socketio.exceptions.ConnectionError):
             RawClient(custom_server.url)
+        assert writer.cmd("hget", "special", "binary") == {"data": b"\x00\x01"}
+        assert writer.cmd("hget", "special", "huge") == {"data": 2**70}
+        odd = writer.cmd("hget", "special", "odd")
+        assert odd["error"]["type"] == "SerializationError"
+        message = [["hget", [["special", "binary"], {}]]]
+        assert writer.call("pipeline", [[], {"message": message}]) == {
+            "data": [{"data": b"\x00\x01"}]
+        }
+        assert writer.cmd("get", "k") == {"data": "v"}  # the connection survived
     finally:
         writer.close()
         reader.close()
