@@ -82,17 +82,18 @@ allow_corrections = true
 
 /**
  * Start a gateway on a temporary embedded TStorage (or on `tstorage` when given).
- * @param {{tstorage?: {port: number}, extra?: string, env?: Record<string, string>}} [options]
+ * @param {{tstorage?: {port: number}, extra?: string, env?: Record<string, string>, port?: number, dir?: string}} [options]
+ *   `port`/`dir`: restart a stopped gateway on the same port with the same files.
  * @returns {Promise<{url: string, port: number, dir: string, config: string, tstoragePort: number|null, output: () => string, stop: () => Promise<void>}>}
  */
 export async function startGateway(options = {}) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'gw-js-'));
+  const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'gw-js-'));
   const storage = options.tstorage
     ? `[tstorage]\nhost = "127.0.0.1"\nport = ${options.tstorage.port}\ntimeout = 2.0\nreconnect_max_delay = 0.5\n`
     : `[tstorage]\ntimeout = 2.0\n[tstorage.embedded]\ndata_dir = "${path.join(dir, 'data')}"\n`;
   const config = path.join(dir, 'gateway.toml');
   writeFileSync(config, `[server]\nhost = "127.0.0.1"\nport = 0\n${options.extra ?? ''}\n${storage}\n${MAP_RULES}`);
-  const server = await spawnServer(path.join(VENV_BIN, 'gateway'), ['run', '--config', config, '--port', '0'], options.env);
+  const server = await spawnServer(path.join(VENV_BIN, 'gateway'), ['run', '--config', config, '--port', String(options.port ?? 0)], options.env);
   const m = /TStorage: embedded \(\w+\) at [\d.]+:(\d+)/.exec(server.output());
   return {
     url: `http://127.0.0.1:${server.port}`,
@@ -101,6 +102,8 @@ export async function startGateway(options = {}) {
     config,
     tstoragePort: options.tstorage ? options.tstorage.port : m ? Number(m[1]) : null,
     output: server.output,
+    /** Stop the gateway, keeping its files (for a restart). */
+    kill: server.kill,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -109,12 +112,47 @@ export async function startGateway(options = {}) {
 }
 
 /**
+ * A long-running Python writer that PUTs records into TStorage with tstorage_client.
+ * @param {number} port TStorage port.
+ * @returns {{write: (spec: {cid: number, mid: number, moid: number, points: [number, number][]}) => Promise<{ok: boolean, error: string|null}>, close: () => void}}
+ */
+export function startWriter(port) {
+  const proc = spawn(path.join(VENV_BIN, 'python'), [path.join(ROOT, 'js', 'test', 'py', 'tstorage_writer.py'), JSON.stringify({ port })], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  /** @type {((answer: any) => void)[]} */
+  const waiting = [];
+  let buf = '';
+  proc.stdout.on('data', (chunk) => {
+    buf += chunk.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      waiting.shift()?.(JSON.parse(line));
+    }
+  });
+  return {
+    write: (spec) =>
+      new Promise((resolve) => {
+        waiting.push(resolve);
+        proc.stdin.write(JSON.stringify(spec) + '\n');
+      }),
+    close: () => {
+      proc.stdin.end();
+    },
+  };
+}
+
+/**
  * Start a separate TStorage server on a temporary data dir.
  * @param {string} [dataDir] Reuse this data dir (restart after a stop).
+ * @param {number} [port] Listen on this port (restart on the same address); default any.
  */
-export async function startTStorage(dataDir) {
+export async function startTStorage(dataDir, port = 0) {
   const dir = dataDir ?? mkdtempSync(path.join(tmpdir(), 'ts-js-'));
-  const server = await spawnServer(path.join(VENV_BIN, 'tstorage-server'), ['--data-dir', dir, '--port', '0']);
+  const server = await spawnServer(path.join(VENV_BIN, 'tstorage-server'), ['--data-dir', dir, '--port', String(port)]);
   return { ...server, dir };
 }
 

@@ -43,7 +43,7 @@ export class SeriesChart {
       legend: { live: true },
       series: [
         {},
-        { label: 'value', stroke: '#2563eb', width: 1.5, spanGaps: false, points: { show: false } },
+        { label: 'value', stroke: '#2563eb', width: 1.5, spanGaps: false },
         { label: 'min', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
         { label: 'max', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
       ],

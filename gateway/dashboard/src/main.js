@@ -108,14 +108,21 @@ async function load() {
   chart.set(/** @type {any} */ (data), view);
   state.window = { mode: w.mode, in_window: w.in_window, points: w.t.length };
   if (view === null || (w.last_time !== null && view.max >= w.last_time)) state.lastT = w.last_time;
-  $('window-info').textContent =
-    w.mode === 'raw'
-      ? `${formatCount(w.t.length)} records${w.truncated ? ` (newest of ${formatCount(w.in_window)})` : ''}`
-      : `${formatCount(w.in_window)} records in ${formatCount(w.t.length)} buckets (min/mean/max)`;
+  showWindowInfo(w.truncated);
   if (w.mode === 'raw' || view === null) {
     showLatest(w.count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
   }
   if (view === null || state.lastT === null) await poll();
+}
+
+/** Say what the chart shows: raw records, or records in buckets. @param {boolean} [truncated] */
+function showWindowInfo(truncated = false) {
+  const w = state.window;
+  if (!w) return;
+  $('window-info').textContent =
+    w.mode === 'raw'
+      ? `${formatCount(w.points)} records${truncated ? ` (newest of ${formatCount(w.in_window)})` : ''}`
+      : `${formatCount(w.in_window)} records in ${formatCount(w.points)} buckets (min/mean/max)`;
 }
 
 /**
@@ -157,7 +164,11 @@ async function poll() {
       state.lastT = t[t.length - 1];
       if (since !== null) {
         chart.append(t, v, state.follow ? null : state.view);
-        if (state.window) state.window.points += t.length;
+        if (state.window) {
+          state.window.points += t.length;
+          state.window.in_window += t.length;
+          showWindowInfo();
+        }
       }
     }
     if (w.count > 0 && w.v.length) showLatest(w.count, w.v[w.v.length - 1], w.last_time);

@@ -43,7 +43,7 @@ export class StatusView {
     } else if (this.tstorage !== null) {
       state = 'tstorage-down';
       text = 'TStorage unreachable';
-      banner = `TStorage unreachable: ${this.tstorage} The chart shows the last data received; new points appear once TStorage is back.`;
+      banner = `TStorage unreachable: ${this.tstorage.replace(/[.\s]*$/, '.')} The chart shows the last data received; new points appear once TStorage is back.`;
     }
     this.pill.dataset.state = state;
     this.pill.textContent = text;

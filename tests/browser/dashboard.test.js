@@ -1,0 +1,142 @@
+// The dashboard in a real browser: a gateway on a separate tstorage-server, records written
+// with tstorage_client while the page is open, outages of TStorage and of the gateway.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { startGateway, startTStorage, startWriter, ROOT } from '../../js/test/helpers.js';
+import { openBrowser, waitInPage } from './browser.js';
+
+const ARTIFACTS = path.join(ROOT, 'test-artifacts');
+const now = () => Date.now() / 1000;
+
+let ts;
+let gw;
+let writer;
+let browser;
+
+before(async () => {
+  ts = await startTStorage();
+  gw = await startGateway({ tstorage: { port: ts.port } });
+  writer = startWriter(ts.port);
+  const t = now() - 10;
+  // Two series with history before the page opens; a third is written later.
+  assert.deepEqual((await writer.write({ cid: 1, mid: 5, moid: 1, points: [[t, 1.5], [t + 1, 2.5], [t + 2, 3.5]] })).ok, true);
+  const many = Array.from({ length: 5000 }, (_, i) => [t - 5000 + i, Math.sin(i / 100) * 10]);
+  assert.equal((await writer.write({ cid: 1, mid: 5, moid: 2, points: many })).ok, true);
+  browser = await openBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  writer?.close();
+  await gw?.stop();
+  await ts?.stop();
+});
+
+test('the page lists the series; a picked series is drawn and new points show within 1 s', async () => {
+  const { page } = browser;
+  await page.goto(gw.url + '/');
+  await page.locator('tr[data-key="meters/5/1"]').waitFor({ timeout: 10000 });
+  await page.locator('tr[data-key="meters/5/2"]').waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('#status').getAttribute('data-state'), 'ok');
+  assert.equal(await page.locator('tr[data-key="meters/5/1"] td.count').textContent(), '3');
+
+  await page.locator('tr[data-key="meters/5/1"]').click();
+  await waitInPage(page, () => window.dashboard.chartData().t.length === 3, 5000, 'the 3 records on the chart');
+  assert.deepEqual((await page.evaluate(() => window.dashboard.chartData())).v, [1.5, 2.5, 3.5]);
+  assert.equal(await page.locator('#latest-value').textContent(), '3.5');
+  assert.equal(await page.locator('#latest-count').textContent(), '3');
+
+  for (const [i, value] of [[0, 123.25], [1, -7.5], [2, 42]]) {
+    const ack = await writer.write({ cid: 1, mid: 5, moid: 1, points: [[now(), value]] });
+    assert.equal(ack.ok, true);
+    const written = Date.now();
+    await waitInPage(
+      page,
+      (v) => {
+        const d = window.dashboard.chartData();
+        return d.v[d.v.length - 1] === v && document.getElementById('latest-value').textContent === String(v);
+      },
+      1000,
+      `value ${value} on the chart and in the latest-value display`,
+      value,
+    ).catch(async (e) => {
+      throw new Error(`${e.message}; page shows ${JSON.stringify(await page.evaluate(() => window.dashboard.latest()))}`);
+    });
+    assert.ok(Date.now() - written <= 1000);
+    assert.equal(await page.locator('#latest-count').textContent(), String(4 + i));
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard.png') });
+  assert.deepEqual(browser.errors, []);
+});
+
+test('a large series is downsampled; zooming in reads raw records, zooming out buckets again', async () => {
+  const { page } = browser;
+  await page.locator('tr[data-key="meters/5/2"]').click();
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'buckets', 5000, 'a downsampled chart');
+  const full = await page.evaluate(() => window.dashboard.state.window);
+  assert.equal(full.in_window, 5000);
+  assert.ok(full.points < 5000 && full.points > 100, JSON.stringify(full));
+  assert.match(await page.locator('#window-info').textContent(), /5,000 records in \d+ buckets/);
+
+  // Zoom in (keyboard) until the window holds few enough records to be drawn raw.
+  for (let i = 0; i < 4; i++) await page.keyboard.press('+');
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'raw', 5000, 'raw records after zooming in');
+  const zoomed = await page.evaluate(() => window.dashboard.chartData());
+  assert.ok(zoomed.t.length > 0 && zoomed.t.length < 5000);
+  assert.ok(zoomed.t.every((t) => t >= zoomed.view.min - 1 && t <= zoomed.view.max + 1));
+  assert.equal(await page.locator('#follow').isChecked(), false);
+
+  // Pan: the visible range moves back in time and the records follow.
+  const before = zoomed.view;
+  await page.locator('#pan-left').click();
+  await waitInPage(
+    page,
+    (min) => { const d = window.dashboard.chartData(); return d.view.min < min && d.t[0] < min; },
+    5000,
+    'records of the earlier range after panning',
+    before.min,
+  );
+  const panned = await page.evaluate(() => window.dashboard.chartData());
+  assert.ok(panned.view.min < before.min, `${panned.view.min} < ${before.min}`);
+
+  await page.locator('#reset').click();
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'buckets' && window.dashboard.state.window.in_window === 5000, 5000, 'the whole series downsampled again');
+  assert.deepEqual(browser.errors, []);
+});
+
+test('a TStorage outage is shown on the page, and the page recovers when it is back', async () => {
+  const { page } = browser;
+  await page.locator('tr[data-key="meters/5/1"]').click();
+  await waitInPage(page, () => document.getElementById('latest-value').textContent === '42', 5000, 'series 5/1');
+  await ts.stop();
+  await waitInPage(page, () => document.getElementById('status').dataset.state === 'tstorage-down', 8000, 'the TStorage outage status');
+  const banner = await page.locator('#outage').textContent();
+  assert.match(banner, /TStorage unreachable/);
+  assert.equal(await page.locator('#outage').isVisible(), true);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-tstorage-down.png') });
+
+  ts = await startTStorage(ts.dir, ts.port);
+  await waitInPage(page, () => document.getElementById('status').dataset.state === 'ok', 10000, 'recovery after TStorage is back');
+  assert.equal(await page.locator('#outage').isVisible(), false);
+  // Data written before the outage is still there, and new points appear again.
+  const ack = await writer.write({ cid: 1, mid: 5, moid: 1, points: [[now(), 99.5]] });
+  assert.equal(ack.ok, true, JSON.stringify(ack));
+  await waitInPage(page, () => document.getElementById('latest-value').textContent === '99.5', 2000, 'a point written after the outage');
+  assert.equal(await page.locator('#latest-count').textContent(), '7');
+});
+
+test('a gateway outage is shown on the page, and the page reconnects when it is back', async () => {
+  const { page } = browser;
+  await gw.kill();
+  await waitInPage(page, () => document.getElementById('status').dataset.state === 'gateway-down', 8000, 'the gateway outage status');
+  assert.match(await page.locator('#outage').textContent(), /Gateway unreachable/);
+  gw = await startGateway({ tstorage: { port: ts.port }, port: gw.port, dir: gw.dir });
+  await waitInPage(page, () => document.getElementById('status').dataset.state === 'ok', 15000, 'reconnection');
+  const ack = await writer.write({ cid: 1, mid: 5, moid: 1, points: [[now(), 5.25]] });
+  assert.equal(ack.ok, true);
+  await waitInPage(page, () => document.getElementById('latest-value').textContent === '5.25', 2000, 'a point written after reconnecting');
+  assert.deepEqual(browser.errors, []);
+});
