@@ -60,11 +60,15 @@ class ReceiveBuffer:
     def peek(self, n: int, offset: int = 0) -> bytes:
         """Up to ``n`` bytes starting ``offset`` bytes after the cursor, not consumed."""
         start = self._pos + offset
-        return bytes(self._data[start : start + n])
+        # One copy instead of two (slicing the bytearray would copy first); the view is
+        # released before returning, so the array can still grow.
+        with memoryview(self._data) as view:
+            return bytes(view[start : start + n])
 
     def peek_all(self) -> bytes:
         """Every byte after the cursor, not consumed."""
-        return bytes(self._data[self._pos :])
+        with memoryview(self._data) as view:
+            return bytes(view[self._pos :])
 
     def consume_exactly(self, n: int) -> bytes | None:
         """Read exactly ``n`` bytes, or None (nothing consumed) if fewer are buffered."""
