@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import warnings
 from collections.abc import Callable
@@ -59,6 +60,9 @@ def serve(
         backlog: Listen backlog.
     """
     sock = eventlet.listen((host, port), backlog=backlog)
+    # accepted sockets inherit this: a reply of several frames (binary attachments) must
+    # not wait for the peer's delayed ACK (Nagle's algorithm)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     bound_host, bound_port = sock.getsockname()[:2]
     stop = {"requested": False}
 
