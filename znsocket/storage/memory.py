@@ -221,6 +221,15 @@ class MemoryStorage(StorageCommands):
     def __repr__(self) -> str:
         return f"MemoryStorage(keys={len(self._data)})"
 
+    @property
+    def content(self) -> dict[str, Any]:
+        """The live key -> value dictionary (upstream's attribute; not a command).
+
+        Values are ``str``, ``list``, ``dict`` and ``set`` objects (sorted sets are internal
+        objects). Keys past their time to live may still be present until touched.
+        """
+        return self._data
+
     # ----------------------------------------------------------- internals
     def _lookup(self, key: str) -> Any:
         """The live value of ``key`` or ``None``; purges it first if it has expired."""
