@@ -68,6 +68,14 @@ class PayloadCodec(Protocol):
         """
         ...
 
+    def decode_block(self, block: bytes, count: int) -> list[JSONValue]:
+        """:meth:`decode` for ``count`` fixed-size payloads concatenated in ``block``.
+
+        Raises:
+            CodecError: the codec's payloads vary in size, or ``block`` does not split.
+        """
+        ...
+
     def encode(self, value: JSONValue) -> bytes:
         """Turn a JSON value into payload bytes.
 
@@ -129,7 +137,12 @@ class StructCodec:
         size = self._struct.size
         if any(len(p) != size for p in payloads):
             return [self.decode(p) for p in payloads]  # raises for the odd one
-        rows = self._struct.iter_unpack(b"".join(payloads))
+        return self.decode_block(b"".join(payloads), len(payloads))
+
+    def decode_block(self, block: bytes, count: int) -> list[JSONValue]:
+        if len(block) != count * self._struct.size:
+            raise CodecError(f"{len(block)} bytes are not {count} {self.spec} values")
+        rows = self._struct.iter_unpack(block)
         if len(self.codes) == 1:
             if self.codes in _FLOAT_CODES:
                 return [_json_number(r[0]) for r in rows]
@@ -208,6 +221,9 @@ class JsonCodec:
     def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
         return [self.decode(p) for p in payloads]
 
+    def decode_block(self, block: bytes, count: int) -> list[JSONValue]:
+        raise CodecError("json payloads vary in size")
+
     def encode(self, value: JSONValue) -> bytes:
         try:
             text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
@@ -233,6 +249,9 @@ class BytesCodec:
 
     def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
         return [self.decode(p) for p in payloads]
+
+    def decode_block(self, block: bytes, count: int) -> list[JSONValue]:
+        raise CodecError("bytes payloads vary in size")
 
     def encode(self, value: JSONValue) -> bytes:
         if not isinstance(value, str):
@@ -262,6 +281,11 @@ class UnitCodec:
 
     def decode_many(self, payloads: Sequence[bytes]) -> list[JSONValue]:
         return [self.decode(p) for p in payloads]
+
+    def decode_block(self, block: bytes, count: int) -> list[JSONValue]:
+        if block:
+            raise CodecError(f"the unit codec expects empty payloads, got {len(block)} bytes")
+        return [None] * count
 
     def encode(self, value: JSONValue) -> bytes:
         if value is not None:

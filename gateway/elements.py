@@ -86,6 +86,17 @@ class ElementShape:
         """The element of a record as JSON text (upstream's default separators)."""
         return json_text(self.value(cap, payload))
 
+    def to_json_block(self, caps: Sequence[int], block: bytes) -> list[str]:
+        """:meth:`to_json` for records whose fixed-size payloads are concatenated in ``block``."""
+        values = self.codec.decode_block(block, len(caps))
+        if self.element == "value":
+            return [json_text(v) for v in values]
+        unit = self.time
+        return [
+            json_text({"t": cap_to_time(c, unit), "v": v})
+            for c, v in zip(caps, values, strict=True)
+        ]
+
     def to_json_many(self, caps: Sequence[int], payloads: Sequence[bytes]) -> list[str]:
         """:meth:`to_json` for many records (decoded in one pass where the codec can)."""
         values = self.codec.decode_many(payloads)

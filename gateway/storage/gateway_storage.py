@@ -275,14 +275,12 @@ class GatewayStorage(StorageCommands):
                     break
                 i += 1
                 continue
+            key, end = args[0], len(calls)
             j = i + 1
-            while (
-                j < len(calls)
-                and calls[j][0] == cmd
-                and not calls[j][2]
-                and list(calls[j][1][:1]) == list(args[:1])
-                and len(calls[j][1]) >= 2
-            ):
+            while j < end:
+                name, a, kw = calls[j]
+                if name != cmd or kw or len(a) < 2 or a[0] != key:
+                    break
                 j += 1
             group = calls[i:j]
             try:

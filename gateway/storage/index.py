@@ -91,6 +91,13 @@ class CapIndex:
             return None
         return self._pay[self._n - 1].tobytes()
 
+    def payload_block(self, positions: Sequence[int] | range) -> bytes:
+        """The payloads at positions of :attr:`caps`, concatenated (columns must be held)."""
+        assert self._pay is not None
+        if isinstance(positions, range) and positions.step == 1:
+            return self._pay[positions.start : positions.stop].tobytes()
+        return self._pay[np.asarray(positions, dtype=np.int64)].tobytes()
+
     def payloads_at(self, positions: Sequence[int] | range) -> list[bytes]:
         """Payloads at positions of :attr:`caps` (payload columns must be held)."""
         assert self._pay is not None

@@ -291,12 +291,13 @@ class SeriesViews:
         n = len(caps)
         positions: list[int | None] = []
         for i in indices:
-            if i is None:
-                raise DataError("Invalid input of type None")
-            try:
-                i = int(i)
-            except (TypeError, ValueError):
-                raise ResponseError("value is not an integer or out of range") from None
+            if type(i) is not int:
+                if i is None:
+                    raise DataError("Invalid input of type None")
+                try:
+                    i = int(i)
+                except (TypeError, ValueError):
+                    raise ResponseError("value is not an integer or out of range") from None
             j = i + n if i < 0 else i
             positions.append(j if 0 <= j < n else None)
         valid = [p for p in positions if p is not None]
@@ -304,10 +305,11 @@ class SeriesViews:
             return [None] * len(positions)
         view = self._views[t.rule.index]
         if idx.columnar:  # payloads held next to the caps: no GET, one decoding pass
-            texts = iter(
-                view.shape.to_json_many([int(caps[p]) for p in valid], idx.payloads_at(valid))
-            )
-            return [None if pos is None else next(texts) for pos in positions]
+            texts = view.shape.to_json_block(caps[valid].tolist(), idx.payload_block(valid))
+            if len(valid) == len(positions):
+                return list(texts)
+            it = iter(texts)
+            return [None if pos is None else next(it) for pos in positions]
         span = max(valid) - min(valid) + 1
         if span <= max(4 * len(valid), 1024):
             payloads = self._fetch(t.series, [int(caps[p]) for p in valid], idx)
@@ -343,8 +345,8 @@ class SeriesViews:
             return []
         if idx.columnar:
             shape = self._views[t.rule.index].shape
-            return shape.to_json_many(
-                caps[start : end + 1].tolist(), idx.payloads_at(range(start, end + 1))
+            return shape.to_json_block(
+                caps[start : end + 1].tolist(), idx.payload_block(range(start, end + 1))
             )
         wanted = [int(c) for c in caps[start : end + 1]]
         payloads = self._fetch(t.series, wanted, idx)

@@ -125,3 +125,15 @@ def test_unit_only_null() -> None:
         codec.encode(0)
     with pytest.raises(CodecError):
         codec.decode(b"x")
+
+
+def test_decode_block_matches_decode() -> None:
+    codec = StructCodec("<dh")
+    values = [[1.5, 2], [None, -3], [0.25, 7]]
+    block = b"".join(codec.encode(v) for v in values)
+    assert codec.decode_block(block, 3) == values
+    with pytest.raises(CodecError, match="are not 2"):
+        codec.decode_block(block, 2)
+    assert UnitCodec().decode_block(b"", 2) == [None, None]
+    with pytest.raises(CodecError, match="vary in size"):
+        JsonCodec().decode_block(b"{}", 1)
