@@ -312,7 +312,9 @@ def decode_put_records(
 # change, so a PUT can be 100 000 one-record batches). Decoding each batch into its own
 # block would cost a dozen numpy calls per record; instead a pure-Python walk follows
 # record and batch headers through everything buffered and one vectorised gather builds a
-# single block spanning many batches (the block's keys carry each record's cid).
+# single block spanning many batches (the block's keys carry each record's cid). Runs of
+# identically shaped one-record batches (what those clients send for fixed-size payloads)
+# are recognised and read through one strided numpy view, skipping the walk.
 
 #: Most records in one block built from a run of small batches.
 RUN_MAX_RECORDS = 65536
@@ -322,6 +324,9 @@ _MIN_RUN_WINDOW = 64 * 2**10
 #: A batch whose remaining bytes hold this many records of its next record's size goes
 #: through :func:`decode_put_records` (zero-copy when sizes repeat) instead of the walk.
 LARGE_BATCH_RECORDS = 64
+#: Fewest identical one-record batches (same size, a record filling each) decoded as one
+#: strided view instead of walked header by header.
+FIXED_RUN_MIN = 32
 
 
 class RunStop(enum.Enum):
@@ -396,6 +401,9 @@ def walk_put_run(
     error: RemoteProtocolError | None = None
     stop = RunStop.LIMIT
     count = 0
+    parts: list[RecordBlock] = []  # blocks of identical one-record batches, and walked records
+    prev_size = -1  # size of the previous batch
+    check_from = 0  # no identical-batch scan before this offset (the last one failed there)
     while count < max_records:
         if batch_left == 0:
             # Batch header; with the next record's size in the same unpack when buffered.
@@ -422,6 +430,29 @@ def walk_put_run(
             if size < 0:
                 stop, error = RunStop.ERROR, RemoteProtocolError(f"negative batch size {size}")
                 break
+            if size == prev_size and size == 4 + n and lo <= n <= hi and pos >= check_from:
+                # The same one-record batch shape twice: scan for a run of them at once.
+                period = 8 + size
+                k = min((avail - pos) // period, max_records - count)
+                same = (
+                    _identical_batches(raw, pos, k, size, with_acq) if k >= FIXED_RUN_MIN else None
+                )
+                if same is not None:
+                    if starts:
+                        parts.append(
+                            _gather_put_records(raw, starts, sizes, run_cids, run_first, with_acq)
+                        )
+                        starts.clear()
+                        sizes.clear()
+                    parts.append(same)
+                    count += len(same)
+                    pos += len(same) * period
+                    cid = int(same.keys["cid"][-1])
+                    run_cids = [cid]
+                    run_first = [0]
+                    continue
+                check_from = pos + FIXED_RUN_MIN * period
+            prev_size = size
             pos += 8
             if size == 0:
                 continue
@@ -430,7 +461,7 @@ def walk_put_run(
             if c != cid:
                 cid = c
                 run_cids.append(c)
-                run_first.append(count)
+                run_first.append(len(starts))
             if n == -1 or size < 4:
                 continue
         else:
@@ -469,10 +500,61 @@ def walk_put_run(
         count += 1
         pos += rec
         batch_left -= rec
-    block = (
-        _gather_put_records(raw, starts, sizes, run_cids, run_first, with_acq) if starts else None
-    )
+    if starts:
+        parts.append(_gather_put_records(raw, starts, sizes, run_cids, run_first, with_acq))
+    block: RecordBlock | None = None
+    if len(parts) == 1:
+        block = parts[0]
+    elif parts:
+        from .block import RecordBlock
+
+        block = RecordBlock.concat(parts)
     return PutRun(block, pos, cid, batch_left, stop, need, error)
+
+
+@functools.lru_cache(maxsize=64)
+def _one_record_batch_dtype(with_acq: bool, payload_size: int) -> np.dtype[Any]:
+    """A whole one-record batch: batch header, then the record."""
+    fields: list[tuple[str, str]] = [("cid", "<i4"), ("batch_bytes", "<i4"), ("n", "<i4")]
+    fields += [("mid", "<i8"), ("moid", "<i4"), ("cap", "<i8")]
+    if with_acq:
+        fields.append(("acq", "<i8"))
+    fields.append(("p", f"V{payload_size}"))
+    return _np().dtype(fields)
+
+
+def _identical_batches(
+    raw: bytes, pos: int, k: int, size: int, with_acq: bool
+) -> RecordBlock | None:
+    """The run of one-record batches of ``size`` bytes at ``pos`` (at most ``k``), as one
+    block, when it has at least FIXED_RUN_MIN of them; else None.
+
+    Only batches with a cid >= 0, the same size and a record filling the batch belong to the
+    run, so whatever ends it (the end guard, a bad header, another shape) is left to the
+    walk, which reports it at its byte.
+    """
+    np = _np()
+    from .block import KEY_DTYPE, RecordBlock
+
+    period = 8 + size
+    cids = np.ndarray((k,), dtype="<i4", buffer=raw, offset=pos, strides=(period,))
+    sizes = np.ndarray((k,), dtype="<i4", buffer=raw, offset=pos + 4, strides=(period,))
+    ns = np.ndarray((k,), dtype="<i4", buffer=raw, offset=pos + 8, strides=(period,))
+    good = (cids >= 0) & (sizes == size) & (ns == size - 4)
+    m = k if bool(good.all()) else int(np.argmin(good))
+    if m < FIXED_RUN_MIN:
+        return None
+    key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
+    psize = size - 4 - key_bytes
+    arr = np.ndarray((m,), dtype=_one_record_batch_dtype(with_acq, psize), buffer=raw, offset=pos)
+    keys = np.empty(m, dtype=KEY_DTYPE)
+    keys["cid"] = arr["cid"]
+    keys["mid"] = arr["mid"]
+    keys["moid"] = arr["moid"]
+    keys["cap"] = arr["cap"]
+    keys["acq"] = arr["acq"] if with_acq else -1
+    payload = arr["p"].tobytes() if psize else b""
+    return RecordBlock(keys, np.arange(m + 1, dtype=np.int64) * psize, payload)
 
 
 def _gather_put_records(

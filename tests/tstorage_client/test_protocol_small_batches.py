@@ -323,3 +323,87 @@ def test_walk_stops_before_the_guard_and_at_a_large_batch() -> None:
     assert run.need == 4 + 28 + 2 and run.batch_left == 4 + 28 + 2
     run = walk_put_run(small + GUARD, 0, True, 0, max_records=2)
     assert run.stop is RunStop.LIMIT and run.block is not None and len(run.block) == 2
+
+
+def identical(n: int, first_mid: int = 0) -> list[Rec]:
+    """``n`` records for one-record PUTA batches of one shape (40-byte payloads)."""
+    return [(Key(5 + i % 9, first_mid + i, i, -i, i), bytes([i % 256]) * 40) for i in range(n)]
+
+
+def two_records_same_batch_size() -> tuple[list[Rec], bytes]:
+    """Two records in one batch of the same byte size as a batch of ``identical``."""
+    recs = [(Key(3, 900, 0, 0, 0), b"abcd"), (Key(3, 901, 0, 0, 0), b"efgh")]
+    body = b"".join(wire_record(k, p, True) for k, p in recs)
+    assert len(body) == 4 + 28 + 40
+    return recs, wire_batch(3, body)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_runs_of_identical_batches_and_what_ends_them(how: str) -> None:
+    """Runs of identically shaped one-record batches ended by another payload size, an
+    empty batch, a two-record batch of the same byte size, the guard."""
+    a, b, c, d = identical(100), identical(50, 1000), identical(40, 2000), identical(33, 3000)
+    other = make_records(1, lambda i: 8, lambda i: b"xyz")
+    two, two_wire = two_records_same_batch_size()
+    wire = (
+        stream_header(True)
+        + batches_of(a, True)
+        + batches_of(other, True)
+        + batches_of(b, True)
+        + wire_batch(4, b"")
+        + batches_of(c, True)
+        + two_wire
+        + batches_of(d, True)
+        + GUARD
+    )
+    got, events = feed(ServerConnection(), wire, how)
+    assert got == a + other + b + c + two + d
+    assert isinstance(events[-1], ev.PutEnd)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        pytest.param(
+            wire_batch(-7, wire_record(Key(0, 1, 2, 3, 4), bytes(40), True)),
+            "negative batch cid -7",
+            id="negative-cid-same-shape",
+        ),
+        pytest.param(
+            wire_batch(5, struct.pack("<i", 72) + bytes(68)), "overruns", id="record-overruns"
+        ),
+        pytest.param(
+            wire_batch(5, struct.pack("<i", 20) + bytes(68)), "record size 20 outside", id="n-small"
+        ),
+        pytest.param(wire_batch(5, bytes(76), size=-76), "negative batch size", id="neg-size"),
+    ],
+)
+@pytest.mark.parametrize("how", HOW)
+def test_framing_error_after_identical_batches(bad: bytes, message: str, how: str) -> None:
+    good = identical(100)
+    wire = stream_header(True) + batches_of(good, True) + bad + batches_of(identical(50), True)
+    conn = ServerConnection()
+    got: list[Rec] = []
+    with pytest.raises(RemoteProtocolError, match=message):
+        for piece in [*pieces(wire + GUARD, how)]:
+            conn.receive_data(piece)
+            while (event := conn.next_event()) is not NEED_DATA:
+                if isinstance(event, ev.PutBatch):
+                    got.extend(event.block.to_records())
+    assert got == good
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("cut", [0, 5, 11, 40])
+def test_stream_ending_inside_identical_batches(how: str, cut: int) -> None:
+    good = identical(100)
+    wire = (stream_header(True) + batches_of(good, True))[: 12 + 70 * 80 + cut]
+    conn = ServerConnection()
+    got: list[Rec] = []
+    with pytest.raises(RemoteProtocolError, match="closed in the middle"):
+        for piece in [*pieces(wire, how), b""]:
+            conn.receive_data(piece)
+            while (event := conn.next_event()) is not NEED_DATA:
+                if isinstance(event, ev.PutBatch):
+                    got.extend(event.block.to_records())
+    assert got == good[:70]
