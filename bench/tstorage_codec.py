@@ -106,12 +106,22 @@ def main() -> None:
     assert server_decode(put_fixed) == n and server_decode(put_var) == n
 
     put_tiny = one_record_batches(100_000)
-    assert server_decode(put_tiny) == 100_000
+    nt = min(n, 100_000)
+    tiny_keys = keys[:nt].copy()
+    tiny_keys["cid"] = np.arange(nt)  # distinct cids: one batch per record
+    tiny_var = RecordBlock(tiny_keys, offsets[: nt + 1], variable.payload[: int(offsets[nt])])
+    put_tiny_var = header + b"".join(encode_put_block(tiny_var, True)) + b"\xff\xff\xff\xff"
+    assert server_decode(put_tiny) == 100_000 and server_decode(put_tiny_var) == nt
     rows = [
         ("server: decode PUTA stream, 8-byte payloads", best(lambda: server_decode(put_fixed), n)),
         (
             "server: decode PUTA stream, 100 000 one-record batches",
             best(lambda: server_decode(put_tiny), 100_000),
+        ),
+        (
+            "server: decode PUTA stream, "
+            + f"{nt:,} one-record batches, 0..63 B".replace(",", " ", 1),
+            best(lambda: server_decode(put_tiny_var), nt),
         ),
         (
             "server: decode PUTA stream, 0..63-byte payloads",
