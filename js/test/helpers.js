@@ -50,7 +50,7 @@ export function spawnServer(cmd, args, env = {}) {
         proc.kill('SIGKILL');
         reject(new Error(`${cmd} did not listen within 30 s:\n${out}`));
       }
-    }, 30000);
+    }, 30000).unref();
   });
 }
 
