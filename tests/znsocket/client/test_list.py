@@ -210,3 +210,15 @@ def test_options_can_change_after_creation(backend: Any) -> None:
     lst.converter = [znjson.converter.NumpyConverter]
     lst.append(np.zeros(2))
     assert isinstance(lst[1], np.ndarray)
+
+
+def test_list_over_a_pipeline(backend: Any) -> None:
+    if backend is None:
+        pytest.skip("pipelines need a server")
+    pipe = backend.pipeline()
+    lst = znsocket.List(pipe, "piped")
+    lst.append({"a": 1})
+    lst.append(2)
+    assert backend.llen("znsocket.List:piped") == 0  # queued, not sent
+    pipe.execute()
+    assert znsocket.List(backend, "piped")[:] == [{"a": 1}, 2]
