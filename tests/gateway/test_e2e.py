@@ -285,3 +285,59 @@ def test_writes_through_another_gateway_are_announced(
 
     eventually(announced, timeout=10)
     assert watched[:] == [1.0, 2.0]
+
+
+def test_concurrent_appenders_lose_nothing(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    import threading
+
+    cid, gcid = cids
+    gw = start_gateway(meter_config(tstorage, cid, gcid))
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            lst = znsocket.List(client(gw), "meters/9/9")
+            for i in range(50):
+                lst.append(float(w * 1000 + i))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    got = znsocket.List(client(gw), "meters/9/9")[:]
+    assert sorted(got) == sorted(float(w * 1000 + i) for w in range(4) for i in range(50))
+    caps = [k[3] for k, _ in records_of(tstorage, cid)]
+    assert len(caps) == len(set(caps)) == 200
+
+
+def test_browser_origins_follow_allowed_origins(
+    start_gateway: Callable[[str], ServerProcess], tstorage: ServerProcess, cids: tuple[int, int]
+) -> None:
+    import urllib.error
+    import urllib.request
+
+    cid, gcid = cids
+    text = '[server]\nallowed_origins = ["http://dashboard.test"]\n' + meter_config(
+        tstorage, cid, gcid
+    )
+    gw = start_gateway(text)
+
+    def handshake(origin: str) -> int:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{gw.port}/socket.io/?EIO=4&transport=polling",
+            headers={"Origin": origin},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as res:
+                return int(res.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    assert handshake("http://dashboard.test") == 200
+    assert handshake("http://elsewhere.test") == 400
