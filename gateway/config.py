@@ -82,6 +82,9 @@ class TStorageConfig(_Section):
     memory_limit: Annotated[int, Field(ge=4096)] = 64 * 1024 * 1024
     connections: Annotated[int, Field(ge=1, le=256)] = 4
     reconnect_max_delay: Annotated[float, Field(gt=0)] = 5.0
+    max_staleness: Annotated[float, Field(ge=0, le=60)] = 0.1
+    index_budget: Annotated[int, Field(ge=1000)] = 10_000_000
+    value_cache: Annotated[int, Field(ge=0)] = 200_000
 
     @model_validator(mode="after")
     def _one_target(self) -> TStorageConfig:

@@ -88,19 +88,23 @@ class GatewayStorage(StorageCommands):
 
     Args:
         link: the TStorage connection pool.
-        config: the validated gateway configuration (map rules, generic keys).
-        max_staleness: seconds an in-memory index or generic value may lag TStorage
-            before a read catches up through the change feed.
+        config: the validated gateway configuration (map rules, generic keys, and in
+            ``[tstorage]`` the staleness bound and memory budgets of indexes and caches).
     """
 
-    def __init__(
-        self, link: TStorageLink, config: GatewayConfig, *, max_staleness: float = 0.1
-    ) -> None:
+    def __init__(self, link: TStorageLink, config: GatewayConfig) -> None:
         self.link = link
         self.config = config
         self.keymap: KeyMap = config.keymap()
-        self.series = SeriesViews(link, config.map, max_staleness=max_staleness)
-        self.generic = GenericKeys(link, config.generic.cid, max_staleness=max_staleness)
+        t = config.tstorage
+        self.series = SeriesViews(
+            link,
+            config.map,
+            max_staleness=t.max_staleness,
+            index_budget=t.index_budget,
+            value_cache=t.value_cache,
+        )
+        self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)
 
     def load(self) -> None:
         """Rebuild the generic keys from TStorage (call once at start)."""

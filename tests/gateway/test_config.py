@@ -185,3 +185,18 @@ def test_check_config_command(tmp_path: Path) -> None:
         [*gateway, str(tmp_path / "nope.toml")], capture_output=True, text=True
     )
     assert missing.returncode != 0 and "cannot read" in missing.stderr
+
+
+def test_tstorage_tuning_defaults_and_bounds(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert (cfg.tstorage.max_staleness, cfg.tstorage.index_budget, cfg.tstorage.value_cache) == (
+        0.1,
+        10_000_000,
+        200_000,
+    )
+    bad = MINIMAL.replace(
+        "[tstorage.embedded]",
+        "[tstorage]\nmax_staleness = -1\nindex_budget = 5\n[tstorage.embedded]",
+    )
+    found = issues_of(write(tmp_path, bad))
+    assert {"tstorage.max_staleness", "tstorage.index_budget"} <= set(found)
