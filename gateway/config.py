@@ -525,7 +525,7 @@ def _pydantic_issues(
         msg = str(err["msg"])
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        hint = _HINTS.get(err["type"], "")
+        hint = _HINTS.get(err["type"], "config/README.md describes this field and its values")
         if " (hint: " in msg:
             msg, _, rest = msg.partition(" (hint: ")
             hint = rest.removesuffix(")")
