@@ -358,3 +358,28 @@ def test_a_foreign_payload_of_the_wrong_size_is_reported_not_fatal(
         gw.lindex(key, -1)
     with pytest.raises(CodecError, match="not a struct:<d value"):
         gw.hget(D + "meters/8", "8")  # the latest record of moid 8 is the odd one
+
+
+def test_read_only_rules_refuse_every_write(
+    make_storage: Make, tstorage: ServerProcess, cid: int, fresh_cid: Callable[[], int]
+) -> None:
+    ro_cid = cid + 400000
+    extra = f"""
+    [[map]]
+    pattern = "counters/{{mid:int}}"
+    cid = {ro_cid}
+    mid = "{{mid}}"
+    moid = 0
+    codec = "struct:<q"
+    read_only = true
+    allow_corrections = true
+    """
+    gw = make_storage(meter_config(tstorage, cid, fresh_cid(), extra))
+    put_direct(tstorage, [((ro_cid, 1, 0, 5), struct.pack("<q", 42))])
+    key = L + "counters/1"
+    assert gw.lrange(key, 0, -1) == ["42"]
+    for call in (lambda: gw.rpush(key, "1"), lambda: gw.lset(key, 0, "1")):
+        with pytest.raises(redis.exceptions.ResponseError, match="read-only"):
+            call()
+    assert gw.execute_many([("rpush", (key, "1"), {})])[0].__class__.__name__ == "ResponseError"
+    assert records_of(tstorage, ro_cid) == [((ro_cid, 1, 0, 5), struct.pack("<q", 42))]
