@@ -58,8 +58,18 @@ def _run(args: argparse.Namespace) -> int:
             print("auth is off: the gateway may only bind a loopback address", file=sys.stderr)
             return 2
     from gateway.app import run
+    from gateway.errors import GatewayError
 
-    run(cfg)
+    try:
+        run(cfg)
+    except (GatewayError, OSError) as exc:
+        # e.g. TStorage unreachable at start, the port taken
+        print(f"gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # e.g. the embedded data directory used by another server
+        logging.getLogger("gateway").debug("start failed", exc_info=True)
+        print(f"gateway: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

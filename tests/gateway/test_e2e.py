@@ -341,3 +341,21 @@ def test_browser_origins_follow_allowed_origins(
 
     assert handshake("http://dashboard.test") == 200
     assert handshake("http://elsewhere.test") == 400
+
+
+def test_start_failures_are_reported_plainly(tmp_path: Path) -> None:
+    path = tmp_path / "down.toml"
+    path.write_text('[tstorage]\nhost = "127.0.0.1"\nport = 1\ntimeout = 0.5\n')
+    with pytest.raises(
+        RuntimeError, match=r"cannot start: TStorage at 127\.0\.0\.1:1 is unreachable"
+    ):
+        spawn(["gateway", "run", "--config", str(path), "--port", "0"], timeout=30)
+    data = tmp_path / "data"
+    config = tmp_path / "embedded.toml"
+    config.write_text(f'[tstorage.embedded]\ndata_dir = "{data}"\n')
+    first = spawn(["gateway", "run", "--config", str(config), "--port", "0"])
+    try:
+        with pytest.raises(RuntimeError, match="cannot start"):
+            spawn(["gateway", "run", "--config", str(config), "--port", "0"], timeout=30)
+    finally:
+        first.stop()
