@@ -52,6 +52,9 @@ class TStorageLink:
         self._slots = threading.BoundedSemaphore(settings.connections)
         self._lock = threading.Lock()
         self._delay = 0.0  # current reconnect backoff; 0 while TStorage answers
+        self._put_lock = threading.Lock()
+        self._put_queue: list[_Ticket] = []
+        self._put_leader = False
 
     @property
     def address(self) -> str:
@@ -111,11 +114,65 @@ class TStorageLink:
     def put(self, records: Sequence[PutRecord]) -> None:
         """Store records; returns only once TStorage answered OK.
 
+        Concurrent callers share PUTs (group commit): while one PUT is on the wire, the
+        records of the callers that arrive meanwhile are queued and go out together in the
+        next one, so TStorage commits (and fsyncs) once for all of them. Each caller still
+        returns only when the PUT holding its records was answered OK, and every caller of
+        a failed PUT gets the error.
+
         Raises:
             TStorageUnavailable: not stored (unreachable, timed out or refused).
         """
         if not records:
             return
+        ticket = _Ticket(records)
+        with self._put_lock:
+            self._put_queue.append(ticket)
+            lead = not self._put_leader
+            self._put_leader = True
+        if not lead:
+            ticket.done.wait()
+            if not ticket.lead:
+                if ticket.error is not None:
+                    raise ticket.error
+                return
+        self._lead_puts(ticket)
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _lead_puts(self, mine: _Ticket) -> None:
+        # Send queued batches until our own records are stored, then hand the lead to the
+        # oldest waiting caller (so no caller serves others forever).
+        try:
+            while True:
+                with self._put_lock:
+                    batch, self._put_queue = self._put_queue, []
+                error: BaseException | None = None
+                try:
+                    self._put_now([r for t in batch for r in t.records])
+                except BaseException as exc:
+                    error = exc
+                    if not isinstance(exc, Exception):
+                        for t in batch:  # interrupted: fail the batch, then stop leading
+                            t.error = TStorageUnavailable("the write was interrupted")
+                            t.done.set()
+                        raise
+                for t in batch:
+                    t.error = error
+                    if t is not mine:
+                        t.done.set()
+                if mine in batch:
+                    break
+        finally:
+            with self._put_lock:
+                if self._put_queue:
+                    heir = self._put_queue[0]
+                    heir.lead = True
+                    heir.done.set()
+                else:
+                    self._put_leader = False
+
+    def _put_now(self, records: Sequence[PutRecord]) -> None:
         data = [
             Record(Key(cid, mid, moid, cap), payload) for (cid, mid, moid, cap), payload in records
         ]
@@ -239,6 +296,18 @@ class TStorageLink:
             except _Retry:
                 continue
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Ticket:
+    """One caller's records waiting for a shared PUT."""
+
+    __slots__ = ("done", "error", "lead", "records")
+
+    def __init__(self, records: Sequence[PutRecord]) -> None:
+        self.records = records
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.lead = False  # set when the caller must lead the next PUTs
 
 
 class _Retry(Exception):

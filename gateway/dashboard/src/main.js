@@ -221,9 +221,11 @@ async function start() {
       void load();
     }
   });
-  await refreshSeries();
+  // A series named in the address is drawn at once; the listing (a scan of TStorage the
+  // first time) runs alongside.
   const wanted = params.get('series');
   if (wanted) pick(wanted);
+  await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
   setInterval(poll, POLL_MS);
 }
