@@ -7,6 +7,7 @@ Workload (through ``znsocket.Client`` + ``List``/``Dict``, one client):
 * ``len``              ``len(lst)``
 * ``index``            ``lst[i]`` at random ``i``
 * ``append``           ``lst.append(x)`` for 10,000 points (reported as points/s)
+* ``append_concurrent`` 4 clients appending 500 points each to their own series at once
 * ``dict_16``          ``d.items()`` of a Dict whose 16 fields each have ``--history``
                        records behind them (the latest one is shown)
 
@@ -32,6 +33,7 @@ import struct
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +54,8 @@ DICT_MID = 2
 FIELDS = 16
 APPEND_POINTS = 10_000
 APPEND_CHUNK = 2_000
+CONCURRENT_CLIENTS = 4
+CONCURRENT_POINTS = 500
 
 
 def free_port() -> int:
@@ -148,7 +152,33 @@ def workload(
         done += chunk
     assert len(app) == appends
     out["append"] = {"points_per_s": round(appends / elapsed, 1), "total_s": round(elapsed, 2)}
+    out["append_concurrent"] = concurrent_appends(c.address, CONCURRENT_CLIENTS, CONCURRENT_POINTS)
     return out
+
+
+def concurrent_appends(address: str, clients: int, points: int) -> dict[str, Any]:
+    """``clients`` connections appending ``points`` each to their own series at once."""
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            c = znsocket.Client.from_url(address)
+            lst = znsocket.List(c, f"meters/{100 + k}/1")
+            for i in range(points):
+                lst.append(float(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return {"clients": clients, "points_per_s": round(clients * points / elapsed, 1)}
 
 
 def gateway_config(data_dir: Path, ts_port: int, mode: str) -> str:
@@ -257,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         ratios[op] = round(
             results["gateway"][op]["median_ms"] / results["memory"][op]["median_ms"], 2
         )
+    ratios["append_concurrent_throughput"] = round(
+        results["gateway"]["append_concurrent"]["points_per_s"]
+        / results["memory"]["append_concurrent"]["points_per_s"],
+        2,
+    )
     ratios["append_throughput"] = round(
         results["gateway"]["append"]["points_per_s"] / results["memory"]["append"]["points_per_s"],
         2,
