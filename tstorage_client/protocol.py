@@ -236,7 +236,7 @@ def decode_put_records(
         RemoteProtocolError: A size field is out of range or a record overruns its batch.
     """
     np = _np()
-    from .block import KEY_DTYPE, RecordBlock, ranges_index
+    from .block import KEY_DTYPE, RecordBlock, copy_ranges, gather_items
 
     key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
     avail = len(raw)
@@ -290,11 +290,9 @@ def decode_put_records(
     if batch_left - off in (1, 2, 3) and off + 4 > avail and avail == batch_left:
         raise RemoteProtocolError(f"{batch_left - off} bytes left in a batch cannot hold a record")
     k = len(starts)
-    u8 = np.frombuffer(raw, dtype=np.uint8)
     st = np.asarray(starts, dtype=np.int64)
     nn = np.asarray(sizes_l, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view
-    raw_keys = windows(u8, key_bytes)[st + 4].view(_wire_key_dtype(with_acq))[:, 0]
+    raw_keys = gather_items(raw, st + 4, _wire_key_dtype(with_acq))
     keys = np.empty(k, dtype=KEY_DTYPE)
     keys["cid"] = cid
     keys["mid"] = raw_keys["mid"]
@@ -304,8 +302,9 @@ def decode_put_records(
     lengths = nn - key_bytes
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    payload = u8[ranges_index(st + 4 + key_bytes, lengths)].tobytes()
-    return RecordBlock(keys, offsets, payload), off, 0
+    out = np.empty(int(offsets[-1]), dtype=np.uint8)
+    copy_ranges(out, offsets[:-1], np.frombuffer(raw, dtype=np.uint8), st + 4 + key_bytes, lengths)
+    return RecordBlock(keys, offsets, out.tobytes()), off, 0
 
 
 # Runs of small batches (the C++, C and Java clients may start a new batch at every cid
@@ -567,13 +566,11 @@ def _gather_put_records(
 ) -> RecordBlock:
     """One block from records at ``starts`` (offsets of their size fields) in ``raw``."""
     np = _np()
-    from .block import KEY_DTYPE, RecordBlock, ranges_index
+    from .block import KEY_DTYPE, RecordBlock, copy_ranges, gather_items
 
     key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
     k = len(starts)
-    u8 = np.frombuffer(raw, dtype=np.uint8)
     st = np.array(starts, dtype=np.int64)
-    windows = np.lib.stride_tricks.sliding_window_view
     keys = np.empty(k, dtype=KEY_DTYPE)
     if len(run_cids) == 1:
         keys["cid"] = run_cids[0]
@@ -583,7 +580,7 @@ def _gather_put_records(
     n0 = sizes[0]
     if sizes.count(n0) == k:
         # One payload size: each record is one row of a structured view.
-        arr = windows(u8, 4 + n0)[st].view(_put_record_dtype(with_acq, n0 - key_bytes))[:, 0]
+        arr = gather_items(raw, st, _put_record_dtype(with_acq, n0 - key_bytes))
         keys["mid"] = arr["mid"]
         keys["moid"] = arr["moid"]
         keys["cap"] = arr["cap"]
@@ -591,7 +588,7 @@ def _gather_put_records(
         psize = n0 - key_bytes
         payload = arr["p"].tobytes() if psize else b""
         return RecordBlock(keys, np.arange(k + 1, dtype=np.int64) * psize, payload)
-    raw_keys = windows(u8, key_bytes)[st + 4].view(_wire_key_dtype(with_acq))[:, 0]
+    raw_keys = gather_items(raw, st + 4, _wire_key_dtype(with_acq))
     keys["mid"] = raw_keys["mid"]
     keys["moid"] = raw_keys["moid"]
     keys["cap"] = raw_keys["cap"]
@@ -599,42 +596,47 @@ def _gather_put_records(
     lengths = np.array(sizes, dtype=np.int64) - key_bytes
     offsets = np.zeros(k + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    payload = u8[ranges_index(st + (4 + key_bytes), lengths)].tobytes()
-    return RecordBlock(keys, offsets, payload)
+    out = np.empty(int(offsets[-1]), dtype=np.uint8)
+    copy_ranges(
+        out, offsets[:-1], np.frombuffer(raw, dtype=np.uint8), st + (4 + key_bytes), lengths
+    )
+    return RecordBlock(keys, offsets, out.tobytes())
 
 
 def encode_get_records(block: RecordBlock) -> bytes:
-    """GET response records ``{int32 32+len(p), key, p}`` for every record of ``block``."""
+    """GET response records ``{int32 32+len(p), key, p}`` for every record of ``block``.
+
+    Equal payload lengths: one structured array. Mixed lengths: the 36-byte record heads
+    are scattered at their computed offsets and the payloads copied by
+    :func:`~tstorage_client.block.copy_ranges`, so the cost is O(bytes + records)
+    whatever the mix of lengths.
+    """
     np = _np()
-    from .block import KEY_DTYPE, ranges_index
+    from .block import KEY_DTYPE, copy_ranges, scatter_items
 
     k = len(block)
     if k == 0:
         return b""
+    base = int(block.offsets[0])
     size = block.fixed_payload_size()
     if size is not None:
         out = np.empty(k, dtype=[("n", "<i4"), ("key", KEY_DTYPE), ("p", f"V{size}")])
         out["n"] = KEY_BYTES + size
         out["key"] = block.keys
         if size:
-            out["p"] = np.frombuffer(block.payload, dtype=f"V{size}", count=k)
+            out["p"] = np.frombuffer(block.payload, dtype=f"V{size}", count=k, offset=base)
         return out.tobytes()
     lengths = block.lengths
     rec = lengths + (4 + KEY_BYTES)
     starts = np.zeros(k, dtype=np.int64)
     np.cumsum(rec[:-1], out=starts[1:])
-    total = int(starts[-1] + rec[-1])
-    out_u8 = np.empty(total, dtype=np.uint8)
+    out_u8 = np.empty(int(starts[-1] + rec[-1]), dtype=np.uint8)
     head = np.empty(k, dtype=[("n", "<i4"), ("key", KEY_DTYPE)])
     head["n"] = lengths + KEY_BYTES
     head["key"] = block.keys
-    out_u8[(starts[:, None] + np.arange(4 + KEY_BYTES, dtype=np.int64)).ravel()] = head.view(
-        np.uint8
-    )
-    n_payload = int(block.offsets[-1])
-    out_u8[ranges_index(starts + 4 + KEY_BYTES, lengths)] = np.frombuffer(
-        block.payload, dtype=np.uint8, count=n_payload, offset=int(block.offsets[0])
-    )
+    scatter_items(out_u8, starts, head)
+    src = np.frombuffer(block.payload, dtype=np.uint8)
+    copy_ranges(out_u8, starts + (4 + KEY_BYTES), src, block.offsets[:-1], lengths)
     return out_u8.tobytes()
 
 
@@ -648,7 +650,7 @@ def encode_put_block(
         LocalProtocolError: A cid is negative or a payload is over 32 MiB.
     """
     np = _np()
-    from .block import ranges_index
+    from .block import copy_ranges, scatter_items
 
     k = len(block)
     if k == 0:
@@ -681,10 +683,9 @@ def encode_put_block(
     np.cumsum(rec[:-1], out=starts[1:])
     total = int(starts[-1] + rec[-1])
     out = np.empty(total, dtype=np.uint8)
-    out[(starts[:, None] + np.arange(4 + key_bytes, dtype=np.int64)).ravel()] = head.view(np.uint8)
-    out[ranges_index(starts + 4 + key_bytes, lengths)] = np.frombuffer(
-        block.payload, dtype=np.uint8, count=int(block.offsets[-1])
-    )
+    scatter_items(out, starts, head)
+    src = np.frombuffer(block.payload, dtype=np.uint8)
+    copy_ranges(out, starts + (4 + key_bytes), src, block.offsets[:-1], lengths)
     body = out.tobytes()
     ends = (starts + rec).tolist()
     starts_l = starts.tolist()

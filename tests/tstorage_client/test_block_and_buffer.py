@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tstorage_client._buffer import ReceiveBuffer
-from tstorage_client.block import RecordBlock, ranges_index
+from tstorage_client.block import RecordBlock, copy_ranges
 from tstorage_client.errors import RemoteProtocolError
 from tstorage_client.record import Key
 
@@ -29,10 +29,32 @@ def test_block_take_concat_and_fixed_size() -> None:
     assert RecordBlock.empty().fixed_payload_size() == 0
 
 
-def test_ranges_index() -> None:
-    idx = ranges_index(np.array([10, 0, 5]), np.array([2, 0, 3]))
-    assert idx.tolist() == [10, 11, 5, 6, 7]
-    assert ranges_index(np.array([1]), np.array([0])).tolist() == []
+@pytest.mark.parametrize("top", [4, 64, 300, 5000])
+def test_copy_ranges_matches_slice_copies(top: int) -> None:
+    # Enough records to form groups of equal short lengths, plus long ones copied one by one.
+    rng = np.random.default_rng(top)
+    n = 3000
+    lengths = rng.integers(0, top, n).astype(np.int64)
+    lengths[::97] = rng.integers(256, 4096, len(lengths[::97]))
+    src = rng.integers(0, 256, int(lengths.sum()) * 2 + 10, dtype=np.uint8)
+    src_starts = rng.integers(0, len(src) - lengths)  # anywhere, overlapping reads allowed
+    gaps = rng.integers(0, 5, n)
+    dst_starts = np.zeros(n, dtype=np.int64)
+    np.cumsum((lengths + gaps)[:-1], out=dst_starts[1:])
+    dst = np.full(int(dst_starts[-1] + lengths[-1]) + 7, 0xEE, dtype=np.uint8)
+    expected = dst.copy()
+    for d, s, ln in zip(dst_starts, src_starts, lengths, strict=True):
+        expected[d : d + ln] = src[s : s + ln]
+    copy_ranges(dst, dst_starts, src, src_starts, lengths)
+    assert dst.tobytes() == expected.tobytes()  # copied bytes and untouched gaps alike
+
+
+def test_copy_ranges_with_nothing_to_copy() -> None:
+    dst = np.zeros(4, dtype=np.uint8)
+    src = np.arange(4, dtype=np.uint8)
+    copy_ranges(dst, np.array([1]), src, np.array([0]), np.array([0]))
+    copy_ranges(dst, np.array([], dtype=np.int64), src, np.array([]), np.array([]))
+    assert dst.tolist() == [0, 0, 0, 0]
 
 
 def test_buffer_commit_and_rollback() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from typing import Any
 
@@ -13,8 +14,11 @@ from tests.tstorage_client.conftest import drain
 from tstorage_client import events as ev
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_client.errors import RemoteProtocolError
+from tstorage_client.payload_type import BytesPayloadType
 from tstorage_client.protocol import (
     NEED_DATA,
+    ClientConnection,
+    ObjectRecordDecoder,
     ServerConnection,
     decode_put_records,
     encode_get_records,
@@ -301,3 +305,57 @@ def test_encode_variable_records_matches_loop() -> None:
 def test_key_dtype_is_the_wire_key() -> None:
     arr = np.array([(1, 2, 3, 4, 5)], dtype=KEY_DTYPE)
     assert arr.tobytes() == Key(1, 2, 3, 4, 5).to_bytes()
+
+
+def _wire_records(records: list[tuple[Key, bytes]]) -> bytes:
+    """GET records framed one by one with ``struct`` (the reference for the encoder)."""
+    return b"".join(
+        struct.pack("<iiqiqq", 32 + len(p), k.cid, k.mid, k.moid, k.cap, k.acq) + p
+        for k, p in records
+    )
+
+
+def _client_records(stream: bytes, rng: random.Random) -> list[tuple[Key, bytes]]:
+    """A GET response fed to the client role in random splits, as (key, payload) pairs."""
+    conn = ClientConnection(ObjectRecordDecoder(BytesPayloadType()))
+    conn.send(ev.GetRequest(Key(0, 0, 0, 0, 0), Key(1, 1, 1, 1, 1)))
+    got: list[tuple[Key, bytes]] = []
+    events: list[Any] = []
+    pos = 0
+    while pos < len(stream):
+        step = rng.choice([1, 7, 36, 4096, 300_000, 2_000_000])
+        conn.receive_data(stream[pos : pos + step])
+        pos += step
+        while (event := conn.next_event()) is not NEED_DATA:
+            events.append(event)
+            if isinstance(event, ev.RecordsBatch):
+                got.extend((r.key, r.value) for r in event.records)
+    assert isinstance(events[0], ev.GetStart) and events[-1] == ev.GetEnd(acq=42)
+    return got
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_encode_mixed_large_payloads_is_byte_exact(seed: int) -> None:
+    # Large payloads of many lengths (1 KiB to 1 MiB), short ones and empty ones, mixed.
+    rng = random.Random(seed)
+    records: list[tuple[Key, bytes]] = []
+    for i in range(120):
+        kind = rng.random()
+        if kind < 0.5:
+            size = int(2 ** rng.uniform(10, 20))
+        elif kind < 0.9:
+            size = rng.randrange(0, 300)
+        else:
+            size = 0
+        records.append((Key(rng.randrange(5), i, -i, 3 * i, 2**40 + i), rng.randbytes(size)))
+    block = RecordBlock.from_records([k for k, _ in records], [p for _, p in records])
+    encoded = encode_get_records(block)
+    assert encoded == _wire_records(records)
+    # The records of a piece the server cut from a larger block (payload offset not 0).
+    piece = block.take(np.arange(10, 90))
+    assert encode_get_records(piece) == _wire_records(records[10:90])
+    conn = ServerConnection()
+    stream = (
+        conn.send(ev.GetStart()) + conn.send(ev.GetRecords(block)) + conn.send(ev.GetEnd(acq=42))
+    )
+    assert _client_records(stream, rng) == records
