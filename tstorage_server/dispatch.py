@@ -8,7 +8,6 @@ a maximal key component (§4.8), PUT/PUTA results (§3.6).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -24,12 +23,9 @@ from tstorage_client.events import (
 )
 from tstorage_client.record import INT32_MAX, INT64_MAX, Key
 from tstorage_server.store import Snapshot, Store
-from tstorage_server.store import blocks as B
 from tstorage_server.store.blocks import KeyTuple
 
 ERROR_STATUS = -1
-# Mean payload length from which GET pieces are cut into runs of equal length.
-LARGE_PAYLOAD_BYTES = 1024
 _MAX_BY_FIELD = {
     "cid": INT32_MAX,
     "mid": INT64_MAX,
@@ -102,30 +98,13 @@ def open_get(store: Store, request: GetRequest) -> Snapshot:
 
 
 def get_records(snapshot: Snapshot, request: GetRequest) -> Iterator[GetRecords]:
-    """The records of a validated GET, in ascending key order, in bounded pieces."""
-    for block in snapshot.query(as_tuple(request.key_min), as_tuple(request.key_max)):
-        for piece in _uniform_runs(block):
-            yield GetRecords(piece)
+    """The records of a validated GET, in ascending key order, in bounded pieces.
 
-
-def _uniform_runs(block: RecordBlock) -> Iterator[RecordBlock]:
-    """``block`` cut into runs of records with equal payload length when payloads are large.
-
-    The core encodes a block whose payloads all have one length with a single structured
-    copy; mixed lengths take a byte-index gather whose index is 8 bytes per payload byte,
-    which is right for small payloads but slow and memory-hungry for large ones.
+    The store cuts the result into pieces of bounded records and bytes; each is encoded
+    as it is (the core encodes mixed payload lengths in O(bytes)).
     """
-    n = len(block.keys)
-    if n < 2 or int(block.offsets[-1] - block.offsets[0]) < LARGE_PAYLOAD_BYTES * n:
-        yield block
-        return
-    lengths = np.diff(block.offsets)
-    if bool(np.all(lengths == lengths[0])):
-        yield block
-        return
-    cuts = [0, *(np.flatnonzero(lengths[1:] != lengths[:-1]) + 1).tolist(), n]
-    for start, stop in itertools.pairwise(cuts):
-        yield B.take(block, np.arange(start, stop))
+    for block in snapshot.query(as_tuple(request.key_min), as_tuple(request.key_max)):
+        yield GetRecords(block)
 
 
 def get_end(snapshot: Snapshot, request: GetRequest) -> GetEnd:

@@ -14,6 +14,10 @@ import time
 import pytest
 
 from tests._servers import ServerProcess
+from tstorage_client.events import NEED_DATA, GetRequest, RecordsBatch
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.protocol import ClientConnection, ObjectRecordDecoder
+from tstorage_client.record import Key
 
 from .wire import (
     ERROR_GET,
@@ -405,3 +409,44 @@ def test_a_request_over_the_size_limit_is_refused_whole(data_dir) -> None:
         assert_alive(server)
         with Raw(server.port) as c:
             assert len(c.get()[1]) == 100
+
+
+def test_get_of_mixed_large_payloads_returns_the_stored_bytes_exactly(
+    server: ServerProcess,
+) -> None:
+    # About 24 MB of payloads from 1 KiB to 1 MiB with short ones between: the response
+    # spans several store pieces and write rounds.
+    rng = random.Random(11)
+    records: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+    total = 0
+    i = 0
+    while total < 24 * 2**20:
+        size = int(2 ** rng.uniform(10, 20)) if rng.random() < 0.6 else rng.randrange(0, 200)
+        records.append(((21, i, 0, 0, 5), rng.randbytes(size)))
+        total += size
+        i += 1
+    body = b"".join(I32.pack(32 + len(p)) + struct.pack("<iqiqq", *k) + p for k, p in records)
+    kmin, kmax = (21, 0, 0, 0, 0), (22, 2**40, 1, 1, 6)
+    with Raw(server.port) as c:
+        assert c.put(records, with_acq=True)[0] == 0
+        c.send(key_range(GET, kmin, kmax))
+        response = c.recv_exactly(12 + len(body) + 4 + 20)
+    assert response[:12] == HEADER.pack(0, 0)
+    assert response[12 : 12 + len(body)] == body
+    assert response[12 + len(body) :] == I32.pack(0) + HEADER.pack(0, 8) + struct.pack("<q", 6)
+    # The client role reads the same records from the stream in any split.
+    conn = ClientConnection(ObjectRecordDecoder(BytesPayloadType()))
+    conn.send(GetRequest(Key(*kmin), Key(*kmax)))
+    got: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+    pos = 0
+    while pos < len(response):
+        step = rng.choice([1, 13, 4096, 70_000, 1_500_000])
+        conn.receive_data(response[pos : pos + step])
+        pos += step
+        while (event := conn.next_event()) is not NEED_DATA:
+            if isinstance(event, RecordsBatch):
+                got.extend(
+                    ((r.key.cid, r.key.mid, r.key.moid, r.key.cap, r.key.acq), r.value)
+                    for r in event.records
+                )
+    assert got == records
