@@ -4,11 +4,13 @@
 
 Server role: PUT stream -> RecordBlocks (fixed and variable payload sizes, and 100 000
 one-record batches with a new cid each, as the C++, C and Java clients may send) and
-RecordBlock -> GET response bytes. Client role: Record objects -> PUT stream and GET
+RecordBlock -> GET response bytes, also for ~47 MB of mixed 1 KiB..1 MiB payloads (figures
+there in MB/s of payload). Client role: Record objects -> PUT stream and GET
 response -> Record objects / numpy arrays. Each figure is the best of three runs.
 
 ``--e2e`` also times the client's object and numpy paths against a ``tstorage-server``
-process started on a temporary data directory (127.0.0.1, port picked by the OS).
+process started on a temporary data directory (127.0.0.1, port picked by the OS), and a GET
+of ~47 MB of mixed 1 KiB..1 MiB payloads through that server.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from tstorage_client import events as ev
 from tstorage_client.block import KEY_DTYPE, RecordBlock
-from tstorage_client.payload_type import NumpyPayloadType, StructPayloadType
+from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType, StructPayloadType
 from tstorage_client.protocol import (
     NEED_DATA,
     NumpyRecordDecoder,
@@ -80,6 +82,19 @@ def one_record_batches(n: int) -> bytes:
     rows["n"] = 28 + 4
     rows["mid"] = rows["cap"] = rows["acq"] = rows["p"] = np.arange(n)
     return b"\x06\x00\x00\x00" + bytes(8) + rows.tobytes() + b"\xff\xff\xff\xff"
+
+
+def mixed_large_block(rng: np.random.Generator, total: int = 47_000_000) -> RecordBlock:
+    """About ``total`` payload bytes in records of log-uniform lengths from 1 KiB to 1 MiB."""
+    lengths = np.exp(rng.uniform(np.log(1024), np.log(2**20), 4096)).astype(np.int64)
+    lengths = lengths[: int(np.searchsorted(np.cumsum(lengths), total))]
+    k = len(lengths)
+    keys = np.zeros(k, dtype=KEY_DTYPE)
+    keys["cid"] = 1
+    keys["mid"] = np.arange(k)
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return RecordBlock(keys, offsets, rng.bytes(int(offsets[-1])))
 
 
 def main() -> None:
@@ -155,9 +170,25 @@ def main() -> None:
     rows.append(
         ("client: decode GET into numpy arrays", best(lambda: ndec.decode(get_wire_n, None), n))
     )
-    width = max(len(r[0]) for r in rows)
+    large = mixed_large_block(rng)
+    mb = int(large.offsets[-1]) / 1e6
+    put_large = header + b"".join(encode_put_block(large, True)) + b"\xff\xff\xff\xff"
+    assert server_decode(put_large) == len(large)
+    large_rows = [
+        (
+            f"server: decode PUTA stream, {len(large)} mixed 1 KiB..1 MiB payloads",
+            best(lambda: server_decode(put_large), mb),
+        ),
+        (
+            f"server: encode GET records, {len(large)} mixed 1 KiB..1 MiB payloads",
+            best(lambda: encode_get_records(large), mb),
+        ),
+    ]
+    width = max(len(r[0]) for r in rows + large_rows)
     for name, rate in rows:
         print(f"{name:<{width}}  {rate:>14,.0f} records/s")
+    for name, rate in large_rows:
+        print(f"{name:<{width}}  {rate:>14,.0f} MB/s ({mb:.1f} MB)")
     if args.e2e:
         end_to_end(min(n, 200_000))
 
@@ -206,8 +237,21 @@ def end_to_end(n: int) -> None:
                 res = ch.get(Key(3, 0, 0, 0, 0), Key(4, m, 1, 1, 1))
                 assert res.is_ok() and sum(len(a) for a in res.data) == m
                 rows.append(("e2e numpy get", m / (time.perf_counter() - t)))
+            large = mixed_large_block(np.random.default_rng(1))
+            mb = int(large.offsets[-1]) / 1e6
+            recs = [Record(Key(5, k.mid, 0, 0, 0), p) for k, p in large.to_records()]
+            with Channel("127.0.0.1", port, BytesPayloadType()) as bch:
+                assert bch.puta(recs).is_ok()
+                t = time.perf_counter()
+                got_large = bch.get(Key(5, 0, 0, 0, 0), Key(6, 2**40, 1, 1, 1))
+                large_rate = mb / (time.perf_counter() - t)
+                assert got_large.is_ok() and [r.value for r in got_large.data] == [
+                    r.value for r in recs
+                ]
             for name, rate in rows:
                 print(f"{name:<48}  {rate:>14,.0f} records/s")
+            name = f"e2e object get, {len(recs)} mixed 1 KiB..1 MiB payloads"
+            print(f"{name:<48}  {large_rate:>14,.0f} MB/s ({mb:.1f} MB)")
         finally:
             proc.terminate()
             proc.wait(30)
