@@ -82,7 +82,17 @@ class Server:
         return cls(port=port, **kwargs)
 
     def build(self) -> ZnSocketApp:
-        """Create the socket.io app without serving it."""
+        """Create the socket.io app without serving it.
+
+        Raises:
+            ValueError: For an ``async_mode`` other than ``"eventlet"`` - :meth:`run`
+                serves with eventlet's WSGI server (use :func:`attach_events` to put the
+                events on a server of another async mode).
+        """
+        if self.async_mode not in (None, "eventlet"):
+            raise ValueError(
+                f"Unsupported async_mode for Server.run: {self.async_mode!r} (only 'eventlet')"
+            )
         return create_app(
             resolve_storage(self.storage),
             max_http_buffer_size=self.max_http_buffer_size,

@@ -95,6 +95,12 @@ def test_server_from_url() -> None:
     )
 
 
+def test_server_refuses_async_modes_it_cannot_serve() -> None:
+    with pytest.raises(ValueError, match="only 'eventlet'"):
+        Server(async_mode="threading").build()
+    assert Server(async_mode="eventlet").build().sio.async_mode == "eventlet"
+
+
 def test_resolve_storage() -> None:
     assert isinstance(resolve_storage("memory"), MemoryStorage)
     assert isinstance(resolve_storage("redis://127.0.0.1:1/0"), RedisStorage)
