@@ -1,5 +1,5 @@
 // The live chart (uPlot): a time axis, the values (or, when downsampled, the bucket means
-// inside a min-max band), zoom by dragging or with the wheel, pan with buttons/keys.
+// between thin min and max lines; a filled band costs frames in software rendering), zoom by dragging or with the wheel, pan with buttons/keys.
 // Only the user's gestures change the view; data updates keep it (or follow the data).
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -47,7 +47,6 @@ export class SeriesChart {
         { label: 'min', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
         { label: 'max', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false } },
       ],
-      bands: [{ series: [3, 2], fill: 'rgba(37,99,235,0.12)' }],
       hooks: {
         // A drag across the plot selects a time range: zoom to it (uPlot's own zoom is off
         // so that only the user's gestures, never data updates, count as a new view).
