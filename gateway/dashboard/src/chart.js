@@ -1,5 +1,6 @@
 // The live chart (uPlot): a time axis, the values (or, when downsampled, the bucket means
-// between thin min and max lines; a filled band costs frames in software rendering), zoom by dragging or with the wheel, pan with buttons/keys.
+// between thin min and max lines: a filled band costs frames in software rendering), zoom
+// by dragging or with the wheel, pan with buttons/keys.
 // Only the user's gestures change the view; data updates keep it (or follow the data).
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
