@@ -89,8 +89,8 @@ allow_corrections = true
 export async function startGateway(options = {}) {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'gw-js-'));
   const storage = options.tstorage
-    ? `[tstorage]\nhost = "127.0.0.1"\nport = ${options.tstorage.port}\ntimeout = 2.0\nreconnect_max_delay = 0.5\n`
-    : `[tstorage]\ntimeout = 2.0\n[tstorage.embedded]\ndata_dir = "${path.join(dir, 'data')}"\n`;
+    ? `[tstorage]\nhost = "127.0.0.1"\nport = ${options.tstorage.port}\nreconnect_max_delay = 0.5\n`
+    : `[tstorage.embedded]\ndata_dir = "${path.join(dir, 'data')}"\n`;
   const config = path.join(dir, 'gateway.toml');
   writeFileSync(config, `[server]\nhost = "127.0.0.1"\nport = 0\n${options.extra ?? ''}\n${storage}\n${MAP_RULES}`);
   const server = await spawnServer(path.join(VENV_BIN, 'gateway'), ['run', '--config', config, '--port', String(options.port ?? 0)], options.env);

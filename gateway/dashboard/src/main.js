@@ -26,6 +26,8 @@ const state = {
   /** @type {number|null} newest time held by the chart */
   lastT: null,
   loadSeq: 0,
+  /** Reads of the window in flight. */
+  loading: 0,
   polling: false,
   /** @type {(() => void) | null} */
   offRefresh: null,
@@ -79,6 +81,7 @@ function pick(key) {
   state.view = null;
   state.follow = true;
   state.lastT = null;
+  state.window = null;
   /** @type {HTMLInputElement} */ ($('follow')).checked = true;
   table.select(key);
   $('chart-title').textContent = key;
@@ -97,9 +100,10 @@ async function load() {
   if (!client?.connected || key === null) return;
   const seq = ++state.loadSeq;
   const view = state.follow ? null : state.view;
+  state.loading++;
   const w = await guarded(() =>
     timeseries.downsample(client, key, chart.pixels, { start: view?.min ?? null, end: view?.max ?? null, limit: RAW_LIMIT }),
-  );
+  ).finally(() => state.loading--);
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   const data =
     w.mode === 'raw'
@@ -142,6 +146,11 @@ async function poll() {
   const client = state.client;
   const key = state.key;
   if (!client?.connected || key === null || state.polling) return;
+  if (state.window === null) {
+    // The first read of this series failed (e.g. TStorage was down): try it again.
+    if (state.loading === 0) void load();
+    return;
+  }
   state.polling = true;
   try {
     const since = state.lastT;
