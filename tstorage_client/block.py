@@ -127,19 +127,58 @@ def gather_items(src: Any, starts: np.ndarray, dtype: np.dtype[Any]) -> np.ndarr
     return _windows(src, size)[np.asarray(starts, dtype=np.int64)].view(dtype)
 
 
+#: Integer dtypes that move rows of these sizes faster than ``V{size}`` items.
+_ROW_DTYPES: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
+
+
+def _rows(src: np.ndarray, size: int) -> np.ndarray:
+    """``src`` cut into consecutive ``size``-byte items (a trailing partial row is dropped)."""
+    usable = len(src) - len(src) % size
+    return src[:usable].view(_ROW_DTYPES.get(size, np.dtype(f"V{size}")))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class RecordBlock:
     """A batch of records stored column-wise.
+
+    Invariant (checked on construction, O(1)): ``offsets`` has ``len(keys) + 1`` entries,
+    starts at 0 and ends at ``len(payload)``; a block never points into the middle of a
+    larger buffer, so every payload position is ``offsets[i]`` as it stands.
+
+    Blocks are treated as immutable: :meth:`take` and :meth:`concat` may return arrays and
+    buffers shared with their input instead of copies.
 
     Attributes:
         keys: Structured array of :data:`KEY_DTYPE`, one row per record.
         offsets: int64 array of length ``len(keys) + 1``; ``offsets[0] == 0``.
         payload: The concatenated payloads (``len == offsets[-1]``).
+
+    Raises:
+        ValueError: On construction, if the three columns do not fit together as above.
     """
 
     keys: np.ndarray
     offsets: np.ndarray
     payload: bytes | bytearray | memoryview
+
+    def __post_init__(self) -> None:
+        offsets = self.offsets
+        if offsets.ndim != 1 or len(offsets) != len(self.keys) + 1:
+            raise ValueError(
+                f"offsets must have len(keys) + 1 = {len(self.keys) + 1} entries, "
+                f"not shape {offsets.shape}"
+            )
+        if offsets[0] != 0:
+            raise ValueError(f"offsets must start at 0, not {int(offsets[0])}")
+        if len(self.payload) != offsets[-1]:
+            raise ValueError(
+                f"payload holds {len(self.payload)} bytes but offsets end at {int(offsets[-1])}"
+            )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -179,26 +218,75 @@ class RecordBlock:
         )
 
     def take(self, index: np.ndarray | Sequence[int]) -> RecordBlock:
-        """A new block with the records at ``index`` (an int array or a boolean mask), in that order."""
+        """A new block with the records at ``index``, in that order.
+
+        Costs O(records taken + their bytes), whatever the size of this block. A run of
+        consecutive ascending indices is returned as views of this block's columns (no
+        copy); otherwise keys and payloads are gathered into new arrays, equal payload
+        lengths as one row gather and mixed ones by :func:`copy_ranges`.
+
+        Args:
+            index: Integer positions (negative ones count from the end, as in numpy) or a
+                boolean mask of ``len(self)`` entries.
+
+        Raises:
+            IndexError: A position is out of range, the positions are not a 1-D integer
+                sequence, or the mask has the wrong length.
+        """
         idx = np.asarray(index)
         if idx.dtype == np.bool_:
+            if idx.shape != (len(self),):
+                raise IndexError(f"mask of shape {idx.shape} for a block of {len(self)} records")
             idx = np.flatnonzero(idx)
+        elif idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise IndexError(f"record positions must be a 1-D integer array, not {idx!r:.60}")
         idx = idx.astype(np.int64, copy=False)
-        keys = self.keys[idx]
-        lengths = self.lengths[idx]
-        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        n = len(idx)
+        if n == 0:
+            return RecordBlock.empty()
+        first, last = int(idx[0]), int(idx[-1])
+        if (
+            first >= 0
+            and last < len(self)
+            and last - first + 1 == n
+            and (n == 1 or bool((np.diff(idx) == 1).all()))
+        ):
+            return self._slice(first, last + 1)
+        # ndarray.take is many times faster than fancy indexing on structured dtypes.
+        keys = self.keys.take(idx)
+        starts = self.offsets[:-1].take(idx)
+        lengths = self.offsets[1:].take(idx) - starts
+        offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        if offsets[-1] == 0:
+        total = int(offsets[-1])
+        if total == 0:
             return RecordBlock(keys, offsets, b"")
         src = np.frombuffer(self.payload, dtype=_U8)
-        size = self.fixed_payload_size()
-        if size:
-            payload = src.reshape(-1, size)[idx].tobytes()
+        size = int(lengths[0])
+        out: np.ndarray
+        if bool((lengths == size).all()):
+            rows, misaligned = np.divmod(starts, size)
+            if bool(misaligned.any()):
+                out = _windows(src, size)[starts]
+            else:
+                out = _rows(src, size).take(rows)
+            out = out.view(_U8)
         else:
-            out = np.empty(int(offsets[-1]), dtype=_U8)
-            copy_ranges(out, offsets[:-1], src, self.offsets[:-1][idx], lengths)
-            payload = out.tobytes()
-        return RecordBlock(keys, offsets, payload)
+            out = np.empty(total, dtype=_U8)
+            copy_ranges(out, offsets[:-1], src, starts, lengths)
+        # The gathered array is already a fresh buffer: hand it over without another copy.
+        return RecordBlock(keys, offsets, out.data)
+
+    def _slice(self, start: int, stop: int) -> RecordBlock:
+        """Records ``start`` to ``stop - 1`` as views of this block's columns."""
+        if start == 0 and stop == len(self):
+            return self
+        lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+        return RecordBlock(
+            self.keys[start:stop],
+            self.offsets[start : stop + 1] - lo,
+            memoryview(self.payload)[lo:hi],
+        )
 
     @classmethod
     def empty(cls) -> RecordBlock:
@@ -207,7 +295,8 @@ class RecordBlock:
 
     @classmethod
     def concat(cls, blocks: Sequence[RecordBlock]) -> RecordBlock:
-        """One block holding the records of ``blocks`` in order."""
+        """One block holding the records of ``blocks`` in order (a lone non-empty block is
+        returned as it is)."""
         blocks = [b for b in blocks if len(b)]
         if not blocks:
             return cls.empty()
@@ -217,8 +306,7 @@ class RecordBlock:
         lengths = np.concatenate([b.lengths for b in blocks])
         offsets = np.zeros(len(keys) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        payload = b"".join(bytes(b.payload[: int(b.offsets[-1])]) for b in blocks)
-        return cls(keys, offsets, payload)
+        return cls(keys, offsets, b"".join([b.payload for b in blocks]))
 
     @classmethod
     def from_records(

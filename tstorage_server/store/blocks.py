@@ -1,29 +1,30 @@
 """Vectorised operations on columnar record blocks.
 
 A block holds ``n`` records as three columns: ``keys`` (``KEY_DTYPE``), ``offsets`` (``n + 1``
-int64 positions into ``payload``) and ``payload`` (all payload bytes back to back). The
-store never builds one Python object per record: selection, ordering and gathering are
-numpy operations over whole columns.
+int64 positions into ``payload``, starting at 0) and ``payload`` (all payload bytes back to
+back). The store never builds one Python object per record: selection, ordering and
+gathering are numpy operations over whole columns.
+
+Gathering and joining records are the core's :meth:`RecordBlock.take` and
+:meth:`RecordBlock.concat` (one implementation for clients and servers); this module adds
+what only the store needs: key order, query boxes and piece cutting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from tstorage_client.block import KEY_DTYPE, RecordBlock
+from tstorage_client.block import RecordBlock
 
 KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
 
-# Below this mean payload length a fancy-indexed byte gather beats a Python loop of slices.
-_SMALL_PAYLOAD_BYTES = 256
-
-
-def empty_block() -> RecordBlock:
-    """A block with no records."""
-    return RecordBlock(np.empty(0, KEY_DTYPE), np.zeros(1, np.int64), b"")
+#: A block with no records.
+empty_block = RecordBlock.empty
+#: ``take(block, idx)``: the records ``idx`` of ``block``, in that order (the core's gather).
+take = RecordBlock.take
+#: ``concat(blocks)``: all records of ``blocks`` in order, as one block.
+concat = RecordBlock.concat
 
 
 def key_tuple(row: np.void) -> KeyTuple:
@@ -32,16 +33,10 @@ def key_tuple(row: np.void) -> KeyTuple:
 
 
 def uniform_length(block: RecordBlock) -> int:
-    """The payload length shared by every record, or -1 if lengths differ."""
-    n = len(block.keys)
-    if n == 0:
-        return 0
-    total = int(block.offsets[-1] - block.offsets[0])
-    if total % n:
-        return -1
-    length = total // n
-    lengths = np.diff(block.offsets)
-    return length if bool(np.all(lengths == length)) else -1
+    """The payload length shared by every record, or -1 if lengths differ (the store's
+    block metadata spells "mixed" as -1)."""
+    size = block.fixed_payload_size()
+    return -1 if size is None else size
 
 
 def box_mask(keys: np.ndarray, kmin: KeyTuple, kmax: KeyTuple) -> np.ndarray:
@@ -78,73 +73,11 @@ def sort_order(keys: np.ndarray, *, with_acq: bool = True) -> np.ndarray:
     return np.lexsort(tuple(keys[name] for name in reversed(fields)))
 
 
-def take(block: RecordBlock, idx: np.ndarray) -> RecordBlock:
-    """The records ``idx`` of ``block``, in that order, as a new block."""
-    idx = np.asarray(idx, dtype=np.int64)
-    n = len(idx)
-    if n == 0:
-        return empty_block()
-    offsets = block.offsets
-    first, last = int(idx[0]), int(idx[-1])
-    if last - first + 1 == n and (n == 1 or bool(np.all(np.diff(idx) == 1))):
-        # A contiguous run: slice, no copy of the payload.
-        start, stop = int(offsets[first]), int(offsets[last + 1])
-        new_offsets = offsets[first : last + 2] - start
-        return RecordBlock(
-            block.keys[first : last + 1], new_offsets, memoryview(block.payload)[start:stop]
-        )
-    starts = offsets[idx]
-    lengths = offsets[idx + 1] - starts
-    new_offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    total = int(new_offsets[-1])
-    source = np.frombuffer(block.payload, dtype=np.uint8)
-    if total == 0:
-        payload = b""
-    elif bool(np.all(lengths == lengths[0])):
-        length = int(lengths[0])
-        if int(offsets[0]) == 0 and int(offsets[-1]) == length * len(block.keys):
-            payload = source[: length * len(block.keys)].reshape(-1, length)[idx].tobytes()
-        else:
-            rows = starts[:, None] + np.arange(length, dtype=np.int64)
-            payload = source[rows].tobytes()
-    elif total // n < _SMALL_PAYLOAD_BYTES:
-        byte_idx = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
-        payload = source[byte_idx].tobytes()
-    else:
-        view = memoryview(block.payload)
-        payload = b"".join(
-            [view[s : s + ln] for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)]
-        )
-    return RecordBlock(block.keys[idx], new_offsets, payload)
-
-
-def concat(blocks: Sequence[RecordBlock]) -> RecordBlock:
-    """All records of ``blocks`` in order, as one block."""
-    blocks = [b for b in blocks if len(b.keys)]
-    if not blocks:
-        return empty_block()
-    if len(blocks) == 1:
-        return blocks[0]
-    keys = np.concatenate([b.keys for b in blocks])
-    parts = []
-    payloads = []
-    base = 0
-    for b in blocks:
-        start = int(b.offsets[0])
-        stop = int(b.offsets[-1])
-        parts.append(b.offsets[:-1] - start + base)
-        payloads.append(memoryview(b.payload)[start:stop])
-        base += stop - start
-    parts.append(np.array([base], dtype=np.int64))
-    return RecordBlock(keys, np.concatenate(parts), b"".join(payloads))
-
-
 def split(block: RecordBlock, max_records: int, max_bytes: int) -> list[RecordBlock]:
     """Cut ``block`` into consecutive pieces of at most ``max_records`` records and about
     ``max_bytes`` payload bytes (a single larger record forms a piece by itself)."""
     n = len(block.keys)
-    if n <= max_records and int(block.offsets[-1] - block.offsets[0]) <= max_bytes:
+    if n <= max_records and int(block.offsets[-1]) <= max_bytes:
         return [block]
     pieces = []
     start = 0
@@ -154,6 +87,6 @@ def split(block: RecordBlock, max_records: int, max_bytes: int) -> list[RecordBl
         limit = int(offsets[start]) + max_bytes
         cut = int(np.searchsorted(offsets[start + 1 : stop + 1], limit, side="right")) + start
         stop = max(start + 1, min(stop, cut))
-        pieces.append(take(block, np.arange(start, stop)))
+        pieces.append(block.take(np.arange(start, stop)))
         start = stop
     return pieces
