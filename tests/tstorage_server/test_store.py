@@ -32,16 +32,10 @@ def records(store: Store, kmin=KMIN, kmax=KMAX, **kw) -> list[tuple[tuple[int, .
     with store.snapshot() as snap:
         for block in snap.query(kmin, kmax, **kw):
             payload = bytes(block.payload)
+            offsets = block.offsets.tolist()
+            assert offsets[0] == 0 and offsets[-1] == len(payload)
             for i, row in enumerate(block.keys.tolist()):
-                out.append(
-                    (
-                        tuple(row),
-                        payload[
-                            block.offsets[i] - block.offsets[0] : block.offsets[i + 1]
-                            - block.offsets[0]
-                        ],
-                    )
-                )
+                out.append((tuple(row), payload[offsets[i] : offsets[i + 1]]))
     return out
 
 
@@ -159,6 +153,22 @@ def test_variable_payloads_survive_merge_of_overlapping_blocks(store: Store) -> 
     assert records(store) == expected
     assert records(store, (1, 10, 0, 0, 0), (2, 20, 1, 1, 1)) == [
         kp for kp in expected if 10 <= kp[0][1] < 20
+    ]
+
+
+def test_a_query_picking_equal_lengths_out_of_a_mixed_block(store: Store) -> None:
+    # Lengths 1, 2, 3, 2, 2 total 2 * 5, yet records 1 and 3 do not sit at rows of 2 bytes.
+    keys = [(1, i, i % 2, 0, 0) for i in range(5)]
+    payloads = [b"a", b"bb", b"ccc", b"dd", b"ee"]
+    store.put_blocks([make_block(keys, payloads)], assign_acq=False)
+    assert records(store, (1, 0, 1, 0, 0), (2, 9, 2, 1, 1)) == [
+        ((1, 1, 1, 0, 0), b"bb"),
+        ((1, 3, 1, 0, 0), b"dd"),
+    ]
+    assert records(store, (1, 0, 0, 0, 0), (2, 9, 1, 1, 1)) == [
+        ((1, 0, 0, 0, 0), b"a"),
+        ((1, 2, 0, 0, 0), b"ccc"),
+        ((1, 4, 0, 0, 0), b"ee"),
     ]
 
 
