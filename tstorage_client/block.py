@@ -147,8 +147,10 @@ class RecordBlock:
     """A batch of records stored column-wise.
 
     Invariant (checked on construction, O(1)): ``offsets`` has ``len(keys) + 1`` entries,
-    starts at 0 and ends at ``len(payload)``; a block never points into the middle of a
-    larger buffer, so every payload position is ``offsets[i]`` as it stands.
+    starts at 0 and ends at ``len(payload)``. Records cut out of a larger buffer are held
+    as a slice of it (a memoryview) with offsets counted from the slice, never as the
+    whole buffer with shifted offsets, so ``offsets[i]`` is always a position in
+    ``payload`` as it stands and no reader needs a base.
 
     Blocks are treated as immutable: :meth:`take` and :meth:`concat` may return arrays and
     buffers shared with their input instead of copies.
