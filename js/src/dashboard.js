@@ -1,11 +1,12 @@
 /**
- * Time-window reads of a series (a List key of a gateway map rule): raw ranges, the latest
- * N records, series info, and ranges downsampled to N time buckets (min/max/mean/last).
+ * The dashboard's reads: the list of mapped series, and windows of one series shaped for
+ * a chart (the newest records when a window is too large for raw reading, or the window
+ * downsampled to N time buckets with min/max/mean/last).
  *
- * They use the gateway's `dashboard:window` and `dashboard:series` events (documented in
- * `gateway/dashboard.py`). Times are unix seconds (floats), the chart convention; a
- * series' capture times are nanoseconds, which a JavaScript number cannot hold exactly.
- * @module timeseries
+ * They use the gateway's `dashboard:series` and `dashboard:window` events (documented in
+ * `gateway/dashboard.py`). Times are unix seconds (floats), the chart convention. For the
+ * general time-series events (`ts:*`) see `timeseries.js`.
+ * @module dashboard
  */
 
 import { ZnSocketError } from './errors.js';

@@ -4,11 +4,12 @@
  * time-window reads of gateway series.
  *
  * ```js
- * import { connect, List, timeseries } from 'tstorage-gateway-znsocket';
+ * import { connect, List, timeseries, dashboard } from 'tstorage-gateway-znsocket';
  * const client = await connect('http://127.0.0.1:5000', { token });
  * const voltage = new List(client, 'meters/7/3');
  * await voltage.push(230.5);
- * const last100 = await timeseries.latest(client, 'meters/7/3', 100);
+ * const last100 = await timeseries.latest(client, 'meters/7/3', 100);   // ts:* events
+ * const series = await dashboard.listSeries(client);                    // dashboard:* events
  * ```
  * @module tstorage-gateway-znsocket
  */
@@ -20,3 +21,4 @@ export { dumps, loads } from './json.js';
 export { LIST_PREFIX, DICT_PREFIX } from './values.js';
 export * from './errors.js';
 export * as timeseries from './timeseries.js';
+export * as dashboard from './dashboard.js';

@@ -2,7 +2,7 @@
 // tokens, read-only tokens cannot write, and the dashboard events show only permitted keys.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, AuthenticationError, PermissionDeniedError, List, timeseries } from '../src/index.js';
+import { connect, AuthenticationError, PermissionDeniedError, List, dashboard as timeseries } from '../src/index.js';
 import { startGateway } from './helpers.js';
 
 const AUTH = `

@@ -1,9 +1,9 @@
-// Time-window reads (range, latest, info, downsampling) of a series written straight into
+// The dashboard's reads (listing, range, latest, info, downsampling) of a series written straight into
 // TStorage by another program (tstorage_client), checked against the known records and
 // against the Python client's view of the same List.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, timeseries, ZnSocketError, KeyMappingError } from '../src/index.js';
+import { connect, dashboard as timeseries, ZnSocketError, KeyMappingError } from '../src/index.js';
 import { startGateway, python } from './helpers.js';
 
 const T0 = 1_700_000_000; // unix seconds

@@ -1,7 +1,7 @@
 // The dashboard: connects to the gateway that served the page, lists the mapped series,
 // draws the chosen one and keeps it live. What is on screen is also readable from
 // `window.dashboard` (tests and benchmarks use it).
-import { connect, List, TStorageUnavailable, ConnectionError, timeseries } from '../../../js/src/index.js';
+import { connect, List, TStorageUnavailable, ConnectionError, dashboard as timeseries } from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
 import { SeriesTable } from './seriesTable.js';
 import { StatusView } from './status.js';
