@@ -84,20 +84,43 @@ class Gateway:
     app: Any
     embedded: EmbeddedTStorage | None = None
 
-    def follow(self, interval: float = 0.5) -> None:
+    def follow(self, interval: float | None = None, watch_s: float | None = None) -> None:
         """Emit ``refresh`` events for records written by others (a background green thread).
 
-        Every ``interval`` seconds the indexes read in the last minute and the generic keys
-        catch up with TStorage; whatever arrived from another gateway or program is
-        announced to the websocket clients as upstream clients announce their own writes.
+        Every ``interval`` seconds (``[server] follow_interval``) the indexes of the keys
+        read within ``watch_s`` seconds (``[server] watch_window``) and the generic keys
+        catch up with TStorage, each by one GET of what was acquired since its watermark;
+        whatever arrived from another gateway or program is announced to the websocket
+        clients as upstream clients announce their own writes, one event per key and poll.
+
+        With a message queue, these events go to this process's clients only: every
+        gateway follows TStorage for its own clients, so relaying them would repeat each
+        event once per gateway. Clients' own ``refresh`` events still cross gateways.
         """
-        self.storage.follow(self.app.emit_refresh)
+        server = self.config.server
+        every = server.follow_interval if interval is None else interval
+        window = server.watch_window if watch_s is None else watch_s
+        app = self.app
+        local = server.message_queue is not None
+
+        def emit(target: str, data: dict[str, Any]) -> None:
+            app.sio.emit(
+                "refresh",
+                {"target": target, "data": data},
+                namespace=app.namespace,
+                ignore_queue=local,
+            )
+
+        self.storage.follow(emit)
 
         def loop() -> None:
+            due = time.monotonic()
             while True:
-                time.sleep(interval)
+                # a fixed rate: a slow poll does not push the next one back
+                due = max(due + every, time.monotonic())
+                time.sleep(max(due - time.monotonic(), 0.0))
                 try:
-                    self.storage.poll()
+                    self.storage.poll(window)
                 except Exception as exc:  # TStorage down: commands report it; keep following
                     log.debug("change feed: %s", exc)
 
@@ -139,13 +162,23 @@ def build(config: GatewayConfig) -> Gateway:
         storage = GatewayStorage(link, config)
         storage.load()
         authenticate, authorize = policy_hooks(config.auth)
+        options: dict[str, Any] = {}
+        if config.server.message_queue is not None:
+            import socketio
+
+            # refresh events from clients reach the clients of every gateway
+            options["client_manager"] = socketio.RedisManager(config.server.message_queue)
         app = create_app(
             storage,
             max_http_buffer_size=config.server.max_message_size,
             cors_allowed_origins=config.server.allowed_origins or None,
             authenticate=authenticate,
             authorize=authorize,
+            **options,
         )
+        from gateway.timeseries.events import mount as mount_timeseries
+
+        mount_timeseries(app, storage, authorize)
         from gateway.dashboard import mount as mount_dashboard  # the page at / and its events
 
         mount_dashboard(app, storage, authorize)
@@ -153,6 +186,8 @@ def build(config: GatewayConfig) -> Gateway:
         if embedded is not None:
             embedded.stop()
         raise
+    if config.server.message_queue is not None:
+        log.info("message queue: %s", _redacted(config.server.message_queue))
     log.info(
         "%d map rule(s); unmapped keys: %s (cid %d); auth %s",
         len(config.map), config.generic.unmapped, config.generic.cid,
@@ -173,3 +208,8 @@ def run(config: GatewayConfig) -> None:
         config.server.port,
     )
     serve(gateway.app.wsgi_app, config.server.host, config.server.port, on_shutdown=gateway.close)
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for the log."""
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)

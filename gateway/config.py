@@ -51,6 +51,19 @@ class ServerConfig(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 5000
     max_message_size: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
     allowed_origins: list[str] = Field(default_factory=list)
+    follow_interval: Annotated[float, Field(ge=0.01, le=60)] = 0.25
+    watch_window: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    message_queue: str | None = None
+
+    @field_validator("message_queue")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"(rediss?|unix)://\S+$", url):
+            raise ValueError(
+                f"message_queue must be a Redis URL, got {url!r} "
+                '(hint: `message_queue = "redis://127.0.0.1:6379/0"`, or remove it for one gateway)'
+            )
+        return url
 
     @property
     def is_loopback(self) -> bool:

@@ -120,9 +120,9 @@ class GatewayStorage(StorageCommands):
         self.series.on_change = on_change
         self.generic.on_change = on_change
 
-    def poll(self) -> None:
-        """Catch up recently used indexes and the generic keys now."""
-        self.series.poll()
+    def poll(self, watch_s: float = 60.0) -> None:
+        """Catch up the indexes read within ``watch_s`` seconds and the generic keys now."""
+        self.series.poll(watch_s)
         self.generic.catch_up(force=True)
 
     def resolve(self, name: Any) -> ListTarget | DictTarget | None:

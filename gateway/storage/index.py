@@ -98,6 +98,17 @@ class CapIndex:
             return self._pay[positions.start : positions.stop].tobytes()
         return self._pay[np.asarray(positions, dtype=np.int64)].tobytes()
 
+    def payload_rows(self, start: int, stop: int) -> npt.NDArray[np.uint8]:
+        """Payloads of positions ``start..stop-1`` as a read-only ``n x payload_size`` view."""
+        assert self._pay is not None
+        view = self._pay[start:stop]
+        view.flags.writeable = False
+        return view
+
+    def acqs(self, start: int, stop: int) -> npt.NDArray[np.int64] | None:
+        """Acqs of the held payloads at positions ``start..stop-1`` (``None`` without columns)."""
+        return None if self._acq is None else self._acq[start:stop].copy()
+
     def payloads_at(self, positions: Sequence[int] | range) -> list[bytes]:
         """Payloads at positions of :attr:`caps` (payload columns must be held)."""
         assert self._pay is not None

@@ -231,6 +231,22 @@ class SeriesViews:
         self._catch_up(box, lock)
         return box, lock
 
+    def series_index(
+        self, t: ListTarget, *, fresh: bool = False
+    ) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+        """The box, its lock and the index of a List's series, caught up with TStorage.
+
+        Reading it counts as watching the key (the follower keeps it current).
+
+        Args:
+            t: the List.
+            fresh: catch up now rather than within ``max_staleness``.
+        """
+        box, lock, idx = self._series_box(t)
+        if fresh:
+            self._catch_up(box, lock, force=True)
+        return box, lock, idx
+
     def view(self, rule_index: int) -> _View:
         """The settings of map rule ``rule_index``."""
         return self._views[rule_index]

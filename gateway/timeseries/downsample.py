@@ -1,0 +1,96 @@
+"""Downsampling a window of a series to equal time slices (min/max/mean/last per slice).
+
+The records arrive as two numpy arrays (sorted capture times and float values), straight
+from an index's columns, so a slice's statistics are ``ufunc.reduceat`` over contiguous
+runs: a 10,000,000-record window costs a few passes over 80 MB, no Python per record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.codecs import PayloadCodec, StructCodec
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """Statistics of the non-empty slices of a window (arrays of equal length).
+
+    Attributes:
+        start: start of each slice (TStorage ns).
+        n: records per slice.
+        min, max, mean, last: value statistics; ``last`` is the newest record's value.
+    """
+
+    start: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+
+def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:
+    """``count + 1`` integer edges cutting ``[lo, hi)`` into slices of equal duration.
+
+    Python integers do the arithmetic: ``hi - lo`` may exceed int64 for unbounded windows.
+    """
+    span = hi - lo
+    return np.asarray([lo + span * k // count for k in range(count + 1)], dtype=np.int64)
+
+
+def downsample(
+    caps: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    lo: int,
+    hi: int,
+    count: int,
+) -> Buckets:
+    """Cut ``[lo, hi)`` into ``count`` equal slices and reduce the records of each.
+
+    Args:
+        caps: ascending capture times, all in ``[lo, hi)``.
+        values: the records' values (same length).
+        lo, hi: the window.
+        count: number of slices (empty ones are left out of the result).
+    """
+    edges = slice_edges(lo, hi, count)
+    bounds = np.searchsorted(caps, edges, side="left")
+    starts, stops = bounds[:-1], bounds[1:]
+    filled = stops > starts
+    starts, stops = starts[filled], stops[filled]
+    if starts.size == 0:
+        empty_f = np.empty(0, dtype=np.float64)
+        return Buckets(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64),
+                       empty_f, empty_f, empty_f, empty_f)  # fmt: skip
+    n = (stops - starts).astype(np.int64)
+    # reduceat over the filled slices only: their starts are strictly increasing
+    sums = np.add.reduceat(values, starts)
+    return Buckets(
+        start=edges[:-1][filled],
+        n=n,
+        min=np.minimum.reduceat(values, starts),
+        max=np.maximum.reduceat(values, starts),
+        mean=sums / n,
+        last=values[stops - 1],
+    )
+
+
+def numeric_dtype(codec: PayloadCodec) -> np.dtype[np.generic] | None:
+    """The numpy dtype of a payload holding one number, or ``None`` for other codecs.
+
+    Such payloads are read as numbers straight from an index's payload column.
+    """
+    if not isinstance(codec, StructCodec) or len(codec.codes) != 1:
+        return None
+    order = {"<": "<", ">": ">", "!": ">", "=": "=", "@": "="}[codec.fmt[0]]
+    code = codec.codes
+    if code in "lL":  # struct's standard sizes: 4 bytes
+        code = "i" if code == "l" else "I"
+    dtype = np.dtype(order + code)
+    if dtype.itemsize != codec.fixed_size:  # native alignment/size differs: decode instead
+        return None
+    return dtype

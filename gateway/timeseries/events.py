@@ -1,0 +1,241 @@
+"""The ``ts:*`` events on the gateway's socket.io server (``docs/time-series-events.md``).
+
+Each handler checks the request's shape and the token's read access, calls
+:class:`~gateway.timeseries.reads.TimeSeriesReads` and shapes its answer as JSON. The
+handlers wait on TStorage, so they run in their own green thread, not on the connection's
+reader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.storage import GatewayStorage
+from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads, user_key
+from gateway.timeseries.times import (
+    Unit,
+    cap_in_unit,
+    caps_in_unit,
+    parse_time,
+    parse_unit,
+    watermark_text,
+)
+from znsocket.exceptions import DataError
+from znsocket.protocol.payload import Envelope, error_envelope_for
+from znsocket.server.dispatch import Authorize, malformed
+
+__all__ = ["EVENTS", "mount"]
+
+INFO, RANGE, LATEST, RESUME = "ts:info", "ts:range", "ts:latest", "ts:resume"
+EVENTS = frozenset({INFO, RANGE, LATEST, RESUME})
+
+_ALLOWED = {
+    INFO: {"key", "unit"},
+    RANGE: {"key", "start", "end", "limit", "buckets", "as_of", "unit"},
+    LATEST: {"key", "n", "as_of", "unit"},
+    RESUME: {"keys", "since", "unit"},
+}
+
+
+def _request(event: str, args: tuple[Any, ...]) -> tuple[list[Any], dict[str, Any]]:
+    if (
+        len(args) != 1
+        or not isinstance(args[0], list)
+        or len(args[0]) != 2
+        or not isinstance(args[0][0], list)
+        or not isinstance(args[0][1], dict)
+    ):
+        raise _Malformed("expected one data argument [args, kwargs]")
+    positional, kwargs = args[0]
+    unknown = set(kwargs) - _ALLOWED[event]
+    if unknown:
+        raise DataError(
+            f"{event}: unknown argument(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"expected {', '.join(sorted(_ALLOWED[event]))}"
+        )
+    return positional, kwargs
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _key_arg(event: str, positional: list[Any], kwargs: dict[str, Any]) -> Any:
+    if positional and "key" in kwargs:
+        raise DataError(f"{event}: give the key once (positionally or as key=)")
+    if len(positional) > 1:
+        raise DataError(f"{event}: takes one positional argument, the key")
+    if positional:
+        return positional[0]
+    if "key" not in kwargs:
+        raise DataError(f"{event}: missing the key")
+    return kwargs["key"]
+
+
+def _numbers(a: npt.NDArray[np.floating[Any]]) -> list[float | None]:
+    # NaN and infinities are not JSON: null, as the codecs show them
+    return [v if math.isfinite(v) else None for v in a.tolist()]
+
+
+def raw_answer(key: str, w: RawWindow, unit: Unit) -> dict[str, Any]:
+    """The JSON answer of a raw window."""
+    return {
+        "key": key,
+        "mode": "raw",
+        "count": w.count,
+        "truncated": w.truncated,
+        "next": w.next_cap,
+        "t": caps_in_unit(w.caps, unit),
+        "v": w.values,
+        "watermark": watermark_text(w.watermark),
+    }
+
+
+def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
+    """The JSON answer of a downsampled window."""
+    b = w.buckets
+    return {
+        "key": key,
+        "mode": "buckets",
+        "count": w.count,
+        "buckets": w.slices,
+        "t": caps_in_unit(b.start, unit),
+        "n": b.n.tolist(),
+        "min": _numbers(b.min),
+        "max": _numbers(b.max),
+        "mean": _numbers(b.mean),
+        "last": _numbers(b.last),
+        "watermark": watermark_text(w.watermark),
+    }
+
+
+class TimeSeriesEvents:
+    """The handlers, given the reads and a read-access check ``(sid, full_key)``."""
+
+    def __init__(self, reads: TimeSeriesReads, check: Callable[[str, str], None]) -> None:
+        self.reads = reads
+        self.check = check
+
+    def info(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:info``."""
+        t = self.reads.target(_key_arg(INFO, positional, kwargs))
+        unit = parse_unit(kwargs.get("unit"))
+        self.check(sid, t.key)
+        count, first, last, wm = self.reads.info(t)
+        return {
+            "key": user_key(t.key),
+            "count": count,
+            "first": cap_in_unit(first, unit),
+            "last": cap_in_unit(last, unit),
+            "watermark": watermark_text(wm),
+        }
+
+    def range(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:range``."""
+        t = self.reads.target(_key_arg(RANGE, positional, kwargs))
+        unit = parse_unit(kwargs.get("unit"))
+        start = parse_time(kwargs.get("start"), "start")
+        end = parse_time(kwargs.get("end"), "end")
+        as_of = parse_time(kwargs.get("as_of"), "as_of")
+        self.check(sid, t.key)
+        if kwargs.get("buckets") is not None:
+            w = self.reads.downsampled(t, kwargs["buckets"], start, end, as_of)
+            return buckets_answer(user_key(t.key), w, unit)
+        raw = self.reads.range(t, start, end, kwargs.get("limit"), as_of)
+        return raw_answer(user_key(t.key), raw, unit)
+
+    def latest(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:latest``."""
+        t = self.reads.target(_key_arg(LATEST, positional, kwargs))
+        unit = parse_unit(kwargs.get("unit"))
+        as_of = parse_time(kwargs.get("as_of"), "as_of")
+        self.check(sid, t.key)
+        raw = self.reads.latest(t, kwargs.get("n"), as_of)
+        return raw_answer(user_key(t.key), raw, unit)
+
+    def resume(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:resume``."""
+        if positional:
+            raise DataError(f"{RESUME}: takes keys= and since= only")
+        keys = kwargs.get("keys")
+        if not isinstance(keys, list) or not keys:
+            raise DataError(f"{RESUME}: keys must be a non-empty list of series keys")
+        unit = parse_unit(kwargs.get("unit"))
+        targets = [self.reads.target(k) for k in keys]
+        raw_since = kwargs.get("since")
+        since: list[int] = []
+        for k, t in zip(keys, targets, strict=True):
+            given = (
+                raw_since.get(k, raw_since.get(t.key)) if isinstance(raw_since, dict) else raw_since
+            )
+            if given is None:
+                raise DataError(f"{RESUME}: no watermark (since) for key {k!r}")
+            w = parse_time(given, "since")
+            assert w is not None
+            since.append(w)
+        for t in targets:
+            self.check(sid, t.key)
+        upto, changes = self.reads.resume(targets, since)
+        codec_of = self.reads.series.view
+        out: dict[str, Any] = {}
+        for k, t, c in zip(keys, targets, changes, strict=True):
+            codec = codec_of(t.rule.index).shape.codec
+            out[k] = {
+                "t": caps_in_unit(c.caps, unit),
+                "v": codec.decode_many(c.payloads),
+                "acq": [watermark_text(a) for a in c.acqs.tolist()],
+            }
+        return {"watermark": watermark_text(upto), "changes": out}
+
+
+def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None) -> TimeSeriesReads:
+    """Register the ``ts:*`` events on a built gateway's znsocket app.
+
+    Args:
+        app: the :class:`~znsocket.server.app.ZnSocketApp`.
+        storage: the gateway's storage.
+        authorize: the gateway's authorization hook (``None`` when auth is off); a key is
+            readable when its ``lrange`` is allowed.
+
+    Returns:
+        The reads behind the events (the Python API; also for tests and benchmarks).
+    """
+    reads = TimeSeriesReads(storage)
+    sio = app.sio
+    principals: dict[str, Any] = app.principals
+
+    def check(sid: str, full_key: str) -> None:
+        if authorize is not None:
+            authorize(principals.get(sid), "lrange", [full_key], {})
+
+    handlers = TimeSeriesEvents(reads, check)
+    table: dict[str, Callable[[str, list[Any], dict[str, Any]], dict[str, Any]]] = {
+        INFO: handlers.info,
+        RANGE: handlers.range,
+        LATEST: handlers.latest,
+        RESUME: handlers.resume,
+    }
+
+    def bind(event: str) -> Callable[..., Envelope]:
+        run = table[event]
+
+        def handler(sid: str, *args: Any) -> Envelope:
+            try:
+                positional, kwargs = _request(event, args)
+                return {"data": run(sid, positional, kwargs)}
+            except _Malformed as exc:
+                return malformed(event, str(exc))
+            except Exception as exc:
+                return error_envelope_for(exc, event)
+
+        return handler
+
+    sio.background_events = frozenset(sio.background_events | EVENTS)
+    for event in EVENTS:
+        sio.on(event, namespace=app.namespace)(bind(event))
+    return reads

@@ -1,0 +1,283 @@
+"""``TimeSeries``: a client-side proxy for the gateway's ``ts:*`` events.
+
+Works with any client object whose ``call(event, *args, **kwargs)`` sends
+``[args, kwargs]`` and returns the raw answer envelope (our ``znsocket.Client``, upstream's
+``znsocket.Client``). Only numpy is needed; pandas is imported when ``to_pandas`` is called.
+
+    ts = TimeSeries(client, "meters/7/3")
+    window = ts[np.datetime64("2026-11-22T08:00"):np.datetime64("2026-11-22T09:00")]
+    t, v = window.to_numpy()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway import errors as gateway_errors
+from znsocket import exceptions as zn_exceptions
+
+__all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
+
+_TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
+_PAGE = 100_000
+
+TimeLike = dt.datetime | np.datetime64 | str | int | None
+
+
+class _Caller(Protocol):
+    def call(self, event: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class TimeSeriesError(Exception):
+    """The gateway answered a ``ts:*`` request with an error it has no class for here."""
+
+
+def _raise(envelope: Any, event: str) -> Any:
+    if not isinstance(envelope, dict):
+        raise TimeSeriesError(f"{event}: unexpected answer {envelope!r:.200}")
+    if "error" in envelope:
+        err = envelope["error"] or {}
+        name, msg = str(err.get("type", "")), str(err.get("msg", ""))
+        cls = getattr(zn_exceptions, name, None) or getattr(gateway_errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            raise cls(msg)
+        if name == "TypeError":
+            raise TypeError(msg)
+        raise TimeSeriesError(f"{name}: {msg}")
+    return envelope.get("data")
+
+
+def _wire_time(value: TimeLike) -> int | str | None:
+    """A time as the events take it: TStorage ns (int) or an ISO-8601 string."""
+    if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return int(value.astype("datetime64[ns]").astype(np.int64)) - _TSTORAGE_EPOCH_UNIX_NS
+    raise TypeError(
+        f"a time is a datetime, numpy.datetime64, ISO-8601 string or int, not {value!r}"
+    )
+
+
+def _times(unix_ns: list[int]) -> npt.NDArray[np.datetime64]:
+    return np.asarray(unix_ns, dtype=np.int64).astype("datetime64[ns]")
+
+
+def _values(values: list[Any]) -> npt.NDArray[Any]:
+    try:
+        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "to_pandas() needs pandas, which is not installed (pip install pandas); "
+            "to_records() gives the same columns as numpy arrays"
+        ) from None
+    return pandas
+
+
+@dataclass(frozen=True)
+class Window:
+    """Raw records of a window: ``t`` (datetime64[ns]) and ``v`` (values)."""
+
+    t: npt.NDArray[np.datetime64]
+    v: npt.NDArray[Any]
+    count: int
+    watermark: str
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def to_numpy(self) -> tuple[npt.NDArray[np.datetime64], npt.NDArray[Any]]:
+        """``(t, v)`` arrays."""
+        return self.t, self.v
+
+    def to_records(self) -> dict[str, npt.NDArray[Any]]:
+        """Columns as a dict of arrays (``pandas.DataFrame(window.to_records())`` works)."""
+        return {"t": self.t, "v": self.v}
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` with column ``v`` indexed by ``t`` (needs pandas)."""
+        pd = _pandas()
+        return pd.DataFrame({"v": self.v}, index=pd.DatetimeIndex(self.t, name="t"))
+
+
+@dataclass(frozen=True)
+class Downsampled:
+    """A downsampled window: per non-empty slice its start ``t`` and statistics."""
+
+    t: npt.NDArray[np.datetime64]
+    n: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    mean: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    count: int
+    watermark: str
+
+    def to_records(self) -> dict[str, npt.NDArray[Any]]:
+        """Columns as a dict of arrays."""
+        return {k: getattr(self, k) for k in ("t", "n", "min", "max", "mean", "last")}
+
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` indexed by slice start (needs pandas)."""
+        pd = _pandas()
+        cols = self.to_records()
+        t = cols.pop("t")
+        return pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="t"))
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Records acquired since a watermark (``acq`` as TStorage ns) and the new watermark."""
+
+    t: npt.NDArray[np.datetime64]
+    v: npt.NDArray[Any]
+    acq: npt.NDArray[np.int64]
+    watermark: str
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+@dataclass
+class TimeSeries:
+    """A mapped series read through the gateway's ``ts:*`` events.
+
+    Args:
+        client: a connected client with ``call(event, *args, **kwargs)``.
+        key: the series' key (``"meters/7/3"``).
+        as_of_acq: read the series as known at this watermark (see :meth:`as_of`).
+
+    Slicing by time returns a :class:`Window` (all records of ``[start, stop)``, fetched in
+    pages); a slice step is not supported. Times are ``datetime`` (naive = UTC),
+    ``numpy.datetime64``, ISO-8601 strings or TStorage nanoseconds.
+    """
+
+    client: _Caller
+    key: str
+    as_of_acq: str | int | None = None
+
+    def _call(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        return _raise(self.client.call(event, *args, **kwargs), event)
+
+    def info(self) -> dict[str, Any]:
+        """``count``, ``first``/``last`` (datetime64 or ``None``) and ``watermark``."""
+        data = self._call("ts:info", self.key, unit="unix_ns")
+        for k in ("first", "last"):
+            if data[k] is not None:
+                data[k] = np.datetime64(data[k], "ns")
+        return dict(data)
+
+    def __len__(self) -> int:
+        return int(self.info()["count"])
+
+    def __getitem__(self, item: slice) -> Window:
+        if not isinstance(item, slice):
+            raise TypeError("index a TimeSeries by a time slice, e.g. ts[start:stop]")
+        if item.step is not None:
+            raise TypeError("a time slice takes no step; use range(..., buckets=N) to thin out")
+        return self.range(item.start, item.stop)
+
+    def pages(
+        self, start: TimeLike = None, stop: TimeLike = None, page: int = _PAGE
+    ) -> Iterator[Window]:
+        """Raw records of ``[start, stop)`` in pages of at most ``page`` records."""
+        cursor = _wire_time(start)
+        end = _wire_time(stop)
+        while True:
+            data = self._call(
+                "ts:range", self.key, start=cursor, end=end, limit=page, unit="unix_ns",
+                as_of=self.as_of_acq,
+            )  # fmt: skip
+            yield Window(_times(data["t"]), _values(data["v"]), data["count"], data["watermark"])
+            if not data["truncated"]:
+                return
+            cursor = data["next"]
+
+    def range(
+        self, start: TimeLike = None, stop: TimeLike = None, *, buckets: int | None = None
+    ) -> Any:
+        """Records of ``[start, stop)``: a :class:`Window`, or :class:`Downsampled` with ``buckets``."""
+        if buckets is not None:
+            data = self._call(
+                "ts:range", self.key, start=_wire_time(start), end=_wire_time(stop),
+                buckets=buckets, unit="unix_ns", as_of=self.as_of_acq,
+            )  # fmt: skip
+            stats = [_values(data[k]) for k in ("min", "max", "mean", "last")]
+            return Downsampled(
+                t=_times(data["t"]),
+                n=np.asarray(data["n"], dtype=np.int64),
+                min=stats[0],
+                max=stats[1],
+                mean=stats[2],
+                last=stats[3],
+                count=data["count"],
+                watermark=data["watermark"],
+            )
+        parts = list(self.pages(start, stop))
+        return Window(
+            np.concatenate([p.t for p in parts]),
+            np.concatenate([p.v for p in parts]) if parts else np.empty(0),
+            parts[0].count if parts else 0,
+            parts[0].watermark,
+        )
+
+    def latest(self, n: int = 1) -> Window:
+        """The newest ``n`` records, oldest first."""
+        data = self._call("ts:latest", self.key, n=n, unit="unix_ns", as_of=self.as_of_acq)
+        return Window(_times(data["t"]), _values(data["v"]), data["count"], data["watermark"])
+
+    def as_of(self, watermark: str | int | TimeLike) -> TimeSeries:
+        """The series as the gateway knew it at ``watermark`` (an acq or a time)."""
+        w = watermark if isinstance(watermark, (str, int)) else _wire_time(watermark)
+        return TimeSeries(self.client, self.key, w)
+
+    def resume(self, since: str | int) -> Resumed:
+        """Records acquired since the watermark ``since``; pass ``.watermark`` next time."""
+        data = self._call("ts:resume", keys=[self.key], since=str(since), unit="unix_ns")
+        got = data["changes"][self.key]
+        return Resumed(
+            _times(got["t"]),
+            _values(got["v"]),
+            np.asarray([int(a) for a in got["acq"]], dtype=np.int64),
+            data["watermark"],
+        )
+
+    def follow(
+        self, on_records: Callable[[Resumed], None], since: str | int | None = None
+    ) -> Callable[[Any], None]:
+        """Call ``on_records`` with exactly the new records whenever the gateway refreshes the key.
+
+        Registers a refresh callback on the client (``refresh_callbacks``) that resumes from
+        the last watermark. Returns the callback.
+        """
+        state = {"since": since if since is not None else self.info()["watermark"]}
+
+        def on_refresh(_payload: Any) -> None:
+            got = self.resume(state["since"])
+            state["since"] = got.watermark
+            if len(got):
+                on_records(got)
+
+        callbacks = getattr(self.client, "refresh_callbacks", None)
+        if callbacks is None:
+            raise TypeError("follow() needs a client with refresh_callbacks (znsocket.Client)")
+        callbacks["znsocket.List:" + self.key] = on_refresh
+        return on_refresh

@@ -1,0 +1,398 @@
+"""Time-window reads of mapped series: info, range, downsampled range, latest, as-of, resume.
+
+The Python API behind the ``ts:*`` events (``docs/time-series-events.md``); other parts of
+the gateway (e.g. the dashboard) call it directly. Current reads come from the series'
+in-memory index (numpy columns of caps and, for fixed-size codecs, payloads), caught up
+with TStorage first, so their watermark is exact: every record with ``acq < watermark`` is
+in the answer and nothing else. As-of reads and resumes are one acq-bounded TStorage GET.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.codecs import JSONValue
+from gateway.errors import KeyMappingError
+from gateway.keymap import CAP_RANGE, KeyTuple, ListTarget
+from gateway.storage import GatewayStorage
+from gateway.storage.index import CapIndex
+from gateway.storage.link import Fetched
+from gateway.timeseries.downsample import Buckets, downsample, numeric_dtype
+from gateway.timeseries.shared import SharedReads
+from znsocket.exceptions import DataError
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_BUCKETS",
+    "MAX_LIMIT",
+    "BucketWindow",
+    "Changes",
+    "RawWindow",
+    "TimeSeriesReads",
+    "list_key",
+]
+
+DEFAULT_LIMIT = 10_000
+MAX_LIMIT = 100_000
+MAX_BUCKETS = 10_000
+MAX_RESUME_KEYS = 100
+MAX_RESUME_RECORDS = 1_000_000
+MAX_AS_OF_RECORDS = 1_000_000
+_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+_CAP_END = CAP_RANGE[1] + 1
+_LIST_PREFIX = "znsocket.List:"
+
+
+def list_key(key: Any) -> str:
+    """The full List key for a user key (``meters/7/3``) or a full one.
+
+    Raises:
+        KeyMappingError: not a string.
+    """
+    if not isinstance(key, str) or not key:
+        raise KeyMappingError(f"a series key is a non-empty string, got {key!r}")
+    return key if key.startswith("znsocket.") else _LIST_PREFIX + key
+
+
+def user_key(full_key: str) -> str:
+    """The key without the ``znsocket.List:`` prefix."""
+    return full_key.removeprefix(_LIST_PREFIX)
+
+
+@dataclass(frozen=True)
+class RawWindow:
+    """Records of a window, oldest first.
+
+    Attributes:
+        caps: capture times (TStorage ns).
+        values: their values as the rule's codec decodes them.
+        count: records in the window (more than ``len(caps)`` when truncated).
+        next_cap: where a read continuing a truncated window starts, else ``None``.
+        watermark: every record with ``acq`` below it was considered.
+    """
+
+    caps: npt.NDArray[np.int64]
+    values: list[JSONValue]
+    count: int
+    next_cap: int | None
+    watermark: int
+
+    @property
+    def truncated(self) -> bool:
+        """True when the window holds more records than returned."""
+        return self.next_cap is not None
+
+
+@dataclass(frozen=True)
+class BucketWindow:
+    """A downsampled window: ``buckets`` equal slices, empty ones left out."""
+
+    count: int
+    slices: int
+    buckets: Buckets
+    watermark: int
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Records of one series acquired in ``[since, upto)``, by cap then acq."""
+
+    caps: npt.NDArray[np.int64]
+    acqs: npt.NDArray[np.int64]
+    payloads: list[bytes]
+    upto: int
+
+    def before(self, watermark: int) -> Changes:
+        """Only the records with ``acq < watermark``."""
+        if watermark >= self.upto:
+            return self
+        keep = np.flatnonzero(self.acqs < watermark)
+        return Changes(
+            self.caps[keep], self.acqs[keep], [self.payloads[i] for i in keep], watermark
+        )
+
+
+def _bounded(value: Any, name: str, default: int, top: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DataError(f"{name}: expected a positive integer, got {value!r}")
+    if value > top:
+        raise DataError(f"{name}={value} is over the limit of {top:,} per request")
+    return value
+
+
+class TimeSeriesReads:
+    """Reads of mapped series for the ``ts:*`` events and other Python callers.
+
+    Args:
+        storage: the gateway's storage (its key map, indexes and TStorage link).
+        reuse_s: how long a resume answer is reused for identical resumes.
+    """
+
+    def __init__(self, storage: GatewayStorage, reuse_s: float = 2.0) -> None:
+        self.storage = storage
+        self.series = storage.series
+        self.link = storage.link
+        self.resumes: SharedReads[Changes] = SharedReads(reuse_s)
+
+    # ------------------------------------------------------------------ keys
+    def target(self, key: Any) -> ListTarget:
+        """The series a key names.
+
+        Raises:
+            KeyMappingError: no ``list`` rule maps the key.
+        """
+        full = list_key(key)
+        t = self.storage.keymap.resolve(full)
+        if not isinstance(t, ListTarget):
+            raise KeyMappingError(
+                f"{user_key(full)!r} is not a series: no list map rule matches it"
+            )
+        return t
+
+    @contextlib.contextmanager
+    def _snapshot(self, t: ListTarget) -> Iterator[tuple[CapIndex, int]]:
+        # Caught up now and read under the series lock: the index then holds exactly the
+        # records with acq < acq0 (own writes included, since their PUT finished before).
+        box, lock, idx = self.series.series_index(t)
+        with lock:
+            self.series.series_index(t, fresh=True)
+            yield idx, box.acq0
+
+    # ------------------------------------------------------------------ reads
+    def info(self, t: ListTarget) -> tuple[int, int | None, int | None, int]:
+        """``(count, first cap, last cap, watermark)`` of the series."""
+        box, lock, idx = self.series.series_index(t)
+        with lock:
+            self.series.series_index(t, fresh=True)
+            n = len(idx)
+            caps = idx.caps
+            return (
+                n,
+                int(caps[0]) if n else None,
+                int(caps[n - 1]) if n else None,
+                box.acq0,
+            )
+
+    def range(
+        self,
+        t: ListTarget,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int | None = None,
+        as_of: int | None = None,
+    ) -> RawWindow:
+        """Records with ``start <= cap < end`` (``None``: unbounded), at most ``limit``.
+
+        Args:
+            t: the series.
+            start, end: the window in TStorage ns.
+            limit: records returned at most (default 10,000, at most 100,000); the oldest
+                ones of the window are returned first.
+            as_of: the series as known when TStorage's acq clock read this value.
+
+        Raises:
+            DataError: ``start > end`` or a limit out of bounds.
+            TStorageUnavailable: TStorage did not answer.
+        """
+        limit = _bounded(limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        lo, hi = self._window(start, end)
+        if as_of is not None:
+            caps, payloads, wm = self._as_of(t, lo, hi, as_of)
+            shown = caps[:limit]
+            nxt = int(caps[limit]) if len(caps) > limit else None
+            values = self._decode(t, payloads[:limit])
+            return RawWindow(shown, values, len(caps), nxt, wm)
+        with self._snapshot(t) as (idx, wm):
+            all_caps = idx.caps
+            i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
+            j1 = min(i1, i0 + limit)
+            caps = all_caps[i0:j1].copy()
+            nxt = int(all_caps[j1]) if j1 < i1 else None
+            return RawWindow(caps, self._values(t, idx, i0, j1), i1 - i0, nxt, wm)
+
+    def latest(self, t: ListTarget, n: int | None = None, as_of: int | None = None) -> RawWindow:
+        """The newest ``n`` records (default 1, at most 100,000), oldest first."""
+        n = _bounded(n, "n", 1, MAX_LIMIT)
+        with self._snapshot(t) as (idx, wm):
+            all_caps = idx.caps.copy()
+            total = len(all_caps)
+            if as_of is None:
+                i0 = max(total - n, 0)
+                values = self._values(t, idx, i0, total)
+                return RawWindow(all_caps[i0:], values, total - i0, None, wm)
+        # As of a past acq the series holds a subset of today's caps: widen a suffix of
+        # them until it holds n records as of then (or is the whole series).
+        m = n
+        while True:
+            i0 = max(total - m, 0)
+            lo = int(all_caps[i0]) if total else CAP_RANGE[0]
+            caps, payloads, wm = self._as_of(t, lo, _CAP_END, as_of)
+            if len(caps) >= n or i0 == 0:
+                break
+            m *= 4
+        caps, payloads = caps[-n:], payloads[-n:]
+        return RawWindow(caps, self._decode(t, payloads), len(caps), None, wm)
+
+    def downsampled(
+        self,
+        t: ListTarget,
+        buckets: int,
+        start: int | None = None,
+        end: int | None = None,
+        as_of: int | None = None,
+    ) -> BucketWindow:
+        """The window cut into ``buckets`` equal time slices with min/max/mean/last each.
+
+        An unbounded side of the window ends at the first/last record. Values must be
+        numbers.
+
+        Raises:
+            DataError: bad bounds, or values that are not numbers.
+        """
+        buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
+        lo, hi = self._window(start, end)
+        if as_of is not None:
+            caps, payloads, wm = self._as_of(t, lo, hi, as_of)
+            values = _as_floats(self._decode(t, payloads))
+        else:
+            with self._snapshot(t) as (idx, wm):
+                all_caps = idx.caps
+                i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
+                caps = all_caps[i0:i1]
+                values = self._floats(t, idx, i0, i1)
+        if len(caps):
+            lo = int(caps[0]) if start is None else lo
+            hi = int(caps[-1]) + 1 if end is None else hi
+        return BucketWindow(len(caps), buckets, downsample(caps, values, lo, hi, buckets), wm)
+
+    # ------------------------------------------------------------------ resume
+    def resume(
+        self, targets: Sequence[ListTarget], since: Sequence[int]
+    ) -> tuple[int, list[Changes]]:
+        """Records acquired since each watermark, up to one common new watermark.
+
+        Concurrent (and, for ``reuse_s``, later) resumes of one series from one watermark
+        share one TStorage read.
+
+        Returns:
+            ``(watermark, changes per target)``: the records with
+            ``since[i] <= acq < watermark`` of each target.
+
+        Raises:
+            DataError: too many keys or records.
+        """
+        if len(targets) > MAX_RESUME_KEYS:
+            raise DataError(f"at most {MAX_RESUME_KEYS} keys per resume, got {len(targets)}")
+        found: list[Changes] = []
+        for t, w in zip(targets, since, strict=True):
+            self.series.series_index(t)  # the client watches it from now on
+            s = t.series
+            found.append(
+                self.resumes.get(((s.cid, s.mid, s.moid), w), functools.partial(self._since, t, w))
+            )
+        if not found:
+            return 0, []
+        upto = min(c.upto for c in found)
+        return upto, [c.before(upto) for c in found]
+
+    def _since(self, t: ListTarget, since: int) -> Changes:
+        s = t.series
+        lo: KeyTuple = (s.cid, s.mid, s.moid, CAP_RANGE[0], since)
+        hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, _CAP_END, _ACQ_MAX)
+        records = self._get(lo, hi, MAX_RESUME_RECORDS, "records to resume")
+        upto = records[1]
+        got = [(k.cap, k.acq, p) for k, p in records[0] if k.moid == s.moid and k.acq < upto]
+        got.sort(key=lambda r: (r[0], r[1]))
+        return Changes(
+            np.asarray([r[0] for r in got], dtype=np.int64),
+            np.asarray([r[1] for r in got], dtype=np.int64),
+            [r[2] for r in got],
+            upto,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _window(start: int | None, end: int | None) -> tuple[int, int]:
+        lo = CAP_RANGE[0] if start is None else start
+        hi = _CAP_END if end is None else end
+        if lo > hi:
+            raise DataError(f"start ({start}) lies after end ({end})")
+        return lo, hi
+
+    def _get(self, lo: KeyTuple, hi: KeyTuple, top: int, what: str) -> tuple[list[Fetched], int]:
+        out: list[Fetched] = []
+
+        def take(batch: list[Fetched]) -> None:
+            out.extend(batch)
+            if len(out) > top:
+                raise DataError(f"more than {top:,} {what}: ask for a narrower window")
+
+        acq = self.link.stream(lo, hi, take)
+        return out, acq
+
+    def _as_of(
+        self, t: ListTarget, lo: int, hi: int, as_of: int
+    ) -> tuple[npt.NDArray[np.int64], list[bytes], int]:
+        with self._snapshot(t) as (idx, wm):
+            held = np.searchsorted(idx.caps, [lo, hi])
+        if int(held[1] - held[0]) > MAX_AS_OF_RECORDS:
+            raise DataError(
+                f"an as-of read covers at most {MAX_AS_OF_RECORDS:,} records: narrow the window"
+            )
+        s = t.series
+        # acq below as_of: the versions TStorage had acquired by then
+        box_lo: KeyTuple = (s.cid, s.mid, s.moid, lo, _ACQ_MIN)
+        box_hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, hi, as_of)
+        records, _ = self._get(box_lo, box_hi, 4 * MAX_AS_OF_RECORDS, "record versions")
+        newest: dict[int, tuple[int, bytes]] = {}
+        for k, p in records:
+            if k.moid != s.moid:
+                continue
+            prev = newest.get(k.cap)
+            if prev is None or k.acq > prev[0]:
+                newest[k.cap] = (k.acq, p)
+        caps = np.asarray(sorted(newest), dtype=np.int64)
+        return caps, [newest[int(c)][1] for c in caps], wm
+
+    def _decode(self, t: ListTarget, payloads: list[bytes]) -> list[JSONValue]:
+        return self.series.view(t.rule.index).shape.codec.decode_many(payloads)
+
+    def _values(self, t: ListTarget, idx: CapIndex, i0: int, i1: int) -> list[JSONValue]:
+        if i1 <= i0:
+            return []
+        codec = self.series.view(t.rule.index).shape.codec
+        if idx.columnar:
+            return codec.decode_block(idx.payload_block(range(i0, i1)), i1 - i0)
+        caps = [int(c) for c in idx.caps[i0:i1]]
+        got = self.series.fetch(t, caps)
+        return codec.decode_many([got[c] for c in caps if c in got])
+
+    def _floats(self, t: ListTarget, idx: CapIndex, i0: int, i1: int) -> npt.NDArray[np.float64]:
+        codec = self.series.view(t.rule.index).shape.codec
+        dtype = numeric_dtype(codec)
+        if idx.columnar and dtype is not None and i1 > i0:
+            return idx.payload_rows(i0, i1).reshape(-1).view(dtype).astype(np.float64)
+        return _as_floats(self._values(t, idx, i0, i1))
+
+
+def _as_floats(values: list[JSONValue]) -> npt.NDArray[np.float64]:
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = np.nan  # codecs show NaN and infinities as null
+        elif isinstance(v, (int, float)):
+            out[i] = float(v)
+        else:
+            raise DataError(
+                f"downsampling needs numbers; a record holds {type(v).__name__} {v!r:.40}"
+            )
+    return out

@@ -1,0 +1,113 @@
+"""Times in time-series requests and answers: parsing and units.
+
+A request names a time as TStorage nanoseconds (an integer, or a string of digits so that
+JavaScript can send exact values) or as an ISO-8601 string; answers give times in the unit
+the client asks for. Watermarks are TStorage acquisition times, sent as decimal strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
+from gateway.keymap import CAP_RANGE
+from znsocket.exceptions import DataError
+
+Unit = Literal["tstorage_ns", "unix_ns", "unix_ms", "unix_s"]
+UNITS: tuple[Unit, ...] = ("tstorage_ns", "unix_ns", "unix_ms", "unix_s")
+
+_DIGITS = re.compile(r"-?[0-9]{1,20}")
+_EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def parse_time(value: Any, name: str) -> int | None:
+    """A request time as TStorage nanoseconds (``None`` for null).
+
+    Args:
+        value: an int (TStorage ns), a string of digits (TStorage ns), an ISO-8601 string
+            (no zone = UTC), or ``None``.
+        name: the argument's name, for messages.
+
+    Raises:
+        DataError: anything else, or a time outside TStorage's range.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise DataError(
+            f"{name}: expected an ISO-8601 string or TStorage nanoseconds, got {value!r}"
+        )
+    if isinstance(value, int):
+        ns = value
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        ns = int(value.strip())
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        fraction = 0
+        m = re.search(r"\.([0-9]+)(?=[+-][0-9]{2}:?[0-9]{2}$|$)", text)
+        if m:  # datetime keeps microseconds only: keep the nanoseconds ourselves
+            digits = m.group(1)
+            fraction = int(digits[:9].ljust(9, "0"))
+            text = text[: m.start()] + text[m.end() :]
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise DataError(
+                f"{name}: {value!r} is neither an ISO-8601 time nor TStorage nanoseconds"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        delta = when - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 10**9 + fraction
+    else:
+        raise DataError(
+            f"{name}: expected an ISO-8601 string or TStorage nanoseconds, "
+            f"got {type(value).__name__}"
+        )
+    if not CAP_RANGE[0] <= ns <= CAP_RANGE[1] + 1:
+        raise DataError(f"{name}: {value!r} is outside TStorage's time range")
+    return ns
+
+
+def parse_unit(value: Any) -> Unit:
+    """The ``unit`` argument (default ``tstorage_ns``).
+
+    Raises:
+        DataError: not one of :data:`UNITS`.
+    """
+    if value is None:
+        return "tstorage_ns"
+    if value not in UNITS:
+        raise DataError(f"unit: expected one of {', '.join(UNITS)}, got {value!r}")
+    return value
+
+
+def caps_in_unit(caps: npt.NDArray[np.int64], unit: Unit) -> list[int] | list[float]:
+    """Capture times (TStorage ns) as JSON numbers of ``unit``."""
+    if unit == "tstorage_ns":
+        return caps.tolist()
+    unix = caps + np.int64(TSTORAGE_EPOCH_UNIX_NS)
+    if unit == "unix_ns":
+        return unix.tolist()
+    if unit == "unix_ms":
+        return (unix / 1e6).tolist()
+    return (unix / 1e9).tolist()
+
+
+def cap_in_unit(cap: int | None, unit: Unit) -> int | float | None:
+    """One capture time in ``unit`` (``None`` stays ``None``)."""
+    if cap is None:
+        return None
+    return caps_in_unit(np.asarray([cap], dtype=np.int64), unit)[0]
+
+
+def watermark_text(acq: int) -> str:
+    """A watermark as sent to clients: a decimal string (exact in JavaScript too)."""
+    return str(int(acq))
