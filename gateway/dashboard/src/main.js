@@ -1,7 +1,9 @@
 // The dashboard: connects to the gateway that served the page, lists the mapped series,
 // draws the chosen one and keeps it live. What is on screen is also readable from
 // `window.dashboard` (tests and benchmarks use it).
-import { connect, List, TStorageUnavailable, ConnectionError, dashboard as timeseries } from '../../../js/src/index.js';
+import {
+  connect, List, TStorageUnavailable, ConnectionError, DataError, UnknownEventError, dashboard as reads, timeseries,
+} from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
 import { SeriesTable } from './seriesTable.js';
 import { StatusView } from './status.js';
@@ -70,7 +72,7 @@ async function guarded(fn) {
 async function refreshSeries() {
   const client = state.client;
   if (!client?.connected) return;
-  const series = await guarded(() => timeseries.listSeries(client));
+  const series = await guarded(() => reads.listSeries(client));
   if (series) table.update(series);
 }
 
@@ -93,6 +95,41 @@ function pick(key) {
   void load();
 }
 
+// Whether the gateway answers the ts:* events (docs/time-series-events.md); without them
+// the dashboard's own dashboard:window event does the same, more slowly for large windows.
+let tsEvents = true;
+
+/**
+ * The records of a view: raw when they fit one per pixel twice over, else downsampled to one
+ * bucket per pixel. Shaped like a `dashboard:window` answer.
+ * @param {import('../../../js/src/client.js').ZnClient} client
+ * @param {string} key
+ * @param {{min: number, max: number} | null} view
+ * @returns {Promise<any>}
+ */
+async function readWindow(client, key, view) {
+  const start = view?.min ?? null;
+  const end = view?.max ?? null;
+  if (tsEvents) {
+    try {
+      const [info, raw] = await Promise.all([
+        timeseries.info(client, key),
+        timeseries.range(client, key, { start, end, limit: 2 * chart.pixels }),
+      ]);
+      const head = { key, count: info.count, first_time: info.first, last_time: info.last };
+      if (!raw.truncated) {
+        return { ...head, mode: 'raw', truncated: false, in_window: raw.t.length, t: raw.t, v: raw.v };
+      }
+      const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
+      return { ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last, n: b.n };
+    } catch (exc) {
+      if (exc instanceof UnknownEventError) tsEvents = false;
+      else if (!(exc instanceof DataError)) throw exc; // DataError: values that are not numbers
+    }
+  }
+  return reads.downsample(client, key, chart.pixels, { start, end, limit: RAW_LIMIT });
+}
+
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
 async function load() {
   const client = state.client;
@@ -101,9 +138,7 @@ async function load() {
   const seq = ++state.loadSeq;
   const view = state.follow ? null : state.view;
   state.loading++;
-  const w = await guarded(() =>
-    timeseries.downsample(client, key, chart.pixels, { start: view?.min ?? null, end: view?.max ?? null, limit: RAW_LIMIT }),
-  ).finally(() => state.loading--);
+  const w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   const data =
     w.mode === 'raw'
@@ -156,8 +191,8 @@ async function poll() {
     const since = state.lastT;
     const w = await guarded(() =>
       since === null
-        ? timeseries.latest(client, key, 1)
-        : timeseries.range(client, key, { start: since, limit: RAW_LIMIT }),
+        ? reads.latest(client, key, 1)
+        : reads.range(client, key, { start: since, limit: RAW_LIMIT }),
     );
     if (!w || key !== state.key) return;
     if (w.truncated) {
