@@ -617,14 +617,13 @@ def encode_get_records(block: RecordBlock) -> bytes:
     k = len(block)
     if k == 0:
         return b""
-    base = int(block.offsets[0])
     size = block.fixed_payload_size()
     if size is not None:
         out = np.empty(k, dtype=[("n", "<i4"), ("key", KEY_DTYPE), ("p", f"V{size}")])
         out["n"] = KEY_BYTES + size
         out["key"] = block.keys
         if size:
-            out["p"] = np.frombuffer(block.payload, dtype=f"V{size}", count=k, offset=base)
+            out["p"] = np.frombuffer(block.payload, dtype=f"V{size}", count=k)
         return out.tobytes()
     lengths = block.lengths
     rec = lengths + (4 + KEY_BYTES)

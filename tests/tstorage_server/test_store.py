@@ -12,7 +12,6 @@ import pytest
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
 from tstorage_server.store import LmdbStore, MemoryStore, Store
-from tstorage_server.store.blocks import concat
 
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
@@ -233,7 +232,7 @@ def test_lmdb_data_dir_is_exclusive(tmp_path: Path) -> None:
 def test_concat_keeps_payload_boundaries() -> None:
     a = make_block([(1, 0, 0, 0, 0)], [b"xy"])
     b = make_block([(2, 0, 0, 0, 0), (3, 0, 0, 0, 0)], [b"", b"zzz"])
-    c = concat([a, b])
+    c = RecordBlock.concat([a, b])
     assert c.offsets.tolist() == [0, 2, 2, 5] and bytes(c.payload) == b"xyzzz"
 
 

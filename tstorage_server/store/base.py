@@ -299,9 +299,9 @@ class BlockSnapshot(Snapshot):
                     parts.append(part)
             if not parts:
                 continue
-            merged = B.concat(parts)
+            merged = RecordBlock.concat(parts)
             if len(parts) > 1 and not B.is_sorted(merged.keys):
-                merged = B.take(merged, B.sort_order(merged.keys))
+                merged = merged.take(B.sort_order(merged.keys))
             yield from B.split(merged, piece_records, piece_bytes)
 
 
@@ -332,11 +332,11 @@ class _Cursor:
         """The records in ``[pos, end)`` inside the box; advances to ``end``."""
         start, self.pos = self.pos, end
         if end <= start:
-            return B.empty_block()
+            return RecordBlock.empty()
         window = np.arange(start, end)
         if not self.inside:
             window = window[B.box_mask(self.block.keys[start:end], kmin, kmax)]
-        return B.take(self.block, window)
+        return self.block.take(window)
 
 
 class BlockStore(Store):
@@ -416,9 +416,9 @@ class BlockStore(Store):
             try:
                 merged = []
                 for run in runs:
-                    block = B.concat([reader.read(m) for m in run])
+                    block = RecordBlock.concat([reader.read(m) for m in run])
                     if not B.is_sorted(block.keys):
-                        block = B.take(block, B.sort_order(block.keys))
+                        block = block.take(B.sort_order(block.keys))
                     merged.append((run, block))
             finally:
                 reader.close()
@@ -455,7 +455,7 @@ class BlockStore(Store):
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
         self._check_open()
-        block = B.concat(blocks)
+        block = RecordBlock.concat(blocks)
         if len(block.keys) == 0:
             return PutResult(0)
         # The keys array may be the caller's (a single block); acq is written into it below.
@@ -465,12 +465,12 @@ class BlockStore(Store):
         if assign_acq:
             if not B.is_sorted(block.keys, with_acq=False):
                 order = B.sort_order(block.keys, with_acq=False)
-                block = B.take(block, order)
+                block = block.take(order)
                 owned = True
             if not owned:
                 block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
         elif not B.is_sorted(block.keys):
-            block = B.take(block, B.sort_order(block.keys))
+            block = block.take(B.sort_order(block.keys))
         pending = _Pending(block, order, assign_acq)
         with self._queue_lock:
             self._queue.append(pending)

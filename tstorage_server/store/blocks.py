@@ -19,12 +19,6 @@ from tstorage_client.block import RecordBlock
 KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
 
-#: A block with no records.
-empty_block = RecordBlock.empty
-#: ``take(block, idx)``: the records ``idx`` of ``block``, in that order (the core's gather).
-take = RecordBlock.take
-#: ``concat(blocks)``: all records of ``blocks`` in order, as one block.
-concat = RecordBlock.concat
 
 
 def key_tuple(row: np.void) -> KeyTuple:

@@ -143,11 +143,10 @@ class LmdbStore(BlockStore):
     def _write_block(self, txn: lmdb.Transaction, meta: BlockMeta, block: RecordBlock) -> None:
         meta.uniform = B.uniform_length(block)
         keys = np.ascontiguousarray(block.keys)
-        start, stop = int(block.offsets[0]), int(block.offsets[-1])
         txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
-        txn.put(_bkey(meta.block_id, b"p"), memoryview(block.payload)[start:stop], db=self._blocks)
+        txn.put(_bkey(meta.block_id, b"p"), block.payload, db=self._blocks)
         if meta.uniform < 0:
-            offsets = np.ascontiguousarray(block.offsets - start, dtype=np.int64)
+            offsets = np.ascontiguousarray(block.offsets, dtype=np.int64)
             txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)
         row = np.zeros(1, dtype=META_DTYPE)
         row["count"] = meta.count
