@@ -80,6 +80,7 @@ test('a large series is downsampled; zooming in reads raw records, zooming out b
   assert.equal(full.in_window, 5000);
   assert.ok(full.points < 5000 && full.points > 100, JSON.stringify(full));
   assert.match(await page.locator('#window-info').textContent(), /5,000 records in \d+ buckets/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-downsampled.png') });
 
   // Zoom in (keyboard) until the window holds few enough records to be drawn raw.
   for (let i = 0; i < 4; i++) await page.keyboard.press('+');
