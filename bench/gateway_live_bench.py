@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Live time series through the gateway: follow latency and downsampling cost.
+
+Two measurements, on real processes on 127.0.0.1 (a ``tstorage-server`` and a
+``gateway run`` on it, default ``follow_interval`` 0.25 s):
+
+* **follow latency** - a plain ``tstorage_client`` writer PUTs one record into a series
+  that ``N`` ``znsocket.Client`` connections watch (each read it once and registered a
+  ``refresh`` callback); the latency is the time from just before the PUT to each client's
+  callback. Writes are spaced by a random 0.05-0.35 s so they land anywhere in the follow
+  cycle. Reported: median and p99 over all (write, client) pairs, for N = 1 and N = 100.
+  All clients live in this one process (their callbacks share its GIL).
+* **downsampling** - ``ts:range`` with ``buckets=1000`` over a series of ``--records``
+  records (default 10,000,000, loaded with ``tstorage_client`` numpy PUTs): the first
+  request (which builds the gateway's index by streaming the series from TStorage) and
+  then warm requests (median, p99), plus the numpy part alone in this process
+  (:func:`gateway.timeseries.downsample.downsample` on arrays of the same size).
+
+Usage::
+
+    .venv/bin/python bench/gateway_live_bench.py                     # about 2 minutes
+    .venv/bin/python bench/gateway_live_bench.py --records 1000000 --writes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import znsocket  # noqa: E402
+from gateway.timeseries.downsample import downsample  # noqa: E402
+from tests._servers import ServerProcess, spawn  # noqa: E402
+from tstorage_client.channel import Channel  # noqa: E402
+from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
+
+CID = 1
+BIG = (1, 1)  # mid, moid of the large series
+LIVE = (2, 1)  # the watched series
+T0 = 800_000_000 * 10**9
+
+
+def stats(samples_ms: list[float]) -> dict[str, float]:
+    s = sorted(samples_ms)
+    return {
+        "median_ms": round(statistics.median(s), 1),
+        "p99_ms": round(s[min(len(s) - 1, int(len(s) * 0.99))], 1),
+        "max_ms": round(s[-1], 1),
+        "samples": len(s),
+    }
+
+
+def put_columns(port: int, mid: int, moid: int, caps: np.ndarray, values: np.ndarray) -> None:
+    n = len(caps)
+    with Channel("127.0.0.1", port, NumpyPayloadType("<f8"), timeout=120) as ch:
+        res = ch.put(
+            {
+                "cid": np.full(n, CID, dtype=np.int32),
+                "mid": np.full(n, mid, dtype=np.int64),
+                "moid": np.full(n, moid, dtype=np.int32),
+                "cap": caps,
+                "v0": values,
+            }
+        )
+        assert res.is_ok(), res
+
+
+def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: int) -> dict:
+    url = f"znsocket://127.0.0.1:{gw.port}"
+    key = f"znsocket.List:meters/{LIVE[0]}/{LIVE[1]}"
+    arrivals: list[list[float]] = [[] for _ in range(clients)]
+    lock = threading.Condition()
+    conns = []
+    for i in range(clients):
+        c = znsocket.Client.from_url(url)
+        len(znsocket.List(c, f"meters/{LIVE[0]}/{LIVE[1]}"))  # watch the key
+
+        def on_refresh(_data: Any, i: int = i) -> None:
+            with lock:
+                arrivals[i].append(time.monotonic())
+                lock.notify_all()
+
+        c.refresh_callbacks[key] = on_refresh
+        conns.append(c)
+    rng = random.Random(11)
+    latencies: list[float] = []
+    cap = T0 + 10**12 * (clients + 1)
+    with Channel("127.0.0.1", ts.port, NumpyPayloadType("<f8"), timeout=30) as ch:
+        for w in range(writes):
+            time.sleep(rng.uniform(0.05, 0.35))
+            seen = [len(a) for a in arrivals]
+            cap += 1
+            sent = time.monotonic()
+            res = ch.put(
+                {
+                    "cid": np.asarray([CID], dtype=np.int32),
+                    "mid": np.asarray([LIVE[0]], dtype=np.int64),
+                    "moid": np.asarray([LIVE[1]], dtype=np.int32),
+                    "cap": np.asarray([cap], dtype=np.int64),
+                    "v0": np.asarray([float(w)]),
+                }
+            )
+            assert res.is_ok(), res
+            with lock:
+                lock.wait_for(
+                    lambda: all(len(a) > s for a, s in zip(arrivals, seen, strict=True)), 5.0
+                )
+                for a, s in zip(arrivals, seen, strict=True):
+                    if len(a) > s:
+                        latencies.append((a[s] - sent) * 1e3)
+    missing = writes * clients - len(latencies)
+    for c in conns:
+        c.sio.disconnect()
+    return {"clients": clients, "writes": writes, "missed": missing, **stats(latencies)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--records", type=int, default=10_000_000)
+    ap.add_argument("--writes", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    out: dict[str, Any] = {"records": args.records}
+    with tempfile.TemporaryDirectory() as tmp:
+        ts = spawn(["tstorage-server", "--data-dir", tmp + "/ts", "--port", "0"])
+        try:
+            cfg = Path(tmp) / "gateway.toml"
+            cfg.write_text(
+                textwrap.dedent(
+                    f"""
+                    [tstorage]
+                    host = "127.0.0.1"
+                    port = {ts.port}
+                    index_budget = {max(2 * args.records, 1000)}
+
+                    [[map]]
+                    pattern = "meters/{{mid:int}}/{{moid:int}}"
+                    cid = {CID}
+                    mid = "{{mid}}"
+                    moid = "{{moid}}"
+                    codec = "struct:<d"
+                    """
+                )
+            )
+            put_columns(ts.port, *LIVE, np.asarray([T0], dtype=np.int64), np.zeros(1))
+            t0 = time.perf_counter()
+            chunk = 1_000_000
+            for start in range(0, args.records, chunk):
+                n = min(chunk, args.records - start)
+                caps = T0 + (np.arange(start, start + n, dtype=np.int64) * 1_000_000)
+                put_columns(ts.port, *BIG, caps, np.sin(np.arange(start, start + n) / 1e4))
+            out["load_s"] = round(time.perf_counter() - t0, 1)
+            with spawn(["gateway", "run", "--config", str(cfg), "--port", "0"]) as gw:
+                out["follow"] = [
+                    follow_latency(gw, ts, 1, args.writes),
+                    follow_latency(gw, ts, 100, max(10, args.writes // 2)),
+                ]
+                c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+                key = f"meters/{BIG[0]}/{BIG[1]}"
+                t0 = time.perf_counter()
+                first = c.call("ts:range", key, buckets=1000)
+                out["downsample_first_s"] = round(time.perf_counter() - t0, 2)
+                assert first["data"]["count"] == args.records, first
+                warm = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    got = c.call("ts:range", key, buckets=1000)
+                    warm.append((time.perf_counter() - t0) * 1e3)
+                    assert len(got["data"]["t"]) == 1000
+                out["downsample_warm"] = stats(warm)
+                c.sio.disconnect()
+        finally:
+            ts.stop()
+    caps = T0 + np.arange(args.records, dtype=np.int64) * 1_000_000
+    vals = np.sin(np.arange(args.records) / 1e4)
+    core = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        downsample(caps, vals, int(caps[0]), int(caps[-1]) + 1, 1000)
+        core.append((time.perf_counter() - t0) * 1e3)
+    out["downsample_numpy_only"] = stats(core)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
