@@ -9,7 +9,7 @@ Two measurements, on real processes on 127.0.0.1 (a ``tstorage-server`` and a
   ``refresh`` callback); the latency is the time from just before the PUT to each client's
   callback. Writes are spaced by a random 0.05-0.35 s so they land anywhere in the follow
   cycle. Reported: median and p99 over all (write, client) pairs, for N = 1 and N = 100.
-  All clients live in this one process (their callbacks share its GIL).
+  The watching clients run in child processes, 25 per process.
 * **downsampling** - ``ts:range`` with ``buckets=1000`` over a series of ``--records``
   records (default 10,000,000, loaded with ``tstorage_client`` numpy PUTs): the first
   request (which builds the gateway's index by streaming the series from TStorage) and
@@ -28,6 +28,7 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -78,30 +79,65 @@ def put_columns(port: int, mid: int, moid: int, caps: np.ndarray, values: np.nda
         assert res.is_ok(), res
 
 
+WATCHER = r"""
+import sys, threading, time
+import znsocket
+url, key, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out = threading.Lock()
+clients = []
+for i in range(n):
+    c = znsocket.Client.from_url(url)
+    len(znsocket.List(c, key.split(":", 1)[1]))  # reading the key: the gateway follows it
+    def on_refresh(_data, i=i):
+        t = time.monotonic()
+        with out:
+            print(i, t, flush=True)
+    c.refresh_callbacks[key] = on_refresh
+    clients.append(c)
+print("ready", flush=True)
+sys.stdin.read()
+for c in clients:
+    c.sio.disconnect()
+"""
+PER_PROCESS = 25
+
+
 def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: int) -> dict:
+    """Watchers in child processes (25 each) so their callbacks do not queue on one GIL;
+    time.monotonic() is one clock for every process of the machine."""
     url = f"znsocket://127.0.0.1:{gw.port}"
     key = f"znsocket.List:meters/{LIVE[0]}/{LIVE[1]}"
-    arrivals: list[list[float]] = [[] for _ in range(clients)]
-    lock = threading.Condition()
-    conns = []
-    for i in range(clients):
-        c = znsocket.Client.from_url(url)
-        len(znsocket.List(c, f"meters/{LIVE[0]}/{LIVE[1]}"))  # watch the key
+    arrivals: dict[tuple[int, int], list[float]] = {}
+    cond = threading.Condition()
+    procs = []
+    for w in range((clients + PER_PROCESS - 1) // PER_PROCESS):
+        n = min(PER_PROCESS, clients - w * PER_PROCESS)
+        p = subprocess.Popen(
+            [sys.executable, "-c", WATCHER, url, key, str(n)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ready"
+        for i in range(n):
+            arrivals[(w, i)] = []
 
-        def on_refresh(_data: Any, i: int = i) -> None:
-            with lock:
-                arrivals[i].append(time.monotonic())
-                lock.notify_all()
+        def pump(p: subprocess.Popen[str] = p, w: int = w) -> None:
+            assert p.stdout is not None
+            for line in p.stdout:
+                i, t = line.split()
+                with cond:
+                    arrivals[(w, int(i))].append(float(t))
+                    cond.notify_all()
 
-        c.refresh_callbacks[key] = on_refresh
-        conns.append(c)
+        threading.Thread(target=pump, daemon=True).start()
+        procs.append(p)
     rng = random.Random(11)
     latencies: list[float] = []
     cap = T0 + 10**12 * (clients + 1)
     with Channel("127.0.0.1", ts.port, NumpyPayloadType("<f8"), timeout=30) as ch:
         for w in range(writes):
             time.sleep(rng.uniform(0.05, 0.35))
-            seen = [len(a) for a in arrivals]
+            seen = {k: len(a) for k, a in arrivals.items()}
             cap += 1
             sent = time.monotonic()
             res = ch.put(
@@ -114,16 +150,18 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
                 }
             )
             assert res.is_ok(), res
-            with lock:
-                lock.wait_for(
-                    lambda: all(len(a) > s for a, s in zip(arrivals, seen, strict=True)), 5.0
-                )
-                for a, s in zip(arrivals, seen, strict=True):
-                    if len(a) > s:
-                        latencies.append((a[s] - sent) * 1e3)
+
+            def all_in(seen: dict[tuple[int, int], int] = seen) -> bool:
+                return all(len(a) > seen[k] for k, a in arrivals.items())
+
+            with cond:
+                cond.wait_for(all_in, 5.0)
+                for k, a in arrivals.items():
+                    if len(a) > seen[k]:
+                        latencies.append((a[seen[k]] - sent) * 1e3)
     missing = writes * clients - len(latencies)
-    for c in conns:
-        c.sio.disconnect()
+    for p in procs:
+        p.communicate("", timeout=30)
     return {"clients": clients, "writes": writes, "missed": missing, **stats(latencies)}
 
 
