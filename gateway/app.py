@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.auth import policy_hooks
 from gateway.config import EmbeddedConfig, GatewayConfig
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+
+if TYPE_CHECKING:
+    from gateway.timeseries.reads import TimeSeriesReads
 
 log = logging.getLogger("gateway")
 
@@ -83,6 +86,8 @@ class Gateway:
     storage: GatewayStorage
     app: Any
     embedded: EmbeddedTStorage | None = None
+    #: Time-window reads and resume (the Python API behind the ``ts:*`` events).
+    reads: TimeSeriesReads | None = None
 
     def follow(self, interval: float | None = None, watch_s: float | None = None) -> None:
         """Emit ``refresh`` events for records written by others (a background green thread).
@@ -178,7 +183,7 @@ def build(config: GatewayConfig) -> Gateway:
         )
         from gateway.timeseries.events import mount as mount_timeseries
 
-        mount_timeseries(app, storage, authorize)
+        reads = mount_timeseries(app, storage, authorize)
         from gateway.dashboard import mount as mount_dashboard  # the page at / and its events
 
         mount_dashboard(app, storage, authorize)
@@ -193,7 +198,7 @@ def build(config: GatewayConfig) -> Gateway:
         len(config.map), config.generic.unmapped, config.generic.cid,
         "on" if config.auth.enabled else "off",
     )  # fmt: skip
-    return Gateway(config, storage, app, embedded)
+    return Gateway(config, storage, app, embedded, reads)
 
 
 def run(config: GatewayConfig) -> None:

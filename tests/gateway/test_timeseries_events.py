@@ -61,7 +61,9 @@ def setup(
 
 
 def put_values(ts: ServerProcess, cid: int, caps: list[int], values: list[float]) -> None:
-    put_direct(ts, [((cid, 7, 3, c), struct.pack("<d", v)) for c, v in zip(caps, values, strict=False)])
+    put_direct(
+        ts, [((cid, 7, 3, c), struct.pack("<d", v)) for c, v in zip(caps, values, strict=False)]
+    )
 
 
 def data(answer: dict) -> dict:
@@ -278,3 +280,49 @@ def test_malformed_payloads_and_downsampling_non_numbers(
             TimeSeries(client, "notes/1").range(buckets=2)
     finally:
         client.sio.disconnect()
+
+
+AUTH = """
+[auth]
+enabled = true
+
+[[auth.tokens]]
+name = "viewer"
+env = "GW_TS_VIEWER"
+access = "read"
+keys = ["meters/1/*"]
+"""
+
+
+def test_read_access_applies_to_time_series_events(
+    tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    put_direct(
+        tstorage,
+        [((cid, 1, 1, T0), struct.pack("<d", 1.0)), ((cid, 2, 1, T0), struct.pack("<d", 2.0))],
+    )
+    path = tmp_path / "gateway.toml"
+    path.write_text(meter_config(tstorage, cid, fresh_cid()) + AUTH)
+    with spawn(
+        ["gateway", "run", "--config", str(path), "--port", "0"], env={"GW_TS_VIEWER": "v"}
+    ) as gw:
+        viewer = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", token="v")
+        try:
+            # a read-only token reads its keys...
+            assert data(viewer.call("ts:range", "meters/1/1"))["v"] == [1.0]
+            w = data(viewer.call("ts:info", "meters/1/1"))["watermark"]
+            assert data(viewer.call("ts:resume", keys=["meters/1/1"], since=w))["changes"]
+            # ...and no other key, by any of the events
+            for event, args, kwargs in [
+                ("ts:range", ["meters/2/1"], {}),
+                ("ts:range", ["meters/2/1"], {"buckets": 3}),
+                ("ts:latest", ["meters/2/1"], {}),
+                ("ts:info", ["meters/2/1"], {}),
+                ("ts:resume", [], {"keys": ["meters/1/1", "meters/2/1"], "since": w}),
+            ]:
+                answer = viewer.call(event, *args, **kwargs)
+                assert answer["error"]["type"] == "PermissionDeniedError", (event, answer)
+                assert "meters/2/1" in answer["error"]["msg"]
+        finally:
+            viewer.sio.disconnect()
