@@ -277,3 +277,34 @@ def test_without_a_message_queue_refreshes_stay_on_their_gateway(
     finally:
         writer.sio.disconnect()
         reader.sio.disconnect()
+
+
+def test_time_series_follow_receives_every_new_record_once(
+    start_gateway: Callable[..., ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    from gateway import TimeSeries
+
+    cid = fresh_cid()
+    put_direct(tstorage, values(cid, [T0], 100.0))
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid()))
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    got: list[float] = []
+    done = threading.Event()
+
+    def on_records(r: Any) -> None:
+        got.extend(r.v.tolist())
+        if len(got) >= 60:
+            done.set()
+
+    try:
+        TimeSeries(c, "meters/7/3").follow(on_records)
+        for k in range(6):  # bursts that land in different follow cycles
+            put_direct(tstorage, values(cid, [T0 + 1 + 10 * k + i for i in range(10)], 10.0 * k))
+            time.sleep(0.15)
+        assert done.wait(10)
+        time.sleep(0.5)
+        assert got == [float(i) for i in range(60)]
+    finally:
+        c.sio.disconnect()
