@@ -134,7 +134,8 @@ def create_app(
         max_decoded_bytes: Largest decoded JSON text of a compressed or chunked message.
         adapter_timeout_s: How long ``adapter:get`` waits for the owning client.
         logger: python-socketio/engineio logging (``False`` for none).
-        **socketio_options: Further ``socketio.Server`` options.
+        **socketio_options: Further ``socketio.Server`` options, e.g. ``ping_interval``
+            and ``ping_timeout`` (the Engine.IO heartbeat in seconds; 25 and 20 by default).
 
     Returns:
         The app; serve ``app.wsgi_app`` (see :func:`znsocket.server.serve.serve`).

@@ -40,8 +40,8 @@ def resolve_storage(storage: str | StorageCommands) -> StorageCommands:
 class Server:
     """A znsocket server: Redis-like commands over socket.io, with large-message support.
 
-    Field names and defaults follow upstream znsocket 0.3.0; ``host``, ``tokens`` and
-    ``cors_allowed_origins`` are additions.
+    Field names and defaults follow upstream znsocket 0.3.0; ``host``, ``tokens``,
+    ``cors_allowed_origins``, ``ping_interval`` and ``ping_timeout`` are additions.
 
     Attributes:
         port: TCP port (``0``: chosen by the OS and printed).
@@ -54,6 +54,9 @@ class Server:
         tokens: If given, clients must present one of these tokens (see
             :mod:`znsocket.server.auth`).
         cors_allowed_origins: Origins allowed for browser clients.
+        ping_interval: Seconds between Engine.IO heartbeats; ``None`` keeps 25.
+        ping_timeout: Seconds a client has to answer a heartbeat before it is dropped;
+            ``None`` keeps 20.
 
     Example:
         >>> server = Server(port=5000)  # doctest: +SKIP
@@ -68,6 +71,8 @@ class Server:
     host: str = "0.0.0.0"
     tokens: Sequence[str] | None = None
     cors_allowed_origins: str | list[str] | None = None
+    ping_interval: float | None = None
+    ping_timeout: float | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Server:
@@ -93,6 +98,14 @@ class Server:
             raise ValueError(
                 f"Unsupported async_mode for Server.run: {self.async_mode!r} (only 'eventlet')"
             )
+        heartbeat: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("ping_interval", self.ping_interval),
+                ("ping_timeout", self.ping_timeout),
+            )
+            if value is not None
+        }
         return create_app(
             resolve_storage(self.storage),
             max_http_buffer_size=self.max_http_buffer_size,
@@ -100,6 +113,7 @@ class Server:
             logger=self.logger,
             cors_allowed_origins=self.cors_allowed_origins,
             authenticate=token_authenticator(self.tokens) if self.tokens else None,
+            **heartbeat,
         )
 
     def run(self) -> None:

@@ -18,6 +18,13 @@ control frames, limits) and changes only these things: reads go through a
 XORs whole buffers at once (:func:`unmask`), and once the WebSocket carries the session
 packets are written directly by the green thread that produced them whenever nothing is
 queued ahead of them (:class:`DirectSendSocket`).
+
+Only MESSAGE packets take the direct path; heartbeats keep going through python-engineio's
+writer. The writer gives up on a connection whose queue stays empty for ``ping_interval +
+ping_timeout`` - that is python-engineio's check for a client that stopped answering
+pings, and it holds only while every PING passes through the queue. When PINGs were also
+written directly, the queue of a healthy connection stayed empty and the writer closed it
+after 45 s (the defaults 25 s + 20 s), busy or idle.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 with warnings.catch_warnings():
     # eventlet announces its maintenance mode on import; the product owner chose it
     warnings.simplefilter("ignore")
+    from engineio import packet as engineio_packet
     from engineio import socket as engineio_socket
     from engineio.async_drivers import eventlet as engineio_eventlet
     from eventlet import websocket as eventlet_websocket
@@ -109,12 +117,14 @@ class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
 
 
 class DirectSendSocket(engineio_socket.Socket):
-    """An Engine.IO socket that writes packets straight to its WebSocket.
+    """An Engine.IO socket that writes MESSAGE packets straight to its WebSocket.
 
-    ``direct_ws`` is set when the WebSocket is established. A packet is written directly
-    only when python-engineio's writer holds nothing: the queue is empty and no send is in
-    flight (the writer yields only inside a send). Otherwise - during a polling phase or an
-    upgrade, or while queued packets drain - it is queued as usual, so packet order holds.
+    ``direct_ws`` is set when the WebSocket is established. A MESSAGE packet is written
+    directly only when python-engineio's writer holds nothing: the queue is empty and no
+    send is in flight (the writer yields only inside a send). Otherwise - during a polling
+    phase or an upgrade, or while queued packets drain - it is queued as usual, so packet
+    order holds. Control packets (PING, CLOSE, NOOP) are always queued: the writer's idle
+    timeout is the heartbeat check and must see every PING.
     """
 
     direct_ws: Any = None
@@ -122,7 +132,8 @@ class DirectSendSocket(engineio_socket.Socket):
     def send(self, pkt: Any) -> None:
         ws = self.direct_ws
         if (
-            ws is None
+            pkt.packet_type != engineio_packet.MESSAGE
+            or ws is None
             or ws.sending
             or not self.upgraded
             or self.upgrading
