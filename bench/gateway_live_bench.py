@@ -7,7 +7,8 @@ Two measurements, on real processes on 127.0.0.1 (a ``tstorage-server`` and a
 * **follow latency** - a plain ``tstorage_client`` writer PUTs one record into a series
   that ``N`` ``znsocket.Client`` connections watch (each read it once and registered a
   ``refresh`` callback); the latency is the time from just before the PUT to each client's
-  callback. Writes are spaced by a random 0.05-0.35 s so they land anywhere in the follow
+  callback (also reported from the PUT's acknowledgement, and the PUT's own time, which
+  includes TStorage's commit). Writes are spaced by a random 0.05-0.35 s so they land anywhere in the follow
   cycle; one unmeasured write comes first. Reported: median and p99 over all
   (write, client) pairs, for N = 1 and N = 100.
   The watching clients run in child processes, 25 per process.
@@ -135,6 +136,8 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
         procs.append(p)
     rng = random.Random(11)
     latencies: list[float] = []
+    after_ack: list[float] = []
+    put_ms: list[float] = []
     cap = T0 + 10**12 * (clients + 1)
     with Channel("127.0.0.1", ts.port, NumpyPayloadType("<f8"), timeout=30) as ch:
         for w in range(-1, writes):  # write -1 warms the path up and is not counted
@@ -152,6 +155,7 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
                 }
             )
             assert res.is_ok(), res
+            acked = time.monotonic()
 
             def all_in(seen: dict[tuple[int, int], int] = seen) -> bool:
                 return all(len(a) > seen[k] for k, a in arrivals.items())
@@ -163,10 +167,19 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
                 for k, a in arrivals.items():
                     if len(a) > seen[k]:
                         latencies.append((a[seen[k]] - sent) * 1e3)
+                        after_ack.append((a[seen[k]] - acked) * 1e3)
+                put_ms.append((acked - sent) * 1e3)
     missing = writes * clients - len(latencies)
     for p in procs:
         p.communicate("", timeout=30)
-    return {"clients": clients, "writes": writes, "missed": missing, **stats(latencies)}
+    return {
+        "clients": clients,
+        "writes": writes,
+        "missed": missing,
+        **stats(latencies),
+        "from_put_ack": stats(after_ack),
+        "put": stats(put_ms),
+    }
 
 
 def main() -> None:
