@@ -30,6 +30,7 @@ after 45 s (the defaults 25 s + 20 s), busy or idle.
 from __future__ import annotations
 
 import warnings
+from time import monotonic as _monotonic
 from typing import Any
 
 with warnings.catch_warnings():
@@ -38,10 +39,12 @@ with warnings.catch_warnings():
     from engineio import packet as engineio_packet
     from engineio import socket as engineio_socket
     from engineio.async_drivers import eventlet as engineio_eventlet
+    from eventlet import sleep as _green_sleep
     from eventlet import websocket as eventlet_websocket
 
 __all__ = [
     "READ_SIZE_BYTES",
+    "TURN_S",
     "BufferedSocket",
     "BufferedWebSocketWSGI",
     "DirectSendSocket",
@@ -49,6 +52,9 @@ __all__ = [
 ]
 
 READ_SIZE_BYTES = 65536
+#: Longest time (seconds) a reader serves a connection whose data never runs out before
+#: letting the other green threads run.
+TURN_S = 0.005
 
 
 def unmask(data: bytes, mask: Any, length: int | None = None, offset: int = 0) -> bytes:
@@ -73,16 +79,23 @@ def unmask(data: bytes, mask: Any, length: int | None = None, offset: int = 0) -
 class BufferedSocket:
     """A read-buffering proxy of a green socket; every other attribute passes through.
 
+    A green socket's ``recv`` returns at once, without a trip through the event hub, when
+    data is waiting. A client that keeps its connection full (requests sent without
+    waiting for answers) would so keep the reader from ever yielding: no other connection,
+    heartbeat or writer would run. Before refilling its buffer, the reader therefore
+    yields once it has run for :data:`TURN_S` since it last did.
+
     Args:
         sock: The connected socket.
     """
 
-    __slots__ = ("_buffer", "_position", "_sock")
+    __slots__ = ("_buffer", "_position", "_sock", "_turn_started")
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self._buffer = b""
         self._position = 0
+        self._turn_started = _monotonic()
 
     def recv(self, size: int) -> bytes:
         """Return up to ``size`` bytes, from the buffer or with one ``recv`` call."""
@@ -91,6 +104,10 @@ class BufferedSocket:
             end = position + size
             self._position = end
             return buffer[position:end]
+        now = _monotonic()
+        if now - self._turn_started > TURN_S:
+            _green_sleep(0)
+            self._turn_started = _monotonic()
         data: bytes = self._sock.recv(max(size, READ_SIZE_BYTES))
         if len(data) <= size:
             return data

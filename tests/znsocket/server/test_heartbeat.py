@@ -8,9 +8,11 @@ answered was closed, and the call in flight was never answered.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -209,3 +211,40 @@ def test_busy_client_not_answering_pings_is_dropped(server: ServerProcess) -> No
         raw.close()
     # the last set may have been applied before its answer was refused
     assert_server_serves(server, "heartbeat:deaf", {str(calls - 1), str(calls)})
+
+
+def test_client_keeping_its_connection_full_does_not_starve_others() -> None:
+    # the default heartbeat: the flood must not get the flooder dropped within the test
+    with spawn(["znsocket", "--host", "127.0.0.1", "--port", "0"]) as proc:
+        other = RawClient(proc.url)
+        flooder = RawEngineIO(proc.port)
+        # events without acknowledgement ids: the server reads and never has to write
+        blob = b"".join(
+            websocket.ABNF.create_frame(
+                f'42{NAMESPACE},["set",[["flood","{i}"],{{}}]]', websocket.ABNF.OPCODE_TEXT
+            ).format()
+            for i in range(1000)
+        )
+        stop = threading.Event()
+
+        def flood() -> None:
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    flooder.ws.sock.sendall(blob)
+
+        sender = threading.Thread(target=flood, daemon=True)
+        sender.start()
+        try:
+            time.sleep(0.5)  # a backlog builds up in the server's receive buffer
+            start = time.monotonic()
+            for i in range(20):
+                answer = other.call("set", [["other", str(i)], {}], timeout=5)
+                assert answer == {"data": True}
+            assert time.monotonic() - start < 10
+            assert sender.is_alive()  # the flood lasted the whole time
+        finally:
+            stop.set()
+            flooder.ws.shutdown()
+            sender.join(10)
+            other.close()
+        assert proc.alive()
