@@ -208,13 +208,15 @@ class SeriesViews:
     def _payload_size(self, rule_index: int) -> int | None:
         return self._views[rule_index].shape.codec.fixed_size
 
-    def _series_box(self, t: ListTarget) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+    def _series_box(
+        self, t: ListTarget, force: bool = False
+    ) -> tuple[BoxIndex, threading.RLock, CapIndex]:
         s = t.series
         size = self._payload_size(t.rule.index)
         box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
         box.views[t.key] = t
         box.used_at = time.monotonic()
-        self._catch_up(box, lock)
+        self._catch_up(box, lock, force)
         return box, lock, box.series(s.moid)
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
@@ -242,10 +244,12 @@ class SeriesViews:
             t: the List.
             fresh: catch up now rather than within ``max_staleness``.
         """
-        box, lock, idx = self._series_box(t)
-        if fresh:
-            self._catch_up(box, lock, force=True)
-        return box, lock, idx
+        return self._series_box(t, fresh)
+
+    def series_lock(self, t: ListTarget) -> threading.RLock:
+        """The lock of a List's series (held by writes and catch-ups), without reading."""
+        s = t.series
+        return self._box(s.cid, s.mid, s.moid, s.moid + 1, self._payload_size(t.rule.index))[1]
 
     def view(self, rule_index: int) -> _View:
         """The settings of map rule ``rule_index``."""

@@ -162,24 +162,21 @@ class TimeSeriesReads:
     def _snapshot(self, t: ListTarget) -> Iterator[tuple[CapIndex, int]]:
         # Caught up now and read under the series lock: the index then holds exactly the
         # records with acq < acq0 (own writes included, since their PUT finished before).
-        box, lock, idx = self.series.series_index(t)
-        with lock:
-            self.series.series_index(t, fresh=True)
+        with self.series.series_lock(t):
+            box, _, idx = self.series.series_index(t, fresh=True)
             yield idx, box.acq0
 
     # ------------------------------------------------------------------ reads
     def info(self, t: ListTarget) -> tuple[int, int | None, int | None, int]:
         """``(count, first cap, last cap, watermark)`` of the series."""
-        box, lock, idx = self.series.series_index(t)
-        with lock:
-            self.series.series_index(t, fresh=True)
+        with self._snapshot(t) as (idx, watermark):
             n = len(idx)
             caps = idx.caps
             return (
                 n,
                 int(caps[0]) if n else None,
                 int(caps[n - 1]) if n else None,
-                box.acq0,
+                watermark,
             )
 
     def range(
