@@ -326,3 +326,22 @@ def test_read_access_applies_to_time_series_events(
                 assert "meters/2/1" in answer["error"]["msg"]
         finally:
             viewer.sio.disconnect()
+
+
+def test_a_client_leaving_mid_request_leaves_the_server_serving(
+    setup: tuple[znsocket.Client, int, ServerProcess], tstorage: ServerProcess
+) -> None:
+    client, cid, gw = setup
+    put_values(tstorage, cid, [T0 + i for i in range(20_000)], [float(i) for i in range(20_000)])
+    leaving = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    for event, kwargs in [("ts:range", {"limit": 100_000}), ("ts:resume", {"since": 0})]:
+        args: list = [] if event == "ts:resume" else ["meters/7/3"]
+        if event == "ts:resume":
+            kwargs = {**kwargs, "keys": ["meters/7/3"]}
+        leaving.sio.emit(event, [args, kwargs], namespace="/znsocket", callback=lambda *a: None)
+    leaving.sio.disconnect()
+    time.sleep(0.5)
+    assert gw.alive()
+    assert data(client.call("ts:info", "meters/7/3"))["count"] == 20_000
+    got = data(client.call("ts:resume", keys=["meters/7/3"], since=0))
+    assert len(got["changes"]["meters/7/3"]["t"]) == 20_000
