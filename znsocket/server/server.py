@@ -93,11 +93,16 @@ class Server:
             ValueError: For an ``async_mode`` other than ``"eventlet"`` - :meth:`run`
                 serves with eventlet's WSGI server (use :func:`attach_events` to put the
                 events on a server of another async mode).
+            ValueError: For a ``ping_interval`` or ``ping_timeout`` that is not positive.
         """
         if self.async_mode not in (None, "eventlet"):
             raise ValueError(
                 f"Unsupported async_mode for Server.run: {self.async_mode!r} (only 'eventlet')"
             )
+        for name in ("ping_interval", "ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         heartbeat: dict[str, Any] = {
             name: value
             for name, value in (

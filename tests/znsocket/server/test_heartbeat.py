@@ -248,3 +248,10 @@ def test_client_keeping_its_connection_full_does_not_starve_others() -> None:
             sender.join(10)
             other.close()
         assert proc.alive()
+
+
+@pytest.mark.parametrize("field", ["ping_interval", "ping_timeout"])
+@pytest.mark.parametrize("value", [0, -1.5])
+def test_server_refuses_heartbeat_settings_that_are_not_positive(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{field} must be a positive number of seconds"):
+        znsocket.Server(**{field: value}).build()
