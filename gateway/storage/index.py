@@ -38,6 +38,9 @@ class CapIndex:
         self._buf: npt.NDArray[np.int64] = np.empty(_MIN_CAPACITY, dtype=np.int64)
         self._n = 0
         self.payload_size = payload_size
+        #: Records of this gateway's own writes are held whose acq TStorage has not told
+        #: yet (cleared when the change feed brings them back).
+        self.unsettled = False
         self._acq: npt.NDArray[np.int64] | None = None
         self._pay: npt.NDArray[np.uint8] | None = None
         if payload_size is not None:

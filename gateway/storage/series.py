@@ -145,6 +145,10 @@ class SeriesViews:
                 acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
             box.refreshed_at = started
+            # own writes were acknowledged before this read began (the lock is held by
+            # writes), so the feed brought them back with their acq
+            for held in box.moids.values():
+                held.unsettled = False
             if gained or changed:
                 self._announce(box, gained, changed)
         if count[0]:
@@ -234,7 +238,7 @@ class SeriesViews:
         return box, lock
 
     def series_index(
-        self, t: ListTarget, *, fresh: bool = False
+        self, t: ListTarget, *, fresh: bool = False, settled: bool = False
     ) -> tuple[BoxIndex, threading.RLock, CapIndex]:
         """The box, its lock and the index of a List's series, caught up with TStorage.
 
@@ -243,7 +247,14 @@ class SeriesViews:
         Args:
             t: the List.
             fresh: catch up now rather than within ``max_staleness``.
+            settled: catch up now if the index holds own writes whose acq is not known
+                yet; then it holds exactly the records with ``acq < box.acq0``.
         """
+        if settled and not fresh:
+            s = t.series
+            size = self._payload_size(t.rule.index)
+            box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
+            fresh = box.series(s.moid).unsettled
         return self._series_box(t, fresh)
 
     def series_lock(self, t: ListTarget) -> threading.RLock:
@@ -410,6 +421,7 @@ class SeriesViews:
     def _own(self, idx: CapIndex, records: Sequence[PutRecord]) -> None:
         # Records we just stored: into the index (with payloads when it holds them) at
         # once, so this gateway reads its own writes without waiting for the feed.
+        idx.unsettled = True
         idx.add_records(
             [k[3] for k, _ in records],
             [UNKNOWN_ACQ] * len(records),

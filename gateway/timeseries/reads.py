@@ -160,10 +160,11 @@ class TimeSeriesReads:
 
     @contextlib.contextmanager
     def _snapshot(self, t: ListTarget) -> Iterator[tuple[CapIndex, int]]:
-        # Caught up now and read under the series lock: the index then holds exactly the
-        # records with acq < acq0 (own writes included, since their PUT finished before).
+        # Read under the series lock, caught up at once if own writes are held without
+        # their acq: the index then holds exactly the records with acq < acq0, so a
+        # resume from acq0 repeats nothing. (Otherwise it lags at most max_staleness.)
         with self.series.series_lock(t):
-            box, _, idx = self.series.series_index(t, fresh=True)
+            box, _, idx = self.series.series_index(t, settled=True)
             yield idx, box.acq0
 
     # ------------------------------------------------------------------ reads

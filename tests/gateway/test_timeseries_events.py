@@ -147,6 +147,7 @@ def test_as_of_returns_the_version_before_a_correction(
     before = data(client.call("ts:info", "meters/7/3"))["watermark"]
     time.sleep(0.01)
     put_values(tstorage, cid, [caps[2]], [30.0])  # a correction: same cap, newer acq
+    time.sleep(0.2)  # reads see outside writes within [tstorage] max_staleness (0.1 s)
     now = data(client.call("ts:range", "meters/7/3"))
     assert now["v"] == [1.0, 2.0, 30.0, 4.0, 5.0]
     then = data(client.call("ts:range", "meters/7/3", as_of=before))
@@ -345,3 +346,18 @@ def test_a_client_leaving_mid_request_leaves_the_server_serving(
     assert data(client.call("ts:info", "meters/7/3"))["count"] == 20_000
     got = data(client.call("ts:resume", keys=["meters/7/3"], since=0))
     assert len(got["changes"]["meters/7/3"]["t"]) == 20_000
+
+
+def test_own_writes_read_back_are_not_resumed_again(
+    setup: tuple[znsocket.Client, int, ServerProcess],
+) -> None:
+    client, _, _ = setup
+    lst = znsocket.List(client, "meters/7/3")
+    for k in range(5):
+        lst.extend([float(k), float(k) + 0.5])
+        # read straight after the write: it is in the answer, and the answer's watermark
+        # lies above it, so resuming from there does not hand it back
+        seen = data(client.call("ts:range", "meters/7/3"))
+        assert seen["v"][-2:] == [float(k), float(k) + 0.5] and seen["count"] == 2 * (k + 1)
+        again = data(client.call("ts:resume", keys=["meters/7/3"], since=seen["watermark"]))
+        assert again["changes"]["meters/7/3"]["t"] == []
