@@ -74,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
         "comma-separated)",
     )
     parser.add_argument(
+        "--ping-interval",
+        type=float,
+        default=None,
+        help="seconds between heartbeats the server sends (default: 25)",
+    )
+    parser.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=None,
+        help="seconds a client may take to answer a heartbeat before it is dropped (default: 20)",
+    )
+    parser.add_argument(
         "--cors-allowed-origins",
         default=None,
         help="origins allowed for browser clients, comma-separated, or '*'",
@@ -100,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage=args.storage,
         tokens=[t.strip() for t in tokens] or None,
         cors_allowed_origins=origins,
+        ping_interval=args.ping_interval,
+        ping_timeout=args.ping_timeout,
     )
     logging.getLogger("znsocket").info(
         "Starting znsocket server on %s:%s (storage %s%s)",
@@ -110,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         server.run()
-    except ValueError as exc:  # unsupported storage
+    except ValueError as exc:  # unsupported storage, non-positive heartbeat settings
         build_parser().error(str(exc))
     return 0
 

@@ -255,3 +255,14 @@ def test_client_keeping_its_connection_full_does_not_starve_others() -> None:
 def test_server_refuses_heartbeat_settings_that_are_not_positive(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"{field} must be a positive number of seconds"):
         znsocket.Server(**{field: value}).build()
+
+
+def test_cli_heartbeat_options_reach_the_handshake() -> None:
+    argv = ["znsocket", "--host", "127.0.0.1", "--port", "0"]
+    with spawn([*argv, "--ping-interval", "2", "--ping-timeout", "3"]) as proc:
+        raw = RawEngineIO(proc.port)
+        try:
+            assert raw.handshake["pingInterval"] == 2000
+            assert raw.handshake["pingTimeout"] == 3000
+        finally:
+            raw.close()
