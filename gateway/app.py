@@ -184,9 +184,9 @@ def build(config: GatewayConfig) -> Gateway:
         from gateway.timeseries.events import mount as mount_timeseries
 
         reads = mount_timeseries(app, storage, authorize)
-        from gateway.dashboard import mount as mount_dashboard  # the page at / and its events
+        from gateway.dashboard import mount as mount_dashboard  # the page at / and its listing
 
-        mount_dashboard(app, storage, authorize)
+        mount_dashboard(app, reads, authorize)
     except BaseException:
         if embedded is not None:
             embedded.stop()

@@ -1,4 +1,4 @@
-"""The live dashboard: its page, served from the gateway's own port, and the reads it needs.
+"""The live dashboard: its page, served from the gateway's own port, and its series listing.
 
 Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
 
@@ -8,33 +8,20 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
   Pages carry a ``Content-Security-Policy`` allowing only same-origin scripts, styles and
   connections, so the page never fetches anything from elsewhere. Without a built bundle,
   ``/`` answers 503 with the command that builds it.
-* **Events** in the znsocket namespace, answered with the usual envelopes
-  (``{"data": ...}`` or ``{"error": {"msg", "type"}}``), each with one ``[args, kwargs]``
-  argument like every command:
+* **Event** ``dashboard:series`` ``[[], {}]`` in the znsocket namespace, answered with the
+  usual envelopes (``{"data": ...}`` or ``{"error": {"msg", "type"}}``): the mapped series,
+  i.e. every List key of a ``list`` rule whose series has records in TStorage, plus the
+  fully fixed keys of the configuration (shown even while empty).
+  ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
+  "first_time", "last_time", "latest"}, ...]}``; ``count``, the oldest and newest capture
+  times (unix seconds, ``null`` when empty) and ``latest`` (the newest value, as
+  ``ts:latest`` gives it) come from the same reads as ``ts:info`` / ``ts:latest``. It
+  answers ``TStorageUnavailable`` while TStorage is unreachable, which is what the page
+  shows. With auth on, a series is listed only when the connection's token may read its
+  key (checked as an ``lrange`` of the key).
 
-  ``dashboard:series`` ``[[], {}]``
-      The mapped series: every List key of a ``list`` rule whose series has records in
-      TStorage, plus the fully fixed keys of the configuration (shown even while empty).
-      ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
-      "first_time", "last_time", "latest"}, ...]}``; the times are the oldest and newest
-      capture times in unix seconds (``null`` when empty) and ``latest`` the newest element
-      as the List shows it.
-  ``dashboard:window`` ``[[], {"key", "start"?, "end"?, "limit"?, "buckets"?, "latest"?}]``
-      Records of one series whose capture time lies in ``[start, end)`` (unix seconds;
-      ``null``/absent = unbounded). With ``latest = N`` only the last N of them. When the
-      window holds more than ``2 * buckets`` records (``buckets`` given), the answer is
-      downsampled to ``buckets`` equal time slices with ``min``/``max``/``mean``/``last``;
-      otherwise it is the raw points, at most ``limit`` (default 10,000; the newest ones,
-      with ``truncated: true``, when there are more). ``data = {"key", "count", "first_time",
-      "last_time", "in_window", "mode": "raw" | "buckets", "t": [...], "v": [...]}`` (raw) or
-      ``{..., "t", "min", "max", "mean", "last", "n"}`` (buckets, ``t`` = slice start;
-      empty slices are left out). Values are numbers (an element ``{"t", "v"}`` gives its
-      ``v``); anything not numeric is ``null``.
-
-  Both read through the gateway's own storage (its indexes and change feed), and both
-  answer ``TStorageUnavailable`` while TStorage is unreachable, which is what the page
-  shows. With auth on, a series is listed and read only when the connection's token may
-  read its key (checked as an ``lrange`` of the key).
+Everything else the page reads (windows, downsampled views, the newest records) goes
+through the documented ``ts:*`` events (``docs/time-series-events.md``).
 
 Series discovery: TStorage has no "list series" query, so the first ``dashboard:series``
 streams each list rule's box once (into numpy columns when the rule's payloads have a fixed
@@ -45,9 +32,7 @@ watermark ``acq0`` (the change feed), which returns only what arrived since.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import mimetypes
 import threading
 import time
@@ -56,32 +41,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from gateway.errors import TStorageUnavailable
 from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, ListTarget, SeriesKey
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
+from gateway.timeseries.reads import TimeSeriesReads, user_key
+from gateway.timeseries.times import cap_in_unit
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import NumpyPayloadType
 from tstorage_client.record import Key
 from tstorage_client.response import ResponseStatus
+from znsocket.exceptions import DataError
 from znsocket.protocol.payload import Envelope, error_envelope_for
+from znsocket.server.dispatch import Authorize, malformed
 
-__all__ = ["DIST_DIR", "DashboardReads", "SeriesCatalog", "StaticDashboard", "mount"]
+__all__ = [
+    "DIST_DIR",
+    "SERIES_EVENT",
+    "DashboardReads",
+    "SeriesCatalog",
+    "StaticDashboard",
+    "mount",
+]
 
 log = logging.getLogger("gateway.dashboard")
 
 #: Where ``scripts/bootstrap-js.sh`` puts the built page.
 DIST_DIR = Path(__file__).resolve().parent / "dashboard" / "dist"
 
+#: The one event of the dashboard's own: the listing of mapped series.
 SERIES_EVENT = "dashboard:series"
-WINDOW_EVENT = "dashboard:window"
-
-DEFAULT_LIMIT = 10_000
-MAX_LIMIT = 200_000
-MAX_BUCKETS = 10_000
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
@@ -89,54 +79,6 @@ _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-Authorize = Callable[[Any, str, list[Any], dict[str, Any]], None]
-
-
-def _unix_s(cap: int) -> float:
-    return (cap + TSTORAGE_EPOCH_UNIX_NS) / 1e9
-
-
-def _cap(unix_s: Any, name: str) -> int:
-    if (
-        isinstance(unix_s, bool)
-        or not isinstance(unix_s, (int, float))
-        or not math.isfinite(unix_s)
-    ):
-        raise ValueError(f"{name} must be a number of unix seconds or null, not {unix_s!r}")
-    cap = round(unix_s * 1e9) - TSTORAGE_EPOCH_UNIX_NS
-    return min(max(cap, CAP_RANGE[0]), CAP_RANGE[1] + 1)
-
-
-def _count(value: Any, name: str, default: int | None, bounds: tuple[int, int]) -> int | None:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
-        raise ValueError(f"{name} must be an integer in [{bounds[0]}, {bounds[1]}], not {value!r}")
-    return value
-
-
-def _numbers(elements: list[str]) -> npt.NDArray[np.float64]:
-    """Numeric values of List elements (JSON text); ``{"t", "v"}`` elements give ``v``."""
-    if not elements:
-        return np.empty(0, dtype=np.float64)
-    decoded = json.loads("[" + ",".join(elements) + "]")
-    if isinstance(decoded[0], dict):
-        decoded = [d.get("v") if isinstance(d, dict) else d for d in decoded]
-    try:
-        return np.asarray(decoded, dtype=np.float64)
-    except (TypeError, ValueError):
-        return np.array(
-            [
-                v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
-                for v in decoded
-            ],
-            dtype=np.float64,
-        )
-
-
-def _json_floats(values: npt.NDArray[np.float64]) -> list[float | None]:
-    return [None if math.isnan(v) else v for v in values.tolist()]
 
 
 class SeriesCatalog:
@@ -236,20 +178,17 @@ class SeriesCatalog:
 
 
 class DashboardReads:
-    """The two dashboard events over a gateway's storage (no socket.io in here)."""
+    """The ``dashboard:series`` listing over the gateway's time-series reads (no socket.io here).
 
-    def __init__(self, storage: GatewayStorage) -> None:
-        self.storage = storage
-        self.catalog = SeriesCatalog(storage)
+    Args:
+        reads: the gateway's :class:`~gateway.timeseries.reads.TimeSeriesReads` (the reads
+            behind the ``ts:*`` events), whose storage also serves series discovery.
+    """
 
-    def _target(self, key: Any) -> ListTarget:
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"key must be a non-empty string, not {key!r}")
-        full = key if key.startswith("znsocket.List:") else "znsocket.List:" + key
-        target = self.storage.resolve(full)
-        if not isinstance(target, ListTarget):
-            raise ValueError(f"{key!r} is not a List key of a map rule; the dashboard shows series")
-        return target
+    def __init__(self, reads: TimeSeriesReads) -> None:
+        self.reads = reads
+        self.storage: GatewayStorage = reads.storage
+        self.catalog = SeriesCatalog(self.storage)
 
     def _keys(self) -> Iterable[str]:
         found: dict[str, None] = {}
@@ -267,109 +206,39 @@ class DashboardReads:
         return found
 
     def series(self, allowed: Callable[[str], bool]) -> dict[str, Any]:
-        """``dashboard:series``: the listed series with count, first/last time and latest value."""
+        """``dashboard:series``: the listed series with count, first/last time and latest value.
+
+        Args:
+            allowed: whether the connection may read a full key.
+
+        Raises:
+            TStorageUnavailable: TStorage could not be read.
+        """
         out = []
-        views = self.storage.series
         for full in self._keys():
             if not allowed(full):
                 continue
             target = self.storage.resolve(full)
             if not isinstance(target, ListTarget):
                 continue
-            caps = views.caps(target)
-            latest = views.lindex(target, -1) if len(caps) else None
+            count, first, last, _ = self.reads.info(target)
+            newest = self.reads.latest(target, 1).values if count else []
             s = target.series
             out.append(
                 {
-                    "key": full.removeprefix("znsocket.List:"),
+                    "key": user_key(full),
                     "full_key": full,
                     "pattern": target.rule.pattern.source,
                     "cid": s.cid,
                     "mid": s.mid,
                     "moid": s.moid,
-                    "count": len(caps),
-                    "first_time": _unix_s(int(caps[0])) if len(caps) else None,
-                    "last_time": _unix_s(int(caps[-1])) if len(caps) else None,
-                    "latest": None if latest is None else json.loads(latest),
+                    "count": count,
+                    "first_time": cap_in_unit(first, "unix_s"),
+                    "last_time": cap_in_unit(last, "unix_s"),
+                    "latest": newest[-1] if newest else None,
                 }
             )
         return {"series": out}
-
-    def window(self, target: ListTarget, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """``dashboard:window``: raw or downsampled records of one series in a time window."""
-        unknown = set(kwargs) - {"key", "start", "end", "limit", "buckets", "latest"}
-        if unknown:
-            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        start = kwargs.get("start")
-        end = kwargs.get("end")
-        lo_cap = CAP_RANGE[0] if start is None else _cap(start, "start")
-        hi_cap = CAP_RANGE[1] + 1 if end is None else _cap(end, "end")
-        limit = _count(kwargs.get("limit"), "limit", DEFAULT_LIMIT, (1, MAX_LIMIT))
-        buckets = _count(kwargs.get("buckets"), "buckets", None, (1, MAX_BUCKETS))
-        latest = _count(kwargs.get("latest"), "latest", None, (1, MAX_LIMIT))
-        assert limit is not None
-        views = self.storage.series
-        caps = views.caps(target)
-        i0, i1 = (int(x) for x in np.searchsorted(caps, [lo_cap, hi_cap]))
-        i1 = max(i0, i1)
-        in_window = i1 - i0
-        if latest is not None:
-            i0 = max(i0, i1 - latest)
-        head: dict[str, Any] = {
-            "key": target.key.removeprefix("znsocket.List:"),
-            "count": len(caps),
-            "first_time": _unix_s(int(caps[0])) if len(caps) else None,
-            "last_time": _unix_s(int(caps[-1])) if len(caps) else None,
-            "in_window": in_window,
-        }
-        n = i1 - i0
-        if buckets is not None and n > 2 * buckets:
-            return head | self._buckets(
-                target, caps[i0:i1], i0, buckets, lo_cap, hi_cap, start, end
-            )
-        truncated = n > limit
-        if truncated:
-            i0 = i1 - limit
-        window_caps = caps[i0:i1]
-        values = _numbers(views.lrange(target, i0, i1 - 1)) if i1 > i0 else np.empty(0)
-        t = ((window_caps + TSTORAGE_EPOCH_UNIX_NS) / 1e9).tolist()
-        return head | {"mode": "raw", "truncated": truncated, "t": t, "v": _json_floats(values)}
-
-    def _buckets(
-        self,
-        target: ListTarget,
-        caps: npt.NDArray[np.int64],
-        offset: int,
-        buckets: int,
-        lo_cap: int,
-        hi_cap: int,
-        start: Any,
-        end: Any,
-    ) -> dict[str, Any]:
-        # Unbounded sides of the window end at the data itself.
-        lo = int(caps[0]) if start is None else lo_cap
-        hi = int(caps[-1]) + 1 if end is None else hi_cap
-        edges = np.linspace(float(lo), float(hi), buckets + 1)
-        starts = np.searchsorted(caps, edges[:-1].astype(np.int64)).astype(np.int64)
-        stops = np.append(starts[1:], len(caps))
-        full = stops > starts
-        starts, stops = starts[full], stops[full]
-        values = _numbers(self.storage.series.lrange(target, offset, offset + len(caps) - 1))
-        finite = ~np.isnan(values)
-        counts = np.add.reduceat(finite.astype(np.int64), starts)
-        sums = np.add.reduceat(np.where(finite, values, 0.0), starts)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        t = ((edges[:-1][full] + TSTORAGE_EPOCH_UNIX_NS) / 1e9).tolist()
-        return {
-            "mode": "buckets",
-            "t": t,
-            "min": _json_floats(np.fmin.reduceat(values, starts)),
-            "max": _json_floats(np.fmax.reduceat(values, starts)),
-            "mean": _json_floats(mean),
-            "last": _json_floats(values[stops - 1]),
-            "n": (stops - starts).tolist(),
-        }
 
 
 class StaticDashboard:
@@ -429,24 +298,24 @@ class StaticDashboard:
         return [body]
 
 
-def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None) -> DashboardReads:
-    """Serve the dashboard page from ``app`` and register its events.
+def mount(app: Any, reads: TimeSeriesReads, authorize: Authorize | None = None) -> DashboardReads:
+    """Serve the dashboard page from ``app`` and register ``dashboard:series``.
 
     Args:
         app: The gateway's :class:`~znsocket.server.app.ZnSocketApp`; its ``wsgi_app`` is
             wrapped so ``/`` and ``/assets/`` serve the page.
-        storage: The gateway's storage (series are read through it).
+        reads: The gateway's time-series reads (``Gateway.reads``, behind the ``ts:*``
+            events), through which the listing reads each series.
         authorize: The gateway's authorization hook, or ``None`` when auth is off.
 
     Returns:
-        The reads behind the events (for tests and benchmarks).
+        The listing behind the event (for tests and benchmarks).
     """
-    reads = DashboardReads(storage)
+    listing = DashboardReads(reads)
     sio = app.sio
-    namespace = app.namespace
     principals: dict[str, Any] = app.principals
-    # These handlers wait on TStorage: run them in their own green thread, not on the reader.
-    sio.background_events = frozenset(sio.background_events | {SERIES_EVENT, WINDOW_EVENT})
+    # The listing waits on TStorage: run it in its own green thread, not on the reader.
+    sio.background_events = frozenset(sio.background_events | {SERIES_EVENT})
 
     def allowed(sid: str) -> Callable[[str], bool]:
         def check(full_key: str) -> bool:
@@ -460,38 +329,26 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
 
         return check
 
-    def parse(event: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    def series_handler(sid: str, *args: Any) -> Envelope:
         if (
             len(args) != 1
             or not isinstance(args[0], list)
             or len(args[0]) != 2
+            or not isinstance(args[0][0], list)
             or not isinstance(args[0][1], dict)
         ):
-            raise ValueError(f"{event}: expected one data argument [args, kwargs]")
-        return args[0][1]
-
-    def series_handler(sid: str, *args: Any) -> Envelope:
+            return malformed(SERIES_EVENT, "expected one data argument [args, kwargs]")
         try:
-            parse(SERIES_EVENT, args)
-            return {"data": reads.series(allowed(sid))}
+            if args[0][0] or args[0][1]:
+                raise DataError(f"{SERIES_EVENT} takes no arguments: send [[], {{}}]")
+            return {"data": listing.series(allowed(sid))}
         except Exception as exc:
             return error_envelope_for(exc, SERIES_EVENT)
 
-    def window_handler(sid: str, *args: Any) -> Envelope:
-        try:
-            kwargs = parse(WINDOW_EVENT, args)
-            target = reads._target(kwargs.get("key"))
-            if authorize is not None:
-                authorize(principals.get(sid), "lrange", [target.key], {})
-            return {"data": reads.window(target, kwargs)}
-        except Exception as exc:
-            return error_envelope_for(exc, WINDOW_EVENT)
-
-    sio.on(SERIES_EVENT, namespace=namespace)(series_handler)
-    sio.on(WINDOW_EVENT, namespace=namespace)(window_handler)
+    sio.on(SERIES_EVENT, namespace=app.namespace)(series_handler)
     app.wsgi_app = StaticDashboard(app.wsgi_app)
     log.info(
         "dashboard at / (%s)", "bundle " + str(DIST_DIR) if (DIST_DIR / "index.html").is_file()
         else "not built: run scripts/bootstrap-js.sh"
     )  # fmt: skip
-    return reads
+    return listing

@@ -9,7 +9,7 @@
  * const voltage = new List(client, 'meters/7/3');
  * await voltage.push(230.5);
  * const last100 = await timeseries.latest(client, 'meters/7/3', 100);   // ts:* events
- * const series = await dashboard.listSeries(client);                    // dashboard:* events
+ * const series = await dashboard.listSeries(client);                    // dashboard:series
  * ```
  * @module tstorage-gateway-znsocket
  */

@@ -1,26 +1,39 @@
 /**
  * The gateway's time-series events (`docs/time-series-events.md`): `ts:info`, `ts:range`
  * (raw or downsampled to N buckets), `ts:latest` and `ts:resume`, on keys a `list` map rule
- * turns into a TStorage series.
+ * turns into a TStorage series. This is the JavaScript API for time-window reads; the
+ * dashboard uses it too.
  *
  * Times in requests may be unix seconds (a number, the browser convention), a `Date`, an
  * ISO-8601 string, or TStorage nanoseconds as a `bigint` or a string of digits; they travel
- * as ISO strings or digit strings, so nanoseconds stay exact. Answers use `unit`
- * (`"unix_s"` by default here; `"tstorage_ns"` and `"unix_ns"` answers hold integers beyond
- * JavaScript's exact range). Watermarks are decimal strings: pass them back unchanged.
+ * as ISO strings or digit strings, so nanoseconds stay exact.
+ *
+ * Times in answers (`t`, `first`, `last`) are in `unit`: `"unix_s"` by default here (the
+ * gateway's own default is `"tstorage_ns"`), or `"unix_ms"`, `"unix_ns"`, `"tstorage_ns"`.
+ * The two nanosecond units are integers beyond a JavaScript number's exact range (2^53), so
+ * they arrive rounded to about 100 ns; use them only when that is acceptable.
+ *
+ * Watermarks (`watermark`, `acq`) are decimal strings: pass them back unchanged (as
+ * `since` of {@link resume} or `asOf`).
  * @module timeseries
  */
 
 /** Event names. */
 export const EVENTS = Object.freeze({ INFO: 'ts:info', RANGE: 'ts:range', LATEST: 'ts:latest', RESUME: 'ts:resume' });
 
+/** The units an answer's times may be given in. */
+export const UNITS = Object.freeze(['unix_s', 'unix_ms', 'unix_ns', 'tstorage_ns']);
+
 // TStorage time 0 (2001-01-01T00:00:00Z) in unix microseconds.
 const EPOCH_US = 978307200000000n;
+// Half the spacing of JavaScript numbers around today's TStorage nanoseconds (~8e17): the
+// most a JSON integer there is off by, with margin.
+const NS_ROUNDING = 128n;
 
 /**
  * @typedef {number | Date | string | bigint | null | undefined} TimeLike
  * A time: unix seconds (number), a `Date`, an ISO-8601 string, TStorage ns (`bigint` or a
- * string of digits), or null/undefined for unbounded.
+ * string of digits, e.g. a watermark), or null/undefined for unbounded.
  */
 
 /**
@@ -28,9 +41,54 @@ const EPOCH_US = 978307200000000n;
  */
 
 /**
+ * @typedef {object} InfoAnswer
+ * @property {string} key User key.
+ * @property {number} count Records (distinct capture times) in the series.
+ * @property {number|null} first Oldest capture time in `unit`, `null` when empty.
+ * @property {number|null} last Newest capture time in `unit`, `null` when empty.
+ * @property {string} watermark Every record with a lower `acq` is counted, no other.
+ */
+
+/**
+ * @typedef {object} RawAnswer
+ * @property {string} key
+ * @property {'raw'} mode
+ * @property {number} count Records in the window (more than `t.length` when truncated).
+ * @property {boolean} truncated True when the window holds more than were returned.
+ * @property {string|null} next Where the rest of a truncated window starts: TStorage ns as
+ *   a digit string (pass it as `start`), `null` when not truncated. See {@link range}.
+ * @property {number[]} t Capture times in `unit`, oldest first.
+ * @property {unknown[]} v Values as the rule's codec decodes them (numbers for `struct:<d`).
+ * @property {string} watermark
+ */
+
+/**
+ * @typedef {object} BucketsAnswer
+ * @property {string} key
+ * @property {'buckets'} mode
+ * @property {number} count Records in the window.
+ * @property {number} buckets Slices asked for (empty ones are left out of the arrays).
+ * @property {number[]} t Start of each non-empty slice in `unit`.
+ * @property {number[]} n Records per slice.
+ * @property {(number|null)[]} min
+ * @property {(number|null)[]} max
+ * @property {(number|null)[]} mean
+ * @property {(number|null)[]} last Value of each slice's newest record.
+ * @property {string} watermark
+ */
+
+/**
+ * @typedef {object} ResumeAnswer
+ * @property {string} watermark Pass it as the next `since`.
+ * @property {Record<string, {t: number[], v: unknown[], acq: string[]}>} changes Per key the
+ *   records acquired in `[since, watermark)`, by capture time then acquisition time.
+ */
+
+/**
  * A time as the events accept it: an ISO-8601 string, or TStorage ns as a digit string.
  * @param {TimeLike} t
  * @returns {string | null}
+ * @throws {TypeError} For anything that is not a time.
  */
 export function wireTime(t) {
   if (t === null || t === undefined) return null;
@@ -45,6 +103,19 @@ export function wireTime(t) {
 }
 
 /**
+ * A watermark as the events take it: a decimal string.
+ * @param {unknown} w A watermark string from an answer, or a `bigint`.
+ * @returns {string}
+ * @throws {TypeError} For a number that is not exact (watermarks exceed 2^53) or anything else.
+ */
+export function wireWatermark(w) {
+  if (typeof w === 'string') return w;
+  if (typeof w === 'bigint') return w.toString();
+  if (typeof w === 'number' && Number.isSafeInteger(w)) return String(w);
+  throw new TypeError(`a watermark is the decimal string an answer carries, not ${String(w)}`);
+}
+
+/**
  * @param {Record<string, unknown>} kwargs
  * @returns {Record<string, unknown>} Without undefined entries.
  */
@@ -52,12 +123,17 @@ function defined(kwargs) {
   return Object.fromEntries(Object.entries(kwargs).filter(([, v]) => v !== undefined));
 }
 
+/** @param {{asOf?: TimeLike}} options */
+function asOfOf(options) {
+  return options.asOf === undefined ? undefined : wireTime(options.asOf);
+}
+
 /**
  * Count and first/last capture time of a series.
  * @param {import('./client.js').Client} client
  * @param {string} key User key (`meters/7/3`) or full key.
  * @param {{unit?: Unit}} [options]
- * @returns {Promise<{key: string, count: number, first: number|null, last: number|null, watermark: string}>}
+ * @returns {Promise<InfoAnswer>}
  */
 export async function info(client, key, options = {}) {
   return client.call(EVENTS.INFO, [key], { unit: options.unit ?? 'unix_s' });
@@ -68,20 +144,26 @@ export async function info(client, key, options = {}) {
  * @property {TimeLike} [start] Inclusive start; unbounded when absent.
  * @property {TimeLike} [end] Exclusive end; unbounded when absent.
  * @property {number} [limit] Raw records at most (server default 10,000, at most 100,000);
- *   when more remain the answer has `truncated: true` and `next`, a digit string of TStorage
- *   ns (continue with `start: next`).
+ *   the oldest of the window come first, and when more remain the answer has
+ *   `truncated: true` and `next` (continue with `start: next`).
  * @property {number} [buckets] Downsample to this many equal time slices (1..10,000).
  * @property {TimeLike} [asOf] Read the series as it was at this watermark/time.
  * @property {Unit} [unit] Unit of the times in the answer (default `unix_s`).
  */
 
 /**
- * Records of a time window, raw (`mode: "raw"`, `t`, `v`) or downsampled
- * (`mode: "buckets"`, `t`, `n`, `min`, `max`, `mean`, `last`).
+ * Records of a time window `[start, end)`, raw (`mode: "raw"`) or, with `buckets`,
+ * downsampled (`mode: "buckets"`).
+ *
+ * The gateway sends `next` as an integer of TStorage ns, which a JavaScript number holds
+ * only to about 100 ns. So that paging never skips a record, `next` is handed on as a
+ * digit string up to 128 ns before the exact value: a following page may then begin with
+ * records of this page whose capture time lies within those 128 ns of the next one (the
+ * page's `count` tells: the window of the following page holds exactly that many more).
  * @param {import('./client.js').Client} client
  * @param {string} key
  * @param {RangeOptions} [options]
- * @returns {Promise<any>}
+ * @returns {Promise<RawAnswer | BucketsAnswer>}
  */
 export async function range(client, key, options = {}) {
   const answer = await client.call(
@@ -92,26 +174,26 @@ export async function range(client, key, options = {}) {
       end: wireTime(options.end),
       limit: options.limit,
       buckets: options.buckets,
-      as_of: options.asOf === undefined ? undefined : wireTime(options.asOf),
+      as_of: asOfOf(options),
       unit: options.unit ?? 'unix_s',
     }),
   );
-  // `next` arrives as an integer of TStorage ns, beyond a JavaScript number's exact range
-  // (it may be off by up to 64 ns): hand it on as a digit string, which `start` takes as ns.
-  if (answer && typeof answer.next === 'number') answer.next = BigInt(answer.next).toString();
+  if (answer && typeof answer.next === 'number') answer.next = (BigInt(answer.next) - NS_ROUNDING).toString();
   return answer;
 }
 
 /**
  * A window downsampled to `buckets` slices of equal duration (min/max/mean/last/n each).
+ * An unbounded side of the window ends at the first/last record. Values must be numbers,
+ * else the gateway answers `DataError`.
  * @param {import('./client.js').Client} client
  * @param {string} key
  * @param {number} buckets 1..10,000.
- * @param {Omit<RangeOptions, 'buckets'>} [options]
- * @returns {Promise<any>}
+ * @param {Omit<RangeOptions, 'buckets' | 'limit'>} [options]
+ * @returns {Promise<BucketsAnswer>}
  */
 export async function downsample(client, key, buckets, options = {}) {
-  return range(client, key, { ...options, buckets });
+  return /** @type {Promise<BucketsAnswer>} */ (range(client, key, { ...options, buckets }));
 }
 
 /**
@@ -120,25 +202,27 @@ export async function downsample(client, key, buckets, options = {}) {
  * @param {string} key
  * @param {number} [n] Default 1 (at most 100,000).
  * @param {{asOf?: TimeLike, unit?: Unit}} [options]
- * @returns {Promise<any>}
+ * @returns {Promise<RawAnswer>}
  */
 export async function latest(client, key, n = 1, options = {}) {
-  return client.call(
-    EVENTS.LATEST,
-    [key],
-    defined({ n, as_of: options.asOf === undefined ? undefined : wireTime(options.asOf), unit: options.unit ?? 'unix_s' }),
-  );
+  return client.call(EVENTS.LATEST, [key], defined({ n, as_of: asOfOf(options), unit: options.unit ?? 'unix_s' }));
 }
 
 /**
  * The records TStorage acquired since a watermark, per key: pass each answer's
- * `watermark` as the next `since` and nothing is missed or repeated.
+ * `watermark` as the next `since` and nothing is missed or repeated (a correction shows up
+ * as a record whose `t` is already known).
  * @param {import('./client.js').Client} client
  * @param {string[]} keys At most 100.
- * @param {string | Record<string, string>} since A watermark (from any `ts:*` answer), or one per key.
+ * @param {string | bigint | Record<string, string | bigint>} since A watermark (from any
+ *   `ts:*` answer), or one per key.
  * @param {{unit?: Unit}} [options]
- * @returns {Promise<{watermark: string, changes: Record<string, {t: number[], v: unknown[], acq: string[]}>}>}
+ * @returns {Promise<ResumeAnswer>}
  */
 export async function resume(client, keys, since, options = {}) {
-  return client.call(EVENTS.RESUME, [], { keys, since, unit: options.unit ?? 'unix_s' });
+  const wire =
+    since !== null && typeof since === 'object'
+      ? Object.fromEntries(Object.entries(since).map(([k, w]) => [k, wireWatermark(w)]))
+      : wireWatermark(since);
+  return client.call(EVENTS.RESUME, [], { keys, since: wire, unit: options.unit ?? 'unix_s' });
 }

@@ -1,8 +1,9 @@
 // Tokens: the JS client connects with socket.io `auth: {token}`; the gateway refuses wrong
-// tokens, read-only tokens cannot write, and the dashboard events show only permitted keys.
+// tokens, read-only tokens cannot write, the series listing shows only permitted keys and
+// the ts:* reads refuse the others.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, AuthenticationError, PermissionDeniedError, List, dashboard as timeseries } from '../src/index.js';
+import { connect, AuthenticationError, PermissionDeniedError, List, dashboard, timeseries } from '../src/index.js';
 import { startGateway } from './helpers.js';
 
 const AUTH = `
@@ -46,8 +47,8 @@ test('a read token reads only its keys, lists only its series and cannot write',
     await assert.rejects(new List(viewer, 'meters/1/1').push(3), PermissionDeniedError);
     await assert.rejects(new List(viewer, 'meters/2/1').toArray(), PermissionDeniedError);
 
-    const seenByWriter = (await timeseries.listSeries(writer)).map((s) => s.key).sort();
-    const seenByViewer = (await timeseries.listSeries(viewer)).map((s) => s.key);
+    const seenByWriter = (await dashboard.listSeries(writer)).map((s) => s.key).sort();
+    const seenByViewer = (await dashboard.listSeries(viewer)).map((s) => s.key);
     assert.deepEqual(seenByWriter, ['meters/1/1', 'meters/2/1']);
     assert.deepEqual(seenByViewer, ['meters/1/1']);
     assert.deepEqual((await timeseries.latest(viewer, 'meters/1/1', 1)).v, [1.25]);

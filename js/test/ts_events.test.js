@@ -1,9 +1,9 @@
 // The gateway's ts:* events (docs/time-series-events.md) through the JS client, on a series
 // written straight into TStorage with tstorage_client; values checked against the records
-// and against the Python client's view of the same List.
+// and against the Python client's time-series reads (gateway.TimeSeries) of the same series.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, timeseries, DataError, KeyMappingError, UnknownEventError } from '../src/index.js';
+import { connect, timeseries, DataError, KeyMappingError } from '../src/index.js';
 import { startGateway, python, startWriter } from './helpers.js';
 
 const T0 = 1_700_000_000; // unix seconds
@@ -12,27 +12,24 @@ const times = Array.from({ length: N }, (_, i) => T0 + i * 0.01);
 const values = Array.from({ length: N }, (_, i) => (i % 7) * 1.5 - i / 100);
 const close = (a, b, eps = 1e-6) => Math.abs(a - b) <= eps;
 const KEY = 'meters/43/1';
+// Unix ns (a decimal string, as timeseries_reads.py prints them) as unix seconds.
+const unixS = (ns) => Number(BigInt(ns)) / 1e9;
+const closeTimes = (js, py) => js.length === py.length && js.every((t, i) => close(t, unixS(py[i])));
+const pyReads = async (ops) => python('timeseries_reads.py', { url: gw.url, key: KEY, ops });
 
 let gw;
 let client;
-let available = true;
 
 before(async () => {
   gw = await startGateway();
   client = await connect(gw.url);
   await python('tstorage_put.py', { port: gw.tstoragePort, cid: 1, mid: 43, moid: 1, points: times.map((t, i) => [t, values[i]]) });
-  available = await timeseries.info(client, KEY).then(() => true, (e) => !(e instanceof UnknownEventError));
 });
 
 after(async () => {
   client?.close();
   await gw?.stop();
 });
-
-const needs = (t) => {
-  if (!available) t.skip('this gateway does not answer ts:* events');
-  return !available;
-};
 
 test('wireTime sends unix seconds as exact TStorage nanoseconds, other forms unchanged', () => {
   assert.equal(timeseries.wireTime(978307200), '0');
@@ -42,37 +39,83 @@ test('wireTime sends unix seconds as exact TStorage nanoseconds, other forms unc
   assert.equal(timeseries.wireTime(new Date(Date.UTC(2001, 0, 1, 0, 0, 1))), '2001-01-01T00:00:01.000Z');
   assert.equal(timeseries.wireTime(null), null);
   assert.throws(() => timeseries.wireTime(NaN), TypeError);
+  assert.equal(timeseries.wireWatermark('848701000123456789'), '848701000123456789');
+  assert.equal(timeseries.wireWatermark(848701000123456789n), '848701000123456789');
+  assert.throws(() => timeseries.wireWatermark(848701000123456789), TypeError); // not exact
 });
 
-test('ts:info and ts:latest', async (t) => {
-  if (needs(t)) return;
+test('ts:info and ts:latest agree with the records and with the Python client', async () => {
   const inf = await timeseries.info(client, KEY);
+  assert.equal(inf.key, KEY);
   assert.equal(inf.count, N);
   assert.ok(close(inf.first, T0) && close(inf.last, times[N - 1]), JSON.stringify(inf));
-  assert.equal(typeof inf.watermark, 'string');
+  assert.match(inf.watermark, /^\d+$/);
   const last = await timeseries.latest(client, KEY, 5);
+  assert.equal(last.mode, 'raw');
   assert.deepEqual(last.v, values.slice(-5));
   assert.ok(last.t.every((x, i) => close(x, times[N - 5 + i])));
+  assert.deepEqual((await timeseries.latest(client, KEY)).v, [values[N - 1]]); // n defaults to 1
+
+  const [pyInfo, pyLast] = await pyReads([{ op: 'info' }, { op: 'latest', n: 5 }]);
+  assert.equal(pyInfo.count, inf.count);
+  assert.ok(close(unixS(pyInfo.first), inf.first) && close(unixS(pyInfo.last), inf.last));
+  assert.ok(BigInt(pyInfo.watermark) >= BigInt(inf.watermark)); // watermarks only grow
+  assert.deepEqual(pyLast.v, last.v);
+  assert.ok(closeTimes(last.t, pyLast.t));
 });
 
-test('ts:range: raw windows, paging with next, and the Python List agree', async (t) => {
-  if (needs(t)) return;
+test('ts:range: windows given as unix seconds, ISO strings or Dates agree with the Python client', async () => {
+  // [T0 + 1, T0 + 2) holds records 100..199.
   const r = await timeseries.range(client, KEY, { start: T0 + 1 - 1e-4, end: T0 + 2 - 1e-4 });
   assert.equal(r.mode, 'raw');
+  assert.equal(r.count, 100);
+  assert.equal(r.truncated, false);
+  assert.equal(r.next, null);
   assert.deepEqual(r.v, values.slice(100, 200));
+  const iso = (s) => new Date(s * 1000).toISOString();
+  const byIso = await timeseries.range(client, KEY, { start: iso(T0 + 1 - 1e-3), end: iso(T0 + 2 - 1e-3) });
+  const byDate = await timeseries.range(client, KEY, { start: new Date((T0 + 1 - 1e-3) * 1000), end: new Date((T0 + 2 - 1e-3) * 1000) });
+  assert.deepEqual(byIso.v, r.v);
+  assert.deepEqual(byDate.v, r.v);
+  const [py] = await pyReads([{ op: 'range', start: iso(T0 + 1 - 1e-3), end: iso(T0 + 2 - 1e-3) }]);
+  assert.deepEqual(py.v, r.v);
+  assert.ok(closeTimes(r.t, py.t));
+});
+
+test('ts:range: paging with next reads the whole series once, as the Python List and proxy do', async () => {
   const page1 = await timeseries.range(client, KEY, { limit: 600 });
   assert.equal(page1.truncated, true);
+  assert.equal(page1.count, N);
+  assert.equal(page1.t.length, 600);
+  assert.match(page1.next, /^\d+$/);
+  // `next` never lies after the first record not returned (so nothing is skipped) ...
+  const nextS = (Number(BigInt(page1.next)) + 978307200e9) / 1e9;
+  assert.ok(nextS <= times[600] + 1e-6 && nextS > times[599], `${nextS}`);
   const page2 = await timeseries.range(client, KEY, { start: page1.next, limit: 600 });
   assert.equal(page2.truncated, false);
+  // ... and the second window holds exactly the records not returned yet.
+  assert.equal(page2.count, N - 600);
   const [pyList] = await python('znsocket_ops.py', { url: gw.url, ops: [{ op: 'list', key: KEY }] });
   assert.deepEqual([...page1.v, ...page2.v], pyList);
   assert.deepEqual(pyList, values);
+  const [pyAll] = await pyReads([{ op: 'range' }]);
+  assert.deepEqual(pyAll.v, values);
+  assert.ok(closeTimes([...page1.t, ...page2.t], pyAll.t));
 });
 
-test('ts:range with buckets: min/max/mean/last/n per slice', async (t) => {
-  if (needs(t)) return;
+test('ts:range: unit chooses how answer times are given', async () => {
+  const ms = await timeseries.range(client, KEY, { limit: 2, unit: 'unix_ms' });
+  assert.ok(close(ms.t[0], T0 * 1000, 1e-3) && close(ms.t[1], times[1] * 1000, 1e-3), JSON.stringify(ms.t));
+  const ns = await timeseries.info(client, KEY, { unit: 'tstorage_ns' });
+  assert.ok(Math.abs(ns.first - (T0 - 978307200) * 1e9) < 1000, `${ns.first}`);
+  await assert.rejects(timeseries.info(client, KEY, { unit: 'fortnights' }), DataError);
+});
+
+test('ts:range with buckets: min/max/mean/last/n per slice, as the Python client gets them', async () => {
   const d = await timeseries.downsample(client, KEY, 10, { start: T0 - 0.005, end: T0 + 9.995 });
   assert.equal(d.mode, 'buckets');
+  assert.equal(d.count, N);
+  assert.equal(d.buckets, 10);
   assert.equal(d.t.length, 10);
   for (let b = 0; b < 10; b++) {
     const chunk = values.slice(b * 100, b * 100 + 100);
@@ -82,10 +125,17 @@ test('ts:range with buckets: min/max/mean/last/n per slice', async (t) => {
     assert.ok(close(d.mean[b], chunk.reduce((a, x) => a + x, 0) / 100), `mean ${b}`);
     assert.equal(d.last[b], chunk[99]);
   }
+  // Unbounded: the slices span the records themselves; always buckets, however few records.
+  const all = await timeseries.downsample(client, KEY, 4);
+  assert.equal(all.mode, 'buckets');
+  assert.deepEqual(all.n, [250, 250, 250, 250]);
+  assert.ok(close(all.t[0], T0));
+  const [py] = await pyReads([{ op: 'downsample', buckets: 4 }]);
+  for (const k of ['n', 'min', 'max', 'mean', 'last']) assert.deepEqual(py[k], all[k], k);
+  assert.ok(closeTimes(all.t, py.t));
 });
 
-test('ts:resume returns exactly the records acquired since a watermark', async (t) => {
-  if (needs(t)) return;
+test('ts:resume returns exactly the records acquired since a watermark; asOf reads the series as it was', async () => {
   const { watermark } = await timeseries.info(client, KEY);
   const writer = startWriter(gw.tstoragePort);
   try {
@@ -97,15 +147,29 @@ test('ts:resume returns exactly the records acquired since a watermark', async (
   const got = await timeseries.resume(client, [KEY], watermark);
   assert.deepEqual(got.changes[KEY].v, [1.25, 2.25, 3.25]);
   assert.ok(got.changes[KEY].t.every((x, i) => close(x, T0 + 20 + i)));
-  const again = await timeseries.resume(client, [KEY], got.watermark);
+  assert.ok(got.changes[KEY].acq.every((a) => /^\d+$/.test(a) && BigInt(a) >= BigInt(watermark)));
+  const [py] = await pyReads([{ op: 'resume', since: watermark }]);
+  assert.deepEqual(py.v, got.changes[KEY].v);
+  assert.deepEqual(py.acq, got.changes[KEY].acq);
+  // Per-key watermarks, and nothing twice.
+  const again = await timeseries.resume(client, [KEY], { [KEY]: got.watermark });
   assert.deepEqual(again.changes[KEY]?.v ?? [], []);
+
+  const before = await timeseries.latest(client, KEY, 1, { asOf: watermark });
+  assert.deepEqual(before.v, [values[N - 1]]);
+  const old = await timeseries.range(client, KEY, { start: T0 + 9, asOf: watermark });
+  assert.deepEqual(old.v, values.slice(900));
+  assert.equal((await timeseries.range(client, KEY, { start: T0 + 9 })).count, 100 + 3);
 });
 
-test('bad requests: clear error types, the connection keeps working', async (t) => {
-  if (needs(t)) return;
+test('bad requests: clear error types, the connection keeps working', async () => {
   await assert.rejects(timeseries.range(client, KEY, { start: 'yesterday' }), DataError);
   await assert.rejects(timeseries.range(client, KEY, { limit: 0 }), DataError);
+  await assert.rejects(timeseries.range(client, KEY, { buckets: 10_001 }), DataError);
+  await assert.rejects(timeseries.range(client, KEY, { start: T0 + 5, end: T0 }), DataError);
+  await assert.rejects(timeseries.latest(client, KEY, 100_001), DataError);
   await assert.rejects(timeseries.info(client, 'plain-generic-key'), KeyMappingError);
   await assert.rejects(timeseries.info(client, 'meters/7'), KeyMappingError);
+  await assert.rejects(timeseries.resume(client, [KEY], 12.5), TypeError);
   assert.equal((await timeseries.info(client, KEY)).count, N + 3);
 });

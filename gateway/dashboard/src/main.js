@@ -2,7 +2,7 @@
 // draws the chosen one and keeps it live. What is on screen is also readable from
 // `window.dashboard` (tests and benchmarks use it).
 import {
-  connect, List, TStorageUnavailable, ConnectionError, DataError, UnknownEventError, dashboard as reads, timeseries,
+  connect, List, TStorageUnavailable, ConnectionError, DataError, dashboard, timeseries,
 } from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
 import { SeriesTable } from './seriesTable.js';
@@ -12,7 +12,7 @@ import './style.css';
 
 const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
 const SERIES_MS = 2000;
-const RAW_LIMIT = 20000;
+const RAW_LIMIT = 20000; // new records read at most per poll (more: the view is reloaded)
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const params = new URLSearchParams(location.hash.slice(1));
@@ -37,6 +37,8 @@ const state = {
   firstDrawMs: null,
   /** @type {{mode: string, in_window: number, points: number} | null} */
   window: null,
+  /** @type {number|null} the series' record count last shown */
+  count: null,
 };
 
 const status = new StatusView($('status'), $('outage'));
@@ -72,7 +74,7 @@ async function guarded(fn) {
 async function refreshSeries() {
   const client = state.client;
   if (!client?.connected) return;
-  const series = await guarded(() => reads.listSeries(client));
+  const series = await guarded(() => dashboard.listSeries(client));
   if (series) table.update(series);
 }
 
@@ -84,6 +86,7 @@ function pick(key) {
   state.follow = true;
   state.lastT = null;
   state.window = null;
+  state.count = null;
   /** @type {HTMLInputElement} */ ($('follow')).checked = true;
   table.select(key);
   $('chart-title').textContent = key;
@@ -95,39 +98,39 @@ function pick(key) {
   void load();
 }
 
-// Whether the gateway answers the ts:* events (docs/time-series-events.md); without them
-// the dashboard's own dashboard:window event does the same, more slowly for large windows.
-let tsEvents = true;
+/** @param {unknown[]} v Values as the codec gives them: the chart draws numbers only. */
+const numbers = (v) => v.map((x) => (typeof x === 'number' ? x : null));
 
 /**
- * The records of a view: raw when they fit one per pixel twice over, else downsampled to one
- * bucket per pixel. Shaped like a `dashboard:window` answer.
- * @param {import('../../../js/src/client.js').ZnClient} client
+ * The records of a view, through the gateway's ts:* events: raw when they fit one per
+ * pixel twice over, else downsampled to one bucket per pixel.
+ * @param {import('../../../js/src/client.js').Client} client
  * @param {string} key
  * @param {{min: number, max: number} | null} view
- * @returns {Promise<any>}
+ * @returns {Promise<any>} `{count, last_time, mode, in_window, truncated, t, v | min/max/mean/last}`
  */
 async function readWindow(client, key, view) {
   const start = view?.min ?? null;
   const end = view?.max ?? null;
-  if (tsEvents) {
-    try {
-      const [info, raw] = await Promise.all([
-        timeseries.info(client, key),
-        timeseries.range(client, key, { start, end, limit: 2 * chart.pixels }),
-      ]);
-      const head = { key, count: info.count, first_time: info.first, last_time: info.last };
-      if (!raw.truncated) {
-        return { ...head, mode: 'raw', truncated: false, in_window: raw.t.length, t: raw.t, v: raw.v };
-      }
-      const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
-      return { ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last, n: b.n };
-    } catch (exc) {
-      if (exc instanceof UnknownEventError) tsEvents = false;
-      else if (!(exc instanceof DataError)) throw exc; // DataError: values that are not numbers
-    }
+  const [info, raw] = await Promise.all([
+    timeseries.info(client, key),
+    timeseries.range(client, key, { start, end, limit: 2 * chart.pixels }),
+  ]);
+  const head = { count: info.count, last_time: info.last };
+  if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
+  if (!raw.truncated) {
+    return { ...head, mode: 'raw', truncated: false, in_window: raw.count, t: raw.t, v: numbers(raw.v) };
   }
-  return reads.downsample(client, key, chart.pixels, { start, end, limit: RAW_LIMIT });
+  try {
+    const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
+    return { ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last };
+  } catch (exc) {
+    if (!(exc instanceof DataError)) throw exc;
+  }
+  // Values that are not numbers cannot be downsampled: show raw records, the newest ones
+  // when following the series.
+  const shown = view === null ? await timeseries.latest(client, key, 2 * chart.pixels) : raw;
+  return { ...head, mode: 'raw', truncated: true, in_window: raw.count, t: shown.t, v: numbers(shown.v) };
 }
 
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
@@ -148,8 +151,13 @@ async function load() {
   state.window = { mode: w.mode, in_window: w.in_window, points: w.t.length };
   if (view === null || (w.last_time !== null && view.max >= w.last_time)) state.lastT = w.last_time;
   showWindowInfo(w.truncated);
-  if (w.mode === 'raw' || view === null) {
+  if (view === null && w.count > 0) {
+    // The newest value of the series: the last raw record or bucket of the whole series.
     showLatest(w.count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
+  } else if (view === null || w.count === 0) {
+    showLatest(w.count, undefined, null);
+  } else {
+    showCount(w.count);
   }
   if (view === null || state.lastT === null) await poll();
 }
@@ -170,13 +178,22 @@ function showWindowInfo(truncated = false) {
  * @param {number|null} t
  */
 function showLatest(count, value, t) {
-  $('latest-count').textContent = formatCount(count);
+  showCount(count);
   $('latest-value').textContent = formatValue(value);
   $('latest-time').textContent = formatTime(t);
   if (state.key) table.setCounts(state.key, count, value);
 }
 
-/** Fetch the points newer than the newest shown and append them. */
+/** @param {number} count */
+function showCount(count) {
+  state.count = count;
+  $('latest-count').textContent = formatCount(count);
+}
+
+/**
+ * Check the series (`ts:info`, read from the gateway's index) and append the records newer
+ * than the newest shown (`ts:range` from there).
+ */
 async function poll() {
   const client = state.client;
   const key = state.key;
@@ -189,12 +206,22 @@ async function poll() {
   state.polling = true;
   try {
     const since = state.lastT;
+    const info = await guarded(() => timeseries.info(client, key));
+    if (!info || key !== state.key) return;
+    if (info.count === 0 || info.last === null) {
+      showLatest(0, undefined, null);
+      return;
+    }
+    if (since !== null && info.last <= since) {
+      if (info.count !== state.count) showCount(info.count); // records added before the newest
+      return;
+    }
     const w = await guarded(() =>
       since === null
-        ? reads.latest(client, key, 1)
-        : reads.range(client, key, { start: since, limit: RAW_LIMIT }),
+        ? timeseries.latest(client, key, 1)
+        : timeseries.range(client, key, { start: since, limit: RAW_LIMIT }),
     );
-    if (!w || key !== state.key) return;
+    if (!w || w.mode !== 'raw' || key !== state.key) return;
     if (w.truncated) {
       // Far behind (e.g. after an outage): reload the window instead of appending.
       void load();
@@ -203,8 +230,8 @@ async function poll() {
     let first = 0;
     while (first < w.t.length && since !== null && w.t[first] <= since) first++;
     const t = w.t.slice(first);
-    const v = w.v.slice(first);
-    if (t.length && (state.lastT === null || since !== null)) {
+    const v = numbers(w.v.slice(first));
+    if (t.length) {
       state.lastT = t[t.length - 1];
       if (since !== null) {
         chart.append(t, v, state.follow ? null : state.view);
@@ -214,10 +241,10 @@ async function poll() {
           showWindowInfo();
         }
       }
+      showLatest(info.count, w.v[w.v.length - 1], state.lastT);
+    } else if (info.count !== state.count) {
+      showCount(info.count);
     }
-    if (w.count > 0 && w.v.length) showLatest(w.count, w.v[w.v.length - 1], w.last_time);
-    else if (w.count > 0) $('latest-count').textContent = formatCount(w.count);
-    else showLatest(0, undefined, null);
   } finally {
     state.polling = false;
   }
