@@ -13,7 +13,10 @@ Events handled in the namespace (spec §2-§6): every storage command (catch-all
 ``register_adapter``, ``check_adapter``, ``adapter_exists`` and ``adapter:get`` (relayed
 to the owning client and back). Everything storage-facing is delegated to
 :class:`~znsocket.server.dispatch.Dispatcher`; this module only moves data between
-socket.io and it, and owns per-connection state (principals, adapters).
+socket.io and it, and owns per-connection state (principals, adapters). Plain events and
+the calls decoded from ``compressed_message`` / ``chunked_message`` all go through one
+:class:`~znsocket.server.routing.EventRouter`, so a large call reaches every event a plain
+one does, including handlers an embedding application registers with ``sio.on``.
 
 Strategy: every handler answers every request. Bad payloads, refused commands and
 storage errors become error envelopes; adapter owners that do not answer produce a
@@ -40,6 +43,7 @@ from znsocket.server.adapters import AdapterRegistry, adapter_key
 from znsocket.server.auth import Authenticate
 from znsocket.server.dispatch import Authorize, Dispatcher, malformed
 from znsocket.server.fastpacket import FastPacket
+from znsocket.server.routing import EventRouter
 from znsocket.server.sio import ZnSocketServer
 
 __all__ = ["DEFAULT_ADAPTER_TIMEOUT_S", "ZnSocketApp", "attach_events", "create_app"]
@@ -279,11 +283,18 @@ def _install(
         dispatcher.forget(sid)
         adapters.drop_owner(sid)
 
+    def run_command(sid: str, event: str, data: Any) -> Envelope:
+        return command(principals.get(sid) if authorize is not None else None, event, data)
+
+    router = EventRouter(sio.handlers.setdefault(namespace, {}), run_command)
+    route = router.route
+    if isinstance(sio, ZnSocketServer):
+        sio.route_events(namespace, route)
+
     @on("*", namespace=namespace)
-    def catch_all(event: str, sid: str, *args: Any) -> Envelope:
-        if len(args) != 1:
-            return malformed(event, "expected exactly one data argument [args, kwargs]")
-        return command(principals.get(sid) if authorize is not None else None, event, args[0])
+    def catch_all(event: str, sid: str, *args: Any) -> Any:
+        # reached only on servers that are not ZnSocketServer (attach_events)
+        return route(sid, event, args)
 
     @on(Event.SERVER_CONFIG, namespace=namespace)
     def server_config(sid: str, *args: Any) -> dict[str, Any]:
@@ -302,16 +313,23 @@ def _install(
         return dispatcher.pipeline(principal_of(sid), args[0])
 
     @on(Event.COMPRESSED_MESSAGE, namespace=namespace)
-    def compressed_message(sid: str, *args: Any) -> Envelope:
+    def compressed_message(sid: str, *args: Any) -> Any:
         if len(args) != 1:
             return malformed(Event.COMPRESSED_MESSAGE, "expected exactly one data argument")
-        return dispatcher.compressed(principal_of(sid), args[0])
+        return dispatcher.compressed(
+            args[0], lambda event, data: route(sid, event, (data,), Event.COMPRESSED_MESSAGE)
+        )
 
     @on(Event.CHUNKED_MESSAGE, namespace=namespace)
     def chunked_message(sid: str, *args: Any) -> dict[str, Any]:
         if len(args) != 1:
             return malformed(Event.CHUNKED_MESSAGE, "expected exactly one data argument")
-        return dispatcher.chunk(principal_of(sid), sid, args[0], time.monotonic())
+        return dispatcher.chunk(
+            sid,
+            args[0],
+            time.monotonic(),
+            lambda event, data: route(sid, event, (data,), Event.CHUNKED_MESSAGE),
+        )
 
     @on(Event.GET_CHUNKED_RESULT, namespace=namespace)
     def get_chunked_result(sid: str, *args: Any) -> Any:

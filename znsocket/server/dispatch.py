@@ -15,6 +15,9 @@ Strategy:
   or a storage error all become error envelopes (spec §2.4), so every request is answered.
 * An optional authorization hook ``(principal, command, args, kwargs)`` runs before each
   command (and each command of a pipeline); raising refuses the command.
+* A decoded compressed or chunked message is not run here but handed to a ``route``
+  callback (the server's :class:`~znsocket.server.routing.EventRouter`), so it reaches
+  exactly what the same event sent plain reaches.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from typing import Any
 
 from znsocket.exceptions import DeserializationError, ZnSocketError
 from znsocket.protocol.chunks import (
-    AlreadyComplete,
     Assembled,
     ChunkAssembler,
     ChunkLimits,
@@ -35,10 +37,12 @@ from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES, decode_buffer
 from znsocket.protocol.payload import Envelope, error_envelope, parse_call_payload
 from znsocket.storage.base import CommandCall, StorageCommands, command_table
 
-__all__ = ["Authorize", "Dispatcher", "malformed"]
+__all__ = ["Authorize", "Dispatcher", "Route", "malformed"]
 
 #: ``(principal, command, args, kwargs) -> None``; raise (e.g. PermissionDeniedError) to refuse.
 Authorize = Callable[[Any, str, list[Any], dict[str, Any]], None]
+#: ``(event, [args, kwargs]) -> answer``: how a decoded large message is answered.
+Route = Callable[[str, Any], Any]
 
 
 def malformed(event: str, detail: str) -> Envelope:
@@ -121,12 +125,6 @@ class Dispatcher:
             return {"data": list(result), "type": "set"}
         return {"data": result}
 
-    def run(self, principal: Any, event: str, args: list[Any], kwargs: dict[str, Any]) -> Envelope:
-        """Answer an already decoded call: a command or ``pipeline``."""
-        if event == Event.PIPELINE:
-            return self.pipeline(principal, [args, kwargs])
-        return self.command(principal, event, [args, kwargs])
-
     def pipeline(self, principal: Any, data: Any) -> Envelope:
         """Answer a ``pipeline`` event: ``[[], {"message": [[name, [args, kwargs]], ...]}]``.
 
@@ -197,8 +195,14 @@ class Dispatcher:
         return {"data": envelopes}
 
     # ------------------------------------------------------ large messages
-    def compressed(self, principal: Any, data: Any) -> Envelope:
-        """Answer ``compressed_message``: ``{"event": name, "data": <flagged buffer>}``."""
+    def compressed(self, data: Any, route: Route) -> Any:
+        """Answer ``compressed_message``: ``{"event": name, "data": <flagged buffer>}``.
+
+        Args:
+            data: The event's payload.
+            route: Answers the decoded call ``(event, [args, kwargs])`` as the plain
+                event would be answered (:meth:`~znsocket.server.routing.EventRouter.route`).
+        """
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
             return malformed(
                 Event.COMPRESSED_MESSAGE, 'payload must be {"event": str, "data": bytes}'
@@ -207,30 +211,31 @@ class Dispatcher:
             args, kwargs = decode_buffer(data.get("data"), max_decoded_bytes=self.max_decoded_bytes)  # type: ignore[arg-type]
         except DeserializationError as exc:
             return error_envelope("DeserializationError", str(exc))
-        return self.run(principal, data["event"], args, kwargs)
+        return route(data["event"], [args, kwargs])
 
-    def chunk(self, principal: Any, owner: str, data: Any, now: float) -> dict[str, Any]:
-        """Answer one ``chunked_message``; runs the call when the last chunk arrives.
+    def chunk(self, owner: str, data: Any, now: float, route: Route) -> dict[str, Any]:
+        """Answer one ``chunked_message``; routes the call when the last chunk arrives.
 
         Args:
-            principal: Who sent it (for authorization).
             owner: The connection id; chunk state is private to it.
             data: The chunk payload.
             now: The current monotonic time in seconds.
+            route: Answers the decoded call, as for :meth:`compressed`; its answer is
+                kept for ``get_chunked_result``.
         """
         try:
             chunk = parse_chunk(data)
             progress = self.chunks.receive(owner, chunk, now)
         except ZnSocketError as exc:
             return error_envelope(type(exc).__name__, str(exc))
-        if isinstance(progress, (AlreadyComplete,)) or not isinstance(progress, Assembled):
+        if not isinstance(progress, Assembled):
             return progress.ack()
         try:
             args, kwargs = decode_buffer(progress.buffer, max_decoded_bytes=self.max_decoded_bytes)
         except DeserializationError as exc:
             result = error_envelope("DeserializationError", str(exc))
         else:
-            result = self.run(principal, progress.event, args, kwargs)
+            result = route(progress.event, [args, kwargs])
         self.chunks.set_result(owner, progress.chunk_id, result)
         return progress.ack()
 

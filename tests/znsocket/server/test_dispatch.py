@@ -58,18 +58,25 @@ def test_authorization_hook_refuses_commands_and_pipeline_entries() -> None:
     assert ("alice", "set") in seen
 
 
-def test_compressed_pipeline_goes_through_the_pipeline_path() -> None:
+def test_compressed_message_hands_the_decoded_call_to_the_route() -> None:
     dispatcher = Dispatcher(MemoryStorage())
     buffer = b"\x00" + json.dumps([[], {"message": [["set", [["k", "v"], {}]]]}]).encode()
-    assert dispatcher.compressed(None, {"event": "pipeline", "data": buffer}) == {
+    seen: list[tuple[str, Any]] = []
+
+    def route(event: str, data: Any) -> Any:
+        seen.append((event, data))
+        return dispatcher.pipeline(None, data)
+
+    assert dispatcher.compressed({"event": "pipeline", "data": buffer}, route) == {
         "data": [{"data": True}]
     }
+    assert seen == [("pipeline", [[], {"message": [["set", [["k", "v"], {}]]]}])]
 
 
 def test_decoded_size_limit_applies_to_compressed_messages() -> None:
     dispatcher = Dispatcher(MemoryStorage(), max_decoded_bytes=100)
     buffer = b"\x00" + json.dumps([["k", "v" * 200], {}]).encode()
-    reply = dispatcher.compressed(None, {"event": "set", "data": buffer})
+    reply = dispatcher.compressed({"event": "set", "data": buffer}, lambda *_: None)
     assert reply["error"]["type"] == "DeserializationError"
 
 
