@@ -1,10 +1,12 @@
 // The dashboard in a real browser: a gateway on a separate tstorage-server, records written
-// with tstorage_client while the page is open, outages of TStorage and of the gateway.
+// with tstorage_client while the page is open, outages of TStorage and of the gateway, a
+// series whose values are not numbers, and which events the page sends.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startGateway, startTStorage, startWriter, ROOT } from '../../js/test/helpers.js';
+import { connect, List } from '../../js/src/index.js';
 import { openBrowser, waitInPage } from './browser.js';
 
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -14,6 +16,12 @@ let ts;
 let gw;
 let writer;
 let browser;
+/** Names of the socket.io events the page sent (over polling and websocket). */
+const sent = new Set();
+const EVENT_NAME = /42\/znsocket,\d*\["([^"]+)"/g;
+const noteEvents = (/** @type {string|null|undefined} */ text) => {
+  for (const m of String(text ?? '').matchAll(EVENT_NAME)) sent.add(m[1]);
+};
 
 before(async () => {
   ts = await startTStorage();
@@ -25,6 +33,8 @@ before(async () => {
   const many = Array.from({ length: 5000 }, (_, i) => [t - 5000 + i, Math.sin(i / 100) * 10]);
   assert.equal((await writer.write({ cid: 1, mid: 5, moid: 2, points: many })).ok, true);
   browser = await openBrowser();
+  browser.page.on('request', (r) => noteEvents(r.postData()));
+  browser.page.on('websocket', (ws) => ws.on('framesent', (f) => noteEvents(String(f.payload))));
 });
 
 after(async () => {
@@ -140,4 +150,35 @@ test('a gateway outage is shown on the page, and the page reconnects when it is 
   assert.equal(ack.ok, true);
   await waitInPage(page, () => document.getElementById('latest-value').textContent === '5.25', 2000, 'a point written after reconnecting');
   assert.deepEqual(browser.errors, []);
+});
+
+test('a series of values that are not numbers is listed and shown raw, newest first', async () => {
+  const { page } = browser;
+  const client = await connect(gw.url);
+  try {
+    const t0 = Math.round((now() - 3600) * 1000);
+    // 3,000 records: more than the chart draws raw, and not numbers, so not downsampled.
+    const events = Array.from({ length: 3000 }, (_, i) => ({ t: (t0 + i) * 1e6, v: `state-${i}` }));
+    await new List(client, 'events/7').extend(events);
+  } finally {
+    client.close();
+  }
+  await page.locator('tr[data-key="events/7"]').waitFor({ timeout: 10000 });
+  assert.equal(await page.locator('tr[data-key="events/7"] td.count').textContent(), '3,000');
+  await page.locator('tr[data-key="events/7"]').click();
+  await waitInPage(page, () => document.getElementById('latest-value').textContent === 'state-2999', 5000, 'the newest value');
+  const w = await page.evaluate(() => window.dashboard.state.window);
+  assert.equal(w.mode, 'raw');
+  assert.equal(w.in_window, 3000);
+  assert.ok(w.points > 0 && w.points < 3000, JSON.stringify(w));
+  assert.match(await page.locator('#window-info').textContent(), /records \(newest of 3,000\)/);
+  assert.equal(await page.locator('#latest-count').textContent(), '3,000');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-text-values.png') });
+  assert.deepEqual(browser.errors, []);
+});
+
+test('the page reads through the documented ts:* events and its series listing only', () => {
+  const allowed = new Set(['server_config', 'dashboard:series', 'ts:info', 'ts:range', 'ts:latest', 'ts:resume']);
+  assert.ok(['dashboard:series', 'ts:info', 'ts:range', 'ts:latest'].every((e) => sent.has(e)), [...sent].join());
+  assert.deepEqual([...sent].filter((e) => !allowed.has(e)), []);
 });

@@ -108,6 +108,7 @@ const numbers = (v) => v.map((x) => (typeof x === 'number' ? x : null));
  * @param {string} key
  * @param {{min: number, max: number} | null} view
  * @returns {Promise<any>} `{count, last_time, mode, in_window, truncated, t, v | min/max/mean/last}`
+ *   (`v` as the codec gives the values)
  */
 async function readWindow(client, key, view) {
   const start = view?.min ?? null;
@@ -119,7 +120,7 @@ async function readWindow(client, key, view) {
   const head = { count: info.count, last_time: info.last };
   if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
   if (!raw.truncated) {
-    return { ...head, mode: 'raw', truncated: false, in_window: raw.count, t: raw.t, v: numbers(raw.v) };
+    return { ...head, mode: 'raw', truncated: false, in_window: raw.count, t: raw.t, v: raw.v };
   }
   try {
     const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
@@ -130,7 +131,7 @@ async function readWindow(client, key, view) {
   // Values that are not numbers cannot be downsampled: show raw records, the newest ones
   // when following the series.
   const shown = view === null ? await timeseries.latest(client, key, 2 * chart.pixels) : raw;
-  return { ...head, mode: 'raw', truncated: true, in_window: raw.count, t: shown.t, v: numbers(shown.v) };
+  return { ...head, mode: 'raw', truncated: true, in_window: raw.count, t: shown.t, v: shown.v };
 }
 
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
@@ -145,7 +146,7 @@ async function load() {
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   const data =
     w.mode === 'raw'
-      ? { mode: 'raw', t: w.t, v: w.v, min: w.t.map(() => null), max: w.t.map(() => null) }
+      ? { mode: 'raw', t: w.t, v: numbers(w.v), min: w.t.map(() => null), max: w.t.map(() => null) }
       : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max };
   chart.set(/** @type {any} */ (data), view);
   state.window = { mode: w.mode, in_window: w.in_window, points: w.t.length };
