@@ -171,7 +171,7 @@ test('a series of values that are not numbers is listed and shown raw, newest fi
   assert.equal(w.mode, 'raw');
   assert.equal(w.in_window, 3000);
   assert.ok(w.points > 0 && w.points < 3000, JSON.stringify(w));
-  assert.match(await page.locator('#window-info').textContent(), /records \(newest of 3,000\)/);
+  assert.match(await page.locator('#window-info').textContent(), /records \(newest of 3,000\); values are not numbers/);
   assert.equal(await page.locator('#latest-count').textContent(), '3,000');
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-text-values.png') });
   assert.deepEqual(browser.errors, []);

@@ -35,7 +35,7 @@ const state = {
   offRefresh: null,
   /** @type {number|null} ms from navigation start to the first chart drawn with data */
   firstDrawMs: null,
-  /** @type {{mode: string, in_window: number, points: number} | null} */
+  /** @type {{mode: string, in_window: number, points: number, numeric: boolean, truncated: boolean, part: string} | null} */
   window: null,
   /** @type {number|null} the series' record count last shown */
   count: null,
@@ -131,7 +131,8 @@ async function readWindow(client, key, view) {
   // Values that are not numbers cannot be downsampled: show raw records, the newest ones
   // when following the series.
   const shown = view === null ? await timeseries.latest(client, key, 2 * chart.pixels) : raw;
-  return { ...head, mode: 'raw', truncated: true, in_window: raw.count, t: shown.t, v: shown.v };
+  const part = view === null ? 'newest' : 'first';
+  return { ...head, mode: 'raw', truncated: true, part, in_window: raw.count, t: shown.t, v: shown.v };
 }
 
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
@@ -149,9 +150,16 @@ async function load() {
       ? { mode: 'raw', t: w.t, v: numbers(w.v), min: w.t.map(() => null), max: w.t.map(() => null) }
       : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max };
   chart.set(/** @type {any} */ (data), view);
-  state.window = { mode: w.mode, in_window: w.in_window, points: w.t.length };
+  state.window = {
+    mode: w.mode,
+    in_window: w.in_window,
+    points: w.t.length,
+    numeric: w.mode === 'buckets' || w.v.length === 0 || w.v.some((/** @type {unknown} */ x) => typeof x === 'number'),
+    truncated: Boolean(w.truncated),
+    part: w.part ?? 'newest',
+  };
   if (view === null || (w.last_time !== null && view.max >= w.last_time)) state.lastT = w.last_time;
-  showWindowInfo(w.truncated);
+  showWindowInfo();
   if (view === null && w.count > 0) {
     // The newest value of the series: the last raw record or bucket of the whole series.
     showLatest(w.count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
@@ -163,13 +171,14 @@ async function load() {
   if (view === null || state.lastT === null) await poll();
 }
 
-/** Say what the chart shows: raw records, or records in buckets. @param {boolean} [truncated] */
-function showWindowInfo(truncated = false) {
+/** Say what the chart shows: raw records, or records in buckets. */
+function showWindowInfo() {
   const w = state.window;
   if (!w) return;
   $('window-info').textContent =
     w.mode === 'raw'
-      ? `${formatCount(w.points)} records${truncated ? ` (newest of ${formatCount(w.in_window)})` : ''}`
+      ? `${formatCount(w.points)} records${w.truncated ? ` (${w.part} of ${formatCount(w.in_window)})` : ''}` +
+        (w.numeric ? '' : '; values are not numbers, so not charted')
       : `${formatCount(w.in_window)} records in ${formatCount(w.points)} buckets (min/mean/max)`;
 }
 
