@@ -244,9 +244,8 @@ def test_bad_requests_get_clear_errors(
     text: str,
 ) -> None:
     client, _, gw = setup
-    # sent as is: the client would compress the 101-key request, and compressed messages
-    # reach only storage commands (see docs/time-series-events.md)
-    answer = client.sio.call(event, [args, kwargs], namespace="/znsocket")
+    # the normal client path: the 101-key request travels as compressed_message
+    answer = client.call(event, *args, **kwargs)
     assert answer["error"]["type"] == kind and text in answer["error"]["msg"], answer
     # the connection and the server stay usable
     assert "data" in client.call("ts:info", "meters/7/3") and gw.alive()

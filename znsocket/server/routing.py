@@ -59,9 +59,7 @@ class EventRouter:
         self.handlers = handlers
         self.command = command
 
-    def route(
-        self, sid: str, event: Any, args: Sequence[Any], via: str | None = None
-    ) -> Any:
+    def route(self, sid: str, event: Any, args: Sequence[Any], via: str | None = None) -> Any:
         """Answer one event exactly as a plain event of that name would be answered.
 
         Args:

@@ -146,9 +146,7 @@ class ZnSocketServer(socketio.Server):
         prefix = "3" if namespace == "/" else "3" + namespace + ","
         self.eio.send(eio_sid, prefix + str(ack_id) + text)
 
-    def route_events(
-        self, namespace: str, route: Callable[[str, Any, Sequence[Any]], Any]
-    ) -> None:
+    def route_events(self, namespace: str, route: Callable[[str, Any, Sequence[Any]], Any]) -> None:
         """Answer the events of ``namespace`` with ``route`` instead of the handler lookup.
 
         Args:
@@ -181,9 +179,7 @@ class ZnSocketServer(socketio.Server):
             event = data[1].get("event")
         return type(event) is str and event in self.background_events
 
-    def _answer_event(
-        self, eio_sid: str, namespace: str, sid: str, id: Any, data: Any
-    ) -> None:
+    def _answer_event(self, eio_sid: str, namespace: str, sid: str, id: Any, data: Any) -> None:
         routes = self._routes
         route = routes.get(namespace) if routes is not None else None
         if not data:
