@@ -11,6 +11,7 @@ import socketio
 from znsocket.exceptions import PermissionDeniedError
 from znsocket.server import Dispatcher, attach_events, create_app
 from znsocket.server.fastpacket import has_binary
+from znsocket.server.routing import EventRouter
 from znsocket.server.transport import BufferedSocket, unmask
 from znsocket.storage import COMMANDS, MemoryStorage
 
@@ -181,3 +182,65 @@ def test_json_codec_matches_the_standard_library_where_json_is_defined() -> None
     assert jsoncodec.loads("[NaN, 1]")[1] == 1
     with pytest.raises(TypeError):
         jsoncodec.dumps({"x": object()})
+
+
+def test_attach_events_routes_wrapped_calls_to_registered_handlers() -> None:
+    """On a plain ``socketio.Server`` (no :class:`ZnSocketServer`) the wrappers route too."""
+    sio = socketio.Server(async_mode="threading")
+    attach_events(sio, storage=MemoryStorage())
+    seen: list[tuple[str, Any]] = []
+
+    @sio.on("app:echo", namespace="/znsocket")
+    def echo(sid: str, data: Any) -> Any:
+        seen.append((sid, data))
+        return {"data": data[1]}
+
+    handlers = sio.handlers["/znsocket"]
+    buffer = b"\x00" + json.dumps([[], {"n": 1}]).encode()
+    reply = handlers["compressed_message"]("sid-1", {"event": "app:echo", "data": buffer})
+    assert reply == {"data": {"n": 1}}
+    assert seen == [("sid-1", [[], {"n": 1}])]
+    chunk = {
+        "chunk_id": "c1",
+        "chunk_index": 0,
+        "total_chunks": 1,
+        "event": "app:echo",
+        "data": buffer,
+        "size": len(buffer),
+    }
+    assert handlers["chunked_message"]("sid-1", chunk) == {"status": "complete"}
+    assert handlers["get_chunked_result"]("sid-1", {"chunk_id": "c1"}) == {"data": {"n": 1}}
+    for event in ("disconnect", "connect", "chunked_message", "server_config"):
+        refused = handlers["compressed_message"]("sid-1", {"event": event, "data": buffer})
+        assert refused["error"]["type"] == "UnknownEventError"
+    # the catch-all shares the routing: storage commands, then unknown names
+    assert handlers["*"]("set", "sid-1", [["k", "v"], {}]) == {"data": True}
+    assert handlers["*"]("__init__", "sid-1", [[], {}])["error"]["type"] == "UnknownEventError"
+    assert len(seen) == 2
+
+
+def test_router_answers_every_kind_of_name() -> None:
+    ran: list[str] = []
+
+    def command(sid: str, event: str, data: Any) -> Any:
+        ran.append(event)
+        return {"data": event}
+
+    def broken(sid: str, *args: Any) -> Any:
+        raise TypeError("bad arguments")
+
+    router = EventRouter({"app:broken": broken}, command)
+    assert router.route("s", "get", [[["k"], {}]]) == {"data": "get"}
+    assert router.route("s", "get", [])["error"]["type"] == "MalformedMessageError"
+    assert router.route("s", ["get"], [[[], {}]])["error"]["type"] == "MalformedMessageError"
+    assert router.route("s", "app:broken", [[[], {}]]) == {
+        "error": {"msg": "Invalid arguments for app:broken: bad arguments", "type": "TypeError"}
+    }
+    assert router.route("s", "server_config", [], via="compressed_message") == {
+        "error": {
+            "msg": "Unknown event: server_config (not accepted inside compressed_message)",
+            "type": "UnknownEventError",
+        }
+    }
+    assert router.route("s", "connect", [[[], {}]])["error"]["type"] == "UnknownEventError"
+    assert ran == ["get"]
