@@ -121,7 +121,7 @@ def raise_for_error(result: Any) -> None:
     """
     if isinstance(result, dict) and "error" in result:
         error = result["error"]
-        raise exception_for(error["type"], error.get("msg", "Unknown error"))
+        raise exception_for(error.get("type"), error.get("msg", "Unknown error"))
 
 
 def unwrap_data(envelope: Envelope) -> Any:
