@@ -89,7 +89,8 @@ def raw_answer(key: str, w: RawWindow, unit: Unit) -> dict[str, Any]:
         "mode": "raw",
         "count": w.count,
         "truncated": w.truncated,
-        "next": w.next_cap,
+        # a decimal string, like watermarks: JavaScript numbers cannot hold TStorage ns exactly
+        "next": None if w.next_cap is None else str(w.next_cap),
         "t": caps_in_unit(w.caps, unit),
         "v": w.values,
         "watermark": watermark_text(w.watermark),

@@ -26,10 +26,6 @@ export const UNITS = Object.freeze(['unix_s', 'unix_ms', 'unix_ns', 'tstorage_ns
 
 // TStorage time 0 (2001-01-01T00:00:00Z) in unix microseconds.
 const EPOCH_US = 978307200000000n;
-// Half the spacing of JavaScript numbers around today's TStorage nanoseconds (~8e17): the
-// most a JSON integer there is off by, with margin.
-const NS_ROUNDING = 128n;
-
 /**
  * @typedef {number | Date | string | bigint | null | undefined} TimeLike
  * A time: unix seconds (number), a `Date`, an ISO-8601 string, TStorage ns (`bigint` or a
@@ -155,11 +151,8 @@ export async function info(client, key, options = {}) {
  * Records of a time window `[start, end)`, raw (`mode: "raw"`) or, with `buckets`,
  * downsampled (`mode: "buckets"`).
  *
- * The gateway sends `next` as an integer of TStorage ns, which a JavaScript number holds
- * only to about 100 ns. So that paging never skips a record, `next` is handed on as a
- * digit string up to 128 ns before the exact value: a following page may then begin with
- * records of this page whose capture time lies within those 128 ns of the next one (the
- * page's `count` tells: the window of the following page holds exactly that many more).
+ * A truncated raw answer carries `next`, the exact `start` of the following page (TStorage
+ * ns as a decimal string): pages neither skip nor repeat records.
  * @param {import('./client.js').Client} client
  * @param {string} key
  * @param {RangeOptions} [options]
@@ -178,7 +171,6 @@ export async function range(client, key, options = {}) {
       unit: options.unit ?? 'unix_s',
     }),
   );
-  if (answer && typeof answer.next === 'number') answer.next = (BigInt(answer.next) - NS_ROUNDING).toString();
   return answer;
 }
 
