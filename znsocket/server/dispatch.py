@@ -60,12 +60,6 @@ def _error(exc: BaseException, event: str) -> Envelope:
     return {"error": {"msg": str(exc), "type": type(exc).__name__}}
 
 
-def _success(result: Any) -> Envelope:
-    if type(result) is set or type(result) is frozenset:
-        return {"data": list(result), "type": "set"}
-    return {"data": result}
-
-
 class Dispatcher:
     """Runs storage-facing events against one storage.
 
@@ -142,10 +136,12 @@ class Dispatcher:
         authorize = self.authorize
         calls: list[CommandCall] = []
         stop: Envelope | None = None
-        for position, entry in enumerate(message):
+        append_call = calls.append
+        for entry in message:
             if not (type(entry) is list and len(entry) == 2 and type(entry[0]) is str):
+                # every earlier entry became a call, so its position is len(calls)
                 stop = malformed(
-                    Event.PIPELINE, f"command {position} must be [name, [args, kwargs]]"
+                    Event.PIPELINE, f"command {len(calls)} must be [name, [args, kwargs]]"
                 )
                 break
             name, payload = entry
@@ -171,15 +167,22 @@ class Dispatcher:
                 except Exception as exc:
                     stop = _error(exc, name)
                     break
-            calls.append((name, args, kw))
-        envelopes: list[Envelope] = []
-        append = envelopes.append
+            append_call((name, args, kw))
+        envelopes: list[Envelope]
         if self._execute_many is not None:
-            for (name, _a, _k), result in zip(calls, self._execute_many(calls), strict=False):
-                if isinstance(result, Exception):
-                    return _error(result, name)
-                append(_success(result))
+            results = self._execute_many(calls) if calls else []
+            # by the interface's contract only the last result can be an exception
+            if results and isinstance(results[-1], Exception):
+                return _error(results[-1], calls[len(results) - 1][0])
+            envelopes = [
+                {"data": list(r), "type": "set"}
+                if type(r) is set or type(r) is frozenset
+                else {"data": r}
+                for r in results
+            ]
         else:
+            envelopes = []
+            append = envelopes.append
             for name, args, kw in calls:
                 try:
                     result = commands[name](*args, **kw)

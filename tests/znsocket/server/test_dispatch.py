@@ -14,6 +14,7 @@ from znsocket.server.fastpacket import has_binary
 from znsocket.server.routing import EventRouter
 from znsocket.server.transport import BufferedSocket, unmask
 from znsocket.storage import COMMANDS, MemoryStorage
+from znsocket.storage.base import StorageCommands
 
 
 def test_only_interface_commands_are_bound() -> None:
@@ -244,3 +245,21 @@ def test_router_answers_every_kind_of_name() -> None:
     }
     assert router.route("s", "connect", [[[], {}]])["error"]["type"] == "UnknownEventError"
     assert ran == ["get"]
+
+
+def test_memory_execute_many_matches_the_sequential_default() -> None:
+    calls: list[Any] = [
+        ("hset", ["h", "a", "1"], {}),
+        ("hset", ["h", "a", "2"], {}),
+        ("hset", ["h", 1, 2.5], {}),
+        ("rpush", ["l", "x"], {}),
+        ("hset", ["l", "f", "v"], {}),  # WRONGTYPE: the batch stops here
+        ("hset", ["h", "late", "1"], {}),
+    ]
+    batched, sequential = MemoryStorage(), MemoryStorage()
+    got = batched.execute_many(calls)
+    want = StorageCommands.execute_many(sequential, calls)
+    assert got[:-1] == want[:-1] == [1, 0, 1, 1]
+    assert type(got[-1]) is type(want[-1]) and str(got[-1]) == str(want[-1])
+    assert batched.content == sequential.content
+    assert batched.hgetall("h") == {"a": "2", "1": "2.5"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -155,6 +156,44 @@ def test_pipeline_of_a_thousand_commands(client: RawClient) -> None:
     reply = client.call("pipeline", [[], {"message": message}])
     assert reply == {"data": [{"data": 1}] * 1000}
     assert client.cmd("hlen", "h") == {"data": 1000}
+
+
+def test_pipeline_hset_counts_new_fields_and_stops_at_a_wrong_type(client: RawClient) -> None:
+    client.cmd("hset", "h", "old", "1")
+    client.cmd("set", "s", "text")
+    message = [
+        ["hset", [["h", "old", "2"], {}]],  # existing field: 0
+        ["hset", [["h", "new", "2"], {}]],  # new field: 1
+        ["hset", [["h", 7, 8], {}]],  # numbers are encoded as redis-py encodes them
+        ["hset", [["h"], {"mapping": {"m": "1"}}]],
+        ["hset", [["fresh", "f", "v"], {}]],  # a new key
+    ]
+    reply = client.call("pipeline", [[], {"message": message}])
+    assert reply == {"data": [{"data": 0}, {"data": 1}, {"data": 1}, {"data": 1}, {"data": 1}]}
+    assert client.cmd("hgetall", "h") == {"data": {"old": "2", "new": "2", "7": "8", "m": "1"}}
+    assert client.cmd("hgetall", "fresh") == {"data": {"f": "v"}}
+
+    message = [
+        ["hset", [["h", "before", "1"], {}]],
+        ["hset", [["s", "f", "v"], {}]],  # a string key: WRONGTYPE ends the pipeline
+        ["hset", [["h", "after", "1"], {}]],
+    ]
+    reply = client.call("pipeline", [[], {"message": message}])
+    assert reply["error"]["type"] == "ResponseError"
+    assert reply["error"]["msg"].startswith("WRONGTYPE")
+    assert client.cmd("hget", "h", "before") == {"data": "1"}
+    assert client.cmd("hget", "h", "after") == {"data": None}
+    assert client.cmd("get", "s") == {"data": "text"}
+
+
+def test_pipeline_hset_on_an_expired_hash_starts_a_new_one(client: RawClient) -> None:
+    client.cmd("hset", "gone", "a", "1")
+    client.cmd("expire", "gone", 1)
+    time.sleep(1.1)
+    message = [["hset", [["gone", "b", "2"], {}]], ["ttl", [["gone"], {}]]]
+    reply = client.call("pipeline", [[], {"message": message}])
+    assert reply == {"data": [{"data": 1}, {"data": -1}]}
+    assert client.cmd("hgetall", "gone") == {"data": {"b": "2"}}
 
 
 def test_server_config(client: RawClient) -> None:
