@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict, cast
 
 import znjson
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, Self
 
+from znsocket.exceptions import FrozenStorageError
 from znsocket.protocol import raise_for_error
 
 if TYPE_CHECKING:
@@ -118,10 +119,82 @@ class CodecMixin:
     @property
     def _codec(self) -> ValueCodec:
         codec: ValueCodec | None = self.__dict__.get("_codec_cache")
-        if codec is None or codec.converter is not self.converter or codec.convert_nan != self.convert_nan:
+        if (
+            codec is None
+            or codec.converter is not self.converter
+            or codec.convert_nan != self.convert_nan
+        ):
             codec = ValueCodec(self.converter, self.convert_nan)
             self.__dict__["_codec_cache"] = codec
         return codec
+
+
+class ProxyMixin(CodecMixin):
+    """What ``List`` and ``Dict`` share: the full key, adapters, references, copy, callbacks.
+
+    Subclasses set ``PREFIX`` (the full-key prefix) and ``NOUN`` (for messages), and the
+    attributes every proxy has: ``redis``, ``socket``, ``_key``, ``_adapter_available``.
+    """
+
+    PREFIX: ClassVar[str]
+    NOUN: ClassVar[str]
+    redis: Any
+    socket: Client | None
+    _key: str
+    _adapter_available: bool
+
+    @property
+    def key(self) -> str:
+        """The full key on the server, ``<prefix><key>``."""
+        return f"{self.PREFIX}{self._key}"
+
+    def _adapter(self, method: str, **kwargs: Any) -> Any:
+        assert self.socket is not None
+        return self.socket.call("adapter:get", key=self.key, method=method, **kwargs)
+
+    def _frozen_check(self) -> None:
+        if self._adapter_available:
+            raise FrozenStorageError(key=self.key)
+
+    def _stored_form(self, value: Any) -> Any:
+        """References are stored as the referenced object's full key."""
+        if isinstance(value, ProxyMixin):
+            if value.key == self.key:
+                raise ValueError("Can not set circular reference to self")
+            return value.key
+        return value
+
+    def copy(self, key: str) -> Self:
+        """Copy the object to user key ``key`` on the server and return a proxy for it.
+
+        Raises:
+            ValueError: The target exists already (or the copy failed).
+        """
+        if self._adapter_available:
+            raise_for_error(self._adapter("copy", target=key))
+        elif not self.redis.copy(self.key, f"{self.PREFIX}{key}"):
+            raise ValueError(f"Could not copy {self.NOUN}")
+        # the subclasses' constructors take these keywords
+        return cast(
+            Self,
+            cast(Any, type(self))(
+                r=self.redis,
+                key=key,
+                socket=self.socket,
+                converter=self.converter,
+                convert_nan=self.convert_nan,
+            ),
+        )
+
+    def on_refresh(self, callback: Callable[[RefreshDataTypeDict], None]) -> None:
+        """Call ``callback(payload)`` when another client changes this object.
+
+        Raises:
+            ValueError: The object has no socket connection.
+        """
+        if self.socket is None:
+            raise ValueError("No socket connection available")
+        self.socket.refresh_callbacks[self.key] = callback
 
 
 def socket_for(r: Any, socket: Client | None) -> Client | None:

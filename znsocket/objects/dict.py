@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from znsocket.exceptions import FrozenStorageError
 from znsocket.objects.base import (
     DICT_PREFIX,
-    CodecMixin,
     Converters,
     DictCallbackTypedDict,
     DictRepr,
     FallbackPolicy,
-    RefreshDataTypeDict,
+    ProxyMixin,
     ZnSocketObject,
     check_adapter,
     emit_refresh,
     resolve_reference,
     socket_for,
 )
-from znsocket.protocol import raise_for_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +25,7 @@ if TYPE_CHECKING:
     from znsocket.client.client import Client
 
 
-class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
+class Dict(ProxyMixin, MutableMapping[Any, Any], ZnSocketObject):
     """A dict stored on the server under ``znsocket.Dict:<key>``; nothing is cached locally.
 
     Works over a :class:`~znsocket.Client`, a :class:`~znsocket.client.Pipeline` (writes
@@ -53,6 +50,9 @@ class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
         >>> d["a"]
         {'x': 1}
     """
+
+    PREFIX = DICT_PREFIX
+    NOUN = "dict"
 
     def __init__(
         self,
@@ -79,7 +79,11 @@ class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
             self._callbacks.update(callbacks)  # type: ignore[arg-type]
         self._adapter_available = check_adapter(self.socket, self.key)
         self._fallback_object: Dict | None = None
-        if fallback is not None and not self._adapter_available and int(self.redis.hlen(self.key)) == 0:
+        if (
+            fallback is not None
+            and not self._adapter_available
+            and int(self.redis.hlen(self.key)) == 0
+        ):
             self._fallback_object = type(self)(
                 r=self.redis,
                 key=fallback,
@@ -91,33 +95,9 @@ class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
             if fallback_policy == "copy" and len(self._fallback_object) > 0:
                 self._fallback_object.copy(self._key)
 
-    @property
-    def key(self) -> str:
-        """The full key on the server, ``znsocket.Dict:<key>``."""
-        return f"{DICT_PREFIX}{self._key}"
-
     # ------------------------------------------------------------ helpers
-    def _adapter(self, method: str, **kwargs: Any) -> Any:
-        assert self.socket is not None
-        return self.socket.call("adapter:get", key=self.key, method=method, **kwargs)
-
-    def _frozen_check(self) -> None:
-        if self._adapter_available:
-            raise FrozenStorageError(key=self.key)
-
     def _value(self, text: Any) -> Any:
         return resolve_reference(self._codec.decode(text), self.redis, self.repr_type)
-
-    def _stored_form(self, value: Any) -> Any:
-        from znsocket.objects.list import List
-
-        if isinstance(value, List):
-            return value.key
-        if isinstance(value, Dict):
-            if value.key == self.key:
-                raise ValueError("Can not set circular reference to self")
-            return value.key
-        return value
 
     def _refresh(self, keys: list[Any]) -> None:
         emit_refresh(self.socket, self.key, {"keys": keys})
@@ -240,9 +220,7 @@ class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
             if isinstance(other, Dict):
                 other = dict(other)
             elif not isinstance(other, MutableMapping):
-                raise TypeError(
-                    f"update expected a mutable mapping, got {type(other).__name__}"
-                )
+                raise TypeError(f"update expected a mutable mapping, got {type(other).__name__}")
         else:
             other = kwargs
         pipe = self.redis.pipeline()
@@ -250,31 +228,3 @@ class Dict(CodecMixin, MutableMapping[Any, Any], ZnSocketObject):
             pipe.hset(self.key, k, self._codec.encode(self._stored_form(v)))
         pipe.execute()
         self._refresh(list(other.keys()))
-
-    def copy(self, key: str) -> Dict:
-        """Copy the dict to user key ``key`` on the server and return a proxy for it.
-
-        Raises:
-            ValueError: The target exists already (or the copy failed).
-        """
-        if self._adapter_available:
-            raise_for_error(self._adapter("copy", target=key))
-        elif not self.redis.copy(self.key, f"{DICT_PREFIX}{key}"):
-            raise ValueError("Could not copy dict")
-        return Dict(
-            r=self.redis,
-            key=key,
-            socket=self.socket,
-            converter=self.converter,
-            convert_nan=self.convert_nan,
-        )
-
-    def on_refresh(self, callback: Callable[[RefreshDataTypeDict], None]) -> None:
-        """Call ``callback(payload)`` when another client changes this dict.
-
-        Raises:
-            ValueError: The dict has no socket connection.
-        """
-        if self.socket is None:
-            raise ValueError("No socket connection available")
-        self.socket.refresh_callbacks[self.key] = callback

@@ -7,22 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 
-from znsocket.exceptions import FrozenStorageError
 from znsocket.objects.base import (
     LIST_PREFIX,
-    CodecMixin,
     Converters,
     FallbackPolicy,
     ListCallbackTypedDict,
     ListRepr,
-    RefreshDataTypeDict,
+    ProxyMixin,
     ZnSocketObject,
     check_adapter,
     emit_refresh,
     resolve_reference,
     socket_for,
 )
-from znsocket.protocol import raise_for_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,7 +29,7 @@ if TYPE_CHECKING:
 DELETED = "__DELETED__"  # raw marker: proxies only ever store JSON, so it cannot collide
 
 
-class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
+class List(ProxyMixin, MutableSequence[Any], ZnSocketObject):
     """A list stored on the server under ``znsocket.List:<key>``; nothing is cached locally.
 
     Works over a :class:`~znsocket.Client`, a :class:`~znsocket.client.Pipeline` (writes
@@ -58,6 +55,9 @@ class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
         >>> lst[-1]
         3
     """
+
+    PREFIX = LIST_PREFIX
+    NOUN = "list"
 
     def __init__(
         self,
@@ -96,11 +96,6 @@ class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
         ):
             self._copy_fallback()
 
-    @property
-    def key(self) -> str:
-        """The full key on the server, ``znsocket.List:<key>``."""
-        return f"{LIST_PREFIX}{self._key}"
-
     # ------------------------------------------------------------ helpers
     def _fallback_list(self, with_converter: bool = True) -> List:
         assert self.fallback is not None
@@ -116,26 +111,6 @@ class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
         source = self._fallback_list()
         if len(source) > 0:
             source.copy(self._key)
-
-    def _adapter(self, method: str, **kwargs: Any) -> Any:
-        assert self.socket is not None
-        return self.socket.call("adapter:get", key=self.key, method=method, **kwargs)
-
-    def _frozen_check(self) -> None:
-        if self._adapter_available:
-            raise FrozenStorageError(key=self.key)
-
-    def _stored_form(self, value: Any) -> Any:
-        """References are stored as the referenced object's full key."""
-        from znsocket.objects.dict import Dict
-
-        if isinstance(value, Dict):
-            return value.key
-        if isinstance(value, List):
-            if value.key == self.key:
-                raise ValueError("Can not set circular reference to self")
-            return value.key
-        return value
 
     def _refresh(self, data: Any) -> None:
         emit_refresh(self.socket, self.key, data)
@@ -249,7 +224,9 @@ class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
         else:
             values = list(value) if not isinstance(value, list) else value
             length = len(self)
-            indices = list(range(*index.indices(length))) if isinstance(index, slice) else list(index)
+            indices = (
+                list(range(*index.indices(length))) if isinstance(index, slice) else list(index)
+            )
         length = len(self) if isinstance(index, int) else length
         if any(not isinstance(i, int) for i in indices):
             raise TypeError("list indices must be integers or slices")
@@ -360,31 +337,3 @@ class List(CodecMixin, MutableSequence[Any], ZnSocketObject):
             raise IndexError("pop index out of range") from err
         self._refresh({"start": index, "stop": None})
         return self._codec.decode(value)
-
-    def copy(self, key: str) -> List:
-        """Copy the list to user key ``key`` on the server and return a proxy for it.
-
-        Raises:
-            ValueError: The target exists already (or the copy failed).
-        """
-        if self._adapter_available:
-            raise_for_error(self._adapter("copy", target=key))
-        elif not self.redis.copy(self.key, f"{LIST_PREFIX}{key}"):
-            raise ValueError("Could not copy list")
-        return List(
-            r=self.redis,
-            key=key,
-            socket=self.socket,
-            converter=self.converter,
-            convert_nan=self.convert_nan,
-        )
-
-    def on_refresh(self, callback: Callable[[RefreshDataTypeDict], None]) -> None:
-        """Call ``callback(payload)`` when another client changes this list.
-
-        Raises:
-            ValueError: The list has no socket connection.
-        """
-        if self.socket is None:
-            raise ValueError("No socket connection available")
-        self.socket.refresh_callbacks[self.key] = callback
