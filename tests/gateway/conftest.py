@@ -29,6 +29,23 @@ def tstorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
 
 
 @pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
+    """Start ``gateway run`` processes on config texts; all are stopped after the test."""
+    procs: list[ServerProcess] = []
+
+    def start(config_text: str) -> ServerProcess:
+        path = tmp_path / f"gateway-{len(procs)}.toml"
+        path.write_text(config_text)
+        proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"])
+        procs.append(proc)
+        return proc
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture
 def fresh_cid() -> Callable[[], int]:
     """Hands out cids no other test of the session uses."""
     return lambda: next(_cids)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,11 +35,13 @@ ENV = {"GW_TEST_VIEWER": "view-secret", "GW_TEST_WRITER": "write-secret"}
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]) -> ServerProcess:
+def gateway(
+    tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> Iterator[ServerProcess]:
     path = tmp_path / "gateway.toml"
     path.write_text(meter_config(tstorage, fresh_cid(), fresh_cid()) + AUTH)
     proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"], env=ENV)
-    yield proc  # type: ignore[misc]
+    yield proc
     proc.stop()
 
 

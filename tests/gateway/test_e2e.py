@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,22 +33,6 @@ def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-@pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
-    procs: list[ServerProcess] = []
-
-    def start(config_text: str) -> ServerProcess:
-        path = tmp_path / f"gateway-{len(procs)}.toml"
-        path.write_text(config_text)
-        proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"])
-        procs.append(proc)
-        return proc
-
-    yield start
-    for p in procs:
-        p.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import znsocket
-from tests._servers import ServerProcess, spawn
+from tests._servers import ServerProcess
 from tests._upstream import free_port, upstream_python
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
@@ -30,22 +30,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 800_000_000 * 10**9
 KEY = "znsocket.List:meters/7/3"
-
-
-@pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    procs: list[ServerProcess] = []
-
-    def start(config_text: str) -> ServerProcess:
-        path = tmp_path / f"gateway-{len(procs)}.toml"
-        path.write_text(config_text)
-        proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"])
-        procs.append(proc)
-        return proc
-
-    yield start
-    for p in procs:
-        p.stop()
 
 
 @pytest.fixture

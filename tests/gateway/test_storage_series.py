@@ -6,6 +6,7 @@ import json
 import struct
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis.exceptions
@@ -231,7 +232,9 @@ def test_pipeline_batches_lindex_and_rpush(gw: GatewayStorage) -> None:
     key = L + "meters/6/6"
     res = gw.execute_many([("rpush", (key, str(i)), {}) for i in range(50)])
     assert res == list(range(1, 51))
-    calls = [("lindex", (key, i), {}) for i in range(-10, 0)] + [("llen", (key,), {})]
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("lindex", (key, i), {}) for i in range(-10, 0)
+    ] + [("llen", (key,), {})]
     assert gw.execute_many(calls) == [f"{float(i)}" for i in range(40, 50)] + [50]
     # a bad value stops the batched run: nothing of it is stored
     res = gw.execute_many([("rpush", (key, "1"), {}), ("rpush", (key, "[1, 2]"), {})])

@@ -13,6 +13,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,22 +30,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 800_000_000 * 10**9  # 2026-05-08 in TStorage ns
 SEC = 10**9
-
-
-@pytest.fixture
-def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
-    procs: list[ServerProcess] = []
-
-    def start(config_text: str) -> ServerProcess:
-        path = tmp_path / f"gateway-{len(procs)}.toml"
-        path.write_text(config_text)
-        proc = spawn(["gateway", "run", "--config", str(path), "--port", "0"])
-        procs.append(proc)
-        return proc
-
-    yield start
-    for p in procs:
-        p.stop()
 
 
 @pytest.fixture
@@ -117,7 +102,8 @@ def test_downsampling_agrees_with_numpy(
     sel = (caps >= start) & (caps < end)
     c, v = caps[sel], values[sel]
     edges = [start + (end - start) * i // k for i in range(k + 1)]
-    exp_t, exp = [], {"n": [], "min": [], "max": [], "mean": [], "last": []}
+    exp_t: list[int] = []
+    exp: dict[str, list[Any]] = {"n": [], "min": [], "max": [], "mean": [], "last": []}
     for a, b in itertools.pairwise(edges):
         m = (c >= a) & (c < b)
         if not m.any():
@@ -334,7 +320,11 @@ def test_a_client_leaving_mid_request_leaves_the_server_serving(
     client, cid, gw = setup
     put_values(tstorage, cid, [T0 + i for i in range(20_000)], [float(i) for i in range(20_000)])
     leaving = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
-    for event, kwargs in [("ts:range", {"limit": 100_000}), ("ts:resume", {"since": 0})]:
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("ts:range", {"limit": 100_000}),
+        ("ts:resume", {"since": 0}),
+    ]
+    for event, kwargs in requests:
         args: list = [] if event == "ts:resume" else ["meters/7/3"]
         if event == "ts:resume":
             kwargs = {**kwargs, "keys": ["meters/7/3"]}

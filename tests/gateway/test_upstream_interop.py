@@ -10,7 +10,6 @@ import pytest
 from tests._servers import ServerProcess
 from tests._upstream import run_upstream_json
 from tests.gateway.conftest import meter_config
-from tests.gateway.test_e2e import start_gateway  # noqa: F401  (fixture)
 from tests.gateway.test_storage_series import put_direct, records_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.interop]
@@ -54,7 +53,7 @@ print(json.dumps(out))
 
 
 def test_upstream_client_over_mapped_series(
-    start_gateway: Callable[[str], ServerProcess],  # noqa: F811
+    start_gateway: Callable[[str], ServerProcess],
     tstorage: ServerProcess,
     fresh_cid: Callable[[], int],
 ) -> None:
