@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
 from tstorage_server.store import LmdbStore, MemoryStore, Store
+from tstorage_server.store.blocks import KeyTuple
 
 I64_MAX = 2**63 - 1
 I64_MIN = -(2**63)
@@ -26,7 +28,9 @@ def make_block(keys: list[tuple[int, int, int, int, int]], payloads: list[bytes]
     return RecordBlock(arr, offsets, b"".join(payloads))
 
 
-def records(store: Store, kmin=KMIN, kmax=KMAX, **kw) -> list[tuple[tuple[int, ...], bytes]]:
+def records(
+    store: Store, kmin: KeyTuple = KMIN, kmax: KeyTuple = KMAX, **kw: Any
+) -> list[tuple[tuple[int, ...], bytes]]:
     out = []
     with store.snapshot() as snap:
         for block in snap.query(kmin, kmax, **kw):
@@ -140,7 +144,7 @@ def test_large_results_come_in_bounded_pieces(store: Store) -> None:
 
 def test_variable_payloads_survive_merge_of_overlapping_blocks(store: Store) -> None:
     rng = np.random.default_rng(1)
-    expected = []
+    expected: list[tuple[tuple[int, ...], bytes]] = []
     for _ in range(5):
         keys = [(1, int(m), 0, 0, 0) for m in rng.integers(0, 50, 40)]
         payloads = [

@@ -10,6 +10,7 @@ import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,7 +151,11 @@ def test_empty_requests(server: ServerProcess) -> None:
         ((0, 0, 0, 0, 2**62), KEY_MAX),  # key_min.acq in the future
     ],
 )
-def test_invalid_get_gets_the_error_shape_and_close(server: ServerProcess, kmin, kmax) -> None:
+def test_invalid_get_gets_the_error_shape_and_close(
+    server: ServerProcess,
+    kmin: tuple[int, int, int, int, int],
+    kmax: tuple[int, int, int, int, int],
+) -> None:
     with Raw(server.port) as c:
         c.send(key_range(GET, kmin, kmax))
         assert c.recv_until_close() == ERROR_GET
@@ -345,7 +350,7 @@ def test_truncated_get_request_then_close(server: ServerProcess, cut: int) -> No
     assert_alive(server)
 
 
-def test_a_client_that_stops_reading_is_dropped_and_others_go_on(data_dir) -> None:
+def test_a_client_that_stops_reading_is_dropped_and_others_go_on(data_dir: Path) -> None:
     from tests._servers import spawn
 
     from .conftest import server_argv
@@ -393,7 +398,7 @@ def test_random_bytes_never_take_the_server_down_or_touch_stored_data(
         assert status == 0 and ((1, 1, 1, 1, 1), b"precious") in got
 
 
-def test_a_request_over_the_size_limit_is_refused_whole(data_dir) -> None:
+def test_a_request_over_the_size_limit_is_refused_whole(data_dir: Path) -> None:
     from tests._servers import spawn
 
     from .conftest import server_argv

@@ -47,7 +47,9 @@ def test_oversized_packet_is_a_clear_error_then_recovers(small_server: ServerPro
     # The client is told a larger limit than the server has: the server drops the packet's
     # connection. The call must fail at once (not wait for its timeout) and the client
     # must work again afterwards.
-    c = znsocket.Client(small_server.url, max_message_size_bytes=10_000_000, enable_compression=False)
+    c = znsocket.Client(
+        small_server.url, max_message_size_bytes=10_000_000, enable_compression=False
+    )
     try:
         t0 = time.monotonic()
         with pytest.raises(ConnectionLostError):
@@ -70,7 +72,9 @@ def test_limit_from_server_config_avoids_the_drop(small_server: ServerProcess) -
         c.sio.disconnect()
 
 
-@pytest.mark.parametrize("reply", ['43/znsocket,1{"not": "a list"', "9garbage", "451-/znsocket,1[{}]extra"])
+@pytest.mark.parametrize(
+    "reply", ['43/znsocket,1{"not": "a list"', "9garbage", "451-/znsocket,1[{}]extra"]
+)
 def test_malformed_answer_drops_the_connection_with_a_clear_error(
     reply: str, caplog: pytest.LogCaptureFixture
 ) -> None:

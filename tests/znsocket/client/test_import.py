@@ -15,7 +15,18 @@ def test_client_import_is_light() -> None:
 def test_public_names() -> None:
     import znsocket
 
-    for name in ("Client", "Server", "Storage", "MemoryStorage", "List", "Dict", "Segments",
-                 "ListAdapter", "DictAdapter", "attach_events", "exceptions"):
+    for name in (
+        "Client",
+        "Server",
+        "Storage",
+        "MemoryStorage",
+        "List",
+        "Dict",
+        "Segments",
+        "ListAdapter",
+        "DictAdapter",
+        "attach_events",
+        "exceptions",
+    ):
         assert getattr(znsocket, name) is not None
     assert issubclass(znsocket.exceptions.ResponseError, Exception)

@@ -20,7 +20,9 @@ from znsocket.client.packets import (
 
 def test_handshake_and_heartbeat() -> None:
     p = SocketIOProtocol()
-    ev = p.receive_text('0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":5242880}')
+    ev = p.receive_text(
+        '0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":5242880}'
+    )
     assert ev == Open("abc", 25.0, 20.0, 5242880)
     assert p.receive_text("2") == Ping()
     assert p.pong() == "3"
@@ -34,16 +36,22 @@ def test_namespace_connect() -> None:
     assert p.connect("/znsocket", {"token": "t"}) == '40/znsocket,{"token":"t"}'
     assert p.connect("/") == "40"
     assert p.receive_text('40/znsocket,{"sid":"s1"}') == Connected("/znsocket", "s1")
-    assert p.receive_text('44/znsocket,{"message":"no"}') == ConnectError("/znsocket", {"message": "no"})
+    assert p.receive_text('44/znsocket,{"message":"no"}') == ConnectError(
+        "/znsocket", {"message": "no"}
+    )
     assert p.receive_text("41/znsocket,") == Disconnected("/znsocket")
 
 
 def test_emit_and_ack_text() -> None:
     p = SocketIOProtocol()
     assert p.emit("/znsocket", "get", [[["name"], {}]], 7) == ['42/znsocket,7["get",[["name"],{}]]']
-    assert p.emit_json("/znsocket", "get", '[["name"],{}]', 7) == '42/znsocket,7["get",[["name"],{}]]'
+    assert (
+        p.emit_json("/znsocket", "get", '[["name"],{}]', 7) == '42/znsocket,7["get",[["name"],{}]]'
+    )
     assert p.emit("/", "x", [], None) == ['42["x"]']
-    assert p.receive_text('43/znsocket,7[{"data":"Alice"}]') == Ack("/znsocket", 7, [{"data": "Alice"}])
+    assert p.receive_text('43/znsocket,7[{"data":"Alice"}]') == Ack(
+        "/znsocket", 7, [{"data": "Alice"}]
+    )
     assert p.receive_text('42/znsocket,["refresh",{"target":"k","data":{}}]') == Event(
         "/znsocket", "refresh", [{"target": "k", "data": {}}], None
     )
@@ -56,7 +64,12 @@ def test_binary_both_ways() -> None:
         '451-/znsocket,10["compressed_message",{"event":"set","data":{"_placeholder":true,"num":0}}]',
         b"\x01abc",
     ]
-    assert p.receive_text('452-/znsocket,3["adapter:get",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]') is None
+    assert (
+        p.receive_text(
+            '452-/znsocket,3["adapter:get",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]'
+        )
+        is None
+    )
     assert p.receive_binary(b"one") is None
     assert p.receive_binary(b"two") == Event("/znsocket", "adapter:get", [b"one", b"two"], 3)
     assert p.receive_text('461-/znsocket,4[{"_placeholder":true,"num":0}]') is None
@@ -67,7 +80,17 @@ def test_binary_both_ways() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "9", "4", "47", "45x-[]", '43/znsocket,{"a":1}', "42/znsocket,[1]", "42/znsocket,[\"x\"", "0nojson"],
+    [
+        "",
+        "9",
+        "4",
+        "47",
+        "45x-[]",
+        '43/znsocket,{"a":1}',
+        "42/znsocket,[1]",
+        '42/znsocket,["x"',
+        "0nojson",
+    ],
 )
 def test_malformed_packets_raise_protocol_error(bad: str) -> None:
     with pytest.raises(ProtocolError):
@@ -82,7 +105,7 @@ def test_binary_without_packet_and_bad_placeholder() -> None:
     with pytest.raises(ProtocolError):
         p.receive_binary(b"x")
     with pytest.raises(ProtocolError):
-        SocketIOProtocol(max_attachments=2).receive_text('453-/znsocket,1[{}]')
+        SocketIOProtocol(max_attachments=2).receive_text("453-/znsocket,1[{}]")
 
 
 def test_unserialisable_arguments_raise_type_error() -> None:

@@ -56,11 +56,11 @@ class RawEngineIO:
         self.ws = websocket.create_connection(
             f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", timeout=10
         )
-        opened = self.ws.recv()
+        opened = str(self.ws.recv())  # a text frame
         assert opened.startswith("0{")
         self.handshake: dict[str, Any] = json.loads(opened[1:])
         self.ws.send(f"40{NAMESPACE},")
-        assert self.ws.recv().startswith(f"40{NAMESPACE},")
+        assert str(self.ws.recv()).startswith(f"40{NAMESPACE},")
         self.pings = 0
         self.next_id = 0
 
@@ -230,7 +230,9 @@ def test_client_keeping_its_connection_full_does_not_starve_others() -> None:
         def flood() -> None:
             with contextlib.suppress(OSError):
                 while not stop.is_set():
-                    flooder.ws.sock.sendall(blob)
+                    sock = flooder.ws.sock
+                    assert sock is not None
+                    sock.sendall(blob)
 
         sender = threading.Thread(target=flood, daemon=True)
         sender.start()
@@ -254,7 +256,7 @@ def test_client_keeping_its_connection_full_does_not_starve_others() -> None:
 @pytest.mark.parametrize("value", [0, -1.5])
 def test_server_refuses_heartbeat_settings_that_are_not_positive(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=f"{field} must be a positive number of seconds"):
-        znsocket.Server(**{field: value}).build()
+        znsocket.Server(**{field: value}).build()  # type: ignore[arg-type]
 
 
 def test_cli_heartbeat_options_reach_the_handshake() -> None:

@@ -54,7 +54,7 @@ def test_parse_chunk_accepts_upstream_payload() -> None:
         (raw(size=5), ChunkSizeError, "Chunk 0 size mismatch"),
         (raw(cid=""), ChunkDecodeError, "chunk_id"),
         (raw(cid="x" * 500), ChunkDecodeError, "chunk_id"),
-        (raw(index="0"), ChunkDecodeError, "integers"),
+        (raw(index="0"), ChunkDecodeError, "integers"),  # type: ignore[arg-type]
         (raw(total=True), ChunkDecodeError, "integers"),
         (raw(event=None), ChunkDecodeError, "event"),
         (raw(size=-1), ChunkDecodeError, "size"),

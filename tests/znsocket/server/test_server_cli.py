@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -152,7 +153,13 @@ def test_redis_client_surface_is_not_reachable(
     try:
         direct.set("sentinel", "kept")
         before = direct.config_get("maxmemory")
-        for payload in ([["SHUTDOWN"], {}], [["maxmemory", "1"], {}], [["FLUSHALL"], {}], [[], {}]):
+        payloads: list[list[Any]] = [
+            [["SHUTDOWN"], {}],
+            [["maxmemory", "1"], {}],
+            [["FLUSHALL"], {}],
+            [[], {}],
+        ]
+        for payload in payloads:
             assert client.call(event, payload)["error"]["type"] == "UnknownEventError"
         assert direct.get("sentinel") == "kept"
         assert direct.config_get("maxmemory") == before
