@@ -3,8 +3,10 @@
 Commands:
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
-    import FILE.csv --key KEY [--config FILE]   bulk-append CSV rows (t, v) to a mapped List
-    export --key KEY [--config FILE] [-o FILE.csv]   write a mapped List as CSV
+    import FILE [--key KEY] [--format csv|jsonl] [--replace] [--quiet] [--config FILE]
+                         CSV rows into a mapped List/Dict, or JSON Lines as generic keys
+    export [--key KEY] [--format csv|jsonl] [-o FILE] [--quiet] [--config FILE]
+                         a mapped List/Dict as CSV, or generic keys (glob) as JSON Lines
 """
 
 from __future__ import annotations
@@ -95,24 +97,54 @@ def _transfer(args: argparse.Namespace) -> int:
 
     from gateway import transfer
     from gateway.errors import GatewayError
+    from gateway.transfer.common import replaced_atomically
+    from znsocket.exceptions import ZnSocketError
 
+    verb = args.command
+    progress = not args.quiet
     try:
         storage, embedded = _open_storage(args.config)
     except GatewayError as exc:
         print(exc, file=sys.stderr)
         return 2
     try:
-        if args.command == "import":
-            n = transfer.import_csv(storage, args.key, Path(args.file))
-            print(f"imported {n} row(s) into {args.key}", file=sys.stderr)
-        elif args.output:
-            with open(args.output, "w", newline="", encoding="utf-8") as out:
-                n = transfer.export_csv(storage, args.key, out)
-            print(f"exported {n} row(s) of {args.key} to {args.output}", file=sys.stderr)
+        if verb == "import":
+            path = Path(args.file)
+            if not path.is_file():
+                raise transfer.TransferError("no such file", path)
+            fmt = transfer.choose_format(args.format, path)
+            summary = transfer.import_file(
+                storage, path, fmt, key=args.key, replace=args.replace, progress=progress
+            )
+            where = f"into {args.key}" if fmt == "csv" else f"from {path}"
         else:
-            transfer.export_csv(storage, args.key, sys.stdout, progress=False)
-    except (GatewayError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            out_path = None if args.output in (None, "-") else Path(args.output)
+            fmt = transfer.choose_format(args.format, out_path, args.key, storage)
+            if out_path is None:
+                summary = transfer.export_to(
+                    storage, sys.stdout, fmt, key=args.key, progress=progress
+                )
+                where = "to standard output"
+            else:
+                with replaced_atomically(out_path) as out:
+                    summary = transfer.export_to(storage, out, fmt, key=args.key, progress=progress)
+                where = f"to {out_path}"
+            if fmt == "csv":
+                where = f"of {args.key} {where}"
+        if not args.quiet:
+            print(summary.text(f"{verb}ed", where), file=sys.stderr)
+    except transfer.TransferError as exc:
+        print(exc, file=sys.stderr)
+        if exc.stored:
+            print(
+                f"{verb} stopped: {exc.stored} {exc.unit} of earlier batches were stored; "
+                "nothing of the failing batch was",
+                file=sys.stderr,
+            )
+        return 1
+    except (GatewayError, ZnSocketError, ValueError, OSError) as exc:
+        # e.g. TStorage unreachable, a bad placeholder in --key, an unwritable output
+        print(f"gateway {verb}: {exc}", file=sys.stderr)
         return 1
     finally:
         storage.link.close()
@@ -148,15 +180,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(func=_run)
-    imp = sub.add_parser("import", help="bulk-append a CSV file (columns t, v) to a mapped List")
-    imp.add_argument("file", help="CSV with a header: v (JSON or text) and optional t")
-    imp.add_argument("--key", required=True, help="the List key, e.g. meters/7/3")
+    formats = (
+        "Formats: CSV for mapped keys (a List: columns t,v; a Dict: field,t,v; t in the map "
+        "rule's time unit, empty = now; v as JSON, plain text = a string) and JSON Lines for "
+        'generic keys (one key a line: {"key": ..., "type": string|list|hash|set|zset, '
+        '"value": ..., "expire_at": unix seconds}). The format is --format, else the file '
+        "extension (.csv, .jsonl, .ndjson). See docs/gateway.md."
+    )
+    imp = sub.add_parser(
+        "import",
+        help="bulk-load a CSV file into a mapped List/Dict, or JSON Lines as generic keys",
+        description="Bulk-load a file straight into TStorage (no gateway needs to run), in "
+        "batches of 10,000 rows checked before any is written, with a progress bar on a "
+        "terminal. A bad row stops the import with FILE:LINE: reason and exit status 1; "
+        "earlier batches stay stored.",
+        epilog=formats,
+    )
+    imp.add_argument("file", help="the CSV or JSON Lines file")
+    imp.add_argument(
+        "--key",
+        help="CSV: the List or Dict key (e.g. meters/7/3 or meters/7); "
+        "JSON Lines: restore only keys matching this glob (default: all)",
+    )
+    imp.add_argument("--format", choices=["csv", "jsonl"], help="override the file extension")
+    imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="JSON Lines: overwrite generic keys that hold something else "
+        "(default: refuse them; keys already holding the file's value are left alone)",
+    )
+    imp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     imp.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
     imp.set_defaults(func=_transfer)
-    exp = sub.add_parser("export", help="write a mapped List as CSV (t, v)")
-    exp.add_argument("--key", required=True, help="the List key, e.g. meters/7/3")
+    exp = sub.add_parser(
+        "export",
+        help="write a mapped List/Dict as CSV, or generic keys as JSON Lines",
+        description="Write keys straight from TStorage (no gateway needs to run), with a "
+        "progress bar on a terminal. A List is every record oldest first; a Dict every "
+        "record of every field; generic keys are written in name order.",
+        epilog=formats,
+    )
+    exp.add_argument(
+        "--key",
+        help="CSV: the List or Dict key (e.g. meters/7/3 or meters/7); JSON Lines: a glob "
+        "over generic key names as Redis SCAN MATCH takes it, e.g. 'session:*' "
+        "(default: every generic key)",
+    )
+    exp.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        help="override the extension of -o (to standard output: CSV for a mapped key, "
+        "JSON Lines otherwise)",
+    )
+    exp.add_argument(
+        "-o", "--output", help="file to write, replaced only on success (default: standard output)"
+    )
+    exp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     exp.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
-    exp.add_argument("-o", "--output", help="CSV file to write (default: standard output)")
     exp.set_defaults(func=_transfer)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", help="the TOML configuration file")

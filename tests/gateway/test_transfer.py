@@ -16,9 +16,23 @@ from tests.gateway.test_storage_series import records_of
 
 
 def gateway(*args: str) -> subprocess.CompletedProcess[str]:
+    """``gateway ARGS`` as a user runs it (stdin closed, stdout/stderr not a terminal)."""
     return subprocess.run(
-        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
     )
+
+
+def write_config(
+    path: Path, tstorage: ServerProcess, cid: int, generic_cid: int, extra: str = ""
+) -> Path:
+    """A gateway config file on ``tstorage``: ``meters/{mid}/{moid}`` Lists, ``meters/{mid}``
+    Dicts (fields by moid) under ``cid``, generic keys under ``generic_cid``."""
+    path.write_text(meter_config(tstorage, cid, generic_cid, extra))
+    return path
 
 
 def test_import_then_export_round_trip(
@@ -63,4 +77,4 @@ def test_import_reports_bad_rows_and_keys(
     res = gateway("import", str(no_v), "--key", "meters/1/1", "--config", str(config))
     assert res.returncode == 1 and "'v' column" in res.stderr
     res = gateway("export", "--key", "nothing/here", "--config", str(config))
-    assert res.returncode == 1 and "not a List key" in res.stderr
+    assert res.returncode == 1 and "not a List or Dict key" in res.stderr

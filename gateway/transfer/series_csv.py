@@ -1,0 +1,301 @@
+"""Mapped keys as CSV: a List is one series (``t,v``), a Dict one meter (``field,t,v``).
+
+``t`` is the capture time in the map rule's ``time`` unit (empty or absent: now), ``v`` the
+value as JSON text (plain text that is not JSON is taken as a string). A Dict file has one
+row per record of each field; export writes every record (the whole history, oldest first
+per field), so exporting and importing into an empty TStorage reproduces the Dict, latest
+values and history alike.
+
+Rows are checked a batch at a time (:data:`~gateway.transfer.common.BATCH_ROWS`) before any
+is written, with the rules appends follow (``docs/data-model.md``): a series only grows at
+its end, and a time it already has is a correction, allowed only with
+``allow_corrections``. So a bad row is reported with its line and nothing of its batch is
+stored; the batches before it stay stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from gateway.elements import cap_to_time, time_to_cap
+from gateway.errors import CodecError, KeyMappingError
+from gateway.keymap import DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
+from gateway.storage import GatewayStorage
+from gateway.transfer.common import (
+    BATCH_ROWS,
+    Summary,
+    TransferError,
+    batches,
+    count_lines,
+    progress_bar,
+)
+
+LIST_COLUMNS = ("t", "v")
+DICT_COLUMNS = ("field", "t", "v")
+
+
+def mapped_target(storage: GatewayStorage, key: str) -> ListTarget | DictTarget:
+    """The List or Dict a user key (``meters/7/3``, ``meters/7``) or full key names.
+
+    Raises:
+        TransferError: no map rule maps the key, or it is both a List and a Dict key.
+        KeyMappingError: the key has a rule's shape with a bad placeholder.
+    """
+    if key.startswith((LIST_PREFIX, DICT_PREFIX)):
+        candidates = [key]
+    else:
+        candidates = [LIST_PREFIX + key, DICT_PREFIX + key]
+    found: list[ListTarget | DictTarget] = []
+    problem: KeyMappingError | None = None
+    for full in candidates:
+        try:
+            target = storage.keymap.resolve(full)
+        except KeyMappingError as exc:
+            problem = problem or exc
+            continue
+        if target is not None:
+            found.append(target)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise TransferError(
+            f"{key!r} is both a List and a Dict key; name one: "
+            f"{LIST_PREFIX}{key} or {DICT_PREFIX}{key}"
+        )
+    if problem is not None:
+        raise problem
+    raise TransferError(
+        f"{key!r} is not a List or Dict key of any map rule (unmapped keys are "
+        "transferred as JSON Lines: use a .jsonl file or --format jsonl)"
+    )
+
+
+def user_key(full: str) -> str:
+    """The key as the user names it (``meters/7``), without ``znsocket.Dict:``."""
+    return full.split(":", 1)[1] if full.startswith((LIST_PREFIX, DICT_PREFIX)) else full
+
+
+def field_series(target: DictTarget, moid: int) -> ListTarget:
+    """The series behind one field of a Dict, seen as a List of that Dict's rule."""
+    return ListTarget(target.key, target.rule, target.series(moid))
+
+
+def _cell_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _check_header(
+    path: Path, header: Sequence[str] | None, target: ListTarget | DictTarget
+) -> None:
+    is_dict = isinstance(target, DictTarget)
+    kind, columns = ("a Dict", DICT_COLUMNS) if is_dict else ("a List", LIST_COLUMNS)
+    expected = ", ".join(columns)
+    if not header:
+        raise TransferError(
+            f"the file is empty; {kind} CSV starts with the header {expected}", path
+        )
+    required = ("field", "v") if is_dict else ("v",)
+    missing = [c for c in required if c not in header]
+    unknown = [c for c in header if c not in columns]
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if missing or unknown or doubled:
+        what = []
+        if missing:
+            what.append(f"needs a {' and a '.join(repr(c) for c in missing)} column")
+        if unknown:
+            what.append(f"has unexpected column(s) {', '.join(repr(c) for c in unknown)}")
+        if doubled:
+            what.append(f"repeats column(s) {', '.join(repr(c) for c in doubled)}")
+        raise TransferError(
+            f"the header {'; '.join(what)}: {user_key(target.key)} is {kind}, "
+            f"whose CSV has the columns {expected} ('t' optional)",
+            path,
+            1,
+        )
+
+
+class _Plan:
+    """The records of one batch, per series, checked against what the series holds."""
+
+    def __init__(self, storage: GatewayStorage, path: Path, target: ListTarget | DictTarget):
+        self.storage = storage
+        self.path = path
+        self.target = target
+        self.view = storage.series.view(target.rule.index)
+        self.rows: dict[int, list[tuple[int, int | None, bytes]]] = {}  # moid -> rows
+
+    def add(self, line: int, row: dict[str | None, Any]) -> None:
+        if None in row or None in row.values():
+            raise TransferError(
+                "the row has another number of cells than the header", self.path, line
+            )
+        try:
+            moid = self._moid(row)
+            t = (row.get("t") or "").strip()
+            cap = time_to_cap(_cell_value(t), self.view.shape.time) if t else None
+            payload = self.view.shape.codec.encode(_cell_value(row["v"]))
+        except (CodecError, KeyMappingError) as exc:
+            raise TransferError(str(exc), self.path, line) from None
+        self.rows.setdefault(moid, []).append((line, cap, payload))
+
+    def _moid(self, row: dict[str | None, Any]) -> int:
+        if isinstance(self.target, ListTarget):
+            return self.target.series.moid
+        return self.target.moid_for_field(row["field"])
+
+    def series(self, moid: int) -> ListTarget:
+        t = self.target
+        return t if isinstance(t, ListTarget) else field_series(t, moid)
+
+    def _what(self, moid: int) -> str:
+        t = self.target
+        if isinstance(t, ListTarget):
+            return user_key(t.key)
+        return f"field {t.field_for_moid(moid)!r} of {user_key(t.key)}"
+
+    def check(self) -> None:
+        """Refuse, with its line, the first row an append would refuse."""
+        rule = self.view.rule
+        if rule.read_only:
+            raise TransferError(
+                f"{user_key(self.target.key)} is read-only (its map rule sets read_only = true)"
+            )
+        unit = self.view.shape.time
+        for moid, rows in self.rows.items():
+            caps = self.storage.series.caps(self.series(moid))
+            last = int(caps[-1]) if len(caps) else None
+            seen: set[int] = set()
+            for line, cap, _ in rows:
+                if cap is None:  # now: after the last record, whatever the clock says
+                    now = self.storage.series.clock()
+                    last = now if last is None else max(now, last + 1)
+                    continue
+                if last is not None and cap <= last:
+                    at = int(np.searchsorted(caps, cap))
+                    held = cap in seen or (at < len(caps) and int(caps[at]) == cap)
+                    if not held:
+                        raise TransferError(
+                            f"t={cap_to_time(cap, unit)} lies before the last record of "
+                            f"{self._what(moid)} (t={cap_to_time(last, unit)}) and matches "
+                            "none: a series grows only at its end (sort the rows by t)",
+                            self.path,
+                            line,
+                        )
+                    if not rule.allow_corrections:
+                        raise TransferError(
+                            f"{self._what(moid)} already has a record at "
+                            f"t={cap_to_time(cap, unit)} and corrections are off for its "
+                            "map rule (allow_corrections = false)",
+                            self.path,
+                            line,
+                        )
+                seen.add(cap)
+                last = cap if last is None else max(last, cap)
+
+    def store(self) -> int:
+        """Append every row (one PUT per series); returns the number stored."""
+        n = 0
+        for moid, rows in self.rows.items():
+            self.storage.series.append(self.series(moid), [(c, p) for _, c, p in rows])
+            n += len(rows)
+        return n
+
+
+def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool = True) -> Summary:
+    """Append every row of ``path`` to the List or Dict ``key``.
+
+    Raises:
+        TransferError: no such mapped key, a wrong header, or a bad row (with its line;
+            ``stored`` tells how many rows earlier batches stored).
+        KeyMappingError: the key has a rule's shape with a bad placeholder.
+        TStorageUnavailable: TStorage did not store a batch.
+    """
+    target = mapped_target(storage, key)
+    total = max(count_lines(path) - 1, 0) if progress else None
+    stored = 0
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            _check_header(path, reader.fieldnames, target)
+
+            def rows() -> Any:
+                for row in reader:
+                    yield reader.line_num, row
+
+            name = user_key(target.key)
+            with progress_bar(f"import {name}", "rows", total, progress) as bar:
+                for batch in batches(rows(), BATCH_ROWS):
+                    plan = _Plan(storage, path, target)
+                    for at, row in batch:
+                        plan.add(at, row)
+                    plan.check()
+                    stored += plan.store()
+                    bar.update(len(batch))
+        except UnicodeDecodeError as exc:
+            raise TransferError(
+                f"not UTF-8 text ({exc.reason} at byte {exc.start} of a block read after "
+                f"line {reader.line_num})",
+                path,
+            ) from None
+        except TransferError as exc:
+            exc.stored = stored
+            raise
+        except csv.Error as exc:
+            raise TransferError(f"not CSV: {exc}", path, reader.line_num) from None
+    return Summary(stored, "row(s)")
+
+
+def export_csv(storage: GatewayStorage, key: str, out: TextIO, *, progress: bool = True) -> Summary:
+    """Write every record of the List or Dict ``key``, oldest first (per field).
+
+    A List is written as ``t,v`` rows, a Dict as ``field,t,v`` rows, its fields in the
+    order ``hkeys`` lists them.
+
+    Raises:
+        TransferError: no such mapped key.
+        CodecError: a record's payload does not decode with the rule's codec.
+        TStorageUnavailable: TStorage did not answer.
+    """
+    target = mapped_target(storage, key)
+    view = storage.series.view(target.rule.index)
+    parts: list[tuple[str | None, ListTarget]]
+    writer = csv.writer(out)
+    if isinstance(target, ListTarget):
+        parts = [(None, target)]
+        writer.writerow(LIST_COLUMNS)
+    else:
+        parts = [
+            (name, field_series(target, target.moid_for_field(name)))
+            for name in storage.series.hkeys(target)
+        ]
+        writer.writerow(DICT_COLUMNS)
+    caps = [storage.series.caps(series).copy() for _, series in parts]
+    total = sum(len(c) for c in caps)
+    unit = view.shape.time
+    name = user_key(target.key)
+    with progress_bar(f"export {name}", "rows", total, progress) as bar:
+        for (field, series), held in zip(parts, caps, strict=True):
+            prefix = [] if field is None else [field]
+            for start in range(0, len(held), BATCH_ROWS):
+                chunk = [int(c) for c in held[start : start + BATCH_ROWS]]
+                payloads = storage.series.fetch(series, chunk)
+                writer.writerows(
+                    [
+                        *prefix,
+                        cap_to_time(cap, unit),
+                        json.dumps(view.shape.codec.decode(payloads[cap])),
+                    ]
+                    for cap in chunk
+                    if cap in payloads
+                )
+                bar.update(len(chunk))
+    return Summary(total, "row(s)")
