@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests._servers import ServerProcess
+import pytest
+
+from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import records_of
 
@@ -24,6 +26,12 @@ def gateway(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         stdin=subprocess.DEVNULL,
     )
+
+
+def empty_tstorage(factory: pytest.TempPathFactory) -> ServerProcess:
+    """Start a second, empty TStorage server (where an export is restored)."""
+    data = factory.mktemp("tstorage-restore")
+    return spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"])
 
 
 def write_config(

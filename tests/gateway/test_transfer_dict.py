@@ -5,15 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 import znsocket
-from tests._servers import ServerProcess, spawn
+from tests._servers import ServerProcess
 from tests.gateway.test_storage_series import records_of
-from tests.gateway.test_transfer import gateway, write_config
+from tests.gateway.test_transfer import empty_tstorage, gateway, write_config
 
 PLANT_RULE = """
 [[map]]
@@ -37,7 +37,7 @@ ROWS = [
 ]
 
 
-def csv_text(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def csv_text(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(header)
@@ -47,9 +47,7 @@ def csv_text(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 @pytest.fixture(scope="module")
 def other_tstorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A second, empty TStorage server: where an export is restored."""
-    data = tmp_path_factory.mktemp("tstorage-restore")
-    with spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"]) as proc:
+    with empty_tstorage(tmp_path_factory) as proc:
         yield proc
 
 
