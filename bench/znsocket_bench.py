@@ -22,6 +22,13 @@ Usage (from the repository root)::
 
     .venv/bin/python bench/znsocket_bench.py                 # default, ~6 minutes
     .venv/bin/python bench/znsocket_bench.py --n 300 --repeats 1 --duration 2 --big-reps 1
+    .venv/bin/python bench/znsocket_bench.py --rounds 3      # interleaved rounds, medians
+
+With ``--rounds K`` the five pairings run K times, interleaved (every pairing once per
+round), and each cell is the median over the rounds, with the range over rounds of the
+concurrent figures beside it: a single 3-second concurrency window on a shared machine
+moves by tens of percent, and interleaving keeps a slow minute from landing on one
+pairing only.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -82,7 +90,9 @@ def start_redis() -> tuple[subprocess.Popen[bytes], int]:
             time.sleep(0.05)
 
 
-def run_ops(python: str, url: str, pid: int, out: Path, args: argparse.Namespace, redis: bool) -> dict[str, Any]:
+def run_ops(
+    python: str, url: str, pid: int, out: Path, args: argparse.Namespace, redis: bool
+) -> dict[str, Any]:
     argv = [
         python,
         str(args.ops_script),
@@ -108,6 +118,36 @@ def run_ops(python: str, url: str, pid: int, out: Path, args: argparse.Namespace
     print("$", " ".join(argv), file=sys.stderr, flush=True)
     subprocess.run(argv, check=True, cwd="/tmp")
     return json.loads(out.read_text())
+
+
+def median_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result with the median over rounds of every figure the table shows.
+
+    Concurrent figures also keep ``range`` (min, max over rounds).
+    """
+    if len(runs) <= 1:
+        return runs[0] if runs else {}
+    out: dict[str, Any] = {"single_client": {}, "concurrent_hget": {}, "rounds": len(runs)}
+    for op in LATENCY_OPS:
+        vals = [
+            r["single_client"][op]["median_us"] for r in runs if op in r.get("single_client", {})
+        ]
+        if vals:
+            out["single_client"][op] = {"median_us": statistics.median(vals)}
+    bigs = [r["big_value"]["roundtrip_median_s"] for r in runs if r.get("big_value")]
+    if bigs:
+        out["big_value"] = {"roundtrip_median_s": statistics.median(bigs)}
+    for n in runs[0].get("concurrent_hget", {}):
+        vals = [
+            r["concurrent_hget"][n]["agg_ops_per_s"]
+            for r in runs
+            if n in r.get("concurrent_hget", {})
+        ]
+        out["concurrent_hget"][n] = {
+            "agg_ops_per_s": statistics.median(vals),
+            "range": (min(vals), max(vals)),
+        }
+    return out
 
 
 def fmt_us(v: float) -> str:
@@ -159,13 +199,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 cells.append("-")
             else:
                 ratio = f" ({v / base:.1f}x)" if base and name != "anchor" else ""
-                cells.append(f"{v:,.0f}{ratio}")
+                spread = results[name]["concurrent_hget"][n].get("range")
+                extra = f" [{spread[0]:,.0f}-{spread[1]:,.0f}]" if spread else ""
+                cells.append(f"{v:,.0f}{ratio}{extra}")
         lines.append(f"| {n} clients | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--ops-script", type=Path, default=DEFAULT_OPS_SCRIPT)
     ap.add_argument("--n", type=int, default=1000, help="operations per latency test")
     ap.add_argument("--repeats", type=int, default=2)
@@ -173,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--big-reps", type=int, default=2)
     ap.add_argument("--only", default=",".join(PAIRINGS), help="comma list of pairings to run")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (cells: median)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -191,25 +236,27 @@ def main(argv: list[str] | None = None) -> int:
         "redis": (our_py, None, True),
     }
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    results: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in PAIRINGS}
     try:
-        for name in PAIRINGS:
-            if name not in only:
-                results[name] = {}
-                continue
-            python, server, is_redis = plan[name]
-            if is_redis:
-                url, pid = f"redis://127.0.0.1:{redis_port}", redis_proc.pid
-            else:
-                assert server is not None
-                url, pid = f"znsocket://127.0.0.1:{server.port}", server.pid
-            out = args.out / f"znsocket-{stamp}-{name.replace('->', '-to-')}.json"
-            results[name] = run_ops(python, url, pid, out, args, is_redis)
+        for k in range(args.rounds):
+            for name in PAIRINGS:
+                if name not in only:
+                    continue
+                python, server, is_redis = plan[name]
+                if is_redis:
+                    url, pid = f"redis://127.0.0.1:{redis_port}", redis_proc.pid
+                else:
+                    assert server is not None
+                    url, pid = f"znsocket://127.0.0.1:{server.port}", server.pid
+                tag = name.replace("->", "-to-") + (f"-r{k + 1}" if args.rounds > 1 else "")
+                out = args.out / f"znsocket-{stamp}-{tag}.json"
+                rounds[name].append(run_ops(python, url, pid, out, args, is_redis))
     finally:
         upstream.stop()
         ours.stop()
         redis_proc.terminate()
         redis_proc.wait(10)
+    results = {name: median_result(runs) for name, runs in rounds.items()}
     print(table(results))
     return 0
 
