@@ -7,7 +7,9 @@ Workload (through ``znsocket.Client`` + ``List``/``Dict``, one client):
 * ``len``              ``len(lst)``
 * ``index``            ``lst[i]`` at random ``i``
 * ``append``           ``lst.append(x)`` for 10,000 points (reported as points/s)
-* ``append_concurrent`` 4 clients appending 500 points each to their own series at once
+* ``append_writers``   ``--writers`` (default 4 and 16) client processes appending one point
+                       at a time to their own series for ``--window`` seconds: the server's
+                       append capacity (points/s), where concurrent PUTs share a commit
 * ``dict_16``          ``d.items()`` of a Dict whose 16 fields each have ``--history``
                        records behind them (the latest one is shown)
 
@@ -25,7 +27,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import multiprocessing as mp
 import random
 import socket
 import statistics
@@ -54,8 +58,6 @@ DICT_MID = 2
 FIELDS = 16
 APPEND_POINTS = 10_000
 APPEND_CHUNK = 2_000
-CONCURRENT_CLIENTS = 4
-CONCURRENT_POINTS = 500
 
 
 def free_port() -> int:
@@ -152,33 +154,55 @@ def workload(
         done += chunk
     assert len(app) == appends
     out["append"] = {"points_per_s": round(appends / elapsed, 1), "total_s": round(elapsed, 2)}
-    out["append_concurrent"] = concurrent_appends(c.address, CONCURRENT_CLIENTS, CONCURRENT_POINTS)
     return out
 
 
-def concurrent_appends(address: str, clients: int, points: int) -> dict[str, Any]:
-    """``clients`` connections appending ``points`` each to their own series at once."""
-    errors: list[BaseException] = []
+def _append_writer(address: str, k: int, start_at: Any, window: float, ready: Any, q: Any) -> None:
+    # One writer process: appends to its own series during the shared window.
+    try:
+        import znsocket as zn
 
-    def writer(k: int) -> None:
-        try:
-            c = znsocket.Client.from_url(address)
-            lst = znsocket.List(c, f"meters/{100 + k}/1")
-            for i in range(points):
-                lst.append(float(i))
-        except BaseException as exc:
-            errors.append(exc)
+        c = zn.Client.from_url(address)
+        lst = zn.List(c, f"meters/{100 + k}/1")
+        lst.append(0.0)
+        ready.wait(timeout=120)
+        while time.time() < start_at.value:
+            time.sleep(0.001)
+        end = start_at.value + window
+        n = 0
+        while time.time() < end:
+            lst.append(float(n))
+            n += 1
+        q.put({"count": n})
+    except Exception as exc:  # reported by the parent
+        with contextlib.suppress(Exception):
+            ready.abort()
+        q.put({"error": repr(exc)})
 
-    threads = [threading.Thread(target=writer, args=(k,)) for k in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
+
+def append_writers(address: str, writers: int, window: float) -> dict[str, Any]:
+    """``writers`` processes appending one point at a time for ``window`` seconds at once."""
+    ctx = mp.get_context("spawn")
+    ready = ctx.Barrier(writers + 1)
+    start_at = ctx.Value("d", time.time() + 1e9)
+    q = ctx.Queue()
+    procs = [
+        ctx.Process(target=_append_writer, args=(address, k, start_at, window, ready, q))
+        for k in range(writers)
+    ]
+    for p in procs:
+        p.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        ready.wait(timeout=180)
+    start_at.value = time.time() + 0.2
+    results = [q.get(timeout=window + 180) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    errors = [r["error"] for r in results if "error" in r]
     if errors:
-        raise errors[0]
-    return {"clients": clients, "points_per_s": round(clients * points / elapsed, 1)}
+        raise RuntimeError(f"append writers failed: {errors}")
+    total = sum(r["count"] for r in results)
+    return {"writers": writers, "window_s": window, "points_per_s": round(total / window, 1)}
 
 
 def gateway_config(data_dir: Path, ts_port: int, mode: str) -> str:
@@ -207,7 +231,13 @@ def gateway_config(data_dir: Path, ts_port: int, mode: str) -> str:
 
 
 def run_gateway(
-    records: int, repeats: int, history: int, appends: int, mode: str
+    records: int,
+    repeats: int,
+    history: int,
+    appends: int,
+    mode: str,
+    writers: list[int],
+    window: float,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         ts_port = free_port()
@@ -223,6 +253,7 @@ def run_gateway(
             c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{proc.port}")
             out = workload(c, records, repeats, history, appends)
             out["load_s"] = round(load_s, 2)
+            out["append_writers"] = {str(n): append_writers(c.address, n, window) for n in writers}
             return out
         except Exception:
             print(proc.text()[-5000:], file=sys.stderr)
@@ -231,7 +262,9 @@ def run_gateway(
             proc.stop()
 
 
-def run_memory(records: int, repeats: int, history: int, appends: int) -> dict[str, Any]:
+def run_memory(
+    records: int, repeats: int, history: int, appends: int, writers: list[int], window: float
+) -> dict[str, Any]:
     proc = spawn(
         [
             "znsocket",
@@ -253,6 +286,7 @@ def run_memory(records: int, repeats: int, history: int, appends: int) -> dict[s
         c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{proc.port}")  # see APPEND_CHUNK
         out = workload(c, records, repeats, history, appends)
         out["load_s"] = round(load_s, 2)
+        out["append_writers"] = {str(n): append_writers(c.address, n, window) for n in writers}
         return out
     finally:
         proc.stop()
@@ -272,14 +306,27 @@ def main(argv: list[str] | None = None) -> int:
         default="thread",
         help="run the gateway's TStorage in a thread or a child process",
     )
+    ap.add_argument(
+        "--writers", default="4,16", help="writer processes for the append capacity (comma list)"
+    )
+    ap.add_argument("--window", type=float, default=3.0, help="seconds per append capacity run")
     ap.add_argument("--json", dest="json_out", help="write the results here")
     args = ap.parse_args(argv)
+    writers = [int(n) for n in args.writers.split(",") if n]
     results: dict[str, Any] = {
         "records": args.records,
         "embedded_tstorage": args.embedded,
-        "memory": run_memory(args.records, args.repeats, args.history, args.appends),
+        "memory": run_memory(
+            args.records, args.repeats, args.history, args.appends, writers, args.window
+        ),
         "gateway": run_gateway(
-            args.records, args.repeats, args.history, args.appends, args.embedded
+            args.records,
+            args.repeats,
+            args.history,
+            args.appends,
+            args.embedded,
+            writers,
+            args.window,
         ),
     }
     ratios = {}
@@ -287,11 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         ratios[op] = round(
             results["gateway"][op]["median_ms"] / results["memory"][op]["median_ms"], 2
         )
-    ratios["append_concurrent_throughput"] = round(
-        results["gateway"]["append_concurrent"]["points_per_s"]
-        / results["memory"]["append_concurrent"]["points_per_s"],
-        2,
-    )
+    for n in writers:
+        ratios[f"append_throughput_{n}_writers"] = round(
+            results["gateway"]["append_writers"][str(n)]["points_per_s"]
+            / results["memory"]["append_writers"][str(n)]["points_per_s"],
+            2,
+        )
     ratios["append_throughput"] = round(
         results["gateway"]["append"]["points_per_s"] / results["memory"]["append"]["points_per_s"],
         2,
