@@ -1,7 +1,9 @@
 """``tstorage-server``: a durable TStorage-protocol server.
 
 Prints ``listening on HOST:PORT`` to stdout once it accepts connections, logs to stderr,
-and stops cleanly on SIGTERM or SIGINT.
+and stops cleanly on SIGTERM or SIGINT. With ``--tls-cert``/``--tls-key`` it speaks TLS
+(the official clients' ``ssl_context``), optionally requiring client certificates signed
+by ``--tls-client-ca``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -44,17 +47,58 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=300.0,
         help="seconds a GET response may wait for a client that stopped reading (default 300)",
     )
+    tls = parser.add_argument_group("TLS (off unless --tls-cert and --tls-key are given)")
+    tls.add_argument("--tls-cert", help="PEM certificate chain of this server")
+    tls.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    tls.add_argument(
+        "--tls-client-ca",
+        help="PEM CA bundle: clients must present a certificate signed by it",
+    )
     parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="stderr log level",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        parser.error("--tls-client-ca needs --tls-cert and --tls-key")
+    return args
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context from the ``--tls-*`` options, or None for plain TCP.
+
+    Raises:
+        ValueError: a certificate, key or CA file cannot be loaded (with its path).
+    """
+    if not args.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"cannot load --tls-cert {args.tls_cert} / --tls-key {args.tls_key}: {exc}"
+        ) from None
+    if args.tls_client_ca:
+        try:
+            ctx.load_verify_locations(args.tls_client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load --tls-client-ca {args.tls_client_ca}: {exc}") from None
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 async def serve(args: argparse.Namespace) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
+    try:
+        context = tls_context(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         store = LmdbStore(args.data_dir)
     except DataDirInUse as exc:
@@ -67,6 +111,7 @@ async def serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         max_request_bytes=args.max_request_bytes,
         write_stall_timeout=args.write_stall_timeout,
+        ssl_context=context,
     )
     try:
         await server.start()
@@ -78,7 +123,7 @@ async def serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"listening on {args.host}:{server.port}", flush=True)
+    print(f"listening on {args.host}:{server.port}" + (" (TLS)" if context else ""), flush=True)
     log.info("serving data directory %s", args.data_dir)
     await stop.wait()
     log.info("stopping")

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -47,6 +48,8 @@ OFFLOAD_DECODE_BYTES = 1 << 20
 DEFAULT_MAX_REQUEST_BYTES = 1 << 30
 DEFAULT_DRAIN_TIMEOUT_S = 2.0
 DEFAULT_WRITE_STALL_TIMEOUT_S = 300.0
+#: a client that connects but never completes the TLS handshake is dropped after this
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 # Encoded GET bytes handed to the transport per round trip to a worker thread.
 GET_WRITE_BYTES = 4 << 20
 
@@ -63,6 +66,7 @@ class TStorageServer:
         drain_timeout: seconds to keep reading (and discarding) after an error response.
         write_stall_timeout: seconds a GET may wait for the client to read before the
             connection is closed.
+        ssl_context: serve TLS with this server-side context (None: plain TCP).
     """
 
     def __init__(
@@ -75,8 +79,10 @@ class TStorageServer:
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT_S,
         write_stall_timeout: float = DEFAULT_WRITE_STALL_TIMEOUT_S,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.store = store
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.max_request_bytes = max_request_bytes
@@ -104,7 +110,13 @@ class TStorageServer:
             raise
         self.port = sock.getsockname()[1]
         self._pool = WorkerPool(self._workers)
-        self._server = await asyncio.start_server(self._accept, sock=sock, limit=READ_BYTES)
+        self._server = await asyncio.start_server(
+            self._accept,
+            sock=sock,
+            limit=READ_BYTES,
+            ssl=self.ssl_context,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self.ssl_context else None,
+        )
 
     async def stop(self) -> None:
         """Stop accepting, end every connection, stop the worker threads."""
