@@ -98,6 +98,7 @@ def _transfer(args: argparse.Namespace) -> int:
     from gateway import transfer
     from gateway.errors import GatewayError
     from gateway.transfer.common import replaced_atomically
+    from tstorage_server.store import DataDirInUse
     from znsocket.exceptions import ZnSocketError
 
     verb = args.command
@@ -106,6 +107,16 @@ def _transfer(args: argparse.Namespace) -> int:
         storage, embedded = _open_storage(args.config)
     except GatewayError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except DataDirInUse as exc:
+        print(
+            f"gateway {verb}: {exc}: stop the gateway using it, or give a config that "
+            "names that TStorage's host and port",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # e.g. the embedded data directory cannot be created
+        print(f"gateway {verb}: cannot open TStorage: {exc}", file=sys.stderr)
         return 2
     try:
         if verb == "import":

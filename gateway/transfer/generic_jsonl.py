@@ -35,7 +35,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.errors import KeyMappingError
+from gateway.errors import KeyMappingError, TStorageUnavailable
 from gateway.keymap import DICT_PREFIX, LIST_PREFIX
 from gateway.storage import GatewayStorage
 from gateway.storage.generic import GenericKeys
@@ -291,7 +291,7 @@ def import_jsonl(
         TransferError: a bad line, a key a map rule maps, a key named twice, or a key that
             holds something else while ``replace`` is off (with the line; ``stored`` tells
             how many keys earlier batches stored).
-        TStorageUnavailable: TStorage did not store a key.
+        TStorageUnavailable: TStorage did not answer before writing began.
     """
     generic = storage.generic
     generic.catch_up(force=True)
@@ -352,7 +352,14 @@ def import_jsonl(
                             )
                     todo.append((entry, current is not None))
                 for entry, exists in todo:
-                    write_key(generic, entry, exists)
+                    try:
+                        write_key(generic, entry, exists)
+                    except TStorageUnavailable as exc:
+                        raise TransferError(
+                            f"{exc}; key {entry.key!r} and those after it were not restored",
+                            path,
+                            first_line[entry.key],
+                        ) from None
                     written += 1
                 bar.update(len(batch))
         except TransferError as exc:

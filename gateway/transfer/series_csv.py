@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
 from gateway.elements import cap_to_time, time_to_cap
-from gateway.errors import CodecError, KeyMappingError
+from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
 from gateway.keymap import DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
 from gateway.storage import GatewayStorage
 from gateway.transfer.common import (
@@ -217,17 +217,19 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
         TransferError: no such mapped key, a wrong header, or a bad row (with its line;
             ``stored`` tells how many rows earlier batches stored).
         KeyMappingError: the key has a rule's shape with a bad placeholder.
-        TStorageUnavailable: TStorage did not store a batch.
+        TStorageUnavailable: TStorage did not answer while rows were checked (a PUT that
+            fails becomes a ``TransferError`` that says how much was stored).
     """
     target = mapped_target(storage, key)
     total = max(count_lines(path) - 1, 0) if progress else None
     stored = 0
-    with path.open(newline="", encoding="utf-8") as fh:
+    # utf-8-sig: spreadsheet programs start their UTF-8 CSV with a byte order mark
+    with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         try:
             _check_header(path, reader.fieldnames, target)
 
-            def rows() -> Any:
+            def rows() -> Iterator[tuple[int, dict[str | None, Any]]]:
                 for row in reader:
                     yield reader.line_num, row
 
@@ -238,7 +240,14 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
                     for at, row in batch:
                         plan.add(at, row)
                     plan.check()
-                    stored += plan.store()
+                    try:
+                        stored += plan.store()
+                    except TStorageUnavailable as exc:
+                        raise TransferError(
+                            f"{exc}; rows from line {batch[0][0]} on may be partly stored "
+                            "(one PUT per series)",
+                            path,
+                        ) from None
                     bar.update(len(batch))
         except UnicodeDecodeError as exc:
             raise TransferError(
@@ -268,7 +277,7 @@ def export_csv(storage: GatewayStorage, key: str, out: TextIO, *, progress: bool
     target = mapped_target(storage, key)
     view = storage.series.view(target.rule.index)
     parts: list[tuple[str | None, ListTarget]]
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")
     if isinstance(target, ListTarget):
         parts = [(None, target)]
         writer.writerow(LIST_COLUMNS)

@@ -13,6 +13,7 @@ import termios
 from collections.abc import Callable
 from pathlib import Path
 
+import znsocket
 from tests._servers import ServerProcess
 from tests.gateway.test_storage_series import records_of
 from tests.gateway.test_transfer import gateway, write_config
@@ -137,3 +138,25 @@ def test_help_explains_both_formats() -> None:
         assert "--quiet" in text and "--key" in text
     assert "--replace" in gateway("import", "--help").stdout
     assert "SCAN MATCH" in " ".join(gateway("export", "--help").stdout.split())
+
+
+def test_embedded_tstorage_while_the_gateway_is_stopped_and_while_it_runs(
+    tmp_path: Path, start_gateway: Callable[[str], ServerProcess]
+) -> None:
+    config = tmp_path / "g.toml"
+    config.write_text(
+        f'[tstorage.embedded]\ndata_dir = "{tmp_path / "data"}"\n\n'
+        '[[map]]\npattern = "meters/{mid:int}/{moid:int}"\ncid = 1\nmid = "{mid}"\n'
+        'moid = "{moid}"\ncodec = "struct:<d"\n'
+    )
+    rows = tmp_path / "in.csv"
+    rows.write_bytes("\ufefft,v\n1700000000000000000,1.5\n".encode())  # a spreadsheet's BOM
+    res = gateway("import", str(rows), "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 0, res.stderr
+    gw = start_gateway(config.read_text())
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    assert list(znsocket.List(client, "meters/1/1")) == [1.5]
+    res = gateway("export", "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 2 and "used by another server" in res.stderr
+    assert "stop the gateway using it, or give a config that names" in res.stderr
+    assert "Traceback" not in res.stderr
