@@ -20,7 +20,6 @@ KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
 
 
-
 def key_tuple(row: np.void) -> KeyTuple:
     """One key of a ``KEY_DTYPE`` array as a plain tuple (lexicographic order = key order)."""
     return (int(row["cid"]), int(row["mid"]), int(row["moid"]), int(row["cap"]), int(row["acq"]))
