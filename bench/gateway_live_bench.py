@@ -22,6 +22,8 @@ Usage::
 
     .venv/bin/python bench/gateway_live_bench.py                     # about 2 minutes
     .venv/bin/python bench/gateway_live_bench.py --records 1000000 --writes 20
+    .venv/bin/python bench/gateway_live_bench.py --only downsample --first-runs 5
+    .venv/bin/python bench/gateway_live_bench.py --only downsample --tstorage 127.0.0.1:5930
 """
 
 from __future__ import annotations
@@ -182,72 +184,117 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
     }
 
 
+def downsample_requests(gw: ServerProcess, records: int, repeats: int) -> dict[str, Any]:
+    """The first ``ts:range`` with ``buckets=1000`` (builds the index), then warm ones."""
+    out: dict[str, Any] = {}
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    key = f"meters/{BIG[0]}/{BIG[1]}"
+    t0 = time.perf_counter()
+    first = c.call("ts:range", key, buckets=1000)
+    out["downsample_first_s"] = round(time.perf_counter() - t0, 2)
+    assert first["data"]["count"] == records, first
+    warm = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        got = c.call("ts:range", key, buckets=1000)
+        warm.append((time.perf_counter() - t0) * 1e3)
+        assert len(got["data"]["t"]) == 1000
+    if warm:
+        out["downsample_warm"] = stats(warm)
+    c.sio.disconnect()
+    return out
+
+
+def gateway_config(path: Path, host: str, port: int, records: int) -> Path:
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [tstorage]
+            host = "{host}"
+            port = {port}
+            index_budget = {max(2 * records, 1000)}
+
+            [[map]]
+            pattern = "meters/{{mid:int}}/{{moid:int}}"
+            cid = {CID}
+            mid = "{{mid}}"
+            moid = "{{moid}}"
+            codec = "struct:<d"
+            """
+        )
+    )
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=10_000_000)
     ap.add_argument("--writes", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument(
+        "--only",
+        choices=["follow", "downsample"],
+        help="run one of the two measurements (default: both)",
+    )
+    ap.add_argument(
+        "--tstorage",
+        metavar="HOST:PORT",
+        help="with --only downsample: a TStorage already holding the series "
+        f"(cid {CID}, mid {BIG[0]}, moid {BIG[1]}, --records records of '<f8'); "
+        "nothing is loaded or written",
+    )
+    ap.add_argument("--first-runs", type=int, default=1, help="cold requests (a new gateway each)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    if args.tstorage and args.only != "downsample":
+        ap.error("--tstorage needs --only downsample (the follow test writes)")
     out: dict[str, Any] = {"records": args.records, "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
-        ts = spawn(["tstorage-server", "--data-dir", tmp + "/ts", "--port", "0"])
+        ts: ServerProcess | None = None
+        if args.tstorage:
+            host, port = args.tstorage.rsplit(":", 1)
+        else:
+            ts = spawn(["tstorage-server", "--data-dir", tmp + "/ts", "--port", "0"])
+            host, port = ts.host, str(ts.port)
         try:
-            cfg = Path(tmp) / "gateway.toml"
-            cfg.write_text(
-                textwrap.dedent(
-                    f"""
-                    [tstorage]
-                    host = "127.0.0.1"
-                    port = {ts.port}
-                    index_budget = {max(2 * args.records, 1000)}
-
-                    [[map]]
-                    pattern = "meters/{{mid:int}}/{{moid:int}}"
-                    cid = {CID}
-                    mid = "{{mid}}"
-                    moid = "{{moid}}"
-                    codec = "struct:<d"
-                    """
-                )
-            )
-            put_columns(ts.port, *LIVE, np.asarray([T0], dtype=np.int64), np.zeros(1))
-            t0 = time.perf_counter()
-            chunk = 1_000_000
-            for start in range(0, args.records, chunk):
-                n = min(chunk, args.records - start)
-                caps = T0 + (np.arange(start, start + n, dtype=np.int64) * 1_000_000)
-                put_columns(ts.port, *BIG, caps, np.sin(np.arange(start, start + n) / 1e4))
-            out["load_s"] = round(time.perf_counter() - t0, 1)
-            with spawn(["gateway", "run", "--config", str(cfg), "--port", "0"]) as gw:
-                out["follow"] = [
-                    follow_latency(gw, ts, 1, args.writes),
-                    follow_latency(gw, ts, 100, max(10, args.writes // 2)),
-                ]
-                c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
-                key = f"meters/{BIG[0]}/{BIG[1]}"
+            cfg = gateway_config(Path(tmp) / "gateway.toml", host, int(port), args.records)
+            if ts is not None:
+                put_columns(ts.port, *LIVE, np.asarray([T0], dtype=np.int64), np.zeros(1))
+            if ts is not None and args.only != "follow":
                 t0 = time.perf_counter()
-                first = c.call("ts:range", key, buckets=1000)
-                out["downsample_first_s"] = round(time.perf_counter() - t0, 2)
-                assert first["data"]["count"] == args.records, first
-                warm = []
-                for _ in range(args.repeats):
-                    t0 = time.perf_counter()
-                    got = c.call("ts:range", key, buckets=1000)
-                    warm.append((time.perf_counter() - t0) * 1e3)
-                    assert len(got["data"]["t"]) == 1000
-                out["downsample_warm"] = stats(warm)
-                c.sio.disconnect()
+                chunk = 1_000_000
+                for start in range(0, args.records, chunk):
+                    n = min(chunk, args.records - start)
+                    caps = T0 + (np.arange(start, start + n, dtype=np.int64) * 1_000_000)
+                    put_columns(ts.port, *BIG, caps, np.sin(np.arange(start, start + n) / 1e4))
+                out["load_s"] = round(time.perf_counter() - t0, 1)
+            if args.only != "downsample":
+                assert ts is not None
+                with spawn(["gateway", "run", "--config", str(cfg), "--port", "0"]) as gw:
+                    out["follow"] = [
+                        follow_latency(gw, ts, 1, args.writes),
+                        follow_latency(gw, ts, 100, max(10, args.writes // 2)),
+                    ]
+            if args.only != "follow":
+                firsts = []
+                for run in range(args.first_runs):
+                    with spawn(["gateway", "run", "--config", str(cfg), "--port", "0"]) as gw:
+                        got = downsample_requests(gw, args.records, args.repeats if run == 0 else 0)
+                    firsts.append(got.pop("downsample_first_s"))
+                    out.update(got)
+                out["downsample_first_s"] = firsts[0] if len(firsts) == 1 else firsts
         finally:
-            ts.stop()
-    caps = T0 + np.arange(args.records, dtype=np.int64) * 1_000_000
-    vals = np.sin(np.arange(args.records) / 1e4)
-    core = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        downsample(caps, vals, int(caps[0]), int(caps[-1]) + 1, 1000)
-        core.append((time.perf_counter() - t0) * 1e3)
-    out["downsample_numpy_only"] = stats(core)
+            if ts is not None:
+                ts.stop()
+    if args.only != "follow":
+        caps = T0 + np.arange(args.records, dtype=np.int64) * 1_000_000
+        vals = np.sin(np.arange(args.records) / 1e4)
+        core = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            downsample(caps, vals, int(caps[0]), int(caps[-1]) + 1, 1000)
+            core.append((time.perf_counter() - t0) * 1e3)
+        out["downsample_numpy_only"] = stats(core)
     text = json.dumps(out, indent=2)
     print(text)
     if args.json:

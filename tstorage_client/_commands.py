@@ -4,6 +4,8 @@ A flow is a generator that yields I/O instructions and receives their results:
 
 * ``_Send(data)``: write all of ``data``; resumes with None;
 * ``_Recv(max_bytes)``: read up to ``max_bytes``; resumes with the bytes (``b""`` = EOF);
+* ``_RecvInto(buffer)``: read into the start of ``buffer`` (memory the protocol core
+  lends, so GET records are copied once); resumes with the count (0 = EOF);
 * ``_Emit(items)``: hand items to the caller of ``get_iter``; resumes with None;
 * ``_Close()``: close the channel; resumes with None.
 
@@ -52,6 +54,7 @@ from .events import (
 from .payload_type import NumpyPayloadType, PayloadType
 from .protocol import (
     INT32_MAX,
+    RECV_BYTES_MAX,
     ClientConnection,
     NumpyRecordDecoder,
     ObjectRecordDecoder,
@@ -69,7 +72,7 @@ R = TypeVar("R")
 #: Sends are coalesced up to this many bytes (fewer syscalls, no Nagle stalls).
 SEND_CHUNK_BYTES = 1 << 20
 #: Reads grow up to this size while the peer keeps filling them.
-MAX_RECV_BYTES = 4 << 20
+MAX_RECV_BYTES = RECV_BYTES_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,11 @@ class _Recv:
 
 
 @dataclass(frozen=True, slots=True)
+class _RecvInto:
+    buffer: memoryview
+
+
+@dataclass(frozen=True, slots=True)
 class _Emit:
     items: list[Any]
 
@@ -92,7 +100,7 @@ class _Close:
     pass
 
 
-_Op = _Send | _Recv | _Emit | _Close
+_Op = _Send | _Recv | _RecvInto | _Emit | _Close
 Flow = Generator[_Op, Any, R]
 
 
@@ -243,9 +251,21 @@ class ChannelCommands(Generic[T]):
         except TransportError:
             yield _Close()
             return finish(ResponseStatus.DISCONNECTED)
-        chunk = max(32, recv_buffer_size if limit is None else min(recv_buffer_size, limit))
+        conn.recv_size = max(
+            32, recv_buffer_size if limit is None else min(recv_buffer_size, limit)
+        )
         total = 0  # bytes fed in the current batch (get_stream) or response
-        pending = b""  # received but not fed yet
+
+        def drain() -> list[Any]:
+            # The stream broke: the records complete in what arrived still count (the
+            # core may hold them back while it receives records in place).
+            conn.received(0)
+            items: list[Any] = []
+            with contextlib.suppress(RemoteProtocolError, UnparseableRecord, MemoryLimitExceeded):
+                while isinstance(event := conn.next_event(), RecordsBatch):
+                    items.extend(event.records)
+            return items
+
         while True:
             try:
                 event = conn.next_event()
@@ -272,26 +292,22 @@ class ChannelCommands(Generic[T]):
                     else:
                         yield _Close()
                         return finish(ResponseStatus.NO_MEMORY)
-                if not pending:
-                    try:
-                        pending = yield _Recv(chunk)
-                    except TransportError:
-                        flush()
-                        yield _Close()
-                        return finish(ResponseStatus.DISCONNECTED)
-                    if not pending:
-                        flush()
-                        yield _Close()
-                        return finish(ResponseStatus.DISCONNECTED)
-                    if len(pending) == chunk and chunk < MAX_RECV_BYTES and limit is None:
-                        chunk *= 2
-                if limited:
-                    room = limit - total  # type: ignore[operator]
-                    piece, pending = pending[:room], pending[room:]
-                else:
-                    piece, pending = pending, b""
-                total += len(piece)
-                conn.receive_data(piece)
+                room = limit - total if limited else None  # type: ignore[operator]
+                try:
+                    count = yield _RecvInto(conn.receive_buffer(room))
+                except TransportError:
+                    count = 0
+                if not count:
+                    late = drain()
+                    if mode is GetMode.ITER and late:
+                        yield _Emit(late)
+                    else:
+                        collected.extend(late)
+                    flush()
+                    yield _Close()
+                    return finish(ResponseStatus.DISCONNECTED)
+                total += count
+                conn.received(count)
                 continue
             if isinstance(event, RecordsBatch):
                 if mode is GetMode.ITER:

@@ -13,6 +13,7 @@ the box with ``acq >= acq0`` brings it up to date (the change feed).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -191,6 +192,8 @@ class CapIndex:
         if self._pay is None:
             self.add(cap_a)
             return
+        if not own and self._append_sorted(cap_a, acq_a, pay_a):
+            return
         size = self.payload_size
         # newest acq per cap within the batch
         order = np.lexsort((acq_a, cap_a))
@@ -235,23 +238,89 @@ class CapIndex:
             self._pay[:total] = pays_all[order]
             self._n = total
 
+    def _append_sorted(
+        self,
+        cap_a: npt.NDArray[np.int64],
+        acq_a: npt.NDArray[np.int64],
+        pay_a: npt.NDArray[np.uint8],
+    ) -> bool:
+        """The common case of a streamed build, in O(batch): records sorted by (cap, acq)
+        whose caps do not precede the last held one. False (nothing done) otherwise."""
+        assert self._acq is not None and self._pay is not None
+        n = self._n
+        last = int(self._buf[n - 1]) if n else None
+        first = int(cap_a[0])
+        if last is not None and first < last:
+            return False
+        if cap_a.size > 1:
+            later = cap_a[1:] > cap_a[:-1]
+            if not later.all():
+                same = ~later
+                if (cap_a[1:][same] != cap_a[:-1][same]).any():
+                    return False  # not sorted by cap
+                if (acq_a[1:][same] < acq_a[:-1][same]).any():
+                    return False  # equal caps not sorted by acq
+                keep = np.append(later, True)  # the newest acq of each cap
+                cap_a, acq_a, pay_a = cap_a[keep], acq_a[keep], pay_a[keep]
+        if first == last:  # the same cap as the last held one (e.g. across batches)
+            if int(acq_a[0]) >= int(self._acq[n - 1]):
+                self._acq[n - 1] = acq_a[0]
+                self._pay[n - 1] = pay_a[0]
+            cap_a, acq_a, pay_a = cap_a[1:], acq_a[1:], pay_a[1:]
+        k = cap_a.size
+        self._reserve(n + k)
+        self._buf[n : n + k] = cap_a
+        self._acq[n : n + k] = acq_a
+        self._pay[n : n + k] = pay_a
+        self._n = n + k
+        return True
+
     def _drop_columns(self) -> None:
         self._acq = self._pay = None
         self.payload_size = None
 
     def _reserve(self, n: int) -> None:
-        if n <= self._buf.size:
+        if n <= self._buf.shape[0]:
             return
-        size = max(n, self._buf.size * 2)
-        grown = np.empty(size, dtype=np.int64)
-        grown[: self._n] = self._buf[: self._n]
-        self._buf = grown
-        if self._acq is not None and self._pay is not None:
-            acq = np.empty(size, dtype=np.int64)
-            acq[: self._n] = self._acq[: self._n]
-            pay = np.empty((size, self._pay.shape[1]), dtype=np.uint8)
-            pay[: self._n] = self._pay[: self._n]
-            self._acq, self._pay = acq, pay
+        size = max(n, self._buf.shape[0] * 2)
+        # sys.getrefcount is 2 (this attribute and the call's argument) when no view of
+        # the array exists: only then may it be resized in place.
+        if sys.getrefcount(self._buf) <= 2:
+            _resize(self._buf, size)
+        else:
+            self._buf = _copied(self._buf, self._n, size)
+        if self._acq is not None:
+            if sys.getrefcount(self._acq) <= 2:
+                _resize(self._acq, size)
+            else:
+                self._acq = _copied(self._acq, self._n, size)
+        if self._pay is not None:
+            if sys.getrefcount(self._pay) <= 2:
+                _resize(self._pay, size)
+            else:
+                self._pay = _copied(self._pay, self._n, size)
+
+
+def _resize(arr: npt.NDArray[Any], rows: int) -> None:
+    """Grow ``arr`` (referenced by nothing else) to ``rows`` rows, keeping its rows.
+
+    ``ndarray.resize`` reallocates, which moves large arrays' pages (mremap) instead of
+    copying them, so a series of 10M records touches its memory about once instead of
+    twice (first touches of memory are a large part of a cold index build). Read-only
+    during the call, so numpy does not zero-fill the new rows: they are written later.
+    """
+    arr.flags.writeable = False
+    try:
+        arr.resize((rows, *arr.shape[1:]), refcheck=False)
+    finally:
+        arr.flags.writeable = True
+
+
+def _copied(arr: npt.NDArray[Any], n: int, rows: int) -> npt.NDArray[Any]:
+    """A new array of ``rows`` rows holding the first ``n`` rows of ``arr``."""
+    out = np.empty((rows, *arr.shape[1:]), dtype=arr.dtype)
+    out[:n] = arr[:n]
+    return out
 
 
 class BoxIndex:
@@ -302,6 +371,12 @@ class BoxIndex:
         pay_a: npt.NDArray[np.uint8],
     ) -> None:
         """Add records given as columns (see :meth:`CapIndex.add_arrays`)."""
+        if moid_a.size == 0:
+            return
+        first = moid_a[0]
+        if bool((moid_a == first).all()):  # one series (a List's box): no selection
+            self.series(int(first)).add_arrays(cap_a, acq_a, pay_a)
+            return
         for moid in np.unique(moid_a):
             sel = moid_a == moid
             self.series(int(moid)).add_arrays(cap_a[sel], acq_a[sel], pay_a[sel])

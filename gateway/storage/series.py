@@ -163,10 +163,9 @@ class SeriesViews:
         assert size
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches
+            time.sleep(0)  # let other clients run between batches (a few ms each)
             count[0] += len(arr)
-            pay = np.frombuffer(arr["v0"].tobytes(), dtype=np.uint8).reshape(len(arr), size)
-            box.add_columns(arr["moid"], arr["cap"], arr["acq"], pay)
+            box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
 
         try:
             return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
@@ -634,6 +633,20 @@ class SeriesViews:
             for moid in planned:
                 self._own(box.series(moid), [r for r in records if r[0][2] == moid])
         return new_fields
+
+
+def _payload_rows(arr: Any, size: int) -> Any:
+    """The ``v0`` field of decoded records as an ``n x size`` uint8 array.
+
+    A strided view of the records when they are contiguous (what the decoder gives), so the
+    index copies each payload once; a compact copy otherwise.
+    """
+    n = len(arr)
+    if arr.flags.c_contiguous and arr.dtype.itemsize:
+        offset = arr.dtype.fields["v0"][1]
+        rows = arr.view(np.uint8).reshape(n, arr.dtype.itemsize)
+        return rows[:, offset : offset + size]
+    return np.frombuffer(arr["v0"].tobytes(), dtype=np.uint8).reshape(n, size)
 
 
 def _parse(shape: ElementShape, value: Any) -> tuple[int | None, bytes]:

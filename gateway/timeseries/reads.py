@@ -261,12 +261,26 @@ class TimeSeriesReads:
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             values = _as_floats(self._decode(t, payloads))
-        else:
-            with self._snapshot(t) as (idx, wm):
-                all_caps = idx.caps
-                i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
-                caps = all_caps[i0:i1]
-                values = self._floats(t, idx, i0, i1)
+            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm)
+        with self._snapshot(t) as (idx, wm):
+            # Under the series lock: the values may be a view of the index's payloads
+            # (no copy of the window), which a correction could change in place.
+            all_caps = idx.caps
+            i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
+            values = self._floats(t, idx, i0, i1)
+            return self._bucketed(all_caps[i0:i1], values, lo, hi, start, end, buckets, wm)
+
+    @staticmethod
+    def _bucketed(
+        caps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        lo: int,
+        hi: int,
+        start: int | None,
+        end: int | None,
+        buckets: int,
+        wm: int,
+    ) -> BucketWindow:
         if len(caps):
             lo = int(caps[0]) if start is None else lo
             hi = int(caps[-1]) + 1 if end is None else hi
@@ -378,7 +392,9 @@ class TimeSeriesReads:
         codec = self.series.view(t.rule.index).shape.codec
         dtype = numeric_dtype(codec)
         if idx.columnar and dtype is not None and i1 > i0:
-            return idx.payload_rows(i0, i1).reshape(-1).view(dtype).astype(np.float64)
+            # a view when the payloads are native float64 already (no copy of the window)
+            rows = idx.payload_rows(i0, i1).reshape(-1).view(dtype)
+            return rows.astype(np.float64, copy=False)
         return _as_floats(self._values(t, idx, i0, i1))
 
 

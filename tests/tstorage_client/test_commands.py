@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tstorage_client._commands import ChannelCommands, GetMode, _Close, _Emit, _Recv, _Send
+from tstorage_client._commands import (
+    ChannelCommands,
+    GetMode,
+    _Close,
+    _Emit,
+    _Recv,
+    _RecvInto,
+    _Send,
+)
 from tstorage_client.errors import ConnectionClosed
 from tstorage_client.payload_type import StructPayloadType
 from tstorage_client.record import Key, Record
@@ -63,6 +71,16 @@ class Scripted(ChannelCommands[Any]):
                     if self.fail_after is not None:
                         self.fail_after -= len(data)
                     op = flow.send(data)
+                elif isinstance(op, _RecvInto):
+                    if self.fail_after is not None and self.fail_after <= 0:
+                        op = flow.throw(ConnectionClosed("reset"))
+                        continue
+                    n = min(len(op.buffer), self.piece)
+                    data, self.response = self.response[:n], self.response[n:]
+                    op.buffer[: len(data)] = data
+                    if self.fail_after is not None:
+                        self.fail_after -= len(data)
+                    op = flow.send(len(data))
                 elif isinstance(op, _Emit):
                     self.emitted.extend(op.items)
                     op = flow.send(None)
