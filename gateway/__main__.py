@@ -86,9 +86,7 @@ def _open_storage(config: str) -> tuple[Any, Any]:
     embedded = EmbeddedTStorage(t.embedded).start() if t.embedded is not None else None
     host, port = (embedded.host, embedded.port) if embedded else (t.host, t.port)
     assert host is not None and port is not None
-    link = TStorageLink(
-        LinkSettings(host, port, t.timeout, t.memory_limit, t.connections, t.reconnect_max_delay)
-    )
+    link = TStorageLink(LinkSettings.for_config(t, host, port))
     return GatewayStorage(link, cfg), embedded
 
 

@@ -157,13 +157,9 @@ def build(config: GatewayConfig) -> Gateway:
     else:
         assert t.host is not None and t.port is not None
         host, port = t.host, t.port
-        log.info("TStorage: remote at %s:%s", host, port)
+        log.info("TStorage: remote at %s:%s%s", host, port, " (TLS)" if t.tls else "")
     try:
-        link = TStorageLink(
-            LinkSettings(
-                host, port, t.timeout, t.memory_limit, t.connections, t.reconnect_max_delay
-            )
-        )
+        link = TStorageLink(LinkSettings.for_config(t, host, port))
         storage = GatewayStorage(link, config)
         storage.load()
         authenticate, authorize = policy_hooks(config.auth)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,10 +86,63 @@ class EmbeddedConfig(_Section):
     port: Annotated[int, Field(ge=0, le=65535)] = 0
 
 
+class TlsConfig(_Section):
+    """``[tstorage.tls]``: TLS to a remote TStorage (files relative to the config file)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together "
+                "(hint: give both for a client certificate, or neither)"
+            )
+        return self
+
+    def resolved(self, base: Path) -> TlsConfig:
+        """The same settings with relative paths taken from ``base``."""
+
+        def fix(path: Path | None) -> Path | None:
+            return None if path is None or path.is_absolute() else (base / path).resolve()
+
+        update = {
+            name: fixed
+            for name in ("ca_file", "cert_file", "key_file")
+            if (fixed := fix(getattr(self, name))) is not None
+        }
+        return self.model_copy(update=update)
+
+    def context(self) -> ssl.SSLContext:
+        """A client TLS context: the server is verified (against ``ca_file`` or the system's
+        CAs) and, with ``cert_file``/``key_file``, this gateway presents its certificate.
+
+        Raises:
+            ValueError: a file cannot be read or is not PEM of the right kind.
+        """
+        try:
+            ctx = ssl.create_default_context(
+                cafile=str(self.ca_file) if self.ca_file is not None else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load ca_file {self.ca_file}: {exc}") from None
+        if self.cert_file is not None:
+            try:
+                ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"cannot load cert_file {self.cert_file} / key_file {self.key_file}: {exc}"
+                ) from None
+        return ctx
+
+
 class TStorageConfig(_Section):
     """``[tstorage]``: the TStorage the gateway stores in (embedded or remote)."""
 
     embedded: EmbeddedConfig | None = None
+    tls: TlsConfig | None = None
     host: str | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     timeout: Annotated[float, Field(gt=0)] = 5.0
@@ -106,6 +160,11 @@ class TStorageConfig(_Section):
             raise ValueError(
                 "give either [tstorage.embedded] or host/port, not both "
                 "(hint: remove host/port to use the embedded server)"
+            )
+        if self.embedded is not None and self.tls is not None:
+            raise ValueError(
+                "[tstorage.tls] is for a remote TStorage; the embedded server listens on "
+                "loopback without TLS (hint: remove [tstorage.tls], or use host/port)"
             )
         if self.embedded is None and (self.host is None or self.port is None):
             raise ValueError(
@@ -450,6 +509,20 @@ def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, li
             emb = emb.model_copy(update={"data_dir": (file.parent / emb.data_dir).resolve()})
             cfg = cfg.model_copy(
                 update={"tstorage": cfg.tstorage.model_copy(update={"embedded": emb})}
+            )
+    if cfg is not None and cfg.tstorage.tls is not None:
+        tls = cfg.tstorage.tls.resolved(file.parent)
+        cfg = cfg.model_copy(update={"tstorage": cfg.tstorage.model_copy(update={"tls": tls})})
+        try:
+            tls.context()
+        except ValueError as exc:
+            issues.append(
+                ConfigIssue(
+                    "tstorage.tls",
+                    str(exc),
+                    "give PEM files readable by the gateway (paths relative to this file)",
+                    locator.line_of("tstorage.tls"),
+                )
             )
     if any(i.severity == "error" for i in issues):
         cfg = None

@@ -10,6 +10,7 @@ about one timeout before it hears that TStorage is down).
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy.typing as npt
 
+from gateway.config import TStorageConfig
 from gateway.errors import TStorageUnavailable
 from gateway.keymap import KeyTuple
 from tstorage_client.channel import Channel
@@ -41,6 +43,20 @@ class LinkSettings:
     memory_limit: int = 64 * 1024 * 1024
     connections: int = 4
     reconnect_max_delay: float = 5.0
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def for_config(cls, t: TStorageConfig, host: str, port: int) -> LinkSettings:
+        """The settings of ``[tstorage]`` for TStorage at ``host:port`` (TLS when configured)."""
+        return cls(
+            host,
+            port,
+            t.timeout,
+            t.memory_limit,
+            t.connections,
+            t.reconnect_max_delay,
+            t.tls.context() if t.tls is not None else None,
+        )
 
 
 class TStorageLink:
@@ -67,7 +83,12 @@ class TStorageLink:
         deadline = time.monotonic() + s.timeout
         while True:
             ch: Channel[bytes] = Channel(
-                s.host, s.port, BytesPayloadType(), timeout=s.timeout, memory_limit=s.memory_limit
+                s.host,
+                s.port,
+                BytesPayloadType(),
+                timeout=s.timeout,
+                memory_limit=s.memory_limit,
+                ssl_context=s.ssl_context,
             )
             if ch.connect().is_ok():
                 self._delay = 0.0
@@ -232,6 +253,7 @@ class TStorageLink:
             NumpyPayloadType(f"V{payload_size}"),
             timeout=s.timeout,
             memory_limit=limit,
+            ssl_context=s.ssl_context,
         )
         if not ch.connect().is_ok():
             raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")

@@ -92,11 +92,7 @@ def make_storage(
         cfg: GatewayConfig = load_config(path)
         t = cfg.tstorage
         assert t.host is not None and t.port is not None
-        link = TStorageLink(
-            LinkSettings(
-                t.host, t.port, t.timeout, t.memory_limit, t.connections, t.reconnect_max_delay
-            )
-        )
+        link = TStorageLink(LinkSettings.for_config(t, t.host, t.port))
         links.append(link)
         storage = GatewayStorage(link, cfg)
         storage.load()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import pytest
 from gateway.config import check_config, load_config
 from gateway.errors import ConfigError
 from gateway.keymap import LIST_PREFIX, ListTarget, SeriesKey
+from tests._tls import make_tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """
@@ -200,3 +202,43 @@ def test_tstorage_tuning_defaults_and_bounds(tmp_path: Path) -> None:
     )
     found = issues_of(write(tmp_path, bad))
     assert {"tstorage.max_staleness", "tstorage.index_budget"} <= set(found)
+
+
+REMOTE = MINIMAL.replace(
+    '[tstorage.embedded]\ndata_dir = "data"', '[tstorage]\nhost = "127.0.0.1"\nport = 2025'
+)
+
+
+def test_tls_to_a_remote_tstorage(tmp_path: Path) -> None:
+    pki = make_tls_files(tmp_path / "pki")
+    text = REMOTE + textwrap.dedent(
+        """
+        [tstorage.tls]
+        ca_file = "pki/ca.pem"
+        cert_file = "pki/client.pem"
+        key_file = "pki/client.key"
+        """
+    )
+    cfg = load_config(write(tmp_path, text))
+    tls = cfg.tstorage.tls
+    assert tls is not None and tls.ca_file == pki.ca.resolve()  # relative to the file
+    ctx = tls.context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+
+
+@pytest.mark.parametrize(
+    "table, location, needle",
+    [
+        ('cert_file = "c.pem"', "tstorage.tls", "cert_file and key_file go together"),
+        ('ca_file = "missing.pem"', "tstorage.tls", "missing.pem"),
+    ],
+)
+def test_tls_errors(tmp_path: Path, table: str, location: str, needle: str) -> None:
+    found = issues_of(write(tmp_path, REMOTE + f"\n[tstorage.tls]\n{table}\n"))
+    assert needle in found[location][0]
+    assert found[location][2] is not None  # located in the file
+
+
+def test_tls_is_refused_for_the_embedded_server(tmp_path: Path) -> None:
+    found = issues_of(write(tmp_path, MINIMAL + '\n[tstorage.tls]\nca_file = "ca.pem"\n'))
+    assert "remote TStorage" in found["tstorage"][0]
