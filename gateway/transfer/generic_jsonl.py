@@ -70,13 +70,13 @@ class KeyEntry:
         return json.dumps(out, ensure_ascii=False)
 
     def same_as(self, other: KeyEntry) -> bool:
-        """Same type and value, and expiries within a second of each other (TTLs are whole
-        seconds in the store)."""
+        """Same type and value, and expiries at most two seconds apart (the store keeps
+        whole-second TTLs, so an expiry read back can be off by a rounding either way)."""
         if self.type != other.type or _comparable(self) != _comparable(other):
             return False
         if self.expire_at is None or other.expire_at is None:
             return self.expire_at is None and other.expire_at is None
-        return abs(self.expire_at - other.expire_at) <= 1
+        return abs(self.expire_at - other.expire_at) <= 2
 
 
 def _comparable(entry: KeyEntry) -> Any:
@@ -197,7 +197,7 @@ def read_key(generic: GenericKeys, name: str) -> KeyEntry | None:
 def write_key(generic: GenericKeys, entry: KeyEntry, exists: bool) -> None:
     """Make a generic key hold exactly ``entry`` (replacing what it held)."""
     name = entry.key
-    ttl = None if entry.expire_at is None else max(1, math.ceil(entry.expire_at - time.time()))
+    ttl = None if entry.expire_at is None else max(1, round(entry.expire_at - time.time()))
     if entry.type == "string":  # SET replaces a value of any type, expiry included
         generic.call("set", (name, entry.value), {} if ttl is None else {"ex": ttl})
         return
