@@ -205,13 +205,19 @@ def downsample_requests(gw: ServerProcess, records: int, repeats: int) -> dict[s
     return out
 
 
-def gateway_config(path: Path, host: str, port: int, records: int) -> Path:
+def gateway_config(
+    path: Path, host: str, port: int, records: int, embedded: tuple[str, str] | None = None
+) -> Path:
+    """The gateway's configuration; ``embedded``: (mode, data_dir) of an embedded TStorage."""
+    where = f'host = "{host}"\n            port = {port}'
+    if embedded is not None:
+        mode, data_dir = embedded
+        where = f'embedded = {{ mode = "{mode}", data_dir = "{data_dir}" }}'
     path.write_text(
         textwrap.dedent(
             f"""
             [tstorage]
-            host = "{host}"
-            port = {port}
+            {where}
             index_budget = {max(2 * records, 1000)}
 
             [[map]]
@@ -244,10 +250,18 @@ def main() -> None:
         "nothing is loaded or written",
     )
     ap.add_argument("--first-runs", type=int, default=1, help="cold requests (a new gateway each)")
+    ap.add_argument(
+        "--embedded",
+        choices=["thread", "process"],
+        help="with --only downsample: the gateway runs TStorage itself (in a thread of its "
+        "process or a child process) on the loaded data, instead of talking to a separate one",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.tstorage and args.only != "downsample":
         ap.error("--tstorage needs --only downsample (the follow test writes)")
+    if args.embedded and (args.only != "downsample" or args.tstorage):
+        ap.error("--embedded needs --only downsample (and its own data: no --tstorage)")
     out: dict[str, Any] = {"records": args.records, "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         ts: ServerProcess | None = None
@@ -275,6 +289,13 @@ def main() -> None:
                         follow_latency(gw, ts, 1, args.writes),
                         follow_latency(gw, ts, 100, max(10, args.writes // 2)),
                     ]
+            if args.embedded:
+                assert ts is not None
+                ts.stop()  # the gateway opens the same data directory itself
+                cfg = gateway_config(
+                    cfg, host, 0, args.records, (args.embedded, str(Path(tmp) / "ts"))
+                )
+                out["embedded"] = args.embedded
             if args.only != "follow":
                 firsts = []
                 for run in range(args.first_runs):

@@ -170,7 +170,13 @@ class SeriesViews:
         try:
             return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
+            box.moids.clear()  # the record-by-record build starts over
             return None
+        except BaseException:
+            # The stream stopped mid-way: forget the part that arrived, so the next
+            # build appends in order again (the fast path) instead of merging into it.
+            box.moids.clear()
+            raise
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.storage.index import CapIndex
+from gateway.storage.index import BoxIndex, CapIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 
 records = st.lists(
@@ -77,3 +78,97 @@ def test_value_cache_keeps_newest_and_stays_bounded() -> None:
     cache.offer((1, 1, 1, 2), 1, b"x")
     cache.offer((1, 1, 1, 3), 1, b"y")
     assert len(cache) == 2 and cache.get((1, 1, 1, 1)) is None
+
+
+# --- columns of a streamed build (BoxIndex.add_columns / CapIndex.add_arrays) -------------
+
+
+def _columns(
+    batch: list[tuple[int, int, int, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(moid, cap, acq, value) records as the columns a streamed build hands over."""
+    moid = np.asarray([r[0] for r in batch], dtype=np.int32)
+    cap = np.asarray([r[1] for r in batch], dtype=np.int64)
+    acq = np.asarray([r[2] for r in batch], dtype=np.int64)
+    pay = np.asarray([r[3] for r in batch], dtype="<u4").view(np.uint8).reshape(-1, 4)
+    return moid, cap, acq, pay
+
+
+column_records = st.tuples(
+    st.integers(1, 3), st.integers(-30, 60), st.integers(0, 50), st.integers(0, 2**32 - 1)
+)
+
+
+@given(
+    st.lists(st.tuples(st.lists(column_records, max_size=30), st.booleans()), max_size=6),
+    st.booleans(),
+)
+def test_streamed_columns_hold_the_newest_version_of_every_cap(
+    batches: list[tuple[list[tuple[int, int, int, int]], bool]], one_moid: bool
+) -> None:
+    """Sorted batches (the fast path), unsorted ones, several moids, caps repeated within
+    and across batches: the newest acq wins (the later record for equal acqs)."""
+    box = BoxIndex((0, 0, 0, 0, 0), (1, 1, 1, 1, 1), payload_size=4)
+    model: dict[int, dict[int, tuple[int, int]]] = {}
+    for batch, in_order in batches:
+        if one_moid:
+            batch = [(1, c, a, v) for _, c, a, v in batch]
+        if in_order:  # as TStorage streams a box: by moid, cap, acq
+            batch = sorted(batch, key=lambda r: (r[0], r[1], r[2]))
+        if batch:
+            box.add_columns(*_columns(batch))
+        for moid, cap, acq, v in batch:
+            held = model.setdefault(moid, {})
+            if cap not in held or acq >= held[cap][0]:
+                held[cap] = (acq, v)
+    for moid, held in model.items():
+        idx = box.series(moid)
+        assert list(idx.caps) == sorted(held)
+        acqs = idx.acqs(0, len(idx))
+        assert acqs is not None and list(acqs) == [held[c][0] for c in sorted(held)]
+        assert [idx.payload(c) for c in sorted(held)] == [
+            struct.pack("<I", held[c][1]) for c in sorted(held)
+        ]
+
+
+def test_sorted_batches_take_the_fast_path_and_others_fall_back() -> None:
+    idx = CapIndex(payload_size=4)
+    pay = np.zeros((3, 4), dtype=np.uint8)
+
+    def arrays(caps: list[int], acqs: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.asarray(caps, np.int64), np.asarray(acqs, np.int64), pay[: len(caps)]
+
+    assert idx._append_sorted(*arrays([1, 2, 3], [5, 5, 5]))
+    assert idx._append_sorted(*arrays([3, 4, 4], [6, 1, 2]))  # equal caps by acq; 3 again
+    assert list(idx.caps) == [1, 2, 3, 4]
+    assert list(idx.acqs(0, 4)) == [5, 5, 6, 2]  # type: ignore[arg-type]
+    assert not idx._append_sorted(*arrays([2, 5], [9, 9]))  # starts before the last cap
+    assert not idx._append_sorted(*arrays([6, 5], [9, 9]))  # not sorted by cap
+    assert not idx._append_sorted(*arrays([6, 6], [9, 8]))  # equal caps not sorted by acq
+    assert list(idx.caps) == [1, 2, 3, 4]  # fallbacks changed nothing
+    idx.add_arrays(*arrays([6, 6, 5], [9, 8, 1]))
+    assert list(idx.caps) == [1, 2, 3, 4, 5, 6] and idx.acqs(5, 6)[0] == 9  # type: ignore[index]
+
+
+def test_a_duplicate_cap_across_batches_keeps_the_newest_acq() -> None:
+    box = BoxIndex((0, 0, 0, 0, 0), (1, 1, 1, 1, 1), payload_size=4)
+    box.add_columns(*_columns([(1, 1, 10, 1), (1, 2, 10, 2), (1, 3, 10, 3)]))
+    box.add_columns(*_columns([(1, 3, 20, 33), (1, 4, 20, 4)]))  # newer version of 3
+    box.add_columns(*_columns([(1, 4, 5, 44), (1, 5, 5, 5)]))  # older version of 4
+    idx = box.series(1)
+    assert [idx.payload(c) for c in range(1, 6)] == [struct.pack("<I", v) for v in (1, 2, 33, 4, 5)]
+
+
+def test_growth_in_place_keeps_views_held_by_readers_valid() -> None:
+    idx = CapIndex(payload_size=8)
+    pays = np.arange(64, dtype="<f8").view(np.uint8).reshape(-1, 8)
+    caps = np.arange(64, dtype=np.int64)
+    idx.add_arrays(caps[:16], caps[:16], pays[:16])
+    before = id(idx._buf)
+    idx.add_arrays(caps[16:20], caps[16:20], pays[16:20])
+    assert id(idx._buf) == before  # no view held: grown in place
+    view, rows = idx.caps, idx.payload_rows(0, 20)
+    idx.add_arrays(caps[20:], caps[20:], pays[20:])  # a view is held: copied instead
+    assert list(view) == list(range(20)) and rows.reshape(-1).view("<f8")[19] == 19.0
+    assert list(idx.caps) == list(range(64))
+    assert idx.payload(63) == struct.pack("<d", 63)

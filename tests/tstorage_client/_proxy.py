@@ -19,11 +19,18 @@ class Relay:
     """Forward 127.0.0.1:``port`` to ``target_port``."""
 
     def __init__(
-        self, target_port: int, *, ssl_context: ssl.SSLContext | None = None, chunk: int = 0
+        self,
+        target_port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        chunk: int = 0,
+        cut_after: int | None = None,
     ) -> None:
         self.target_port = target_port
         self.ssl_context = ssl_context
         self.chunk = chunk
+        #: Close a connection once this many of the server's bytes were forwarded.
+        self.cut_after = cut_after
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -43,10 +50,20 @@ class Relay:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, chunk: int
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        chunk: int,
+        cut: int | None = None,
     ) -> None:
+        sent = 0
         try:
             while data := await reader.read(65536):
+                if cut and sent + len(data) >= cut:
+                    writer.write(data[: cut - sent])
+                    await writer.drain()
+                    break
+                sent += len(data)
                 if chunk:
                     for i in range(0, len(data), chunk):
                         writer.write(data[i : i + chunk])
@@ -64,7 +81,7 @@ class Relay:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         await asyncio.gather(
             self._pipe(client_r, server_w, 0),
-            self._pipe(server_r, client_w, self.chunk),
+            self._pipe(server_r, client_w, self.chunk, self.cut_after),
         )
 
     def __enter__(self) -> Relay:
