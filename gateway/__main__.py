@@ -101,6 +101,14 @@ def _transfer(args: argparse.Namespace) -> int:
 
     verb = args.command
     progress = not args.quiet
+    path = Path(args.file) if verb == "import" else None
+    try:  # a missing file or unknown format is told before TStorage is opened
+        if path is not None and not path.is_file():
+            raise transfer.TransferError("no such file", path)
+        fmt = transfer.choose_format(args.format, path) if path is not None else None
+    except transfer.TransferError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     try:
         storage, embedded = _open_storage(args.config)
     except GatewayError as exc:
@@ -117,11 +125,7 @@ def _transfer(args: argparse.Namespace) -> int:
         print(f"gateway {verb}: cannot open TStorage: {exc}", file=sys.stderr)
         return 2
     try:
-        if verb == "import":
-            path = Path(args.file)
-            if not path.is_file():
-                raise transfer.TransferError("no such file", path)
-            fmt = transfer.choose_format(args.format, path)
+        if path is not None and fmt is not None:
             summary = transfer.import_file(
                 storage, path, fmt, key=args.key, replace=args.replace, progress=progress
             )
@@ -146,8 +150,8 @@ def _transfer(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         if exc.stored:
             print(
-                f"{verb} stopped: {exc.stored} {exc.unit} of earlier batches were stored; "
-                "nothing of the failing batch was",
+                f"{verb} stopped after storing {exc.stored} {exc.unit}"
+                + ("" if exc.partial else "; nothing of the failing batch was written"),
                 file=sys.stderr,
             )
         return 1

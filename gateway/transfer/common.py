@@ -28,8 +28,11 @@ class TransferError(ValueError):
         reason: what is wrong, for a person.
         path: the file, if the error is about one.
         line: the 1-based line of the file, if the error is about one row.
-        stored: rows or keys of earlier batches that were stored before the error.
+        stored: rows or keys stored before the error (by earlier batches, or for JSON
+            Lines also keys of the failing batch written before a PUT failed).
         unit: what ``stored`` counts (``row(s)`` or ``key(s)``).
+        partial: part of the failing batch may be stored (a PUT failed half-way); when
+            false, nothing of it was written.
     """
 
     def __init__(self, reason: str, path: Path | str | None = None, line: int | None = None):
@@ -38,6 +41,7 @@ class TransferError(ValueError):
         self.line = line
         self.stored = 0
         self.unit = "row(s)"
+        self.partial = False
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -355,11 +355,13 @@ def import_jsonl(
                     try:
                         write_key(generic, entry, exists)
                     except TStorageUnavailable as exc:
-                        raise TransferError(
+                        failed = TransferError(
                             f"{exc}; key {entry.key!r} and those after it were not restored",
                             path,
                             first_line[entry.key],
-                        ) from None
+                        )
+                        failed.partial = True
+                        raise failed from None
                     written += 1
                 bar.update(len(batch))
         except TransferError as exc:

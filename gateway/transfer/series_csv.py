@@ -243,11 +243,13 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
                     try:
                         stored += plan.store()
                     except TStorageUnavailable as exc:
-                        raise TransferError(
+                        failed = TransferError(
                             f"{exc}; rows from line {batch[0][0]} on may be partly stored "
                             "(one PUT per series)",
                             path,
-                        ) from None
+                        )
+                        failed.partial = True
+                        raise failed from None
                     bar.update(len(batch))
         except UnicodeDecodeError as exc:
             raise TransferError(

@@ -226,5 +226,8 @@ def test_earlier_batches_stay_stored_and_the_error_says_so(
     res = gateway("import", str(big), "--key", "plant/3", "--config", str(config))
     assert res.returncode == 1
     assert f"{big}:10003: " in res.stderr
-    assert "10000 row(s) of earlier batches were stored" in res.stderr
+    assert (
+        "import stopped after storing 10000 row(s); nothing of the failing batch was written"
+        in res.stderr
+    )
     assert len(records_of(tstorage, cid)) == 10_000
