@@ -86,3 +86,21 @@ def test_import_reports_bad_rows_and_keys(
     assert res.returncode == 1 and "'v' column" in res.stderr
     res = gateway("export", "--key", "nothing/here", "--config", str(config))
     assert res.returncode == 1 and "not a List or Dict key" in res.stderr
+
+
+def test_list_csv_with_a_dict_header_or_not_utf8_is_refused(
+    tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    config = write_config(tmp_path / "g.toml", tstorage, cid, fresh_cid())
+    f = tmp_path / "rows.csv"
+    f.write_text("field,t,v\n3,1,1.5\n")
+    res = gateway("import", str(f), "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 1
+    assert f"{f}:1: the header has unexpected column(s) 'field'" in res.stderr
+    assert "meters/1/1 is a List, whose CSV has the columns t, v" in res.stderr
+    f.write_bytes(b"v\n1.5\n\xff\n")
+    res = gateway("import", str(f), "--key", "meters/1/1", "--config", str(config))
+    assert res.returncode == 1 and f"{f}: not UTF-8 text" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert records_of(tstorage, cid) == []
