@@ -184,15 +184,46 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
     }
 
 
-def downsample_requests(gw: ServerProcess, records: int, repeats: int) -> dict[str, Any]:
-    """The first ``ts:range`` with ``buckets=1000`` (builds the index), then warm ones."""
+def downsample_requests(
+    gw: ServerProcess, records: int, repeats: int, interval: float = 0.01
+) -> dict[str, Any]:
+    """The first ``ts:range`` with ``buckets=1000`` (builds the index), then warm ones.
+
+    Meanwhile another client asks ``ts:info`` of a small series every ``interval`` seconds
+    (0: no other client): how long other clients wait while a large index builds.
+    """
     out: dict[str, Any] = {}
-    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    url = f"znsocket://127.0.0.1:{gw.port}"
+    c = znsocket.Client.from_url(url)
+    other = znsocket.Client.from_url(url)
+    small = f"meters/{LIVE[0]}/{LIVE[1]}"
+    other.call("ts:info", small)  # its index is built before the measurement
     key = f"meters/{BIG[0]}/{BIG[1]}"
+    busy = threading.Event()
+    waits: list[float] = []
+
+    def meanwhile() -> None:
+        busy.wait()
+        while busy.is_set():
+            t = time.perf_counter()
+            other.call("ts:info", small)
+            waits.append((time.perf_counter() - t) * 1e3)
+            time.sleep(interval)  # a client calling now and then, not a load generator
+
+    poller = threading.Thread(target=meanwhile, daemon=True)
+    if interval > 0:
+        poller.start()
+        busy.set()
     t0 = time.perf_counter()
     first = c.call("ts:range", key, buckets=1000)
     out["downsample_first_s"] = round(time.perf_counter() - t0, 2)
+    busy.clear()
+    if interval > 0:
+        poller.join(10)
     assert first["data"]["count"] == records, first
+    if waits:
+        out["other_client_during_first"] = stats(waits)
+    other.sio.disconnect()
     warm = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -256,6 +287,13 @@ def main() -> None:
         help="with --only downsample: the gateway runs TStorage itself (in a thread of its "
         "process or a child process) on the loaded data, instead of talking to a separate one",
     )
+    ap.add_argument(
+        "--other-client",
+        type=float,
+        default=0.01,
+        metavar="SECONDS",
+        help="during the first downsample another client calls ts:info this often (0: none)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.tstorage and args.only != "downsample":
@@ -297,13 +335,18 @@ def main() -> None:
                 )
                 out["embedded"] = args.embedded
             if args.only != "follow":
-                firsts = []
+                firsts: list[float] = []
+                others: list[Any] = []
                 for run in range(args.first_runs):
                     with spawn(["gateway", "run", "--config", str(cfg), "--port", "0"]) as gw:
-                        got = downsample_requests(gw, args.records, args.repeats if run == 0 else 0)
+                        got = downsample_requests(
+                            gw, args.records, args.repeats if run == 0 else 0, args.other_client
+                        )
                     firsts.append(got.pop("downsample_first_s"))
+                    others.append(got.pop("other_client_during_first", None))
                     out.update(got)
                 out["downsample_first_s"] = firsts[0] if len(firsts) == 1 else firsts
+                out["other_client_during_first"] = others[0] if len(others) == 1 else others
         finally:
             if ts is not None:
                 ts.stop()
