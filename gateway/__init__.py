@@ -4,9 +4,10 @@ The package is split by concern: ``config`` reads and validates the file, ``keym
 znsocket keys onto TStorage key ranges, ``codecs`` turns record payloads into JSON values
 and back, ``elements`` shapes records into List/Dict elements, ``storage`` implements the
 znsocket storage command interface over TStorage, ``auth`` checks tokens and key grants,
-``transfer`` imports and exports series as CSV, ``timeseries`` offers time-window reads,
-resume and the :class:`TimeSeries` client proxy, and ``app`` wires it all into a server
-(``gateway run``; see ``gateway/__main__.py`` for the command line).
+``transfer`` imports and exports series (CSV) and generic keys (JSON Lines),
+``timeseries`` offers time-window reads, resume and the :class:`TimeSeries` client proxy,
+and ``app`` wires it all into a server (``gateway run``; see ``gateway/__main__.py`` for
+the command line).
 """
 
 from gateway.errors import (
