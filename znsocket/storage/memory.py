@@ -29,7 +29,9 @@ same through redis-py. The deliberate differences from upstream 0.3.0's ``Memory
 * containers that become empty are deleted (``exists`` then answers 0), and ``delete``,
   ``set`` and ``flushall`` clear a key's time to live (upstream kept stale TTL entries, so a
   re-created key inherited the old expiry);
-* every command honours expiry (upstream checked it in some commands only);
+* every command honours expiry (upstream checked it in some commands only), and expired
+  keys nobody touches are reclaimed too, at most every 0.1 s while commands run (as Redis's
+  active expiry; upstream kept them forever);
 * ``copy`` copies the time to live, accepts ``replace`` and refuses ``source == destination``
   with ``ResponseError`` as Redis does; ``zrange``'s fourth positional argument is ``desc``
   and the score bounds are called ``min``/``max`` (redis-py spelling);
@@ -40,6 +42,7 @@ same through redis-py. The deliberate differences from upstream 0.3.0's ``Memory
 from __future__ import annotations
 
 import builtins
+import heapq
 import math
 import random
 import re
@@ -52,6 +55,9 @@ from sortedcontainers import SortedList
 
 from znsocket.exceptions import DataError, ResponseError
 from znsocket.storage.base import CommandCall, StorageCommands
+
+#: how often, at most, expired keys that no command touched are reclaimed
+_SWEEP_INTERVAL_S = 0.1
 
 __all__ = ["MemoryStorage"]
 
@@ -215,6 +221,10 @@ class MemoryStorage(StorageCommands):
         self._lock = threading.RLock()
         self._data: dict[str, Any] = {}
         self._expires: dict[str, float] = {}
+        # (deadline, key) for every expiry set; entries whose key got another deadline
+        # since are skipped when they come up
+        self._expiry_heap: list[tuple[float, str]] = []
+        self._next_sweep = 0.0
         for key, value in (content or {}).items():
             self._data[_encode(key)] = value
 
@@ -226,7 +236,8 @@ class MemoryStorage(StorageCommands):
         """The live key -> value dictionary (upstream's attribute; not a command).
 
         Values are ``str``, ``list``, ``dict`` and ``set`` objects (sorted sets are internal
-        objects). Keys past their time to live may still be present until touched.
+        objects). Keys past their time to live may stay present up to about 0.1 s (or until
+        the next command).
         """
         return self._data
 
@@ -234,12 +245,34 @@ class MemoryStorage(StorageCommands):
     def _lookup(self, key: str) -> Any:
         """The live value of ``key`` or ``None``; purges it first if it has expired."""
         if self._expires:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
             deadline = self._expires.get(key)
-            if deadline is not None and deadline <= time.monotonic():
+            if deadline is not None and deadline <= now:
                 del self._expires[key]
                 self._data.pop(key, None)
                 return None
         return self._data.get(key)
+
+    def _set_expiry(self, key: str, deadline: float) -> None:
+        self._expires[key] = deadline
+        heapq.heappush(self._expiry_heap, (deadline, key))
+        if len(self._expiry_heap) > 2 * len(self._expires) + 1024:
+            # keys whose expiry changed many times: drop the stale entries
+            self._expiry_heap = [(d, k) for k, d in self._expires.items()]
+            heapq.heapify(self._expiry_heap)
+
+    def _sweep(self, now: float, budget: int = 10_000) -> None:
+        """Remove expired keys nobody asked for since (bounded work per call)."""
+        heap = self._expiry_heap
+        while heap and heap[0][0] <= now and budget:
+            deadline, key = heapq.heappop(heap)
+            budget -= 1
+            if self._expires.get(key) == deadline:
+                del self._expires[key]
+                self._data.pop(key, None)
+        self._next_sweep = now + (0.0 if heap and heap[0][0] <= now else _SWEEP_INTERVAL_S)
 
     def _typed(self, key: str, kind: type) -> Any:
         value = self._lookup(key)
@@ -294,7 +327,7 @@ class MemoryStorage(StorageCommands):
             if seconds <= 0:
                 self._remove(key)
             else:
-                self._expires[key] = _now() + seconds
+                self._set_expiry(key, _now() + seconds)
             return 1
 
     def ttl(self, name: Any) -> int:
@@ -329,13 +362,14 @@ class MemoryStorage(StorageCommands):
             if deadline is None:
                 self._expires.pop(dst, None)
             else:
-                self._expires[dst] = deadline
+                self._set_expiry(dst, deadline)
             return True
 
     def flushall(self) -> bool:
         with self._lock:
             self._data.clear()
             self._expires.clear()
+            self._expiry_heap.clear()
             return True
 
     # ------------------------------------------------------------- strings
@@ -374,7 +408,7 @@ class MemoryStorage(StorageCommands):
                 return old if get else None
             self._data[key] = text
             if ttl_s is not None:
-                self._expires[key] = _now() + ttl_s
+                self._set_expiry(key, _now() + ttl_s)
             elif not keepttl:
                 self._expires.pop(key, None)
             return old if get else True
@@ -402,7 +436,7 @@ class MemoryStorage(StorageCommands):
             raise ResponseError("invalid expire time in 'setex' command")
         with self._lock:
             self._data[key] = text
-            self._expires[key] = _now() + seconds
+            self._set_expiry(key, _now() + seconds)
             return True
 
     def incr(self, name: Any, amount: Any = 1) -> int:
