@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
+from gateway.storage.link import LinkSettings, TStorageLink  # noqa: E402
 from gateway.timeseries.downsample import downsample  # noqa: E402
 from tests._servers import ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
@@ -73,7 +74,7 @@ def put_columns(port: int, mid: int, moid: int, caps: np.ndarray, values: np.nda
     n = len(caps)
     with Channel("127.0.0.1", port, NumpyPayloadType("<f8"), timeout=120) as ch:
         res = ch.put(
-            {
+            {  # type: ignore[arg-type]  # numpy payload types take a dict of columns
                 "cid": np.full(n, CID, dtype=np.int32),
                 "mid": np.full(n, mid, dtype=np.int64),
                 "moid": np.full(n, moid, dtype=np.int32),
@@ -148,7 +149,7 @@ def follow_latency(gw: ServerProcess, ts: ServerProcess, clients: int, writes: i
             cap += 1
             sent = time.monotonic()
             res = ch.put(
-                {
+                {  # type: ignore[arg-type]
                     "cid": np.asarray([CID], dtype=np.int32),
                     "mid": np.asarray([LIVE[0]], dtype=np.int64),
                     "moid": np.asarray([LIVE[1]], dtype=np.int32),
@@ -236,6 +237,31 @@ def downsample_requests(
     return out
 
 
+def raw_streams(host: str, port: int, runs: int) -> list[dict[str, float]]:
+    """The big series streamed by the gateway's link alone (no index): wall and CPU time
+    of this process (the client side; TStorage works in its own process meanwhile)."""
+    lo = (CID, BIG[0], BIG[1], -(2**63) + 1, -(2**63))
+    hi = (CID + 1, BIG[0] + 1, BIG[1] + 1, 2**63 - 1, 2**63 - 1)
+    out = []
+    for _ in range(runs):
+        link = TStorageLink(LinkSettings(host, port, timeout=120))
+        count = [0]
+
+        def sink(arr: Any, count: list[int] = count) -> None:
+            count[0] += len(arr)
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        link.stream_columns(lo, hi, 8, sink, 4 * 1024 * 1024)
+        out.append(
+            {
+                "records": count[0],
+                "wall_s": round(time.perf_counter() - t0, 2),
+                "client_cpu_s": round(time.process_time() - c0, 2),
+            }
+        )
+    return out
+
+
 def gateway_config(
     path: Path, host: str, port: int, records: int, embedded: tuple[str, str] | None = None
 ) -> Path:
@@ -294,6 +320,14 @@ def main() -> None:
         metavar="SECONDS",
         help="during the first downsample another client calls ts:info this often (0: none)",
     )
+    ap.add_argument(
+        "--raw-streams",
+        type=int,
+        default=2,
+        metavar="N",
+        help="after the downsample requests, stream the series N times with the gateway's "
+        "TStorage link alone (no index): what the stream itself costs",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if args.tstorage and args.only != "downsample":
@@ -347,6 +381,9 @@ def main() -> None:
                     out.update(got)
                 out["downsample_first_s"] = firsts[0] if len(firsts) == 1 else firsts
                 out["other_client_during_first"] = others[0] if len(others) == 1 else others
+                if args.raw_streams and not args.embedded:
+                    # after the gateway's requests, so as not to warm TStorage for them
+                    out["raw_stream"] = raw_streams(host, int(port), args.raw_streams)
         finally:
             if ts is not None:
                 ts.stop()
