@@ -283,37 +283,58 @@ class CapIndex:
         if n <= self._buf.shape[0]:
             return
         size = max(n, self._buf.shape[0] * 2)
-        # sys.getrefcount is 2 (this attribute and the call's argument) when no view of
-        # the array exists: only then may it be resized in place.
-        if sys.getrefcount(self._buf) <= 2:
-            _resize(self._buf, size)
-        else:
-            self._buf = _copied(self._buf, self._n, size)
+        self._buf = _grown(self, "_buf", self._n, size)
         if self._acq is not None:
-            if sys.getrefcount(self._acq) <= 2:
-                _resize(self._acq, size)
-            else:
-                self._acq = _copied(self._acq, self._n, size)
+            self._acq = _grown(self, "_acq", self._n, size)
         if self._pay is not None:
-            if sys.getrefcount(self._pay) <= 2:
-                _resize(self._pay, size)
-            else:
-                self._pay = _copied(self._pay, self._n, size)
+            self._pay = _grown(self, "_pay", self._n, size)
 
 
-def _resize(arr: npt.NDArray[Any], rows: int) -> None:
-    """Grow ``arr`` (referenced by nothing else) to ``rows`` rows, keeping its rows.
+def _refs(holder: object, name: str) -> int:
+    return sys.getrefcount(getattr(holder, name))
 
-    ``ndarray.resize`` reallocates, which moves large arrays' pages (mremap) instead of
-    copying them, so a series of 10M records touches its memory about once instead of
-    twice (first touches of memory are a large part of a cold index build). Read-only
-    during the call, so numpy does not zero-fill the new rows: they are written later.
+
+def _calibrate() -> int | None:
+    """References :func:`_refs` counts for an array nobody else holds; None when a view
+    would not show in the count (then arrays are never resized in place)."""
+
+    class Holder:
+        arr: Any = None
+
+    holder = Holder()
+    holder.arr = np.empty(1)
+    alone = _refs(holder, "arr")
+    view = holder.arr[:]
+    shared = _refs(holder, "arr")
+    del view
+    return alone if shared > alone else None
+
+
+_UNSHARED_REFS = _calibrate()
+
+
+def _grown(holder: object, name: str, n: int, rows: int) -> npt.NDArray[Any]:
+    """``holder.name`` with room for ``rows`` rows, its first ``n`` rows kept.
+
+    An array that nothing else references (no reader holds a view of it) is resized in
+    place: ``ndarray.resize`` reallocates, which moves a large array's pages (mremap)
+    instead of copying them, so a series of 10M records touches its memory about once
+    instead of twice (first touches of memory are a large part of a cold index build).
+    It is read-only during the call, so numpy does not zero-fill the new rows (they are
+    written later). Otherwise the rows are copied into a new array.
     """
-    arr.flags.writeable = False
-    try:
-        arr.resize((rows, *arr.shape[1:]), refcheck=False)
-    finally:
-        arr.flags.writeable = True
+    if _UNSHARED_REFS is not None and _refs(holder, name) <= _UNSHARED_REFS:
+        arr = getattr(holder, name)
+        arr.flags.writeable = False
+        try:
+            arr.resize((rows, *arr.shape[1:]), refcheck=False)
+            return arr
+        except ValueError:  # e.g. it does not own its memory
+            pass
+        finally:
+            arr.flags.writeable = True
+        del arr
+    return _copied(getattr(holder, name), n, rows)
 
 
 def _copied(arr: npt.NDArray[Any], n: int, rows: int) -> npt.NDArray[Any]:
