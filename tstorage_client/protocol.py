@@ -57,6 +57,8 @@ Client role::
     conn = ClientConnection(ObjectRecordDecoder(payload_type))
     sock.sendall(conn.send(ev.GetRequest(kmin, kmax)))
     # feed conn.receive_data(...) until next_event() gives GetStart, RecordsBatch..., GetEnd
+    # or, copying each byte once (fixed-size numpy records land in the result arrays):
+    #     conn.received(sock.recv_into(conn.receive_buffer()))
 
 PUT streams are encoded by :func:`encode_put_batches` (objects) or :func:`encode_put_block`
 (columnar), framed by ``conn.send(PutRequest(...))`` and ``conn.send(PutEnd())``.
