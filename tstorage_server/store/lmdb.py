@@ -102,7 +102,9 @@ class LmdbStore(BlockStore):
             max_readers=4096,
             sync=True,
             metasync=True,
-            readahead=False,
+            # a GET reads whole blocks (megabytes) in key order: with the OS's read-ahead
+            # a 10M-record series not in the page cache streams in 1.5 s, without it 9 s
+            readahead=True,
         )
         self._blocks = self._env.open_db(b"blocks")
         self._meta = self._env.open_db(b"index")
