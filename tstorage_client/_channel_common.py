@@ -175,6 +175,20 @@ class ReceiveBuffer:
             self._buffer.extend(bytes(size - len(self._buffer)))
 
 
+class LentMemory(ReceiveBuffer):
+    """Memory lent by the protocol core, in :class:`ReceiveBuffer`'s shape.
+
+    The channels fill it through ``_feed_buffer``, the official client's receive seam, so
+    code (and the official unit tests) that patches that seam also feeds the in-place
+    receive path; the socket still writes straight into the lent memory.
+    """
+
+    def __init__(self, memory: memoryview) -> None:
+        self._buffer = memory  # type: ignore[assignment]
+        self._current = 0
+        self._available = 0
+
+
 class _ChannelMixin(ChannelCommands[T]):
     """Base of both channels: the command flows plus the official static helpers."""
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._channel_common import ReceiveBuffer, _ChannelMixin
+from ._channel_common import LentMemory, ReceiveBuffer, _ChannelMixin
 from ._commands import Flow, GetMode, _Close, _Emit, _Recv, _RecvInto, _Send
 from .errors import ConnectionClosed, Timeout, TransportError
 from .payload_type import PayloadType
@@ -166,9 +166,7 @@ class Channel(_ChannelMixin[T]):
 
     def _io(self, op: _Send | _Recv | _RecvInto) -> Any:
         if type(op) is _RecvInto:
-            if self._socket is None:
-                raise ConnectionClosed("channel closed")
-            return self._socket.recv_into(op.buffer)
+            return self._feed_buffer(LentMemory(op.buffer))
         if type(op) is _Recv:
             buffer = self._recv_buffer
             if buffer is None or buffer.capacity != max(op.max_bytes, 32):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._channel_common import ReceiveBuffer, _ChannelMixin
+from ._channel_common import LentMemory, ReceiveBuffer, _ChannelMixin
 from ._commands import Flow, GetMode, _Close, _Emit, _Recv, _RecvInto, _Send
 from .errors import ConnectionClosed, Timeout, TransportError
 from .payload_type import PayloadType
@@ -152,12 +152,8 @@ class AsyncChannel(_ChannelMixin[T]):
 
     async def _io(self, op: _Send | _Recv | _RecvInto) -> Any:
         if type(op) is _RecvInto:
-            if self._reader is None:
-                raise ConnectionClosed("channel closed")
             # asyncio streams hand out bytes: one more copy than the socket driver makes
-            data = await self._reader.read(len(op.buffer))
-            op.buffer[: len(data)] = data
-            return len(data)
+            return await self._feed_buffer(LentMemory(op.buffer))
         if type(op) is _Recv:
             buffer = ReceiveBuffer(op.max_bytes)
             count = await self._feed_buffer(buffer, op.max_bytes)
