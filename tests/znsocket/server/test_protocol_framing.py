@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import os
 import struct
 
 import pytest
@@ -158,3 +160,23 @@ def test_every_gzip_level_decodes() -> None:
         plan = plan_call(args, {}, max_message_size_bytes=1_000_000, compresslevel=level)
         assert plan.path is Path.COMPRESSED
         assert decode_buffer(plan.buffer) == (args, {})
+
+
+@pytest.mark.parametrize(
+    "value, most",
+    [
+        # base64 of random bytes: Huffman coding alone, about 3/4 of the size
+        (base64.b64encode(os.urandom(1_200_000)).decode(), 0.78),
+        # repetitive JSON: LZ77 still pays, far below Huffman's ratio
+        ([{"name": f"item{i}", "tags": ["a", "b"]} for i in range(60_000)], 0.2),
+    ],
+)
+def test_megabyte_calls_are_compressed_fast_and_decode_anywhere(value: object, most: float) -> None:
+    args = ["k", "f", value]
+    plan = plan_call(args, {}, max_message_size_bytes=100_000_000)
+    assert plan.path is Path.COMPRESSED and plan.json_bytes >= 1 << 20
+    packed = plan.buffer[5:]
+    assert len(packed) <= most * plan.json_bytes
+    # a plain gzip reader (upstream's server uses one) gets the JSON back
+    assert json.loads(gzip.decompress(packed)) == [args, {}]
+    assert decode_buffer(plan.buffer) == (args, {})
