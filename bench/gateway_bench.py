@@ -57,7 +57,6 @@ SERIES_MID, SERIES_MOID = 1, 1
 DICT_MID = 2
 FIELDS = 16
 APPEND_POINTS = 10_000
-APPEND_CHUNK = 2_000
 
 
 def free_port() -> int:
@@ -138,21 +137,17 @@ def workload(
     out["len"] = timed(lambda: len(lst), repeats)
     out["index"] = timed(lambda: lst[rng.randrange(records)], repeats)
     out["dict_16"] = timed(lambda: d.items(), repeats)
-    # Appends run in chunks, each on a fresh connection: a client that calls back to back
-    # for about 45 s (Engine.IO ping interval + timeout) is currently disconnected by the
-    # znsocket server, whatever its storage. Only the append calls are timed.
-    elapsed = 0.0
-    done = 0
-    while done < appends:
-        c = znsocket.Client.from_url(c.address)
-        app = znsocket.List(c, "meters/1/2")
-        chunk = min(APPEND_CHUNK, appends - done)
-        t0 = time.perf_counter()
-        for i in range(done, done + chunk):
-            app.append(float(i))
-        elapsed += time.perf_counter() - t0
-        done += chunk
+    # One connection appends one point at a time; the other connections of this run are
+    # closed first, as upstream's List.append broadcasts a refresh to every other client.
+    c.sio.disconnect()
+    c = znsocket.Client.from_url(c.address)
+    app = znsocket.List(c, "meters/1/2")
+    t0 = time.perf_counter()
+    for i in range(appends):
+        app.append(float(i))
+    elapsed = time.perf_counter() - t0
     assert len(app) == appends
+    c.sio.disconnect()
     out["append"] = {"points_per_s": round(appends / elapsed, 1), "total_s": round(elapsed, 2)}
     return out
 
@@ -283,7 +278,8 @@ def run_memory(
         t0 = time.perf_counter()
         load_memory(c, records, history)
         load_s = time.perf_counter() - t0
-        c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{proc.port}")  # see APPEND_CHUNK
+        c.sio.disconnect()  # a fresh connection, like the gateway's
+        c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{proc.port}")
         out = workload(c, records, repeats, history, appends)
         out["load_s"] = round(load_s, 2)
         out["append_writers"] = {str(n): append_writers(c.address, n, window) for n in writers}
@@ -303,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--embedded",
         choices=["thread", "process"],
-        default="thread",
+        default="process",
         help="run the gateway's TStorage in a thread or a child process",
     )
     ap.add_argument(

@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 from gateway.auth import policy_hooks
 from gateway.config import EmbeddedConfig, GatewayConfig
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from tstorage_server.store import DataDirInUse
 
 if TYPE_CHECKING:
     from gateway.timeseries.reads import TimeSeriesReads
 
 log = logging.getLogger("gateway")
 
+#: how long a start waits for a previous server to release the data directory
+_BUSY_RETRY_S = 5.0
 _LISTENING = re.compile(r"listening on (\S+?):(\d+)")
 
 
@@ -39,7 +42,12 @@ class EmbeddedTStorage:
     _stop: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> EmbeddedTStorage:
-        """Start the server; returns once it accepts connections."""
+        """Start the server; returns once it accepts connections.
+
+        Raises:
+            DataDirInUse: another server holds the data directory (in process mode, after
+                waiting up to a few seconds for a previous gateway's server to let go).
+        """
         c = self.config
         c.data_dir.mkdir(parents=True, exist_ok=True)
         if c.mode == "thread":
@@ -50,16 +58,34 @@ class EmbeddedTStorage:
             self._stop.append(server.stop)
             return self
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(c.port)]  # fmt: skip
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            m = _LISTENING.search(line)
-            if m:
-                self.host, self.port = c.host, int(m.group(2))
-                break
-        else:
-            raise RuntimeError(f"embedded TStorage server exited with status {proc.wait()}")
+                "--host", c.host, "--port", str(c.port), "--exit-with-parent"]  # fmt: skip
+        # The server of a gateway that was just killed lets go of the data directory
+        # within about 0.1 s (--exit-with-parent): retry while it says the directory is busy.
+        deadline = time.monotonic() + _BUSY_RETRY_S
+        while True:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            assert proc.stdout is not None
+            output: list[str] = []
+            for line in proc.stdout:
+                m = _LISTENING.search(line)
+                if m:
+                    self.host, self.port = c.host, int(m.group(2))
+                    break
+                output.append(line)
+            else:
+                status = proc.wait()
+                text = "".join(output)
+                if "used by another server" in text:
+                    if time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        continue
+                    raise DataDirInUse(f"data directory {c.data_dir} is used by another server")
+                raise RuntimeError(
+                    f"embedded TStorage server exited with status {status}: {text.strip()}"
+                )
+            break
         threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
 
         def stop() -> None:

@@ -81,7 +81,7 @@ class EmbeddedConfig(_Section):
     """``[tstorage.embedded]``: run our TStorage server for the gateway."""
 
     data_dir: Path
-    mode: Literal["thread", "process"] = "thread"
+    mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
 

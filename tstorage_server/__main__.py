@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -53,6 +54,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     tls.add_argument(
         "--tls-client-ca",
         help="PEM CA bundle: clients must present a certificate signed by it",
+    )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop (cleanly) when the process that started this one ends, even by kill -9",
     )
     parser.add_argument(
         "--log-level",
@@ -125,11 +131,25 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"listening on {args.host}:{server.port}" + (" (TLS)" if context else ""), flush=True)
     log.info("serving data directory %s", args.data_dir)
+    watch = asyncio.create_task(_watch_parent(stop)) if args.exit_with_parent else None
     await stop.wait()
+    if watch is not None:
+        watch.cancel()
     log.info("stopping")
     await server.stop()
     store.close()
     return 0
+
+
+async def _watch_parent(stop: asyncio.Event, every_s: float = 0.1) -> None:
+    # An embedding process killed by SIGKILL cannot stop us; the data directory's lock
+    # would then keep its restart out. Orphans are re-parented, so a changed parent pid
+    # means ours is gone.
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(every_s)
+    log.warning("the parent process %d ended: stopping", parent)
+    stop.set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -97,13 +97,19 @@ def test_records_put_directly_appear(
     eventually(visible)
 
 
+@pytest.mark.parametrize("mode", ["process", "thread"])
 def test_kill_9_loses_nothing_acknowledged(
-    start_gateway: Callable[[str], ServerProcess], tmp_path: Path, fresh_cid: Callable[[], int]
+    start_gateway: Callable[[str], ServerProcess],
+    tmp_path: Path,
+    fresh_cid: Callable[[], int],
+    mode: str,
 ) -> None:
-    # embedded TStorage in the gateway process: kill -9 takes both down at once
+    # thread: kill -9 takes the gateway and its TStorage down at once; process: the child
+    # TStorage notices and stops by itself, and the restart waits for the data directory
     config = f"""
     [tstorage.embedded]
     data_dir = "{tmp_path / "data"}"
+    mode = "{mode}"
 
     [[map]]
     pattern = "meters/{{mid:int}}/{{moid:int}}"

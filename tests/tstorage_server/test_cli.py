@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,45 @@ def test_help_and_missing_data_dir() -> None:
         [sys.executable, "-m", "tstorage_server"], capture_output=True, text=True, timeout=30
     )
     assert bad.returncode == 2 and "--data-dir" in bad.stderr
+
+
+def test_exit_with_parent_stops_when_the_parent_is_killed(tmp_path: Path) -> None:
+    """``--exit-with-parent``: a server whose parent dies by SIGKILL lets go of its data."""
+    data = tmp_path / "data"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            f"p = subprocess.Popen([sys.executable, '-m', 'tstorage_server', '--data-dir', "
+            f"{str(data)!r}, '--port', '0', '--exit-with-parent'])\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(1.0)  # the child is up and holds the data directory
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not _running(child):
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the orphaned server kept running")
+    with spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"]) as again:
+        assert again.alive()
+
+
+def _running(pid: int) -> bool:
+    # an orphan that exited may linger as a zombie until its new parent reaps it
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
