@@ -13,7 +13,8 @@ Workload (through ``znsocket.Client`` + ``List``/``Dict``, one client):
 * ``dict_16``          ``d.items()`` of a Dict whose 16 fields each have ``--history``
                        records behind them (the latest one is shown)
 
-The gateway runs with an embedded TStorage (thread mode) in a temporary directory; its
+The gateway runs with an embedded TStorage (a child process, or a thread with
+``--embedded thread``) in a temporary directory; its
 series are loaded with ``tstorage_client`` directly (PUT in large batches), then the
 gateway's index is warmed by one ``len``. The in-memory server gets the same elements by
 pipelined ``rpush``. Every server is a real process on 127.0.0.1.
