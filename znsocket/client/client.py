@@ -91,9 +91,7 @@ class Client:
         default_factory=SocketIOTransport, repr=False, init=False
     )
     namespace: str = "/znsocket"
-    refresh_callbacks: dict[str, Callable[[Any], None]] = dataclasses.field(
-        default_factory=dict
-    )
+    refresh_callbacks: dict[str, Callable[[Any], None]] = dataclasses.field(default_factory=dict)
     _adapter_callbacks: dict[str, AdapterCallback] = dataclasses.field(
         default_factory=dict, init=False, repr=False
     )
@@ -142,7 +140,9 @@ class Client:
         self._configure_message_size()
 
     def _configure_message_size(self) -> None:
-        config = self.sio.call(Event.SERVER_CONFIG, namespace=self.namespace, timeout=self.call_timeout)
+        config = self.sio.call(
+            Event.SERVER_CONFIG, namespace=self.namespace, timeout=self.call_timeout
+        )
         if config is None:
             raise exceptions.ZnSocketError("No response from server")
         if self.max_message_size_bytes is None:
@@ -216,8 +216,10 @@ class Client:
             # bytes or another type JSON cannot hold: the general path below handles it
             with contextlib.suppress(TypeError):
                 text = _dumps([args, kwargs])
-        if text is not None and len(text) < limit and (
-            not self.enable_compression or len(text) <= self.compression_threshold
+        if (
+            text is not None
+            and len(text) < limit
+            and (not self.enable_compression or len(text) <= self.compression_threshold)
         ):
             # Small message: what plan_call would decide, without encoding twice.
             return self._with_retry(self.sio.call_json, event, text)
@@ -310,7 +312,9 @@ class Client:
 
     def hmset(self, name: str, mapping: dict[str, Any]) -> Any:
         """Deprecated: use ``hset(name, mapping=mapping)``."""
-        warnings.warn("hmset() is deprecated. Use hset() instead.", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "hmset() is deprecated. Use hset() instead.", DeprecationWarning, stacklevel=2
+        )
         return self.hset(name, mapping=mapping)
 
     def close(self) -> None:

@@ -288,8 +288,12 @@ class SocketIOProtocol:
         if len(pending.attachments) < pending.needed:
             return None
         self._pending = None
-        return self._finish(pending.kind, pending.namespace, pending.ack_id,
-                            _reconstruct(pending.data, pending.attachments))
+        return self._finish(
+            pending.kind,
+            pending.namespace,
+            pending.ack_id,
+            _reconstruct(pending.data, pending.attachments),
+        )
 
     def _socketio(self, text: str) -> ProtocolEvent | None:
         if len(text) < 2:

@@ -128,9 +128,7 @@ class SocketIOTransport:
         self._heartbeat = 45.0  # seconds of silence after which the server counts as gone
 
     # --------------------------------------------------------------- handlers
-    def on(
-        self, event: str, handler: Handler | None = None, namespace: str | None = None
-    ) -> Any:
+    def on(self, event: str, handler: Handler | None = None, namespace: str | None = None) -> Any:
         """Register ``handler`` for a server event (usable as a decorator)."""
         ns = namespace or "/"
 
@@ -361,7 +359,9 @@ class SocketIOTransport:
     ) -> Any:
         """Like :meth:`call` with one argument given as ready JSON text (no bytes inside)."""
         return self._request(
-            namespace, timeout, lambda ack_id: [self._proto.emit_json(namespace, event, json_args, ack_id)]
+            namespace,
+            timeout,
+            lambda ack_id: [self._proto.emit_json(namespace, event, json_args, ack_id)],
         )
 
     def _request(
@@ -407,7 +407,9 @@ class SocketIOTransport:
                         # With time to spare beyond the heartbeat window, block in the
                         # read itself (a silent server trips the socket timeout);
                         # otherwise wait with select so the deadline is kept.
-                        self._read_once(ws, None if remaining > self._heartbeat else min(remaining, 1.0))
+                        self._read_once(
+                            ws, None if remaining > self._heartbeat else min(remaining, 1.0)
+                        )
                     return True
                 finally:
                     self._read_lock.release()
