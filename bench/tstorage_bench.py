@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -94,7 +94,11 @@ def client_job(path: str, op: str, port: int, cid: int, count: int, barrier: Any
         else:
             resp = ch.get(kmin, kmax)
             ok = resp.is_ok()
-            got = sum(len(a) for a in resp.data) if path == "numpy" else len(resp.data)
+            got = (
+                sum(len(a) for a in cast(list[Any], resp.data))
+                if path == "numpy"
+                else len(resp.data)
+            )
         t1 = time.perf_counter()
     out.put((t0, t1, ok, got))
 
