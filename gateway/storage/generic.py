@@ -292,6 +292,30 @@ class GenericKeys:
             self._persist(names, before)
             return result
 
+    def restore_many(self, states: Sequence[dict[str, Any]]) -> None:
+        """Make each key hold a whole state, all with one durable PUT (bulk import).
+
+        A state is a snapshot ``{"k": name, "t": type, "v": value, "x": expiry}`` (see the
+        module docstring; ``x`` in :attr:`clock` seconds or absent). Other gateways see
+        each key go from its old to its new state, never missing in between.
+
+        Raises:
+            TStorageUnavailable: not stored; every key keeps what it held.
+            DataError, ResponseError: a state the store cannot hold; nothing changed.
+        """
+        with self._lock:
+            self.catch_up()
+            names = list(dict.fromkeys(key_name(state["k"]) for state in states))
+            before = {n: self._snapshot(n) for n in names}
+            try:
+                for state in states:
+                    self._restore({**state, "k": key_name(state["k"])})
+            except Exception:
+                for state in before.values():
+                    self._restore(state)
+                raise
+            self._persist(names, before)
+
     def _persist(self, names: list[str], before: dict[str, dict[str, Any]]) -> None:
         records: list[PutRecord] = []
         queued: list[tuple[str, bytes]] = []

@@ -69,6 +69,13 @@ class KeyEntry:
             out["expire_at"] = self.expire_at
         return json.dumps(out, ensure_ascii=False)
 
+    def state(self) -> dict[str, Any]:
+        """The generic store's snapshot of this key (``gateway/storage/generic.py``)."""
+        out: dict[str, Any] = {"k": self.key, "t": self.type, "v": self.value}
+        if self.expire_at is not None:
+            out["x"] = self.expire_at
+        return out
+
     def same_as(self, other: KeyEntry) -> bool:
         """Same type and value, and expiries at most two seconds apart (the store keeps
         whole-second TTLs, so an expiry read back can be off by a rounding either way)."""
@@ -194,27 +201,6 @@ def read_key(generic: GenericKeys, name: str) -> KeyEntry | None:
     return KeyEntry(name, kind, value, round(time.time() + ttl) if ttl >= 0 else None)
 
 
-def write_key(generic: GenericKeys, entry: KeyEntry, exists: bool) -> None:
-    """Make a generic key hold exactly ``entry`` (replacing what it held)."""
-    name = entry.key
-    ttl = None if entry.expire_at is None else max(1, round(entry.expire_at - time.time()))
-    if entry.type == "string":  # SET replaces a value of any type, expiry included
-        generic.call("set", (name, entry.value), {} if ttl is None else {"ex": ttl})
-        return
-    if exists:
-        generic.call("delete", (name,), {})
-    if entry.type == "list":
-        generic.call("rpush", (name, *entry.value), {})
-    elif entry.type == "hash":
-        generic.call("hset", (name,), {"mapping": entry.value})
-    elif entry.type == "set":
-        generic.call("sadd", (name, *entry.value), {})
-    else:
-        generic.call("zadd", (name, {m: s for m, s in entry.value}), {})
-    if ttl is not None:
-        generic.call("expire", (name, ttl), {})
-
-
 def _refuse_mapped(storage: GatewayStorage, pattern: str) -> None:
     # A plain key that a map rule maps is a series: say so instead of exporting nothing.
     if _GLOB & set(pattern):
@@ -298,10 +284,12 @@ def import_jsonl(
     total = count_lines(path) if progress else None
     first_line: dict[str, int] = {}
     written = unchanged = expired = filtered = 0
+    batch_line = 1
     with progress_bar(f"import {path.name}", "lines", total, progress) as bar:
         try:
             for batch in batches(_lines(path), BATCH_ROWS):
-                todo: list[tuple[KeyEntry, bool]] = []
+                batch_line = batch[0][0]
+                todo: list[KeyEntry] = []
                 now = time.time()
                 for n, text in batch:
                     try:
@@ -350,20 +338,24 @@ def import_jsonl(
                                 path,
                                 n,
                             )
-                    todo.append((entry, current is not None))
-                for entry, exists in todo:
-                    try:
-                        write_key(generic, entry, exists)
-                    except TStorageUnavailable as exc:
-                        failed = TransferError(
-                            f"{exc}; key {entry.key!r} and those after it were not restored",
-                            path,
-                            first_line[entry.key],
-                        )
-                        failed.partial = True
-                        raise failed from None
-                    written += 1
+                    todo.append(entry)
+                # one durable PUT per batch: all of its keys are stored, or none
+                try:
+                    generic.restore_many([entry.state() for entry in todo])
+                except TStorageUnavailable as exc:
+                    raise TransferError(
+                        f"{exc}; the keys from line {batch_line} on were not restored",
+                        path,
+                        batch_line,
+                    ) from None
+                written += len(todo)
                 bar.update(len(batch))
+        except TStorageUnavailable as exc:  # while checking a batch against the store
+            failed = TransferError(
+                f"{exc}; the keys from line {batch_line} on were not restored", path, batch_line
+            )
+            failed.stored, failed.unit = written, "key(s)"
+            raise failed from None
         except TransferError as exc:
             exc.stored, exc.unit = written, "key(s)"
             raise
