@@ -53,7 +53,7 @@ from tstorage_client.payload_type import NumpyPayloadType
 from tstorage_client.record import Key
 from tstorage_client.response import ResponseStatus
 from znsocket.exceptions import DataError
-from znsocket.protocol.payload import Envelope, error_envelope_for
+from znsocket.protocol.payload import Envelope, error_envelope_for, parse_call_payload
 from znsocket.server.dispatch import Authorize, malformed
 
 __all__ = [
@@ -330,16 +330,14 @@ def mount(app: Any, reads: TimeSeriesReads, authorize: Authorize | None = None) 
         return check
 
     def series_handler(sid: str, *args: Any) -> Envelope:
-        if (
-            len(args) != 1
-            or not isinstance(args[0], list)
-            or len(args[0]) != 2
-            or not isinstance(args[0][0], list)
-            or not isinstance(args[0][1], dict)
-        ):
+        if len(args) != 1:
             return malformed(SERIES_EVENT, "expected one data argument [args, kwargs]")
         try:
-            if args[0][0] or args[0][1]:
+            positional, kwargs = parse_call_payload(args[0])
+        except ValueError as exc:
+            return malformed(SERIES_EVENT, str(exc))
+        try:
+            if positional or kwargs:
                 raise DataError(f"{SERIES_EVENT} takes no arguments: send [[], {{}}]")
             return {"data": listing.series(allowed(sid))}
         except Exception as exc:

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.codecs import JSONValue, PayloadCodec
 from gateway.errors import CodecError
@@ -86,9 +86,7 @@ class ElementShape:
         """The element of a record as JSON text (upstream's default separators)."""
         return json_text(self.value(cap, payload))
 
-    def to_json_block(self, caps: Sequence[int], block: bytes) -> list[str]:
-        """:meth:`to_json` for records whose fixed-size payloads are concatenated in ``block``."""
-        values = self.codec.decode_block(block, len(caps))
+    def _elements(self, caps: Sequence[int], values: Sequence[Any]) -> list[str]:
         if self.element == "value":
             return [json_text(v) for v in values]
         unit = self.time
@@ -97,16 +95,13 @@ class ElementShape:
             for c, v in zip(caps, values, strict=True)
         ]
 
+    def to_json_block(self, caps: Sequence[int], block: bytes) -> list[str]:
+        """:meth:`to_json` for records whose fixed-size payloads are concatenated in ``block``."""
+        return self._elements(caps, self.codec.decode_block(block, len(caps)))
+
     def to_json_many(self, caps: Sequence[int], payloads: Sequence[bytes]) -> list[str]:
         """:meth:`to_json` for many records (decoded in one pass where the codec can)."""
-        values = self.codec.decode_many(payloads)
-        if self.element == "value":
-            return [json_text(v) for v in values]
-        unit = self.time
-        return [
-            json_text({"t": cap_to_time(c, unit), "v": v})
-            for c, v in zip(caps, values, strict=True)
-        ]
+        return self._elements(caps, self.codec.decode_many(payloads))
 
     def parse(self, text: object) -> tuple[int | None, bytes]:
         """Capture time (``None`` = now) and payload for element JSON text from a client.

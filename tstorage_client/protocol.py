@@ -266,14 +266,7 @@ def decode_put_records(
         arr = np.frombuffer(raw, dtype=_put_record_dtype(with_acq, n0 - key_bytes), count=fixed)
         keys = np.empty(fixed, dtype=KEY_DTYPE)
         keys["cid"] = cid
-        keys["mid"] = arr["mid"]
-        keys["moid"] = arr["moid"]
-        keys["cap"] = arr["cap"]
-        keys["acq"] = arr["acq"] if with_acq else -1
-        psize = n0 - key_bytes
-        payload = arr["p"].tobytes() if psize else b""
-        offsets = np.arange(fixed + 1, dtype=np.int64) * psize
-        return RecordBlock(keys, offsets, payload), fixed * rec0, 0
+        return _block_of_rows(arr, keys, with_acq, n0 - key_bytes), fixed * rec0, 0
     # Variable sizes: walk the chain of size fields (inherently sequential), then gather.
     unpack = INT32.unpack_from
     starts: list[int] = []
@@ -562,6 +555,20 @@ def _identical_batches(
     return RecordBlock(keys, np.arange(m + 1, dtype=np.int64) * psize, payload)
 
 
+def _block_of_rows(arr: Any, keys: Any, with_acq: bool, psize: int) -> RecordBlock:
+    """A block from PUT records of one payload size viewed as rows of a structured array
+    (``keys`` has its cids set already)."""
+    np = _np()
+    from .block import RecordBlock
+
+    keys["mid"] = arr["mid"]
+    keys["moid"] = arr["moid"]
+    keys["cap"] = arr["cap"]
+    keys["acq"] = arr["acq"] if with_acq else -1
+    payload = arr["p"].tobytes() if psize else b""
+    return RecordBlock(keys, np.arange(len(keys) + 1, dtype=np.int64) * psize, payload)
+
+
 def _gather_put_records(
     raw: bytes,
     starts: list[int],
@@ -587,13 +594,7 @@ def _gather_put_records(
     if sizes.count(n0) == k:
         # One payload size: each record is one row of a structured view.
         arr = gather_items(raw, st, _put_record_dtype(with_acq, n0 - key_bytes))
-        keys["mid"] = arr["mid"]
-        keys["moid"] = arr["moid"]
-        keys["cap"] = arr["cap"]
-        keys["acq"] = arr["acq"] if with_acq else -1
-        psize = n0 - key_bytes
-        payload = arr["p"].tobytes() if psize else b""
-        return RecordBlock(keys, np.arange(k + 1, dtype=np.int64) * psize, payload)
+        return _block_of_rows(arr, keys, with_acq, n0 - key_bytes)
     raw_keys = gather_items(raw, st + 4, _wire_key_dtype(with_acq))
     keys["mid"] = raw_keys["mid"]
     keys["moid"] = raw_keys["moid"]

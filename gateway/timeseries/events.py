@@ -26,7 +26,7 @@ from gateway.timeseries.times import (
     watermark_text,
 )
 from znsocket.exceptions import DataError
-from znsocket.protocol.payload import Envelope, error_envelope_for
+from znsocket.protocol.payload import Envelope, error_envelope_for, parse_call_payload
 from znsocket.server.dispatch import Authorize, malformed
 
 __all__ = ["EVENTS", "mount"]
@@ -43,15 +43,12 @@ _ALLOWED = {
 
 
 def _request(event: str, args: tuple[Any, ...]) -> tuple[list[Any], dict[str, Any]]:
-    if (
-        len(args) != 1
-        or not isinstance(args[0], list)
-        or len(args[0]) != 2
-        or not isinstance(args[0][0], list)
-        or not isinstance(args[0][1], dict)
-    ):
+    if len(args) != 1:
         raise _Malformed("expected one data argument [args, kwargs]")
-    positional, kwargs = args[0]
+    try:
+        positional, kwargs = parse_call_payload(args[0])
+    except ValueError as exc:
+        raise _Malformed(str(exc)) from None
     unknown = set(kwargs) - _ALLOWED[event]
     if unknown:
         raise DataError(

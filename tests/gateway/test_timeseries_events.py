@@ -262,6 +262,15 @@ def test_malformed_payloads_and_downsampling_non_numbers(
         assert raw["v"] == ["a", {"b": 1}]
         reply = client.sio.call("ts:range", {"not": "a list"}, namespace="/znsocket")
         assert reply["error"]["type"] == "MalformedMessageError"
+        # the dashboard's listing event checks its payload the same way
+        for payload in ({"not": "a list"}, [[], {}, 3], ["x", {}], [[], []]):
+            reply = client.sio.call("dashboard:series", payload, namespace="/znsocket")
+            assert reply["error"]["type"] == "MalformedMessageError", payload
+        reply = client.sio.call("dashboard:series", [["extra"], {}], namespace="/znsocket")
+        assert reply["error"]["type"] == "DataError"
+        listing = client.sio.call("dashboard:series", [[], {}], namespace="/znsocket")
+        notes_1 = [e for e in listing["data"]["series"] if e["key"] == "notes/1"]
+        assert [(e["count"], e["latest"]) for e in notes_1] == [(2, {"b": 1})]
         with pytest.raises(DataError):
             TimeSeries(client, "notes/1").range(buckets=2)
     finally:
