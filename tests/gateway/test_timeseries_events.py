@@ -263,7 +263,8 @@ def test_malformed_payloads_and_downsampling_non_numbers(
         reply = client.sio.call("ts:range", {"not": "a list"}, namespace="/znsocket")
         assert reply["error"]["type"] == "MalformedMessageError"
         # the dashboard's listing event checks its payload the same way
-        for payload in ({"not": "a list"}, [[], {}, 3], ["x", {}], [[], []]):
+        bad_payloads: list[Any] = [{"not": "a list"}, [[], {}, 3], ["x", {}], [[], []]]
+        for payload in bad_payloads:
             reply = client.sio.call("dashboard:series", payload, namespace="/znsocket")
             assert reply["error"]["type"] == "MalformedMessageError", payload
         reply = client.sio.call("dashboard:series", [["extra"], {}], namespace="/znsocket")
