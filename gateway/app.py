@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.auth import policy_hooks
 from gateway.config import EmbeddedConfig, GatewayConfig
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from tstorage_server.__main__ import EXIT_DATA_DIR_IN_USE
 from tstorage_server.store import DataDirInUse
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ class EmbeddedTStorage:
             else:
                 status = proc.wait()
                 text = "".join(output)
-                if "used by another server" in text:
+                if status == EXIT_DATA_DIR_IN_USE:
                     if time.monotonic() < deadline:
                         time.sleep(0.1)
                         continue

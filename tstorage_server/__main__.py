@@ -22,6 +22,10 @@ from tstorage_server.store import DataDirInUse, LmdbStore
 
 log = logging.getLogger("tstorage_server")
 
+#: Exit status when another server holds the data directory (an embedding process may
+#: wait and try again; every other start failure is 1, a usage error 2).
+EXIT_DATA_DIR_IN_USE = 3
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
@@ -109,7 +113,7 @@ async def serve(args: argparse.Namespace) -> int:
         store = LmdbStore(args.data_dir)
     except DataDirInUse as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_DATA_DIR_IN_USE
     server = TStorageServer(
         store,
         args.host,

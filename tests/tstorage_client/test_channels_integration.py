@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import random
 import socket
-import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests._servers import ServerProcess
+from tests._tls import make_tls_files
 from tests.tstorage_client._proxy import relay
 from tests.tstorage_client.conftest import collect
 from tstorage_client.channel import Channel
@@ -446,32 +446,10 @@ async def test_responses_split_at_every_byte(
 def _tls_contexts(tmp_path: Path) -> tuple[Any, Any]:
     import ssl
 
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pki = make_tls_files(tmp_path / "pki")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_ctx.load_cert_chain(cert, key)
-    client_ctx = ssl.create_default_context(cafile=str(cert))
+    server_ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca))
     return server_ctx, client_ctx
 
 
