@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from znsocket.protocol import jsoncodec
+
 __all__ = [
     "Ack",
     "Close",
@@ -40,7 +42,7 @@ SIO_CONNECT, SIO_DISCONNECT, SIO_EVENT, SIO_ACK = "0", "1", "2", "3"
 SIO_CONNECT_ERROR, SIO_BINARY_EVENT, SIO_BINARY_ACK = "4", "5", "6"
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
-_loads = json.loads
+_loads = jsoncodec.loads
 
 
 class ProtocolError(Exception):

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import enum
 import gzip
-import json
 import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from znsocket.exceptions import DeserializationError
+from znsocket.protocol import jsoncodec
 from znsocket.protocol.payload import CallPayload, parse_call_payload
 
 FLAG_JSON = 0x00
@@ -58,6 +58,9 @@ DEFAULT_MAX_DECODED_BYTES = 256 * 1024 * 1024
 def dumps_call(args: Any, kwargs: Any) -> bytes:
     """Serialise ``[args, kwargs]`` as the client does: compact JSON, ``default=str``.
 
+    (:func:`~znsocket.protocol.jsoncodec.dumps_call`: orjson where it writes what
+    ``json.dumps`` would; a plain ``Enum`` member is written as its value.)
+
     Args:
         args: Positional arguments (a list or tuple).
         kwargs: Keyword arguments (a dict).
@@ -65,7 +68,7 @@ def dumps_call(args: Any, kwargs: Any) -> bytes:
     Returns:
         UTF-8 JSON bytes.
     """
-    return json.dumps([args, kwargs], separators=(",", ":"), default=str).encode()
+    return jsoncodec.dumps_call([args, kwargs])
 
 
 def fast_gzip(data: bytes) -> bytes:
@@ -172,7 +175,7 @@ def decode_buffer(
             f"Failed to deserialize message: size exceeds {max_decoded_bytes} bytes"
         )
     try:
-        value = json.loads(text)
+        value = jsoncodec.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DeserializationError(f"Failed to deserialize message: {exc}") from exc
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from socketio import packet
 
-from znsocket.server import jsoncodec
+from znsocket.protocol import jsoncodec
 
 __all__ = ["FastPacket", "has_binary"]
 

@@ -26,6 +26,8 @@ with warnings.catch_warnings():
     import eventlet
     import eventlet.wsgi
 
+from znsocket.server.gc_tuning import tune_gc_for_serving
+
 __all__ = ["serve"]
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ def serve(
     announce: TextIO | None = None,
     on_shutdown: Callable[[], None] | None = None,
     backlog: int = 1024,
+    tune_gc: bool = True,
 ) -> None:
     """Serve ``wsgi_app`` until SIGTERM or SIGINT (blocking).
 
@@ -58,6 +61,8 @@ def serve(
         announce: Stream for the ``listening on HOST:PORT`` line (default: stdout).
         on_shutdown: Called once after the server stopped accepting (close storages here).
         backlog: Listen backlog.
+        tune_gc: Apply :func:`~znsocket.server.gc_tuning.tune_gc_for_serving` (the
+            process is the server's: this changes the interpreter's collector settings).
     """
     sock = eventlet.listen((host, port), backlog=backlog)
     # accepted sockets inherit this: a reply of several frames (binary attachments) must
@@ -80,6 +85,8 @@ def serve(
         max_size=10_000,
         socket_timeout=None,
     )
+    if tune_gc:
+        tune_gc_for_serving()
     stream = announce or sys.stdout
     print(f"listening on {bound_host}:{bound_port}", file=stream, flush=True)
     try:

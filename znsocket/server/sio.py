@@ -31,8 +31,8 @@ from typing import Any
 
 import socketio
 
+from znsocket.protocol import jsoncodec
 from znsocket.protocol.events import Event
-from znsocket.server import jsoncodec
 
 __all__ = ["BACKGROUND_EVENTS", "ZnSocketServer"]
 

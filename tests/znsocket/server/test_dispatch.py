@@ -169,7 +169,7 @@ def test_unserialisable_acknowledgements_become_error_envelopes() -> None:
 
 
 def test_json_codec_matches_the_standard_library_where_json_is_defined() -> None:
-    from znsocket.server import jsoncodec
+    from znsocket.protocol import jsoncodec
 
     for value in (
         [{"data": ["a", 1, 2.5, None, True]}],

@@ -1,0 +1,90 @@
+"""JSON for znsocket messages: orjson where it is exact, the standard library otherwise.
+
+Shared by client and server. orjson encodes a 1,000-command pipeline in about 0.05 ms
+where ``json.dumps`` takes about 0.9 ms, and decodes several times faster. Where orjson
+and the standard library would disagree, the standard library decides:
+
+* values orjson refuses (integers beyond 64 bits, non-string dict keys for
+  :func:`dumps_call`) fall back to the standard library;
+* decoding falls back to the standard library for the non-standard ``NaN``/``Infinity``
+  tokens Python clients send, for lone surrogates, and for text with a run of 20 or more
+  digits (orjson would read an integer beyond 64 bits as a float);
+* :func:`dumps_call` (what a client sends) keeps Python's ``NaN``/``Infinity`` tokens, so
+  a float round-trips as it does with upstream's client;
+* :func:`dumps` (what the server answers) writes non-finite floats as ``null``: JSON
+  has no such numbers, and the TypeScript client cannot parse the tokens;
+* non-ASCII text is sent as UTF-8 instead of ``\\u`` escapes (the same JSON value).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+__all__ = ["dumps", "dumps_call", "dumps_plain", "loads"]
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+# datetime and dataclass instances go to ``default`` (``str``), as json.dumps(default=str)
+_CALL_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_orjson_dumps = orjson.dumps
+_orjson_loads = orjson.loads
+_std_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_std_dumps_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# every integer orjson reads exactly has at most 20 digits; 2**64 and beyond come back as floats
+_LONG_DIGITS_STR = re.compile(r"\d{20}").search
+_LONG_DIGITS_BYTES = re.compile(rb"\d{20}").search
+
+
+def dumps(obj: Any, **_ignored: Any) -> str:
+    """Compact JSON text (``separators`` and other ``json.dumps`` options are implied)."""
+    try:
+        return _orjson_dumps(obj, option=_OPTIONS).decode()
+    except TypeError:
+        return _std_dumps(obj)
+
+
+def dumps_plain(obj: Any) -> str:
+    """Compact JSON text via orjson only.
+
+    Raises:
+        TypeError: For anything orjson cannot encode - in particular ``bytes`` anywhere in
+            ``obj``, which is how callers learn that a packet needs binary attachments
+            without scanning the payload first.
+    """
+    return _orjson_dumps(obj, option=_OPTIONS).decode()
+
+
+def _call_default(obj: Any) -> Any:
+    # json.dumps writes float subclasses (numpy.float64) as numbers, anything else via str
+    if isinstance(obj, float):
+        return float(obj)
+    return str(obj)
+
+
+def dumps_call(obj: Any) -> bytes:
+    """UTF-8 JSON of a client's call, as ``json.dumps(obj, default=str)`` would write it.
+
+    Values JSON cannot hold become their ``str``. ``NaN``/``Infinity`` stay tokens (which
+    orjson would write as ``null``: any ``null`` in its output sends the call through the
+    standard library, which writes both exactly).
+    """
+    try:
+        text = _orjson_dumps(obj, default=_call_default, option=_CALL_OPTIONS)
+    except TypeError:
+        return _std_dumps_str(obj).encode()
+    if b"null" in text:
+        return _std_dumps_str(obj).encode()
+    return text
+
+
+def loads(text: str | bytes, **_ignored: Any) -> Any:
+    """Parse JSON text as the standard library does (``NaN``/``Infinity``, big integers)."""
+    if (_LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES)(text):
+        return json.loads(text)
+    try:
+        return _orjson_loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
