@@ -39,6 +39,23 @@ def test_columns_hold_the_newest_version_of_every_cap(
     assert idx.payload(10_000) is None
 
 
+@given(records)
+def test_records_added_one_at_a_time_match_the_batched_result(
+    batch: list[tuple[int, int, int]],
+) -> None:
+    one_by_one, batched = CapIndex(payload_size=4), CapIndex(payload_size=4)
+    for cap, acq, v in batch:
+        one_by_one.add_records([cap], [acq], [struct.pack("<I", v)])
+    batched.add_records(
+        [c for c, _, _ in batch],
+        [a for _, a, _ in batch],
+        [struct.pack("<I", v) for *_, v in batch],
+    )
+    assert list(one_by_one.caps) == list(batched.caps)
+    for cap in batched.caps:
+        assert one_by_one.payload(int(cap)) == batched.payload(int(cap))
+
+
 def test_own_writes_replace_at_once_and_the_feed_settles_them() -> None:
     idx = CapIndex(payload_size=1)
     idx.add_records([1, 2], [10, 10], [b"a", b"b"])
