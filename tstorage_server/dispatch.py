@@ -23,7 +23,7 @@ from tstorage_client.events import (
 )
 from tstorage_client.record import INT32_MAX, INT64_MAX, Key
 from tstorage_server.store import Snapshot, Store
-from tstorage_server.store.blocks import KeyTuple
+from tstorage_server.store.blocks import FEW_RECORDS, KeyTuple
 
 ERROR_STATUS = -1
 _MAX_BY_FIELD = {
@@ -33,6 +33,7 @@ _MAX_BY_FIELD = {
     "cap": INT64_MAX,
     "acq": INT64_MAX,
 }
+_MAX_KEY = tuple(_MAX_BY_FIELD.values())
 
 
 class RequestRejected(Exception):
@@ -116,6 +117,12 @@ def storable(block: RecordBlock, with_acq: bool) -> RecordBlock:
     """``block`` without records that have a maximal key component (§4.8: such records
     can never be read back; they are dropped and the request still succeeds)."""
     keys = block.keys
+    if len(keys) <= FEW_RECORDS:
+        # A handful of keys: Python compares them faster than numpy sets up its masks.
+        limits = _MAX_KEY if with_acq else _MAX_KEY[:4]
+        rows = keys.tolist()
+        if not any(v == m for row in rows for v, m in zip(row, limits, strict=False)):
+            return block
     fields = list(_MAX_BY_FIELD) if with_acq else list(_MAX_BY_FIELD)[:4]
     drop = np.zeros(len(keys), dtype=bool)
     for name in fields:

@@ -559,6 +559,17 @@ class BlockStore(Store):
 
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:
     keys = block.keys
+    if len(keys) <= B.FEW_RECORDS:
+        rows = keys.tolist()
+        cols = list(zip(*rows, strict=True))
+        return BlockMeta(
+            block_id,
+            len(rows),
+            np.array([min(c) for c in cols], dtype=np.int64),
+            np.array([max(c) for c in cols], dtype=np.int64),
+            rows[0],
+            rows[-1],
+        )
     mins = np.array([keys[f].min() for f in B.KEY_FIELDS], dtype=np.int64)
     maxs = np.array([keys[f].max() for f in B.KEY_FIELDS], dtype=np.int64)
     return BlockMeta(block_id, len(keys), mins, maxs, B.key_tuple(keys[0]), B.key_tuple(keys[-1]))

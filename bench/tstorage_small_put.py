@@ -1,0 +1,134 @@
+"""Cost of a small PUT on ``tstorage-server``: wall time per request and server CPU.
+
+One ``Channel`` PUTs ``--records`` records (8-byte payloads) per request, ``--puts``
+requests per round, against a fresh server; the server's CPU (user and system, from
+``/proc/PID/stat``) is read before and after each round. With ``--baseline DIR`` a second
+server runs from the packages in ``DIR`` (a copy of ``tstorage_client`` and
+``tstorage_server`` of another revision) and the rounds alternate between the two, so a
+machine whose speed drifts affects both alike. The client is always this tree's.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/tstorage_small_put.py [--baseline DIR] [--rounds 6] [--puts 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tstorage_client.channel import Channel  # noqa: E402
+from tstorage_client.payload_type import StructPayloadType  # noqa: E402
+from tstorage_client.record import Key, Record  # noqa: E402
+
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+LISTENING = re.compile(rb"listening on \S+?:(\d+)")
+
+
+@dataclass
+class Server:
+    """One ``tstorage-server`` process and what was measured against it."""
+
+    label: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    wall_us: list[float] = field(default_factory=list)
+    user_us: list[float] = field(default_factory=list)
+    sys_us: list[float] = field(default_factory=list)
+
+
+def start(label: str, pythonpath: Path, data_dir: str) -> Server:
+    """Start a server whose packages come from ``pythonpath``; wait until it listens."""
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tstorage_server", "--data-dir", data_dir, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tempfile.gettempdir(),
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    m = LISTENING.search(line)
+    if m is None:
+        proc.kill()
+        raise RuntimeError(f"{label}: server did not start: {line!r}")
+    return Server(label, proc, int(m.group(1)))
+
+
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """(utime, stime) of ``pid`` in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def run_round(server: Server, cid: int, puts: int, records: int) -> None:
+    """``puts`` PUTs of ``records`` records each; appends the per-PUT figures."""
+    ptype = StructPayloadType("<q")
+    batches = [
+        [Record(Key(cid, i * records + j, 0, 1000), i) for j in range(records)] for i in range(puts)
+    ]
+    with Channel("127.0.0.1", server.port, ptype) as ch:
+        for batch in batches[:50]:  # warm-up: connection, caches, first blocks
+            if not ch.put(batch).is_ok():
+                raise RuntimeError(f"{server.label}: PUT failed")
+        u0, s0 = cpu_ticks(server.proc.pid)
+        t0 = time.perf_counter()
+        for batch in batches:
+            if not ch.put(batch).is_ok():
+                raise RuntimeError(f"{server.label}: PUT failed")
+        wall = time.perf_counter() - t0
+        u1, s1 = cpu_ticks(server.proc.pid)
+    server.wall_us.append(wall / puts * 1e6)
+    server.user_us.append((u1 - u0) * TICK_S / puts * 1e6)
+    server.sys_us.append((s1 - s0) * TICK_S / puts * 1e6)
+
+
+def main() -> int:
+    """Run the rounds and print one line per server (medians over rounds)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=Path, help="directory with another revision's packages")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per server (default 6)")
+    parser.add_argument("--puts", type=int, default=2000, help="PUT requests per round")
+    parser.add_argument("--records", type=int, default=1, help="records per PUT (default 1)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="tstorage-small-put-") as tmp:
+        servers = []
+        if args.baseline is not None:
+            servers.append(start("baseline", args.baseline.resolve(), f"{tmp}/baseline"))
+        servers.append(start("this tree", ROOT, f"{tmp}/tree"))
+        try:
+            for r in range(args.rounds):
+                for s in servers if r % 2 == 0 else reversed(servers):
+                    run_round(s, 1000 + r, args.puts, args.records)
+        finally:
+            for s in servers:
+                s.proc.terminate()
+                s.proc.wait(10)
+    print(f"{args.records} record(s) per PUT, {args.puts} PUTs x {args.rounds} rounds per server")
+    print(f"{'server':<10} {'wall/PUT us':>22} {'server CPU/PUT us':>22} {'user':>6} {'sys':>6}")
+    for s in servers:
+        cpu = [u + y for u, y in zip(s.user_us, s.sys_us, strict=True)]
+        print(
+            f"{s.label:<10} {statistics.median(s.wall_us):>8.0f} "
+            f"({min(s.wall_us):.0f}-{max(s.wall_us):.0f}) "
+            f"{statistics.median(cpu):>8.0f} ({min(cpu):.0f}-{max(cpu):.0f}) "
+            f"{statistics.median(s.user_us):>6.0f} {statistics.median(s.sys_us):>6.0f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
