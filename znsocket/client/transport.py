@@ -24,7 +24,6 @@ import itertools
 import logging
 import queue
 import random
-import select
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from urllib.parse import urlsplit
 import socketio.exceptions
 import websocket
 
+from znsocket.client.frames import OP_TEXT, FrameError
+from znsocket.client.link import WebSocketLink
 from znsocket.client.packets import (
     Ack,
     Close,
@@ -108,7 +109,7 @@ class SocketIOTransport:
         self.handlers: dict[str, dict[str, Handler]] = {}
         self.eio_sid: str | None = None
         self.max_payload: int | None = None
-        self._ws: websocket.WebSocket | None = None
+        self._ws: WebSocketLink | None = None
         self._proto = SocketIOProtocol()
         self._ids = itertools.count(1)
         self._waiters: dict[int, _Waiter | Callable[..., Any]] = {}
@@ -181,27 +182,27 @@ class SocketIOTransport:
         args = self._conn_args
         assert args is not None
         timeout = args["timeout"]
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
         proto = SocketIOProtocol()
         pending = set(args["namespaces"])
         joined: dict[str, str | None] = {}
+        ws: WebSocketLink | None = None
         try:
             header = [f"{k}: {v}" for k, v in args["headers"].items()]
-            ws.connect(self._ws_url(), timeout=timeout, header=header, suppress_origin=True)
+            ws = WebSocketLink(self._ws_url(), timeout, header)
             deadline = time.monotonic() + timeout
             opened: Open | None = None
             while pending:
                 ws.settimeout(max(deadline - time.monotonic(), 0.01))
-                opcode, data = ws.recv_data()
-                if opcode != websocket.ABNF.OPCODE_TEXT:
+                opcode, data = ws.recv_message()
+                if opcode != OP_TEXT:
                     raise ProtocolError("unexpected message during the handshake")
                 ev = proto.receive_text(data.decode())
                 if isinstance(ev, Open):
                     opened = ev
                     for ns in args["namespaces"]:
-                        ws.send(proto.connect(ns, args["auth"]))
+                        ws.send_text(proto.connect(ns, args["auth"]))
                 elif isinstance(ev, Ping):
-                    ws.send(proto.pong())
+                    ws.send_text(proto.pong())
                 elif isinstance(ev, Connected) and ev.namespace in pending:
                     pending.discard(ev.namespace)
                     joined[ev.namespace] = ev.sid
@@ -211,12 +212,20 @@ class SocketIOTransport:
                 elif isinstance(ev, Close):
                     raise socketio.exceptions.ConnectionError("server closed the connection")
         except socketio.exceptions.ConnectionError:
-            ws.close()
+            if ws is not None:
+                ws.close()
             raise
-        except (OSError, websocket.WebSocketException, ProtocolError, ValueError) as err:
-            ws.close()
+        except (
+            OSError,
+            websocket.WebSocketException,
+            FrameError,
+            ProtocolError,
+            ValueError,
+        ) as err:
+            if ws is not None:
+                ws.close()
             raise socketio.exceptions.ConnectionError(f"Connection error: {err}") from err
-        assert opened is not None
+        assert opened is not None and ws is not None
         # A silent server is detected by the missing heartbeat, as Engine.IO specifies.
         self._heartbeat = opened.ping_interval + opened.ping_timeout + 5
         ws.settimeout(self._heartbeat)
@@ -247,9 +256,9 @@ class SocketIOTransport:
             try:
                 with self._send_lock:
                     for ns in self.namespaces:
-                        ws.send(self._proto.disconnect(ns))
-                    ws.send(self._proto.close())
-            except (OSError, websocket.WebSocketException):
+                        ws.send_text(self._proto.disconnect(ns))
+                    ws.send_text(self._proto.close())
+            except OSError:
                 pass
         self._drop(ws, reason="client disconnected")
         with self._state:
@@ -283,7 +292,7 @@ class SocketIOTransport:
         return self.namespaces.get(namespace or "/")
 
     # --------------------------------------------------------------- sending
-    def _ensure_connected(self, namespace: str) -> websocket.WebSocket:
+    def _ensure_connected(self, namespace: str) -> WebSocketLink:
         ws = self._ws
         if self.connected and ws is not None and namespace in self.namespaces:
             return ws
@@ -301,15 +310,15 @@ class SocketIOTransport:
                 return ws
         raise socketio.exceptions.BadNamespaceError(f"{namespace} is not a connected namespace.")
 
-    def _send(self, ws: websocket.WebSocket, messages: list[str | bytes]) -> None:
+    def _send(self, ws: WebSocketLink, messages: list[str | bytes]) -> None:
         try:
             with self._send_lock:  # a binary packet and its attachments stay together
                 for m in messages:
                     if isinstance(m, str):
-                        ws.send(m)
+                        ws.send_text(m)
                     else:
                         ws.send_binary(m)
-        except (OSError, websocket.WebSocketException) as err:
+        except OSError as err:
             self._drop(ws, reason=f"send failed: {err}")
             raise ConnectionLostError(f"connection lost while sending: {err}") from err
 
@@ -390,7 +399,7 @@ class SocketIOTransport:
             return tuple(value)
         return value[0] if value else None
 
-    def _await(self, ws: websocket.WebSocket, waiter: _Waiter, deadline: float) -> bool:
+    def _await(self, ws: WebSocketLink, waiter: _Waiter, deadline: float) -> bool:
         """Wait until ``waiter`` is answered, reading the socket ourselves when free."""
         done = waiter.lock
         while not done.acquire(False):
@@ -430,18 +439,7 @@ class SocketIOTransport:
             waiter.error = ConnectionLostError("connection lost before the answer arrived")
         return True
 
-    @staticmethod
-    def _readable(ws: websocket.WebSocket, timeout: float) -> bool:
-        sock = ws.sock
-        if sock is None:
-            return True  # closed: recv raises, which reports the drop
-        # websocket-client never reads past the frame it parses, so a select on the
-        # socket is exact; only TLS may hold decrypted bytes of its own.
-        if ws.frame_buffer.recv_buffer or (hasattr(sock, "pending") and sock.pending()):
-            return True
-        return bool(select.select([sock], [], [], timeout)[0])
-
-    def _read_once(self, ws: websocket.WebSocket, timeout: float | None) -> None:
+    def _read_once(self, ws: WebSocketLink, timeout: float | None) -> None:
         """Read and dispatch at most one message within ``timeout``; a failure drops ``ws``.
 
         ``timeout=None`` blocks in the read itself (bounded by the heartbeat window).
@@ -452,24 +450,25 @@ class SocketIOTransport:
             self._drop(ws, "connection replaced")
             return
         try:
-            if timeout is not None and not self._readable(ws, timeout):
+            if timeout is not None and not ws.readable(timeout):
                 if time.monotonic() - self._last_recv > self._heartbeat:
                     self._drop(ws, "no heartbeat from the server")
                 return
-            opcode, data = ws.recv_data()
+            opcode, data = ws.recv_message()
             self._last_recv = time.monotonic()
             proto = self._proto
-            if opcode == websocket.ABNF.OPCODE_TEXT:
+            if opcode == OP_TEXT:
                 ev = proto.receive_text(data.decode())
-            elif opcode == websocket.ABNF.OPCODE_BINARY:
+            else:
                 ev = proto.receive_binary(data)
-            else:  # close frame
-                self._drop(ws, "connection closed by the server")
-                return
-        except websocket.WebSocketTimeoutException:
+        except TimeoutError:
             self._drop(ws, "no heartbeat from the server")
             return
-        except (OSError, ValueError, websocket.WebSocketException) as err:
+        except FrameError as err:
+            log.error("closing connection: websocket protocol error from the server: %s", err)
+            self._drop(ws, f"websocket protocol error from the server: {err}")
+            return
+        except (OSError, ValueError) as err:
             self._drop(ws, f"connection lost: {err}")
             return
         except ProtocolError as err:
@@ -490,8 +489,8 @@ class SocketIOTransport:
         elif kind is Ping:
             try:
                 with self._send_lock:
-                    ws.send(proto.pong())
-            except (OSError, websocket.WebSocketException) as err:
+                    ws.send_text(proto.pong())
+            except OSError as err:
                 self._drop(ws, f"connection lost: {err}")
         elif kind is Event:
             assert isinstance(ev, Event)
@@ -529,7 +528,7 @@ class SocketIOTransport:
             finally:
                 self._read_lock.release()
 
-    def _drop(self, ws: websocket.WebSocket | None, reason: str) -> None:
+    def _drop(self, ws: WebSocketLink | None, reason: str) -> None:
         """Mark the connection dead and fail every pending call."""
         if ws is not None and ws is not self._ws:
             return  # an older connection; a newer one is already in place

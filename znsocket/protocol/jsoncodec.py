@@ -82,7 +82,7 @@ def dumps_call(obj: Any) -> bytes:
 
 def loads(text: str | bytes, **_ignored: Any) -> Any:
     """Parse JSON text as the standard library does (``NaN``/``Infinity``, big integers)."""
-    if (_LONG_DIGITS_STR if isinstance(text, str) else _LONG_DIGITS_BYTES)(text):
+    if _LONG_DIGITS_STR(text) if isinstance(text, str) else _LONG_DIGITS_BYTES(text):
         return json.loads(text)
     try:
         return _orjson_loads(text)

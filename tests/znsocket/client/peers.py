@@ -20,6 +20,8 @@ class MisbehavingPeer:
         ping_interval_ms: Advertised Engine.IO ping interval.
         ping_timeout_ms: Advertised Engine.IO ping timeout.
         send_ping: Send one Engine.IO ping right after the namespace is joined.
+        raw_reply: Bytes sent back as they are (e.g. a broken websocket frame) instead of
+            ``reply``.
     """
 
     def __init__(
@@ -28,8 +30,10 @@ class MisbehavingPeer:
         ping_interval_ms: int = 25000,
         ping_timeout_ms: int = 20000,
         send_ping: bool = False,
+        raw_reply: bytes | None = None,
     ) -> None:
         self.reply = reply
+        self.raw_reply = raw_reply
         self.ping_interval_ms = ping_interval_ms
         self.ping_timeout_ms = ping_timeout_ms
         self.send_ping = send_ping
@@ -99,5 +103,7 @@ class MisbehavingPeer:
                 conn.sendall(self._frame('40/znsocket,{"sid":"y"}'))
                 if self.send_ping:
                     conn.sendall(self._frame("2"))
+            elif msg.startswith(b"42") and self.raw_reply is not None:
+                conn.sendall(self.raw_reply)
             elif msg.startswith(b"42") and self.reply is not None:
                 conn.sendall(self._frame(self.reply))

@@ -86,3 +86,32 @@ def test_malformed_answer_drops_the_connection_with_a_clear_error(
         sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
     assert time.monotonic() - t0 < 5
     assert not sio.connected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\x81\x85abcd" + b"12345", "masked"),  # servers must not mask
+        (b"\xc1\x01x", "reserved bits"),
+        (b"\x83\x01x", "unknown opcode"),
+        (b"\x89\x7e\x00\x80" + b"p" * 128, "control frames"),
+    ],
+)
+def test_broken_websocket_frames_drop_the_connection_with_a_clear_error(
+    raw: bytes, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = MisbehavingPeer(raw_reply=raw)
+    sio = znsocket.client.SocketIOTransport(reconnection=False)
+    sio.connect(f"http://127.0.0.1:{peer.port}", namespaces=["/znsocket"])
+    with caplog.at_level(logging.ERROR), pytest.raises(ConnectionLostError, match=reason):
+        sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
+    assert "websocket protocol error" in caplog.text
+    assert not sio.connected
+
+
+def test_a_close_frame_mid_call_is_a_clear_error() -> None:
+    peer = MisbehavingPeer(raw_reply=b"\x88\x02\x03\xe8")
+    sio = znsocket.client.SocketIOTransport(reconnection=False)
+    sio.connect(f"http://127.0.0.1:{peer.port}", namespaces=["/znsocket"])
+    with pytest.raises(ConnectionLostError, match="close frame"):
+        sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
