@@ -147,22 +147,31 @@ def test_mass_resume_is_one_tstorage_read(
     put_direct(tstorage, [((cid, 7, 3, T0), struct.pack("<d", 1.0))])
     _, _, _, since = reads.info(t)
     put_direct(tstorage, [((cid, 7, 3, T0 + i + 1), struct.pack("<d", i)) for i in range(500)])
-    reads.info(t)  # the index moves past `since`: its own catch-ups no longer start there
+    # the index moves past `since` (caught up now, not within max_staleness): its own
+    # catch-ups no longer start there
+    storage.series.series_index(t, fresh=True)
     gets: list[Any] = []
     real_stream = storage.link.stream
 
     def counting(lo: Any, hi: Any, *args: Any, **kwargs: Any) -> int:
         if lo[4] == since:  # a resume's read starts at the client's watermark
             gets.append(lo)
-            time.sleep(0.05)  # keep the read in flight while the others arrive
+            # keep the read in flight until every client has asked (a loaded machine may
+            # start the last threads late), then a little longer for them to join it
+            deadline = time.monotonic() + 10
+            while len(asked) < 100 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)
         return real_stream(lo, hi, *args, **kwargs)
 
     storage.link.stream = counting  # type: ignore[method-assign]
     answers: list[tuple[int, int]] = []
+    asked: list[int] = []
     barrier = threading.Barrier(100)
 
     def client() -> None:
         barrier.wait(5)
+        asked.append(1)
         upto, (changes,) = reads.resume([t], [since])
         answers.append((upto, len(changes.caps)))
 

@@ -14,6 +14,9 @@ which is what limits many client processes sharing few cores. While no call is i
 flight, a *background* thread reads instead, so heartbeats and server events are
 served, and it reconnects after a drop. Server events (``refresh``, ``adapter:get``)
 run on a separate *dispatcher* thread, because their handlers may themselves make calls.
+
+The websocket itself is a :class:`~znsocket.client.link.WebSocketLink`: opened by
+websocket-client, then framed by our own codec (:mod:`znsocket.client.frames`).
 """
 
 from __future__ import annotations
