@@ -46,6 +46,7 @@ class Server:
     wall_us: list[float] = field(default_factory=list)
     user_us: list[float] = field(default_factory=list)
     sys_us: list[float] = field(default_factory=list)
+    loop_us: list[float] = field(default_factory=list)
 
 
 def start(label: str, pythonpath: Path, data_dir: str) -> Server:
@@ -67,16 +68,19 @@ def start(label: str, pythonpath: Path, data_dir: str) -> Server:
     return Server(label, proc, int(m.group(1)))
 
 
-def cpu_ticks(pid: int) -> tuple[int, int]:
-    """(utime, stime) of ``pid`` in clock ticks."""
+def cpu_ticks(pid: int) -> tuple[int, int, int]:
+    """(utime, stime, CPU of the main thread) of process ``pid`` in clock ticks; the
+    main thread runs the server's event loop, the others are its store workers."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
+    with open(f"/proc/{pid}/task/{pid}/stat") as f:
+        loop = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12]), int(loop[11]) + int(loop[12])
 
 
 def run_round(server: Server, cid: int, puts: int, records: int) -> None:
     """``puts`` PUTs of ``records`` records each; appends the per-PUT figures."""
-    ptype = StructPayloadType("<q")
+    ptype: StructPayloadType[int] = StructPayloadType("<q")
     batches = [
         [Record(Key(cid, i * records + j, 0, 1000), i) for j in range(records)] for i in range(puts)
     ]
@@ -84,16 +88,38 @@ def run_round(server: Server, cid: int, puts: int, records: int) -> None:
         for batch in batches[:50]:  # warm-up: connection, caches, first blocks
             if not ch.put(batch).is_ok():
                 raise RuntimeError(f"{server.label}: PUT failed")
-        u0, s0 = cpu_ticks(server.proc.pid)
+        u0, s0, l0 = cpu_ticks(server.proc.pid)
         t0 = time.perf_counter()
         for batch in batches:
             if not ch.put(batch).is_ok():
                 raise RuntimeError(f"{server.label}: PUT failed")
         wall = time.perf_counter() - t0
-        u1, s1 = cpu_ticks(server.proc.pid)
+        u1, s1, l1 = cpu_ticks(server.proc.pid)
     server.wall_us.append(wall / puts * 1e6)
     server.user_us.append((u1 - u0) * TICK_S / puts * 1e6)
     server.sys_us.append((s1 - s0) * TICK_S / puts * 1e6)
+    server.loop_us.append((l1 - l0) * TICK_S / puts * 1e6)
+
+
+def commit_floor_us(directory: str, commits: int = 1000) -> tuple[float, float]:
+    """CPU (user, system) in microseconds of one durable LMDB commit shaped like a
+    one-record PUT's (keys, payload, index row, clock floor), with the store's settings:
+    the part of a small PUT's server CPU that no protocol or server code can remove."""
+    import lmdb
+
+    env = lmdb.open(directory, map_size=1 << 30, max_dbs=4, sync=True, metasync=True)
+    blocks, index, state = (env.open_db(name) for name in (b"blocks", b"index", b"state"))
+    r0 = os.times()
+    for i in range(commits):
+        with env.begin(write=True) as txn:
+            key = i.to_bytes(8, "big")
+            txn.put(key + b"k", bytes(32), db=blocks)
+            txn.put(key + b"p", bytes(8), db=blocks)
+            txn.put(key, bytes(208), db=index)
+            txn.put(b"acq_floor", key, db=state)
+    r1 = os.times()
+    env.close()
+    return (r1.user - r0.user) / commits * 1e6, (r1.system - r0.system) / commits * 1e6
 
 
 def main() -> int:
@@ -109,24 +135,38 @@ def main() -> int:
         if args.baseline is not None:
             servers.append(start("baseline", args.baseline.resolve(), f"{tmp}/baseline"))
         servers.append(start("this tree", ROOT, f"{tmp}/tree"))
+        floor: list[tuple[float, float]] = []
         try:
             for r in range(args.rounds):
                 for s in servers if r % 2 == 0 else reversed(servers):
                     run_round(s, 1000 + r, args.puts, args.records)
+                floor.append(commit_floor_us(f"{tmp}/commit-{r}"))
         finally:
             for s in servers:
                 s.proc.terminate()
                 s.proc.wait(10)
     print(f"{args.records} record(s) per PUT, {args.puts} PUTs x {args.rounds} rounds per server")
-    print(f"{'server':<10} {'wall/PUT us':>22} {'server CPU/PUT us':>22} {'user':>6} {'sys':>6}")
+    print("medians over the rounds (lowest-highest); microseconds per PUT")
+    print(
+        f"{'server':<10} {'wall':>16} {'server CPU':>16} {'user':>5} {'sys':>5} "
+        f"{'loop thread':>11} {'workers':>7}"
+    )
     for s in servers:
         cpu = [u + y for u, y in zip(s.user_us, s.sys_us, strict=True)]
+        workers = [c - lp for c, lp in zip(cpu, s.loop_us, strict=True)]
         print(
-            f"{s.label:<10} {statistics.median(s.wall_us):>8.0f} "
+            f"{s.label:<10} {statistics.median(s.wall_us):>5.0f} "
             f"({min(s.wall_us):.0f}-{max(s.wall_us):.0f}) "
-            f"{statistics.median(cpu):>8.0f} ({min(cpu):.0f}-{max(cpu):.0f}) "
-            f"{statistics.median(s.user_us):>6.0f} {statistics.median(s.sys_us):>6.0f}"
+            f"{statistics.median(cpu):>5.0f} ({min(cpu):.0f}-{max(cpu):.0f}) "
+            f"{statistics.median(s.user_us):>5.0f} {statistics.median(s.sys_us):>5.0f} "
+            f"{statistics.median(s.loop_us):>11.0f} {statistics.median(workers):>7.0f}"
         )
+    user = statistics.median(u for u, _ in floor)
+    system = statistics.median(y for _, y in floor)
+    print(
+        f"bare LMDB commit of the same shape, in this process: {user + system:.0f} us CPU "
+        f"(user {user:.0f}, sys {system:.0f}; median of {len(floor)})"
+    )
     return 0
 
 

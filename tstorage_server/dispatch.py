@@ -119,9 +119,10 @@ def storable(block: RecordBlock, with_acq: bool) -> RecordBlock:
     keys = block.keys
     if len(keys) <= FEW_RECORDS:
         # A handful of keys: Python compares them faster than numpy sets up its masks.
+        # Each limit is its column type's maximum: a column reaches it iff its max does.
         limits = _MAX_KEY if with_acq else _MAX_KEY[:4]
-        rows = keys.tolist()
-        if not any(v == m for row in rows for v, m in zip(row, limits, strict=False)):
+        columns = zip(*keys.tolist(), strict=True)
+        if all(max(c) != m for c, m in zip(columns, limits, strict=False)):
             return block
     fields = list(_MAX_BY_FIELD) if with_acq else list(_MAX_BY_FIELD)[:4]
     drop = np.zeros(len(keys), dtype=bool)

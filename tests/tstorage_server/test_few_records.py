@@ -122,3 +122,19 @@ def test_index_row_packed_by_struct_is_the_numpy_row(tmp_path: Path) -> None:
         assert (restored.first, restored.last) == (meta.first, meta.last)
     finally:
         reopened.close()
+
+
+tie_keys_st = st.lists(
+    st.tuples(*[st.integers(0, 2)] * 5), min_size=0, max_size=B.FEW_RECORDS + 3
+).map(lambda rows: np.array(rows, dtype=KEY_DTYPE) if rows else np.empty(0, dtype=KEY_DTYPE))
+
+
+@given(keys=tie_keys_st, with_acq=st.booleans())
+@settings(max_examples=300)
+def test_is_sorted_of_few_keys_matches_the_vectorised_one(keys: np.ndarray, with_acq: bool) -> None:
+    fast = B.is_sorted(keys, with_acq=with_acq)
+    with pytest.MonkeyPatch.context() as mp:
+        vectorised(mp)
+        general = B.is_sorted(keys, with_acq=with_acq)
+    rows = [row if with_acq else row[:4] for row in keys.tolist()]
+    assert fast == general == (rows == sorted(rows))

@@ -12,6 +12,8 @@ what only the store needs: key order, query boxes and piece cutting.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from tstorage_client.block import RecordBlock
@@ -51,6 +53,11 @@ def is_sorted(keys: np.ndarray, *, with_acq: bool = True) -> bool:
     (without acq: ordered by the first four components only)."""
     if len(keys) < 2:
         return True
+    if len(keys) <= FEW_RECORDS:
+        rows = keys.tolist()
+        if not with_acq:
+            rows = [row[:4] for row in rows]
+        return all(a <= b for a, b in itertools.pairwise(rows))
     bad = np.zeros(len(keys) - 1, dtype=bool)
     undecided = np.ones(len(keys) - 1, dtype=bool)
     for name in KEY_FIELDS if with_acq else KEY_FIELDS[:4]:
