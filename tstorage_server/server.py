@@ -52,6 +52,8 @@ DEFAULT_WRITE_STALL_TIMEOUT_S = 300.0
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
 # Encoded GET bytes handed to the transport per round trip to a worker thread.
 GET_WRITE_BYTES = 4 << 20
+#: longest wait, on stop, for the connection handlers to finish after they were cancelled
+STOP_TIMEOUT_S = 5.0
 
 
 class TStorageServer:
@@ -92,6 +94,8 @@ class TStorageServer:
         self._pool: WorkerPool | None = None
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         """Bind and start accepting connections; :attr:`port` is then the bound port."""
@@ -119,13 +123,21 @@ class TStorageServer:
         )
 
     async def stop(self) -> None:
-        """Stop accepting, end every connection, stop the worker threads."""
+        """Stop accepting, end every connection, stop the worker threads.
+
+        Connections are reset, not drained: a peer that stops reading (or one accepted
+        just before the stop, whose handler had not started yet) must not keep the
+        server from exiting. A request in flight gets no answer, as with any server stop.
+        """
+        self._stopping = True
         if self._server is not None:
             self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -137,7 +149,11 @@ class TStorageServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self._stopping:
+            writer.transport.abort()
+            return
         self._tasks.add(task)
+        self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -153,6 +169,7 @@ class TStorageServer:
             log.exception("%s: unexpected failure", peer)
         finally:
             self._tasks.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -14,7 +14,7 @@ import pytest
 from tests._servers import VENV_BIN, spawn
 
 from .conftest import server_argv
-from .wire import KEY_MAX, KEY_MIN, Raw
+from .wire import GET, KEY_MAX, KEY_MIN, Raw, key_range
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +27,20 @@ def test_stops_cleanly_on_signal(data_dir: Path, sig: signal.Signals) -> None:
     proc.proc.send_signal(sig)
     assert proc.proc.wait(15) == 0
     assert "listening on 127.0.0.1:" in proc.text()
+
+
+def test_stops_while_a_client_has_stopped_reading_a_large_get(data_dir: Path) -> None:
+    # The GET answer (40 MB) is far larger than the socket buffers: the server's write
+    # waits for a reader that never comes, and a stop must not wait for it.
+    proc = spawn(server_argv(data_dir))
+    with Raw(proc.port) as c:
+        for start in range(0, 400_000, 100_000):
+            rows = [((1, 1, 1, cap, cap + 1), b"x" * 60) for cap in range(start, start + 100_000)]
+            assert c.put(rows, with_acq=True)[0] == 0
+        c.send(key_range(GET, KEY_MIN, KEY_MAX))
+        time.sleep(1.0)
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(15) == 0
 
 
 def test_second_server_on_the_same_data_dir_is_refused(data_dir: Path) -> None:
