@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from tstorage_client.errors import RemoteProtocolError
 from tstorage_client.protocol import NEED_DATA, ServerConnection, walk_put_run
 from tstorage_client.record import Key
 
-from .test_protocol_small_batches import GUARD, batches_of, expected, pieces, stream_header
+from .test_protocol_small_batches import GUARD, batches_of, expected, feed, stream_header
 
 Rec = tuple[Key, bytes]
 
@@ -40,14 +39,8 @@ records_st = st.lists(
 def blocks_of(data: bytes, how: str) -> list[RecordBlock]:
     """The blocks of every PutBatch of one PUT/PUTA request fed in pieces ``how``."""
     conn = ServerConnection()
-    blocks: list[RecordBlock] = []
-    events: list[Any] = []
-    for piece in pieces(data, how):
-        conn.receive_data(piece)
-        while (event := conn.next_event()) is not NEED_DATA:
-            events.append(event)
-            if isinstance(event, ev.PutBatch):
-                blocks.append(event.block)
+    _, events = feed(conn, data, how)
+    blocks = [e.block for e in events if isinstance(e, ev.PutBatch)]
     assert isinstance(events[0], ev.PutRequest) and isinstance(events[-1], ev.PutEnd)
     assert conn.state == "idle" and conn.buffered == 0
     return blocks
