@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import struct
 
-import numpy as np
+from znsocket.protocol.masking import xor_mask
 
 __all__ = [
     "OP_BINARY",
@@ -38,33 +38,10 @@ _LEN16 = struct.Struct("!H")
 _LEN64 = struct.Struct("!Q")
 # Compacting the buffer costs a copy of what is left; do it once this much was consumed.
 _COMPACT_BYTES = 1 << 16
-_NUMPY_XOR_BYTES = 1 << 14
 
 
 class FrameError(Exception):
     """The server sent something that is not a valid RFC 6455 frame sequence."""
-
-
-def _xor(data: bytes, mask: bytes) -> bytes:
-    size = len(data)
-    if not size:
-        return b""
-    if size >= _NUMPY_XOR_BYTES:
-        # 8 MB: 8 ms as 32-bit words against one mask word, 55 ms through a Python int
-        words = size // 4
-        out = np.empty(size, dtype=np.uint8)
-        key = np.frombuffer(mask, dtype=np.uint32)[0]
-        np.bitwise_xor(
-            np.frombuffer(data, dtype=np.uint32, count=words),
-            key,
-            out=out[: words * 4].view(np.uint32),
-        )
-        for i in range(words * 4, size):
-            out[i] = data[i] ^ mask[i % 4]
-        return out.tobytes()
-    stream = mask * (size // 4 + 1)
-    value = int.from_bytes(data, "little") ^ int.from_bytes(stream[:size], "little")
-    return value.to_bytes(size, "little")
 
 
 def encode_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
@@ -84,7 +61,7 @@ def encode_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> byte
         head = bytes((0x80 | opcode, 0xFE)) + _LEN16.pack(size)
     else:
         head = bytes((0x80 | opcode, 0xFF)) + _LEN64.pack(size)
-    return head + mask + _xor(payload, mask)
+    return head + mask + xor_mask(payload, mask)
 
 
 class FrameReader:

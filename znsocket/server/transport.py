@@ -42,6 +42,8 @@ with warnings.catch_warnings():
     from eventlet import sleep as _green_sleep
     from eventlet import websocket as eventlet_websocket
 
+from znsocket.protocol.masking import xor_mask
+
 __all__ = [
     "READ_SIZE_BYTES",
     "TURN_S",
@@ -60,20 +62,15 @@ TURN_S = 0.005
 def unmask(data: bytes, mask: Any, length: int | None = None, offset: int = 0) -> bytes:
     """XOR ``data`` with the 4-byte WebSocket ``mask`` starting at mask position ``offset``.
 
+    eventlet's ``_apply_mask`` signature over :func:`znsocket.protocol.masking.xor_mask`.
+
     Args:
         data: Masked payload bytes.
         mask: The four mask bytes (a tuple of ints or bytes).
         length: Ignored (the length of ``data`` is used); kept for eventlet's signature.
         offset: Position of ``data[0]`` within the frame payload.
     """
-    size = len(data)
-    if not size:
-        return b""
-    shift = offset % 4
-    key = bytes(mask[(shift + i) % 4] for i in range(4))
-    stream = key * (size // 4 + 1)
-    value = int.from_bytes(data, "little") ^ int.from_bytes(stream[:size], "little")
-    return value.to_bytes(size, "little")
+    return xor_mask(data, mask, offset)
 
 
 class BufferedSocket:

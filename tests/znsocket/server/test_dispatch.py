@@ -124,9 +124,10 @@ def test_has_binary() -> None:
     assert not has_binary({"data": ("a", 1.0)})
 
 
+@pytest.mark.parametrize("size", [768, 70_003])  # the Python-integer and the numpy path
 @pytest.mark.parametrize("offset", [0, 1, 2, 3, 5])
-def test_unmask_matches_the_definition(offset: int) -> None:
-    data = bytes(range(256)) * 3
+def test_unmask_matches_the_definition(offset: int, size: int) -> None:
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
     mask = (0x12, 0x34, 0x56, 0x78)
     expected = bytes(b ^ mask[(offset + i) % 4] for i, b in enumerate(data))
     assert unmask(data, mask, offset=offset) == expected
