@@ -28,20 +28,28 @@ class TransferError(ValueError):
         reason: what is wrong, for a person.
         path: the file, if the error is about one.
         line: the 1-based line of the file, if the error is about one row.
-        stored: rows or keys stored before the error (by earlier batches, or for JSON
-            Lines also keys of the failing batch written before a PUT failed).
+        stored: rows or keys stored before the error, by the batches before the failing one.
         unit: what ``stored`` counts (``row(s)`` or ``key(s)``).
-        partial: part of the failing batch may be stored (a PUT failed half-way); when
-            false, nothing of it was written.
+        partial: the failing batch may be stored, wholly or in part (a PUT whose answer
+            never came); when false, nothing of it was written.
     """
 
-    def __init__(self, reason: str, path: Path | str | None = None, line: int | None = None):
+    def __init__(
+        self,
+        reason: str,
+        path: Path | str | None = None,
+        line: int | None = None,
+        *,
+        stored: int = 0,
+        unit: str = "row(s)",
+        partial: bool = False,
+    ):
         self.reason = reason
         self.path = None if path is None else str(path)
         self.line = line
-        self.stored = 0
-        self.unit = "row(s)"
-        self.partial = False
+        self.stored = stored
+        self.unit = unit
+        self.partial = partial
         super().__init__(str(self))
 
     def __str__(self) -> str:

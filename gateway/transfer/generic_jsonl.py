@@ -285,6 +285,7 @@ def import_jsonl(
     first_line: dict[str, int] = {}
     written = unchanged = expired = filtered = 0
     batch_line = 1
+    putting = False
     with progress_bar(f"import {path.name}", "lines", total, progress) as bar:
         try:
             for batch in batches(_lines(path), BATCH_ROWS):
@@ -340,22 +341,29 @@ def import_jsonl(
                             )
                     todo.append(entry)
                 # one durable PUT per batch: all of its keys are stored, or none
-                try:
-                    generic.restore_many([entry.state() for entry in todo])
-                except TStorageUnavailable as exc:
-                    raise TransferError(
-                        f"{exc}; the keys from line {batch_line} on were not restored",
-                        path,
-                        batch_line,
-                    ) from None
+                putting = True
+                generic.restore_many([entry.state() for entry in todo])
+                putting = False
                 written += len(todo)
                 bar.update(len(batch))
-        except TStorageUnavailable as exc:  # while checking a batch against the store
-            failed = TransferError(
-                f"{exc}; the keys from line {batch_line} on were not restored", path, batch_line
+        except TStorageUnavailable as exc:
+            # While checking a batch nothing of it was written. A PUT that got no answer
+            # may have been stored whole; importing again is safe either way (keys stored
+            # already count as unchanged).
+            outcome = (
+                "may or may not be stored (import the file again: keys already stored are "
+                "skipped as unchanged)"
+                if putting
+                else "were not restored"
             )
-            failed.stored, failed.unit = written, "key(s)"
-            raise failed from None
+            raise TransferError(
+                f"{exc}; the keys from line {batch_line} on {outcome}",
+                path,
+                batch_line,
+                stored=written,
+                unit="key(s)",
+                partial=putting,
+            ) from None
         except TransferError as exc:
             exc.stored, exc.unit = written, "key(s)"
             raise

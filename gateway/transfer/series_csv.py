@@ -243,13 +243,12 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
                     try:
                         stored += plan.store()
                     except TStorageUnavailable as exc:
-                        failed = TransferError(
+                        raise TransferError(
                             f"{exc}; rows from line {batch[0][0]} on may be partly stored "
                             "(one PUT per series)",
                             path,
-                        )
-                        failed.partial = True
-                        raise failed from None
+                            partial=True,
+                        ) from None
                     bar.update(len(batch))
         except UnicodeDecodeError as exc:
             raise TransferError(

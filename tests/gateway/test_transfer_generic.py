@@ -320,15 +320,19 @@ def test_tstorage_dying_mid_import_is_reported_with_what_was_stored(
     finally:
         ts.stop()
     assert proc.returncode == 1, err
-    assert "were not restored" in err and "Traceback" not in err
+    assert "Traceback" not in err
+    # killed while checking a batch: nothing of it written; killed during its PUT: the
+    # batch may be stored whole (the crash swallowed the acknowledgement)
+    unsure = "may or may not be stored (import the file again" in err
+    assert unsure or "were not restored" in err, err
     m = re.search(r"import stopped after storing (\d+) key\(s\)", err)
     assert m is not None, err
     told = int(m.group(1))
     assert 0 < told < keys and told % 10_000 == 0  # whole batches: all of one, or none
-    # Restarted on the same data: exactly the keys reported as stored are there (or one
-    # more batch, when the crash swallowed the acknowledgement of its PUT).
+    # Restarted on the same data: exactly the keys reported as stored are there (or, when
+    # the message said so, one more batch).
     with spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"]) as again:
         text = config.read_text().replace(f"port = {ts.port}", f"port = {again.port}")
         restored = make_storage(text)
         present = sum(1 for name in restored.generic.mem.content if name.startswith("k:"))
-    assert present in (told, told + 10_000)
+    assert present in ((told, told + 10_000) if unsure else (told,))
