@@ -83,7 +83,8 @@ def _open_storage(config: str) -> tuple[Any, Any]:
 
     cfg = load_config(config)
     t = cfg.tstorage
-    embedded = EmbeddedTStorage(t.embedded).start() if t.embedded is not None else None
+    # a gateway serving this data directory will not let go of it: say so at once
+    embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0) if t.embedded else None
     host, port = (embedded.host, embedded.port) if embedded else (t.host, t.port)
     assert host is not None and port is not None
     link = TStorageLink(LinkSettings.for_config(t, host, port))

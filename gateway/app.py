@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 from gateway.auth import policy_hooks
 from gateway.config import EmbeddedConfig, GatewayConfig
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
-from tstorage_server.__main__ import EXIT_DATA_DIR_IN_USE
-from tstorage_server.store import DataDirInUse
 
 if TYPE_CHECKING:
     from gateway.timeseries.reads import TimeSeriesReads
@@ -42,12 +40,16 @@ class EmbeddedTStorage:
     port: int = 0
     _stop: list[Callable[[], None]] = field(default_factory=list)
 
-    def start(self) -> EmbeddedTStorage:
+    def start(self, busy_wait_s: float = _BUSY_RETRY_S) -> EmbeddedTStorage:
         """Start the server; returns once it accepts connections.
 
+        Args:
+            busy_wait_s: in process mode, how long to wait for the data directory when
+                another server holds it (the server of a gateway that was just killed lets
+                go within about 0.1 s); 0 refuses at once.
+
         Raises:
-            DataDirInUse: another server holds the data directory (in process mode, after
-                waiting up to a few seconds for a previous gateway's server to let go).
+            DataDirInUse: another server holds the data directory.
         """
         c = self.config
         c.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,11 +60,12 @@ class EmbeddedTStorage:
             self.host, self.port = server.host, server.port
             self._stop.append(server.stop)
             return self
+        # imported here: a gateway on a remote TStorage never loads the server
+        from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
+
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
                 "--host", c.host, "--port", str(c.port), "--exit-with-parent"]  # fmt: skip
-        # The server of a gateway that was just killed lets go of the data directory
-        # within about 0.1 s (--exit-with-parent): retry while it says the directory is busy.
-        deadline = time.monotonic() + _BUSY_RETRY_S
+        deadline = time.monotonic() + busy_wait_s
         while True:
             proc = subprocess.Popen(
                 argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -18,13 +18,12 @@ import sys
 from collections.abc import Sequence
 
 from tstorage_server.server import DEFAULT_MAX_REQUEST_BYTES, TStorageServer
-from tstorage_server.store import DataDirInUse, LmdbStore
+from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse, LmdbStore
 
 log = logging.getLogger("tstorage_server")
 
 #: Exit status when another server holds the data directory (an embedding process may
 #: wait and try again; every other start failure is 1, a usage error 2).
-EXIT_DATA_DIR_IN_USE = 3
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -52,6 +52,10 @@ class DataDirInUse(RuntimeError):
     """Another server already uses this data directory."""
 
 
+#: exit status of ``tstorage-server`` when its data directory is in use (an embedder may retry)
+EXIT_DATA_DIR_IN_USE = 3
+
+
 def _bkey(block_id: int, kind: bytes) -> bytes:
     return block_id.to_bytes(8, "big") + kind
 
