@@ -251,7 +251,10 @@ def raw_streams(host: str, port: int, runs: int) -> list[dict[str, float]]:
             count[0] += len(arr)
 
         t0, c0 = time.perf_counter(), time.process_time()
-        link.stream_columns(lo, hi, 8, sink, 4 * 1024 * 1024)
+        try:
+            link.stream_columns(lo, hi, 8, sink, 4 * 1024 * 1024)
+        finally:
+            link.close()
         out.append(
             {
                 "records": count[0],

@@ -52,6 +52,10 @@ def test_records_added_one_at_a_time_match_the_batched_result(
         [struct.pack("<I", v) for *_, v in batch],
     )
     assert list(one_by_one.caps) == list(batched.caps)
+    n = len(batched)
+    one_acqs, batched_acqs = one_by_one.acqs(0, n), batched.acqs(0, n)
+    assert one_acqs is not None and batched_acqs is not None
+    assert one_acqs.tolist() == batched_acqs.tolist()
     for cap in batched.caps:
         assert one_by_one.payload(int(cap)) == batched.payload(int(cap))
 
