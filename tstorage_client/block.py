@@ -20,6 +20,12 @@ import numpy as np
 
 from .record import Key
 
+#: Blocks of at most this many records take per-record Python paths (decoding a PUT,
+#: checks in the server's store): a numpy call costs microseconds whatever its size, which
+#: dominates a block of a handful of records, as an application appending one value at a
+#: time sends. The results are those of the vectorised paths.
+FEW_RECORDS = 16
+
 __all__ = ["KEY_DTYPE", "RecordBlock", "copy_ranges", "gather_items", "scatter_items"]
 
 #: One key exactly as on the wire (packed, little-endian, 32 bytes).
@@ -206,7 +212,7 @@ class RecordBlock:
         size = total // n
         if size == 0 or n == 1:
             return size
-        if n <= 16:  # a numpy comparison costs more than a few Python ones
+        if n <= FEW_RECORDS:
             offsets = self.offsets.tolist()
             same = all(b - a == size for a, b in itertools.pairwise(offsets))
         else:

@@ -325,9 +325,6 @@ LARGE_BATCH_RECORDS = 64
 #: Fewest identical one-record batches (same size, a record filling each) decoded as one
 #: strided view instead of walked header by header.
 FIXED_RUN_MIN = 32
-#: Most records gathered by per-record ``struct`` unpacking instead of numpy gathers (a
-#: small PUT, as an application appending one value at a time sends).
-FEW_RECORDS = 16
 
 
 class RunStop(enum.Enum):
@@ -581,7 +578,9 @@ def _gather_put_records(
     with_acq: bool,
 ) -> RecordBlock:
     """One block from records at ``starts`` (offsets of their size fields) in ``raw``."""
-    if len(starts) <= FEW_RECORDS:
+    from . import block
+
+    if len(starts) <= block.FEW_RECORDS:
         return _gather_few_put_records(raw, starts, sizes, run_cids, run_first, with_acq)
     np = _np()
     from .block import KEY_DTYPE, RecordBlock, copy_ranges, gather_items
@@ -623,7 +622,7 @@ def _gather_few_put_records(
     run_first: list[int],
     with_acq: bool,
 ) -> RecordBlock:
-    """:func:`_gather_put_records` for at most :data:`FEW_RECORDS` records.
+    """:func:`_gather_put_records` for at most ``block.FEW_RECORDS`` records.
 
     Each record is unpacked with ``struct`` and its payload sliced out: for a handful of
     records this costs a few microseconds, where the vectorised gathers cost tens (their

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from tstorage_client import block as client_block
 from tstorage_client.block import RecordBlock
 from tstorage_client.events import (
     AcqResult,
@@ -23,7 +24,7 @@ from tstorage_client.events import (
 )
 from tstorage_client.record import INT32_MAX, INT64_MAX, Key
 from tstorage_server.store import Snapshot, Store
-from tstorage_server.store.blocks import FEW_RECORDS, KeyTuple
+from tstorage_server.store.blocks import KeyTuple
 
 ERROR_STATUS = -1
 _MAX_BY_FIELD = {
@@ -117,7 +118,7 @@ def storable(block: RecordBlock, with_acq: bool) -> RecordBlock:
     """``block`` without records that have a maximal key component (§4.8: such records
     can never be read back; they are dropped and the request still succeeds)."""
     keys = block.keys
-    if len(keys) <= FEW_RECORDS:
+    if len(keys) <= client_block.FEW_RECORDS:
         # A handful of keys: Python compares them faster than numpy sets up its masks.
         # Each limit is its column type's maximum: a column reaches it iff its max does.
         limits = _MAX_KEY if with_acq else _MAX_KEY[:4]

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tstorage_client import block
 from tstorage_client import events as ev
-from tstorage_client import protocol
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_client.errors import RemoteProtocolError
 from tstorage_client.protocol import NEED_DATA, ServerConnection, walk_put_run
@@ -32,7 +32,7 @@ keys_st = st.builds(
     st.integers(-(2**63), 2**63 - 1),
 )
 records_st = st.lists(
-    st.tuples(keys_st, st.binary(max_size=40)), min_size=1, max_size=protocol.FEW_RECORDS + 4
+    st.tuples(keys_st, st.binary(max_size=40)), min_size=1, max_size=block.FEW_RECORDS + 4
 )
 
 
@@ -68,7 +68,7 @@ def test_few_records_decode_like_the_vectorised_path(
     for how in ("whole", "bytewise"):
         fast = blocks_of(data, how)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(protocol, "FEW_RECORDS", 0)
+            mp.setattr(block, "FEW_RECORDS", 0)
             general = blocks_of(data, how)
         assert len(fast) == len(general)
         for a, b in zip(fast, general, strict=True):
@@ -78,7 +78,7 @@ def test_few_records_decode_like_the_vectorised_path(
 
 
 @pytest.mark.parametrize("with_acq", [False, True])
-@pytest.mark.parametrize("count", [1, 2, protocol.FEW_RECORDS, protocol.FEW_RECORDS + 1])
+@pytest.mark.parametrize("count", [1, 2, block.FEW_RECORDS, block.FEW_RECORDS + 1])
 def test_walk_over_few_records_gives_the_same_block(with_acq: bool, count: int) -> None:
     """Records of mixed payload sizes and several cids, through both gathers directly."""
     records = [
@@ -87,7 +87,7 @@ def test_walk_over_few_records_gives_the_same_block(with_acq: bool, count: int) 
     raw = batches_of(records, with_acq, per_batch=2) + GUARD
     fast = walk_put_run(raw, 0, with_acq, 0)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(protocol, "FEW_RECORDS", 0)
+        mp.setattr(block, "FEW_RECORDS", 0)
         general = walk_put_run(raw, 0, with_acq, 0)
     assert fast.block is not None and general.block is not None
     assert_same_block(fast.block, general.block)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tstorage_client import block as client_block
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server import dispatch
 from tstorage_server.store import LmdbStore
@@ -29,13 +30,12 @@ key_st = st.tuples(
     st.one_of(st.integers(*I64), st.just(I64[1])),
 )
 block_st = st.lists(
-    st.tuples(key_st, st.binary(max_size=12)), min_size=1, max_size=B.FEW_RECORDS + 3
+    st.tuples(key_st, st.binary(max_size=12)), min_size=1, max_size=client_block.FEW_RECORDS + 3
 ).map(lambda recs: RecordBlock.from_records([k for k, _ in recs], [p for _, p in recs]))
 
 
 def vectorised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(B, "FEW_RECORDS", 0)
-    monkeypatch.setattr(dispatch, "FEW_RECORDS", 0)
+    monkeypatch.setattr(client_block, "FEW_RECORDS", 0)
 
 
 @given(block=block_st)
@@ -125,7 +125,7 @@ def test_index_row_packed_by_struct_is_the_numpy_row(tmp_path: Path) -> None:
 
 
 tie_keys_st = st.lists(
-    st.tuples(*[st.integers(0, 2)] * 5), min_size=0, max_size=B.FEW_RECORDS + 3
+    st.tuples(*[st.integers(0, 2)] * 5), min_size=0, max_size=client_block.FEW_RECORDS + 3
 ).map(lambda rows: np.array(rows, dtype=KEY_DTYPE) if rows else np.empty(0, dtype=KEY_DTYPE))
 
 

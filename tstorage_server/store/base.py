@@ -40,6 +40,7 @@ from types import TracebackType
 
 import numpy as np
 
+from tstorage_client import block as client_block
 from tstorage_client.block import RecordBlock
 from tstorage_server._unpatched import real_threading
 from tstorage_server.clock import AcqClock
@@ -559,7 +560,7 @@ class BlockStore(Store):
 
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:
     keys = block.keys
-    if len(keys) <= B.FEW_RECORDS:
+    if len(keys) <= client_block.FEW_RECORDS:
         rows = keys.tolist()
         cols = list(zip(*rows, strict=True))
         return BlockMeta(

@@ -16,14 +16,11 @@ import itertools
 
 import numpy as np
 
+from tstorage_client import block as client_block
 from tstorage_client.block import RecordBlock
 
 KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
-#: Blocks of at most this many records take per-record Python paths: a numpy call costs
-#: microseconds whatever its size, which dominates a block of a handful of records (a small
-#: PUT). The results are the same as those of the vectorised paths.
-FEW_RECORDS = 16
 
 
 def key_tuple(row: np.void) -> KeyTuple:
@@ -53,7 +50,7 @@ def is_sorted(keys: np.ndarray, *, with_acq: bool = True) -> bool:
     (without acq: ordered by the first four components only)."""
     if len(keys) < 2:
         return True
-    if len(keys) <= FEW_RECORDS:
+    if len(keys) <= client_block.FEW_RECORDS:
         rows = keys.tolist()
         if not with_acq:
             rows = [row[:4] for row in rows]
