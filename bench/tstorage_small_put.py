@@ -107,6 +107,8 @@ def commit_floor_us(directory: str, commits: int = 1000) -> tuple[float, float]:
     the part of a small PUT's server CPU that no protocol or server code can remove."""
     import lmdb
 
+    from tstorage_server.store import lmdb as store_lmdb
+
     env = lmdb.open(directory, map_size=1 << 30, max_dbs=4, sync=True, metasync=True)
     blocks, index, state = (env.open_db(name) for name in (b"blocks", b"index", b"state"))
     r0 = os.times()
@@ -115,7 +117,7 @@ def commit_floor_us(directory: str, commits: int = 1000) -> tuple[float, float]:
             key = i.to_bytes(8, "big")
             txn.put(key + b"k", bytes(32), db=blocks)
             txn.put(key + b"p", bytes(8), db=blocks)
-            txn.put(key, bytes(208), db=index)
+            txn.put(key, bytes(store_lmdb.META_ROW.size), db=index)
             txn.put(b"acq_floor", key, db=state)
     r1 = os.times()
     env.close()

@@ -134,7 +134,9 @@ async def serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"listening on {args.host}:{server.port}" + (" (TLS)" if context else ""), flush=True)
     log.info("serving data directory %s", args.data_dir)
-    watch = asyncio.create_task(_watch_parent(stop)) if args.exit_with_parent else None
+    watch = (
+        asyncio.create_task(_watch_parent(stop, args.parent_pid)) if args.exit_with_parent else None
+    )
     await stop.wait()
     if watch is not None:
         watch.cancel()
@@ -144,11 +146,10 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _watch_parent(stop: asyncio.Event, every_s: float = 0.1) -> None:
+async def _watch_parent(stop: asyncio.Event, parent: int, every_s: float = 0.1) -> None:
     # An embedding process killed by SIGKILL cannot stop us; the data directory's lock
     # would then keep its restart out. Orphans are re-parented, so a changed parent pid
     # means ours is gone.
-    parent = os.getppid()
     while os.getppid() == parent:
         await asyncio.sleep(every_s)
     log.warning("the parent process %d ended: stopping", parent)
@@ -158,6 +159,8 @@ async def _watch_parent(stop: asyncio.Event, every_s: float = 0.1) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tstorage-server`` console script."""
     args = parse_args(argv)
+    # the parent as early as we can know it: one that dies while the store opens still counts
+    args.parent_pid = os.getppid()
     logging.basicConfig(
         stream=sys.stderr,
         level=args.log_level,

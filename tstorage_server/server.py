@@ -93,8 +93,8 @@ class TStorageServer:
         self._workers = workers
         self._pool: WorkerPool | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
+        # one per open connection: its handler task and its writer (reset on stop)
+        self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._stopping = False
 
     async def start(self) -> None:
@@ -132,12 +132,13 @@ class TStorageServer:
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        for writer in list(self._writers):
+        for task, writer in list(self._connections.items()):
             writer.transport.abort()
-        for task in list(self._tasks):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_TIMEOUT_S)
+        if self._connections:
+            _, pending = await asyncio.wait(list(self._connections), timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.warning("%d connection handler(s) still running at stop", len(pending))
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -152,8 +153,7 @@ class TStorageServer:
         if self._stopping:
             writer.transport.abort()
             return
-        self._tasks.add(task)
-        self._writers.add(writer)
+        self._connections[task] = writer
         peer = writer.get_extra_info("peername")
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -168,8 +168,7 @@ class TStorageServer:
         except Exception:
             log.exception("%s: unexpected failure", peer)
         finally:
-            self._tasks.discard(task)
-            self._writers.discard(writer)
+            self._connections.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

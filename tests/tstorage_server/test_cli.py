@@ -32,13 +32,13 @@ def test_stops_cleanly_on_signal(data_dir: Path, sig: signal.Signals) -> None:
 def test_stops_while_a_client_has_stopped_reading_a_large_get(data_dir: Path) -> None:
     # The GET answer (40 MB) is far larger than the socket buffers: the server's write
     # waits for a reader that never comes, and a stop must not wait for it.
-    proc = spawn(server_argv(data_dir))
-    with Raw(proc.port) as c:
+    with spawn(server_argv(data_dir)) as proc, Raw(proc.port) as c:
         for start in range(0, 400_000, 100_000):
             rows = [((1, 1, 1, cap, cap + 1), b"x" * 60) for cap in range(start, start + 100_000)]
             assert c.put(rows, with_acq=True)[0] == 0
         c.send(key_range(GET, KEY_MIN, KEY_MAX))
-        time.sleep(1.0)
+        assert len(c.recv_exactly(12)) == 12  # the answer is being written; read no more
+        time.sleep(0.3)  # the socket buffers fill within milliseconds
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.proc.wait(15) == 0
 
@@ -107,7 +107,8 @@ def test_exit_with_parent_stops_when_the_parent_is_killed(tmp_path: Path) -> Non
     )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
-    time.sleep(1.0)  # the child is up and holds the data directory
+    # the child shares the parent's stdout: once it says it listens, it holds the directory
+    assert "listening on" in parent.stdout.readline()
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     deadline = time.monotonic() + 10
