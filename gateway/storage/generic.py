@@ -281,16 +281,7 @@ class GenericKeys:
                 return method(*args, **kwargs)
             else:
                 names = [key_name(n) for n in affected(args, kwargs) if n is not None]
-            names = list(dict.fromkeys(names))
-            before = {n: self._snapshot(n) for n in names}
-            try:
-                result = method(*args, **kwargs)
-            except Exception:
-                for state in before.values():
-                    self._restore(state)
-                raise
-            self._persist(names, before)
-            return result
+            return self._change(names, lambda: method(*args, **kwargs))
 
     def restore_many(self, states: Sequence[dict[str, Any]]) -> None:
         """Make each key hold a whole state, all with one durable PUT (bulk import).
@@ -305,16 +296,26 @@ class GenericKeys:
         """
         with self._lock:
             self.catch_up()
-            names = list(dict.fromkeys(key_name(state["k"]) for state in states))
-            before = {n: self._snapshot(n) for n in names}
-            try:
+
+            def apply() -> None:
                 for state in states:
                     self._restore({**state, "k": key_name(state["k"])})
-            except Exception:
-                for state in before.values():
-                    self._restore(state)
-                raise
-            self._persist(names, before)
+
+            self._change([key_name(state["k"]) for state in states], apply)
+
+    def _change(self, names: list[str], apply: Callable[[], Any]) -> Any:
+        """Run ``apply`` on the keys ``names`` and store what changed with one durable PUT;
+        an exception from ``apply`` puts the keys back as they were. Holds ``_lock``."""
+        names = list(dict.fromkeys(names))
+        before = {n: self._snapshot(n) for n in names}
+        try:
+            result = apply()
+        except Exception:
+            for state in before.values():
+                self._restore(state)
+            raise
+        self._persist(names, before)
+        return result
 
     def _persist(self, names: list[str], before: dict[str, dict[str, Any]]) -> None:
         records: list[PutRecord] = []
