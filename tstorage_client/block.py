@@ -329,11 +329,17 @@ class RecordBlock:
     ) -> RecordBlock:
         """Build a block from Python keys (or 5-tuples) and payload bytes (tests, small writes)."""
         rows = [
-            (k.cid, k.mid, k.moid, k.cap, k.acq) if isinstance(k, Key) else tuple(k) for k in keys
+            k
+            if type(k) is tuple
+            else (k.cid, k.mid, k.moid, k.cap, k.acq)
+            if isinstance(k, Key)
+            else tuple(k)
+            for k in keys
         ]
         key_arr = np.array(rows, dtype=KEY_DTYPE) if rows else np.empty(0, dtype=KEY_DTYPE)
-        offsets = np.zeros(len(payloads) + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in payloads], out=offsets[1:])
+        # plain Python for the offsets: a small PUT decodes through here (np.cumsum's
+        # fixed cost is most of the time for a handful of records)
+        offsets = np.array([0, *itertools.accumulate(map(len, payloads))], dtype=np.int64)
         return cls(key_arr, offsets, b"".join(payloads))
 
     def to_records(self) -> list[tuple[Key, bytes]]:

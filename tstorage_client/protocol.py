@@ -628,8 +628,7 @@ def _gather_few_put_records(
     records this costs a few microseconds, where the vectorised gathers cost tens (their
     fixed cost per call dominates). The block is the same, column for column.
     """
-    np = _np()
-    from .block import KEY_DTYPE, RecordBlock
+    from .block import RecordBlock
 
     key_bytes = PUTA_KEY_BYTES if with_acq else PUT_KEY_BYTES
     unpack = (PUTA_RECORD_HEAD if with_acq else PUT_RECORD_HEAD).unpack_from
@@ -639,17 +638,11 @@ def _gather_few_put_records(
         cids += [c] * (end - first)
     rows = []
     payloads = []
-    offsets = [0]
-    total = 0
     for cid, start, n in zip(cids, starts, sizes, strict=True):
         head = unpack(raw, start)
         rows.append((cid, head[1], head[2], head[3], head[4] if with_acq else -1))
         payloads.append(raw[start + 4 + key_bytes : start + 4 + n])
-        total += n - key_bytes
-        offsets.append(total)
-    return RecordBlock(
-        np.array(rows, dtype=KEY_DTYPE), np.array(offsets, dtype=np.int64), b"".join(payloads)
-    )
+    return RecordBlock.from_records(rows, payloads)
 
 
 def encode_get_records(block: RecordBlock) -> bytes:
