@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,12 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests._servers import ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
 from tstorage_client.payload_type import StructPayloadType  # noqa: E402
 from tstorage_client.record import Key, Record  # noqa: E402
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-LISTENING = re.compile(rb"listening on \S+?:(\d+)")
 
 
 @dataclass
@@ -41,8 +39,7 @@ class Server:
     """One ``tstorage-server`` process and what was measured against it."""
 
     label: str
-    proc: subprocess.Popen[bytes]
-    port: int
+    process: ServerProcess
     wall_us: list[float] = field(default_factory=list)
     user_us: list[float] = field(default_factory=list)
     sys_us: list[float] = field(default_factory=list)
@@ -51,21 +48,13 @@ class Server:
 
 def start(label: str, pythonpath: Path, data_dir: str) -> Server:
     """Start a server whose packages come from ``pythonpath``; wait until it listens."""
-    env = dict(os.environ, PYTHONPATH=str(pythonpath))
-    proc = subprocess.Popen(
+    # run outside the checkout, so that ``-m`` imports the packages of ``pythonpath``
+    process = spawn(
         [sys.executable, "-m", "tstorage_server", "--data-dir", data_dir, "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
+        env={"PYTHONPATH": str(pythonpath)},
         cwd=tempfile.gettempdir(),
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    m = LISTENING.search(line)
-    if m is None:
-        proc.kill()
-        raise RuntimeError(f"{label}: server did not start: {line!r}")
-    return Server(label, proc, int(m.group(1)))
+    return Server(label, process)
 
 
 def cpu_ticks(pid: int) -> tuple[int, int, int]:
@@ -84,17 +73,17 @@ def run_round(server: Server, cid: int, puts: int, records: int) -> None:
     batches = [
         [Record(Key(cid, i * records + j, 0, 1000), i) for j in range(records)] for i in range(puts)
     ]
-    with Channel("127.0.0.1", server.port, ptype) as ch:
+    with Channel("127.0.0.1", server.process.port, ptype) as ch:
         for batch in batches[:50]:  # warm-up: connection, caches, first blocks
             if not ch.put(batch).is_ok():
                 raise RuntimeError(f"{server.label}: PUT failed")
-        u0, s0, l0 = cpu_ticks(server.proc.pid)
+        u0, s0, l0 = cpu_ticks(server.process.proc.pid)
         t0 = time.perf_counter()
         for batch in batches:
             if not ch.put(batch).is_ok():
                 raise RuntimeError(f"{server.label}: PUT failed")
         wall = time.perf_counter() - t0
-        u1, s1, l1 = cpu_ticks(server.proc.pid)
+        u1, s1, l1 = cpu_ticks(server.process.proc.pid)
     server.wall_us.append(wall / puts * 1e6)
     server.user_us.append((u1 - u0) * TICK_S / puts * 1e6)
     server.sys_us.append((s1 - s0) * TICK_S / puts * 1e6)
@@ -145,8 +134,7 @@ def main() -> int:
                 floor.append(commit_floor_us(f"{tmp}/commit-{r}"))
         finally:
             for s in servers:
-                s.proc.terminate()
-                s.proc.wait(10)
+                s.process.stop()
     print(f"{args.records} record(s) per PUT, {args.puts} PUTs x {args.rounds} rounds per server")
     print("medians over the rounds (lowest-highest); microseconds per PUT")
     print(
