@@ -16,8 +16,6 @@ of ~47 MB of mixed 1 KiB..1 MiB payloads through that server.
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests._servers
 
 from tstorage_client import events as ev
 from tstorage_client.block import KEY_DTYPE, RecordBlock
@@ -196,22 +196,13 @@ def main() -> None:
 
 def end_to_end(n: int) -> None:
     """Object and numpy paths of ``Channel`` against a real server process."""
+    from tests._servers import spawn
     from tstorage_client.channel import Channel
 
-    server_exe = Path(sys.executable).parent / "tstorage-server"
     with tempfile.TemporaryDirectory() as data_dir:
-        proc = subprocess.Popen(
-            [str(server_exe), "--data-dir", data_dir, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        server = spawn(["tstorage-server", "--data-dir", data_dir, "--port", "0"])
         try:
-            assert proc.stdout is not None
-            port = 0
-            for line in proc.stdout:
-                if found := re.search(rb"listening on \S+?:(\d+)", line):
-                    port = int(found.group(1))
-                    break
+            port = server.port
             pt = StructPayloadType[int]("<q")
             rows = []
             with Channel("127.0.0.1", port, pt) as ch:
@@ -254,8 +245,7 @@ def end_to_end(n: int) -> None:
             name = f"e2e object get, {len(big)} mixed 1 KiB..1 MiB payloads"
             print(f"{name:<48}  {large_rate:>14,.0f} MB/s ({mb:.1f} MB)")
         finally:
-            proc.terminate()
-            proc.wait(30)
+            server.stop()
 
 
 if __name__ == "__main__":
