@@ -283,6 +283,14 @@ class GenericKeys:
                 names = [key_name(n) for n in affected(args, kwargs) if n is not None]
             return self._change(names, lambda: method(*args, **kwargs))
 
+    def state(self, name: str) -> dict[str, Any] | None:
+        """The whole current state of ``name`` as a snapshot (see :meth:`restore_many`),
+        read in one step under the lock; ``None`` when the key does not exist."""
+        with self._lock:
+            self.catch_up()
+            state = self._snapshot(key_name(name))
+        return None if state["t"] == "none" else state
+
     def restore_many(self, states: Sequence[dict[str, Any]]) -> None:
         """Make each key hold a whole state, all with one durable PUT (bulk import).
 

@@ -180,25 +180,11 @@ def parse_entry(text: str) -> KeyEntry:
 # --------------------------------------------------------------- the store
 def read_key(generic: GenericKeys, name: str) -> KeyEntry | None:
     """The current state of a generic key, or ``None`` if it does not exist."""
-
-    def ask(cmd: str, *args: Any, **kwargs: Any) -> Any:
-        return generic.call(cmd, (name, *args), kwargs)
-
-    kind = ask("type")
-    if kind == "string":
-        value: Any = ask("get")
-    elif kind == "list":
-        value = ask("lrange", 0, -1)
-    elif kind == "hash":
-        value = ask("hgetall")
-    elif kind == "set":
-        value = sorted(ask("smembers"))
-    elif kind == "zset":
-        value = [[m, s] for m, s in ask("zrange", 0, -1, withscores=True)]
-    else:
+    state = generic.state(name)
+    if state is None:
         return None
-    ttl = int(ask("ttl"))
-    return KeyEntry(name, kind, value, round(time.time() + ttl) if ttl >= 0 else None)
+    expiry = state.get("x")
+    return KeyEntry(name, state["t"], state["v"], round(expiry) if expiry is not None else None)
 
 
 def _refuse_mapped(storage: GatewayStorage, pattern: str) -> None:
