@@ -105,7 +105,7 @@ class ReceiveBuffer:
     """Fixed-capacity receive buffer with read/write cursors (official client's shape)."""
 
     def __init__(self, initial_capacity: int = 65536) -> None:
-        self._buffer = bytearray(max(initial_capacity, 32))
+        self._buffer: bytearray | memoryview = bytearray(max(initial_capacity, 32))
         self._current = 0
         self._available = 0
 
@@ -172,6 +172,8 @@ class ReceiveBuffer:
     def grow_buffer(self, size: int) -> None:
         """Enlarge the capacity to ``size`` bytes."""
         if size > len(self._buffer):
+            if not isinstance(self._buffer, bytearray):
+                raise ValueError("lent memory cannot grow")
             self._buffer.extend(bytes(size - len(self._buffer)))
 
 
@@ -184,7 +186,7 @@ class LentMemory(ReceiveBuffer):
     """
 
     def __init__(self, memory: memoryview) -> None:
-        self._buffer = memory  # type: ignore[assignment]
+        self._buffer = memory
         self._current = 0
         self._available = 0
 

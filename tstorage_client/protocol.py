@@ -1023,6 +1023,7 @@ class _State(enum.Enum):
     PUT_SKIP = "put-skip"  # server: skipping a PUT header's aux bytes
     BATCH_HEADER = "batch-header"
     BATCH_BODY = "batch-body"
+    PUT_GUARD = "put-guard"  # server: the buffer starts with the PUT's end guard
     GET_HEADER = "get-header"  # client: waiting for the initial GET header
     GET_RECORDS = "get-records"
     GET_TRAILER = "get-trailer"
@@ -1099,7 +1100,6 @@ class ServerConnection(_Connection):
         self._large = False  # the current batch goes through decode_put_records
         self._window = _MIN_RUN_WINDOW  # bytes scanned per walk over small batches
         self._deferred: RemoteProtocolError | None = None  # raised after the records before it
-        self._at_guard = False  # the buffer starts with the end guard the last walk found
         self._request: type[Event] | None = None  # kind of the request being served
         self._get_started = False
 
@@ -1147,11 +1147,13 @@ class ServerConnection(_Connection):
                     self._state = _State.BATCH_HEADER
                     self._large = False
                 return PutBatch(block)
+            if state is _State.PUT_GUARD:
+                if self._deferred is not None:
+                    raise self._deferred
+                return self._end_put()
             if state is _State.BATCH_BODY or state is _State.BATCH_HEADER:
                 if self._deferred is not None:
                     raise self._deferred
-                if self._at_guard:
-                    return self._end_put()
                 if len(buf) < self._need:
                     return NEED_DATA
                 buffered = len(buf)
@@ -1177,7 +1179,8 @@ class ServerConnection(_Connection):
                     self._deferred = run.error  # records before the error come first
                 if run.block is not None:
                     # A small PUT ends right after its records: no second walk to find that.
-                    self._at_guard = stop is RunStop.GUARD
+                    if stop is RunStop.GUARD:
+                        self._state = _State.PUT_GUARD
                     return PutBatch(run.block)
                 if stop is RunStop.GUARD:
                     return self._end_put()
@@ -1232,7 +1235,6 @@ class ServerConnection(_Connection):
         """Consume the end guard the buffer starts with; the PUT/PUTA request is complete."""
         self._buf.skip(4)
         self._buf.commit()
-        self._at_guard = False
         self._state = _State.IDLE
         self._request = None
         self._window = _MIN_RUN_WINDOW
