@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[..., Any]
 _STOP = object()
+# Reconnect jitter draws from its own generator: a background thread must not move the
+# global ``random`` state that a program may have seeded for its own, reproducible use.
+_jitter = random.Random()
 
 
 class ConnectionLostError(ZnSocketError, socketio.exceptions.DisconnectedError):
@@ -557,7 +560,7 @@ class SocketIOTransport:
     def _reconnect_loop(self) -> None:
         delay = self.reconnection_delay
         while self._reconnecting() and not self.connected:
-            time.sleep(delay * (0.5 + random.random()))
+            time.sleep(delay * (0.5 + _jitter.random()))
             with self._connect_lock:
                 if self.connected or not self._reconnecting():
                     return

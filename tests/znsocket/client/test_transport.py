@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections.abc import Iterator
@@ -56,6 +57,27 @@ def test_server_dies_mid_call_gives_a_clear_error(own_server: ServerProcess) -> 
     assert not asker.sio.connected
     with pytest.raises(Exception, match="not a connected namespace"):
         asker.get("x")
+    owner.sio.disconnect()  # it would try to reconnect for the rest of the session
+
+
+def test_reconnecting_leaves_the_global_random_state_alone(own_server: ServerProcess) -> None:
+    # A program that seeds ``random`` gets the same numbers while a client reconnects.
+    c = znsocket.Client(own_server.url)
+    c.sio.reconnection_delay = 0.02
+    c.sio.reconnection_delay_max = 0.02
+    try:
+        random.seed(1234)
+        expected = [random.random() for _ in range(3)]
+        random.seed(1234)
+        own_server.kill()
+        deadline = time.monotonic() + 5
+        while c.sio.connected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not c.sio.connected
+        time.sleep(0.5)  # about 20 reconnect attempts, each after a jittered delay
+        assert [random.random() for _ in range(3)] == expected
+    finally:
+        c.sio.disconnect()
 
 
 def test_reconnects_after_a_restart(own_server: ServerProcess) -> None:
