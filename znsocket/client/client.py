@@ -75,7 +75,8 @@ class Client:
     Raises:
         znsocket.exceptions.ConnectionError: The server cannot be reached.
         znsocket.exceptions.AuthenticationError: The server refused the token (or its absence).
-        NotImplementedError: ``decode_responses=False`` (after connecting, as upstream).
+        NotImplementedError: ``decode_responses=False`` (after connecting, as upstream;
+            the connection is closed again before the error is raised).
 
     Example:
         >>> client = Client.from_url("znsocket://127.0.0.1:5000")
@@ -135,9 +136,14 @@ class Client:
             ) from err
         except socketio.exceptions.ConnectionError as err:
             raise exceptions.ConnectionError(self.address) from err
-        if not self.decode_responses:
-            raise NotImplementedError("decode_responses=False is not supported yet")
-        self._configure_message_size()
+        try:
+            if not self.decode_responses:
+                raise NotImplementedError("decode_responses=False is not supported yet")
+            self._configure_message_size()
+        except BaseException:
+            # the caller gets no object to disconnect: do not leave the connection open
+            self.sio.disconnect()
+            raise
 
     def _configure_message_size(self) -> None:
         config = self.sio.call(

@@ -86,6 +86,7 @@ def test_malformed_answer_drops_the_connection_with_a_clear_error(
         sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
     assert time.monotonic() - t0 < 5
     assert not sio.connected
+    sio.disconnect()  # ends the dispatcher thread
 
 
 @pytest.mark.parametrize(
@@ -107,6 +108,7 @@ def test_broken_websocket_frames_drop_the_connection_with_a_clear_error(
         sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
     assert "websocket protocol error" in caplog.text
     assert not sio.connected
+    sio.disconnect()
 
 
 def test_a_close_frame_mid_call_is_a_clear_error() -> None:
@@ -115,3 +117,4 @@ def test_a_close_frame_mid_call_is_a_clear_error() -> None:
     sio.connect(f"http://127.0.0.1:{peer.port}", namespaces=["/znsocket"])
     with pytest.raises(ConnectionLostError, match="close frame"):
         sio.call("get", [["k"], {}], namespace="/znsocket", timeout=10)
+    sio.disconnect()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import threading
 import time
 
 import pytest
@@ -44,8 +45,14 @@ def test_connection_refused_is_a_clear_error() -> None:
 
 
 def test_decode_responses_false_is_refused(server: ServerProcess) -> None:
+    before = threading.active_count()
     with pytest.raises(NotImplementedError):
         znsocket.Client(server.url, decode_responses=False)
+    # the refused client closed its connection: none of its threads stay behind
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
 
 
 def test_hash_commands(client: znsocket.Client) -> None:

@@ -57,6 +57,7 @@ def test_server_dies_mid_call_gives_a_clear_error(own_server: ServerProcess) -> 
     assert not asker.sio.connected
     with pytest.raises(Exception, match="not a connected namespace"):
         asker.get("x")
+    asker.sio.disconnect()
     owner.sio.disconnect()  # it would try to reconnect for the rest of the session
 
 
@@ -187,6 +188,7 @@ def test_silent_server_is_detected_by_the_heartbeat() -> None:
     while sio.connected and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not sio.connected
+    sio.disconnect()
 
 
 def test_closed_clients_leave_no_threads(server: ServerProcess) -> None:
