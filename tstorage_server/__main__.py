@@ -22,9 +22,6 @@ from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse, LmdbStore
 
 log = logging.getLogger("tstorage_server")
 
-#: Exit status when another server holds the data directory (an embedding process may
-#: wait and try again; every other start failure is 1, a usage error 2).
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""

@@ -52,7 +52,8 @@ class DataDirInUse(RuntimeError):
     """Another server already uses this data directory."""
 
 
-#: exit status of ``tstorage-server`` when its data directory is in use (an embedder may retry)
+#: exit status of ``tstorage-server`` when its data directory is in use (an embedder may
+#: retry; every other start failure is 1, a usage error 2)
 EXIT_DATA_DIR_IN_USE = 3
 
 
