@@ -225,6 +225,9 @@ class MapRule(_Section):
     time: Literal["unix_ns", "tstorage_ns", "unix_s"] = "unix_ns"
     read_only: bool = False
     allow_corrections: bool = False
+    # What the values mean, for people: shown on the dashboard's axes, legend and latest value.
+    unit: Annotated[str, Field(max_length=32)] | None = None
+    label: Annotated[str, Field(max_length=80)] | None = None
 
     @field_validator("pattern")
     @classmethod
