@@ -19,7 +19,19 @@ import { breakGaps } from './gaps.js';
 
 /** @typedef {{label: string|null, unit: string|null}} SeriesMeta */
 
+/**
+ * Another series drawn over the first, on the same time axis (its values or bucket means).
+ * @typedef {object} Overlay
+ * @property {string} key
+ * @property {SeriesMeta} meta
+ * @property {number[]} t
+ * @property {(number|null)[]} v
+ * @property {number} [maxStep]
+ */
+
 const HEIGHT = 360;
+/** Line colours: the first series, then up to seven overlays. */
+export const COLOURS = ['#2563eb', '#d9480f', '#2b8a3e', '#7048e8', '#c2255c', '#0b7285', '#e67700', '#495057'];
 
 export class SeriesChart {
   /**
@@ -34,13 +46,15 @@ export class SeriesChart {
     this.data = { mode: 'raw', t: [], v: [], min: [], max: [], maxStep: Infinity };
     /** @type {SeriesMeta} */
     this.meta = { label: null, unit: null };
+    /** @type {Overlay[]} */
+    this.overlays = [];
     /** @type {ReturnType<typeof setTimeout>|undefined} */
     this._debounce = undefined;
     /** @type {string[]} The time axis's tick labels as last drawn (axes are canvas pixels). */
     this.ticks = [];
     /** Called after each redraw with data (for the time-to-first-chart figure). */
     this.onDraw = () => {};
-    this.plot = new uPlot(this._options(), [[], [], [], []], el);
+    this.plot = new uPlot(this._options(), this._columns(), el);
     new ResizeObserver(() => this._resize()).observe(el);
     el.addEventListener('wheel', (e) => this._wheel(e), { passive: false });
   }
@@ -49,11 +63,27 @@ export class SeriesChart {
     const width = Math.max(300, this.el.clientWidth || 800);
     const { label, unit } = this.meta;
     const name = label ?? 'value';
-    const withUnit = (/** @type {uPlot} */ _u, /** @type {number|null} */ v) => formatWithUnit(v, unit);
+    const valueOf = (/** @type {string|null} */ u) => (/** @type {uPlot} */ _u, /** @type {number|null} */ v) => formatWithUnit(v, u);
+    const withUnit = valueOf(unit);
+    // Overlays in the first series' unit share its axis; the others share a second axis on
+    // the right, titled with their units.
+    const others = [...new Set(this.overlays.map((o) => o.meta.unit).filter((u) => u !== unit))];
+    const scaleOf = (/** @type {string|null} */ u) => (u === unit ? 'y' : 'y2');
+    const overlaySeries = this.overlays.map((o, i) => ({
+      label: o.meta.label ? `${o.key} (${o.meta.label})` : o.key,
+      stroke: COLOURS[(i + 1) % COLOURS.length],
+      width: 1.5,
+      spanGaps: false,
+      scale: scaleOf(o.meta.unit),
+      value: valueOf(o.meta.unit),
+    }));
+    const rightAxis = others.length
+      ? [{ scale: 'y2', side: 1, grid: { show: false }, size: 60, label: others.map((u) => u ?? 'no unit').join(', ') }]
+      : [];
     return {
       width,
       height: HEIGHT,
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, ...(others.length ? { y2: { auto: true } } : {}) },
       cursor: { drag: { x: true, y: false, setScale: false } },
       legend: { live: true },
       axes: [
@@ -64,12 +94,14 @@ export class SeriesChart {
             (this.ticks = splits.map((t, i) => formatTick(t, step, i === 0 ? null : splits[i - 1]))),
         },
         { label: unit ? `${name} (${unit})` : name, size: 60 },
+        ...rightAxis,
       ],
       series: [
         { label: 'time', value: (/** @type {uPlot} */ _u, /** @type {number|null} */ t) => formatTime(t) },
         { label: name, stroke: '#2563eb', width: 1.5, spanGaps: false, value: withUnit },
         { label: 'min', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false }, value: withUnit },
         { label: 'max', stroke: 'rgba(37,99,235,0.25)', width: 1, points: { show: false }, value: withUnit },
+        ...overlaySeries,
       ],
       hooks: {
         // A drag across the plot selects a time range: zoom to it (uPlot's own zoom is off
@@ -95,13 +127,44 @@ export class SeriesChart {
   setMeta(meta) {
     if (meta.label === this.meta.label && meta.unit === this.meta.unit) return;
     this.meta = meta;
-    this.plot.destroy();
-    this.plot = new uPlot(this._options(), [[], [], [], []], this.el);
+    this._rebuild();
   }
 
-  /** The value axis's title, as drawn. */
-  get valueAxisLabel() {
-    return /** @type {string} */ (this.plot.axes[1].label);
+  /**
+   * Draw these series over the first one (replacing the overlays before).
+   * @param {Overlay[]} overlays
+   * @param {{min: number, max: number} | null} view
+   */
+  setOverlays(overlays, view) {
+    const shape = (/** @type {Overlay[]} */ list) => JSON.stringify(list.map((o) => [o.key, o.meta]));
+    const same = shape(overlays) === shape(this.overlays);
+    this.overlays = overlays.map((o) => {
+      const { t, cols } = breakGaps(o.t, [o.v], o.maxStep ?? Infinity);
+      return { ...o, t, v: cols[0] };
+    });
+    if (!same) this._rebuild();
+    this._apply(view);
+  }
+
+  _rebuild() {
+    const view = this.view();
+    this.plot.destroy();
+    this.plot = new uPlot(this._options(), this._columns(), this.el);
+    if (view !== null && this.data.t.length) this.plot.setScale('x', view);
+  }
+
+  /** The columns uPlot draws: the first series and the overlays joined on their times. */
+  _columns() {
+    const d = this.data;
+    /** @type {any[]} */
+    const own = [d.t, d.v, d.min, d.max];
+    if (!this.overlays.length) return own;
+    return uPlot.join([own, ...this.overlays.map((o) => [o.t, o.v])]);
+  }
+
+  /** The value axes' titles (left, then right when there is one), as drawn. */
+  get valueAxisLabels() {
+    return this.plot.axes.slice(1).map((a) => /** @type {string} */ (a.label));
   }
 
   /** Width of the plotting area in CSS pixels (one bucket per pixel). */
@@ -148,8 +211,7 @@ export class SeriesChart {
 
   /** @param {{min: number, max: number} | null} view */
   _apply(view) {
-    const d = this.data;
-    this.plot.setData([d.t, d.v, d.min, d.max], view === null);
+    this.plot.setData(this._columns(), view === null);
     if (view !== null) this.plot.setScale('x', view);
   }
 
@@ -197,6 +259,7 @@ export class SeriesChart {
    * @returns {string}
    */
   csv() {
+    if (this.overlays.length) return this._joinedCsv();
     const d = this.data;
     const v = this.view();
     const head = d.mode === 'raw' ? ['time', 'unix_s', 'value'] : ['time', 'unix_s', 'mean', 'min', 'max'];
@@ -209,6 +272,23 @@ export class SeriesChart {
       const row = [new Date(t * 1000).toISOString(), String(t), cell(d.v[i])];
       if (d.mode === 'buckets') row.push(cell(d.min[i]), cell(d.max[i]));
       lines.push(row.join(','));
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** With overlays: one column per series (bucket means where downsampled), on their joined times. */
+  _joinedCsv() {
+    const cols = this._columns();
+    const names = [this.meta.label ?? 'value', ...this.overlays.map((o) => o.key)];
+    const v = this.view();
+    const lines = [['time', 'unix_s', ...names].map((n) => (/[",\n]/.test(n) ? `"${n.replace(/"/g, '""')}"` : n)).join(',')];
+    const valueCols = [cols[1], ...cols.slice(4)];
+    for (let i = 0; i < cols[0].length; i++) {
+      const t = cols[0][i];
+      if (v && (t < v.min || t > v.max)) continue;
+      const cells = valueCols.map((c) => (c[i] === null || c[i] === undefined ? '' : String(c[i])));
+      if (cells.every((c) => c === '')) continue;
+      lines.push([new Date(t * 1000).toISOString(), String(t), ...cells].join(','));
     }
     return `${lines.join('\n')}\n`;
   }

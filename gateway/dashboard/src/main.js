@@ -5,7 +5,7 @@ import {
   connect, List, TStorageUnavailable, ConnectionError, DataError, dashboard, timeseries,
 } from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
-import { SeriesTable } from './seriesTable.js';
+import { SeriesTable, MAX_LINES } from './seriesTable.js';
 import { StatusView } from './status.js';
 import { formatCount, formatTime, formatValue, timeZoneLabel } from './format.js';
 import { rawMaxStep } from './gaps.js';
@@ -39,6 +39,10 @@ const state = {
   listed: new Map(),
   /** When the window on screen was last read (a live window is read again as it slides). */
   loadedAt: 0,
+  /** @type {string[]} series drawn over the picked one */
+  overlays: [],
+  /** @type {Map<string, number|null>} newest time read of each overlay */
+  overlayLast: new Map(),
   /** @type {number|null} newest time held by the chart */
   lastT: null,
   /** @type {number|null} oldest time of the series */
@@ -58,7 +62,14 @@ const state = {
 };
 
 const status = new StatusView($('status'), $('outage'));
-const table = new SeriesTable(/** @type {HTMLTableElement} */ ($('series')), $('series-empty'), pick);
+const table = new SeriesTable(
+  /** @type {HTMLTableElement} */ ($('series')),
+  $('series-empty'),
+  (key) => pick(key),
+  (key, on) => setOverlays(on ? [...state.overlays, key] : state.overlays.filter((k) => k !== key)),
+  /** @type {HTMLInputElement} */ ($('series-search')),
+  $('series-shown'),
+);
 const chart = new SeriesChart($('chart'), (min, max) => {
   setRange('custom', { min, max });
 });
@@ -116,9 +127,15 @@ function showEmptyHint(listed, examples) {
     `znsocket.List(c, '${examples[0]}').append(1.5); c.close()"`;
 }
 
+/**
+ * @param {import('../../../js/src/dashboard.js').SeriesInfo | undefined} info
+ * @returns {import('./chart.js').SeriesMeta}
+ */
+const metaOf = (info) => ({ label: info?.label ?? null, unit: info?.unit ?? null });
+
 /** @param {import('../../../js/src/dashboard.js').SeriesInfo | undefined} info */
 function setMeta(info) {
-  const meta = { label: info?.label ?? null, unit: info?.unit ?? null };
+  const meta = metaOf(info);
   state.meta = meta;
   if (meta.label !== chart.meta.label || meta.unit !== chart.meta.unit) {
     chart.setMeta(meta);
@@ -138,8 +155,9 @@ function newestListed() {
 
 /**
  * @param {string} key
- * @param {{range?: string, view?: {min: number, max: number} | null}} [how] The range to
- *   open on; by default a live window when the series is being written, else all of it.
+ * @param {{range?: string, view?: {min: number, max: number} | null, overlays?: string[]}} [how]
+ *   The range to open on (by default a live window when the series is being written, else
+ *   all of it), and the series to draw over it (by default those drawn already).
  */
 function pick(key, how = {}) {
   if (key === state.key) return;
@@ -150,6 +168,9 @@ function pick(key, how = {}) {
   state.count = null;
   table.select(key);
   $('chart-title').textContent = key;
+  if (how.overlays !== undefined) state.overlays = how.overlays;
+  state.overlays = state.overlays.filter((k) => k !== key).slice(0, MAX_LINES - 1);
+  table.setOverlays(state.overlays);
   state.offRefresh?.();
   // Writes announced by other clients (or the gateway) fetch new points at once.
   state.offRefresh = state.client ? new List(state.client, key).onRefresh(() => void poll()) : null;
@@ -170,6 +191,18 @@ async function defaultRange(key) {
   if (last === undefined && client) last = (await guarded(() => timeseries.info(client, key)))?.last ?? null;
   const live = /** @type {number} */ (RANGES[LIVE_DEFAULT]);
   return last !== null && last !== undefined && nowS() - last < live ? LIVE_DEFAULT : 'all';
+}
+
+/**
+ * Draw these series over the picked one (at most MAX_LINES - 1, none twice, not the picked one).
+ * @param {string[]} keys
+ */
+function setOverlays(keys) {
+  state.overlays = [...new Set(keys)].filter((k) => k !== state.key).slice(0, MAX_LINES - 1);
+  state.overlayLast = new Map();
+  table.setOverlays(state.overlays);
+  writeAddress();
+  void load();
 }
 
 /**
@@ -215,6 +248,7 @@ function writeAddress() {
   const p = new URLSearchParams();
   const token = params.get('token');
   if (state.key !== null) p.set('series', state.key);
+  for (const k of state.overlays) p.append('with', k);
   if (state.range === 'custom' && state.view) {
     p.set('from', state.view.min.toFixed(3));
     p.set('to', state.view.max.toFixed(3));
@@ -308,7 +342,48 @@ async function load() {
   } else {
     showCount(count);
   }
+  await loadOverlays(client, view, seq);
   if (reachesEnd || state.lastT === null) await poll();
+}
+
+/**
+ * Read the overlays' part of the window: raw values when few, else bucket means (values that
+ * are not numbers are not drawn).
+ * @param {import('../../../js/src/client.js').Client} client
+ * @param {{min: number, max: number} | null} view
+ * @param {number} seq The load this belongs to (a newer load wins).
+ */
+async function loadOverlays(client, view, seq) {
+  const keys = state.overlays;
+  if (!keys.length) {
+    if (chart.overlays.length) chart.setOverlays([], view ?? wholeView());
+    return;
+  }
+  const read = await guarded(() =>
+    Promise.all(
+      keys.map(async (key) => {
+        const w = await readWindow(client, key, view);
+        const v = w.mode === 'raw' ? numbers(w.v) : w.mean;
+        const maxStep = w.mode === 'raw' ? rawMaxStep(w.t) : w.maxStep;
+        return { key, meta: metaOf(state.listed.get(key)), t: w.t, v, maxStep, last: w.last_time };
+      }),
+    ),
+  );
+  if (!read || seq !== state.loadSeq) return;
+  for (const o of read) state.overlayLast.set(o.key, o.last);
+  chart.setOverlays(read, view ?? wholeView());
+}
+
+/**
+ * Read the overlays again when one of them has records newer than those drawn.
+ * @param {import('../../../js/src/client.js').Client} client
+ */
+async function pollOverlays(client) {
+  if (!state.overlays.length || state.loading) return;
+  const infos = await guarded(() => Promise.all(state.overlays.map((k) => timeseries.info(client, k))));
+  if (!infos) return;
+  const newer = infos.some((info, i) => info.last !== null && info.last !== state.overlayLast.get(state.overlays[i]));
+  if (newer) await loadOverlays(client, currentView(), state.loadSeq);
 }
 
 /** Say what the chart shows: raw records, or records in buckets. */
@@ -349,6 +424,7 @@ async function poll() {
   const client = state.client;
   const key = state.key;
   if (!client?.connected || key === null || state.polling) return;
+  void pollOverlays(client);
   if (state.window === null) {
     // The first read of this series failed (e.g. TStorage was down): try it again.
     if (state.loading === 0) void load();
@@ -471,15 +547,16 @@ function wireControls() {
   });
 }
 
-/** @returns {{range?: string, view?: {min: number, max: number}}} The range the address names. */
+/** @returns {{range?: string, view?: {min: number, max: number}, overlays: string[]}} What the address names. */
 function addressRange() {
+  const overlays = params.getAll('with');
   const from = Number(params.get('from'));
   const to = Number(params.get('to'));
   if (params.has('from') && params.has('to') && Number.isFinite(from) && Number.isFinite(to) && from < to) {
-    return { range: 'custom', view: { min: from, max: to } };
+    return { range: 'custom', view: { min: from, max: to }, overlays };
   }
   const range = params.get('range');
-  return range !== null && range in RANGES ? { range } : {};
+  return range !== null && range in RANGES ? { range, overlays } : { overlays };
 }
 
 async function start() {
@@ -512,7 +589,12 @@ async function start() {
     const series = params.get('series');
     const how = addressRange();
     if (series && series !== state.key) pick(series, how);
-    else if (how.range !== undefined) setRange(how.range, how.view ?? null);
+    else {
+      state.overlays = how.overlays.filter((k) => k !== state.key).slice(0, MAX_LINES - 1);
+      table.setOverlays(state.overlays);
+      if (how.range !== undefined) setRange(how.range, how.view ?? null);
+      else void load();
+    }
   });
   await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
@@ -527,8 +609,9 @@ window.dashboard = {
   state,
   status,
   chartData: () => ({ ...chart.data, view: chart.view() }),
+  overlays: () => chart.overlays.map((o) => ({ key: o.key, meta: o.meta, t: o.t, v: o.v })),
   csv: () => chart.csv(),
-  axes: () => ({ ticks: chart.ticks, valueLabel: chart.valueAxisLabel }),
+  axes: () => ({ ticks: chart.ticks, valueLabels: chart.valueAxisLabels }),
   latest: () => ({
     value: $('latest-value').textContent,
     count: $('latest-count').textContent,
