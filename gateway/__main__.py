@@ -1,6 +1,6 @@
 """Command line of the gateway: ``gateway <command>``.
 
-Commands:
+Commands (``gateway --version`` prints the installed version):
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
     import FILE [--key KEY] [--format csv|jsonl] [--replace] [--quiet] [--config FILE]
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,50 @@ from typing import Any
 # Nothing heavy is imported here: `gateway run` must monkey-patch (eventlet) before any
 # module that opens sockets or creates locks is loaded.
 DEFAULT_CONFIG = "config/gateway.toml"
+CONFIG_HELP = f"TOML file (default: {DEFAULT_CONFIG} in the current folder)"
+DISTRIBUTION = "tstorage-gateway"
+
+
+def _config_path(args: argparse.Namespace) -> str | None:
+    """The configuration file to read, or ``None`` after saying why there is none.
+
+    Without ``--config`` the default is taken relative to the current folder, which holds
+    it in a checkout of the repository; elsewhere (an installed package) a user must be
+    told that it was the default that was missing, and how to give a file.
+    """
+    if args.config is not None:
+        return str(args.config)
+    if os.path.isfile(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    print(
+        f"gateway {args.command}: no --config given, and the default {DEFAULT_CONFIG} is "
+        f"not in the current folder ({os.getcwd()}); give the configuration file: "
+        f"gateway {args.command} --config FILE (config/README.md in the source repository "
+        "documents every field, and config/gateway.toml there is an example)",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _version() -> str:
+    """The installed package's version ("unknown" for a source tree never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (nothing heavy before eventlet)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"gateway ({DISTRIBUTION}) {_version()}")
+        parser.exit()
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -44,11 +89,14 @@ def _run(args: argparse.Namespace) -> int:
     from gateway.config import load_config
     from gateway.errors import ConfigError
 
+    config = _config_path(args)
+    if config is None:
+        return 2
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         print("the gateway refuses to start on an invalid configuration", file=sys.stderr)
@@ -110,8 +158,11 @@ def _transfer(args: argparse.Namespace) -> int:
     except transfer.TransferError as exc:
         print(exc, file=sys.stderr)
         return 1
+    config = _config_path(args)
+    if config is None:
+        return 2
     try:
-        storage, embedded = _open_storage(args.config)
+        storage, embedded = _open_storage(config)
     except GatewayError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -185,9 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gateway",
         description="A znsocket server whose storage is TStorage, configured by one TOML file.",
     )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve znsocket clients from TStorage")
-    run.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
+    run.add_argument("--config", help=CONFIG_HELP)
     run.add_argument("--host", default=None, help="override server.host")
     run.add_argument(
         "--port", type=int, default=None, help="override server.port (0: any free port)"
@@ -224,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: refuse them; keys already holding the file's value are left alone)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    imp.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
+    imp.add_argument("--config", help=CONFIG_HELP)
     imp.set_defaults(func=_transfer)
     exp = sub.add_parser(
         "export",
@@ -250,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", help="file to write, replaced only on success (default: standard output)"
     )
     exp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
-    exp.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
+    exp.add_argument("--config", help=CONFIG_HELP)
     exp.set_defaults(func=_transfer)
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", help="the TOML configuration file")
