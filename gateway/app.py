@@ -139,12 +139,8 @@ class Gateway:
         local = server.message_queue is not None
 
         def emit(target: str, data: dict[str, Any]) -> None:
-            app.sio.emit(
-                "refresh",
-                {"target": target, "data": data},
-                namespace=app.namespace,
-                ignore_queue=local,
-            )
+            # to the clients whose token may read the key (everyone without [auth])
+            app.emit_refresh(target, data, ignore_queue=local)
 
         self.storage.follow(emit)
 
@@ -192,7 +188,7 @@ def build(config: GatewayConfig) -> Gateway:
         link = TStorageLink(LinkSettings.for_config(t, host, port))
         storage = GatewayStorage(link, config)
         storage.load()
-        authenticate, authorize = policy_hooks(config.auth)
+        authenticate, authorize, audience = policy_hooks(config.auth)
         options: dict[str, Any] = {}
         if config.server.message_queue is not None:
             import socketio
@@ -205,6 +201,7 @@ def build(config: GatewayConfig) -> Gateway:
             cors_allowed_origins=config.server.allowed_origins or None,
             authenticate=authenticate,
             authorize=authorize,
+            audience=audience,
             **options,
         )
         from gateway.timeseries.events import mount as mount_timeseries
