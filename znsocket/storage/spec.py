@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from znsocket.protocol.events import Event
@@ -75,12 +75,13 @@ class KeyParam:
         name: The parameter's name in the interface method (or the payload field).
         access: Whether the command reads or changes the key(s).
         list_or_one: The value is one name or a list of names (see :func:`list_or_args`).
-            A ``*args`` parameter always names one key per item.
+        variadic: A ``*args`` parameter: one key per item (set from the signature).
     """
 
     name: str
     access: Access
     list_or_one: bool = False
+    variadic: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class CommandSpec:
         writes_all: With ``all_keys``: it changes them.
         signature: The interface method's signature without ``self``; ``None`` for an
             event, whose payload is keyword fields only.
+        writes: Whether the command changes data (derived).
     """
 
     name: str
@@ -101,11 +103,11 @@ class CommandSpec:
     all_keys: bool = False
     writes_all: bool = False
     signature: inspect.Signature | None = field(default=None, compare=False)
+    writes: bool = field(init=False)
 
-    @property
-    def writes(self) -> bool:
-        """Whether the command changes data."""
-        return self.writes_all or any(k.access == "write" for k in self.keys)
+    def __post_init__(self) -> None:
+        writes = self.writes_all or any(k.access == "write" for k in self.keys)
+        object.__setattr__(self, "writes", writes)
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, as the storage method would bind them.
@@ -120,7 +122,7 @@ class CommandSpec:
                     f"{self.name} takes keyword fields only, not {len(args)} positional"
                 )
             return dict(kwargs)
-        return dict(self.signature.bind(*args, **kwargs).arguments)
+        return self.signature.bind(*args, **kwargs).arguments
 
     def keys_of(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[tuple[Any, Access]]:
         """Every key the call names, with whether it is read or changed.
@@ -137,7 +139,7 @@ class CommandSpec:
             if param.name not in bound:
                 continue
             value = bound[param.name]
-            if self._variadic(param.name):
+            if param.variadic:
                 out.extend((v, param.access) for v in value)
             elif param.list_or_one:
                 out.extend((v, param.access) for v in list_or_args(value))
@@ -152,11 +154,6 @@ class CommandSpec:
             TypeError: As :meth:`bind`.
         """
         return [key for key, access in self.keys_of(args, kwargs) if access == "write"]
-
-    def _variadic(self, name: str) -> bool:
-        if self.signature is None:
-            return False
-        return self.signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL
 
 
 def _r(name: str, list_or_one: bool = False) -> KeyParam:
@@ -237,6 +234,10 @@ def _command_spec(command: str, keys: tuple[KeyParam, ...]) -> CommandSpec:
     for param in keys:
         if param.name not in sig.parameters:
             raise ValueError(f"{command} has no parameter {param.name!r}")
+    keys = tuple(
+        replace(p, variadic=sig.parameters[p.name].kind is inspect.Parameter.VAR_POSITIONAL)
+        for p in keys
+    )
     every = command in _EVERY_KEY_WRITTEN
     return CommandSpec(command, keys, all_keys=every, writes_all=every, signature=sig)
 
