@@ -36,7 +36,8 @@ from znsocket.server.auth import extract_token
 from znsocket.storage.spec import COMMAND_SPECS, EVENT_SPECS, spec_of
 
 _PREFIXES = ("znsocket.List:", "znsocket.Dict:", "znsocket.Segments:")
-#: Commands and events that change data: a ``read`` token may not send them.
+#: Commands and events every call of which changes data: a ``read`` token may not send
+#: them (nor an ``adapter:get`` that makes an adapter owner copy to a ``target``).
 WRITE_EVENTS = frozenset(
     name for specs in (COMMAND_SPECS, EVENT_SPECS) for name, spec in specs.items() if spec.writes
 )
@@ -106,7 +107,7 @@ class TokenPolicy:
         if spec is None:
             raise PermissionDeniedError(f"token {principal.name!r} may not send {command!r}")
         keys = spec.keys_of(args, kwargs)
-        if spec.writes and principal.access != "read-write":
+        if principal.access != "read-write" and spec.changes(keys):
             raise PermissionDeniedError(
                 f"token {principal.name!r} is read-only; {command} changes data"
             )

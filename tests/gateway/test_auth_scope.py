@@ -358,8 +358,9 @@ def test_adapter_events_check_every_key_field(wrapper: str, adapters: dict[str, 
     # read-only tokens may not make an owner copy, even between their own keys
     answer = send(ro, wrapper, "adapter:get", [[], {"key": own, "method": "copy", "target": "a/2"}])
     assert error_type(answer) == "PermissionDeniedError"
-    # the token's own adapter works through the same path
-    assert send(scoped, wrapper, "adapter:get", [[], {"key": own, "method": "__len__"}]) == 3
+    # the tokens' own adapter works through the same path, for reading tokens too
+    for client in (scoped, ro):
+        assert send(client, wrapper, "adapter:get", [[], {"key": own, "method": "__len__"}]) == 3
 
     # no registration of a foreign key, whatever other field names an own one
     fresh = f"znsocket.List:b/new-{wrapper}"

@@ -95,7 +95,9 @@ class CommandSpec:
         writes_all: With ``all_keys``: it changes them.
         signature: The interface method's signature without ``self``; ``None`` for an
             event, whose payload is keyword fields only.
-        writes: Whether the command changes data (derived).
+        writes: Whether every call changes data (derived): a command with a key it
+            changes, or an event all of whose key fields it changes. See :meth:`changes`
+            for one call.
     """
 
     name: str
@@ -106,8 +108,17 @@ class CommandSpec:
     writes: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        writes = self.writes_all or any(k.access == "write" for k in self.keys)
+        if self.signature is None:  # an event: fields may be absent
+            writes = bool(self.keys) and all(k.access == "write" for k in self.keys)
+        else:
+            writes = self.writes_all or any(k.access == "write" for k in self.keys)
         object.__setattr__(self, "writes", writes)
+
+    def changes(self, keys: Sequence[tuple[Any, Access]]) -> bool:
+        """Whether the call whose keys (:meth:`keys_of`) are ``keys`` changes data: always
+        for a writing command, and for an event when a field it writes is present
+        (``adapter:get`` with a copy ``target``)."""
+        return self.writes or any(access == "write" for _, access in keys)
 
     def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, as the storage method would bind them.

@@ -95,6 +95,10 @@ def test_adapter_and_refresh_events_name_keys_in_every_key_field() -> None:
             spec.keys_of(["k"], {"key": "k"})
     assert EVENT_SPECS["adapter:get"].written([], {"key": "k", "target": "t"}) == ["t"]
     assert not EVENT_SPECS["check_adapter"].writes and EVENT_SPECS["register_adapter"].writes
+    # reading an adapter changes nothing; making its owner copy to a target does
+    get = EVENT_SPECS["adapter:get"]
+    assert not get.changes(get.keys_of([], {"key": "k", "method": "__len__"}))
+    assert get.changes(get.keys_of([], {"key": "k", "method": "copy", "target": "t"}))
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
