@@ -378,6 +378,56 @@ def test_adapter_events_check_every_key_field(wrapper: str, adapters: dict[str, 
     assert send(scoped, wrapper, "check_adapter", [[], {"key": own}]) is True
 
 
+EVENT_FIELDS = ("key", "target", "name")
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    event=st.sampled_from(
+        ["adapter:get", "register_adapter", "check_adapter", "adapter_exists", "refresh"]
+    ),
+    foreign=st.sets(st.sampled_from(EVENT_FIELDS), min_size=1),
+    present=st.sets(st.sampled_from(EVENT_FIELDS)),
+    spelling=st.sampled_from(SPELLINGS),
+    wrapper=st.sampled_from(WRAPPERS),
+    token=st.sampled_from(["scoped", "scoped-ro"]),
+)
+def test_an_event_naming_b_x_in_any_field_is_refused(
+    adapters: dict[str, RawClient],
+    event: str,
+    foreign: set[str],
+    present: set[str],
+    spelling: str,
+    wrapper: str,
+    token: str,
+) -> None:
+    admin = adapters["admin"]
+    asked = len(admin.adapter_requests)
+    head = "target" if event == "refresh" else "key"  # the field the server acts on
+    fields: dict[str, Any] = {"method": "__len__"}
+    for name in {head} | present | foreign:
+        fields[name] = spelling.format("b/x") if name in foreign else "znsocket.List:a/own"
+    client = adapters[token]
+    if event == "refresh":  # its payload is not [args, kwargs]: it travels plain only
+        answer = client.call("refresh", fields)
+    else:
+        answer = send(client, wrapper, event, [[], fields])
+    if event in ("check_adapter", "adapter_exists"):
+        assert answer is False, (event, fields, answer)
+    else:
+        assert error_type(answer) == "PermissionDeniedError", (event, fields, answer)
+    assert len(admin.adapter_requests) == asked
+    # b/x keeps its owner, and no foreign key gained one
+    assert admin.call("adapter_exists", [[], {"key": "znsocket.List:b/x"}]) is True
+    for key in {fields[f] for f in foreign}:
+        if key != "znsocket.List:b/x":
+            assert admin.call("adapter_exists", [[], {"key": key}]) is False
+
+
 # ----------------------------------------------------------------------- refresh
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
