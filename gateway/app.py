@@ -126,7 +126,8 @@ class Gateway:
         read within ``watch_s`` seconds (``[server] watch_window``) and the generic keys
         catch up with TStorage, each by one GET of what was acquired since its watermark;
         whatever arrived from another gateway or program is announced to the websocket
-        clients as upstream clients announce their own writes, one event per key and poll.
+        clients as upstream clients announce their own writes, one event per key and poll
+        (with ``[auth]``, to the clients whose token may read the key).
 
         With a message queue, these events go to this process's clients only: every
         gateway follows TStorage for its own clients, so relaying them would repeat each
