@@ -126,7 +126,8 @@ class Gateway:
         read within ``watch_s`` seconds (``[server] watch_window``) and the generic keys
         catch up with TStorage, each by one GET of what was acquired since its watermark;
         whatever arrived from another gateway or program is announced to the websocket
-        clients as upstream clients announce their own writes, one event per key and poll.
+        clients as upstream clients announce their own writes, one event per key and poll
+        (with ``[auth]``, to the clients whose token may read the key).
 
         With a message queue, these events go to this process's clients only: every
         gateway follows TStorage for its own clients, so relaying them would repeat each
@@ -139,12 +140,8 @@ class Gateway:
         local = server.message_queue is not None
 
         def emit(target: str, data: dict[str, Any]) -> None:
-            app.sio.emit(
-                "refresh",
-                {"target": target, "data": data},
-                namespace=app.namespace,
-                ignore_queue=local,
-            )
+            # to the clients whose token may read the key (everyone without [auth])
+            app.emit_refresh(target, data, ignore_queue=local)
 
         self.storage.follow(emit)
 
@@ -192,7 +189,7 @@ def build(config: GatewayConfig) -> Gateway:
         link = TStorageLink(LinkSettings.for_config(t, host, port))
         storage = GatewayStorage(link, config)
         storage.load()
-        authenticate, authorize = policy_hooks(config.auth)
+        authenticate, authorize, audience = policy_hooks(config.auth)
         options: dict[str, Any] = {}
         if config.server.message_queue is not None:
             import socketio
@@ -205,6 +202,7 @@ def build(config: GatewayConfig) -> Gateway:
             cors_allowed_origins=config.server.allowed_origins or None,
             authenticate=authenticate,
             authorize=authorize,
+            audience=audience,
             **options,
         )
         from gateway.timeseries.events import mount as mount_timeseries

@@ -342,7 +342,7 @@ def mount(app: Any, reads: TimeSeriesReads, authorize: Authorize | None = None) 
             if authorize is None:
                 return True
             try:
-                authorize(principals.get(sid), "lrange", [full_key], {})
+                authorize(principals.get(sid), "llen", [full_key], {})
             except Exception:
                 return False
             return True

@@ -29,6 +29,7 @@ from gateway.storage.link import TStorageLink
 from gateway.storage.series import SeriesViews
 from znsocket.exceptions import ResponseError
 from znsocket.storage.base import CommandCall, StorageCommands
+from znsocket.storage.spec import list_or_args
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -200,8 +201,7 @@ class GatewayStorage(StorageCommands):
 
     def mget(self, keys: Any, *args: Any) -> list[str | None]:
         """Same semantics as Redis MGET (mapped keys are not strings: ``None``)."""
-        names = [keys] if isinstance(keys, (str, bytes)) else list(keys)
-        names += list(args)
+        names = list_or_args(keys, args)
         out: list[str | None] = []
         for n in names:
             out.append(

@@ -198,7 +198,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         app: the :class:`~znsocket.server.app.ZnSocketApp`.
         storage: the gateway's storage.
         authorize: the gateway's authorization hook (``None`` when auth is off); a key is
-            readable when its ``lrange`` is allowed.
+            readable when its ``llen`` is allowed.
 
     Returns:
         The reads behind the events (the Python API; also for tests and benchmarks).
@@ -209,7 +209,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
 
     def check(sid: str, full_key: str) -> None:
         if authorize is not None:
-            authorize(principals.get(sid), "lrange", [full_key], {})
+            authorize(principals.get(sid), "llen", [full_key], {})
 
     handlers = TimeSeriesEvents(reads, check)
     table: dict[str, Callable[[str, list[Any], dict[str, Any]], dict[str, Any]]] = {

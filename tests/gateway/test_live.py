@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import znsocket
 from tests._servers import ServerProcess
-from tests._upstream import free_port, upstream_python
+from tests._upstream import upstream_python
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
 
@@ -30,35 +28,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 800_000_000 * 10**9
 KEY = "znsocket.List:meters/7/3"
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A throwaway Redis server on a free loopback port (no persistence)."""
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    import redis
-
-    r = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    r.close()
-    proc.terminate()
-    proc.wait(10)
 
 
 def values(
