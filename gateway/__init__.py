@@ -15,6 +15,7 @@ from gateway.errors import (
     ConfigError,
     GatewayError,
     KeyMappingError,
+    TStorageOutcomeUnknown,
     TStorageUnavailable,
 )
 from gateway.timeseries import TimeSeries
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "GatewayError",
     "KeyMappingError",
+    "TStorageOutcomeUnknown",
     "TStorageUnavailable",
     "TimeSeries",
 ]

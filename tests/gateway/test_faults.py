@@ -1,0 +1,156 @@
+"""Faults of TStorage seen through a running gateway: stalls, crashes, refusals.
+
+Each test runs its own TStorage server process (stopping or killing the session's would
+disturb the other tests) and a gateway on it, and checks what a client sees: answers
+within ``[tstorage] timeout``, and errors that say truly whether a write was stored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import znsocket
+from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
+from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from tests._servers import ServerProcess, spawn
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_e2e import client, eventually
+from tests.gateway.test_storage_series import records_of
+
+TIMEOUT = 2.0
+#: how late an answer may come beyond the timeout on a loaded machine
+SLACK = 1.2
+#: no catch-up reads or follow polls of their own: each call makes exactly the requests
+#: the test expects (a write sends its PUT)
+QUIET = """
+[server]
+follow_interval = 60
+"""
+
+
+def tstorage_server(data: Path, port: int = 0, *extra: str) -> ServerProcess:
+    return spawn(["tstorage-server", "--data-dir", str(data), "--port", str(port), *extra])
+
+
+@pytest.fixture
+def own_tstorage(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = tstorage_server(tmp_path / "ts")
+    yield proc
+    if proc.alive():
+        os.kill(proc.pid, signal.SIGCONT)
+    proc.stop()
+
+
+def config_text(ts: ServerProcess, cid: int, gcid: int, staleness: float = 60) -> str:
+    text = meter_config(ts, cid, gcid)
+    tuning = f"timeout = {TIMEOUT}\nmax_staleness = {staleness}\n"
+    return QUIET + text.replace("[tstorage]\n", "[tstorage]\n" + tuning)
+
+
+def timed(call: Callable[[], object]) -> tuple[float, str]:
+    """Seconds ``call`` took to fail, and its error message."""
+    t0 = time.monotonic()
+    with pytest.raises(znsocket.exceptions.ZnSocketError) as info:
+        call()
+    return time.monotonic() - t0, str(info.value)
+
+
+def test_a_stalled_tstorage_answers_within_the_timeout_and_says_a_write_may_be_stored(
+    start_gateway: Callable[[str], ServerProcess],
+    own_tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid, gcid = fresh_cid(), fresh_cid()
+    gw = start_gateway(config_text(own_tstorage, cid, gcid))
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.extend([1.0, 2.0])
+    c.set("status", "ok")
+    os.kill(own_tstorage.pid, signal.SIGSTOP)  # as a hung or swapped-out server
+    try:
+        took, msg = timed(lambda: lst.append(9.0))
+        assert took < TIMEOUT + SLACK, took
+        assert "may or may not be stored" in msg
+        took, msg = timed(lambda: c.set("status", "stalled"))
+        assert took < TIMEOUT + SLACK, took
+        assert "may or may not be stored" in msg
+        # a read of a series not read before needs TStorage too
+        took, msg = timed(lambda: len(znsocket.List(c, "meters/2/1")))
+        assert took < TIMEOUT + SLACK, took
+        assert "stored" not in msg and "not done" in msg
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+
+    # "may or may not": the resumed server does store what it had received
+    def stored() -> None:
+        values = [struct.unpack("<d", v)[0] for k, v in records_of(own_tstorage, cid)]
+        assert values == [1.0, 2.0, 9.0]
+
+    eventually(stored)
+    lst.append(10.0)  # and the gateway works on
+    assert c.get("status") in ("ok", "stalled")
+
+
+def test_a_write_tstorage_never_received_is_reported_not_stored(
+    start_gateway: Callable[[str], ServerProcess], tmp_path: Path, fresh_cid: Callable[[], int]
+) -> None:
+    cid, gcid = fresh_cid(), fresh_cid()
+    ts = tstorage_server(tmp_path / "ts")
+    gw = start_gateway(config_text(ts, cid, gcid))
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.append(1.0)  # the gateway now holds a pooled connection, which the crash breaks
+    ts.kill()
+    took, msg = timed(lambda: lst.append(2.0))
+    assert "not stored" in msg and "may or may not" not in msg
+    assert took < TIMEOUT + SLACK
+    _, msg = timed(lambda: c.set("k", "v"))
+    assert "not stored" in msg and "may or may not" not in msg
+    with tstorage_server(tmp_path / "ts", ts.port) as again:
+        assert [struct.unpack("<d", v)[0] for _, v in records_of(again, cid)] == [1.0]
+        assert records_of(again, gcid) == []
+        lst.append(3.0)  # the gateway reconnects by itself
+        assert lst[:] == [1.0, 3.0]
+
+
+def test_a_write_tstorage_refuses_is_reported_not_stored(
+    make_storage: Callable[[str], GatewayStorage], tmp_path: Path, fresh_cid: Callable[[], int]
+) -> None:
+    # the server refuses a PUT larger than --max-request-bytes: an answer, so certain
+    with tstorage_server(tmp_path / "ts", 0, "--max-request-bytes", "4096") as ts:
+        cid, gcid = fresh_cid(), fresh_cid()
+        storage = make_storage(config_text(ts, cid, gcid))
+        with pytest.raises(TStorageUnavailable, match="refused the write; not stored") as info:
+            storage.rpush("znsocket.List:meters/1/1", *[str(float(i)) for i in range(1000)])
+        assert not isinstance(info.value, TStorageOutcomeUnknown)
+        assert records_of(ts, cid) == []
+        storage.rpush("znsocket.List:meters/1/1", "1.0")  # a small one is stored
+        assert len(records_of(ts, cid)) == 1
+
+
+def test_link_errors_are_typed_by_outcome(
+    own_tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    link = TStorageLink(LinkSettings("127.0.0.1", own_tstorage.port, timeout=TIMEOUT))
+    link.put([((cid, 1, 1, 1), b"a")])
+    os.kill(own_tstorage.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(TStorageOutcomeUnknown, match="may or may not be stored"):
+            link.put([((cid, 1, 1, 2), b"b")])
+        assert time.monotonic() - t0 < TIMEOUT + SLACK
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+    link.close()
+    down = TStorageLink(LinkSettings("127.0.0.1", 1, timeout=0.5, reconnect_max_delay=0.1))
+    with pytest.raises(TStorageUnavailable, match="not sent, not stored") as info:
+        down.put([((cid, 1, 1, 3), b"c")])
+    assert type(info.value) is TStorageUnavailable
