@@ -7,12 +7,17 @@ within ``[tstorage] timeout``, and errors that say truly whether a write was sto
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import struct
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +28,9 @@ from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_e2e import client, eventually
 from tests.gateway.test_storage_series import records_of
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key
 
 TIMEOUT = 2.0
 #: how late an answer may come beyond the timeout on a loaded machine
@@ -154,3 +162,92 @@ def test_link_errors_are_typed_by_outcome(
     with pytest.raises(TStorageUnavailable, match="not sent, not stored") as info:
         down.put([((cid, 1, 1, 3), b"c")])
     assert type(info.value) is TStorageUnavailable
+
+
+def health(gw: ServerProcess) -> tuple[int, dict[str, Any]]:
+    """Status code and JSON of the gateway's ``GET /health``."""
+    try:
+        with urllib.request.urlopen(f"{gw.url}/health", timeout=10) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_killed_embedded_tstorage_is_restarted_with_what_was_acknowledged(
+    start_gateway: Callable[[str], ServerProcess], tmp_path: Path
+) -> None:
+    gw = start_gateway(
+        f"""
+        [tstorage]
+        timeout = {TIMEOUT}
+
+        [tstorage.embedded]
+        data_dir = "{tmp_path / "data"}"
+        restart_delay = 0.3
+        restart_max_delay = 5
+
+        [[map]]
+        pattern = "meters/{{mid:int}}/{{moid:int}}"
+        cid = 1
+        mid = "{{mid}}"
+        moid = "{{moid}}"
+        codec = "struct:<d"
+        """
+    )
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.extend([1.0, 2.0, 3.0])
+    c.set("name", "plant 7")
+    code, state = health(gw)
+    emb = state["tstorage"]["embedded"]
+    assert code == 200 and emb["running"] and emb["restarts"] == 0
+    first = emb["pid"]
+    port = int(emb["address"].rsplit(":", 1)[1])
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: health(gw)[1]["tstorage"]["embedded"]["restarts"] == 1)
+    code, state = health(gw)
+    emb = state["tstorage"]["embedded"]
+    assert code == 200 and emb["running"] and emb["pid"] != first
+    assert emb["address"].endswith(f":{port}")  # the same port: other programs find it
+    # the dead child was reaped, not left a zombie
+    assert not Path(f"/proc/{first}").exists()
+    # what was acknowledged before the kill is in the restarted server ...
+    with Channel("127.0.0.1", port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(1, 1, 1, -(2**63), -(2**63)), Key(2, 2, 2, 2**63 - 1, 2**63 - 1))
+        assert [struct.unpack("<d", r.value)[0] for r in res.data] == [1.0, 2.0, 3.0]
+    # ... and the gateway serves on, through it
+    lst.append(4.0)
+    assert lst[:] == [1.0, 2.0, 3.0, 4.0]
+    assert c.get("name") == "plant 7"
+    eventually(lambda: "embedded TStorage restarted (restart 1" in gw.text())
+    assert f"embedded TStorage (pid {first}) exited with status -9" in gw.text()
+
+
+def test_restarts_back_off_up_to_the_bound_and_are_counted(
+    start_gateway: Callable[[str], ServerProcess], tmp_path: Path
+) -> None:
+    gw = start_gateway(
+        f"""
+        [tstorage.embedded]
+        data_dir = "{tmp_path / "data"}"
+        restart_delay = 0.5
+        restart_max_delay = 1.5
+        """
+    )
+    for n in (1, 2, 3):
+        pid = health(gw)[1]["tstorage"]["embedded"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda n=n: health(gw)[1]["tstorage"]["embedded"]["restarts"] == n)
+    delays = re.findall(r"exited with status -9; restarting in ([\d.]+) s", gw.text())
+    assert delays == ["0.5", "1.0", "1.5"]  # doubling, bounded by restart_max_delay
+    assert len(re.findall(r"embedded TStorage restarted \(restart \d", gw.text())) == 3
+    c = client(gw)
+    c.set("after", "3 restarts")
+    assert c.get("after") == "3 restarts"
