@@ -25,7 +25,7 @@ from typing import Any
 from gateway.config import GatewayConfig
 from gateway.errors import KeyMappingError
 from gateway.keymap import DictTarget, KeyMap, ListTarget
-from gateway.storage.generic import GenericKeys, key_name
+from gateway.storage.generic import WRITES, GenericKeys, key_name
 from gateway.storage.link import TStorageLink
 from gateway.storage.series import SeriesViews
 from znsocket.exceptions import ResponseError
@@ -325,10 +325,11 @@ def _within_one_deadline(name: str) -> None:
     # command answers within about [tstorage] timeout even when it first waited for a lock
     # held by another request to a stalled TStorage. A pipeline's commands get one each.
     method = getattr(GatewayStorage, name)
+    writes = name in WRITES or name == "flushall"
 
     @functools.wraps(method)
     def command(self: GatewayStorage, *args: Any, **kwargs: Any) -> Any:
-        with self.link.request():
+        with self.link.request(writes):
             return method(self, *args, **kwargs)
 
     setattr(GatewayStorage, name, command)

@@ -85,7 +85,7 @@ class TStorageLink:
         self._scope = threading.local()  # green-thread local in the (patched) gateway
 
     @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
+    def request(self, writes: bool = False) -> Iterator[None]:
         """Bound the TStorage requests made inside by one deadline, ``timeout`` from now,
         pushed back each time TStorage answers one of them.
 
@@ -93,13 +93,22 @@ class TStorageLink:
         or after TStorage last answered it, however many requests it makes and however
         long it waited for a lock held by another's request. Nested uses keep the outer
         deadline.
+
+        Args:
+            writes: the command may write. Should a read fail before any PUT was tried,
+                the error then says that nothing was stored.
         """
         if getattr(self._scope, "deadline", None) is not None:
             yield
             return
         self._scope.deadline = time.monotonic() + self.settings.timeout
+        self._scope.put_tried = False
         try:
             yield
+        except TStorageUnavailable as exc:
+            if writes and not self._scope.put_tried and type(exc) is TStorageUnavailable:
+                raise TStorageUnavailable(f"{exc}; the write was not stored") from exc
+            raise
         finally:
             self._scope.deadline = None
 
@@ -203,6 +212,7 @@ class TStorageLink:
         """
         if not records:
             return
+        self._scope.put_tried = True
         ticket = _Ticket(records, self._deadline())
         with self._put_lock:
             self._put_queue.append(ticket)

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -251,3 +252,84 @@ def test_restarts_back_off_up_to_the_bound_and_are_counted(
     c = client(gw)
     c.set("after", "3 restarts")
     assert c.get("after") == "3 restarts"
+
+
+def test_queued_writes_to_a_stalled_tstorage_answer_in_time_and_truly(
+    own_tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    # Group commit: one PUT on the wire, the others queued behind it. Every caller hears
+    # within the timeout, and a write reported "not stored" is indeed never stored.
+    cid = fresh_cid()
+    link = TStorageLink(LinkSettings("127.0.0.1", own_tstorage.port, timeout=TIMEOUT))
+    link.put([((cid, 0, 0, 1), b"warm")])  # a pooled connection, as in a running gateway
+    outcomes: dict[int, tuple[BaseException | None, float]] = {}
+
+    def put(n: int) -> None:
+        t0 = time.monotonic()
+        try:
+            link.put([((cid, n, 0, 1), b"v")])
+            outcomes[n] = (None, time.monotonic() - t0)
+        except BaseException as exc:
+            outcomes[n] = (exc, time.monotonic() - t0)
+
+    os.kill(own_tstorage.pid, signal.SIGSTOP)
+    try:
+        threads = [threading.Thread(target=put, args=(n,)) for n in range(1, 9)]
+        for t in threads:
+            t.start()
+            time.sleep(0.1)
+        for t in threads:
+            t.join(30)
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+    assert all(took < TIMEOUT + SLACK for _, took in outcomes.values()), outcomes
+    unknown = {n for n, (e, _) in outcomes.items() if isinstance(e, TStorageOutcomeUnknown)}
+    not_stored = {n for n, (e, _) in outcomes.items() if type(e) is TStorageUnavailable}
+    assert unknown and unknown | not_stored == set(range(1, 9)), outcomes
+    assert all("not stored" in str(outcomes[n][0]) for n in not_stored)
+    time.sleep(1.0)  # let the resumed server commit what it had received
+    mids = {k[1] for k, _ in records_of(own_tstorage, cid)}
+    assert not mids & not_stored
+    link.put([((cid, 99, 0, 1), b"after")])  # and the link works on
+    link.close()
+
+
+def test_every_command_answers_in_time_while_the_follower_waits_on_a_stalled_tstorage(
+    start_gateway: Callable[[str], ServerProcess],
+    own_tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    # With the change feed on (the defaults), the follower's own reads to the stalled
+    # TStorage hold the locks commands need; a command still answers within the timeout.
+    cid, gcid = fresh_cid(), fresh_cid()
+    text = meter_config(own_tstorage, cid, gcid).replace(
+        "[tstorage]\n", f"[tstorage]\ntimeout = {TIMEOUT}\n"
+    )
+    gw = start_gateway(text)
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.append(1.0)
+    c.set("k", "v")
+    os.kill(own_tstorage.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.5)  # the follower is now waiting on TStorage
+        for call in (
+            lambda: lst.append(2.0),
+            lambda: c.set("k", "w"),
+            lambda: lst.append(3.0),
+            lambda: c.hset("znsocket.Dict:h", "f", '"x"'),
+        ):
+            took, msg = timed(call)
+            assert took < TIMEOUT + SLACK, (took, msg)
+            assert "not stored" in msg or "may or may not be stored" in msg, msg
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+
+    def healed() -> None:
+        try:
+            c.set("k", "after")
+        except znsocket.exceptions.ZnSocketError as exc:
+            raise AssertionError(str(exc)) from exc
+
+    eventually(healed, timeout=10)
+    assert c.get("k") == "after"
