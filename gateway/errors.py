@@ -14,9 +14,10 @@
                                a write reached TStorage but no answer came back (timeout,
                                connection lost): it may or may not be stored
 
-Storage errors that reach websocket clients are translated to znsocket error envelopes at
-the storage boundary; these classes never cross the wire by their own names except
-``KeyMappingError``/``CodecError``, whose names tell the user what went wrong.
+Storage errors that reach websocket clients become znsocket error envelopes whose
+``type`` is the class name: ``KeyMappingError``, ``TStorageUnavailable`` and
+``TStorageOutcomeUnknown`` reach clients by these names, and tell them what went wrong and
+what became of a write (``docs/gateway.md``).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_e2e import client, eventually
 from tests.gateway.test_storage_series import records_of
+from tests.znsocket.server.conftest import RawClient
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType
 from tstorage_client.record import Key
@@ -82,6 +83,7 @@ def test_a_stalled_tstorage_answers_within_the_timeout_and_says_a_write_may_be_s
     lst = znsocket.List(c, "meters/1/1")
     lst.extend([1.0, 2.0])
     c.set("status", "ok")
+    raw = RawClient(gw.url)
     os.kill(own_tstorage.pid, signal.SIGSTOP)  # as a hung or swapped-out server
     try:
         took, msg = timed(lambda: lst.append(9.0))
@@ -90,6 +92,8 @@ def test_a_stalled_tstorage_answers_within_the_timeout_and_says_a_write_may_be_s
         took, msg = timed(lambda: c.set("status", "stalled"))
         assert took < TIMEOUT + SLACK, took
         assert "may or may not be stored" in msg
+        # the envelope's type names the case for clients of any language
+        assert raw.cmd("set", "raw", "1")["error"]["type"] == "TStorageOutcomeUnknown"
         # a read of a series not read before needs TStorage too
         took, msg = timed(lambda: len(znsocket.List(c, "meters/2/1")))
         assert took < TIMEOUT + SLACK, took
@@ -103,6 +107,7 @@ def test_a_stalled_tstorage_answers_within_the_timeout_and_says_a_write_may_be_s
         assert values == [1.0, 2.0, 9.0]
 
     eventually(stored)
+    raw.close()
     lst.append(10.0)  # and the gateway works on
     assert c.get("status") in ("ok", "stalled")
 
@@ -122,6 +127,9 @@ def test_a_write_tstorage_never_received_is_reported_not_stored(
     assert took < TIMEOUT + SLACK
     _, msg = timed(lambda: c.set("k", "v"))
     assert "not stored" in msg and "may or may not" not in msg
+    raw = RawClient(gw.url)
+    assert raw.cmd("set", "k", "v")["error"]["type"] == "TStorageUnavailable"
+    raw.close()
     with tstorage_server(tmp_path / "ts", ts.port) as again:
         assert [struct.unpack("<d", v)[0] for _, v in records_of(again, cid)] == [1.0]
         assert records_of(again, gcid) == []
