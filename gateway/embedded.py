@@ -39,10 +39,11 @@ class EmbeddedTStorage:
     port: int = 0
     #: times a child that exited unexpectedly was replaced by a running one
     restarts: int = 0
-    _stop: list[Callable[[], None]] = field(default_factory=list)
-    _proc: subprocess.Popen[str] | None = None
-    _stopping: Any = None  # a threading.Event once supervised
-    _watcher: Any = None
+    _stop: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _proc: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
+    _exited: Any = field(default=None, init=False, repr=False)  # set once _proc is reaped
+    _stopping: Any = field(default=None, init=False, repr=False)  # set by stop()
+    _watcher: Any = field(default=None, init=False, repr=False)
 
     @property
     def pid(self) -> int | None:
@@ -122,7 +123,9 @@ class EmbeddedTStorage:
                     f"embedded TStorage server exited with status {status}: {text.strip()}"
                 )
             break
-        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
+        exited = threading.Event()
+        threading.Thread(target=_drain, args=(proc, exited), daemon=True).start()
+        self._exited = exited
         return proc
 
     def _terminate(self) -> None:
@@ -162,7 +165,8 @@ class EmbeddedTStorage:
         while not stopping.is_set():
             proc = self._proc
             assert proc is not None
-            status = proc.wait()  # reaps it: no zombie
+            self._exited.wait()  # woken when the child's output ends and it is reaped
+            status = proc.returncode
             if stopping.is_set():
                 return
             if time.monotonic() - started >= c.restart_max_delay:
@@ -197,3 +201,12 @@ class EmbeddedTStorage:
         """Stop the server and its supervision (safe to call twice)."""
         while self._stop:
             self._stop.pop()()
+
+
+def _drain(proc: subprocess.Popen[str], exited: Any) -> None:
+    # Read the child's output (so its pipe never fills) until the child ends, then reap it
+    # (no zombie) and tell the supervisor. Blocking reads, not polling, in a green thread.
+    for _ in proc.stdout or ():
+        pass
+    proc.wait()
+    exited.set()

@@ -261,6 +261,10 @@ class TStorageLink:
                         t.error = TStorageUnavailable(self._not_sent())
                         if t is not mine:
                             t.done.set()
+                if mine.deadline <= now:  # our caller must answer now: the next one sends
+                    with self._put_lock:
+                        self._put_queue[:0] = batch
+                    break
                 error: BaseException | None = None
                 try:
                     if batch:
