@@ -91,7 +91,8 @@ class TStorageOutcomeUnknown(TStorageUnavailable):
     """A write was sent to TStorage but no answer came back (timeout, connection lost).
 
     It was not acknowledged, yet TStorage may have stored it (a server that was only slow
-    stores it when it resumes): read the data back to find out. Writing the same records
-    again is safe, since a record written twice reads back the same. A subclass of
-    :class:`TStorageUnavailable`, so code catching that keeps catching it.
+    stores it when it resumes): read the data back to find out. The same records (same
+    keys) written again read back the same, but a repeated command may write others (an
+    append takes a new time). A subclass of :class:`TStorageUnavailable`, so code catching
+    that keeps catching it.
     """

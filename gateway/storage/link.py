@@ -341,7 +341,7 @@ class TStorageLink:
         )
         return TStorageOutcomeUnknown(
             f"TStorage at {self.address} {what} after the write was sent: it may or may "
-            "not be stored (read it back to find out; writing it again is safe)"
+            "not be stored (read it back to find out before writing it again)"
         )
 
     def _failure(self, what: str, status: ResponseStatus) -> str:
