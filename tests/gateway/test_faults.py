@@ -72,6 +72,7 @@ def timed(call: Callable[[], object]) -> tuple[float, str]:
     return time.monotonic() - t0, str(info.value)
 
 
+@pytest.mark.slow
 def test_a_stalled_tstorage_answers_within_the_timeout_and_says_a_write_may_be_stored(
     start_gateway: Callable[[str], ServerProcess],
     own_tstorage: ServerProcess,
@@ -239,6 +240,7 @@ def test_a_killed_embedded_tstorage_is_restarted_with_what_was_acknowledged(
     assert f"embedded TStorage (pid {first}) exited with status -9" in gw.text()
 
 
+@pytest.mark.slow
 def test_restarts_back_off_up_to_the_bound_and_are_counted(
     start_gateway: Callable[[str], ServerProcess], tmp_path: Path
 ) -> None:
@@ -302,6 +304,7 @@ def test_queued_writes_to_a_stalled_tstorage_answer_in_time_and_truly(
     link.close()
 
 
+@pytest.mark.slow
 def test_every_command_answers_in_time_while_the_follower_waits_on_a_stalled_tstorage(
     start_gateway: Callable[[str], ServerProcess],
     own_tstorage: ServerProcess,
