@@ -125,8 +125,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open_storage(config: str) -> tuple[Any, Any]:
     """The gateway's storage on TStorage (starting the embedded server if configured)."""
-    from gateway.app import EmbeddedTStorage
     from gateway.config import load_config
+    from gateway.embedded import EmbeddedTStorage
     from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 
     cfg = load_config(config)

@@ -9,103 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth import policy_hooks
-from gateway.config import EmbeddedConfig, GatewayConfig
+from gateway.config import GatewayConfig
+from gateway.embedded import EmbeddedTStorage
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 
 if TYPE_CHECKING:
     from gateway.timeseries.reads import TimeSeriesReads
 
 log = logging.getLogger("gateway")
-
-#: how long a start waits for a previous server to release the data directory
-_BUSY_RETRY_S = 5.0
-_LISTENING = re.compile(r"listening on (\S+?):(\d+)")
-
-
-@dataclass
-class EmbeddedTStorage:
-    """Our TStorage server started for the gateway, in a thread or a child process."""
-
-    config: EmbeddedConfig
-    host: str = ""
-    port: int = 0
-    _stop: list[Callable[[], None]] = field(default_factory=list)
-
-    def start(self, busy_wait_s: float = _BUSY_RETRY_S) -> EmbeddedTStorage:
-        """Start the server; returns once it accepts connections.
-
-        Args:
-            busy_wait_s: in process mode, how long to wait for the data directory when
-                another server holds it (the server of a gateway that was just killed lets
-                go within about 0.1 s); 0 refuses at once.
-
-        Raises:
-            DataDirInUse: another server holds the data directory.
-        """
-        c = self.config
-        c.data_dir.mkdir(parents=True, exist_ok=True)
-        if c.mode == "thread":
-            from tstorage_server import EmbeddedServer
-
-            server = EmbeddedServer(c.data_dir, c.host, c.port).start()
-            self.host, self.port = server.host, server.port
-            self._stop.append(server.stop)
-            return self
-        # imported here: a gateway on a remote TStorage never loads the server
-        from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
-
-        argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(c.port), "--exit-with-parent"]  # fmt: skip
-        deadline = time.monotonic() + busy_wait_s
-        while True:
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            assert proc.stdout is not None
-            output: list[str] = []
-            for line in proc.stdout:
-                m = _LISTENING.search(line)
-                if m:
-                    self.host, self.port = c.host, int(m.group(2))
-                    break
-                output.append(line)
-            else:
-                status = proc.wait()
-                text = "".join(output)
-                if status == EXIT_DATA_DIR_IN_USE:
-                    if time.monotonic() < deadline:
-                        time.sleep(0.1)
-                        continue
-                    raise DataDirInUse(f"data directory {c.data_dir} is used by another server")
-                raise RuntimeError(
-                    f"embedded TStorage server exited with status {status}: {text.strip()}"
-                )
-            break
-        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-        self._stop.append(stop)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server (safe to call twice)."""
-        while self._stop:
-            self._stop.pop()()
 
 
 @dataclass
@@ -211,10 +128,15 @@ def build(config: GatewayConfig) -> Gateway:
         from gateway.dashboard import mount as mount_dashboard  # the page at / and its listing
 
         mount_dashboard(app, reads, authorize)
+        from gateway.health import mount as mount_health
+
+        mount_health(app, link, embedded)
     except BaseException:
         if embedded is not None:
             embedded.stop()
         raise
+    if embedded is not None:
+        embedded.supervise()  # a child that dies is restarted (process mode)
     if config.server.message_queue is not None:
         log.info("message queue: %s", _redacted(config.server.message_queue))
     log.info(

@@ -69,21 +69,50 @@ class ServerConfig(_Section):
     @property
     def is_loopback(self) -> bool:
         """True when the server binds a loopback address only."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` names a loopback address (``localhost``, ``127.x``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class EmbeddedConfig(_Section):
-    """``[tstorage.embedded]``: run our TStorage server for the gateway."""
+    """``[tstorage.embedded]``: run our TStorage server for the gateway.
+
+    In process mode the gateway supervises the child: when it exits unexpectedly it is
+    restarted on the same port after ``restart_delay`` seconds, the delay doubling with
+    each restart up to ``restart_max_delay`` (back to ``restart_delay`` once a child stayed
+    up that long).
+    """
 
     data_dir: Path
     mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
+    restart_delay: Annotated[float, Field(ge=0, le=3600)] = 0.2
+    restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        # The TStorage protocol has no authentication, and the embedded server has no TLS:
+        # off loopback, whoever reaches the port could read and overwrite every record.
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"the embedded TStorage would listen on {host!r}, off loopback, where anyone "
+                "who reaches the port could read and write every record (the TStorage "
+                "protocol has no authentication and the embedded server no TLS) "
+                '(hint: keep host = "127.0.0.1"; to share TStorage over the network run '
+                "tstorage-server with --tls-cert, --tls-key and --tls-client-ca, and give "
+                "the gateways its host/port and [tstorage.tls] with cert_file and key_file)"
+            )
+        return host
 
 
 class TlsConfig(_Section):

@@ -18,17 +18,18 @@ series as one range read and consecutive ``rpush`` calls as one PUT, which is ho
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.errors import KeyMappingError
 from gateway.keymap import DictTarget, KeyMap, ListTarget
-from gateway.storage.generic import GenericKeys, key_name
+from gateway.storage.generic import WRITES, GenericKeys, key_name
 from gateway.storage.link import TStorageLink
 from gateway.storage.series import SeriesViews
 from znsocket.exceptions import ResponseError
-from znsocket.storage.base import CommandCall, StorageCommands
+from znsocket.storage.base import COMMANDS, CommandCall, StorageCommands
 from znsocket.storage.spec import list_or_args
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -317,3 +318,23 @@ class GatewayStorage(StorageCommands):
         ):
             return None
         return t
+
+
+def _within_one_deadline(name: str) -> None:
+    # Every command's TStorage requests share one deadline (TStorageLink.request), so a
+    # command answers within about [tstorage] timeout even when it first waited for a lock
+    # held by another request to a stalled TStorage. A pipeline's commands get one each.
+    method = getattr(GatewayStorage, name)
+    writes = name in WRITES or name == "flushall"
+
+    @functools.wraps(method)
+    def command(self: GatewayStorage, *args: Any, **kwargs: Any) -> Any:
+        with self.link.request(writes):
+            return method(self, *args, **kwargs)
+
+    setattr(GatewayStorage, name, command)
+
+
+for _name in COMMANDS:
+    if callable(getattr(GatewayStorage, _name, None)):
+        _within_one_deadline(_name)

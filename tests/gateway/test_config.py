@@ -242,3 +242,24 @@ def test_tls_errors(tmp_path: Path, table: str, location: str, needle: str) -> N
 def test_tls_is_refused_for_the_embedded_server(tmp_path: Path) -> None:
     found = issues_of(write(tmp_path, MINIMAL + '\n[tstorage.tls]\nca_file = "ca.pem"\n'))
     assert "remote TStorage" in found["tstorage"][0]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "gateway.example.org"])
+def test_an_embedded_tstorage_off_loopback_is_refused(tmp_path: Path, host: str) -> None:
+    # the TStorage protocol has no authentication, and the embedded server has no TLS
+    text = MINIMAL.replace('data_dir = "data"', f'data_dir = "data"\nhost = "{host}"')
+    message, hint, line = issues_of(write(tmp_path, text))["tstorage.embedded.host"]
+    assert "off loopback" in message and "no authentication" in message
+    assert "--tls-client-ca" in hint and "cert_file" in hint
+    assert line == 4
+    gateway = [sys.executable, "-m", "gateway", "check-config", str(tmp_path / "gateway.toml")]
+    res = subprocess.run(gateway, capture_output=True, text=True)
+    assert res.returncode == 1 and "tstorage.embedded.host" in res.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_an_embedded_tstorage_on_loopback_is_accepted(tmp_path: Path, host: str) -> None:
+    text = MINIMAL.replace('data_dir = "data"', f'data_dir = "data"\nhost = "{host}"')
+    embedded = load_config(write(tmp_path, text)).tstorage.embedded
+    assert embedded is not None and embedded.host == host
+    assert (embedded.restart_delay, embedded.restart_max_delay) == (0.2, 10.0)
