@@ -270,6 +270,16 @@ def test_empty_frame_is_ignored(raw: Callable[[], RawSocketIO]) -> None:
     assert conn.ack(1) == {"data": True}
 
 
+def test_a_frame_that_is_no_engineio_packet_closes_only_its_connection(
+    raw: Callable[[], RawSocketIO],
+) -> None:
+    bystander, conn = raw(), raw()
+    conn.send("x")
+    assert conn.close_code() == 1011  # a WebSocket close, not an HTTP response
+    bystander.send(f'42{NAMESPACE},1["exists",[["k"],{{}}]]')
+    assert bystander.ack(1) == {"data": 0}
+
+
 # --------------------------------------------------------------- malformed packets
 def test_malformed_packets_with_an_ack_id_are_answered(raw: Callable[[], RawSocketIO]) -> None:
     conn = raw()
