@@ -118,27 +118,31 @@ def _gunzip_bounded(data: bytes, limit: int, pause: Callable[[], None] | None = 
     between steps, so a server can let other clients' requests run while a large (or
     hostile) message inflates, and a bomb is refused as soon as it passes ``limit``.
     """
-    out = bytearray()
+    # pieces joined once at the end: a growing buffer would be copied on the way
+    pieces: list[bytes] = []
+    size = 0
     rest = data
     while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         pending = rest
-        while True:
-            room = limit + 1 - len(out)
-            out += d.decompress(pending, min(room, DECOMPRESS_STEP_BYTES))
-            if len(out) > limit:
+        while not d.eof:
+            piece = d.decompress(pending, min(limit + 1 - size, DECOMPRESS_STEP_BYTES))
+            pieces.append(piece)
+            size += len(piece)
+            if size > limit:
                 raise DeserializationError(
                     f"Failed to deserialize message: decompressed size exceeds {limit} bytes"
                 )
             pending = d.unconsumed_tail
-            if not pending or d.eof:
+            # a step can end with all input read and output still held by the decompressor
+            if not piece and not pending:
                 break
             if pause is not None:
                 pause()
         if not d.eof:
             raise DeserializationError("Failed to deserialize message: truncated gzip stream")
         rest = d.unused_data
-    return bytes(out)
+    return b"".join(pieces)
 
 
 def decode_buffer(
