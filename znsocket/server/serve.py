@@ -19,6 +19,7 @@ every slot. A WebSocket, once open, is python-engineio's: its heartbeat decides.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
@@ -45,16 +46,27 @@ DEFAULT_REQUEST_TIMEOUT_S = 60.0
 
 
 class _DeadlineInput:
-    """A request body whose every read must finish within ``timeout_s``."""
+    """A request body whose every read must finish within ``timeout_s``.
 
-    def __init__(self, body: Any, timeout_s: float) -> None:
+    At the deadline the connection is shut down before the error is raised: the
+    application may answer the error anyway (python-engineio answers ``ok`` to a failed
+    POST), and no answer must reach the client for a body that did not arrive.
+    """
+
+    def __init__(self, body: Any, sock: Any, timeout_s: float) -> None:
         self._body = body
+        self._sock = sock
         self._timeout_s = timeout_s
 
     def read(self, *args: Any) -> bytes:
-        with eventlet.Timeout(self._timeout_s, TimeoutError("request body timed out")):
-            data: bytes = self._body.read(*args)
-            return data
+        try:
+            with eventlet.Timeout(self._timeout_s, TimeoutError("request body timed out")):
+                data: bytes = self._body.read(*args)
+                return data
+        except TimeoutError:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            raise
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._body, name)
@@ -77,7 +89,9 @@ def _protocol(timeout_s: float) -> type[eventlet.wsgi.HttpProtocol]:
         def get_environ(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
             self._deadline.cancel()  # the headers are in: the application's time starts
             environ: dict[str, Any] = super().get_environ(*args, **kwargs)
-            environ["wsgi.input"] = _DeadlineInput(environ["wsgi.input"], timeout_s)
+            environ["wsgi.input"] = _DeadlineInput(
+                environ["wsgi.input"], self.connection, timeout_s
+            )
             return environ
 
     return DeadlineProtocol

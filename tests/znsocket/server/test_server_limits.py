@@ -244,6 +244,24 @@ def test_a_dripping_request_is_cut_at_the_deadline(limited: ServerProcess) -> No
         assert closed_after is not None and closed_after < 3
 
 
+def test_a_polling_body_that_stops_short_gets_no_answer(limited: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", limited.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n")
+        opened = s.recv(4096)
+        sid = json.loads(opened[opened.index(b"{") : opened.rindex(b"}") + 1])["sid"]
+    with socket.create_connection(("127.0.0.1", limited.port)) as s:
+        s.sendall(
+            f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 100\r\n\r\n40/znsocket,".encode()
+        )
+        started = time.monotonic()
+        s.settimeout(10)
+        # the body never completes: the connection is closed, not answered "ok"
+        assert s.recv(4096) == b""
+        assert time.monotonic() - started < 5
+
+
 # ------------------------------------------------------------ WebSocket messages
 def test_fragmented_message_is_refused_once_past_the_limit(
     raw: Callable[[], RawSocketIO], connect: Callable[..., RawClient]
