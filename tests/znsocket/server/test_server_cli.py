@@ -58,8 +58,12 @@ def test_default_port_is_upstreams_and_the_default_host_is_loopback() -> None:
 def test_without_host_the_command_listens_on_loopback_only() -> None:
     with spawn(["znsocket", "--port", "0"]) as proc:
         assert f"listening on 127.0.0.1:{proc.port}" in proc.text()
+        assert "no token authentication" not in proc.text()
     with spawn(["znsocket", "--host", "0.0.0.0", "--port", "0", "--token", "t"]) as proc:
         assert f"listening on 0.0.0.0:{proc.port}" in proc.text()
+        assert "no token authentication" not in proc.text()
+    with spawn(["znsocket", "--host", "0.0.0.0", "--port", "0"]) as proc:
+        assert "no token authentication on 0.0.0.0" in proc.text()
 
 
 @pytest.mark.parametrize(
