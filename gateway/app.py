@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth import policy_hooks
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, ServerConfig
 from gateway.embedded import EmbeddedTStorage
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 
@@ -120,6 +120,7 @@ def build(config: GatewayConfig) -> Gateway:
             authenticate=authenticate,
             authorize=authorize,
             audience=audience,
+            **_limits(config.server),
             **options,
         )
         from gateway.timeseries.events import mount as mount_timeseries
@@ -147,6 +148,22 @@ def build(config: GatewayConfig) -> Gateway:
     return Gateway(config, storage, app, embedded, reads)
 
 
+def _limits(server: ServerConfig) -> dict[str, Any]:
+    """The znsocket server's bounds on one client, from ``[server]``."""
+    from znsocket.protocol.chunks import ChunkLimits
+
+    return {
+        "max_attachments": server.max_attachments,
+        "max_attachment_bytes": server.max_attachment_bytes,
+        "max_decoded_bytes": server.max_decoded_size,
+        "chunk_limits": ChunkLimits(
+            max_buffered_bytes_per_owner=server.chunk_buffer_per_connection,
+            max_buffered_bytes=server.chunk_buffer_total,
+            assembly_timeout_s=server.chunk_timeout,
+        ),
+    }
+
+
 def run(config: GatewayConfig) -> None:
     """Serve until SIGTERM/SIGINT; prints ``listening on HOST:PORT`` once ready."""
     from znsocket.server import serve
@@ -158,7 +175,14 @@ def run(config: GatewayConfig) -> None:
         config.server.host,
         config.server.port,
     )
-    serve(gateway.app.wsgi_app, config.server.host, config.server.port, on_shutdown=gateway.close)
+    serve(
+        gateway.app.wsgi_app,
+        config.server.host,
+        config.server.port,
+        on_shutdown=gateway.close,
+        max_connections=config.server.max_connections,
+        request_timeout_s=config.server.request_timeout,
+    )
 
 
 def _redacted(url: str) -> str:

@@ -55,6 +55,25 @@ class ServerConfig(_Section):
     follow_interval: Annotated[float, Field(ge=0.01, le=60)] = 0.25
     watch_window: Annotated[float, Field(ge=1, le=86_400)] = 60.0
     message_queue: str | None = None
+    # limits on what one client can make the server hold (docs/deployment.md, "Limits")
+    max_connections: Annotated[int, Field(ge=1)] = 10_000
+    request_timeout: Annotated[float, Field(gt=0)] = 60.0
+    max_attachments: Annotated[int, Field(ge=1)] = 1000
+    max_attachment_bytes: Annotated[int, Field(ge=1)] | None = None
+    max_decoded_size: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    chunk_buffer_per_connection: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    chunk_buffer_total: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
+    chunk_timeout: Annotated[float, Field(gt=0)] = 600.0
+
+    @model_validator(mode="after")
+    def _chunk_buffers(self) -> ServerConfig:
+        if self.chunk_buffer_per_connection > self.chunk_buffer_total:
+            raise ValueError(
+                f"chunk_buffer_per_connection ({self.chunk_buffer_per_connection}) exceeds "
+                f"chunk_buffer_total ({self.chunk_buffer_total}) (hint: one connection's share "
+                "must leave room for the others)"
+            )
+        return self
 
     @field_validator("message_queue")
     @classmethod

@@ -47,7 +47,7 @@ from znsocket.server.auth import Authenticate
 from znsocket.server.dispatch import Authorize, Dispatcher, malformed
 from znsocket.server.fastpacket import FastPacket
 from znsocket.server.routing import EventRouter
-from znsocket.server.sio import ZnSocketServer
+from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS, ZnSocketServer
 
 __all__ = ["DEFAULT_ADAPTER_TIMEOUT_S", "ZnSocketApp", "attach_events", "create_app"]
 
@@ -146,6 +146,8 @@ def create_app(
     chunk_limits: ChunkLimits | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     adapter_timeout_s: float = DEFAULT_ADAPTER_TIMEOUT_S,
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
+    max_attachment_bytes: int | None = None,
     logger: bool | logging.Logger = False,
     **socketio_options: Any,
 ) -> ZnSocketApp:
@@ -172,9 +174,14 @@ def create_app(
             and records nothing.
         audience: Who receives each ``refresh`` (:class:`~znsocket.server.audience.Audience`);
             ``None``: every other client, as upstream.
-        chunk_limits: Bounds on chunked-message reassembly.
+        chunk_limits: Bounds on chunked-message reassembly (bytes per connection and in
+            total, open messages, time to complete; see
+            :class:`~znsocket.protocol.chunks.ChunkLimits`).
         max_decoded_bytes: Largest decoded JSON text of a compressed or chunked message.
         adapter_timeout_s: How long ``adapter:get`` waits for the owning client.
+        max_attachments: Most binary attachments one socket.io event may announce.
+        max_attachment_bytes: Most bytes the attachments of one event may hold together;
+            ``None``: ``max_http_buffer_size``.
         logger: python-socketio/engineio logging (``False`` for none).
         **socketio_options: Further ``socketio.Server`` options, e.g. ``ping_interval``
             and ``ping_timeout`` (the Engine.IO heartbeat in seconds; 25 and 20 by default).
@@ -195,7 +202,9 @@ def create_app(
     if cors_allowed_origins is not None:
         options["cors_allowed_origins"] = cors_allowed_origins
     options.update(socketio_options)
-    sio = ZnSocketServer(**options)
+    sio = ZnSocketServer(
+        max_attachments=max_attachments, max_attachment_bytes=max_attachment_bytes, **options
+    )
     transport.install(sio.eio)
     app = _install(
         sio,
@@ -215,7 +224,9 @@ def create_app(
         app.principals if authorize is not None else None,
     )
     app.wsgi_app = socketio.WSGIApp(sio)
-    sio.start_background_task(_sweep_chunks, sio, app.dispatcher, CHUNK_SWEEP_INTERVAL_S)
+    limits = app.dispatcher.chunks.limits
+    sweep_s = min(CHUNK_SWEEP_INTERVAL_S, limits.ttl_s, limits.assembly_timeout_s)
+    sio.start_background_task(_sweep_chunks, sio, app.dispatcher, sweep_s)
     return app
 
 
@@ -285,6 +296,8 @@ def _install(
         authorize=authorize,
         chunk_limits=chunk_limits,
         max_decoded_bytes=max_decoded_bytes,
+        # other connections run between decompression steps of a large message
+        pause=lambda: sio.sleep(0),
     )
     adapters = AdapterRegistry()
     app = ZnSocketApp(
