@@ -56,7 +56,9 @@ class EmbeddedTStorage:
         if c.mode == "thread":
             from tstorage_server import EmbeddedServer
 
-            server = EmbeddedServer(c.data_dir, c.host, c.port).start()
+            server = EmbeddedServer(
+                c.data_dir, c.host, c.port, sync=c.sync, sync_interval=c.sync_interval
+            ).start()
             self.host, self.port = server.host, server.port
             self._stop.append(server.stop)
             return self
@@ -64,7 +66,8 @@ class EmbeddedTStorage:
         from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
 
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(c.port), "--exit-with-parent"]  # fmt: skip
+                "--host", c.host, "--port", str(c.port), "--exit-with-parent",
+                "--sync", c.sync, "--sync-interval", repr(c.sync_interval)]  # fmt: skip
         deadline = time.monotonic() + busy_wait_s
         while True:
             proc = subprocess.Popen(
@@ -178,8 +181,9 @@ def build(config: GatewayConfig) -> Gateway:
         embedded = EmbeddedTStorage(t.embedded).start()
         host, port = embedded.host, embedded.port
         log.info(
-            "TStorage: embedded (%s) at %s:%s, data in %s",
+            "TStorage: embedded (%s, sync=%s) at %s:%s, data in %s",
             t.embedded.mode,
+            t.embedded.sync,
             host,
             port,
             t.embedded.data_dir,

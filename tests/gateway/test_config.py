@@ -242,3 +242,20 @@ def test_tls_errors(tmp_path: Path, table: str, location: str, needle: str) -> N
 def test_tls_is_refused_for_the_embedded_server(tmp_path: Path) -> None:
     found = issues_of(write(tmp_path, MINIMAL + '\n[tstorage.tls]\nca_file = "ca.pem"\n'))
     assert "remote TStorage" in found["tstorage"][0]
+
+
+def test_embedded_durability_setting(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.tstorage.embedded is not None
+    assert (cfg.tstorage.embedded.sync, cfg.tstorage.embedded.sync_interval) == ("commit", 1.0)
+    text = MINIMAL.replace(
+        'data_dir = "data"', 'data_dir = "data"\nsync = "interval"\nsync_interval = 0.2'
+    )
+    emb = load_config(write(tmp_path, text)).tstorage.embedded
+    assert emb is not None and (emb.sync, emb.sync_interval) == ("interval", 0.2)
+    bad = MINIMAL.replace(
+        'data_dir = "data"', 'data_dir = "data"\nsync = "never"\nsync_interval = 5'
+    )
+    found = issues_of(write(tmp_path, bad))
+    assert "commit" in found["tstorage.embedded.sync"][0]
+    assert found["tstorage.embedded.sync_interval"][2] is not None  # located in the file
