@@ -423,6 +423,63 @@ class SeriesViews:
             self._own(idx, records)
             return len(idx)
 
+    def extend_columns(
+        self, t: ListTarget, caps: np.ndarray, payloads: np.ndarray
+    ) -> tuple[int, int]:
+        """Append records given as columns, as one numpy PUT: the bulk form of :meth:`append`.
+
+        Args:
+            t: the List.
+            caps: capture times (TStorage ns), strictly increasing.
+            payloads: an ``n x payload_size`` uint8 array of encoded payloads.
+
+        Returns:
+            ``(length before, length after)``.
+
+        Raises:
+            DataError: caps not strictly increasing (nothing is written).
+            ResponseError: read-only rule, caps at or before the last element that match no
+                element, or corrections while they are off (nothing is written).
+            TStorageUnavailable: the PUT failed (nothing is acknowledged).
+        """
+        view = self._writable(t.rule.index, t.key)
+        if len(caps) > 1 and not bool((caps[1:] > caps[:-1]).all()):
+            raise DataError(
+                f"{t.key!r}: the times of one extend must be strictly increasing; not stored"
+            )
+        _, lock, idx = self._series_box(t)
+        with lock:
+            before = len(idx)
+            last = idx.last()
+            if len(caps) and last is not None and int(caps[0]) <= last:
+                # the rule of append, vectorised: times up to the last one correct elements
+                old = caps[: int(np.searchsorted(caps, last, side="right"))]
+                held = idx.caps
+                pos = np.minimum(np.searchsorted(held, old), len(held) - 1)
+                stray = old[held[pos] != old]
+                if len(stray):
+                    raise ResponseError(
+                        f"{t.key!r}: t={int(stray[0])} (TStorage ns) lies before the last "
+                        "element and matches none: inserting in the middle of a series is not "
+                        "supported; not stored"
+                    )
+                if not view.rule.allow_corrections:
+                    raise ResponseError(
+                        f"{t.key!r}: an element with time t={int(old[0])} (TStorage ns) exists; "
+                        "corrections are off for this map rule (allow_corrections = false); "
+                        "not stored"
+                    )
+            s = t.series
+            self.link.put_columns((s.cid, s.mid, s.moid), caps, payloads)
+            if idx.columnar and payloads.shape[1] == idx.payload_size:
+                idx.unsettled = True
+                acqs = np.full(len(caps), UNKNOWN_ACQ, dtype=np.int64)
+                idx.add_arrays(caps, acqs, payloads, own=True)
+            else:
+                idx.unsettled = True
+                idx.add(caps)
+            return before, len(idx)
+
     def _own(self, idx: CapIndex, records: Sequence[PutRecord]) -> None:
         # Records we just stored: into the index (with payloads when it holds them) at
         # once, so this gateway reads its own writes without waiting for the feed.
