@@ -141,6 +141,8 @@ class SeriesViews:
             acq = None
             if initial and box.payload_size:
                 acq = self._build_columns(box, lo, hi, count)
+            elif box.payload_size:
+                acq = self._feed_columns(box, lo, hi, count, watch, gained, changed)
             if acq is None:
                 acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
@@ -177,6 +179,50 @@ class SeriesViews:
             # build appends in order again (the fast path) instead of merging into it.
             box.moids.clear()
             raise
+
+    def _feed_columns(
+        self,
+        box: BoxIndex,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        count: list[int],
+        watch: bool,
+        gained: dict[int, int],
+        changed: dict[int, set[int]],
+    ) -> int | None:
+        # A catch-up of an index over fixed-size payloads, decoded into numpy columns like
+        # the first build: after a bulk write the feed brings back every record written
+        # (hundreds of thousands), which record by record would hold the lock for seconds.
+        # None: some payload has another size (the record-by-record catch-up takes over;
+        # re-adding what was added here changes nothing).
+        size = box.payload_size
+        assert size
+
+        def take(arr: Any) -> None:
+            time.sleep(0)
+            count[0] += len(arr)
+            moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
+            if watch:
+                for moid in np.unique(moids).tolist():
+                    sel = moids == moid
+                    idx = box.series(moid)
+                    mine, held = caps[sel], idx.caps
+                    pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
+                    known = (held[pos] == mine) if len(held) else np.zeros(len(mine), bool)
+                    if not bool(known.all()):
+                        first = int(mine[~known].min())
+                        gained[moid] = min(gained.get(moid, first), first)
+                    if idx.columnar and bool(known.any()):
+                        now = idx.payload_rows(0, len(idx))[pos[known]]
+                        differs = (now != rows[sel][known]).any(axis=1)
+                        if bool(differs.any()):
+                            changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+            box.add_columns(moids, caps, arr["acq"], rows)
+
+        try:
+            return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
+        except ColumnsUnavailable:
+            return None
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
