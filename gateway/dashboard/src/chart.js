@@ -8,8 +8,8 @@ import 'uplot/dist/uPlot.min.css';
 /**
  * @typedef {object} ChartData
  * @property {'raw'|'buckets'} mode
- * @property {number[]} t Times (unix s).
- * @property {(number|null)[]} v Values, or bucket means.
+ * @property {number[] | Float64Array} t Times (unix s); a typed array from binary columns.
+ * @property {(number|null)[] | Float64Array} v Values, or bucket means.
  * @property {(number|null)[]} min Bucket minima (null for raw points).
  * @property {(number|null)[]} max Bucket maxima (null for raw points).
  */
@@ -88,12 +88,15 @@ export class SeriesChart {
 
   /**
    * Append raw points (newer than the last one held).
-   * @param {number[]} t
-   * @param {(number|null)[]} v
+   * @param {ArrayLike<number>} t
+   * @param {ArrayLike<number|null>} v
    * @param {{min: number, max: number} | null} view Time range to show; null = all data.
    */
   append(t, v, view) {
     const d = this.data;
+    // columns arrive as typed arrays (uPlot draws them as they are); appending needs arrays
+    if (!Array.isArray(d.t)) d.t = Array.from(d.t);
+    if (!Array.isArray(d.v)) d.v = Array.from(d.v);
     for (let i = 0; i < t.length; i++) {
       d.t.push(t[i]);
       d.v.push(v[i]);
