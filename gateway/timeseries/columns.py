@@ -9,9 +9,10 @@ such a dtype (:func:`~gateway.timeseries.downsample.numeric_dtype`); other rules
 JSON forms.
 
 Sizes: a column is ``points x 8`` bytes for the times and ``points x itemsize`` for the
-values. :data:`EXTEND_CHUNK_POINTS` points per ``ts:extend`` (the client's default) make
-two 1 MiB attachments for float64 values; the gateway refuses an event of more than
-:data:`MAX_EXTEND_POINTS` points, and answers a ``ts:range`` with columns of at most
+values. The client sends at most :data:`EXTEND_CHUNK_POINTS` points per ``ts:extend`` (two
+4 MiB attachments for float64 values), fewer when the server's message limit is lower
+(:func:`extend_chunk`: each attachment, a message of its own, stays within it); the
+gateway refuses an event of more than :data:`MAX_EXTEND_POINTS` points, and answers a ``ts:range`` with columns of at most
 :data:`MAX_COLUMN_LIMIT` points (8 MiB per column for float64), so both sides hold a
 bounded amount per request whatever the size of the whole transfer.
 """
@@ -34,12 +35,15 @@ __all__ = [
     "MAX_COLUMN_LIMIT",
     "MAX_EXTEND_POINTS",
     "caps_column",
+    "extend_chunk",
     "parse_extend",
     "values_column",
 ]
 
-#: points per ``ts:extend`` event sent by :meth:`gateway.TimeSeries.extend` by default
-EXTEND_CHUNK_POINTS = 131_072
+#: most points per ``ts:extend`` event sent by :meth:`gateway.TimeSeries.extend` by default
+EXTEND_CHUNK_POINTS = 524_288
+#: bytes of a message's limit left for the Engine.IO/Socket.IO framing of an attachment
+_FRAMING_BYTES = 4096
 #: most points one ``ts:extend`` event may carry
 MAX_EXTEND_POINTS = 1_048_576
 #: most points of one ``ts:range`` answer in columns (``limit`` may ask for up to this)
@@ -47,6 +51,19 @@ MAX_COLUMN_LIMIT = 1_048_576
 #: time units a binary time column may have (int64 nanoseconds)
 COLUMN_UNITS: tuple[Unit, ...] = ("tstorage_ns", "unix_ns")
 _NUMERIC_KINDS = "biuf"
+
+
+def extend_chunk(max_message_bytes: int | None, dtype: np.dtype[Any]) -> int:
+    """Points per ``ts:extend`` event so that each column fits a message of the given size.
+
+    Args:
+        max_message_bytes: the server's limit per message (``None``: 1,000,000, the znsocket
+            clients' default when the server does not say).
+        dtype: the values' dtype.
+    """
+    limit = 1_000_000 if max_message_bytes is None else max_message_bytes
+    width = max(8, dtype.itemsize)
+    return max(1, min(EXTEND_CHUNK_POINTS, (limit - _FRAMING_BYTES) // width))
 
 
 def _column_unit(unit: Unit, event: str) -> int:

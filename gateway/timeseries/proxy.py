@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors as gateway_errors
-from gateway.timeseries.columns import EXTEND_CHUNK_POINTS, MAX_COLUMN_LIMIT
+from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
 from znsocket import exceptions as zn_exceptions
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
@@ -226,7 +226,7 @@ class TimeSeries:
         answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
         return _raise(answer, event)
 
-    def extend(self, t: Any, v: Any = None, *, chunk: int = EXTEND_CHUNK_POINTS) -> int:
+    def extend(self, t: Any, v: Any = None, *, chunk: int | None = None) -> int:
         """Append records given as columns; returns the series' new length.
 
         The bulk form of ``List.extend``: times and values travel as binary columns,
@@ -241,7 +241,9 @@ class TimeSeries:
                 one with a column ``v``) indexed by time, with ``v`` left out.
             v: values (anything ``numpy.asarray`` takes, numbers).
             chunk: points per event (at most ``MAX_EXTEND_POINTS`` of
-                ``gateway/timeseries/columns.py``).
+                ``gateway/timeseries/columns.py``); by default as many as keep each column
+                within the server's message limit (the client's ``max_message_size_bytes``),
+                at most ``EXTEND_CHUNK_POINTS``.
 
         Raises:
             ValueError, TypeError: bad arguments (nothing is sent).
@@ -257,6 +259,8 @@ class TimeSeries:
             )
         if vals.dtype.kind not in "biuf":
             raise TypeError(f"values must be numbers, got dtype {vals.dtype}")
+        if chunk is None:
+            chunk = extend_chunk(getattr(self.client, "max_message_size_bytes", None), vals.dtype)
         if chunk <= 0:
             raise ValueError(f"chunk must be positive, got {chunk}")
         caps = caps.astype("<i8", copy=False)

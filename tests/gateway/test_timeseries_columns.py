@@ -18,6 +18,7 @@ import pytest
 import znsocket
 from gateway import TimeSeries
 from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
+from gateway.timeseries.columns import extend_chunk
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct, records_of
@@ -198,3 +199,25 @@ def test_extend_announces_one_refresh_to_other_clients(
         assert seen == [{"start": 0, "stop": None}]
     finally:
         other.sio.disconnect()
+
+
+def test_default_chunks_fit_the_servers_message_limit(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    assert extend_chunk(None, np.dtype("<f8")) == (1_000_000 - 4096) // 8
+    assert extend_chunk(10 * 2**20, np.dtype("<f4")) == 524_288  # the most per message
+    cid = fresh_cid()
+    extra = "\n[server]\nmax_message_size = 65536\n"
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid(), extra))
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        ts = TimeSeries(client, "meters/7/3")
+        caps = T0 + np.arange(20_000, dtype=np.int64)
+        # 160 kB per column: three messages of 7,680 points, each attachment under 64 KiB
+        assert ts.extend(caps, np.arange(20_000.0)) == 20_000
+        assert len(records_of(tstorage, cid)) == 20_000
+        assert gw.alive()
+    finally:
+        client.sio.disconnect()
