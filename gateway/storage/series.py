@@ -520,7 +520,10 @@ class SeriesViews:
             if idx.columnar and payloads.shape[1] == idx.payload_size:
                 idx.unsettled = True
                 acqs = np.full(len(caps), UNKNOWN_ACQ, dtype=np.int64)
-                idx.add_arrays(caps, acqs, payloads, own=True)
+                # all after the last element: no held record to replace, so the sorted
+                # append (no re-sort of what was checked to be increasing) does the same
+                fresh = last is None or int(caps[0]) > last
+                idx.add_arrays(caps, acqs, payloads, own=not fresh)
             else:
                 idx.unsettled = True
                 idx.add(caps)
