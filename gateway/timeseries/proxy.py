@@ -74,7 +74,8 @@ def _wire_time(value: TimeLike) -> int | str | None:
 
 def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
     if isinstance(unix_ns, (bytes, bytearray)):
-        return np.frombuffer(unix_ns, dtype="<i8").astype("datetime64[ns]")
+        # a view: range() copies the pages into one array anyway
+        return np.frombuffer(unix_ns, dtype="<i8").view("datetime64[ns]")
     return np.asarray(unix_ns, dtype=np.int64).astype("datetime64[ns]")
 
 
@@ -321,7 +322,8 @@ class TimeSeries:
         """Raw records of ``[start, stop)`` in pages of at most ``page`` records.
 
         Pages travel as binary columns when the rule's codec holds one number (then
-        ``page`` may be up to ``MAX_COLUMN_LIMIT``), else as JSON.
+        ``page`` may be up to ``MAX_COLUMN_LIMIT``, and a page's arrays are read-only views
+        of the received columns), else as JSON.
         """
         cursor = _wire_time(start)
         end = _wire_time(stop)

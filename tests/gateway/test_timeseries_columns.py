@@ -113,6 +113,7 @@ def test_range_answers_binary_columns(
     # TimeSeries reads in columns: values are a float64 array
     window = TimeSeries(client, "meters/7/3").range()
     assert window.v.dtype == np.float64 and window.v.tolist() == [i / 2 for i in range(50)]
+    assert window.v.flags.writeable and window.t.flags.writeable  # the caller's own arrays
     assert (window.t.astype(np.int64) - TSTORAGE_EPOCH_UNIX_NS).tolist() == caps
 
 
@@ -165,8 +166,12 @@ def test_extend_follows_the_append_rules_and_stores_nothing_of_a_bad_chunk(
         plain.extend(np.append(more[:4], [caps[2] + 1, more[4], more[5]]), np.zeros(7), chunk=4)
     assert len(plain) == 14
     assert len(records_of(tstorage, cid)) == 14  # nothing of the refused chunk
+    notes = TimeSeries(client, "notes/1")
     with pytest.raises(DataError, match="one number"):
-        TimeSeries(client, "notes/1").extend(caps, np.arange(10.0))
+        notes.extend(caps, np.arange(10.0))
+    # reads of a rule without columns fall back to JSON
+    znsocket.List(client, "notes/1").extend([{"a": 1}, "text"])
+    assert notes.range().v.tolist() == [{"a": 1}, "text"] and not notes.columns
 
 
 def test_extend_accepts_pandas(setup: tuple[znsocket.Client, int]) -> None:
