@@ -16,7 +16,13 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.storage import GatewayStorage
-from gateway.timeseries.columns import MAX_COLUMN_LIMIT, caps_column, parse_extend, values_column
+from gateway.timeseries.columns import (
+    MAX_COLUMN_LIMIT,
+    caps_column,
+    column_offset,
+    parse_extend,
+    values_column,
+)
 from gateway.timeseries.downsample import numeric_dtype
 from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads, user_key
 from gateway.timeseries.times import (
@@ -181,7 +187,7 @@ class TimeSeriesEvents:
             return buckets_answer(user_key(t.key), w, unit)
         if kwargs.get("columns"):
             dtype = self._dtype(RANGE, t)
-            caps_column(np.empty(0, dtype=np.int64), unit, RANGE)  # the unit is checked first
+            column_offset(unit, RANGE)  # a bad unit is refused before the read
             raw = self.reads.range_array(
                 t, dtype, start, end, kwargs.get("limit"), as_of, MAX_COLUMN_LIMIT
             )
