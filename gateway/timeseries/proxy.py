@@ -81,8 +81,12 @@ def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
 
 def _column_times(t: Any) -> tuple[npt.NDArray[np.int64], str]:
     """Times of :meth:`TimeSeries.extend` as int64 and their unit."""
-    if hasattr(t, "asi8") and getattr(t, "asi8", None) is not None:
-        return np.asarray(t.asi8, dtype=np.int64), "unix_ns"  # DatetimeIndex (UTC ns)
+    if hasattr(t, "tz") and hasattr(t, "tz_convert"):  # a pandas DatetimeIndex
+        # its unit may be s/ms/us/ns (pandas 2+), and with a time zone the wall times
+        # are local: to naive UTC first, then numpy datetime64[ns]
+        if t.tz is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        t = t.to_numpy(dtype="datetime64[ns]")
     arr = np.asarray(t)
     if arr.ndim != 1:
         raise ValueError(f"times must be one-dimensional, got shape {arr.shape}")
