@@ -92,8 +92,9 @@ def build(config: GatewayConfig) -> Gateway:
         embedded = EmbeddedTStorage(t.embedded).start()
         host, port = embedded.host, embedded.port
         log.info(
-            "TStorage: embedded (%s) at %s:%s, data in %s",
+            "TStorage: embedded (%s, sync=%s) at %s:%s, data in %s",
             t.embedded.mode,
+            t.embedded.sync,
             host,
             port,
             t.embedded.data_dir,

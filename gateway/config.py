@@ -114,6 +114,11 @@ class EmbeddedConfig(_Section):
     mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
+    # Durability (tstorage_server.store.lmdb): "commit" fsyncs before a write is
+    # acknowledged; "interval" acknowledges once the OS has it and fsyncs every
+    # sync_interval seconds (kill -9 loses nothing; a power loss at most the interval).
+    sync: Literal["commit", "interval"] = "commit"
+    sync_interval: Annotated[float, Field(gt=0, le=1)] = 1.0
     restart_delay: Annotated[float, Field(ge=0, le=3600)] = 0.2
     restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
 

@@ -83,7 +83,9 @@ class EmbeddedTStorage:
         if c.mode == "thread":
             from tstorage_server import EmbeddedServer
 
-            server = EmbeddedServer(c.data_dir, c.host, c.port).start()
+            server = EmbeddedServer(
+                c.data_dir, c.host, c.port, sync=c.sync, sync_interval=c.sync_interval
+            ).start()
             self.host, self.port = server.host, server.port
             self._stop.append(server.stop)
             return self
@@ -97,7 +99,8 @@ class EmbeddedTStorage:
 
         c = self.config
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(port), "--exit-with-parent"]  # fmt: skip
+                "--host", c.host, "--port", str(port), "--exit-with-parent",
+                "--sync", c.sync, "--sync-interval", repr(c.sync_interval)]  # fmt: skip
         deadline = time.monotonic() + busy_wait_s
         while True:
             proc = subprocess.Popen(

@@ -18,7 +18,14 @@ import sys
 from collections.abc import Sequence
 
 from tstorage_server.server import DEFAULT_MAX_REQUEST_BYTES, TStorageServer
-from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse, LmdbStore
+from tstorage_server.store import (
+    DEFAULT_SYNC_INTERVAL_S,
+    EXIT_DATA_DIR_IN_USE,
+    MAX_SYNC_INTERVAL_S,
+    SYNC_MODES,
+    DataDirInUse,
+    LmdbStore,
+)
 
 log = logging.getLogger("tstorage_server")
 
@@ -48,6 +55,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=300.0,
         help="seconds a GET response may wait for a client that stopped reading (default 300)",
     )
+    parser.add_argument(
+        "--sync",
+        choices=SYNC_MODES,
+        default="commit",
+        help="commit: fsync before a PUT is answered (survives power loss); interval: answer "
+        "once the OS has the write, fsync every --sync-interval (survives kill -9 of any "
+        "process; a power loss loses at most the interval) (default commit)",
+    )
+    parser.add_argument(
+        "--sync-interval",
+        type=float,
+        default=DEFAULT_SYNC_INTERVAL_S,
+        help=f"seconds between fsyncs with --sync interval, at most {MAX_SYNC_INTERVAL_S:g} "
+        f"(default {DEFAULT_SYNC_INTERVAL_S:g})",
+    )
     tls = parser.add_argument_group("TLS (off unless --tls-cert and --tls-key are given)")
     tls.add_argument("--tls-cert", help="PEM certificate chain of this server")
     tls.add_argument("--tls-key", help="PEM private key of --tls-cert")
@@ -69,6 +91,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if not 0 < args.sync_interval <= MAX_SYNC_INTERVAL_S:
+        parser.error(f"--sync-interval must be more than 0 and at most {MAX_SYNC_INTERVAL_S:g}")
     if args.tls_client_ca and not args.tls_cert:
         parser.error("--tls-client-ca needs --tls-cert and --tls-key")
     return args
@@ -106,7 +130,7 @@ async def serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     try:
-        store = LmdbStore(args.data_dir)
+        store = LmdbStore(args.data_dir, sync=args.sync, sync_interval=args.sync_interval)
     except DataDirInUse as exc:
         log.error("%s", exc)
         return EXIT_DATA_DIR_IN_USE
@@ -130,7 +154,7 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"listening on {args.host}:{server.port}" + (" (TLS)" if context else ""), flush=True)
-    log.info("serving data directory %s", args.data_dir)
+    log.info("serving data directory %s (sync=%s)", args.data_dir, args.sync)
     watch = (
         asyncio.create_task(_watch_parent(stop, args.parent_pid)) if args.exit_with_parent else None
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from tstorage_server._unpatched import eventlet_patched, real_epoll_selector, real_threading
 from tstorage_server.server import TStorageServer
-from tstorage_server.store import LmdbStore, Store
+from tstorage_server.store import DEFAULT_SYNC_INTERVAL_S, LmdbStore, Store, SyncMode
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -47,6 +47,9 @@ class EmbeddedServer:
         port: TCP port; 0 lets the OS choose (read :attr:`port` after :meth:`start`).
         store: serve this store instead of opening ``data_dir`` (e.g. a ``MemoryStore``).
         workers: threads for store work.
+        sync: durability of ``data_dir``: ``"commit"`` or ``"interval"``
+            (:mod:`tstorage_server.store.lmdb` says what each survives).
+        sync_interval: seconds between fsyncs with ``sync="interval"`` (at most 1).
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class EmbeddedServer:
         *,
         store: Store | None = None,
         workers: int = 8,
+        sync: SyncMode = "commit",
+        sync_interval: float = DEFAULT_SYNC_INTERVAL_S,
     ) -> None:
         if data_dir is None and store is None:
             raise ValueError("give a data_dir or a store")
@@ -66,6 +71,8 @@ class EmbeddedServer:
         self._store = store
         self._owns_store = store is None
         self._workers = workers
+        self._sync = sync
+        self._sync_interval = sync_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: TStorageServer | None = None
         self._thread: Any = None
@@ -82,7 +89,9 @@ class EmbeddedServer:
             raise RuntimeError("server already started")
         if self._store is None:
             assert self.data_dir is not None
-            self._store = LmdbStore(self.data_dir)
+            self._store = LmdbStore(
+                self.data_dir, sync=self._sync, sync_interval=self._sync_interval
+            )
         threading = real_threading()
         ready = _Outcome(threading.Event())
         self._thread = threading.Thread(

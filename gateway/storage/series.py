@@ -141,6 +141,8 @@ class SeriesViews:
             acq = None
             if initial and box.payload_size:
                 acq = self._build_columns(box, lo, hi, count)
+            elif box.payload_size:
+                acq = self._feed_columns(box, lo, hi, count, watch, gained, changed)
             if acq is None:
                 acq = self.link.stream(lo, hi, take, batch)
             box.acq0 = max(box.acq0, acq)
@@ -177,6 +179,50 @@ class SeriesViews:
             # build appends in order again (the fast path) instead of merging into it.
             box.moids.clear()
             raise
+
+    def _feed_columns(
+        self,
+        box: BoxIndex,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        count: list[int],
+        watch: bool,
+        gained: dict[int, int],
+        changed: dict[int, set[int]],
+    ) -> int | None:
+        # A catch-up of an index over fixed-size payloads, decoded into numpy columns like
+        # the first build: after a bulk write the feed brings back every record written
+        # (hundreds of thousands), which record by record would hold the lock for seconds.
+        # None: some payload has another size (the record-by-record catch-up takes over;
+        # re-adding what was added here changes nothing).
+        size = box.payload_size
+        assert size
+
+        def take(arr: Any) -> None:
+            time.sleep(0)
+            count[0] += len(arr)
+            moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
+            if watch:
+                for moid in np.unique(moids).tolist():
+                    sel = moids == moid
+                    idx = box.series(moid)
+                    mine, held = caps[sel], idx.caps
+                    pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
+                    known = (held[pos] == mine) if len(held) else np.zeros(len(mine), bool)
+                    if not bool(known.all()):
+                        first = int(mine[~known].min())
+                        gained[moid] = min(gained.get(moid, first), first)
+                    if idx.columnar and bool(known.any()):
+                        now = idx.payload_rows(0, len(idx))[pos[known]]
+                        differs = (now != rows[sel][known]).any(axis=1)
+                        if bool(differs.any()):
+                            changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+            box.add_columns(moids, caps, arr["acq"], rows)
+
+        try:
+            return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
+        except ColumnsUnavailable:
+            return None
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
@@ -422,6 +468,66 @@ class SeriesViews:
             self.link.put(records)
             self._own(idx, records)
             return len(idx)
+
+    def extend_columns(
+        self, t: ListTarget, caps: np.ndarray, payloads: np.ndarray
+    ) -> tuple[int, int]:
+        """Append records given as columns, as one numpy PUT: the bulk form of :meth:`append`.
+
+        Args:
+            t: the List.
+            caps: capture times (TStorage ns), strictly increasing.
+            payloads: an ``n x payload_size`` uint8 array of encoded payloads.
+
+        Returns:
+            ``(length before, length after)``.
+
+        Raises:
+            DataError: caps not strictly increasing (nothing is written).
+            ResponseError: read-only rule, caps at or before the last element that match no
+                element, or corrections while they are off (nothing is written).
+            TStorageUnavailable: the PUT failed (nothing is acknowledged).
+        """
+        view = self._writable(t.rule.index, t.key)
+        if len(caps) > 1 and not bool((caps[1:] > caps[:-1]).all()):
+            raise DataError(
+                f"{t.key!r}: the times of one extend must be strictly increasing; not stored"
+            )
+        _, lock, idx = self._series_box(t)
+        with lock:
+            before = len(idx)
+            last = idx.last()
+            if len(caps) and last is not None and int(caps[0]) <= last:
+                # the rule of append, vectorised: times up to the last one correct elements
+                old = caps[: int(np.searchsorted(caps, last, side="right"))]
+                held = idx.caps
+                pos = np.minimum(np.searchsorted(held, old), len(held) - 1)
+                stray = old[held[pos] != old]
+                if len(stray):
+                    raise ResponseError(
+                        f"{t.key!r}: t={int(stray[0])} (TStorage ns) lies before the last "
+                        "element and matches none: inserting in the middle of a series is not "
+                        "supported; not stored"
+                    )
+                if not view.rule.allow_corrections:
+                    raise ResponseError(
+                        f"{t.key!r}: an element with time t={int(old[0])} (TStorage ns) exists; "
+                        "corrections are off for this map rule (allow_corrections = false); "
+                        "not stored"
+                    )
+            s = t.series
+            self.link.put_columns((s.cid, s.mid, s.moid), caps, payloads)
+            if idx.columnar and payloads.shape[1] == idx.payload_size:
+                idx.unsettled = True
+                acqs = np.full(len(caps), UNKNOWN_ACQ, dtype=np.int64)
+                # all after the last element: no held record to replace, so the sorted
+                # append (no re-sort of what was checked to be increasing) does the same
+                fresh = last is None or int(caps[0]) > last
+                idx.add_arrays(caps, acqs, payloads, own=not fresh)
+            else:
+                idx.unsettled = True
+                idx.add(caps)
+            return before, len(idx)
 
     def _own(self, idx: CapIndex, records: Sequence[PutRecord]) -> None:
         # Records we just stored: into the index (with payloads when it holds them) at

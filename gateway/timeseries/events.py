@@ -16,6 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.storage import GatewayStorage
+from gateway.timeseries.columns import (
+    MAX_COLUMN_LIMIT,
+    caps_column,
+    column_offset,
+    parse_extend,
+    values_column,
+)
+from gateway.timeseries.downsample import numeric_dtype
 from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads, user_key
 from gateway.timeseries.times import (
     Unit,
@@ -32,11 +40,13 @@ from znsocket.server.dispatch import Authorize, malformed
 __all__ = ["EVENTS", "mount"]
 
 INFO, RANGE, LATEST, RESUME = "ts:info", "ts:range", "ts:latest", "ts:resume"
-EVENTS = frozenset({INFO, RANGE, LATEST, RESUME})
+EXTEND = "ts:extend"
+EVENTS = frozenset({INFO, RANGE, LATEST, RESUME, EXTEND})
 
 _ALLOWED = {
     INFO: {"key", "unit"},
-    RANGE: {"key", "start", "end", "limit", "buckets", "as_of", "unit"},
+    RANGE: {"key", "start", "end", "limit", "buckets", "as_of", "unit", "columns"},
+    EXTEND: {"key", "t", "v", "dtype", "unit"},
     LATEST: {"key", "n", "as_of", "unit"},
     RESUME: {"keys", "since", "unit"},
 }
@@ -94,6 +104,21 @@ def raw_answer(key: str, w: RawWindow, unit: Unit) -> dict[str, Any]:
     }
 
 
+def columns_answer(key: str, w: RawWindow, unit: Unit, dtype: np.dtype[Any]) -> dict[str, Any]:
+    """The answer of a raw window in binary columns (``gateway/timeseries/columns.py``)."""
+    return {
+        "key": key,
+        "mode": "columns",
+        "count": w.count,
+        "truncated": w.truncated,
+        "next": None if w.next_cap is None else str(w.next_cap),
+        "t": caps_column(w.caps, unit, RANGE),
+        "v": values_column(w.values, dtype),
+        "dtype": dtype.str,
+        "watermark": watermark_text(w.watermark),
+    }
+
+
 def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
     """The JSON answer of a downsampled window."""
     b = w.buckets
@@ -115,9 +140,25 @@ def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
 class TimeSeriesEvents:
     """The handlers, given the reads and a read-access check ``(sid, full_key)``."""
 
-    def __init__(self, reads: TimeSeriesReads, check: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        reads: TimeSeriesReads,
+        check: Callable[[str, str], None],
+        check_write: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.reads = reads
         self.check = check
+        self.check_write = check_write or check
+
+    def _dtype(self, event: str, t: Any) -> np.dtype[Any]:
+        codec = self.reads.series.view(t.rule.index).shape.codec
+        dtype = numeric_dtype(codec)
+        if dtype is None:
+            raise DataError(
+                f"{event}: binary columns need a map rule whose codec holds one number "
+                f"(e.g. struct:<d); {user_key(t.key)!r} has {codec.spec} (use the JSON form)"
+            )
+        return dtype
 
     def info(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``ts:info``."""
@@ -144,8 +185,24 @@ class TimeSeriesEvents:
         if kwargs.get("buckets") is not None:
             w = self.reads.downsampled(t, kwargs["buckets"], start, end, as_of)
             return buckets_answer(user_key(t.key), w, unit)
+        if kwargs.get("columns"):
+            dtype = self._dtype(RANGE, t)
+            column_offset(unit, RANGE)  # a bad unit is refused before the read
+            raw = self.reads.range_array(
+                t, dtype, start, end, kwargs.get("limit"), as_of, MAX_COLUMN_LIMIT
+            )
+            return columns_answer(user_key(t.key), raw, unit, dtype)
         raw = self.reads.range(t, start, end, kwargs.get("limit"), as_of)
         return raw_answer(user_key(t.key), raw, unit)
+
+    def extend(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:extend``: append records sent as binary columns."""
+        t = self.reads.target(_key_arg(EXTEND, positional, kwargs))
+        unit = parse_unit(kwargs.get("unit"))
+        self.check_write(sid, t.key)
+        caps, payloads = parse_extend(kwargs, unit, self._dtype(EXTEND, t), EXTEND)
+        before, after = self.reads.series.extend_columns(t, caps, payloads)
+        return {"key": user_key(t.key), "count": len(caps), "start": before, "length": after}
 
     def latest(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``ts:latest``."""
@@ -211,12 +268,17 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         if authorize is not None:
             authorize(principals.get(sid), "llen", [full_key], {})
 
-    handlers = TimeSeriesEvents(reads, check)
+    def check_write(sid: str, full_key: str) -> None:
+        if authorize is not None:
+            authorize(principals.get(sid), "rpush", [full_key], {})
+
+    handlers = TimeSeriesEvents(reads, check, check_write)
     table: dict[str, Callable[[str, list[Any], dict[str, Any]], dict[str, Any]]] = {
         INFO: handlers.info,
         RANGE: handlers.range,
         LATEST: handlers.latest,
         RESUME: handlers.resume,
+        EXTEND: handlers.extend,
     }
 
     def bind(event: str) -> Callable[..., Envelope]:

@@ -2,7 +2,10 @@
 
 Works with any client object whose ``call(event, *args, **kwargs)`` sends
 ``[args, kwargs]`` and returns the raw answer envelope (our ``znsocket.Client``, upstream's
-``znsocket.Client``). Only numpy is needed; pandas is imported when ``to_pandas`` is called.
+``znsocket.Client``). Bulk transfers (:meth:`TimeSeries.extend`, and reads of rules whose
+codec holds one number) travel as binary columns (``gateway/timeseries/columns.py``), sent
+through the client's Socket.IO connection (``client.sio``), which carries ``bytes`` as
+binary attachments. Only numpy is needed; pandas is imported when ``to_pandas`` is called.
 
     ts = TimeSeries(client, "meters/7/3")
     window = ts[np.datetime64("2026-11-22T08:00"):np.datetime64("2026-11-22T09:00")]
@@ -20,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway import errors as gateway_errors
+from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
 from znsocket import exceptions as zn_exceptions
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
@@ -68,8 +72,45 @@ def _wire_time(value: TimeLike) -> int | str | None:
     )
 
 
-def _times(unix_ns: list[int]) -> npt.NDArray[np.datetime64]:
+def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
+    if isinstance(unix_ns, (bytes, bytearray)):
+        # a view: range() copies the pages into one array anyway
+        return np.frombuffer(unix_ns, dtype="<i8").view("datetime64[ns]")
     return np.asarray(unix_ns, dtype=np.int64).astype("datetime64[ns]")
+
+
+def _column_times(t: Any) -> tuple[npt.NDArray[np.int64], str]:
+    """Times of :meth:`TimeSeries.extend` as int64 and their unit."""
+    if hasattr(t, "tz") and hasattr(t, "tz_convert"):  # a pandas DatetimeIndex
+        # its unit may be s/ms/us/ns (pandas 2+), and with a time zone the wall times
+        # are local: to naive UTC first, then numpy datetime64[ns]
+        if t.tz is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        t = t.to_numpy(dtype="datetime64[ns]")
+    arr = np.asarray(t)
+    if arr.ndim != 1:
+        raise ValueError(f"times must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "M":
+        if bool(np.isnat(arr).any()):
+            raise ValueError("times hold NaT; not stored")
+        return arr.astype("datetime64[ns]").astype(np.int64), "unix_ns"
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64), "tstorage_ns"
+    raise TypeError(f"times are datetime64 values or integers (TStorage ns), got dtype {arr.dtype}")
+
+
+def _split_frame(t: Any, v: Any) -> tuple[Any, Any]:
+    """``(times, values)`` of the arguments of :meth:`TimeSeries.extend`."""
+    if v is not None:
+        return t, v
+    if hasattr(t, "columns"):  # a pandas DataFrame
+        cols = list(t.columns)
+        if len(cols) != 1 and "v" not in cols:
+            raise ValueError(f"a DataFrame needs one column or a column 'v', has {cols}")
+        return t.index, t["v" if "v" in cols else cols[0]].to_numpy()
+    if hasattr(t, "index") and hasattr(t, "to_numpy"):  # a pandas Series
+        return t.index, t.to_numpy()
+    raise TypeError("extend(t, v) needs values, or a pandas Series/DataFrame with a DatetimeIndex")
 
 
 def _values(values: list[Any]) -> npt.NDArray[Any]:
@@ -173,9 +214,93 @@ class TimeSeries:
     client: _Caller
     key: str
     as_of_acq: str | int | None = None
+    #: read raw windows as binary columns (switched off when the rule or gateway has none)
+    columns: bool = True
 
     def _call(self, event: str, *args: Any, **kwargs: Any) -> Any:
         return _raise(self.client.call(event, *args, **kwargs), event)
+
+    def _call_binary(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        # straight on the Socket.IO connection: a client's call() would serialise bytes as
+        # JSON text (upstream) or compress them, where Socket.IO sends them as attachments
+        sio = getattr(self.client, "sio", None)
+        if sio is None:
+            raise TypeError("binary columns need a znsocket client (with .sio)")
+        namespace = getattr(self.client, "namespace", "/znsocket")
+        timeout = getattr(self.client, "call_timeout", None) or 60
+        answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
+        return _raise(answer, event)
+
+    def extend(self, t: Any, v: Any = None, *, chunk: int | None = None) -> int:
+        """Append records given as columns; returns the series' new length.
+
+        The bulk form of ``List.extend``: times and values travel as binary columns,
+        ``chunk`` points per ``ts:extend`` event (each answered once TStorage stored it), and
+        the gateway checks each chunk as a whole (times strictly increasing, after the last
+        element or corrections of existing ones as the rule allows, values exactly
+        representable in the codec's dtype). Other clients get one ``refresh`` event.
+
+        Args:
+            t: times: ``numpy.datetime64`` values (naive = UTC) or integers (TStorage ns),
+                a pandas ``DatetimeIndex``; or a pandas Series / one-column DataFrame (or
+                one with a column ``v``) indexed by time, with ``v`` left out.
+            v: values (anything ``numpy.asarray`` takes, numbers).
+            chunk: points per event (at most ``MAX_EXTEND_POINTS`` of
+                ``gateway/timeseries/columns.py``); by default as many as keep each column
+                within the server's message limit (the client's ``max_message_size_bytes``),
+                at most ``EXTEND_CHUNK_POINTS``.
+
+        Raises:
+            ValueError, TypeError: bad arguments (nothing is sent).
+            DataError, ResponseError: the gateway refused a chunk; the message says how many
+                points earlier chunks stored (none of the refused chunk is stored).
+        """
+        times, values = _split_frame(t, v)
+        caps, unit = _column_times(times)
+        vals = np.asarray(values)
+        if vals.ndim != 1 or len(vals) != len(caps):
+            raise ValueError(
+                f"{len(caps)} times but values of shape {vals.shape}: give one value per time"
+            )
+        if vals.dtype.kind not in "biuf":
+            raise TypeError(f"values must be numbers, got dtype {vals.dtype}")
+        if chunk is None:
+            chunk = extend_chunk(getattr(self.client, "max_message_size_bytes", None), vals.dtype)
+        if chunk <= 0:
+            raise ValueError(f"chunk must be positive, got {chunk}")
+        caps = caps.astype("<i8", copy=False)
+        vals = vals.astype(vals.dtype.newbyteorder("<"), copy=False)
+        start: int | None = None
+        length = 0
+        done = 0
+        try:
+            for i in range(0, len(caps), chunk):
+                data = self._call_binary(
+                    "ts:extend", self.key, t=caps[i : i + chunk].tobytes(),
+                    v=vals[i : i + chunk].tobytes(), dtype=vals.dtype.str, unit=unit,
+                )  # fmt: skip
+                start = data["start"] if start is None else start
+                length = int(data["length"])
+                done = i + len(caps[i : i + chunk])
+        except Exception as exc:
+            if done:
+                self._announce(start)
+                raise type(exc)(
+                    f"{exc} (the first {done:,} of {len(caps):,} points were stored)"
+                ) from exc
+            raise
+        if start is None:
+            return len(self)
+        self._announce(start)
+        return length
+
+    def _announce(self, start: int | None) -> None:
+        sio = getattr(self.client, "sio", None)
+        if sio is not None and start is not None:
+            # as znsocket.List announces an extend to the other clients
+            from znsocket.objects.base import emit_refresh
+
+            emit_refresh(self.client, "znsocket.List:" + self.key, {"start": start, "stop": None})  # type: ignore[arg-type]
 
     def info(self) -> dict[str, Any]:
         """``count``, ``first``/``last`` (datetime64 or ``None``) and ``watermark``."""
@@ -198,9 +323,25 @@ class TimeSeries:
     def pages(
         self, start: TimeLike = None, stop: TimeLike = None, page: int = _PAGE
     ) -> Iterator[Window]:
-        """Raw records of ``[start, stop)`` in pages of at most ``page`` records."""
+        """Raw records of ``[start, stop)`` in pages of at most ``page`` records.
+
+        Pages travel as binary columns when the rule's codec holds one number (then
+        ``page`` may be up to ``MAX_COLUMN_LIMIT``, and a page's arrays are read-only views
+        of the received columns), else as JSON.
+        """
         cursor = _wire_time(start)
         end = _wire_time(stop)
+        if self.columns:
+            try:
+                first = self._column_page(cursor, end, page)
+            except zn_exceptions.DataError as exc:
+                if "columns" not in str(exc):
+                    raise
+                self.columns = False  # a rule without a numeric codec, or an older gateway
+            else:
+                yield from self._column_pages(first, end, page)
+                return
+        page = min(page, _PAGE)
         while True:
             data = self._call(
                 "ts:range", self.key, start=cursor, end=end, limit=page, unit="unix_ns",
@@ -210,6 +351,24 @@ class TimeSeries:
             if not data["truncated"]:
                 return
             cursor = data["next"]
+
+    def _column_page(self, cursor: Any, end: Any, page: int) -> Any:
+        return self._call_binary(
+            "ts:range", self.key, start=cursor, end=end, limit=page, unit="unix_ns",
+            as_of=self.as_of_acq, columns=True,
+        )  # fmt: skip
+
+    def _column_pages(self, data: Any, end: Any, page: int) -> Iterator[Window]:
+        while True:
+            yield Window(
+                _times(data["t"]),
+                np.frombuffer(data["v"], dtype=np.dtype(data["dtype"])),
+                data["count"],
+                data["watermark"],
+            )
+            if not data["truncated"]:
+                return
+            data = self._column_page(data["next"], end, page)
 
     def range(
         self, start: TimeLike = None, stop: TimeLike = None, *, buckets: int | None = None
@@ -231,7 +390,7 @@ class TimeSeries:
                 count=data["count"],
                 watermark=data["watermark"],
             )
-        parts = list(self.pages(start, stop))
+        parts = list(self.pages(start, stop, MAX_COLUMN_LIMIT if self.columns else _PAGE))
         return Window(
             np.concatenate([p.t for p in parts]),
             np.concatenate([p.v for p in parts]) if parts else np.empty(0),

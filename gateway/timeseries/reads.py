@@ -79,7 +79,7 @@ class RawWindow:
     """
 
     caps: npt.NDArray[np.int64]
-    values: list[JSONValue]
+    values: list[JSONValue] | npt.NDArray[Any]
     count: int
     next_cap: int | None
     watermark: int
@@ -202,20 +202,52 @@ class TimeSeriesReads:
             TStorageUnavailable: TStorage did not answer.
         """
         limit = _bounded(limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        return self._range(t, start, end, limit, as_of, None)
+
+    def range_array(
+        self,
+        t: ListTarget,
+        dtype: np.dtype[Any],
+        start: int | None = None,
+        end: int | None = None,
+        limit: int | None = None,
+        as_of: int | None = None,
+        max_limit: int = MAX_LIMIT,
+    ) -> RawWindow:
+        """:meth:`range` with the values as one numpy array of ``dtype`` (the codec's, from
+        :func:`~gateway.timeseries.downsample.numeric_dtype`) and ``limit`` up to
+        ``max_limit``: held payloads are viewed, not decoded one by one."""
+        limit = _bounded(limit, "limit", DEFAULT_LIMIT, max_limit)
+        return self._range(t, start, end, limit, as_of, dtype)
+
+    def _range(
+        self,
+        t: ListTarget,
+        start: int | None,
+        end: int | None,
+        limit: int,
+        as_of: int | None,
+        dtype: np.dtype[Any] | None,
+    ) -> RawWindow:
         lo, hi = self._window(start, end)
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             shown = caps[:limit]
             nxt = int(caps[limit]) if len(caps) > limit else None
             values = self._decode(t, payloads[:limit])
-            return RawWindow(shown, values, len(caps), nxt, wm)
+            return RawWindow(shown, _array(values, dtype), len(caps), nxt, wm)
         with self._snapshot(t) as (idx, wm):
             all_caps = idx.caps
             i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
             j1 = min(i1, i0 + limit)
             caps = all_caps[i0:j1].copy()
             nxt = int(all_caps[j1]) if j1 < i1 else None
-            return RawWindow(caps, self._values(t, idx, i0, j1), i1 - i0, nxt, wm)
+            if dtype is not None and idx.columnar and j1 > i0:
+                # a copy: the index's payload rows change under corrections
+                rows = idx.payload_rows(i0, j1)
+                return RawWindow(caps, rows.reshape(-1).view(dtype).copy(), i1 - i0, nxt, wm)
+            values = _array(self._values(t, idx, i0, j1), dtype)
+            return RawWindow(caps, values, i1 - i0, nxt, wm)
 
     def latest(self, t: ListTarget, n: int | None = None, as_of: int | None = None) -> RawWindow:
         """The newest ``n`` records (default 1, at most 100,000), oldest first."""
@@ -396,6 +428,15 @@ class TimeSeriesReads:
             rows = idx.payload_rows(i0, i1).reshape(-1).view(dtype)
             return rows.astype(np.float64, copy=False)
         return _as_floats(self._values(t, idx, i0, i1))
+
+
+def _array(values: list[JSONValue], dtype: np.dtype[Any] | None) -> Any:
+    # None (a codec's NaN or infinity) is NaN in a float column
+    if dtype is None:
+        return values
+    if dtype.kind == "f":
+        return np.asarray([np.nan if v is None else v for v in values], dtype=dtype)
+    return np.asarray(values, dtype=dtype)
 
 
 def _as_floats(values: list[JSONValue]) -> npt.NDArray[np.float64]:

@@ -103,7 +103,7 @@ export async function startGateway(options = {}) {
   const config = path.join(dir, 'gateway.toml');
   writeFileSync(config, `[server]\nhost = "127.0.0.1"\nport = 0\n${options.extra ?? ''}\n${storage}\n${MAP_RULES}`);
   const server = await spawnServer(path.join(VENV_BIN, 'gateway'), ['run', '--config', config, '--port', String(options.port ?? 0)], options.env);
-  const m = /TStorage: embedded \(\w+\) at [\d.]+:(\d+)/.exec(server.output());
+  const m = /TStorage: embedded \([^)]*\) at [\d.]+:(\d+)/.exec(server.output());
   return {
     url: `http://127.0.0.1:${server.port}`,
     port: server.port,

@@ -173,3 +173,37 @@ test('bad requests: clear error types, the connection keeps working', async () =
   await assert.rejects(timeseries.resume(client, [KEY], 12.5), TypeError);
   assert.equal((await timeseries.info(client, KEY)).count, N + 3);
 });
+
+test('rangeColumns gives typed arrays: exact nanosecond times and the codec\'s Float64Array', async () => {
+  const all = await timeseries.rangeColumns(client, KEY, { end: T0 + 10 }); // not the resume test's records
+  assert.equal(all.mode, 'columns');
+  assert.equal(all.dtype, '<f8');
+  assert.ok(all.t instanceof BigInt64Array && all.v instanceof Float64Array);
+  assert.equal(all.t.length, N);
+  assert.deepEqual(Array.from(all.v), values);
+  // the same instants as the JSON answer, to the nanosecond
+  const json = await timeseries.range(client, KEY, { end: T0 + 10, unit: 'unix_ns', limit: N });
+  assert.ok(Array.from(all.t).every((t, i) => Math.abs(Number(t) - json.t[i]) < 1000));
+  const secs = timeseries.secondsOf(all.t);
+  assert.ok(secs instanceof Float64Array && secs.every((s, i) => close(s, times[i])));
+  // pages: limit and next, as for the JSON answer
+  const page = await timeseries.rangeColumns(client, KEY, { limit: 10, unit: 'tstorage_ns' });
+  assert.ok(page.truncated && page.t.length === 10);
+  const rest = await timeseries.rangeColumns(client, KEY, { start: page.next, limit: 5, unit: 'tstorage_ns' });
+  assert.equal(rest.t[0], BigInt(page.next));
+  assert.deepEqual(Array.from(rest.v), values.slice(10, 15));
+  await assert.rejects(timeseries.rangeColumns(client, KEY, { unit: /** @type {any} */ ('unix_s') }), DataError);
+});
+
+test('typedColumn reads any byte order and alignment', () => {
+  const le = new Uint8Array(new Float64Array([1.5, -2]).buffer);
+  const shifted = new Uint8Array(17);
+  shifted.set(le, 1);
+  assert.deepEqual(Array.from(timeseries.typedColumn(shifted.subarray(1), '<f8')), [1.5, -2]);
+  const be = le.slice();
+  for (let i = 0; i < 16; i += 8) be.subarray(i, i + 8).reverse();
+  assert.deepEqual(Array.from(timeseries.typedColumn(be.buffer, '>f8')), [1.5, -2]);
+  assert.deepEqual(Array.from(timeseries.typedColumn(new Int32Array([7, -1]).buffer, '<i4')), [7, -1]);
+  assert.throws(() => timeseries.typedColumn(new ArrayBuffer(3), '<f8'), TypeError);
+  assert.throws(() => timeseries.typedColumn(new ArrayBuffer(8), '<c16'), TypeError);
+});

@@ -54,7 +54,9 @@ test('the page lists the series; a picked series is drawn and new points show wi
 
   await page.locator('tr[data-key="meters/5/1"]').click();
   await waitInPage(page, () => window.dashboard.chartData().t.length === 3, 5000, 'the 3 records on the chart');
-  assert.deepEqual((await page.evaluate(() => window.dashboard.chartData())).v, [1.5, 2.5, 3.5]);
+  const drawn = await page.evaluate(() => window.dashboard.chartData());
+  assert.deepEqual(drawn.v, [1.5, 2.5, 3.5]);
+  assert.equal(drawn.typed, true); // read as binary columns (typed arrays), not JSON
   assert.equal(await page.locator('#latest-value').textContent(), '3.5');
   assert.equal(await page.locator('#latest-count').textContent(), '3');
 

@@ -68,6 +68,22 @@ def test_tokens_gate_connections_writes_and_keys(gateway: ServerProcess) -> None
     assert gateway.alive()
 
 
+def test_bulk_columns_need_write_access(gateway: ServerProcess) -> None:
+    import numpy as np
+
+    from gateway import TimeSeries
+
+    caps = np.arange(1, 4, dtype=np.int64) * 10**9
+    writer = connect(gateway, "write-secret")
+    assert TimeSeries(writer, "meters/1/2").extend(caps, np.arange(3.0)) == 3
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="may not touch key 'meters/2/1'"):
+        TimeSeries(writer, "meters/2/1").extend(caps, np.arange(3.0))
+    viewer = connect(gateway, "view-secret")
+    with pytest.raises(znsocket.exceptions.ZnSocketError, match="read-only"):
+        TimeSeries(viewer, "meters/1/2").extend(caps + 10**10, np.arange(3.0))
+    assert TimeSeries(viewer, "meters/1/2").range().v.tolist() == [0.0, 1.0, 2.0]
+
+
 def test_gateway_refuses_to_start_without_token_secrets(
     tmp_path: Path, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:

@@ -263,3 +263,20 @@ def test_an_embedded_tstorage_on_loopback_is_accepted(tmp_path: Path, host: str)
     embedded = load_config(write(tmp_path, text)).tstorage.embedded
     assert embedded is not None and embedded.host == host
     assert (embedded.restart_delay, embedded.restart_max_delay) == (0.2, 10.0)
+
+
+def test_embedded_durability_setting(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.tstorage.embedded is not None
+    assert (cfg.tstorage.embedded.sync, cfg.tstorage.embedded.sync_interval) == ("commit", 1.0)
+    text = MINIMAL.replace(
+        'data_dir = "data"', 'data_dir = "data"\nsync = "interval"\nsync_interval = 0.2'
+    )
+    emb = load_config(write(tmp_path, text)).tstorage.embedded
+    assert emb is not None and (emb.sync, emb.sync_interval) == ("interval", 0.2)
+    bad = MINIMAL.replace(
+        'data_dir = "data"', 'data_dir = "data"\nsync = "never"\nsync_interval = 5'
+    )
+    found = issues_of(write(tmp_path, bad))
+    assert "commit" in found["tstorage.embedded.sync"][0]
+    assert found["tstorage.embedded.sync_interval"][2] is not None  # located in the file

@@ -130,3 +130,21 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state not in ("Z", "X")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--sync", "never"], "--sync"),
+        (["--sync", "interval", "--sync-interval", "2"], "at most 1"),
+    ],
+)
+def test_bad_durability_options_are_refused(data_dir: Path, args: list[str], needle: str) -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "tstorage_server", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and needle in bad.stderr
+    assert not data_dir.exists()  # refused before the store was opened

@@ -1,4 +1,9 @@
-"""Durability: what a PUT/PUTA acknowledged survives ``kill -9``; nothing is half-applied."""
+"""Durability: what a PUT/PUTA acknowledged survives ``kill -9``; nothing is half-applied.
+
+Both durability settings are run: ``--sync commit`` (fsync before the answer) and
+``--sync interval`` (answer once the OS has the write): a killed process loses nothing the
+OS holds, so both must keep every acknowledged record.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +21,17 @@ from .wire import KEY_MAX, KEY_MIN, Raw, put_request
 
 pytestmark = pytest.mark.integration
 
+SYNC_MODES = pytest.mark.parametrize("sync", ["commit", "interval"])
 
-def test_acknowledged_records_and_acq_clock_survive_kill9(data_dir: Path) -> None:
-    proc = spawn(server_argv(data_dir))
+
+def synced_argv(data_dir: Path, sync: str) -> list[str]:
+    # the longest interval: a kill -9 comes well before the next fsync
+    return [*server_argv(data_dir), "--sync", sync, "--sync-interval", "1"]
+
+
+@SYNC_MODES
+def test_acknowledged_records_and_acq_clock_survive_kill9(data_dir: Path, sync: str) -> None:
+    proc = spawn(synced_argv(data_dir, sync))
     try:
         with Raw(proc.port) as c:
             put_records = [((1, i, 0, 100, 0), b"put-%d" % i) for i in range(100)]
@@ -30,7 +43,7 @@ def test_acknowledged_records_and_acq_clock_survive_kill9(data_dir: Path) -> Non
             assert len(before) == 200
     finally:
         proc.kill()
-    proc = spawn(server_argv(data_dir))
+    proc = spawn(synced_argv(data_dir, sync))
     try:
         with Raw(proc.port) as c:
             status, after, _ = c.get()
@@ -64,9 +77,12 @@ def test_kill9_in_the_middle_of_a_put_stream_stores_none_of_it(data_dir: Path) -
         proc.stop()
 
 
-def test_kill9_during_concurrent_commits_leaves_whole_requests_only(data_dir: Path) -> None:
+@SYNC_MODES
+def test_kill9_during_concurrent_commits_leaves_whole_requests_only(
+    data_dir: Path, sync: str
+) -> None:
     per_request = 500
-    proc = spawn(server_argv(data_dir))
+    proc = spawn(synced_argv(data_dir, sync))
     acknowledged: list[tuple[int, int]] = []
     stop = threading.Event()
 
@@ -95,7 +111,7 @@ def test_kill9_during_concurrent_commits_leaves_whole_requests_only(data_dir: Pa
     for t in threads:
         t.join()
     assert len(acknowledged) > 4
-    proc = spawn(server_argv(data_dir))
+    proc = spawn(synced_argv(data_dir, sync))
     try:
         with Raw(proc.port) as c:
             status, got, _ = c.get()

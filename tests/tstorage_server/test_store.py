@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -322,3 +323,22 @@ def test_windowed_merge_of_overlapping_blocks_matches_a_plain_sort(store: Store,
         )  # stable: equal keys in insertion order
         for piece in (1, 3, 7, 1000):
             assert records(store, kmin, kmax, piece_records=piece) == expected
+
+
+def test_lmdb_store_sync_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sync must be one of"):
+        LmdbStore(tmp_path / "a", sync="never")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most 1"):
+        LmdbStore(tmp_path / "b", sync="interval", sync_interval=1.5)
+
+
+def test_lmdb_store_interval_mode_keeps_records_across_reopen(tmp_path: Path) -> None:
+    store = LmdbStore(tmp_path / "d", sync="interval", sync_interval=0.05)
+    block = make_block([(1, 2, 3, 4, 0)], [b"x" * 8])
+    assert store.put_blocks([block], assign_acq=True).count == 1
+    time.sleep(0.2)  # the syncer ran a few times meanwhile
+    store.close()
+    again = LmdbStore(tmp_path / "d")
+    got = records(again)
+    again.close()
+    assert [(k[:4], p) for k, p in got] == [((1, 2, 3, 4), b"x" * 8)]

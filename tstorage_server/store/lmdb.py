@@ -1,4 +1,16 @@
-"""The durable Store: blocks in an LMDB environment, fsynced before a PUT is answered.
+"""The durable Store: blocks in an LMDB environment.
+
+Durability (``sync``; the same choice as Redis ``appendfsync always|everysec``):
+
+* ``"commit"`` (default): every commit is fsynced before its PUT is answered. An answered
+  PUT survives ``kill -9`` of any process and a power loss or OS crash.
+* ``"interval"``: a commit is answered once LMDB wrote it to the OS (``MDB_NOSYNC``); a
+  background thread fsyncs the environment at least every ``sync_interval`` seconds, and on
+  close. An answered PUT survives ``kill -9`` of any process (the OS holds it); a power
+  loss or OS crash loses at most the PUTs of the last ``sync_interval``. As LMDB documents
+  for ``MDB_NOSYNC``, the database stays consistent after such a crash only on a file
+  system that keeps the order of writes; on others the environment may need restoring
+  from a copy. Use ``"commit"`` where a power loss must lose nothing.
 
 LMDB was chosen over SQLite by measurement on the target machine (bench/tstorage.md):
 for multi-megabyte blobs it commits about 2.5x faster and reads 10x faster (reads are
@@ -18,17 +30,21 @@ crash leaves either all of a request or none of it, and the clock never goes bac
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lmdb
 import numpy as np
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
+from tstorage_server._unpatched import real_threading
 from tstorage_server.store import blocks as B
 from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
+
+log = logging.getLogger("tstorage_server.store")
 
 META_DTYPE = np.dtype(
     [
@@ -46,6 +62,11 @@ assert META_ROW.size == META_DTYPE.itemsize
 _FLOOR_KEY = b"acq_floor"
 # Address space reserved for the map; the file only grows as data is written.
 DEFAULT_MAP_SIZE = 1 << 40
+SyncMode = Literal["commit", "interval"]
+SYNC_MODES: tuple[SyncMode, ...] = ("commit", "interval")
+#: fsync period of ``sync="interval"`` by default, and its upper bound (seconds)
+DEFAULT_SYNC_INTERVAL_S = 1.0
+MAX_SYNC_INTERVAL_S = 1.0
 
 
 class DataDirInUse(RuntimeError):
@@ -90,12 +111,32 @@ class LmdbStore(BlockStore):
     Args:
         data_dir: directory that holds the LMDB environment.
         map_size: upper bound of the database size in bytes.
+        sync: ``"commit"`` (fsync before a PUT is answered) or ``"interval"`` (fsync at
+            least every ``sync_interval``); see the module docstring for what each survives.
+        sync_interval: seconds between fsyncs with ``sync="interval"`` (0 < s <= 1).
 
     Raises:
         DataDirInUse: another process has this directory open.
+        ValueError: an unknown ``sync`` or a ``sync_interval`` outside (0, 1].
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        map_size: int = DEFAULT_MAP_SIZE,
+        *,
+        sync: SyncMode = "commit",
+        sync_interval: float = DEFAULT_SYNC_INTERVAL_S,
+    ) -> None:
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
+        if not 0 < sync_interval <= MAX_SYNC_INTERVAL_S:
+            raise ValueError(
+                f"sync_interval must be more than 0 and at most {MAX_SYNC_INTERVAL_S} s, "
+                f"got {sync_interval!r}"
+            )
+        self.sync = sync
+        self.sync_interval = sync_interval
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(path / "server.lock", "a+b")  # noqa: SIM115 - held for the store's life
@@ -109,8 +150,8 @@ class LmdbStore(BlockStore):
             map_size=map_size,
             max_dbs=4,
             max_readers=4096,
-            sync=True,
-            metasync=True,
+            sync=sync == "commit",
+            metasync=sync == "commit",
             # a GET reads whole blocks (megabytes) in key order: with the OS's read-ahead
             # a 10M-record series not in the page cache streams in 1.5 s, without it 9 s
             readahead=True,
@@ -136,6 +177,22 @@ class LmdbStore(BlockStore):
                         int(row["uniform"]),
                     )
                 )
+        self._syncer: Any = None
+        if sync == "interval":
+            threading = real_threading()
+            self._sync_stop = threading.Event()
+            self._syncer = threading.Thread(
+                target=self._sync_every, name="tstorage-sync", daemon=True
+            )
+            self._syncer.start()
+
+    def _sync_every(self) -> None:
+        # Event.wait returns True once close() asked to stop; close() syncs one last time.
+        while not self._sync_stop.wait(self.sync_interval):
+            try:
+                self._env.sync(True)
+            except lmdb.Error:
+                log.exception("fsync of the store failed; retrying in %s s", self.sync_interval)
 
     def _persist(self, entries: list[tuple[BlockMeta, RecordBlock]], clock_floor: int) -> None:
         with self._env.begin(write=True) as txn:
@@ -176,6 +233,10 @@ class LmdbStore(BlockStore):
         if self._closed:
             return
         super().close()
+        if self._syncer is not None:
+            self._sync_stop.set()
+            self._syncer.join()
         with self._commit_lock:
+            self._env.sync(True)
             self._env.close()
         self._lock_file.close()

@@ -10,8 +10,9 @@ import { breakGaps } from './gaps.js';
 /**
  * @typedef {object} ChartData
  * @property {'raw'|'buckets'} mode
- * @property {number[]} t Times (unix s); a null row sits inside each hole.
- * @property {(number|null)[]} v Values, or bucket means.
+ * @property {number[] | Float64Array} t Times (unix s): a typed array from binary columns
+ *   while the data has no hole, else an array with a null row inside each hole.
+ * @property {(number|null)[] | Float64Array} v Values, or bucket means.
  * @property {(number|null)[]} min Bucket minima (null for raw points).
  * @property {(number|null)[]} max Bucket maxima (null for raw points).
  * @property {number} [maxStep] Longest step (s) between two rows that is not a hole.
@@ -192,12 +193,15 @@ export class SeriesChart {
 
   /**
    * Append raw points (newer than the last one held).
-   * @param {number[]} t
-   * @param {(number|null)[]} v
+   * @param {ArrayLike<number>} t
+   * @param {ArrayLike<number|null>} v
    * @param {{min: number, max: number} | null} view Time range to show; null = all data.
    */
   append(t, v, view) {
     const d = this.data;
+    // columns arrive as typed arrays (uPlot draws them as they are); appending needs arrays
+    if (!Array.isArray(d.t)) d.t = Array.from(d.t);
+    if (!Array.isArray(d.v)) d.v = Array.from(d.v);
     const last = d.t.length ? d.t[d.t.length - 1] : null;
     const add = breakGaps(t, [v], d.maxStep ?? Infinity, last);
     for (let i = 0; i < add.t.length; i++) {

@@ -18,15 +18,21 @@ export function rawMaxStep(t) {
 }
 
 /**
- * The rows with a null row inserted inside every step longer than `maxStep`.
- * @param {number[]} t Times, ascending.
- * @param {(number|null)[][]} cols Columns beside `t` (values, minima, ...), as long as `t`.
+ * The rows with a null row inserted inside every step longer than `maxStep`; the columns as
+ * given (typed arrays stay typed) when there is no such step.
+ * @template {ArrayLike<number>} T
+ * @template {ArrayLike<number|null>} C
+ * @param {T} t Times, ascending.
+ * @param {C[]} cols Columns beside `t` (values, minima, ...), as long as `t`.
  * @param {number} maxStep
  * @param {number|null} [before] Time of the row held before these (appending): a hole
  *   between it and the first new row is broken too.
- * @returns {{t: number[], cols: (number|null)[][]}}
+ * @returns {{t: T | number[], cols: (C | (number|null)[])[]}}
  */
 export function breakGaps(t, cols, maxStep, before = null) {
+  let holes = t.length > 0 && before !== null && t[0] - before > maxStep;
+  for (let i = 1; !holes && i < t.length; i++) holes = t[i] - t[i - 1] > maxStep;
+  if (!holes) return { t, cols };
   const outT = [];
   const outCols = cols.map(() => /** @type {(number|null)[]} */ ([]));
   let prev = before;

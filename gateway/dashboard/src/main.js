@@ -259,8 +259,36 @@ function writeAddress() {
   history.replaceState(null, '', `#${p.toString()}`);
 }
 
-/** @param {unknown[]} v Values as the codec gives them: the chart draws numbers only. */
-const numbers = (v) => v.map((x) => (typeof x === 'number' ? x : null));
+/**
+ * @param {unknown[] | ArrayLike<number>} v Values as the codec gives them (a typed array
+ *   from binary columns is numbers already): the chart draws numbers only.
+ */
+const numbers = (v) => (ArrayBuffer.isView(v) ? v : /** @type {unknown[]} */ (v).map((x) => (typeof x === 'number' ? x : null)));
+
+/** Keys whose rule has no binary columns (values that are not one number): JSON reads. */
+const jsonOnly = new Set();
+
+/**
+ * Raw records of `[start, end)`: binary columns (typed arrays: no JSON per record) where
+ * the key's rule holds one number, else the JSON answer. Times are unix seconds.
+ * @param {import('../../../js/src/client.js').Client} client
+ * @param {string} key
+ * @param {{start?: number|null, end?: number|null, limit: number}} options
+ * @returns {Promise<any>} `{mode: 'raw', count, truncated, t, v}`
+ */
+async function readRaw(client, key, options) {
+  if (!jsonOnly.has(key)) {
+    try {
+      const c = await timeseries.rangeColumns(client, key, options);
+      const v = c.v instanceof Float64Array ? c.v : Float64Array.from(/** @type {ArrayLike<any>} */ (c.v), Number);
+      return { ...c, mode: 'raw', t: timeseries.secondsOf(c.t), v };
+    } catch (exc) {
+      if (!(exc instanceof DataError)) throw exc;
+      jsonOnly.add(key);
+    }
+  }
+  return timeseries.range(client, key, options);
+}
 
 /**
  * The records of a view, through the gateway's ts:* events: raw when they fit one per
@@ -276,7 +304,7 @@ async function readWindow(client, key, view) {
   const end = view?.max ?? null;
   const [info, raw] = await Promise.all([
     timeseries.info(client, key),
-    timeseries.range(client, key, { start, end, limit: 2 * chart.pixels }),
+    readRaw(client, key, { start, end, limit: 2 * chart.pixels }),
   ]);
   const head = { count: info.count, last_time: info.last, first_time: info.first };
   if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
@@ -317,7 +345,7 @@ async function load() {
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   const data =
     w.mode === 'raw'
-      ? { mode: 'raw', t: w.t, v: numbers(w.v), min: w.t.map(() => null), max: w.t.map(() => null), maxStep: rawMaxStep(w.t) }
+      ? { mode: 'raw', t: w.t, v: numbers(w.v), min: new Array(w.t.length).fill(null), max: new Array(w.t.length).fill(null), maxStep: rawMaxStep(w.t) }
       : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max, maxStep: w.maxStep };
   const reachesEnd = view === null || (w.last_time !== null && view.max >= w.last_time);
   if (reachesEnd) state.lastT = w.last_time;
@@ -327,7 +355,7 @@ async function load() {
     mode: w.mode,
     in_window: w.in_window,
     points: w.t.length,
-    numeric: w.mode === 'buckets' || w.v.length === 0 || w.v.some((/** @type {unknown} */ x) => typeof x === 'number'),
+    numeric: w.mode === 'buckets' || w.v.length === 0 || ArrayBuffer.isView(w.v) || w.v.some((/** @type {unknown} */ x) => typeof x === 'number'),
     truncated: Boolean(w.truncated),
     part: w.part ?? 'newest',
   };
@@ -450,7 +478,7 @@ async function poll() {
     const w = await guarded(() =>
       since === null
         ? timeseries.latest(client, key, 1)
-        : timeseries.range(client, key, { start: since, limit: RAW_LIMIT }),
+        : readRaw(client, key, { start: since, limit: RAW_LIMIT }),
     );
     if (!w || w.mode !== 'raw' || key !== state.key) return;
     if (w.truncated) {
@@ -608,8 +636,15 @@ async function start() {
 window.dashboard = {
   state,
   status,
-  chartData: () => ({ ...chart.data, view: chart.view() }),
-  overlays: () => chart.overlays.map((o) => ({ key: o.key, meta: o.meta, t: o.t, v: o.v })),
+  // plain arrays, whether the chart holds typed arrays (binary columns) or not
+  chartData: () => ({
+    ...chart.data,
+    t: Array.from(chart.data.t),
+    v: Array.from(chart.data.v),
+    typed: ArrayBuffer.isView(chart.data.t),
+    view: chart.view(),
+  }),
+  overlays: () => chart.overlays.map((o) => ({ key: o.key, meta: o.meta, t: Array.from(o.t), v: Array.from(o.v) })),
   csv: () => chart.csv(),
   axes: () => ({ ticks: chart.ticks, valueLabels: chart.valueAxisLabels }),
   latest: () => ({

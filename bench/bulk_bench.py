@@ -1,0 +1,288 @@
+#!/usr/bin/env python3
+"""Bulk writes and reads through the gateway as binary columns, next to TStorage direct.
+
+One run, side by side (every server a real process on 127.0.0.1):
+
+* write ``--points`` (default 10M) float64 points to one series with
+  ``gateway.TimeSeries.extend`` (binary columns, ``ts:extend``), with ``List.extend`` (JSON
+  ``rpush``; ``--json-points``, default 1M, in batches of 100k) and with ``tstorage_client``'s
+  numpy PUT straight to the gateway's embedded TStorage (``--direct-chunk`` points per PUT);
+  the gateway's TStorage runs with ``sync = "commit"`` (fsync before every answer);
+* read the series back into numpy with ``TimeSeries.range()`` (binary columns, pages of
+  1,048,576 points) and with a direct numpy GET;
+* one writer's ``List.append`` rate (``--appends`` points, one at a time, in ``--rounds``
+  rounds taken in turn; the median round) on a second gateway whose TStorage runs with
+  ``sync = "interval"``, and on our in-memory znsocket server;
+* the gateway process's resident memory (its TStorage child excluded), sampled every 20 ms
+  during the bulk write and the bulk read.
+
+Usage::
+
+    .venv/bin/python bench/bulk_bench.py                       # 10M points, a few minutes
+    .venv/bin/python bench/bulk_bench.py --points 1000000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import znsocket  # noqa: E402
+from gateway import TimeSeries  # noqa: E402
+from tests._servers import ServerProcess, spawn  # noqa: E402
+from tstorage_client.channel import Channel  # noqa: E402
+from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
+from tstorage_client.record import Key  # noqa: E402
+
+CID = 1
+T0 = 800_000_000 * 10**9  # TStorage ns
+STEP = 1_000_000  # 1 kHz data
+I64_MIN, I64_MAX, I32_MIN, I32_MAX = -(2**63), 2**63 - 1, -(2**31), 2**31 - 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@contextmanager
+def peak_rss(pid: int, every_s: float = 0.02) -> Iterator[dict[str, float]]:
+    """The process's resident memory before and at its peak while the block runs."""
+    out = {"before_mb": rss_mb(pid), "peak_mb": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            out["peak_mb"] = max(out["peak_mb"], rss_mb(pid))
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        out["peak_mb"] = round(max(out["peak_mb"], rss_mb(pid)), 1)
+        out["before_mb"] = round(out["before_mb"], 1)
+
+
+def config(data_dir: Path, ts_port: int, sync: str) -> str:
+    return textwrap.dedent(
+        f"""
+        [tstorage.embedded]
+        data_dir = "{data_dir}"
+        port = {ts_port}
+        sync = "{sync}"
+
+        [[map]]
+        pattern = "meters/{{mid:int}}/{{moid:int}}"
+        cid = {CID}
+        mid = "{{mid}}"
+        moid = "{{moid}}"
+        codec = "struct:<d"
+        """
+    )
+
+
+def start_gateway(tmp: Path, name: str, sync: str) -> tuple[ServerProcess, int]:
+    ts_port = free_port()
+    path = tmp / f"{name}.toml"
+    path.write_text(config(tmp / name, ts_port, sync))
+    proc = spawn(["gateway", "run", "--config", str(path), "--port", "0", "--log-level", "WARNING"])
+    return proc, ts_port
+
+
+def rate(points: int, seconds: float) -> dict[str, float]:
+    return {"points": points, "s": round(seconds, 3), "points_per_s": round(points / seconds)}
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    got = fn()
+    return got, time.perf_counter() - t0
+
+
+def direct_put(ts_port: int, mid: int, caps: np.ndarray, values: np.ndarray, chunk: int) -> None:
+    n = len(caps)
+    with Channel("127.0.0.1", ts_port, NumpyPayloadType("<f8"), timeout=300) as ch:
+        for i in range(0, n, chunk):
+            part = slice(i, i + chunk)
+            m = len(caps[part])
+            data: Any = {
+                "cid": np.full(m, CID, dtype=np.int32),
+                "mid": np.full(m, mid, dtype=np.int64),
+                "moid": np.full(m, 1, dtype=np.int32),
+                "cap": caps[part],
+                "v0": values[part],
+            }
+            assert ch.put(data).is_ok()
+
+
+def direct_get(ts_port: int, mid: int) -> int:
+    with Channel(
+        "127.0.0.1", ts_port, NumpyPayloadType("<f8"), timeout=300, memory_limit=1 << 30
+    ) as ch:
+        res = ch.get(Key(CID, mid, 1, I64_MIN, I64_MIN), Key(CID + 1, mid + 1, 2, I64_MAX, I64_MAX))
+        assert res.is_ok(), res.status
+        arrays = res.data if isinstance(res.data, list) else [res.data]
+        return sum(len(a) for a in arrays)
+
+
+def append_rate(address: str, key: str, appends: int) -> dict[str, float]:
+    c = znsocket.Client.from_url(address)
+    try:
+        lst = znsocket.List(c, key)
+        lst.append(0.0)
+        t0 = time.perf_counter()
+        for i in range(appends):
+            lst.append(float(i))
+        elapsed = time.perf_counter() - t0
+        assert len(lst) == appends + 1
+        return rate(appends, elapsed)
+    finally:
+        c.sio.disconnect()
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.points
+    caps = T0 + np.arange(n, dtype=np.int64) * STEP
+    values = np.sin(np.arange(n) / 1000.0)
+    times = (caps + 978_307_200 * 10**9).astype("datetime64[ns]")
+    out: dict[str, Any] = {"points": n}
+    with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        gw, ts_port = start_gateway(tmp, "commit", "commit")
+        try:
+            address = f"znsocket://127.0.0.1:{gw.port}"
+            c = znsocket.Client.from_url(address)
+            ts = TimeSeries(c, "meters/1/1")
+            with peak_rss(gw.pid) as mem_w:
+                length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+            assert length == n, length
+            out["write_columns"] = rate(n, s)
+            out["write_columns"]["points_per_event"] = args.chunk or "default"
+            out["write_columns_gateway_rss"] = mem_w
+            lst = znsocket.List(c, "meters/2/1")
+            m = args.json_points
+            jv = values[:m].tolist()
+
+            def json_extend() -> None:
+                for i in range(0, m, 100_000):
+                    lst.extend(jv[i : i + 100_000])
+
+            _, s = timed(json_extend)
+            out["write_json_list_extend"] = rate(m, s)
+            _, s = timed(lambda: direct_put(ts_port, 3, caps, values, args.direct_chunk))
+            out["write_direct_numpy_put"] = rate(n, s)
+            out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
+            assert len(ts) == n
+            with peak_rss(gw.pid) as mem_r:
+                window, s = timed(ts.range)
+            assert len(window) == n and float(window.v[-1]) == float(values[-1])
+            out["read_columns"] = rate(n, s)
+            out["read_columns_gateway_rss"] = mem_r
+            del window
+            got, s = timed(lambda: direct_get(ts_port, 1))
+            assert got == n, got
+            out["read_direct_numpy_get"] = rate(n, s)
+            c.sio.disconnect()
+        except Exception:
+            print(gw.text()[-5000:], file=sys.stderr)
+            raise
+        finally:
+            gw.stop()
+        # Both servers up at once, rounds taken in turn: on a shared machine the load moves
+        # within seconds, so one figure each would compare different moments.
+        gw, _ = start_gateway(tmp, "interval", "interval")
+        mem = spawn(["znsocket", "--host", "127.0.0.1", "--port", "0", "--storage", "memory",
+                     "--log-level", "WARNING"])  # fmt: skip
+        try:
+            per_round = max(1, args.appends // args.rounds)
+            rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
+            for k in range(args.rounds):
+                for name, proc in (("gateway", gw), ("memory", mem)):
+                    got = append_rate(
+                        f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
+                    )
+                    rounds[name].append(got["points_per_s"])
+            for name, key in (("gateway", "append_gateway_sync_interval"),
+                              ("memory", "append_memory_znsocket")):  # fmt: skip
+                out[key] = {
+                    "points_per_round": per_round,
+                    "rounds_points_per_s": rounds[name],
+                    "points_per_s": round(statistics.median(rounds[name])),
+                }
+        finally:
+            gw.stop()
+            mem.stop()
+    w, r = out["write_columns"], out["read_columns"]
+    out["ratios"] = {
+        "write_columns_vs_direct": round(
+            w["points_per_s"] / out["write_direct_numpy_put"]["points_per_s"], 2
+        ),
+        "write_columns_vs_json": round(
+            w["points_per_s"] / out["write_json_list_extend"]["points_per_s"], 1
+        ),
+        "read_columns_vs_direct": round(
+            r["points_per_s"] / out["read_direct_numpy_get"]["points_per_s"], 2
+        ),
+        "append_interval_vs_memory": round(
+            out["append_gateway_sync_interval"]["points_per_s"]
+            / out["append_memory_znsocket"]["points_per_s"],
+            2,
+        ),
+    }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--points", type=int, default=10_000_000, help="bulk points (default 10M)")
+    ap.add_argument("--json-points", type=int, default=1_000_000, help="points via List.extend")
+    ap.add_argument(
+        "--direct-chunk", type=int, default=1_048_576, help="points per direct numpy PUT"
+    )
+    ap.add_argument(
+        "--chunk", type=int, default=None, help="points per ts:extend event (default: extend's)"
+    )
+    ap.add_argument("--appends", type=int, default=4000, help="points appended one by one")
+    ap.add_argument("--rounds", type=int, default=8, help="append rounds per server, in turn")
+    ap.add_argument("--json", dest="json_out", help="write the results here")
+    args = ap.parse_args(argv)
+    results = run(args)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json_out:
+        Path(args.json_out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
