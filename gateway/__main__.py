@@ -3,9 +3,11 @@
 Commands (``gateway --version`` prints the installed version):
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
-    import FILE [--key KEY] [--format csv|jsonl] [--replace] [--quiet] [--config FILE]
+    import FILE [--key KEY] [--format csv|jsonl] [--replace] [--existing error|skip|correct]
+                [--quiet] [--config FILE]
                          CSV rows into a mapped List/Dict, or JSON Lines as generic keys
-    export [--key KEY] [--format csv|jsonl] [-o FILE] [--quiet] [--config FILE]
+    export [--key KEY] [--format csv|jsonl] [--time unit|iso] [-o FILE] [--quiet]
+           [--config FILE]
                          a mapped List/Dict as CSV, or generic keys (glob) as JSON Lines
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 DEFAULT_CONFIG = "config/gateway.toml"
 CONFIG_HELP = f"TOML file (default: {DEFAULT_CONFIG} in the current folder)"
 DISTRIBUTION = "tstorage-gateway"
+EXISTING = ("error", "skip", "correct")  # gateway.transfer.EXISTING, without importing it
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
@@ -179,7 +182,13 @@ def _transfer(args: argparse.Namespace) -> int:
     try:
         if path is not None and fmt is not None:
             summary = transfer.import_file(
-                storage, path, fmt, key=args.key, replace=args.replace, progress=progress
+                storage,
+                path,
+                fmt,
+                key=args.key,
+                replace=args.replace,
+                progress=progress,
+                existing=args.existing,
             )
             where = f"into {args.key}" if fmt == "csv" else f"from {path}"
         else:
@@ -187,15 +196,26 @@ def _transfer(args: argparse.Namespace) -> int:
             fmt = transfer.choose_format(args.format, out_path, args.key, storage)
             if out_path is None:
                 summary = transfer.export_to(
-                    storage, sys.stdout, fmt, key=args.key, progress=progress
+                    storage, sys.stdout, fmt, key=args.key, progress=progress, time=args.time
                 )
                 where = "to standard output"
             else:
                 with replaced_atomically(out_path) as out:
-                    summary = transfer.export_to(storage, out, fmt, key=args.key, progress=progress)
+                    summary = transfer.export_to(
+                        storage, out, fmt, key=args.key, progress=progress, time=args.time
+                    )
                 where = f"to {out_path}"
             if fmt == "csv":
                 where = f"of {args.key} {where}"
+            if summary.done == 0:  # a warning, not an error: an empty series is valid
+                what = (
+                    f"{args.key} has no records: the CSV holds only its header"
+                    if fmt == "csv"
+                    else "no generic key"
+                    + (f" matches {args.key!r}" if args.key else " is stored")
+                    + ": the file is empty"
+                )
+                print(f"gateway export: warning: {what}", file=sys.stderr)
         if not args.quiet:
             print(summary.text(f"{verb}ed", where), file=sys.stderr)
     except transfer.TransferError as exc:
@@ -248,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     formats = (
         "Formats: CSV for mapped keys (a List: columns t,v; a Dict: field,t,v; t in the map "
-        "rule's time unit, empty = now; v as JSON, plain text = a string) and JSON Lines for "
+        "rule's time unit or ISO-8601 (no zone = UTC), empty = now; v as JSON, plain text = "
+        "a string) and JSON Lines for "
         'generic keys (one key a line: {"key": ..., "type": string|list|hash|set|zset, '
         '"value": ..., "expire_at": unix seconds}). The format is --format, else the file '
         "extension (.csv, .jsonl, .ndjson). See docs/gateway.md."
@@ -275,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON Lines: overwrite generic keys that hold something else "
         "(default: refuse them; keys already holding the file's value are left alone)",
     )
+    imp.add_argument(
+        "--existing",
+        choices=list(EXISTING),
+        default="error",
+        help="CSV: a row at a time its series already holds is an error (default; nothing "
+        "of its batch is stored), is skipped (the stored record stays: re-run an import "
+        "that stopped at a bad row once it is fixed), or is written as a correction "
+        "(only for a map rule with allow_corrections = true)",
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     imp.add_argument("--config", help=CONFIG_HELP)
     imp.set_defaults(func=_transfer)
@@ -300,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument(
         "-o", "--output", help="file to write, replaced only on success (default: standard output)"
+    )
+    exp.add_argument(
+        "--time",
+        choices=["unit", "iso"],
+        default="unit",
+        help="CSV: write t in the map rule's time unit (default) or as ISO-8601 UTC with "
+        "nanoseconds, e.g. 2023-11-14T22:13:20.000000000Z (import takes either)",
     )
     exp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     exp.add_argument("--config", help=CONFIG_HELP)
