@@ -4,10 +4,10 @@ Commands (``gateway --version`` prints the installed version):
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
     import FILE [--key KEY] [--format csv|jsonl] [--replace] [--existing error|skip|correct]
-                [--quiet] [--config FILE]
+                [--quiet] [--tstorage HOST:PORT] [--config FILE]
                          CSV rows into a mapped List/Dict, or JSON Lines as generic keys
     export [--key KEY] [--format csv|jsonl] [--time unit|iso] [-o FILE] [--quiet]
-           [--config FILE]
+           [--tstorage HOST:PORT] [--config FILE]
                          a mapped List/Dict as CSV, or generic keys (glob) as JSON Lines
 """
 
@@ -126,20 +126,67 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_storage(config: str) -> tuple[Any, Any]:
-    """The gateway's storage on TStorage (starting the embedded server if configured)."""
+def _tstorage_address(text: str) -> tuple[str, int]:
+    """``--tstorage HOST:PORT`` (``[::1]:PORT`` for IPv6) as a (host, port) pair.
+
+    Raises:
+        ValueError: not of that form, or the port outside 1-65535.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--tstorage takes HOST:PORT (e.g. 127.0.0.1:2025), got {text!r}")
+    return host, int(port)
+
+
+def _open_storage(config: str, tstorage: str | None = None) -> tuple[Any, Any, str | None]:
+    """The gateway's storage on TStorage, the embedded server started for it (or None),
+    and a note on where it was found (None when the config says where).
+
+    With ``tstorage`` (HOST:PORT) that server is used whatever the config names. An
+    embedded data directory that a running server holds (a gateway's) is reached through
+    the address in its run file; without one it raises ``DataDirInUse``.
+    """
     from gateway.app import EmbeddedTStorage
     from gateway.config import load_config
     from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+    from tstorage_server import runfile
+    from tstorage_server.store import DataDirInUse
 
     cfg = load_config(config)
     t = cfg.tstorage
-    # a gateway serving this data directory will not let go of it: say so at once
-    embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0) if t.embedded else None
-    host, port = (embedded.host, embedded.port) if embedded else (t.host, t.port)
+    embedded = None
+    note = None
+    host: str | None
+    port: int | None
+    if tstorage is not None:
+        host, port = _tstorage_address(tstorage)
+        t = t.model_copy(update={"embedded": None})
+    elif t.embedded is not None:
+        try:
+            # a gateway serving this data directory will not let go of it: say so at once
+            embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0)
+            host, port = embedded.host, embedded.port
+        except DataDirInUse as exc:
+            running = runfile.read(t.embedded.data_dir)
+            if running is None:
+                where = t.embedded.data_dir / runfile.RUN_FILE
+                raise DataDirInUse(f"{exc}, and no run file ({where}) says where") from None
+            if running.tls:
+                raise DataDirInUse(
+                    f"{exc}, which speaks TLS at {running.address}: give a config with its "
+                    "host, port and [tstorage.tls]"
+                ) from None
+            host, port = running.host, running.port
+            note = (
+                f"through the TStorage serving {t.embedded.data_dir} at {running.address} "
+                f"(process {running.pid}, e.g. a running gateway's)"
+            )
+    else:
+        host, port = t.host, t.port
     assert host is not None and port is not None
     link = TStorageLink(LinkSettings.for_config(t, host, port))
-    return GatewayStorage(link, cfg), embedded
+    return GatewayStorage(link, cfg), embedded, note
 
 
 def _transfer(args: argparse.Namespace) -> int:
@@ -165,20 +212,24 @@ def _transfer(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     try:
-        storage, embedded = _open_storage(config)
+        storage, embedded, note = _open_storage(config, args.tstorage)
     except GatewayError as exc:
         print(exc, file=sys.stderr)
         return 2
     except DataDirInUse as exc:
         print(
-            f"gateway {verb}: {exc}: stop the gateway using it, or give a config that "
-            "names that TStorage's host and port",
+            f"gateway {verb}: {exc}: give its address with --tstorage HOST:PORT, or stop it",
             file=sys.stderr,
         )
+        return 2
+    except ValueError as exc:  # a malformed --tstorage
+        print(f"gateway {verb}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the embedded data directory cannot be created
         print(f"gateway {verb}: cannot open TStorage: {exc}", file=sys.stderr)
         return 2
+    if note is not None and not args.quiet:
+        print(f"gateway {verb}: {note}", file=sys.stderr)
     try:
         if path is not None and fmt is not None:
             summary = transfer.import_file(
@@ -306,6 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(only for a map rule with allow_corrections = true)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    imp.add_argument(
+        "--tstorage",
+        metavar="HOST:PORT",
+        help="the running TStorage server to use, whatever the config names (default: the "
+        "config's; an embedded data directory a running gateway serves is found through "
+        "the run file its server writes there)",
+    )
     imp.add_argument("--config", help=CONFIG_HELP)
     imp.set_defaults(func=_transfer)
     exp = sub.add_parser(
@@ -339,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
         "nanoseconds, e.g. 2023-11-14T22:13:20.000000000Z (import takes either)",
     )
     exp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    exp.add_argument(
+        "--tstorage",
+        metavar="HOST:PORT",
+        help="the running TStorage server to use, whatever the config names (default: the "
+        "config's; an embedded data directory a running gateway serves is found through "
+        "the run file its server writes there)",
+    )
     exp.add_argument("--config", help=CONFIG_HELP)
     exp.set_defaults(func=_transfer)
     check = sub.add_parser("check-config", help="validate a configuration file")
