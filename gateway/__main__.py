@@ -163,23 +163,29 @@ def _open_storage(config: str, tstorage: str | None = None) -> tuple[Any, Any, s
         host, port = _tstorage_address(tstorage)
         t = t.model_copy(update={"embedded": None})
     elif t.embedded is not None:
-        try:
-            # a gateway serving this data directory will not let go of it: say so at once
-            embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0)
+        data_dir = t.embedded.data_dir
+        running = runfile.read(data_dir)  # a live server's address: no doomed start needed
+        if running is None:
+            try:
+                # a gateway serving this data directory will not let go of it: say so at once
+                embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0)
+            except DataDirInUse as exc:
+                running = runfile.read(data_dir)  # it may have started meanwhile
+                if running is None:
+                    where = data_dir / runfile.RUN_FILE
+                    raise DataDirInUse(f"{exc}, and no run file ({where}) says where") from None
+        if embedded is not None:
             host, port = embedded.host, embedded.port
-        except DataDirInUse as exc:
-            running = runfile.read(t.embedded.data_dir)
-            if running is None:
-                where = t.embedded.data_dir / runfile.RUN_FILE
-                raise DataDirInUse(f"{exc}, and no run file ({where}) says where") from None
+        else:
+            assert running is not None
             if running.tls:
                 raise DataDirInUse(
-                    f"{exc}, which speaks TLS at {running.address}: give a config with its "
-                    "host, port and [tstorage.tls]"
-                ) from None
+                    f"data directory {data_dir} is used by a server that speaks TLS at "
+                    f"{running.address}: give a config with its host, port and [tstorage.tls]"
+                )
             host, port = running.host, running.port
             note = (
-                f"through the TStorage serving {t.embedded.data_dir} at {running.address} "
+                f"through the TStorage serving {data_dir} at {running.address} "
                 f"(process {running.pid}, e.g. a running gateway's)"
             )
     else:
@@ -328,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser(
         "import",
         help="bulk-load a CSV file into a mapped List/Dict, or JSON Lines as generic keys",
-        description="Bulk-load a file straight into TStorage (no gateway needs to run), in "
+        description="Bulk-load a file straight into TStorage (no gateway needs to run; beside "
+        "a running gateway on an embedded TStorage it goes through that gateway's TStorage "
+        "server, found by the run file in the data directory), in "
         "batches of 10,000 rows checked before any is written, with a progress bar on a "
         "terminal. A bad row stops the import with FILE:LINE: reason and exit status 1; "
         "earlier batches stay stored.",
@@ -369,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser(
         "export",
         help="write a mapped List/Dict as CSV, or generic keys as JSON Lines",
-        description="Write keys straight from TStorage (no gateway needs to run), with a "
+        description="Write keys straight from TStorage (no gateway needs to run; beside a "
+        "running gateway on an embedded TStorage it goes through that gateway's TStorage "
+        "server), with a "
         "progress bar on a terminal. A List is every record oldest first; a Dict every "
         "record of every field; generic keys are written in name order.",
         epilog=formats,

@@ -98,3 +98,11 @@ def test_existing_is_for_csv_only(
     res = gateway("import", str(f), "--existing", "skip", "--config", str(config))
     assert res.returncode == 1 and "--existing is for CSV" in res.stderr
     assert "--existing" in gateway("import", "--help").stdout
+
+
+def test_the_command_line_offers_the_policies_the_import_knows() -> None:
+    # gateway/__main__.py keeps its own copy (it imports nothing heavy before eventlet)
+    import gateway.__main__ as cli
+    from gateway import transfer
+
+    assert cli.EXISTING == transfer.EXISTING

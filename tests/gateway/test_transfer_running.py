@@ -13,6 +13,7 @@ import pytest
 
 import znsocket
 from tests._servers import ServerProcess, spawn
+from tests._tls import make_tls_files
 from tests.gateway.test_storage_series import records_of
 from tests.gateway.test_transfer import gateway, write_config
 from tstorage_server import runfile
@@ -125,3 +126,16 @@ def test_tstorage_option_names_any_running_tstorage(
     for bad in ("localhost", "127.0.0.1:port", "127.0.0.1:70000"):
         res = gateway("export", "--key", "meters/1/1", "--tstorage", bad, "--config", str(config))
         assert res.returncode == 2 and "--tstorage" in res.stderr and "HOST:PORT" in res.stderr
+
+
+def test_a_tls_server_in_the_data_directory_is_named_not_guessed(tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path / "pki")
+    data = tmp_path / "data"
+    argv = ["tstorage-server", "--data-dir", str(data), "--port", "0"]
+    with spawn([*argv, "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)]):
+        info = runfile.read(data)
+        assert info is not None and info.tls
+        config = embedded_config(tmp_path / "g.toml", data, "process")
+        res = gateway("export", "--key", "meters/1/1", "--config", str(config))
+        assert res.returncode == 2 and f"speaks TLS at {info.address}" in res.stderr
+        assert "[tstorage.tls]" in res.stderr and "Traceback" not in res.stderr
