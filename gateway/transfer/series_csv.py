@@ -20,6 +20,7 @@ stored; the batches before it stay stored.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -132,8 +133,21 @@ def iso_times(caps: Sequence[int]) -> list[str]:
 
     Exact: importing the text gives the same capture times back.
     """
-    unix = np.asarray(caps, dtype=np.int64) + np.int64(TSTORAGE_EPOCH_UNIX_NS)
+    held = np.asarray(caps, dtype=np.int64)
+    if len(held) and int(held.max()) > _LAST_NUMPY_CAP:  # past 2262: beyond datetime64[ns]
+        return [_iso_time(int(c)) for c in held]
+    unix = held + np.int64(TSTORAGE_EPOCH_UNIX_NS)
     return [f"{text}Z" for text in np.datetime_as_string(unix.astype("datetime64[ns]"))]
+
+
+_LAST_NUMPY_CAP = 2**63 - 1 - TSTORAGE_EPOCH_UNIX_NS
+_EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _iso_time(cap: int) -> str:
+    seconds, ns = divmod(cap, 10**9)
+    when = _EPOCH + dt.timedelta(seconds=seconds)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{ns:09d}Z"
 
 
 def _check_header(

@@ -96,3 +96,14 @@ def test_export_of_a_key_without_records_warns(
     res = gateway("export", "--key", "meters/9/9", "--config", str(config))
     assert res.returncode == 0 and "warning" not in res.stderr
     assert records_of(tstorage, cid)[0][1] == struct.pack("<d", 1.5)
+
+
+def test_iso_text_is_exact_over_all_of_tstorage_time() -> None:
+    # datetime64[ns] ends in 2262, TStorage's time in 2293: both ends still round-trip
+    from gateway.transfer.series_csv import _cell_time, iso_times
+
+    caps = [-(2**63), -1, 0, 1, 2**63 - 2]
+    texts = iso_times(caps)
+    assert texts[2:4] == ["2001-01-01T00:00:00.000000000Z", "2001-01-01T00:00:00.000000001Z"]
+    assert texts[-1] == "2293-04-11T23:47:16.854775806Z"
+    assert [_cell_time(t, "unix_ns") for t in texts] == caps
