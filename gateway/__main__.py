@@ -3,9 +3,11 @@
 Commands (``gateway --version`` prints the installed version):
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
     check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
-    import FILE [--key KEY] [--format csv|jsonl] [--replace] [--quiet] [--config FILE]
+    import FILE [--key KEY] [--format csv|jsonl] [--replace] [--existing error|skip|correct]
+                [--quiet] [--tstorage HOST:PORT] [--config FILE]
                          CSV rows into a mapped List/Dict, or JSON Lines as generic keys
-    export [--key KEY] [--format csv|jsonl] [-o FILE] [--quiet] [--config FILE]
+    export [--key KEY] [--format csv|jsonl] [--time unit|iso] [-o FILE] [--quiet]
+           [--tstorage HOST:PORT] [--config FILE]
                          a mapped List/Dict as CSV, or generic keys (glob) as JSON Lines
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 DEFAULT_CONFIG = "config/gateway.toml"
 CONFIG_HELP = f"TOML file (default: {DEFAULT_CONFIG} in the current folder)"
 DISTRIBUTION = "tstorage-gateway"
+EXISTING = ("error", "skip", "correct")  # gateway.transfer.EXISTING, without importing it
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
@@ -123,20 +126,73 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_storage(config: str) -> tuple[Any, Any]:
-    """The gateway's storage on TStorage (starting the embedded server if configured)."""
+def _tstorage_address(text: str) -> tuple[str, int]:
+    """``--tstorage HOST:PORT`` (``[::1]:PORT`` for IPv6) as a (host, port) pair.
+
+    Raises:
+        ValueError: not of that form, or the port outside 1-65535.
+    """
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"--tstorage takes HOST:PORT (e.g. 127.0.0.1:2025), got {text!r}")
+    return host, int(port)
+
+
+def _open_storage(config: str, tstorage: str | None = None) -> tuple[Any, Any, str | None]:
+    """The gateway's storage on TStorage, the embedded server started for it (or None),
+    and a note on where it was found (None when the config says where).
+
+    With ``tstorage`` (HOST:PORT) that server is used whatever the config names. An
+    embedded data directory that a running server holds (a gateway's) is reached through
+    the address in its run file; without one it raises ``DataDirInUse``.
+    """
     from gateway.config import load_config
     from gateway.embedded import EmbeddedTStorage
     from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+    from tstorage_server import runfile
+    from tstorage_server.store import DataDirInUse
 
     cfg = load_config(config)
     t = cfg.tstorage
-    # a gateway serving this data directory will not let go of it: say so at once
-    embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0) if t.embedded else None
-    host, port = (embedded.host, embedded.port) if embedded else (t.host, t.port)
+    embedded = None
+    note = None
+    host: str | None
+    port: int | None
+    if tstorage is not None:
+        host, port = _tstorage_address(tstorage)
+        t = t.model_copy(update={"embedded": None})
+    elif t.embedded is not None:
+        data_dir = t.embedded.data_dir
+        running = runfile.read(data_dir)  # a live server's address: no doomed start needed
+        if running is None:
+            try:
+                # a gateway serving this data directory will not let go of it: say so at once
+                embedded = EmbeddedTStorage(t.embedded).start(busy_wait_s=0)
+            except DataDirInUse as exc:
+                running = runfile.read(data_dir)  # it may have started meanwhile
+                if running is None:
+                    where = data_dir / runfile.RUN_FILE
+                    raise DataDirInUse(f"{exc}, and no run file ({where}) says where") from None
+        if embedded is not None:
+            host, port = embedded.host, embedded.port
+        else:
+            assert running is not None
+            if running.tls:
+                raise DataDirInUse(
+                    f"data directory {data_dir} is used by a server that speaks TLS at "
+                    f"{running.address}: give a config with its host, port and [tstorage.tls]"
+                )
+            host, port = running.host, running.port
+            note = (
+                f"through the TStorage serving {data_dir} at {running.address} "
+                f"(process {running.pid}, e.g. a running gateway's)"
+            )
+    else:
+        host, port = t.host, t.port
     assert host is not None and port is not None
     link = TStorageLink(LinkSettings.for_config(t, host, port))
-    return GatewayStorage(link, cfg), embedded
+    return GatewayStorage(link, cfg), embedded, note
 
 
 def _transfer(args: argparse.Namespace) -> int:
@@ -162,24 +218,34 @@ def _transfer(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     try:
-        storage, embedded = _open_storage(config)
+        storage, embedded, note = _open_storage(config, args.tstorage)
     except GatewayError as exc:
         print(exc, file=sys.stderr)
         return 2
     except DataDirInUse as exc:
         print(
-            f"gateway {verb}: {exc}: stop the gateway using it, or give a config that "
-            "names that TStorage's host and port",
+            f"gateway {verb}: {exc}: give its address with --tstorage HOST:PORT, or stop it",
             file=sys.stderr,
         )
+        return 2
+    except ValueError as exc:  # a malformed --tstorage
+        print(f"gateway {verb}: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. the embedded data directory cannot be created
         print(f"gateway {verb}: cannot open TStorage: {exc}", file=sys.stderr)
         return 2
+    if note is not None and not args.quiet:
+        print(f"gateway {verb}: {note}", file=sys.stderr)
     try:
         if path is not None and fmt is not None:
             summary = transfer.import_file(
-                storage, path, fmt, key=args.key, replace=args.replace, progress=progress
+                storage,
+                path,
+                fmt,
+                key=args.key,
+                replace=args.replace,
+                progress=progress,
+                existing=args.existing,
             )
             where = f"into {args.key}" if fmt == "csv" else f"from {path}"
         else:
@@ -187,15 +253,26 @@ def _transfer(args: argparse.Namespace) -> int:
             fmt = transfer.choose_format(args.format, out_path, args.key, storage)
             if out_path is None:
                 summary = transfer.export_to(
-                    storage, sys.stdout, fmt, key=args.key, progress=progress
+                    storage, sys.stdout, fmt, key=args.key, progress=progress, time=args.time
                 )
                 where = "to standard output"
             else:
                 with replaced_atomically(out_path) as out:
-                    summary = transfer.export_to(storage, out, fmt, key=args.key, progress=progress)
+                    summary = transfer.export_to(
+                        storage, out, fmt, key=args.key, progress=progress, time=args.time
+                    )
                 where = f"to {out_path}"
             if fmt == "csv":
                 where = f"of {args.key} {where}"
+            if summary.done == 0:  # a warning, not an error: an empty series is valid
+                what = (
+                    f"{args.key} has no records: the CSV holds only its header"
+                    if fmt == "csv"
+                    else "no generic key"
+                    + (f" matches {args.key!r}" if args.key else " is stored")
+                    + ": the file is empty"
+                )
+                print(f"gateway export: warning: {what}", file=sys.stderr)
         if not args.quiet:
             print(summary.text(f"{verb}ed", where), file=sys.stderr)
     except transfer.TransferError as exc:
@@ -248,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
     formats = (
         "Formats: CSV for mapped keys (a List: columns t,v; a Dict: field,t,v; t in the map "
-        "rule's time unit, empty = now; v as JSON, plain text = a string) and JSON Lines for "
+        "rule's time unit or ISO-8601 (no zone = UTC), empty = now; v as JSON, plain text = "
+        "a string) and JSON Lines for "
         'generic keys (one key a line: {"key": ..., "type": string|list|hash|set|zset, '
         '"value": ..., "expire_at": unix seconds}). The format is --format, else the file '
         "extension (.csv, .jsonl, .ndjson). See docs/gateway.md."
@@ -256,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser(
         "import",
         help="bulk-load a CSV file into a mapped List/Dict, or JSON Lines as generic keys",
-        description="Bulk-load a file straight into TStorage (no gateway needs to run), in "
+        description="Bulk-load a file straight into TStorage (no gateway needs to run; beside "
+        "a running gateway on an embedded TStorage it goes through that gateway's TStorage "
+        "server, found by the run file in the data directory), in "
         "batches of 10,000 rows checked before any is written, with a progress bar on a "
         "terminal. A bad row stops the import with FILE:LINE: reason and exit status 1; "
         "earlier batches stay stored.",
@@ -275,13 +355,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON Lines: overwrite generic keys that hold something else "
         "(default: refuse them; keys already holding the file's value are left alone)",
     )
+    imp.add_argument(
+        "--existing",
+        choices=list(EXISTING),
+        default="error",
+        help="CSV: a row at a time its series already holds is an error (default; nothing "
+        "of its batch is stored), is skipped (the stored record stays: re-run an import "
+        "that stopped at a bad row once it is fixed), or is written as a correction "
+        "(only for a map rule with allow_corrections = true)",
+    )
     imp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    imp.add_argument(
+        "--tstorage",
+        metavar="HOST:PORT",
+        help="the running TStorage server to use, whatever the config names (default: the "
+        "config's; an embedded data directory a running gateway serves is found through "
+        "the run file its server writes there)",
+    )
     imp.add_argument("--config", help=CONFIG_HELP)
     imp.set_defaults(func=_transfer)
     exp = sub.add_parser(
         "export",
         help="write a mapped List/Dict as CSV, or generic keys as JSON Lines",
-        description="Write keys straight from TStorage (no gateway needs to run), with a "
+        description="Write keys straight from TStorage (no gateway needs to run; beside a "
+        "running gateway on an embedded TStorage it goes through that gateway's TStorage "
+        "server), with a "
         "progress bar on a terminal. A List is every record oldest first; a Dict every "
         "record of every field; generic keys are written in name order.",
         epilog=formats,
@@ -301,7 +399,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "-o", "--output", help="file to write, replaced only on success (default: standard output)"
     )
+    exp.add_argument(
+        "--time",
+        choices=["unit", "iso"],
+        default="unit",
+        help="CSV: write t in the map rule's time unit (default) or as ISO-8601 UTC with "
+        "nanoseconds, e.g. 2023-11-14T22:13:20.000000000Z (import takes either)",
+    )
     exp.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    exp.add_argument(
+        "--tstorage",
+        metavar="HOST:PORT",
+        help="the running TStorage server to use, whatever the config names (default: the "
+        "config's; an embedded data directory a running gateway serves is found through "
+        "the run file its server writes there)",
+    )
     exp.add_argument("--config", help=CONFIG_HELP)
     exp.set_defaults(func=_transfer)
     check = sub.add_parser("check-config", help="validate a configuration file")

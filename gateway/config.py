@@ -41,8 +41,13 @@ DEFAULT_GENERIC_CID = 2_147_483_000
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
+# A TOML file is typed: `port = "5000"` or `enabled = "yes"` is a mistake to report, not to
+# coerce. Paths are the exception: TOML has no path type, so they accept strings.
+_LaxPath = Annotated[Path, Field(strict=False)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ServerConfig(_Section):
@@ -110,7 +115,7 @@ class EmbeddedConfig(_Section):
     up that long).
     """
 
-    data_dir: Path
+    data_dir: _LaxPath
     mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -142,9 +147,9 @@ class EmbeddedConfig(_Section):
 class TlsConfig(_Section):
     """``[tstorage.tls]``: TLS to a remote TStorage (files relative to the config file)."""
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: _LaxPath | None = None
+    cert_file: _LaxPath | None = None
+    key_file: _LaxPath | None = None
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> TlsConfig:
@@ -645,11 +650,12 @@ _HINTS: dict[str, str] = {
     "missing": "add it; config/README.md describes it",
     "literal_error": "use one of the values listed",
     "int_parsing": "write a whole number",
-    "int_type": "write a whole number",
+    "int_type": "write a whole number without quotes or a decimal point, e.g. 5000",
     "float_parsing": "write a number",
+    "float_type": "write a number without quotes, e.g. 0.5",
     "greater_than_equal": "raise the value",
     "less_than_equal": "lower the value",
-    "bool_type": "write true or false",
+    "bool_type": "write true or false, without quotes",
     "bool_parsing": "write true or false",
     "string_type": "write a quoted string",
     "list_type": 'write an array, e.g. ["a", "b"]',

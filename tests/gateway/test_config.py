@@ -280,3 +280,37 @@ def test_embedded_durability_setting(tmp_path: Path) -> None:
     found = issues_of(write(tmp_path, bad))
     assert "commit" in found["tstorage.embedded.sync"][0]
     assert found["tstorage.embedded.sync_interval"][2] is not None  # located in the file
+
+
+@pytest.mark.parametrize(
+    "section, line, location, needle",
+    [
+        ("[server]", 'port = "5000"', "server.port", "whole number"),
+        ("[server]", "port = 5000.0", "server.port", "whole number"),
+        ("[generic]", 'cid = "1"', "generic.cid", "whole number"),
+        ("[auth]", 'enabled = "yes"', "auth.enabled", "true or false"),
+    ],
+)
+def test_values_of_the_wrong_type_are_errors(
+    tmp_path: Path, section: str, line: str, location: str, needle: str
+) -> None:
+    # A TOML file is typed: a quoted number or a float port is a mistake, not coerced.
+    path = write(tmp_path, MINIMAL + f"\n{section}\n{line}\n")
+    issues = issues_of(path)
+    assert list(issues) == [location]
+    _message, hint, lineno = issues[location]
+    assert needle in hint
+    assert lineno is not None and path.read_text().splitlines()[lineno - 1] == line
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1 and f":{lineno}: error: {location}:" in out.stdout + out.stderr
+
+
+def test_floats_take_whole_numbers_and_paths_take_strings(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL + "\n[server]\nfollow_interval = 1\n"))
+    assert cfg.server.follow_interval == 1.0
+    assert cfg.tstorage.embedded is not None and cfg.tstorage.embedded.data_dir.name == "data"

@@ -168,13 +168,17 @@ def test_resume_after_a_five_second_cut_gets_exactly_the_missed_records(
         time.sleep(0.25)
     again = znsocket.Client.from_url(url)
     try:
-        got = again.call("ts:resume", keys=["meters/7/3"], since=watermark)["data"]
+        got = again.call("ts:resume", keys=["meters/7/3"], since=watermark, unit="tstorage_ns")[
+            "data"
+        ]
         part = got["changes"]["meters/7/3"]
         assert part["t"] == caps and part["v"] == [float(i) for i in range(1000)]
         assert len(set(part["acq"])) == 1000
         # and the new watermark continues without a gap or a repeat
         put_direct(tstorage, values(cid, [T0 + 5000], 7.0))
-        nxt = again.call("ts:resume", keys=["meters/7/3"], since=got["watermark"])["data"]
+        nxt = again.call(
+            "ts:resume", keys=["meters/7/3"], since=got["watermark"], unit="tstorage_ns"
+        )["data"]
         assert nxt["changes"]["meters/7/3"]["t"] == [T0 + 5000]
     finally:
         again.sio.disconnect()
