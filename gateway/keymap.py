@@ -188,14 +188,20 @@ class SeriesKey:
     moid: int
 
     def key_range(
-        self, cap_min: int = CAP_RANGE[0], cap_max: int = CAP_RANGE[1] + 1
+        self,
+        cap_min: int = CAP_RANGE[0],
+        cap_max: int = CAP_RANGE[1] + 1,
+        *,
+        acq_min: int = -(2**63),
+        acq_max: int = 2**63 - 1,
     ) -> tuple[KeyTuple, KeyTuple]:
-        """Key box ``[min, max)`` selecting this series' captures ``cap_min <= cap < cap_max``.
+        """Key box ``[min, max)`` selecting this series' captures ``cap_min <= cap < cap_max``
+        acquired in ``acq_min <= acq < acq_max``.
 
         A TStorage box bounds every component separately, so cid/mid/moid are ``[x, x+1)``.
         """
-        lo = (self.cid, self.mid, self.moid, cap_min, -(2**63))
-        hi = (self.cid + 1, self.mid + 1, self.moid + 1, cap_max, 2**63 - 1)
+        lo = (self.cid, self.mid, self.moid, cap_min, acq_min)
+        hi = (self.cid + 1, self.mid + 1, self.moid + 1, cap_max, acq_max)
         return lo, hi
 
 

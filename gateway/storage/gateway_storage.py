@@ -102,6 +102,7 @@ class GatewayStorage(StorageCommands):
             config.map,
             max_staleness=t.max_staleness,
             index_budget=t.index_budget,
+            index_chunk=t.index_chunk,
             value_cache=t.value_cache,
         )
         self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)

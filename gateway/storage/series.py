@@ -2,35 +2,40 @@
 
 See ``docs/data-model.md`` for the model. In short: a List is one series in cap order
 (newest acq wins for equal caps); a Dict is one meter whose fields are moids showing their
-latest record. Indexes of caps live in memory (:mod:`gateway.storage.index`), built by one
-streamed GET and caught up through the change feed when older than ``max_staleness``.
+latest record. Each series is known by its chunk summaries (:mod:`gateway.storage.summaries`),
+built by one streamed GET and caught up through the change feed when older than
+``max_staleness``; only the chunks a read needs are read from TStorage and cached.
 Writes are acknowledged only after TStorage answered the PUT.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config import MapRule
 from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
 from gateway.errors import CodecError, KeyMappingError
 from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
-from gateway.storage.index import BoxIndex, CapIndex
+from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
+from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
+from gateway.timeseries.downsample import numeric_dtype
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _STREAM_BATCH_BYTES = 4 * 1024 * 1024
-# (cid, mid, moid_lo, moid_hi, payload size held per record or None)
-_BoxKey = tuple[int, int, int, int, int | None]
+# (cid, mid, moid_lo, moid_hi, payload size held per record or None, numeric dtype or None)
+_BoxKey = tuple[int, int, int, int, int | None, str | None]
 
 
 def tstorage_now_ns() -> int:
@@ -67,6 +72,7 @@ class SeriesViews:
         *,
         max_staleness: float = 0.1,
         index_budget: int = 10_000_000,
+        index_chunk: int = DEFAULT_CHUNK_RECORDS,
         value_cache: int = 200_000,
         clock: Callable[[], int] = tstorage_now_ns,
     ) -> None:
@@ -76,34 +82,100 @@ class SeriesViews:
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.max_staleness = max_staleness
         self.index_budget = index_budget
+        self.index_chunk = index_chunk
         self.clock = clock
         self._views = [_View(r, ElementShape(r.payload_codec(), r.element, r.time)) for r in rules]
         self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
         self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
+        self._chunks = ChunkCache()
 
     # ------------------------------------------------------------------ indexes
     def _box(
-        self, cid: int, mid: int, moid_lo: int, moid_hi: int, payload_size: int | None
+        self, cid: int, mid: int, moid_lo: int, moid_hi: int, rule_index: int
     ) -> tuple[BoxIndex, threading.RLock]:
-        key = (cid, mid, moid_lo, moid_hi, payload_size)
+        codec = self._views[rule_index].shape.codec
+        size, dtype = codec.fixed_size, numeric_dtype(codec)
+        key = (cid, mid, moid_lo, moid_hi, size, None if dtype is None else dtype.str)
         with self._guard:
             box = self._boxes.get(key)
             if box is None:
                 lo: KeyTuple = (cid, mid, moid_lo, CAP_RANGE[0], _ACQ_MIN)
                 hi: KeyTuple = (cid + 1, mid + 1, moid_hi, CAP_RANGE[1] + 1, _ACQ_MAX)
-                box = self._boxes[key] = BoxIndex(lo, hi, payload_size)
-                self._locks[key] = threading.RLock()
+                lock = self._locks[key] = threading.RLock()
+
+                def make(box: BoxIndex, moid: int) -> SeriesIndex:
+                    idx = SeriesIndex(
+                        size,
+                        dtype,
+                        self.index_chunk,
+                        self._chunks,
+                        functools.partial(self._load_chunk, box, moid),
+                        lock,
+                    )
+                    idx.building = box.building
+                    return idx
+
+                box = self._boxes[key] = BoxIndex(lo, hi, make, size)
             self._boxes.move_to_end(key)
             return box, self._locks[key]
 
-    def _evict(self) -> None:
+    def held(self) -> int:
+        """Memory held by indexes, in records (summary rows weighted): what the budget bounds."""
         with self._guard:
-            total = sum(b.size for b in self._boxes.values())
-            while total > self.index_budget and len(self._boxes) > 1:
+            summaries = sum(b.size for b in self._boxes.values())
+        return summaries + self._chunks.records()
+
+    def _evict(self) -> None:
+        # Cached chunks go first (least recently used); whole boxes (their summaries) only
+        # when summaries alone exceed the budget. The box in use stays.
+        with self._guard:
+            summaries = sum(b.size for b in self._boxes.values())
+        excess = summaries + self._chunks.records() - self.index_budget
+        if excess <= 0:
+            return
+        excess -= self._chunks.evict(excess)
+        with self._guard:
+            while excess > 0 and len(self._boxes) > 1:
                 key, box = self._boxes.popitem(last=False)
                 self._locks.pop(key, None)
-                total -= box.size
+                excess -= box.size
+                box.forget()
+
+    def _load_chunk(self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int) -> CapIndex:
+        """Records of caps ``[lo_cap, hi_cap)`` of one series, acquired below the box's
+        watermark (what its summaries count)."""
+        self._evict()  # room for the chunk about to be read
+        s = SeriesKey(box.lo[0], box.lo[1], moid)
+        lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
+        size = box.payload_size
+        data = CapIndex(size)
+        if box.acq0 == _ACQ_MIN:
+            return data
+        if size:
+
+            def take_columns(arr: Any) -> None:
+                sel = arr["moid"] == moid
+                if not bool(sel.all()):
+                    arr = arr[sel]
+                data.add_arrays(arr["cap"], arr["acq"], _payload_rows(arr, size))
+
+            try:
+                self.link.stream_columns(lo, hi, size, take_columns, _STREAM_BATCH_BYTES)
+                return data
+            except ColumnsUnavailable:
+                data = CapIndex(size)
+
+        def take(batch: list[Fetched]) -> None:
+            mine = [(k, p) for k, p in batch if k.moid == moid]
+            data.add_records([k.cap for k, _ in mine], [k.acq for k, _ in mine],
+                             [p for _, p in mine])  # fmt: skip
+            if not data.columnar:
+                for k, p in mine:
+                    self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, p)
+
+        self.link.stream(lo, hi, take)
+        return data
 
     def _catch_up(self, box: BoxIndex, lock: threading.RLock, force: bool = False) -> None:
         with lock:
@@ -111,54 +183,55 @@ class SeriesViews:
                 return
             started = time.monotonic()
             lo, hi = box.feed_box()
-            # Records that arrive through the feed are recent and likely read next: cache
-            # them (but not the whole history streamed by the first build of an index).
-            initial = box.acq0 == lo[4] == _ACQ_MIN
-            watch = not initial and self.on_change is not None
-            gained: dict[int, int] = {}  # moid -> smallest cap new to the index
-            changed: dict[int, set[int]] = {}  # moid -> held caps whose payload changed
-            count = [0]
-
-            def take(batch: list[Fetched]) -> None:
-                # Building a large index is seconds of CPU: let other clients (and the
-                # websocket keep-alive pings) run between batches.
-                time.sleep(0)
-                count[0] += len(batch)
-                if watch:
-                    for k, p in batch:
-                        idx = box.series(k.moid)
-                        if not idx.contains(k.cap):
-                            gained[k.moid] = min(gained.get(k.moid, k.cap), k.cap)
-                        elif idx.columnar and idx.payload(k.cap) != p:
-                            changed.setdefault(k.moid, set()).add(k.cap)
-                box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
-                if not initial and box.payload_size is None:
-                    for k, payload in batch:
-                        self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
-
-            # Small fixed-size records: stream in modest batches so the build yields often.
-            batch = _STREAM_BATCH_BYTES if box.payload_size is not None else None
-            acq = None
-            if initial and box.payload_size:
-                acq = self._build_columns(box, lo, hi, count)
-            if acq is None:
-                acq = self.link.stream(lo, hi, take, batch)
-            box.acq0 = max(box.acq0, acq)
+            if box.acq0 == lo[4] == _ACQ_MIN:
+                count = self._build(box, lo, hi)
+            else:
+                count = self._feed(box, lo, hi)
             box.refreshed_at = started
             # own writes were acknowledged before this read began (the lock is held by
             # writes), so the feed brought them back with their acq
             for held in box.moids.values():
-                held.unsettled = False
-            if gained or changed:
-                self._announce(box, gained, changed)
-        if count[0]:
+                held.settle()
+        if count:
             self._evict()
+
+    def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
+        # The first read of a box: one streamed GET of all its records, cut into chunks as
+        # they arrive; only summaries and the chunks the cache can hold stay in memory.
+        count = [0]
+
+        def take(batch: list[Fetched]) -> None:
+            # Building a large index is seconds of CPU: let other clients (and the
+            # websocket keep-alive pings) run between batches.
+            time.sleep(0)
+            count[0] += len(batch)
+            box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
+            self._evict()
+
+        box.building = True
+        try:
+            acq = None
+            if box.payload_size:
+                acq = self._build_columns(box, lo, hi, count)
+            if acq is None:
+                acq = self.link.stream(lo, hi, take, _STREAM_BATCH_BYTES)
+        except BaseException:
+            # The stream stopped mid-way: forget the part that arrived; the next read
+            # builds again from the start.
+            box.forget()
+            raise
+        finally:
+            box.building = False
+        box.acq0 = max(box.acq0, acq)
+        for idx in box.moids.values():
+            idx.finish_build()
+        return count[0]
 
     def _build_columns(
         self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int]
     ) -> int | None:
-        # First build of an index over fixed-size payloads: decode the stream into numpy
-        # columns (no Python object per record). None: some payload has another size.
+        # Fixed-size payloads: decode the stream into numpy columns (no Python object per
+        # record). None: some payload has another size (the record-by-record build follows).
         size = box.payload_size
         assert size
 
@@ -166,17 +239,40 @@ class SeriesViews:
             time.sleep(0)  # let other clients run between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
+            self._evict()
 
         try:
             return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
-            box.moids.clear()  # the record-by-record build starts over
+            box.forget()  # the record-by-record build starts over
+            count[0] = 0
             return None
-        except BaseException:
-            # The stream stopped mid-way: forget the part that arrived, so the next
-            # build appends in order again (the fast path) instead of merging into it.
-            box.moids.clear()
-            raise
+
+    def _feed(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
+        # Records that arrived since acq0. They are applied once the read is over: a chunk
+        # they land in may have to be read first (below the old acq0), on the same link.
+        got: list[Fetched] = []
+        acq = self.link.stream(lo, hi, got.extend)
+        gained: dict[int, int] = {}  # moid -> smallest cap new to the index
+        changed: dict[int, set[int]] = {}  # moid -> held caps whose payload changed
+        if got and self.on_change is not None:
+            for k, p in got:
+                idx = box.series(k.moid)
+                if not idx.contains(k.cap):
+                    gained[k.moid] = min(gained.get(k.moid, k.cap), k.cap)
+                elif idx.payload_size is not None:
+                    held = idx.payload(k.cap)
+                    if held is not None and held != p:
+                        changed.setdefault(k.moid, set()).add(k.cap)
+        box.add_records((k.moid, k.cap, k.acq, p) for k, p in got)
+        if box.payload_size is None:
+            # recent records are likely read next: cache them
+            for k, payload in got:
+                self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
+        box.acq0 = max(box.acq0, acq)
+        if gained or changed:
+            self._announce(box, gained, changed)
+        return len(got)
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
@@ -214,15 +310,11 @@ class SeriesViews:
             if lock is not None:
                 self._catch_up(box, lock, force=True)
 
-    def _payload_size(self, rule_index: int) -> int | None:
-        return self._views[rule_index].shape.codec.fixed_size
-
     def _series_box(
         self, t: ListTarget, force: bool = False
-    ) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+    ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
         s = t.series
-        size = self._payload_size(t.rule.index)
-        box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
+        box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
         box.views[t.key] = t
         box.used_at = time.monotonic()
         self._catch_up(box, lock, force)
@@ -235,8 +327,7 @@ class SeriesViews:
             lo_m, hi_m = min(moids), max(moids) + 1
         else:
             lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
-        size = self._payload_size(target.rule.index)
-        box, lock = self._box(target.cid, target.mid, lo_m, hi_m, size)
+        box, lock = self._box(target.cid, target.mid, lo_m, hi_m, target.rule.index)
         box.views[target.key] = target
         box.used_at = time.monotonic()
         self._catch_up(box, lock)
@@ -244,7 +335,7 @@ class SeriesViews:
 
     def series_index(
         self, t: ListTarget, *, fresh: bool = False, settled: bool = False
-    ) -> tuple[BoxIndex, threading.RLock, CapIndex]:
+    ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
         """The box, its lock and the index of a List's series, caught up with TStorage.
 
         Reading it counts as watching the key (the follower keeps it current).
@@ -253,19 +344,18 @@ class SeriesViews:
             t: the List.
             fresh: catch up now rather than within ``max_staleness``.
             settled: catch up now if the index holds own writes whose acq is not known
-                yet; then it holds exactly the records with ``acq < box.acq0``.
+                yet; then it counts exactly the records with ``acq < box.acq0``.
         """
         if settled and not fresh:
             s = t.series
-            size = self._payload_size(t.rule.index)
-            box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, size)
+            box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
             fresh = box.series(s.moid).unsettled
         return self._series_box(t, fresh)
 
     def series_lock(self, t: ListTarget) -> threading.RLock:
         """The lock of a List's series (held by writes and catch-ups), without reading."""
         s = t.series
-        return self._box(s.cid, s.mid, s.moid, s.moid + 1, self._payload_size(t.rule.index))[1]
+        return self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)[1]
 
     def view(self, rule_index: int) -> _View:
         """The settings of map rule ``rule_index``."""
@@ -273,21 +363,17 @@ class SeriesViews:
 
     # -------------------------------------------------------------- fetching
     def _fetch(
-        self, series: SeriesKey, caps: Sequence[int], idx: CapIndex | None = None
+        self, series: SeriesKey, caps: Sequence[int], idx: SeriesIndex | None = None
     ) -> dict[int, bytes]:
-        """Newest payload of each requested cap: from the index's payload columns or the
-        cache, else one GET of the cap range covering the caps not held."""
+        """Newest payload of each requested cap: from the payload columns of the chunks
+        that hold them or the cache, else one GET of the cap range covering the rest."""
         s = series
         out: dict[int, bytes] = {}
         missing: list[int] = []
-        if idx is not None and idx.columnar:
-            for cap in caps:
-                payload = idx.payload(cap)
-                if payload is not None:
-                    out[cap] = payload
-            return out
         for cap in caps:
-            hit = self.values.get((s.cid, s.mid, s.moid, cap))
+            hit = idx.payload(cap) if idx is not None and idx.payload_size is not None else None
+            if hit is None:
+                hit = self.values.get((s.cid, s.mid, s.moid, cap))
             if hit is None:
                 missing.append(cap)
             else:
@@ -305,12 +391,42 @@ class SeriesViews:
         return out
 
     def caps(self, t: ListTarget) -> np.ndarray:
-        """The sorted distinct caps of a series (a read-only view of the index)."""
-        return self._series_box(t)[2].caps
+        """The sorted distinct caps of a series (every chunk is read: for exports)."""
+        _, lock, idx = self._series_box(t)
+        with lock:
+            return idx.caps_between(0, len(idx))
 
     def fetch(self, t: ListTarget, caps: Sequence[int]) -> dict[int, bytes]:
         """Newest payload of each of ``caps`` (held in memory, else one range GET)."""
-        return self._fetch(t.series, caps, self._series_box(t)[2])
+        _, lock, idx = self._series_box(t)
+        with lock:
+            return self._fetch(t.series, caps, idx)
+
+    def records(
+        self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], bytes | None, dict[int, bytes] | None]]:
+        """Records at positions ``i0..i1-1``, a chunk at a time: ``(caps, payloads block,
+        None)`` from a chunk holding fixed-size payloads, else ``(caps, None, payload by
+        cap)`` read from the cache or TStorage (a cap missing there has no record any more).
+        """
+        for data, j0, j1 in idx.segments(i0, i1):
+            caps = data.caps[j0:j1]
+            if data.columnar:
+                yield caps, data.payload_block(range(j0, j1)), None
+            else:
+                yield caps, None, self._fetch(t.series, caps.tolist())
+
+    def _texts(self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int) -> list[str | None]:
+        # elements at positions i0..i1-1 as JSON text (None: the record vanished meanwhile)
+        shape = self._views[t.rule.index].shape
+        out: list[str | None] = []
+        for caps, block, got in self.records(t, idx, i0, i1):
+            if block is not None:
+                out.extend(shape.to_json_block(caps.tolist(), block))
+            else:
+                assert got is not None
+                out.extend(shape.to_json(c, got[c]) if c in got else None for c in caps.tolist())
+        return out
 
     def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
         return self._views[rule_index].shape.to_json(cap, payload)
@@ -321,72 +437,52 @@ class SeriesViews:
         return len(self._series_box(t)[2])
 
     def lindex_many(self, t: ListTarget, indices: Sequence[Any]) -> list[str | None]:
-        """``lindex`` for several indices with at most one range GET when they are close."""
-        _, _, idx = self._series_box(t)
-        caps = idx.caps
-        n = len(caps)
-        positions: list[int | None] = []
-        for i in indices:
-            if type(i) is not int:
-                if i is None:
-                    raise DataError("Invalid input of type None")
-                try:
-                    i = int(i)
-                except (TypeError, ValueError):
-                    raise ResponseError("value is not an integer or out of range") from None
-            j = i + n if i < 0 else i
-            positions.append(j if 0 <= j < n else None)
-        valid = [p for p in positions if p is not None]
-        if not valid:
-            return [None] * len(positions)
-        view = self._views[t.rule.index]
-        if idx.columnar:  # payloads held next to the caps: no GET, one decoding pass
-            texts = view.shape.to_json_block(caps[valid].tolist(), idx.payload_block(valid))
-            if len(valid) == len(positions):
-                return list(texts)
-            it = iter(texts)
-            return [None if pos is None else next(it) for pos in positions]
-        span = max(valid) - min(valid) + 1
-        if span <= max(4 * len(valid), 1024):
-            payloads = self._fetch(t.series, [int(caps[p]) for p in valid], idx)
-        else:  # far-apart indices: one narrow GET each rather than the whole series
-            payloads = {}
-            for p in valid:
-                payloads.update(self._fetch(t.series, [int(caps[p])]))
-        out: list[str | None] = []
-        for pos in positions:
-            if pos is None:
-                out.append(None)
-                continue
-            cap = int(caps[pos])
-            out.append(self._element(t.rule.index, cap, payloads[cap]) if cap in payloads else None)
-        return out
+        """``lindex`` for several indices: one read of the covering positions when they
+        are close, else one per index (only the chunks holding them are read)."""
+        _, lock, idx = self._series_box(t)
+        with lock:
+            n = len(idx)
+            positions: list[int | None] = []
+            for i in indices:
+                if type(i) is not int:
+                    if i is None:
+                        raise DataError("Invalid input of type None")
+                    try:
+                        i = int(i)
+                    except (TypeError, ValueError):
+                        raise ResponseError("value is not an integer or out of range") from None
+                j = i + n if i < 0 else i
+                positions.append(j if 0 <= j < n else None)
+            valid = [p for p in positions if p is not None]
+            if not valid:
+                return [None] * len(positions)
+            lo, hi = min(valid), max(valid) + 1
+            texts: dict[int, str | None] = {}
+            if hi - lo <= max(4 * len(valid), 1024):
+                texts = dict(zip(range(lo, hi), self._texts(t, idx, lo, hi), strict=True))
+            else:
+                for p in sorted(set(valid)):
+                    texts[p] = self._texts(t, idx, p, p + 1)[0]
+            return [None if p is None else texts[p] for p in positions]
 
     def lindex(self, t: ListTarget, index: Any) -> str | None:
         """Element at ``index`` (negative from the end) or ``None``. Redis LINDEX."""
         return self.lindex_many(t, [index])[0]
 
     def lrange(self, t: ListTarget, start: Any, end: Any) -> list[str]:
-        """Elements ``start..end`` inclusive, by one GET of their cap range. Redis LRANGE."""
-        _, _, idx = self._series_box(t)
-        caps = idx.caps
-        n = len(caps)
+        """Elements ``start..end`` inclusive, from the chunks that hold them. Redis LRANGE."""
+        _, lock, idx = self._series_box(t)
         try:
             start, end = int(start), int(end)
         except (TypeError, ValueError):
             raise ResponseError("value is not an integer or out of range") from None
-        start = max(start + n if start < 0 else start, 0)
-        end = min(end + n if end < 0 else end, n - 1)
-        if start > end:
-            return []
-        if idx.columnar:
-            shape = self._views[t.rule.index].shape
-            return shape.to_json_block(
-                caps[start : end + 1].tolist(), idx.payload_block(range(start, end + 1))
-            )
-        wanted = [int(c) for c in caps[start : end + 1]]
-        payloads = self._fetch(t.series, wanted, idx)
-        return [self._element(t.rule.index, c, payloads[c]) for c in wanted if c in payloads]
+        with lock:
+            n = len(idx)
+            start = max(start + n if start < 0 else start, 0)
+            end = min(end + n if end < 0 else end, n - 1)
+            if start > end:
+                return []
+            return [x for x in self._texts(t, idx, start, end + 1) if x is not None]
 
     # ------------------------------------------------------------- List writes
     def _writable(self, rule_index: int, key: str) -> _View:
@@ -423,22 +519,22 @@ class SeriesViews:
             self._own(idx, records)
             return len(idx)
 
-    def _own(self, idx: CapIndex, records: Sequence[PutRecord]) -> None:
+    def _own(self, idx: SeriesIndex, records: Sequence[PutRecord]) -> None:
         # Records we just stored: into the index (with payloads when it holds them) at
         # once, so this gateway reads its own writes without waiting for the feed.
         idx.unsettled = True
-        idx.add_records(
+        idx.add(
             [k[3] for k, _ in records],
             [UNKNOWN_ACQ] * len(records),
             [p for _, p in records],
             own=True,
         )
-        if not idx.columnar:
+        if idx.payload_size is None:
             for key, payload in records:
                 self.values.remember_own(key, payload)
 
     def _assign_caps(
-        self, key: str, rule: MapRule, idx: CapIndex, wanted: Sequence[int | None]
+        self, key: str, rule: MapRule, idx: SeriesIndex, wanted: Sequence[int | None]
     ) -> list[int]:
         # "now" caps are strictly increasing per series: two appends in one nanosecond
         # become two elements, never a silent correction.
@@ -487,7 +583,7 @@ class SeriesViews:
             j = i + n if i < 0 else i
             if not 0 <= j < n:
                 raise ResponseError("index out of range")
-            cap = int(idx.caps[j])
+            cap = idx.cap_at(j)
             if cap_given is not None and cap_given != cap:
                 raise ResponseError(
                     f"{t.key!r}: element {i} has t={cap}; a correction keeps its time"
@@ -515,7 +611,10 @@ class SeriesViews:
             c = held.last()
             if c is None:
                 continue
-            hit = held.last_payload() if held.columnar else self.values.get((t.cid, t.mid, m, c))
+            # the last chunk of the field's summary holds it
+            hit = held.last_payload() if held.payload_size is not None else None
+            if hit is None:
+                hit = self.values.get((t.cid, t.mid, m, c))
             if hit is not None:
                 out[m] = (c, hit)
             else:
@@ -526,10 +625,7 @@ class SeriesViews:
         # One GET over all fields when their latest records sit close together in time
         # (the index tells exactly how many records the window holds), else one per field.
         in_window = sum(
-            int(
-                np.searchsorted(box.series(m).caps, hi_cap, side="right")
-                - np.searchsorted(box.series(m).caps, lo_cap)
-            )
+            box.series(m).searchsorted(hi_cap, "right") - box.series(m).searchsorted(lo_cap)
             for m in lasts_known
         )
         windows: list[tuple[list[int], int, int]]
