@@ -11,6 +11,7 @@ Writes are acknowledged only after TStorage answered the PUT.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -23,19 +24,50 @@ import numpy.typing as npt
 
 from gateway.config import MapRule
 from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
-from gateway.errors import CodecError, KeyMappingError
+from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
 from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
+from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
 from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from gateway.timeseries.downsample import numeric_dtype
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+log = logging.getLogger("gateway.index")
 _STREAM_BATCH_BYTES = 4 * 1024 * 1024
 # (cid, mid, moid_lo, moid_hi, payload size held per record or None, numeric dtype or None)
 _BoxKey = tuple[int, int, int, int, int | None, str | None]
+
+
+class _Progress:
+    """Logs how a streamed build of a box's summaries goes, every few seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, box: BoxIndex) -> None:
+        self.box = box
+        self.started = self.logged = time.monotonic()
+
+    def update(self, records: int) -> None:
+        now = time.monotonic()
+        if now - self.logged >= self.EVERY_S:
+            self.logged = now
+            rate = records / max(now - self.started, 1e-9)
+            log.info(
+                "building summaries of %s: %d records read (%.0f/s)", self._what(), records, rate
+            )
+
+    def done(self, records: int) -> None:
+        took = time.monotonic() - self.started
+        if took >= self.EVERY_S or records >= 1_000_000:
+            log.info("built summaries of %s: %d records in %.1f s", self._what(), records, took)
+
+    def _what(self) -> str:
+        lo, hi = self.box.lo, self.box.hi
+        moids = str(lo[2]) if hi[2] - lo[2] == 1 else f"[{lo[2]}, {hi[2]})"
+        return f"cid {lo[0]} mid {lo[1]} moid {moids}"
 
 
 def tstorage_now_ns() -> int:
@@ -74,9 +106,14 @@ class SeriesViews:
         index_budget: int = 10_000_000,
         index_chunk: int = DEFAULT_CHUNK_RECORDS,
         value_cache: int = 200_000,
+        index_cid: int | None = None,
+        index_save: float = 30.0,
         clock: Callable[[], int] = tstorage_now_ns,
     ) -> None:
         self.link = link
+        #: where summaries are persisted (None: they are not)
+        self.store = None if index_cid is None else SummaryStore(link, index_cid, clock)
+        self.index_save = index_save
         self.values = ValueCache(value_cache)
         #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
@@ -117,6 +154,7 @@ class SeriesViews:
                     return idx
 
                 box = self._boxes[key] = BoxIndex(lo, hi, make, size)
+                box.dtype = None if dtype is None else dtype.str
             self._boxes.move_to_end(key)
             return box, self._locks[key]
 
@@ -182,23 +220,82 @@ class SeriesViews:
             if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
                 return
             started = time.monotonic()
-            lo, hi = box.feed_box()
-            if box.acq0 == lo[4] == _ACQ_MIN:
+            if box.acq0 == _ACQ_MIN and not self._restore(box):
+                lo, hi = box.feed_box()
                 count = self._build(box, lo, hi)
             else:
-                count = self._feed(box, lo, hi)
+                count = self._feed(box, *box.feed_box())
             box.refreshed_at = started
             # own writes were acknowledged before this read began (the lock is held by
             # writes), so the feed brought them back with their acq
             for held in box.moids.values():
                 held.settle()
+            self._persist(box)
         if count:
             self._evict()
+
+    def _moids(self, box: BoxIndex) -> list[int] | None:
+        # The moids a box shows when they are known without reading its records.
+        if box.hi[2] - box.lo[2] == 1:
+            return [box.lo[2]]
+        fields = next((t.rule.fields for t in box.views.values() if t.rule.fields), None)
+        return None if fields is None else sorted({m for _, m in fields})
+
+    def _shape(self, box: BoxIndex) -> Shape:
+        return Shape(self.index_chunk, box.payload_size, box.dtype)
+
+    def _restore(self, box: BoxIndex) -> bool:
+        """Start a box from persisted summaries (then the feed catches up from their
+        watermark); False when some series has none, or a corrupt one, to be rebuilt."""
+        moids = self._moids(box)
+        if self.store is None or moids is None:
+            return False
+        found: dict[int, Snapshot] = {}
+        for moid in moids:
+            s = SeriesKey(box.lo[0], box.lo[1], moid)
+            try:
+                snap = self.store.load(s, self._shape(box))
+            except CorruptSummary as exc:
+                log.warning("summaries of series %s are not used (%s): rebuilding them", s, exc)
+                return False
+            if snap is None:
+                return False
+            found[moid] = snap
+        for moid, snap in found.items():
+            idx = box.series(moid)
+            idx.restore(snap.columns)
+            idx.persisted, idx.persisted_at = snap, time.monotonic()
+        # every series counts all records below its watermark; from the lowest one, the
+        # feed brings the rest (records counted already land in their chunk again, which
+        # is recounted from its records: nothing counts twice)
+        box.acq0 = min(snap.watermark for snap in found.values())
+        return True
+
+    def _persist(self, box: BoxIndex, *, now: bool = False) -> None:
+        # Save the summaries that changed, at most every index_save seconds per series.
+        if self.store is None or box.acq0 == _ACQ_MIN:
+            return
+        t = time.monotonic()
+        for moid, idx in box.moids.items():
+            if not idx.dirty or idx.unsettled or len(idx) == 0:
+                continue
+            if not now and t - idx.persisted_at < self.index_save:
+                continue
+            s = SeriesKey(box.lo[0], box.lo[1], moid)
+            try:
+                idx.persisted = self.store.save(
+                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted
+                )
+            except TStorageUnavailable as exc:
+                log.warning("summaries of series %s not saved (retried later): %s", s, exc)
+                continue
+            idx.dirty, idx.persisted_at = False, t
 
     def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
         # The first read of a box: one streamed GET of all its records, cut into chunks as
         # they arrive; only summaries and the chunks the cache can hold stay in memory.
         count = [0]
+        progress = _Progress(box)
 
         def take(batch: list[Fetched]) -> None:
             # Building a large index is seconds of CPU: let other clients (and the
@@ -207,13 +304,15 @@ class SeriesViews:
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
             self._evict()
+            progress.update(count[0])
 
         box.building = True
         try:
             acq = None
             if box.payload_size:
-                acq = self._build_columns(box, lo, hi, count)
+                acq = self._build_columns(box, lo, hi, count, progress)
             if acq is None:
+                count[0] = 0
                 acq = self.link.stream(lo, hi, take, _STREAM_BATCH_BYTES)
         except BaseException:
             # The stream stopped mid-way: forget the part that arrived; the next read
@@ -225,10 +324,12 @@ class SeriesViews:
         box.acq0 = max(box.acq0, acq)
         for idx in box.moids.values():
             idx.finish_build()
+        progress.done(count[0])
+        self._persist(box, now=True)
         return count[0]
 
     def _build_columns(
-        self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int]
+        self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int], progress: _Progress
     ) -> int | None:
         # Fixed-size payloads: decode the stream into numpy columns (no Python object per
         # record). None: some payload has another size (the record-by-record build follows).
@@ -240,12 +341,12 @@ class SeriesViews:
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
             self._evict()
+            progress.update(count[0])
 
         try:
             return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
             box.forget()  # the record-by-record build starts over
-            count[0] = 0
             return None
 
     def _feed(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
@@ -351,6 +452,14 @@ class SeriesViews:
             box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
             fresh = box.series(s.moid).unsettled
         return self._series_box(t, fresh)
+
+    def save_summaries(self, t: ListTarget) -> int:
+        """Catch a List's series up with TStorage and persist its summaries now (if they
+        changed since their last save); returns its length."""
+        box, lock, idx = self._series_box(t, force=True)
+        with lock:
+            self._persist(box, now=True)
+            return len(idx)
 
     def series_lock(self, t: ListTarget) -> threading.RLock:
         """The lock of a List's series (held by writes and catch-ups), without reading."""

@@ -41,6 +41,9 @@ from gateway.storage.index import CapIndex
 SUMMARY_WEIGHT = 8
 DEFAULT_CHUNK_RECORDS = 4096
 
+_COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
+            "vfirst", "vlast")  # fmt: skip
+
 Loader = Callable[[int, int], CapIndex]
 """Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
 
@@ -160,6 +163,11 @@ class SeriesIndex:
         self.unsettled = False
         #: a streamed build is running: its last chunk stays cached
         self.building = False
+        #: summaries changed since they were last persisted
+        self.dirty = False
+        #: the persisted summaries this index last loaded or saved, and when (monotonic)
+        self.persisted: Any = None
+        self.persisted_at = float("-inf")
         #: held while chunks are read or changed (the box's lock: writes and catch-ups)
         self.lock = lock or threading.RLock()
 
@@ -205,7 +213,30 @@ class SeriesIndex:
         nonempty = np.flatnonzero(self.count)
         return int(self.last_cap[nonempty[-1]]) if nonempty.size else None
 
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """The summary columns by name (what is persisted)."""
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+    def restore(self, columns: dict[str, npt.NDArray[Any]]) -> None:
+        """Take summary columns (persisted ones); no chunk is cached after this."""
+        with self.lock:
+            self.drop_all()
+            for name in _COLUMNS:
+                setattr(self, name, np.array(columns[name], dtype=getattr(self, name).dtype))
+            self._starts = None
+            self.stale.clear()
+            self.dirty = False
+
+    def _row(self, k: int) -> tuple[bytes, ...]:
+        return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
+
     def _recount(self, k: int, data: CapIndex) -> None:
+        before = self._row(k)
+        self._count_row(k, data)
+        if self._row(k) != before:
+            self.dirty = True
+
+    def _count_row(self, k: int, data: CapIndex) -> None:
         n = len(data)
         self.count[k] = n
         self._starts = None
@@ -264,6 +295,33 @@ class SeriesIndex:
             self.cache.touch(self, lo)
             return data
 
+    def preload(self, ks: Sequence[int], most: int = 256) -> None:
+        """Read the chunks ``ks`` that are not cached, a run of neighbours (at most
+        ``most`` chunks) by one GET instead of one each."""
+        with self.lock:
+            missing = [k for k in sorted(set(ks)) if int(self.lo[k]) not in self._data]
+            runs: list[list[int]] = []
+            for k in missing:
+                if runs and runs[-1][-1] == k - 1 and len(runs[-1]) < most:
+                    runs[-1].append(k)
+                else:
+                    runs.append([k])
+            for run in runs:
+                if len(run) == 1:
+                    self.chunk(run[0])
+                    continue
+                a, b = run[0], run[-1] + 1
+                hi = int(self.lo[b]) if b < self.chunks else CAP_RANGE[1] + 1
+                data = self.loader(int(self.lo[a]), hi)
+                cuts = np.searchsorted(data.caps, self.lo[a + 1 : b]).tolist()
+                for k, j0, j1 in zip(run, [0, *cuts], [*cuts, len(data)], strict=True):
+                    piece = data.slice(j0, j1)
+                    lo = int(self.lo[k])
+                    self._data[lo] = piece
+                    self.stale.discard(lo)
+                    self._recount(k, piece)
+                    self.cache.touch(self, lo)
+
     # ------------------------------------------------------------ positions
     def cap_at(self, i: int) -> int:
         """The cap at position ``i`` (``0 <= i < len``)."""
@@ -301,10 +359,12 @@ class SeriesIndex:
         """``(chunk records, j0, j1)`` covering positions ``i0..i1-1`` in order."""
         if i1 <= i0:
             return
-        starts = self.starts()
         k = self.chunk_of_position(i0)
-        while k < self.chunks and int(starts[k]) < i1:
-            s = int(starts[k])
+        end = self.chunk_of_position(i1 - 1) + 1
+        while k < end:
+            if int(self.lo[k]) not in self._data:  # this and the next few by one GET
+                self.preload(range(k, min(k + 64, end)))
+            s = int(self.starts()[k])
             j0, j1 = max(i0 - s, 0), min(i1 - s, int(self.count[k]))
             if j1 > j0:
                 yield self.chunk(k), j0, j1
@@ -419,6 +479,7 @@ class SeriesIndex:
         def spread(arr: Any, fill: Any) -> Any:
             return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
 
+        self.dirty = True
         self.lo = np.insert(self.lo, k + 1, np.asarray(los[1:], dtype=np.int64))
         self.count = spread(self.count, 0)
         self.first_cap = spread(self.first_cap, 0)
@@ -470,6 +531,8 @@ class BoxIndex:
         self.payload_size = payload_size
         #: the first streamed read of the box is running
         self.building = False
+        #: numpy dtype (``dtype.str``) of the numbers summarised, or None
+        self.dtype: str | None = None
         self.hi = hi
         self.acq0 = lo[4]
         self.refreshed_at = float("-inf")

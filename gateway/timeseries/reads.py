@@ -280,6 +280,7 @@ class TimeSeriesReads:
             & (last < hi)
             & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
         )
+        idx.preload((ks[~whole & (idx.count[k0:k1] > 0)]).tolist())  # the edges, read together
         parts: list[Part] = []
         run_start = None
         for k in [*ks.tolist(), k1]:  # runs of whole chunks become one part each
