@@ -295,14 +295,15 @@ class SeriesIndex:
             self.cache.touch(self, lo)
             return data
 
-    def preload(self, ks: Sequence[int], most: int = 256) -> None:
-        """Read the chunks ``ks`` that are not cached, a run of neighbours (at most
-        ``most`` chunks) by one GET instead of one each."""
+    def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> None:
+        """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
+        each: a run spans at most ``most`` chunks and bridges up to ``gap`` chunks not asked
+        for (reading a few more records costs less than another GET)."""
         with self.lock:
             missing = [k for k in sorted(set(ks)) if int(self.lo[k]) not in self._data]
             runs: list[list[int]] = []
             for k in missing:
-                if runs and runs[-1][-1] == k - 1 and len(runs[-1]) < most:
+                if runs and k - runs[-1][-1] <= gap + 1 and k - runs[-1][0] < most:
                     runs[-1].append(k)
                 else:
                     runs.append([k])
@@ -310,6 +311,7 @@ class SeriesIndex:
                 if len(run) == 1:
                     self.chunk(run[0])
                     continue
+                run = list(range(run[0], run[-1] + 1))
                 a, b = run[0], run[-1] + 1
                 hi = int(self.lo[b]) if b < self.chunks else CAP_RANGE[1] + 1
                 data = self.loader(int(self.lo[a]), hi)

@@ -283,8 +283,18 @@ class TimeSeriesReads:
         idx.preload((ks[~whole & (idx.count[k0:k1] > 0)]).tolist())  # the edges, read together
         parts: list[Part] = []
         run_start = None
+        raw: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+
+        def flush_raw() -> None:
+            # consecutive read chunks are reduced together (numpy per run, not per chunk)
+            if raw:
+                caps = np.concatenate([c for c, _ in raw])
+                parts.append(Part.reduced(caps, np.concatenate([v for _, v in raw]), edges))
+                raw.clear()
+
         for k in [*ks.tolist(), k1]:  # runs of whole chunks become one part each
             if k < k1 and bool(whole[k - k0]):
+                flush_raw()
                 run_start = k if run_start is None else run_start
                 continue
             if run_start is not None:
@@ -309,7 +319,8 @@ class TimeSeriesReads:
                 i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
                 caps, decoded = self._elements(t, idx, i0, i1)
                 values = _as_floats(decoded)
-            parts.append(Part.raw(caps, values))
+            raw.append((caps, values))
+        flush_raw()
         return parts
 
     @staticmethod
