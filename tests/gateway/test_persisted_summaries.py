@@ -201,3 +201,45 @@ def test_index_build_command_saves_summaries_of_the_matching_series(
     assert seen == []  # started from the saved summaries
     assert gw.llen("znsocket.List:meters/3/1") == 1
     assert len(seen) == 1  # meters/3/1 did not match the glob: built on first read
+
+
+def header_versions(tstorage: ServerProcess, cid: int) -> int:
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(INDEX_CID, 2, 1, cid << 32, -(2**63)),
+                     Key(INDEX_CID + 1, 3, 2, (cid << 32) + 1, 2**63 - 1))  # fmt: skip
+        assert res.is_ok()
+        return len(res.data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("save_s, saves_after", [(0, 2), (3600, 1)])
+def test_changed_summaries_are_saved_at_most_every_index_save_seconds(
+    make_storage: Make,
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    save_s: int,
+    saves_after: int,
+) -> None:
+    cid = fresh_cid()
+    history(tstorage, cid, 500)
+    text = config(tstorage, cid, fresh_cid()).replace("index_save = 0", f"index_save = {save_s}")
+    gw = make_storage(text)
+    t = TimeSeriesReads(gw).target(KEY)
+    assert gw.llen("znsocket.List:" + KEY) == 500
+    assert header_versions(tstorage, cid) == 1  # saved once built
+    put(tstorage, cid, 2, 1, np.asarray([T0 + 10**9], dtype=np.int64), np.asarray([2.0]))
+    gw.series.series_index(t, fresh=True)
+    assert gw.llen("znsocket.List:" + KEY) == 501
+    assert header_versions(tstorage, cid) == saves_after
+
+
+def test_with_index_persist_off_nothing_is_written_under_the_index_cid(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    history(tstorage, cid, 300)
+    text = config(tstorage, cid, fresh_cid()).replace(
+        "index_save = 0", "index_save = 0\nindex_persist = false"
+    )
+    gw = make_storage(text)
+    assert gw.llen("znsocket.List:" + KEY) == 300
+    assert header_versions(tstorage, cid) == 0
