@@ -182,6 +182,8 @@ def _index(args: argparse.Namespace) -> int:
     except (DataDirInUse, OSError) as exc:
         print(f"gateway index build: cannot open TStorage: {exc}", file=sys.stderr)
         return 2
+    if not args.quiet:  # the progress of long builds, and each build's rate
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = build_indexes(storage, args.key, progress=not args.quiet)
         if not args.quiet:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import SeriesKey
+from gateway.keymap import CAP_RANGE, SeriesKey
 from gateway.storage.link import PutRecord, TStorageLink
 
 FORMAT = 1
@@ -188,8 +188,10 @@ class SummaryStore:
         if any(len(c) != rows for c in columns.values()) or rows == 0:
             raise CorruptSummary(f"pages hold {len(columns['lo'])} rows, the header says {rows}")
         lo = columns["lo"]
-        if not (lo[1:] > lo[:-1]).all() or (columns["count"] < 0).any():
-            raise CorruptSummary("chunks out of order or negative counts")
+        if int(lo[0]) != CAP_RANGE[0] or not (lo[1:] > lo[:-1]).all():
+            raise CorruptSummary("chunk ranges do not cover the caps in order")
+        if (columns["count"] < 0).any():
+            raise CorruptSummary("negative counts")
         return Snapshot(columns, watermark, generation, pages)
 
     def save(

@@ -62,7 +62,7 @@ class _Progress:
     def done(self, records: int) -> None:
         took = time.monotonic() - self.started
         if took >= self.EVERY_S or records >= 1_000_000:
-            log.info("built summaries of %s: %d records in %.1f s", self._what(), records, took)
+            log.info("built summaries of %s: %d records in %.2f s", self._what(), records, took)
 
     def _what(self) -> str:
         lo, hi = self.box.lo, self.box.hi

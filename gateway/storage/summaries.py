@@ -181,7 +181,11 @@ class SeriesIndex:
         """Position of each chunk's first record, then the length (prefix counts)."""
         s = self._starts
         if s is None:
-            s = self._starts = np.concatenate(([0], np.cumsum(self.count))).astype(np.int64)
+            with self.lock:  # not from counts a concurrent change is replacing
+                s = self._starts
+                if s is None:
+                    s = np.concatenate(([0], np.cumsum(self.count))).astype(np.int64)
+                    self._starts = s
         return s
 
     def __len__(self) -> int:
