@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.errors import KeyMappingError
-from gateway.keymap import DictTarget, KeyTuple
+from gateway.keymap import DictTarget, key_box
 from gateway.storage.link import PutRecord
 from gateway.storage.series_index import (
-    _ACQ_MAX,
-    _ACQ_MIN,
     SeriesIndexes,
     _newest_per_cap,
     _parse,
@@ -63,8 +61,7 @@ class DictViews(SeriesIndexes):
         else:
             windows = [([m], c, c) for m, c in lasts_known.items()]
         for ms, a, b in windows:
-            lo: KeyTuple = (t.cid, t.mid, min(ms), a, _ACQ_MIN)
-            hi: KeyTuple = (t.cid + 1, t.mid + 1, max(ms) + 1, b + 1, _ACQ_MAX)
+            lo, hi = key_box(t.cid, (t.mid, t.mid + 1), (min(ms), max(ms) + 1), (a, b + 1))
             records, _ = self.link.get(lo, hi)
             for (moid, cap), (acq, payload) in _newest_per_cap(records).items():
                 self.values.offer((t.cid, t.mid, moid, cap), acq, payload)

@@ -25,7 +25,15 @@ import numpy.typing as npt
 from gateway.config import MapRule
 from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
-from gateway.keymap import CAP_RANGE, MOID_RANGE, DictTarget, KeyTuple, ListTarget, SeriesKey
+from gateway.keymap import (
+    CAP_RANGE,
+    MOID_RANGE,
+    DictTarget,
+    KeyTuple,
+    ListTarget,
+    SeriesKey,
+    key_box,
+)
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
@@ -137,8 +145,7 @@ class SeriesIndexes:
         with self._guard:
             box = self._boxes.get(key)
             if box is None:
-                lo: KeyTuple = (cid, mid, moid_lo, CAP_RANGE[0], _ACQ_MIN)
-                hi: KeyTuple = (cid + 1, mid + 1, moid_hi, CAP_RANGE[1] + 1, _ACQ_MAX)
+                lo, hi = key_box(cid, (mid, mid + 1), (moid_lo, moid_hi))
                 lock = self._locks[key] = threading.RLock()
 
                 def make(box: BoxIndex, moid: int) -> SeriesIndex:

@@ -372,8 +372,7 @@ class TimeSeriesReads:
 
     def _since(self, t: ListTarget, since: int) -> Changes:
         s = t.series
-        lo: KeyTuple = (s.cid, s.mid, s.moid, CAP_RANGE[0], since)
-        hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, _CAP_END, _ACQ_MAX)
+        lo, hi = s.key_range(acq_min=since)
         records = self._get(lo, hi, MAX_RESUME_RECORDS, "records to resume")
         upto = records[1]
         got = [(k.cap, k.acq, p) for k, p in records[0] if k.moid == s.moid and k.acq < upto]
@@ -416,8 +415,7 @@ class TimeSeriesReads:
             )
         s = t.series
         # acq below as_of: the versions TStorage had acquired by then
-        box_lo: KeyTuple = (s.cid, s.mid, s.moid, lo, _ACQ_MIN)
-        box_hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, hi, as_of)
+        box_lo, box_hi = s.key_range(lo, hi, acq_max=as_of)
         records, _ = self._get(box_lo, box_hi, 4 * MAX_AS_OF_RECORDS, "record versions")
         newest: dict[int, tuple[int, bytes]] = {}
         for k, p in records:
