@@ -209,6 +209,10 @@ class TStorageConfig(_Section):
     reconnect_max_delay: Annotated[float, Field(gt=0)] = 5.0
     max_staleness: Annotated[float, Field(ge=0, le=60)] = 0.1
     index_budget: Annotated[int, Field(ge=1000)] = 10_000_000
+    index_chunk: Annotated[int, Field(ge=2, le=1_000_000)] = 4096
+    index_persist: bool = True
+    index_cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = 2_147_483_001
+    index_save: Annotated[float, Field(ge=0)] = 30.0
     value_cache: Annotated[int, Field(ge=0)] = 200_000
 
     @model_validator(mode="after")

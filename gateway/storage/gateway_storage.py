@@ -99,11 +99,21 @@ class GatewayStorage(StorageCommands):
         self.config = config
         self.keymap: KeyMap = config.keymap()
         t = config.tstorage
+        taken = {r.cid: f"map rule {i}" for i, r in enumerate(config.map)}
+        taken[config.generic.cid] = "generic.cid"
+        if t.index_persist and t.index_cid in taken:
+            raise ValueError(
+                f"[tstorage] index_cid = {t.index_cid} is also the cid of {taken[t.index_cid]}: "
+                "pick a cid no rule uses for the persisted index summaries"
+            )
         self.series = SeriesViews(
             link,
             config.map,
             max_staleness=t.max_staleness,
             index_budget=t.index_budget,
+            index_chunk=t.index_chunk,
+            index_cid=t.index_cid if t.index_persist else None,
+            index_save=t.index_save,
             value_cache=t.value_cache,
         )
         self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)
