@@ -107,7 +107,9 @@ def test_range_answers_binary_columns(
     assert t.tolist() == [c + TSTORAGE_EPOCH_UNIX_NS for c in caps[5:25]]
     assert np.frombuffer(got["v"], dtype="<f8").tolist() == [i / 2 for i in range(5, 25)]
     # truncated pages continue where the last stopped
-    page = client.call("ts:range", "meters/7/3", limit=7, columns=True)["data"]
+    page = client.call(
+        "ts:range", "meters/7/3", limit=7, columns=True, unit="tstorage_ns"
+    )["data"]
     assert page["truncated"] and page["next"] == str(caps[7])
     assert np.frombuffer(page["t"], dtype="<i8").tolist() == caps[:7]  # tstorage_ns
     # TimeSeries reads in columns: values are a float64 array
