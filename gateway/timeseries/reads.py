@@ -24,7 +24,8 @@ from gateway.keymap import CAP_RANGE, KeyTuple, ListTarget
 from gateway.storage import GatewayStorage
 from gateway.storage.index import CapIndex
 from gateway.storage.link import Fetched
-from gateway.timeseries.downsample import Buckets, downsample, numeric_dtype
+from gateway.timeseries.catalog import SeriesCatalog, listed_keys
+from gateway.timeseries.downsample import Buckets, downsample, interval_slices, numeric_dtype
 from gateway.timeseries.shared import SharedReads
 from znsocket.exceptions import DataError
 
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_BUCKETS",
     "MAX_LIMIT",
+    "MAX_MANY_POINTS",
     "BucketWindow",
     "Changes",
     "RawWindow",
@@ -43,6 +45,8 @@ DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 100_000
 MAX_BUCKETS = 10_000
 MAX_RESUME_KEYS = 100
+#: records (raw) or slices (downsampled) of all the series of one ``many`` read together
+MAX_MANY_POINTS = 100_000
 MAX_RESUME_RECORDS = 1_000_000
 MAX_AS_OF_RECORDS = 1_000_000
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
@@ -92,12 +96,14 @@ class RawWindow:
 
 @dataclass(frozen=True)
 class BucketWindow:
-    """A downsampled window: ``buckets`` equal slices, empty ones left out."""
+    """A downsampled window: ``slices`` equal slices, empty ones left out."""
 
     count: int
     slices: int
     buckets: Buckets
     watermark: int
+    #: the slices' duration in ns when cut by interval, else ``None``
+    every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,14 @@ class Changes:
         keep = np.flatnonzero(self.acqs < watermark)
         return Changes(
             self.caps[keep], self.acqs[keep], [self.payloads[i] for i in keep], watermark
+        )
+
+
+def _over(total: int, what: str, asked: str, series: int) -> None:
+    if total > MAX_MANY_POINTS:
+        raise DataError(
+            f"{asked} over {series} series makes {total:,} {what}; at most "
+            f"{MAX_MANY_POINTS:,} per request: ask for fewer or narrow the window"
         )
 
 
@@ -142,6 +156,16 @@ class TimeSeriesReads:
         self.series = storage.series
         self.link = storage.link
         self.resumes: SharedReads[Changes] = SharedReads(reuse_s)
+        #: series discovery, shared by ``ts:mrange`` and the dashboard's listing
+        self.catalog = SeriesCatalog(storage)
+
+    def series_keys(self) -> list[str]:
+        """Every full List key that holds a series (or is fixed by the configuration).
+
+        Raises:
+            TStorageUnavailable: TStorage could not be read.
+        """
+        return list(listed_keys(self.storage, self.catalog))
 
     # ------------------------------------------------------------------ keys
     def target(self, key: Any) -> ListTarget:
@@ -275,32 +299,42 @@ class TimeSeriesReads:
     def downsampled(
         self,
         t: ListTarget,
-        buckets: int,
+        buckets: int | None,
         start: int | None = None,
         end: int | None = None,
         as_of: int | None = None,
+        *,
+        every: int | None = None,
     ) -> BucketWindow:
-        """The window cut into ``buckets`` equal time slices with min/max/mean/last each.
+        """The window cut into time slices with min/max/mean/last each.
 
-        An unbounded side of the window ends at the first/last record. Values must be
-        numbers.
+        Either ``buckets`` slices of equal duration, or (``every``, ``buckets`` ``None``)
+        slices of ``every`` ns aligned to the unix epoch (whole minutes, hours, UTC days;
+        the first and last may hold only part of the window). An unbounded side of the
+        window ends at the first/last record. Values must be numbers.
 
         Raises:
-            DataError: bad bounds, or values that are not numbers.
+            DataError: bad bounds, both or neither of ``buckets`` and ``every``, more than
+                10,000 slices, or values that are not numbers.
         """
-        buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
+        if (buckets is None) == (every is None):
+            raise DataError("downsampling takes buckets (a count) or every (an interval), one")
+        if every is None:
+            buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
+        elif isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise DataError(f"every: expected a positive number of nanoseconds, got {every!r}")
         lo, hi = self._window(start, end)
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             values = _as_floats(self._decode(t, payloads))
-            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm)
+            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every)
         with self._snapshot(t) as (idx, wm):
             # Under the series lock: the values may be a view of the index's payloads
             # (no copy of the window), which a correction could change in place.
             all_caps = idx.caps
             i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
             values = self._floats(t, idx, i0, i1)
-            return self._bucketed(all_caps[i0:i1], values, lo, hi, start, end, buckets, wm)
+            return self._bucketed(all_caps[i0:i1], values, lo, hi, start, end, buckets, wm, every)
 
     @staticmethod
     def _bucketed(
@@ -310,13 +344,76 @@ class TimeSeriesReads:
         hi: int,
         start: int | None,
         end: int | None,
-        buckets: int,
+        buckets: int | None,
         wm: int,
+        every: int | None = None,
     ) -> BucketWindow:
         if len(caps):
             lo = int(caps[0]) if start is None else lo
             hi = int(caps[-1]) + 1 if end is None else hi
-        return BucketWindow(len(caps), buckets, downsample(caps, values, lo, hi, buckets), wm)
+        if every is None:
+            assert buckets is not None
+            return BucketWindow(len(caps), buckets, downsample(caps, values, lo, hi, buckets), wm)
+        if not len(caps) and (start is None or end is None):
+            lo, hi = (start, start) if start is not None else (end or 0, end or 0)
+        # interval slices are equal slices of the window widened to whole intervals
+        a_lo, a_hi, count = interval_slices(lo, hi, every, MAX_BUCKETS)
+        return BucketWindow(
+            len(caps), count, downsample(caps, values, a_lo, a_hi, count), wm, every
+        )
+
+    # ------------------------------------------------------------------ many series
+    def many(
+        self,
+        targets: Sequence[ListTarget],
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        limit: int | None = None,
+        buckets: int | None = None,
+        every: int | None = None,
+        as_of: int | None = None,
+    ) -> list[RawWindow] | list[BucketWindow]:
+        """One window of each series: raw (:meth:`range`) or downsampled (:meth:`downsampled`).
+
+        Downsampled windows share their slices: an unbounded side of the window ends at the
+        first/last record of all the series. Each series is read as it is when its turn
+        comes (each window's watermark is exact for that window).
+
+        Args:
+            targets: the series.
+            start, end, as_of: as for :meth:`range`.
+            limit: raw records per series (default 10,000, or fewer so that all the series
+                together stay within 100,000).
+            buckets, every: downsample (as :meth:`downsampled`).
+
+        Raises:
+            DataError: more than :data:`MAX_MANY_POINTS` records or slices in all.
+        """
+        n = max(len(targets), 1)
+        if buckets is None and every is None:
+            if limit is None:
+                limit = max(1, min(DEFAULT_LIMIT, MAX_MANY_POINTS // n))
+            limit = _bounded(limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+            _over(limit * n, "records", f"limit={limit}", n)
+            return [self.range(t, start, end, limit, as_of) for t in targets]
+        if start is None or end is None:
+            firsts, lasts = [], []
+            for t in targets:
+                count, first, last, _ = self.info(t)
+                if count and first is not None and last is not None:
+                    firsts.append(first)
+                    lasts.append(last)
+            if firsts:  # one set of slices for all: the extent of every series together
+                start = min(firsts) if start is None else start
+                end = max(lasts) + 1 if end is None else end
+        if every is not None and start is not None and end is not None:
+            _over(interval_slices(*self._window(start, end), every, MAX_BUCKETS)[2] * n,
+                  "buckets", f"every={every} ns", n)  # fmt: skip
+        elif buckets is not None:
+            _over(_bounded(buckets, "buckets", 1, MAX_BUCKETS) * n, "buckets",
+                  f"buckets={buckets}", n)  # fmt: skip
+        return [self.downsampled(t, buckets, start, end, as_of, every=every) for t in targets]
 
     # ------------------------------------------------------------------ resume
     def resume(
