@@ -5,11 +5,19 @@ Works with any client object whose ``call(event, *args, **kwargs)`` sends
 ``znsocket.Client``). Bulk transfers (:meth:`TimeSeries.extend`, and reads of rules whose
 codec holds one number) travel as binary columns (``gateway/timeseries/columns.py``), sent
 through the client's Socket.IO connection (``client.sio``), which carries ``bytes`` as
-binary attachments. Only numpy is needed; pandas is imported when ``to_pandas`` is called.
+binary attachments. Only numpy is needed; pandas is imported when ``to_pandas`` or
+``many`` is called (``pip install 'tstorage-gateway[pandas]'``).
+
+Times given are ``datetime``/pandas ``Timestamp`` (naive = UTC), ISO-8601 strings,
+``numpy.datetime64`` or ints of unix ns, sent as ISO-8601 strings to the nanosecond (their
+meaning needs no unit); answers are asked for in ``unix_ns`` and returned as UTC.
 
     ts = TimeSeries(client, "meters/7/3")
+    ts.append(datetime.now(timezone.utc), 230.5)
     window = ts[np.datetime64("2026-11-22T08:00"):np.datetime64("2026-11-22T09:00")]
     t, v = window.to_numpy()
+    ts.last("1h", every="1min").to_pandas()
+    TimeSeries.many(client, "meters/7/*", every="1min")
 """
 
 from __future__ import annotations
@@ -297,8 +305,8 @@ class TimeSeries:
         as_of_acq: read the series as known at this watermark (see :meth:`as_of`).
 
     Slicing by time returns a :class:`Window` (all records of ``[start, stop)``, fetched in
-    pages); a slice step is not supported. Times are ``datetime`` (naive = UTC),
-    ``numpy.datetime64``, ISO-8601 strings or TStorage nanoseconds.
+    pages); a slice step is not supported. Times are ``datetime`` or pandas ``Timestamp``
+    (naive = UTC), ``numpy.datetime64``, ISO-8601 strings or ints of unix nanoseconds.
     """
 
     client: _Caller
