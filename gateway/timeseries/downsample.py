@@ -44,6 +44,9 @@ def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:
     return np.asarray([lo + span * k // count for k in range(count + 1)], dtype=np.int64)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def interval_slices(lo: int, hi: int, every: int, top: int) -> tuple[int, int, int]:
     """``(lo', hi', count)``: the slices of ``every`` ns covering ``[lo, hi)``, aligned to the
     unix epoch (whole minutes, hours, UTC days), for :func:`downsample`.
@@ -52,17 +55,22 @@ def interval_slices(lo: int, hi: int, every: int, top: int) -> tuple[int, int, i
     ``lo' + k * every``, so interval buckets take the same path as a count of buckets.
 
     Raises:
-        DataError: more than ``top`` slices.
+        DataError: more than ``top`` slices, or whole intervals reaching past int64 ns.
     """
     a_lo = lo - (lo + TSTORAGE_EPOCH_UNIX_NS) % every
-    a_hi = hi + (-(hi + TSTORAGE_EPOCH_UNIX_NS)) % every
-    count = max((a_hi - a_lo) // every, 1)
+    a_hi = max(hi + (-(hi + TSTORAGE_EPOCH_UNIX_NS)) % every, a_lo + every)
+    count = (a_hi - a_lo) // every
     if count > top:
         raise DataError(
             f"every={every} ns cuts the window into {count:,} buckets; at most {top:,} per "
             "request: use a longer every or a narrower window"
         )
-    return a_lo, max(a_hi, a_lo + every), count
+    if a_lo < _INT64[0] or a_hi > _INT64[1]:
+        raise DataError(
+            f"every={every} ns: whole intervals around the window run past TStorage's time "
+            "range: use a shorter every"
+        )
+    return a_lo, a_hi, count
 
 
 def downsample(

@@ -120,7 +120,12 @@ def test_range_every_cuts_slices_by_interval(
     # a bounded number of slices, bad intervals, both forms at once: clear errors
     with pytest.raises(DataError, match=r"20,000 buckets; at most 10,000"):
         ts.range(BASE_NS, BASE_NS + 20_000 * SEC, every="1s")
-    for bad, msg in [("fortnight", "not a duration"), ("0s", "positive"), (1.5, "duration")]:
+    for bad, msg in [
+        ("fortnight", "not a duration"),
+        ("0s", "positive"),
+        (1.5, "duration"),
+        (2**64, "past TStorage's time range"),
+    ]:
         answer = client.call("ts:range", "meters/7/3", every=bad)
         assert answer["error"]["type"] == "DataError" and msg in answer["error"]["msg"], answer
     answer = client.call("ts:range", "meters/7/3", every="1min", buckets=3)
