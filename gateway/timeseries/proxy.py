@@ -84,10 +84,12 @@ def _unix_ns(value: Any) -> int:
         return int(value)
     if isinstance(value, np.datetime64):
         if np.isnat(value):
-            raise ValueError("a time is NaT; not stored")
+            raise ValueError("a time is NaT")
         return int(value.astype("datetime64[ns]").astype(np.int64))
     if isinstance(value, dt.datetime):
         if hasattr(value, "nanosecond") and isinstance(getattr(value, "value", None), int):
+            if value != value:  # pandas NaT
+                raise ValueError("a time is NaT")
             # a pandas Timestamp: exact ns, UTC
             return int(value.as_unit("ns").value)  # type: ignore[attr-defined]
         if value.tzinfo is None:
