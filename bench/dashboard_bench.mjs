@@ -85,7 +85,7 @@ try {
   const writeS = (Date.now() - t) / 1000;
   await writer.write({ cid: 1, mid: 9, moid: 2, points: Array.from({ length: 200 }, (_, i) => [now() - 200 + i, i % 10]) });
   browser = await openBrowser();
-  const big = `${gw.url}/#series=${encodeURIComponent('meters/9/1')}`;
+  const big = `${gw.url}/#series=${encodeURIComponent('meters/9/1')}&range=all`; // all 1M records, as before the live-hour default
   const cold = await firstDraw(browser, big);
   const warm = await firstDraw(browser, big);
   const streamBig = await framesWhileStreaming(browser, writer, 9, 1);

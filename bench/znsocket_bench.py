@@ -2,7 +2,8 @@
 
 One run starts upstream's server (from ``.venv-upstream-znsocket``), our server and a
 private ``redis-server`` on free loopback ports, then runs the shared yardstick
-``/work/shared/bench/znsocket_ops.py`` (override with ``--ops-script``) five times:
+``../shared/bench/znsocket_ops.py`` beside the checkout (override with ``--ops-script``)
+five times:
 
 =====================  ======================  =================
 pairing                client (interpreter)    server
@@ -49,7 +50,8 @@ sys.path.insert(0, str(ROOT))
 from tests._servers import ServerProcess, spawn  # noqa: E402
 from tests._upstream import free_port, start_upstream_server, upstream_python  # noqa: E402
 
-DEFAULT_OPS_SCRIPT = Path("/work/shared/bench/znsocket_ops.py")
+# The shared folder lies beside the checkout (and beside CI's clone).
+DEFAULT_OPS_SCRIPT = ROOT.parent / "shared" / "bench" / "znsocket_ops.py"
 LATENCY_OPS = [
     "set",
     "get",
@@ -210,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--ops-script", type=Path, default=DEFAULT_OPS_SCRIPT)
+    ap.add_argument(
+        "--ops-script",
+        type=Path,
+        default=DEFAULT_OPS_SCRIPT,
+        help="the shared yardstick (default: ../shared/bench/znsocket_ops.py beside the checkout)",
+    )
     ap.add_argument("--n", type=int, default=1000, help="operations per latency test")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--clients", default="1,4,16")
@@ -220,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (cells: median)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args(argv)
+    if not args.ops_script.is_file():
+        ap.error(f"no yardstick at {args.ops_script}: give its path with --ops-script")
     args.out.mkdir(parents=True, exist_ok=True)
     only = [p for p in args.only.split(",") if p]
 

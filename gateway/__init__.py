@@ -6,8 +6,9 @@ and back, ``elements`` shapes records into List/Dict elements, ``storage`` imple
 znsocket storage command interface over TStorage, ``auth`` checks tokens and key grants,
 ``transfer`` imports and exports series (CSV) and generic keys (JSON Lines),
 ``timeseries`` offers time-window reads, resume and the :class:`TimeSeries` client proxy,
-and ``app`` wires it all into a server (``gateway run``; see ``gateway/__main__.py`` for
-the command line).
+``embedded`` starts and supervises the embedded TStorage server, ``health`` answers
+``GET /health``, and ``app`` wires it all into a server (``gateway run``; see
+``gateway/__main__.py`` for the command line).
 """
 
 from gateway.errors import (
@@ -15,6 +16,7 @@ from gateway.errors import (
     ConfigError,
     GatewayError,
     KeyMappingError,
+    TStorageOutcomeUnknown,
     TStorageUnavailable,
 )
 from gateway.timeseries import TimeSeries
@@ -24,6 +26,7 @@ __all__ = [
     "ConfigError",
     "GatewayError",
     "KeyMappingError",
+    "TStorageOutcomeUnknown",
     "TStorageUnavailable",
     "TimeSeries",
 ]

@@ -9,106 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth import policy_hooks
-from gateway.config import EmbeddedConfig, GatewayConfig
+from gateway.config import GatewayConfig, ServerConfig
+from gateway.embedded import EmbeddedTStorage
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 
 if TYPE_CHECKING:
     from gateway.timeseries.reads import TimeSeriesReads
 
 log = logging.getLogger("gateway")
-
-#: how long a start waits for a previous server to release the data directory
-_BUSY_RETRY_S = 5.0
-_LISTENING = re.compile(r"listening on (\S+?):(\d+)")
-
-
-@dataclass
-class EmbeddedTStorage:
-    """Our TStorage server started for the gateway, in a thread or a child process."""
-
-    config: EmbeddedConfig
-    host: str = ""
-    port: int = 0
-    _stop: list[Callable[[], None]] = field(default_factory=list)
-
-    def start(self, busy_wait_s: float = _BUSY_RETRY_S) -> EmbeddedTStorage:
-        """Start the server; returns once it accepts connections.
-
-        Args:
-            busy_wait_s: in process mode, how long to wait for the data directory when
-                another server holds it (the server of a gateway that was just killed lets
-                go within about 0.1 s); 0 refuses at once.
-
-        Raises:
-            DataDirInUse: another server holds the data directory.
-        """
-        c = self.config
-        c.data_dir.mkdir(parents=True, exist_ok=True)
-        if c.mode == "thread":
-            from tstorage_server import EmbeddedServer
-
-            server = EmbeddedServer(
-                c.data_dir, c.host, c.port, sync=c.sync, sync_interval=c.sync_interval
-            ).start()
-            self.host, self.port = server.host, server.port
-            self._stop.append(server.stop)
-            return self
-        # imported here: a gateway on a remote TStorage never loads the server
-        from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
-
-        argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(c.port), "--exit-with-parent",
-                "--sync", c.sync, "--sync-interval", repr(c.sync_interval)]  # fmt: skip
-        deadline = time.monotonic() + busy_wait_s
-        while True:
-            proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            assert proc.stdout is not None
-            output: list[str] = []
-            for line in proc.stdout:
-                m = _LISTENING.search(line)
-                if m:
-                    self.host, self.port = c.host, int(m.group(2))
-                    break
-                output.append(line)
-            else:
-                status = proc.wait()
-                text = "".join(output)
-                if status == EXIT_DATA_DIR_IN_USE:
-                    if time.monotonic() < deadline:
-                        time.sleep(0.1)
-                        continue
-                    raise DataDirInUse(f"data directory {c.data_dir} is used by another server")
-                raise RuntimeError(
-                    f"embedded TStorage server exited with status {status}: {text.strip()}"
-                )
-            break
-        threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-        self._stop.append(stop)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server (safe to call twice)."""
-        while self._stop:
-            self._stop.pop()()
 
 
 @dataclass
@@ -129,7 +43,8 @@ class Gateway:
         read within ``watch_s`` seconds (``[server] watch_window``) and the generic keys
         catch up with TStorage, each by one GET of what was acquired since its watermark;
         whatever arrived from another gateway or program is announced to the websocket
-        clients as upstream clients announce their own writes, one event per key and poll.
+        clients as upstream clients announce their own writes, one event per key and poll
+        (with ``[auth]``, to the clients whose token may read the key).
 
         With a message queue, these events go to this process's clients only: every
         gateway follows TStorage for its own clients, so relaying them would repeat each
@@ -142,12 +57,8 @@ class Gateway:
         local = server.message_queue is not None
 
         def emit(target: str, data: dict[str, Any]) -> None:
-            app.sio.emit(
-                "refresh",
-                {"target": target, "data": data},
-                namespace=app.namespace,
-                ignore_queue=local,
-            )
+            # to the clients whose token may read the key (everyone without [auth])
+            app.emit_refresh(target, data, ignore_queue=local)
 
         self.storage.follow(emit)
 
@@ -196,7 +107,7 @@ def build(config: GatewayConfig) -> Gateway:
         link = TStorageLink(LinkSettings.for_config(t, host, port))
         storage = GatewayStorage(link, config)
         storage.load()
-        authenticate, authorize = policy_hooks(config.auth)
+        authenticate, authorize, audience = policy_hooks(config.auth)
         options: dict[str, Any] = {}
         if config.server.message_queue is not None:
             import socketio
@@ -209,6 +120,8 @@ def build(config: GatewayConfig) -> Gateway:
             cors_allowed_origins=config.server.allowed_origins or None,
             authenticate=authenticate,
             authorize=authorize,
+            audience=audience,
+            **_limits(config.server),
             **options,
         )
         from gateway.timeseries.events import mount as mount_timeseries
@@ -217,10 +130,15 @@ def build(config: GatewayConfig) -> Gateway:
         from gateway.dashboard import mount as mount_dashboard  # the page at / and its listing
 
         mount_dashboard(app, reads, authorize)
+        from gateway.health import mount as mount_health
+
+        mount_health(app, link, embedded)
     except BaseException:
         if embedded is not None:
             embedded.stop()
         raise
+    if embedded is not None:
+        embedded.supervise()  # a child that dies is restarted (process mode)
     if config.server.message_queue is not None:
         log.info("message queue: %s", _redacted(config.server.message_queue))
     log.info(
@@ -229,6 +147,22 @@ def build(config: GatewayConfig) -> Gateway:
         "on" if config.auth.enabled else "off",
     )  # fmt: skip
     return Gateway(config, storage, app, embedded, reads)
+
+
+def _limits(server: ServerConfig) -> dict[str, Any]:
+    """The znsocket server's bounds on one client, from ``[server]``."""
+    from znsocket.protocol.chunks import ChunkLimits
+
+    return {
+        "max_attachments": server.max_attachments,
+        "max_attachment_bytes": server.max_attachment_bytes,
+        "max_decoded_bytes": server.max_decoded_size,
+        "chunk_limits": ChunkLimits(
+            max_buffered_bytes_per_owner=server.chunk_buffer_per_connection,
+            max_buffered_bytes=server.chunk_buffer_total,
+            assembly_timeout_s=server.chunk_timeout,
+        ),
+    }
 
 
 def run(config: GatewayConfig) -> None:
@@ -242,7 +176,14 @@ def run(config: GatewayConfig) -> None:
         config.server.host,
         config.server.port,
     )
-    serve(gateway.app.wsgi_app, config.server.host, config.server.port, on_shutdown=gateway.close)
+    serve(
+        gateway.app.wsgi_app,
+        config.server.host,
+        config.server.port,
+        on_shutdown=gateway.close,
+        max_connections=config.server.max_connections,
+        request_timeout_s=config.server.request_timeout,
+    )
 
 
 def _redacted(url: str) -> str:

@@ -41,8 +41,13 @@ DEFAULT_GENERIC_CID = 2_147_483_000
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
+# A TOML file is typed: `port = "5000"` or `enabled = "yes"` is a mistake to report, not to
+# coerce. Paths are the exception: TOML has no path type, so they accept strings.
+_LaxPath = Annotated[Path, Field(strict=False)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ServerConfig(_Section):
@@ -57,6 +62,25 @@ class ServerConfig(_Section):
     #: series one ``ts:mrange`` request reads at most
     max_mrange_series: Annotated[int, Field(ge=1, le=10_000)] = 100
     message_queue: str | None = None
+    # limits on what one client can make the server hold (docs/deployment.md, "Limits")
+    max_connections: Annotated[int, Field(ge=1)] = 10_000
+    request_timeout: Annotated[float, Field(gt=0)] = 60.0
+    max_attachments: Annotated[int, Field(ge=1)] = 1000
+    max_attachment_bytes: Annotated[int, Field(ge=1)] | None = None
+    max_decoded_size: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    chunk_buffer_per_connection: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    chunk_buffer_total: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
+    chunk_timeout: Annotated[float, Field(gt=0)] = 600.0
+
+    @model_validator(mode="after")
+    def _chunk_buffers(self) -> ServerConfig:
+        if self.chunk_buffer_per_connection > self.chunk_buffer_total:
+            raise ValueError(
+                f"chunk_buffer_per_connection ({self.chunk_buffer_per_connection}) exceeds "
+                f"chunk_buffer_total ({self.chunk_buffer_total}) (hint: one connection's share "
+                "must leave room for the others)"
+            )
+        return self
 
     @field_validator("message_queue")
     @classmethod
@@ -71,18 +95,29 @@ class ServerConfig(_Section):
     @property
     def is_loopback(self) -> bool:
         """True when the server binds a loopback address only."""
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` names a loopback address (``localhost``, ``127.x``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class EmbeddedConfig(_Section):
-    """``[tstorage.embedded]``: run our TStorage server for the gateway."""
+    """``[tstorage.embedded]``: run our TStorage server for the gateway.
 
-    data_dir: Path
+    In process mode the gateway supervises the child: when it exits unexpectedly it is
+    restarted on the same port after ``restart_delay`` seconds, the delay doubling with
+    each restart up to ``restart_max_delay`` (back to ``restart_delay`` once a child stayed
+    up that long).
+    """
+
+    data_dir: _LaxPath
     mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
@@ -91,14 +126,32 @@ class EmbeddedConfig(_Section):
     # sync_interval seconds (kill -9 loses nothing; a power loss at most the interval).
     sync: Literal["commit", "interval"] = "commit"
     sync_interval: Annotated[float, Field(gt=0, le=1)] = 1.0
+    restart_delay: Annotated[float, Field(ge=0, le=3600)] = 0.2
+    restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        # The TStorage protocol has no authentication, and the embedded server has no TLS:
+        # off loopback, whoever reaches the port could read and overwrite every record.
+        if not is_loopback_host(host):
+            raise ValueError(
+                f"the embedded TStorage would listen on {host!r}, off loopback, where anyone "
+                "who reaches the port could read and write every record (the TStorage "
+                "protocol has no authentication and the embedded server no TLS) "
+                '(hint: keep host = "127.0.0.1"; to share TStorage over the network run '
+                "tstorage-server with --tls-cert, --tls-key and --tls-client-ca, and give "
+                "the gateways its host/port and [tstorage.tls] with cert_file and key_file)"
+            )
+        return host
 
 
 class TlsConfig(_Section):
     """``[tstorage.tls]``: TLS to a remote TStorage (files relative to the config file)."""
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: _LaxPath | None = None
+    cert_file: _LaxPath | None = None
+    key_file: _LaxPath | None = None
 
     @model_validator(mode="after")
     def _cert_and_key(self) -> TlsConfig:
@@ -158,6 +211,10 @@ class TStorageConfig(_Section):
     reconnect_max_delay: Annotated[float, Field(gt=0)] = 5.0
     max_staleness: Annotated[float, Field(ge=0, le=60)] = 0.1
     index_budget: Annotated[int, Field(ge=1000)] = 10_000_000
+    index_chunk: Annotated[int, Field(ge=2, le=1_000_000)] = 4096
+    index_persist: bool = True
+    index_cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = 2_147_483_001
+    index_save: Annotated[float, Field(ge=0)] = 30.0
     value_cache: Annotated[int, Field(ge=0)] = 200_000
 
     @model_validator(mode="after")
@@ -232,6 +289,9 @@ class MapRule(_Section):
     time: Literal["unix_ns", "tstorage_ns", "unix_s"] = "unix_ns"
     read_only: bool = False
     allow_corrections: bool = False
+    # What the values mean, for people: shown on the dashboard's axes, legend and latest value.
+    unit: Annotated[str, Field(max_length=32)] | None = None
+    label: Annotated[str, Field(max_length=80)] | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -596,11 +656,12 @@ _HINTS: dict[str, str] = {
     "missing": "add it; config/README.md describes it",
     "literal_error": "use one of the values listed",
     "int_parsing": "write a whole number",
-    "int_type": "write a whole number",
+    "int_type": "write a whole number without quotes or a decimal point, e.g. 5000",
     "float_parsing": "write a number",
+    "float_type": "write a number without quotes, e.g. 0.5",
     "greater_than_equal": "raise the value",
     "less_than_equal": "lower the value",
-    "bool_type": "write true or false",
+    "bool_type": "write true or false, without quotes",
     "bool_parsing": "write true or false",
     "string_type": "write a quoted string",
     "list_type": 'write an array, e.g. ["a", "b"]',

@@ -13,7 +13,10 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
   i.e. every List key of a ``list`` rule whose series has records in TStorage, plus the
   fully fixed keys of the configuration (shown even while empty).
   ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
-  "first_time", "last_time", "latest"}, ...]}``; ``count``, the oldest and newest capture
+  "first_time", "last_time", "latest", "unit", "label"}, ...], "examples": [key, ...]}``;
+  ``unit`` and ``label`` are the map rule's (``null`` when it sets none), ``examples`` one
+  writable List key per list rule (what the page suggests when nothing is listed); ``count``,
+  the oldest and newest capture
   times (unix seconds, ``null`` when empty) and ``latest`` (the newest value, as
   ``ts:latest`` gives it) come from the same reads as ``ts:info`` / ``ts:latest``. It
   answers ``TStorageUnavailable`` while TStorage is unreachable, which is what the page
@@ -103,6 +106,7 @@ class DashboardReads:
             count, first, last, _ = self.reads.info(target)
             newest = self.reads.latest(target, 1).values if count else []
             s = target.series
+            rule = self.storage.series.view(target.rule.index).rule
             out.append(
                 {
                     "key": user_key(full),
@@ -115,9 +119,25 @@ class DashboardReads:
                     "first_time": cap_in_unit(first, "unix_s"),
                     "last_time": cap_in_unit(last, "unix_s"),
                     "latest": newest[-1] if newest else None,
+                    "unit": rule.unit,
+                    "label": rule.label,
                 }
             )
-        return {"series": out}
+        return {"series": out, "examples": self._examples(allowed)}
+
+    def _examples(self, allowed: Callable[[str], bool]) -> list[str]:
+        """One writable List key per list rule, for the page to show how to add data."""
+        keymap = self.storage.keymap
+        out = []
+        for rule in keymap.rules:
+            if rule.kind != "list" or self.storage.series.view(rule.index).rule.read_only:
+                continue
+            mid = rule.mid if isinstance(rule.mid, int) else 1
+            moid = rule.moid if isinstance(rule.moid, int) else 1
+            key = keymap.render(rule, mid, moid)
+            if key is not None and allowed(key) and self.storage.resolve(key) is not None:
+                out.append(user_key(key))
+        return out
 
 
 class StaticDashboard:
@@ -201,7 +221,7 @@ def mount(app: Any, reads: TimeSeriesReads, authorize: Authorize | None = None) 
             if authorize is None:
                 return True
             try:
-                authorize(principals.get(sid), "lrange", [full_key], {})
+                authorize(principals.get(sid), "llen", [full_key], {})
             except Exception:
                 return False
             return True

@@ -8,12 +8,16 @@
     │                          or no rule while unmapped keys are rejected (also a ValueError)
     ├── CodecError             a value the rule's payload codec cannot encode or a payload it
     │                          cannot decode (also a ValueError)
-    └── TStorageUnavailable    TStorage could not be reached or failed a request; nothing
-                               was acknowledged
+    └── TStorageUnavailable    TStorage could not be reached or failed a request; a write
+        │                      that raises it was certainly not stored
+        └── TStorageOutcomeUnknown
+                               a write reached TStorage but no answer came back (timeout,
+                               connection lost): it may or may not be stored
 
-Storage errors that reach websocket clients are translated to znsocket error envelopes at
-the storage boundary; these classes never cross the wire by their own names except
-``KeyMappingError``/``CodecError``, whose names tell the user what went wrong.
+Storage errors that reach websocket clients become znsocket error envelopes whose
+``type`` is the class name: ``KeyMappingError``, ``TStorageUnavailable`` and
+``TStorageOutcomeUnknown`` reach clients by these names, and tell them what went wrong and
+what became of a write (``docs/gateway.md``).
 """
 
 from __future__ import annotations
@@ -75,6 +79,20 @@ class CodecError(GatewayError, ValueError):
 class TStorageUnavailable(GatewayError):
     """TStorage could not be reached, timed out or refused a request.
 
-    The command that raised it was not acknowledged: nothing it tried to write counts as
-    stored. The link reconnects with backoff on the next request.
+    Raised by a write only when it is certain that nothing was stored: no byte of the
+    request was sent (TStorage unreachable, every connection busy until the timeout) or
+    TStorage answered with an error. When that cannot be known, a write raises the
+    subclass :class:`TStorageOutcomeUnknown` instead. The link reconnects with backoff on
+    the next request.
+    """
+
+
+class TStorageOutcomeUnknown(TStorageUnavailable):
+    """A write was sent to TStorage but no answer came back (timeout, connection lost).
+
+    It was not acknowledged, yet TStorage may have stored it (a server that was only slow
+    stores it when it resumes): read the data back to find out. The same records (same
+    keys) written again read back the same, but a repeated command may write others (an
+    append takes a new time). A subclass of :class:`TStorageUnavailable`, so code catching
+    that keeps catching it.
     """

@@ -188,15 +188,36 @@ class SeriesKey:
     moid: int
 
     def key_range(
-        self, cap_min: int = CAP_RANGE[0], cap_max: int = CAP_RANGE[1] + 1
+        self,
+        cap_min: int = CAP_RANGE[0],
+        cap_max: int = CAP_RANGE[1] + 1,
+        *,
+        acq_min: int = -(2**63),
+        acq_max: int = 2**63 - 1,
     ) -> tuple[KeyTuple, KeyTuple]:
-        """Key box ``[min, max)`` selecting this series' captures ``cap_min <= cap < cap_max``.
+        """Key box ``[min, max)`` selecting this series' captures ``cap_min <= cap < cap_max``
+        acquired in ``acq_min <= acq < acq_max``.
 
         A TStorage box bounds every component separately, so cid/mid/moid are ``[x, x+1)``.
         """
-        lo = (self.cid, self.mid, self.moid, cap_min, -(2**63))
-        hi = (self.cid + 1, self.mid + 1, self.moid + 1, cap_max, 2**63 - 1)
-        return lo, hi
+        return key_box(
+            self.cid, (self.mid, self.mid + 1), (self.moid, self.moid + 1),
+            (cap_min, cap_max), (acq_min, acq_max),
+        )  # fmt: skip
+
+
+def key_box(
+    cid: int,
+    mids: tuple[int, int],
+    moids: tuple[int, int],
+    caps: tuple[int, int] = (CAP_RANGE[0], CAP_RANGE[1] + 1),
+    acqs: tuple[int, int] = (-(2**63), 2**63 - 1),
+) -> tuple[KeyTuple, KeyTuple]:
+    """The TStorage key box ``[lo, hi)`` of one client id: mids, moids, caps and acqs each
+    given as a half-open range ``(min, max)``."""
+    lo = (cid, mids[0], moids[0], caps[0], acqs[0])
+    hi = (cid + 1, mids[1], moids[1], caps[1], acqs[1])
+    return lo, hi
 
 
 @dataclass(frozen=True)

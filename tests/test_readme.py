@@ -1,10 +1,13 @@
 """The README's snippets, run as a new user would run them, against real servers.
 
 Every fenced ``sh`` and ``python`` block of README.md is executed in order, in a scratch
-folder that looks like a checkout (``.venv`` and ``config/gateway.toml``), against a
-gateway whose storage is a separate ``tstorage-server`` process (so that ``gateway import``
-can reach the same TStorage while the gateway runs). The only edits are the addresses:
-``127.0.0.1:5000`` becomes the gateway's and port ``2025`` the TStorage server's.
+folder that looks like a checkout (``.venv`` and an unchanged copy of
+``config/gateway.toml``), against a gateway started the way ``scripts/run.sh`` starts it:
+``gateway run --config config/gateway.toml`` from that folder, on the embedded TStorage
+(``data/tstorage``). So the snippets meet what a user meets after ``scripts/run.sh``: the
+gateway running, its TStorage on a port picked at start, its data directory in use. The
+only edit is the gateway's address, ``127.0.0.1:5000``, which becomes the port the test's
+gateway got (another program on this machine may hold 5000).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests._servers import ROOT, ServerProcess, spawn
+import znsocket
+from tests._servers import ROOT, VENV_BIN, ServerProcess, spawn
 
 pytestmark = pytest.mark.integration
 
@@ -33,30 +38,20 @@ def readme_blocks() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def servers(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Path, ServerProcess, ServerProcess]]:
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ServerProcess]]:
     work = tmp_path_factory.mktemp("readme")
-    with spawn(["tstorage-server", "--data-dir", str(work / "tstorage"), "--port", "0"]) as ts:
-        (work / ".venv").symlink_to(ROOT / ".venv")
-        (work / "config").mkdir()
-        example = (ROOT / "config" / "gateway.toml").read_text()
-        # The example's embedded TStorage becomes the separate server started above.
-        remote = re.sub(
-            r"\[tstorage\.embedded\]\n[^\[]*",
-            f'[tstorage]\nhost = "127.0.0.1"\nport = {ts.port}\n\n',
-            example,
-        )
-        assert remote != example, "config/gateway.toml no longer has a [tstorage.embedded] table"
-        config = work / "config" / "gateway.toml"
-        config.write_text(remote)
-        with spawn(["gateway", "run", "--config", str(config), "--port", "0"]) as gw:
-            yield work, ts, gw
+    (work / ".venv").symlink_to(VENV_BIN.parent)
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "config" / "gateway.toml", work / "config" / "gateway.toml")
+    with spawn(
+        ["gateway", "run", "--config", "config/gateway.toml", "--port", "0"], cwd=work
+    ) as gw:
+        assert "TStorage: embedded" in gw.text(), gw.text()
+        yield work, gw
 
 
-def run_block(lang: str, code: str, work: Path, ts: ServerProcess, gw: ServerProcess) -> str:
+def run_block(lang: str, code: str, work: Path, gw: ServerProcess) -> tuple[str, str]:
     code = code.replace("127.0.0.1:5000", f"127.0.0.1:{gw.port}")
-    code = code.replace('"127.0.0.1", 2025', f'"127.0.0.1", {ts.port}')
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if lang == "python":
         argv = [sys.executable, "-c", code]
@@ -66,28 +61,48 @@ def run_block(lang: str, code: str, work: Path, ts: ServerProcess, gw: ServerPro
     assert done.returncode == 0, (
         f"README {lang} block failed:\n{code}\n--- output:\n{done.stdout}{done.stderr}"
     )
-    return done.stdout
+    return done.stdout, done.stderr
 
 
-def test_every_readme_snippet_runs(servers: tuple[Path, ServerProcess, ServerProcess]) -> None:
-    work, ts, gw = servers
+def test_every_readme_snippet_runs(servers: tuple[Path, ServerProcess]) -> None:
+    work, gw = servers
     blocks = readme_blocks()
     langs = [lang for lang, _ in blocks]
     assert langs.count("python") >= 4 and langs.count("sh") >= 2, langs
-    outputs = [run_block(lang, code, work, ts, gw) for lang, code in blocks]
+    outputs = [run_block(lang, code, work, gw) for lang, code in blocks]
 
-    # Operator: check-config passes on the example; import then export round-trips the CSV.
+    # Operator: check-config passes on the example; import (run twice: the second skips
+    # what is stored) then export round-trips the CSV, in unix ns and in ISO-8601.
+    operator_out, operator_err = outputs[langs.index("sh", 1)]
+    assert "imported 0 row(s) into meters/1/1 (2 skipped: already stored)" in operator_err
     exported = (work / "out.csv").read_text().splitlines()
-    assert exported[0] == "t,v" and len(exported) == 3
-    assert [line.split(",")[1] for line in exported[1:]] == ["230.5", "231.0"]
+    assert exported == ["t,v", "1700000000000000000,230.5", "1700000060000000000,231.0"]
+    assert "2023-11-14T22:14:20.000000000Z,231.0" in operator_out
+    assert (work / "meter1.csv").read_text().splitlines()[1:] == [
+        "1,1700000000000000000,230.5",
+        "1,1700000060000000000,231.0",
+    ]
 
-    # Python user: two imported readings plus three appended ones, the appended last.
-    python_out = [out for (lang, _), out in zip(blocks, outputs, strict=True) if lang == "python"]
+    # Python user: its own series, three appended readings.
+    python_out = [
+        out for (lang, _), (out, _) in zip(blocks, outputs, strict=True) if lang == "python"
+    ]
     length, last3 = python_out[0].splitlines()[0].split(" ", 1)
-    assert int(length) == 5 and ast.literal_eval(last3) == [230.5, 231.0, 229.8]
+    assert int(length) == 3 and ast.literal_eval(last3) == [230.5, 231.0, 229.8]
     assert float(python_out[0].splitlines()[1]) == 229.8  # Dict("meters/7")["3"]: latest of moid 3
-    assert "'count': 5" in python_out[1]
-    # tstorage_client: its own record joins the five.
-    assert python_out[2].split() == ["True", "6"]
+    assert "'count': 3" in python_out[1]
+    # tstorage_client, at the address the run file gives: a record of another series.
+    assert python_out[2].split() == ["True", "1"]
     # python-socketio speaking the events by hand.
-    assert python_out[3].strip() == "{'data': 6}"
+    assert python_out[3].strip() == "{'data': 3}"
+
+    # What the dashboard then shows: one series per example, none mixed with another's.
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        assert len(znsocket.List(client, "meters/1/1")) == 2  # the operator's 2023 readings
+        assert len(znsocket.List(client, "meters/7/3")) == 3  # the Python user's, now
+        assert len(znsocket.List(client, "meters/7/9")) == 100_000  # the bulk example's
+        assert len(znsocket.List(client, "meters/8/1")) == 1  # appended at a given time
+        assert sorted(znsocket.Dict(client, "meters/7").keys()) == ["3", "4", "9"]
+    finally:
+        client.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
@@ -44,6 +46,11 @@ class Channel(_ChannelMixin[T]):
         timeout: Socket timeout in seconds (None = blocking).
         memory_limit: Max memory for GET requests in bytes (None = unlimited).
         ssl_context: Wrap the connection in TLS with this context.
+
+    Beyond the official client: :attr:`deadline` bounds a whole request (connecting,
+    sending and receiving), :attr:`bytes_sent` tells whether any of a failed request may
+    have reached the server, and :meth:`peer_closed` spots a pooled connection that the
+    server closed while it was idle.
     """
 
     def __init__(
@@ -63,6 +70,8 @@ class Channel(_ChannelMixin[T]):
         self._ssl_context = ssl_context
         self._socket: socket.socket | None = None
         self._recv_buffer: ReceiveBuffer | None = None
+        self._deadline: float | None = None
+        self._bytes_sent = 0
 
     @property
     def timeout(self) -> float | None:
@@ -74,6 +83,58 @@ class Channel(_ChannelMixin[T]):
         self._timeout = value
         if self._socket is not None:
             self._socket.settimeout(value)
+
+    @property
+    def deadline(self) -> float | None:
+        """Get or set a ``time.monotonic()`` instant by which every socket operation ends.
+
+        Each connect, send and receive then waits at most until the deadline (and at most
+        ``timeout`` seconds); once it has passed, operations fail at once as timeouts, so
+        a request answers DISCONNECTED by the deadline however many reads it needs. None
+        (the default): only ``timeout`` applies, to each operation.
+        """
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline = value
+        if value is None and self._socket is not None:
+            self._socket.settimeout(self._timeout)
+
+    @property
+    def bytes_sent(self) -> int:
+        """Bytes handed to the connection since it was opened.
+
+        A send that failed part-way counts in full (some of it may have left), so an
+        unchanged count across a failed request means none of it reached the server.
+        """
+        return self._bytes_sent
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is open (a transport or protocol failure closes it)."""
+        return self._socket is not None
+
+    def peer_closed(self) -> bool:
+        """True when the connection is closed, or readable while no request is under way
+        (the server closed it, reset it or sent something unasked): an idle connection
+        that must not be used. Never blocks."""
+        if self._socket is None:
+            return True
+        try:
+            readable, _, _ = select.select([self._socket], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def _wait_limit(self) -> float | None:
+        # the socket timeout for the next operation: the timeout, cut at the deadline
+        if self._deadline is None:
+            return self._timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline has passed")
+        return left if self._timeout is None else min(left, self._timeout)
 
     @property
     def memory_limit(self) -> int | None:
@@ -123,7 +184,8 @@ class Channel(_ChannelMixin[T]):
         """
         if self._socket is not None:
             self.close()
-        sock = socket.create_connection((self._host, self._port), self._timeout)
+        self._bytes_sent = 0
+        sock = socket.create_connection((self._host, self._port), self._wait_limit())
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._ssl_context is not None:
@@ -131,6 +193,8 @@ class Channel(_ChannelMixin[T]):
         except BaseException:
             sock.close()
             raise
+        if self._deadline is not None:
+            sock.settimeout(self._timeout)
         self._socket = sock
         return self
 
@@ -150,11 +214,16 @@ class Channel(_ChannelMixin[T]):
     def _send_data(self, data: bytes | bytearray | memoryview) -> None:
         if self._socket is None:
             raise ConnectionClosed("channel closed")
+        if self._deadline is not None:
+            self._socket.settimeout(self._wait_limit())
+        self._bytes_sent += len(data)
         self._socket.sendall(data)
 
     def _feed_buffer(self, buffer: ReceiveBuffer, limit: int = 0) -> int:
         if self._socket is None:
             raise ConnectionClosed("channel closed")
+        if self._deadline is not None:
+            self._socket.settimeout(self._wait_limit())
         memory = buffer.free_space()
         count = self._socket.recv_into(memory, min(limit, len(memory)) if limit else len(memory))
         buffer.increase_available(count)

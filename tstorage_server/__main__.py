@@ -1,7 +1,8 @@
 """``tstorage-server``: a durable TStorage-protocol server.
 
-Prints ``listening on HOST:PORT`` to stdout once it accepts connections, logs to stderr,
-and stops cleanly on SIGTERM or SIGINT. With ``--tls-cert``/``--tls-key`` it speaks TLS
+Prints ``listening on HOST:PORT`` to stdout once it accepts connections and writes the same
+address to the run file ``tstorage.run`` in the data directory (removed on a clean stop;
+:mod:`tstorage_server.runfile`), logs to stderr, and stops cleanly on SIGTERM or SIGINT. With ``--tls-cert``/``--tls-key`` it speaks TLS
 (the official clients' ``ssl_context``), optionally requiring client certificates signed
 by ``--tls-client-ca``.
 """
@@ -17,6 +18,7 @@ import ssl
 import sys
 from collections.abc import Sequence
 
+from tstorage_server import runfile
 from tstorage_server.server import DEFAULT_MAX_REQUEST_BYTES, TStorageServer
 from tstorage_server.store import (
     DEFAULT_SYNC_INTERVAL_S,
@@ -158,11 +160,13 @@ async def serve(args: argparse.Namespace) -> int:
     watch = (
         asyncio.create_task(_watch_parent(stop, args.parent_pid)) if args.exit_with_parent else None
     )
-    await stop.wait()
-    if watch is not None:
-        watch.cancel()
-    log.info("stopping")
-    await server.stop()
+    # where we listen, for programs that find the data directory in use (gateway import)
+    with runfile.published(args.data_dir, args.host, server.port, tls=context is not None):
+        await stop.wait()
+        if watch is not None:
+            watch.cancel()
+        log.info("stopping")
+        await server.stop()
     store.close()
     return 0
 

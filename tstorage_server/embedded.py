@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from tstorage_server import runfile
 from tstorage_server._unpatched import eventlet_patched, real_epoll_selector, real_threading
 from tstorage_server.server import TStorageServer
 from tstorage_server.store import DEFAULT_SYNC_INTERVAL_S, LmdbStore, Store, SyncMode
@@ -121,10 +122,14 @@ class EmbeddedServer:
             return
         self._server = server
         self.port = server.port
+        if self.data_dir is not None and self._owns_store:
+            runfile.write(self.data_dir, self.host, self.port)
         ready.event.set()
         try:
             loop.run_forever()
         finally:
+            if self.data_dir is not None and self._owns_store:
+                runfile.remove(self.data_dir)
             loop.run_until_complete(server.stop())
             # Let transports finish closing before the loop goes away.
             loop.run_until_complete(asyncio.sleep(0.01))

@@ -1,22 +1,32 @@
 """The ``znsocket`` command: run a znsocket server.
 
+It binds 127.0.0.1 unless ``--host`` names another address: the server has no
+authentication unless tokens are given.
+
 Example::
 
     znsocket --port 5000 --storage memory
-    znsocket --host 127.0.0.1 --port 0 --storage redis://127.0.0.1:6379/0 --token s3cret
+    znsocket --host 0.0.0.0 --port 0 --storage redis://127.0.0.1:6379/0 --token s3cret
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 from collections.abc import Sequence
 
+from znsocket.protocol.chunks import ChunkLimits
+from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES
 from znsocket.server.auth import TOKENS_ENV_VAR
+from znsocket.server.serve import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S
+from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS
 
 DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_HTTP_BUFFER_SIZE = 5 * 1024 * 1024
+_CHUNKS = ChunkLimits()
 
 
 def _positive(text: str) -> int:
@@ -24,6 +34,22 @@ def _positive(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be a positive integer")
     return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _port(text: str) -> int:
@@ -46,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="TCP port; 0 picks a free one (default: %(default)s)",
     )
     parser.add_argument(
-        "--host", default="0.0.0.0", help="address to bind (default: %(default)s, every interface)"
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to bind (default: %(default)s, this machine only; 0.0.0.0 for every "
+        "interface - then use --token)",
     )
     parser.add_argument(
         "--storage",
@@ -90,6 +119,63 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="origins allowed for browser clients, comma-separated, or '*'",
     )
+    limits = parser.add_argument_group(
+        "limits", "bounds on what one client can make the server hold (docs/deployment.md)"
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections served at once; more wait to be accepted (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        help="seconds an HTTP request may take to arrive (line and headers, then body) "
+        "before its connection is closed (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-attachments",
+        type=_positive,
+        default=DEFAULT_MAX_ATTACHMENTS,
+        help="binary attachments one event may announce (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--max-attachment-bytes",
+        type=_positive,
+        default=None,
+        help="bytes the binary attachments of one event may hold together "
+        "(default: --max-http-buffer-size)",
+    )
+    limits.add_argument(
+        "--max-decoded-size",
+        type=_positive,
+        default=DEFAULT_MAX_DECODED_BYTES,
+        help="largest compressed or chunked message after decompression, in bytes "
+        "(default: %(default)s)",
+    )
+    limits.add_argument(
+        "--chunk-buffer-per-connection",
+        type=_positive,
+        default=_CHUNKS.max_buffered_bytes_per_owner,
+        help="bytes of incomplete chunked messages one connection may have buffered "
+        "(default: %(default)s)",
+    )
+    limits.add_argument(
+        "--chunk-buffer-total",
+        type=_positive,
+        default=_CHUNKS.max_buffered_bytes,
+        help="bytes of incomplete chunked messages buffered over all connections "
+        "(default: %(default)s)",
+    )
+    limits.add_argument(
+        "--chunk-timeout",
+        type=_seconds,
+        default=_CHUNKS.assembly_timeout_s,
+        help="seconds a chunked message may take from its first to its last chunk "
+        "(default: %(default)s)",
+    )
     return parser
 
 
@@ -105,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from znsocket.server.server import Server
 
+    chunk_limits = ChunkLimits(
+        max_buffered_bytes_per_owner=args.chunk_buffer_per_connection,
+        max_buffered_bytes=args.chunk_buffer_total,
+        assembly_timeout_s=args.chunk_timeout,
+    )
     server = Server(
         port=args.port,
         host=args.host,
@@ -114,6 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cors_allowed_origins=origins,
         ping_interval=args.ping_interval,
         ping_timeout=args.ping_timeout,
+        max_connections=args.max_connections,
+        request_timeout=args.request_timeout,
+        max_attachments=args.max_attachments,
+        max_attachment_bytes=args.max_attachment_bytes,
+        max_decoded_bytes=args.max_decoded_size,
+        chunk_limits=chunk_limits,
     )
     logging.getLogger("znsocket").info(
         "Starting znsocket server on %s:%s (storage %s%s)",
@@ -122,9 +219,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "redis" if args.storage != "memory" else "memory",
         ", token authentication on" if tokens else "",
     )
+    if not tokens and not _is_loopback(args.host):
+        logging.getLogger("znsocket").warning(
+            "no token authentication on %s: anyone who reaches this address can read and "
+            "change every key (give --token, or bind 127.0.0.1)",
+            args.host,
+        )
     try:
         server.run()
-    except ValueError as exc:  # unsupported storage, non-positive heartbeat settings
+    except ValueError as exc:  # unsupported storage, non-positive heartbeat or limit settings
         build_parser().error(str(exc))
     return 0
 

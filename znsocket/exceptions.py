@@ -96,6 +96,10 @@ class MalformedMessageError(ZnSocketError):
     """An event payload does not have the shape the protocol requires."""
 
 
+class MessageTooLargeError(ZnSocketError):
+    """A message passed a size or count limit of the server; it was not run."""
+
+
 class DeserializationError(ZnSocketError):
     """A compressed or reassembled message could not be decoded."""
 

@@ -18,17 +18,19 @@ series as one range read and consecutive ``rpush`` calls as one PUT, which is ho
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config import GatewayConfig
 from gateway.errors import KeyMappingError
 from gateway.keymap import DictTarget, KeyMap, ListTarget
-from gateway.storage.generic import GenericKeys, key_name
+from gateway.storage.generic import WRITES, GenericKeys, key_name
 from gateway.storage.link import TStorageLink
 from gateway.storage.series import SeriesViews
 from znsocket.exceptions import ResponseError
-from znsocket.storage.base import CommandCall, StorageCommands
+from znsocket.storage.base import COMMANDS, CommandCall, StorageCommands
+from znsocket.storage.spec import list_or_args
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -97,11 +99,21 @@ class GatewayStorage(StorageCommands):
         self.config = config
         self.keymap: KeyMap = config.keymap()
         t = config.tstorage
+        taken = {r.cid: f"map rule {i}" for i, r in enumerate(config.map)}
+        taken[config.generic.cid] = "generic.cid"
+        if t.index_persist and t.index_cid in taken:
+            raise ValueError(
+                f"[tstorage] index_cid = {t.index_cid} is also the cid of {taken[t.index_cid]}: "
+                "pick a cid no rule uses for the persisted index summaries"
+            )
         self.series = SeriesViews(
             link,
             config.map,
             max_staleness=t.max_staleness,
             index_budget=t.index_budget,
+            index_chunk=t.index_chunk,
+            index_cid=t.index_cid if t.index_persist else None,
+            index_save=t.index_save,
             value_cache=t.value_cache,
         )
         self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)
@@ -200,8 +212,7 @@ class GatewayStorage(StorageCommands):
 
     def mget(self, keys: Any, *args: Any) -> list[str | None]:
         """Same semantics as Redis MGET (mapped keys are not strings: ``None``)."""
-        names = [keys] if isinstance(keys, (str, bytes)) else list(keys)
-        names += list(args)
+        names = list_or_args(keys, args)
         out: list[str | None] = []
         for n in names:
             out.append(
@@ -317,3 +328,23 @@ class GatewayStorage(StorageCommands):
         ):
             return None
         return t
+
+
+def _within_one_deadline(name: str) -> None:
+    # Every command's TStorage requests share one deadline (TStorageLink.request), so a
+    # command answers within about [tstorage] timeout even when it first waited for a lock
+    # held by another request to a stalled TStorage. A pipeline's commands get one each.
+    method = getattr(GatewayStorage, name)
+    writes = name in WRITES or name == "flushall"
+
+    @functools.wraps(method)
+    def command(self: GatewayStorage, *args: Any, **kwargs: Any) -> Any:
+        with self.link.request(writes):
+            return method(self, *args, **kwargs)
+
+    setattr(GatewayStorage, name, command)
+
+
+for _name in COMMANDS:
+    if callable(getattr(GatewayStorage, _name, None)):
+        _within_one_deadline(_name)

@@ -38,39 +38,17 @@ from gateway.keymap import KeyTuple
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
 from znsocket.exceptions import DataError
 from znsocket.storage.memory import MemoryStorage
+from znsocket.storage.spec import COMMAND_SPECS
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _MID_MIN, _MID_MAX = -(2**63), 2**63 - 2
 _MOID_MAX = 2**31 - 2
 
-#: Commands that change keys, and which of their arguments name those keys.
+#: Commands that change keys named by their arguments -> the keys a call of it changes,
+#: from the command specs (``flushall``, which changes every key, is not here). Raises
+#: ``TypeError`` for arguments the command cannot bind, before anything changes.
 WRITES: dict[str, Callable[[Sequence[Any], dict[str, Any]], list[Any]]] = {
-    **{
-        cmd: (lambda a, kw: [a[0]] if a else [kw["name"]] if "name" in kw else [])
-        for cmd in (
-            "expire",
-            "set",
-            "setex",
-            "incr",
-            "decr",
-            "hset",
-            "hdel",
-            "lset",
-            "lrem",
-            "linsert",
-            "lpush",
-            "rpush",
-            "lpop",
-            "rpop",
-            "sadd",
-            "srem",
-            "zadd",
-            "zrem",
-        )
-    },
-    "delete": lambda a, kw: list(a),
-    "copy": lambda a, kw: [a[1]] if len(a) > 1 else [kw.get("destination")],
-    "smove": lambda a, kw: list(a[:2]) if len(a) >= 2 else [kw.get("src"), kw.get("dst")],
+    name: spec.written for name, spec in COMMAND_SPECS.items() if spec.writes and not spec.all_keys
 }
 
 

@@ -1,14 +1,9 @@
-"""In-memory indexes of capture times, the basis of List/Dict views over series.
+"""The records of one chunk of a series held in memory: its sorted distinct caps and, for
+fixed-size codecs, the newest payload of each.
 
-Strategy
---------
-TStorage answers a GET with every record of a box and no count, so ``len(lst)`` and
-``lst[i]`` need the sorted distinct caps of the series held by the gateway. A
-:class:`CapIndex` is a growable numpy ``int64`` array (8 bytes per record); appends at the
-end are amortised O(1), a late record in the middle costs one merge. A :class:`BoxIndex`
-holds the caps of every moid in one ``(cid, mid, moid range)`` box plus the box's
-watermark ``acq0``: every record with ``acq < acq0`` is already in the index, and re-reading
-the box with ``acq >= acq0`` brings it up to date (the change feed).
+A :class:`CapIndex` is a growable numpy ``int64`` array (8 bytes per record); appends at the
+end are amortised O(1), a late record in the middle costs one merge. A series is many such
+chunks, summarised and read on demand (:mod:`gateway.storage.summaries`).
 """
 
 from __future__ import annotations
@@ -19,8 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from gateway.keymap import KeyTuple
 
 _MIN_CAPACITY = 16
 
@@ -285,6 +278,20 @@ class CapIndex:
         self._n = n + k
         return True
 
+    def slice(self, start: int, stop: int) -> CapIndex:
+        """A new index holding positions ``start..stop-1`` of this one (a chunk split)."""
+        out = CapIndex(self.payload_size)
+        n = stop - start
+        out._reserve(n)
+        out._buf[:n] = self._buf[start:stop]
+        if self._acq is not None and self._pay is not None:
+            assert out._acq is not None and out._pay is not None
+            out._acq[:n] = self._acq[start:stop]
+            out._pay[:n] = self._pay[start:stop]
+        out._n = n
+        out.unsettled = self.unsettled
+        return out
+
     def _drop_columns(self) -> None:
         self._acq = self._pay = None
         self.payload_size = None
@@ -352,72 +359,3 @@ def _copied(arr: npt.NDArray[Any], n: int, rows: int) -> npt.NDArray[Any]:
     out = np.empty((rows, *arr.shape[1:]), dtype=arr.dtype)
     out[:n] = arr[:n]
     return out
-
-
-class BoxIndex:
-    """Caps of every moid of one box, with the box's change-feed watermark.
-
-    Attributes:
-        lo: inclusive lower key of the box (cap and acq at their minima).
-        hi: exclusive upper key of the box.
-        acq0: every record of the box with ``acq < acq0`` is in the index.
-        refreshed_at: monotonic time of the last catch-up with TStorage.
-    """
-
-    def __init__(self, lo: KeyTuple, hi: KeyTuple, payload_size: int | None = None) -> None:
-        self.lo = lo
-        self.payload_size = payload_size
-        self.hi = hi
-        self.acq0 = lo[4]
-        self.refreshed_at = float("-inf")
-        self.used_at = float("-inf")
-        self.moids: dict[int, CapIndex] = {}
-        self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
-
-    def series(self, moid: int) -> CapIndex:
-        """The index of one moid (empty if the moid has no record yet)."""
-        idx = self.moids.get(moid)
-        if idx is None:
-            idx = self.moids[moid] = CapIndex(self.payload_size)
-        return idx
-
-    def add_records(
-        self, records: Iterable[tuple[int, int, int, bytes]], *, own: bool = False
-    ) -> None:
-        """Add ``(moid, cap, acq, payload)`` records (see :meth:`CapIndex.add_records`)."""
-        by_moid: dict[int, tuple[list[int], list[int], list[bytes]]] = {}
-        for moid, cap, acq, payload in records:
-            caps, acqs, pays = by_moid.setdefault(moid, ([], [], []))
-            caps.append(cap)
-            acqs.append(acq)
-            pays.append(payload)
-        for moid, (caps, acqs, pays) in by_moid.items():
-            self.series(moid).add_records(caps, acqs, pays, own=own)
-
-    def add_columns(
-        self,
-        moid_a: npt.NDArray[np.int32],
-        cap_a: npt.NDArray[np.int64],
-        acq_a: npt.NDArray[np.int64],
-        pay_a: npt.NDArray[np.uint8],
-    ) -> None:
-        """Add records given as columns (see :meth:`CapIndex.add_arrays`)."""
-        if moid_a.size == 0:
-            return
-        first = moid_a[0]
-        if bool((moid_a == first).all()):  # one series (a List's box): no selection
-            self.series(int(first)).add_arrays(cap_a, acq_a, pay_a)
-            return
-        for moid in np.unique(moid_a):
-            sel = moid_a == moid
-            self.series(int(moid)).add_arrays(cap_a[sel], acq_a[sel], pay_a[sel])
-
-    def feed_box(self) -> tuple[KeyTuple, KeyTuple]:
-        """The box that returns exactly the records that arrived since ``acq0``."""
-        lo = (*self.lo[:4], self.acq0)
-        return lo, self.hi
-
-    @property
-    def size(self) -> int:
-        """Number of caps held (the memory budget counts these)."""
-        return sum(len(c) for c in self.moids.values())

@@ -3,8 +3,19 @@
 Every method either returns what TStorage answered OK or raises
 :class:`~gateway.errors.TStorageUnavailable`; a channel that failed is closed and dropped,
 and the next request opens a fresh one, retrying the connection with exponential backoff
-(bounded by ``reconnect_max_delay`` and by the request timeout, so a client waits at most
-about one timeout before it hears that TStorage is down).
+(bounded by ``reconnect_max_delay``).
+
+One deadline per request: waiting for a free connection, connecting (with its retries),
+sending and receiving all end ``timeout`` seconds after the request began, so a client
+hears within about one timeout that TStorage is down or stalled. Inside
+:meth:`TStorageLink.request` (a client command) every request ends by the command's own
+deadline, however many it makes. A read that streams many batches may go on as long as
+every batch arrives within ``timeout`` of the previous one.
+
+A failed write says what became of it: :class:`~gateway.errors.TStorageUnavailable` only
+when nothing was stored for certain (no byte of it was sent, or TStorage answered with an
+error), :class:`~gateway.errors.TStorageOutcomeUnknown` when it was sent and no answer came
+back (TStorage may have stored it, e.g. a stalled server that resumes).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.config import TStorageConfig
-from gateway.errors import TStorageUnavailable
+from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import KeyTuple
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType
@@ -72,6 +83,45 @@ class TStorageLink:
         self._put_lock = threading.Lock()
         self._put_queue: list[_Ticket] = []
         self._put_leader = False
+        self._scope = threading.local()  # green-thread local in the (patched) gateway
+
+    @contextlib.contextmanager
+    def request(self, writes: bool = False) -> Iterator[None]:
+        """Bound the TStorage requests made inside by one deadline, ``timeout`` from now,
+        pushed back each time TStorage answers one of them.
+
+        A client command runs in one: it answers at most about ``timeout`` after it began
+        or after TStorage last answered it, however many requests it makes and however
+        long it waited for a lock held by another's request. Nested uses keep the outer
+        deadline.
+
+        Args:
+            writes: the command may write. Should a read fail before any PUT was tried,
+                the error then says that nothing was stored.
+        """
+        if getattr(self._scope, "deadline", None) is not None:
+            yield
+            return
+        self._scope.deadline = time.monotonic() + self.settings.timeout
+        self._scope.put_tried = False
+        try:
+            yield
+        except TStorageUnavailable as exc:
+            if writes and not self._scope.put_tried and type(exc) is TStorageUnavailable:
+                raise TStorageUnavailable(f"{exc}; the write was not stored") from exc
+            raise
+        finally:
+            self._scope.deadline = None
+
+    def _deadline(self) -> float:
+        own = time.monotonic() + self.settings.timeout
+        scoped: float | None = getattr(self._scope, "deadline", None)
+        return own if scoped is None else min(own, scoped)
+
+    def _answered(self) -> None:
+        # TStorage is answering this command: its requests may go on
+        if getattr(self._scope, "deadline", None) is not None:
+            self._scope.deadline = time.monotonic() + self.settings.timeout
 
     @property
     def address(self) -> str:
@@ -79,9 +129,8 @@ class TStorageLink:
         return f"{self.settings.host}:{self.settings.port}"
 
     # -------------------------------------------------------------- channels
-    def _open(self) -> Channel[bytes]:
+    def _open(self, deadline: float) -> Channel[bytes]:
         s = self.settings
-        deadline = time.monotonic() + s.timeout
         while True:
             ch: Channel[bytes] = Channel(
                 s.host,
@@ -91,6 +140,7 @@ class TStorageLink:
                 memory_limit=s.memory_limit,
                 ssl_context=s.ssl_context,
             )
+            ch.deadline = deadline
             if ch.connect().is_ok():
                 self._delay = 0.0
                 return ch
@@ -100,19 +150,21 @@ class TStorageLink:
             time.sleep(self._delay)
 
     @contextlib.contextmanager
-    def _channel(self) -> Iterator[tuple[Channel[bytes], bool]]:
-        """A channel and whether it was reused from the pool (it may have gone stale)."""
-        if not self._slots.acquire(timeout=self.settings.timeout):
+    def _channel(self, deadline: float) -> Iterator[tuple[Channel[bytes], bool]]:
+        """A channel bound to ``deadline`` and whether it was reused from the pool (it may
+        have gone stale since it was checked)."""
+        if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             raise TStorageUnavailable(
-                f"all {self.settings.connections} TStorage connections are busy"
+                f"all {self.settings.connections} TStorage connections stayed busy for "
+                f"{self.settings.timeout:g} s"
             )
         ch: Channel[bytes] | None = None
         try:
-            with self._lock:
-                ch = self._idle.pop() if self._idle else None
+            ch = self._pooled()
             reused = ch is not None
             if ch is None:
-                ch = self._open()
+                ch = self._open(deadline)
+            ch.deadline = deadline
             yield ch, reused
         except BaseException:
             if ch is not None:
@@ -121,9 +173,20 @@ class TStorageLink:
             raise
         finally:
             if ch is not None:
+                ch.deadline = None
                 with self._lock:
                     self._idle.append(ch)
             self._slots.release()
+
+    def _pooled(self) -> Channel[bytes] | None:
+        # An idle connection the server closed (e.g. a restarted TStorage) is dropped
+        # before anything is sent on it, so a write is not made uncertain for nothing.
+        while True:
+            with self._lock:
+                ch = self._idle.pop() if self._idle else None
+            if ch is None or not ch.peer_closed():
+                return ch
+            _close(ch)
 
     def close(self) -> None:
         """Close every idle channel (busy ones close when their request ends)."""
@@ -140,27 +203,50 @@ class TStorageLink:
         records of the callers that arrive meanwhile are queued and go out together in the
         next one, so TStorage commits (and fsyncs) once for all of them. Each caller still
         returns only when the PUT holding its records was answered OK, and every caller of
-        a failed PUT gets the error.
+        a failed PUT gets the error. Every caller hears within ``timeout`` of its call: a
+        PUT's deadline is the earliest of its callers'.
 
         Raises:
-            TStorageUnavailable: not stored (unreachable, timed out or refused).
+            TStorageOutcomeUnknown: the records were sent but no answer came back in time;
+                they may or may not be stored.
+            TStorageUnavailable: not stored (unreachable, refused, or not sent in time).
         """
         if not records:
             return
-        ticket = _Ticket(records)
+        self._scope.put_tried = True
+        ticket = _Ticket(records, self._deadline())
         with self._put_lock:
             self._put_queue.append(ticket)
             lead = not self._put_leader
             self._put_leader = True
         if not lead:
-            ticket.done.wait()
+            self._await(ticket)
             if not ticket.lead:
                 if ticket.error is not None:
                     raise ticket.error
+                self._answered()
                 return
         self._lead_puts(ticket)
         if ticket.error is not None:
             raise ticket.error
+        self._answered()
+
+    def _await(self, ticket: _Ticket) -> None:
+        # Queued behind a PUT in flight: leave the queue at the deadline, unless a PUT has
+        # taken the records meanwhile (that PUT ends by this deadline too).
+        if ticket.done.wait(max(ticket.deadline - time.monotonic(), 0.0)):
+            return
+        with self._put_lock:
+            if not ticket.done.is_set() and ticket in self._put_queue:
+                self._put_queue.remove(ticket)
+                raise TStorageUnavailable(self._not_sent())
+        ticket.done.wait()
+
+    def _not_sent(self) -> str:
+        return (
+            f"TStorage at {self.address} did not take the write within "
+            f"{self.settings.timeout:g} s (writes queued ahead of it); not stored"
+        )
 
     def _lead_puts(self, mine: _Ticket) -> None:
         # Send queued batches until our own records are stored, then hand the lead to the
@@ -168,22 +254,39 @@ class TStorageLink:
         try:
             while True:
                 with self._put_lock:
-                    batch, self._put_queue = self._put_queue, []
+                    queued, self._put_queue = self._put_queue, []
+                now = time.monotonic()
+                batch = [t for t in queued if t.deadline > now]
+                for t in queued:
+                    if t.deadline <= now:  # waited out its time behind earlier PUTs
+                        t.error = TStorageUnavailable(self._not_sent())
+                        if t is not mine:
+                            t.done.set()
+                if mine.deadline <= now:  # our caller must answer now: the next one sends
+                    with self._put_lock:
+                        self._put_queue[:0] = batch
+                    break
                 error: BaseException | None = None
                 try:
-                    self._put_now([r for t in batch for r in t.records])
+                    if batch:
+                        self._put_now(
+                            [r for t in batch for r in t.records],
+                            min(t.deadline for t in batch),
+                        )
                 except BaseException as exc:
                     error = exc
                     if not isinstance(exc, Exception):
                         for t in batch:  # interrupted: fail the batch, then stop leading
-                            t.error = TStorageUnavailable("the write was interrupted")
+                            t.error = TStorageOutcomeUnknown(
+                                "the write was interrupted; it may or may not be stored"
+                            )
                             t.done.set()
                         raise
                 for t in batch:
                     t.error = error
                     if t is not mine:
                         t.done.set()
-                if mine in batch:
+                if mine in queued:
                     break
         finally:
             with self._put_lock:
@@ -194,24 +297,53 @@ class TStorageLink:
                 else:
                     self._put_leader = False
 
-    def _put_now(self, records: Sequence[PutRecord]) -> None:
+    def _put_now(self, records: Sequence[PutRecord], deadline: float) -> None:
         data = [
             Record(Key(cid, mid, moid, cap), payload) for (cid, mid, moid, cap), payload in records
         ]
         # A pooled connection may have died with a restarted TStorage: then one more try
         # on a fresh connection. Should the first PUT have been stored after all, the
         # second stores the same records again, which reads back the same (newest wins).
+        sent = False  # some attempt put bytes on the wire and got no answer
         for attempt in (1, 2):
             try:
-                with self._channel() as (ch, reused):
+                with self._channel(deadline) as (ch, reused):
+                    before = ch.bytes_sent
                     res = ch.put(data)
                     if res.is_ok():
                         return
-                    if attempt == 1 and reused and res.status == ResponseStatus.DISCONNECTED:
-                        raise _Retry  # drops the stale channel
-                    raise TStorageUnavailable(self._failure("write", res.status))
-            except _Retry:
-                continue
+                    # An error answer leaves the channel open; a garbled one closes it.
+                    refused = res.status == ResponseStatus.ERROR and ch.connected
+                    sent = sent or (ch.bytes_sent > before and not refused)
+                    raise _Failed(res.status, refused, reused)  # drops the channel
+            except _Failed as failed:
+                stale = failed.reused and failed.status == ResponseStatus.DISCONNECTED
+                if attempt == 1 and stale and time.monotonic() < deadline:
+                    continue
+                if sent:
+                    raise self._outcome_unknown(failed.status) from None
+                if failed.refused:
+                    raise TStorageUnavailable(
+                        f"TStorage at {self.address} refused the write; not stored"
+                    ) from None
+                raise TStorageUnavailable(
+                    f"{self._failure('write', failed.status)}; not stored"
+                ) from None
+            except TStorageUnavailable as exc:  # no connection: nothing sent this time
+                if sent:
+                    raise self._outcome_unknown(ResponseStatus.DISCONNECTED) from exc
+                raise TStorageUnavailable(f"{exc}; the write was not sent, not stored") from exc
+
+    def _outcome_unknown(self, status: ResponseStatus) -> TStorageOutcomeUnknown:
+        what = (
+            f"did not answer within {self.settings.timeout:g} s or closed the connection"
+            if status == ResponseStatus.DISCONNECTED
+            else f"sent a garbled answer ({status.name})"
+        )
+        return TStorageOutcomeUnknown(
+            f"TStorage at {self.address} {what} after the write was sent: it may or may "
+            "not be stored (read it back to find out before writing it again)"
+        )
 
     def put_columns(
         self,
@@ -273,7 +405,10 @@ class TStorageLink:
 
     def _failure(self, what: str, status: ResponseStatus) -> str:
         if status == ResponseStatus.DISCONNECTED:
-            return f"TStorage at {self.address} is unreachable or closed the connection; {what} not done"
+            return (
+                f"TStorage at {self.address} is unreachable, did not answer within "
+                f"{self.settings.timeout:g} s or closed the connection; {what} not done"
+            )
         return f"TStorage at {self.address} failed a {what} ({status.name})"
 
     def get(self, lo: KeyTuple, hi: KeyTuple) -> tuple[list[Fetched], int]:
@@ -314,6 +449,7 @@ class TStorageLink:
             memory_limit=limit,
             ssl_context=s.ssl_context,
         )
+        ch.deadline = self._deadline()
         if not ch.connect().is_ok():
             raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")
         try:
@@ -321,12 +457,15 @@ class TStorageLink:
             def on_batch(arrays: Any) -> None:
                 for arr in arrays if isinstance(arrays, list) else [arrays]:
                     sink(arr)
+                ch.deadline = time.monotonic() + s.timeout  # progress: the read may go on
+                self._answered()
 
             res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), on_batch)
             if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
                 raise ColumnsUnavailable(f"a record in the box is not {payload_size} bytes")
             if not res.is_ok():
                 raise TStorageUnavailable(self._failure("read", res.status))
+            self._answered()
             return int(res.acq)
         finally:
             _close(ch)
@@ -354,14 +493,18 @@ class TStorageLink:
             sink(batch)
 
         delivered = [0]
-
-        def counted(records: object) -> None:
-            delivered[0] += 1
-            on_batch(records)
-
+        timeout = self.settings.timeout
+        deadline = self._deadline()
         for attempt in (1, 2):
             try:
-                with self._channel() as (ch, reused):
+                with self._channel(deadline) as (ch, reused):
+
+                    def counted(records: object, ch: Channel[bytes] = ch) -> None:
+                        delivered[0] += 1
+                        on_batch(records)
+                        ch.deadline = time.monotonic() + timeout  # progress: may go on
+                        self._answered()
+
                     if batch_bytes is not None:
                         ch.memory_limit = min(self.settings.memory_limit, batch_bytes)
                     try:
@@ -369,9 +512,11 @@ class TStorageLink:
                     finally:
                         ch.memory_limit = self.settings.memory_limit
                     if res.is_ok():
+                        self._answered()
                         return int(res.acq)
                     stale = reused and res.status == ResponseStatus.DISCONNECTED
-                    if attempt == 1 and stale and delivered[0] == 0:
+                    retry = attempt == 1 and stale and delivered[0] == 0
+                    if retry and time.monotonic() < deadline:
                         raise _Retry  # drops the stale channel
                     raise TStorageUnavailable(self._failure("read", res.status))
             except _Retry:
@@ -382,10 +527,11 @@ class TStorageLink:
 class _Ticket:
     """One caller's records waiting for a shared PUT."""
 
-    __slots__ = ("done", "error", "lead", "records")
+    __slots__ = ("deadline", "done", "error", "lead", "records")
 
-    def __init__(self, records: Sequence[PutRecord]) -> None:
+    def __init__(self, records: Sequence[PutRecord], deadline: float) -> None:
         self.records = records
+        self.deadline = deadline  # time.monotonic() by which the caller hears the outcome
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.lead = False  # set when the caller must lead the next PUTs
@@ -393,6 +539,14 @@ class _Ticket:
 
 class _Retry(Exception):
     """Internal: the pooled connection was stale; try once more on a fresh one."""
+
+
+class _Failed(Exception):
+    """Internal: a PUT did not succeed (``status``); ``refused``: TStorage said so."""
+
+    def __init__(self, status: ResponseStatus, refused: bool, reused: bool) -> None:
+        super().__init__(status.name)
+        self.status, self.refused, self.reused = status, refused, reused
 
 
 class ColumnsUnavailable(Exception):

@@ -29,6 +29,7 @@ __all__ = ["SeriesCatalog", "listed_keys"]
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
+_SERIES_FIELDS = ("cid", "mid", "moid")
 
 
 class SeriesCatalog:
@@ -107,7 +108,10 @@ class SeriesCatalog:
         def take(arrays: Any) -> None:
             time.sleep(0)  # let other clients run between batches
             for arr in arrays if isinstance(arrays, list) else [arrays]:
-                if len(arr):
+                if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
+                    # one series in the whole batch (the usual case): no sort of the rows
+                    seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
+                elif len(arr):
                     keys = np.unique(
                         np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0
                     )

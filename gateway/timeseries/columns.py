@@ -35,6 +35,7 @@ __all__ = [
     "MAX_COLUMN_LIMIT",
     "MAX_EXTEND_POINTS",
     "caps_column",
+    "column_offset",
     "extend_chunk",
     "parse_extend",
     "values_column",
@@ -66,8 +67,12 @@ def extend_chunk(max_message_bytes: int | None, dtype: np.dtype[Any]) -> int:
     return max(1, min(EXTEND_CHUNK_POINTS, (limit - _FRAMING_BYTES) // width))
 
 
-def _column_unit(unit: Unit, event: str) -> int:
-    """The offset from TStorage ns to ``unit``."""
+def column_offset(unit: Unit, event: str) -> int:
+    """The offset from TStorage ns to ``unit`` of a binary time column.
+
+    Raises:
+        DataError: ``unit`` is not an int64 nanosecond unit.
+    """
     if unit not in COLUMN_UNITS:
         raise DataError(
             f"{event}: binary time columns are int64 nanoseconds: unit must be one of "
@@ -102,7 +107,7 @@ def parse_extend(
     Raises:
         DataError: what is wrong with the message; nothing is stored.
     """
-    offset = _column_unit(unit, event)
+    offset = column_offset(unit, event)
     t_raw = _bytes_arg(kwargs, "t", event)
     v_raw = _bytes_arg(kwargs, "v", event)
     try:
@@ -155,7 +160,7 @@ def parse_extend(
 
 def caps_column(caps: npt.NDArray[np.int64], unit: Unit, event: str) -> bytes:
     """Capture times (TStorage ns) as a little-endian int64 column in ``unit``."""
-    offset = _column_unit(unit, event)
+    offset = column_offset(unit, event)
     out = caps.astype("<i8", copy=offset != 0)
     if offset:
         out += np.int64(offset)

@@ -18,7 +18,13 @@ import numpy.typing as npt
 
 from gateway.keymap import ListTarget
 from gateway.storage import GatewayStorage
-from gateway.timeseries.columns import MAX_COLUMN_LIMIT, caps_column, parse_extend, values_column
+from gateway.timeseries.columns import (
+    MAX_COLUMN_LIMIT,
+    caps_column,
+    column_offset,
+    parse_extend,
+    values_column,
+)
 from gateway.timeseries.downsample import numeric_dtype
 from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads, user_key
 from gateway.timeseries.times import (
@@ -197,7 +203,7 @@ class TimeSeriesEvents:
             return buckets_answer(user_key(t.key), w, unit)
         if kwargs.get("columns"):
             dtype = self._dtype(RANGE, t)
-            caps_column(np.empty(0, dtype=np.int64), unit, RANGE)  # the unit is checked first
+            column_offset(unit, RANGE)  # a bad unit is refused before the read
             raw = self.reads.range_array(
                 t, dtype, start, end, kwargs.get("limit"), as_of, MAX_COLUMN_LIMIT
             )
@@ -324,7 +330,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         app: the :class:`~znsocket.server.app.ZnSocketApp`.
         storage: the gateway's storage.
         authorize: the gateway's authorization hook (``None`` when auth is off); a key is
-            readable when its ``lrange`` is allowed (``ts:mrange``: each key it reads).
+            readable when its ``llen`` is allowed (``ts:mrange``: each key it reads).
 
     Returns:
         The reads behind the events (the Python API; also for tests and benchmarks).
@@ -335,7 +341,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
 
     def check(sid: str, full_key: str) -> None:
         if authorize is not None:
-            authorize(principals.get(sid), "lrange", [full_key], {})
+            authorize(principals.get(sid), "llen", [full_key], {})
 
     def check_write(sid: str, full_key: str) -> None:
         if authorize is not None:

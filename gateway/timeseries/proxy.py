@@ -148,9 +148,12 @@ def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
 
 def _column_times(t: Any) -> npt.NDArray[np.int64]:
     """Times of :meth:`TimeSeries.extend` as int64 unix ns."""
-    if hasattr(t, "asi8") and getattr(t, "asi8", None) is not None:
-        # a DatetimeIndex: asi8 counts in the index's unit (pandas >= 2 keeps s, ms, us)
-        return np.asarray(t.as_unit("ns").asi8, dtype=np.int64)  # UTC ns
+    if hasattr(t, "tz") and hasattr(t, "tz_convert"):  # a pandas DatetimeIndex
+        # its unit may be s/ms/us/ns (pandas 2+), and with a time zone the wall times
+        # are local: to naive UTC first, then numpy datetime64[ns]
+        if t.tz is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        t = t.to_numpy(dtype="datetime64[ns]")
     arr = np.asarray(t)
     if arr.ndim != 1:
         raise ValueError(f"times must be one-dimensional, got shape {arr.shape}")

@@ -22,10 +22,17 @@ from gateway.codecs import JSONValue
 from gateway.errors import KeyMappingError
 from gateway.keymap import CAP_RANGE, KeyTuple, ListTarget
 from gateway.storage import GatewayStorage
-from gateway.storage.index import CapIndex
 from gateway.storage.link import Fetched
+from gateway.storage.summaries import SeriesIndex
 from gateway.timeseries.catalog import SeriesCatalog, listed_keys
-from gateway.timeseries.downsample import Buckets, downsample, interval_slices, numeric_dtype
+from gateway.timeseries.downsample import (
+    Buckets,
+    Part,
+    downsample,
+    interval_slices,
+    rollup,
+    slice_edges,
+)
 from gateway.timeseries.shared import SharedReads
 from znsocket.exceptions import DataError
 
@@ -125,6 +132,19 @@ class Changes:
         )
 
 
+_NO_CAPS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0, dtype=np.float64)
+
+
+def _slices(lo: int, hi: int, buckets: int | None, every: int | None) -> tuple[int, int, int]:
+    # (lo', hi', count) cut into equal slices: [lo, hi) in `buckets`, or the whole
+    # intervals of `every` around it (the same path then gives interval slices)
+    if every is None:
+        assert buckets is not None
+        return lo, hi, buckets
+    return interval_slices(lo, hi, every, MAX_BUCKETS)
+
+
 def _over(total: int, what: str, asked: str, series: int) -> None:
     if total > MAX_MANY_POINTS:
         raise DataError(
@@ -183,9 +203,9 @@ class TimeSeriesReads:
         return t
 
     @contextlib.contextmanager
-    def _snapshot(self, t: ListTarget) -> Iterator[tuple[CapIndex, int]]:
+    def _snapshot(self, t: ListTarget) -> Iterator[tuple[SeriesIndex, int]]:
         # Read under the series lock, caught up at once if own writes are held without
-        # their acq: the index then holds exactly the records with acq < acq0, so a
+        # their acq: the index then counts exactly the records with acq < acq0, so a
         # resume from acq0 repeats nothing. (Otherwise it lags at most max_staleness.)
         with self.series.series_lock(t):
             box, _, idx = self.series.series_index(t, settled=True)
@@ -195,14 +215,7 @@ class TimeSeriesReads:
     def info(self, t: ListTarget) -> tuple[int, int | None, int | None, int]:
         """``(count, first cap, last cap, watermark)`` of the series."""
         with self._snapshot(t) as (idx, watermark):
-            n = len(idx)
-            caps = idx.caps
-            return (
-                n,
-                int(caps[0]) if n else None,
-                int(caps[n - 1]) if n else None,
-                watermark,
-            )
+            return len(idx), idx.first(), idx.last(), watermark
 
     def range(
         self,
@@ -261,34 +274,28 @@ class TimeSeriesReads:
             values = self._decode(t, payloads[:limit])
             return RawWindow(shown, _array(values, dtype), len(caps), nxt, wm)
         with self._snapshot(t) as (idx, wm):
-            all_caps = idx.caps
-            i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
+            i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
             j1 = min(i1, i0 + limit)
-            caps = all_caps[i0:j1].copy()
-            nxt = int(all_caps[j1]) if j1 < i1 else None
-            if dtype is not None and idx.columnar and j1 > i0:
-                # a copy: the index's payload rows change under corrections
-                rows = idx.payload_rows(i0, j1)
-                return RawWindow(caps, rows.reshape(-1).view(dtype).copy(), i1 - i0, nxt, wm)
-            values = _array(self._values(t, idx, i0, j1), dtype)
+            caps, values = self._elements(t, idx, i0, j1, dtype)
+            nxt = idx.cap_at(j1) if j1 < i1 else None
             return RawWindow(caps, values, i1 - i0, nxt, wm)
 
     def latest(self, t: ListTarget, n: int | None = None, as_of: int | None = None) -> RawWindow:
         """The newest ``n`` records (default 1, at most 100,000), oldest first."""
         n = _bounded(n, "n", 1, MAX_LIMIT)
         with self._snapshot(t) as (idx, wm):
-            all_caps = idx.caps.copy()
-            total = len(all_caps)
+            total = len(idx)
             if as_of is None:
                 i0 = max(total - n, 0)
-                values = self._values(t, idx, i0, total)
-                return RawWindow(all_caps[i0:], values, total - i0, None, wm)
+                caps, values = self._elements(t, idx, i0, total)
+                return RawWindow(caps, values, len(caps), None, wm)
         # As of a past acq the series holds a subset of today's caps: widen a suffix of
         # them until it holds n records as of then (or is the whole series).
         m = n
         while True:
             i0 = max(total - m, 0)
-            lo = int(all_caps[i0]) if total else CAP_RANGE[0]
+            with self._snapshot(t) as (idx, _):
+                lo = idx.cap_at(i0) if total and i0 < len(idx) else CAP_RANGE[0]
             caps, payloads, wm = self._as_of(t, lo, _CAP_END, as_of)
             if len(caps) >= n or i0 == 0:
                 break
@@ -329,12 +336,75 @@ class TimeSeriesReads:
             values = _as_floats(self._decode(t, payloads))
             return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every)
         with self._snapshot(t) as (idx, wm):
-            # Under the series lock: the values may be a view of the index's payloads
-            # (no copy of the window), which a correction could change in place.
-            all_caps = idx.caps
-            i0, i1 = (int(x) for x in np.searchsorted(all_caps, [lo, hi]))
-            values = self._floats(t, idx, i0, i1)
-            return self._bucketed(all_caps[i0:i1], values, lo, hi, start, end, buckets, wm, every)
+            # Under the series lock: values may be views of cached chunks' payloads,
+            # which a correction could change in place.
+            i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
+            if i1 <= i0:
+                return self._bucketed(_NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every)
+            lo = idx.cap_at(i0) if start is None else lo
+            hi = idx.cap_at(i1 - 1) + 1 if end is None else hi
+            # the records of [lo, hi); the slices may reach past it (whole intervals)
+            s_lo, s_hi, count = _slices(lo, hi, buckets, every)
+            parts = self._parts(t, idx, lo, hi, slice_edges(s_lo, s_hi, count))
+            return BucketWindow(i1 - i0, count, rollup(parts, s_lo, s_hi, count), wm, every)
+
+    def _parts(
+        self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
+    ) -> list[Part]:
+        # Whole chunks inside one slice count by their summary rows; the records of the
+        # chunks that straddle a slice edge (or hold no numbers) are read.
+        k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
+        ks = np.arange(k0, k1)
+        first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
+        whole = (
+            (idx.count[k0:k1] > 0)
+            & idx.numeric[k0:k1]
+            & (first >= lo)
+            & (last < hi)
+            & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
+        )
+        idx.preload((ks[~whole & (idx.count[k0:k1] > 0)]).tolist())  # the edges, read together
+        parts: list[Part] = []
+        run_start = None
+        raw: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
+
+        def flush_raw() -> None:
+            # consecutive read chunks are reduced together (numpy per run, not per chunk)
+            if raw:
+                caps = np.concatenate([c for c, _ in raw])
+                parts.append(Part.reduced(caps, np.concatenate([v for _, v in raw]), edges))
+                raw.clear()
+
+        for k in [*ks.tolist(), k1]:  # runs of whole chunks become one part each
+            if k < k1 and bool(whole[k - k0]):
+                flush_raw()
+                run_start = k if run_start is None else run_start
+                continue
+            if run_start is not None:
+                sel = slice(run_start, k)
+                parts.append(
+                    Part(
+                        idx.first_cap[sel],
+                        idx.count[sel],
+                        idx.vmin[sel],
+                        idx.vmax[sel],
+                        idx.vsum[sel],
+                        idx.vfirst[sel],
+                        idx.vlast[sel],
+                    )
+                )
+                run_start = None
+            if k == k1 or int(idx.count[k]) == 0:
+                continue
+            caps, values = idx.numbers(k, lo, hi)
+            if values is None:  # no numeric payloads held: decode the records
+                i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
+                i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
+                caps, decoded = self._elements(t, idx, i0, i1)
+                values = _as_floats(decoded)
+            raw.append((caps, values))
+        flush_raw()
+        return parts
 
     @staticmethod
     def _bucketed(
@@ -348,18 +418,15 @@ class TimeSeriesReads:
         wm: int,
         every: int | None = None,
     ) -> BucketWindow:
+        # as-of reads: the records themselves
         if len(caps):
             lo = int(caps[0]) if start is None else lo
             hi = int(caps[-1]) + 1 if end is None else hi
-        if every is None:
-            assert buckets is not None
-            return BucketWindow(len(caps), buckets, downsample(caps, values, lo, hi, buckets), wm)
-        if not len(caps) and (start is None or end is None):
+        if every is not None and not len(caps) and (start is None or end is None):
             lo, hi = (start, start) if start is not None else (end or 0, end or 0)
-        # interval slices are equal slices of the window widened to whole intervals
-        a_lo, a_hi, count = interval_slices(lo, hi, every, MAX_BUCKETS)
+        s_lo, s_hi, count = _slices(lo, hi, buckets, every)
         return BucketWindow(
-            len(caps), count, downsample(caps, values, a_lo, a_hi, count), wm, every
+            len(caps), count, downsample(caps, values, s_lo, s_hi, count), wm, every
         )
 
     # ------------------------------------------------------------------ many series
@@ -447,8 +514,7 @@ class TimeSeriesReads:
 
     def _since(self, t: ListTarget, since: int) -> Changes:
         s = t.series
-        lo: KeyTuple = (s.cid, s.mid, s.moid, CAP_RANGE[0], since)
-        hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, _CAP_END, _ACQ_MAX)
+        lo, hi = s.key_range(acq_min=since)
         records = self._get(lo, hi, MAX_RESUME_RECORDS, "records to resume")
         upto = records[1]
         got = [(k.cap, k.acq, p) for k, p in records[0] if k.moid == s.moid and k.acq < upto]
@@ -484,15 +550,14 @@ class TimeSeriesReads:
         self, t: ListTarget, lo: int, hi: int, as_of: int
     ) -> tuple[npt.NDArray[np.int64], list[bytes], int]:
         with self._snapshot(t) as (idx, wm):
-            held = np.searchsorted(idx.caps, [lo, hi])
-        if int(held[1] - held[0]) > MAX_AS_OF_RECORDS:
+            held = idx.searchsorted(hi) - idx.searchsorted(lo)
+        if held > MAX_AS_OF_RECORDS:
             raise DataError(
                 f"an as-of read covers at most {MAX_AS_OF_RECORDS:,} records: narrow the window"
             )
         s = t.series
         # acq below as_of: the versions TStorage had acquired by then
-        box_lo: KeyTuple = (s.cid, s.mid, s.moid, lo, _ACQ_MIN)
-        box_hi: KeyTuple = (s.cid + 1, s.mid + 1, s.moid + 1, hi, as_of)
+        box_lo, box_hi = s.key_range(lo, hi, acq_max=as_of)
         records, _ = self._get(box_lo, box_hi, 4 * MAX_AS_OF_RECORDS, "record versions")
         newest: dict[int, tuple[int, bytes]] = {}
         for k, p in records:
@@ -507,24 +572,42 @@ class TimeSeriesReads:
     def _decode(self, t: ListTarget, payloads: list[bytes]) -> list[JSONValue]:
         return self.series.view(t.rule.index).shape.codec.decode_many(payloads)
 
-    def _values(self, t: ListTarget, idx: CapIndex, i0: int, i1: int) -> list[JSONValue]:
-        if i1 <= i0:
-            return []
+    def _elements(
+        self,
+        t: ListTarget,
+        idx: SeriesIndex,
+        i0: int,
+        i1: int,
+        dtype: np.dtype[Any] | None = None,
+    ) -> tuple[npt.NDArray[np.int64], Any]:
+        # caps and values at positions i0..i1-1 (a record that vanished meanwhile is left
+        # out of both): decoded values, or with a dtype one array in which chunks holding
+        # fixed-size payloads are taken as stored, not decoded one by one
         codec = self.series.view(t.rule.index).shape.codec
-        if idx.columnar:
-            return codec.decode_block(idx.payload_block(range(i0, i1)), i1 - i0)
-        caps = [int(c) for c in idx.caps[i0:i1]]
-        got = self.series.fetch(t, caps)
-        return codec.decode_many([got[c] for c in caps if c in got])
-
-    def _floats(self, t: ListTarget, idx: CapIndex, i0: int, i1: int) -> npt.NDArray[np.float64]:
-        codec = self.series.view(t.rule.index).shape.codec
-        dtype = numeric_dtype(codec)
-        if idx.columnar and dtype is not None and i1 > i0:
-            # a view when the payloads are native float64 already (no copy of the window)
-            rows = idx.payload_rows(i0, i1).reshape(-1).view(dtype)
-            return rows.astype(np.float64, copy=False)
-        return _as_floats(self._values(t, idx, i0, i1))
+        caps: list[npt.NDArray[np.int64]] = []
+        values: list[JSONValue] = []
+        arrays: list[npt.NDArray[Any]] = []
+        for seg_caps, block, got in self.series.records(t, idx, i0, i1):
+            if block is not None:
+                caps.append(seg_caps.copy())
+                if dtype is not None:
+                    arrays.append(np.frombuffer(block, dtype=dtype))
+                else:
+                    values.extend(codec.decode_block(block, len(seg_caps)))
+            else:
+                assert got is not None
+                kept = [c for c in seg_caps.tolist() if c in got]
+                caps.append(np.asarray(kept, dtype=np.int64))
+                decoded = codec.decode_many([got[c] for c in kept])
+                if dtype is not None:
+                    arrays.append(_array(decoded, dtype))
+                else:
+                    values.extend(decoded)
+        held = np.concatenate(caps) if caps else np.empty(0, dtype=np.int64)
+        if dtype is None:
+            return held, values
+        # concatenate copies: the chunks' payload rows change under corrections
+        return held, (np.concatenate(arrays) if arrays else np.empty(0, dtype=dtype))
 
 
 def _array(values: list[JSONValue], dtype: np.dtype[Any] | None) -> Any:

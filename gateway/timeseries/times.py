@@ -2,7 +2,9 @@
 
 A request names a time as TStorage nanoseconds (an integer, or a string of digits so that
 JavaScript can send exact values) or as an ISO-8601 string; answers give times in the unit
-the client asks for. Watermarks are TStorage acquisition times, sent as decimal strings.
+the client asks for, Unix nanoseconds (:data:`DEFAULT_UNIT`, as in the CSV files of
+``gateway export``) unless it asks. Watermarks are TStorage acquisition times, sent as
+decimal strings.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from znsocket.exceptions import DataError
 
 Unit = Literal["tstorage_ns", "unix_ns", "unix_ms", "unix_s"]
 UNITS: tuple[Unit, ...] = ("tstorage_ns", "unix_ns", "unix_ms", "unix_s")
+#: the unit of answers whose request names none: the one users meet elsewhere (CSV files,
+#: map rules' default ``time``); ``tstorage_ns`` stays available by asking
+DEFAULT_UNIT: Unit = "unix_ns"
 
 _DIGITS = re.compile(r"-?[0-9]{1,20}")
 _EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
@@ -77,13 +82,13 @@ def parse_time(value: Any, name: str) -> int | None:
 
 
 def parse_unit(value: Any) -> Unit:
-    """The ``unit`` argument (default ``tstorage_ns``).
+    """The ``unit`` argument (absent: :data:`DEFAULT_UNIT`, Unix nanoseconds).
 
     Raises:
         DataError: not one of :data:`UNITS`.
     """
     if value is None:
-        return "tstorage_ns"
+        return DEFAULT_UNIT
     if value not in UNITS:
         raise DataError(f"unit: expected one of {', '.join(UNITS)}, got {value!r}")
     return value

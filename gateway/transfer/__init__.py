@@ -22,7 +22,14 @@ from gateway.errors import KeyMappingError
 from gateway.storage import GatewayStorage
 from gateway.transfer.common import BATCH_ROWS, Summary, TransferError
 from gateway.transfer.generic_jsonl import KeyEntry, export_jsonl, import_jsonl, parse_entry
-from gateway.transfer.series_csv import export_csv, import_csv, mapped_target
+from gateway.transfer.series_csv import (
+    EXISTING,
+    Existing,
+    TimeFormat,
+    export_csv,
+    import_csv,
+    mapped_target,
+)
 
 Format = Literal["csv", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
@@ -30,11 +37,14 @@ EXTENSIONS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "j
 
 __all__ = [
     "BATCH_ROWS",
+    "EXISTING",
     "EXTENSIONS",
     "FORMATS",
+    "Existing",
     "Format",
     "KeyEntry",
     "Summary",
+    "TimeFormat",
     "TransferError",
     "choose_format",
     "export_csv",
@@ -87,10 +97,12 @@ def import_file(
     key: str | None = None,
     replace: bool = False,
     progress: bool = True,
+    existing: Existing = "error",
 ) -> Summary:
     """Import ``path``: CSV into the mapped key ``key``, JSON Lines as generic keys.
 
     For JSON Lines, ``key`` is an optional glob: only matching keys are restored.
+    ``existing`` is the CSV policy for rows at times a series already holds.
 
     Raises:
         TransferError: see :func:`import_csv` and :func:`import_jsonl`.
@@ -105,7 +117,12 @@ def import_file(
                 "--replace is for generic keys (JSON Lines); a series only grows, and "
                 "records at an existing time are corrections (allow_corrections)"
             )
-        return import_csv(storage, key, path, progress=progress)
+        return import_csv(storage, key, path, progress=progress, existing=existing)
+    if existing != "error":
+        raise TransferError(
+            "--existing is for CSV rows of a series; JSON Lines imports leave keys that "
+            "already hold the file's value alone and refuse others unless --replace"
+        )
     return import_jsonl(storage, path, pattern=key, replace=replace, progress=progress)
 
 
@@ -116,10 +133,12 @@ def export_to(
     *,
     key: str | None = None,
     progress: bool = True,
+    time: TimeFormat = "unit",
 ) -> Summary:
     """Export to ``out``: the mapped key ``key`` as CSV, or generic keys as JSON Lines.
 
-    For JSON Lines, ``key`` is a glob pattern (``None``: every generic key).
+    For JSON Lines, ``key`` is a glob pattern (``None``: every generic key). ``time`` is
+    how CSV writes ``t``: the rule's unit, or ``iso`` (ISO-8601 UTC).
 
     Raises:
         TransferError: see :func:`export_csv` and :func:`export_jsonl`.
@@ -129,5 +148,7 @@ def export_to(
             raise TransferError(
                 "a CSV export needs --key, the List or Dict to export (e.g. meters/7/3)"
             )
-        return export_csv(storage, key, out, progress=progress)
+        return export_csv(storage, key, out, progress=progress, time=time)
+    if time != "unit":
+        raise TransferError("--time is for CSV; JSON Lines has no record times")
     return export_jsonl(storage, key, out, progress=progress)

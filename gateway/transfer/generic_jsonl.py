@@ -35,7 +35,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.errors import KeyMappingError, TStorageUnavailable
+from gateway.errors import KeyMappingError, TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import DICT_PREFIX, LIST_PREFIX
 from gateway.storage import GatewayStorage
 from gateway.storage.generic import GenericKeys
@@ -339,7 +339,7 @@ def import_jsonl(
             outcome = (
                 "may or may not be stored (import the file again: keys already stored are "
                 "skipped as unchanged)"
-                if putting
+                if putting and isinstance(exc, TStorageOutcomeUnknown)
                 else "were not restored"
             )
             raise TransferError(

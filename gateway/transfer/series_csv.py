@@ -1,32 +1,38 @@
 """Mapped keys as CSV: a List is one series (``t,v``), a Dict one meter (``field,t,v``).
 
-``t`` is the capture time in the map rule's ``time`` unit (empty or absent: now), ``v`` the
-value as JSON text (plain text that is not JSON is taken as a string). A Dict file has one
+``t`` is the capture time in the map rule's ``time`` unit or an ISO-8601 time (no zone =
+UTC; empty or absent: now), ``v`` the value as JSON text (plain text that is not JSON is
+taken as a string). Export writes ``t`` in the rule's unit, or as ISO-8601 UTC with
+nanoseconds when asked (:data:`TimeFormat`). A Dict file has one
 row per record of each field; export writes every record (the whole history, oldest first
 per field), so exporting and importing into an empty TStorage reproduces the Dict, latest
 values and history alike.
 
 Rows are checked a batch at a time (:data:`~gateway.transfer.common.BATCH_ROWS`) before any
 is written, with the rules appends follow (``docs/data-model.md``): a series only grows at
-its end, and a time it already has is a correction, allowed only with
-``allow_corrections``. So a bad row is reported with its line and nothing of its batch is
+its end. A row at a time the series already holds follows the import's
+:data:`Existing` policy: an error (the default), skipped (so a file that stopped at a bad
+row can be imported again once fixed), or written as a correction (only for a rule with
+``allow_corrections``). So a bad row is reported with its line and nothing of its batch is
 stored; the batches before it stay stored.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from gateway.elements import cap_to_time, time_to_cap
+from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, TimeUnit, cap_to_time, time_to_cap
 from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
-from gateway.keymap import DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
+from gateway.keymap import CAP_RANGE, DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
 from gateway.storage import GatewayStorage
+from gateway.timeseries.times import parse_time
 from gateway.transfer.common import (
     BATCH_ROWS,
     Summary,
@@ -35,9 +41,18 @@ from gateway.transfer.common import (
     count_lines,
     progress_bar,
 )
+from znsocket.exceptions import DataError
 
 LIST_COLUMNS = ("t", "v")
 DICT_COLUMNS = ("field", "t", "v")
+
+Existing = Literal["skip", "error", "correct"]
+"""What an import does with a row at a time its series already holds: refuse it (``error``,
+the default), leave the stored record (``skip``), or overwrite it (``correct``)."""
+EXISTING: tuple[Existing, ...] = ("error", "skip", "correct")
+
+TimeFormat = Literal["unit", "iso"]
+"""How export writes ``t``: in the map rule's time unit, or as ISO-8601 UTC."""
 
 
 def mapped_target(storage: GatewayStorage, key: str) -> ListTarget | DictTarget:
@@ -93,6 +108,48 @@ def _cell_value(text: str) -> Any:
         return text
 
 
+def _cell_time(text: str, unit: TimeUnit) -> int:
+    """The capture time of a ``t`` cell: a number in ``unit`` or an ISO-8601 time."""
+    value = _cell_value(text)
+    if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+        try:
+            cap = parse_time(value, "t")
+        except DataError as exc:
+            if "outside" in str(exc):  # a valid time TStorage cannot hold
+                raise CodecError(f"t={value!r} is outside TStorage's time range") from None
+            raise CodecError(
+                f"t={value!r} is neither a number of {unit} (the map rule's time unit) nor an "
+                "ISO-8601 time such as 2023-11-14T22:13:20Z"
+            ) from None
+        assert cap is not None
+        if cap > CAP_RANGE[1]:
+            raise CodecError(f"t={value!r} is outside TStorage's time range")
+        return cap
+    return time_to_cap(value, unit)
+
+
+def iso_times(caps: Sequence[int]) -> list[str]:
+    """Capture times as ISO-8601 UTC with nanoseconds (``2023-11-14T22:13:20.000000000Z``).
+
+    Exact: importing the text gives the same capture times back.
+    """
+    held = np.asarray(caps, dtype=np.int64)
+    if len(held) and int(held.max()) > _LAST_NUMPY_CAP:  # past 2262: beyond datetime64[ns]
+        return [_iso_time(int(c)) for c in held]
+    unix = held + np.int64(TSTORAGE_EPOCH_UNIX_NS)
+    return [f"{text}Z" for text in np.datetime_as_string(unix.astype("datetime64[ns]"))]
+
+
+_LAST_NUMPY_CAP = 2**63 - 1 - TSTORAGE_EPOCH_UNIX_NS
+_EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def _iso_time(cap: int) -> str:
+    seconds, ns = divmod(cap, 10**9)
+    when = _EPOCH + dt.timedelta(seconds=seconds)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{ns:09d}Z"
+
+
 def _check_header(
     path: Path, header: Sequence[str] | None, target: ListTarget | DictTarget
 ) -> None:
@@ -126,12 +183,21 @@ def _check_header(
 class _Plan:
     """The records of one batch, per series, checked against what the series holds."""
 
-    def __init__(self, storage: GatewayStorage, path: Path, target: ListTarget | DictTarget):
+    def __init__(
+        self,
+        storage: GatewayStorage,
+        path: Path,
+        target: ListTarget | DictTarget,
+        existing: Existing = "error",
+    ):
         self.storage = storage
         self.path = path
         self.target = target
+        self.existing = existing
         self.view = storage.series.view(target.rule.index)
         self.rows: dict[int, list[tuple[int, int | None, bytes]]] = {}  # moid -> rows
+        self.skipped = 0
+        self.corrected = 0
 
     def add(self, line: int, row: dict[str | None, Any]) -> None:
         if None in row or None in row.values():
@@ -141,7 +207,7 @@ class _Plan:
         try:
             moid = self._moid(row)
             t = (row.get("t") or "").strip()
-            cap = time_to_cap(_cell_value(t), self.view.shape.time) if t else None
+            cap = _cell_time(t, self.view.shape.time) if t else None
             payload = self.view.shape.codec.encode(_cell_value(row["v"]))
         except (CodecError, KeyMappingError) as exc:
             raise TransferError(str(exc), self.path, line) from None
@@ -163,7 +229,8 @@ class _Plan:
         return f"field {t.field_for_moid(moid)!r} of {user_key(t.key)}"
 
     def check(self) -> None:
-        """Refuse, with its line, the first row an append would refuse."""
+        """Refuse, with its line, the first row an append would refuse, and apply the
+        :data:`Existing` policy to rows at times already held (skipped rows are dropped)."""
         rule = self.view.rule
         if rule.read_only:
             raise TransferError(
@@ -174,10 +241,13 @@ class _Plan:
             caps = self.storage.series.caps(self.series(moid))
             last = int(caps[-1]) if len(caps) else None
             seen: set[int] = set()
-            for line, cap, _ in rows:
+            kept: list[tuple[int, int | None, bytes]] = []
+            for row in rows:
+                line, cap, _ = row
                 if cap is None:  # now: after the last record, whatever the clock says
                     now = self.storage.series.clock()
                     last = now if last is None else max(now, last + 1)
+                    kept.append(row)
                     continue
                 if last is not None and cap <= last:
                     at = int(np.searchsorted(caps, cap))
@@ -190,16 +260,31 @@ class _Plan:
                             self.path,
                             line,
                         )
-                    if not rule.allow_corrections:
+                    if self.existing == "skip":
+                        self.skipped += 1
+                        continue
+                    if self.existing == "error" or not rule.allow_corrections:
+                        off = (
+                            ""
+                            if rule.allow_corrections
+                            else (
+                                " and corrections are off for its map rule (allow_corrections = "
+                                "false)"
+                            )
+                        )
                         raise TransferError(
                             f"{self._what(moid)} already has a record at "
-                            f"t={cap_to_time(cap, unit)} and corrections are off for its "
-                            "map rule (allow_corrections = false)",
+                            f"t={cap_to_time(cap, unit)}{off}; to import the file again, give "
+                            "--existing skip to keep the stored records"
+                            + (" or --existing correct to overwrite them" if not off else ""),
                             self.path,
                             line,
                         )
+                    self.corrected += 1
                 seen.add(cap)
                 last = cap if last is None else max(last, cap)
+                kept.append(row)
+            self.rows[moid] = kept
 
     def store(self) -> int:
         """Append every row (one PUT per series); returns the number stored."""
@@ -210,19 +295,38 @@ class _Plan:
         return n
 
 
-def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool = True) -> Summary:
+def import_csv(
+    storage: GatewayStorage,
+    key: str,
+    path: Path,
+    *,
+    progress: bool = True,
+    existing: Existing = "error",
+) -> Summary:
     """Append every row of ``path`` to the List or Dict ``key``.
 
+    Args:
+        existing: what to do with a row at a time its series already holds
+            (:data:`Existing`); ``correct`` needs a rule with ``allow_corrections``.
+
     Raises:
-        TransferError: no such mapped key, a wrong header, or a bad row (with its line;
-            ``stored`` tells how many rows earlier batches stored).
+        TransferError: no such mapped key, a wrong header, a bad row (with its line;
+            ``stored`` tells how many rows earlier batches stored), or ``correct`` asked
+            of a rule without corrections.
         KeyMappingError: the key has a rule's shape with a bad placeholder.
         TStorageUnavailable: TStorage did not answer while rows were checked (a PUT that
             fails becomes a ``TransferError`` that says how much was stored).
     """
     target = mapped_target(storage, key)
+    if existing not in EXISTING:
+        raise TransferError(f"unknown --existing {existing!r}; use {', '.join(EXISTING)}")
+    if existing == "correct" and not storage.series.view(target.rule.index).rule.allow_corrections:
+        raise TransferError(
+            f"--existing correct: corrections are off for the map rule of {user_key(target.key)} "
+            "(allow_corrections = false), so nothing was imported; use --existing skip"
+        )
     total = max(count_lines(path) - 1, 0) if progress else None
-    stored = 0
+    stored = skipped = corrected = 0
     # utf-8-sig: spreadsheet programs start their UTF-8 CSV with a byte order mark
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
@@ -236,10 +340,12 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
             name = user_key(target.key)
             with progress_bar(f"import {name}", "rows", total, progress) as bar:
                 for batch in batches(rows(), BATCH_ROWS):
-                    plan = _Plan(storage, path, target)
+                    plan = _Plan(storage, path, target, existing)
                     for at, row in batch:
                         plan.add(at, row)
                     plan.check()
+                    skipped += plan.skipped
+                    corrected += plan.corrected
                     try:
                         stored += plan.store()
                     except TStorageUnavailable as exc:
@@ -261,14 +367,25 @@ def import_csv(storage: GatewayStorage, key: str, path: Path, *, progress: bool 
             raise
         except csv.Error as exc:
             raise TransferError(f"not CSV: {exc}", path, reader.line_num) from None
-    return Summary(stored, "row(s)")
+    notes = [f"{skipped} skipped: already stored"] if skipped else []
+    if corrected:
+        notes.append(f"{corrected} of them corrections")
+    return Summary(stored, "row(s)", notes)
 
 
-def export_csv(storage: GatewayStorage, key: str, out: TextIO, *, progress: bool = True) -> Summary:
+def export_csv(
+    storage: GatewayStorage,
+    key: str,
+    out: TextIO,
+    *,
+    progress: bool = True,
+    time: TimeFormat = "unit",
+) -> Summary:
     """Write every record of the List or Dict ``key``, oldest first (per field).
 
     A List is written as ``t,v`` rows, a Dict as ``field,t,v`` rows, its fields in the
-    order ``hkeys`` lists them.
+    order ``hkeys`` lists them; ``t`` in the rule's time unit, or ISO-8601 UTC with
+    ``time="iso"``.
 
     Raises:
         TransferError: no such mapped key.
@@ -298,13 +415,16 @@ def export_csv(storage: GatewayStorage, key: str, out: TextIO, *, progress: bool
             for start in range(0, len(held), BATCH_ROWS):
                 chunk = [int(c) for c in held[start : start + BATCH_ROWS]]
                 payloads = storage.series.fetch(series, chunk)
+                times: Sequence[int | float | str] = (
+                    iso_times(chunk) if time == "iso" else [cap_to_time(c, unit) for c in chunk]
+                )
                 writer.writerows(
                     [
                         *prefix,
-                        cap_to_time(cap, unit),
+                        t,
                         json.dumps(view.shape.codec.decode(payloads[cap])),
                     ]
-                    for cap in chunk
+                    for cap, t in zip(chunk, times, strict=True)
                     if cap in payloads
                 )
                 bar.update(len(chunk))

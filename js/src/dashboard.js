@@ -21,6 +21,8 @@ export const SERIES_EVENT = 'dashboard:series';
  * @property {number|null} first_time Oldest capture time (unix s), `null` when empty.
  * @property {number|null} last_time Newest capture time (unix s), `null` when empty.
  * @property {unknown} latest The newest value, as `ts:latest` gives it (`null` when empty).
+ * @property {string|null} unit The map rule's unit of the values (e.g. `"V"`), if it names one.
+ * @property {string|null} label The map rule's label for the values, if it names one.
  */
 
 /**
@@ -32,4 +34,15 @@ export const SERIES_EVENT = 'dashboard:series';
 export async function listSeries(client) {
   const data = await client.call(SERIES_EVENT, [], {});
   return data.series;
+}
+
+/**
+ * The listing with, beside the series, one writable List key per list rule (`examples`),
+ * which the dashboard uses to show how to add data when nothing is listed yet.
+ * @param {import('./client.js').Client} client
+ * @returns {Promise<{series: SeriesInfo[], examples: string[]}>}
+ */
+export async function listing(client) {
+  const data = await client.call(SERIES_EVENT, [], {});
+  return { series: data.series, examples: data.examples ?? [] };
 }

@@ -9,7 +9,7 @@
  * as ISO strings or digit strings, so nanoseconds stay exact.
  *
  * Times in answers (`t`, `first`, `last`) are in `unit`: `"unix_s"` by default here (the
- * gateway's own default is `"tstorage_ns"`), or `"unix_ms"`, `"unix_ns"`, `"tstorage_ns"`.
+ * gateway's own default is `"unix_ns"`), or `"unix_ms"`, `"unix_ns"`, `"tstorage_ns"`.
  * The two nanosecond units are integers beyond a JavaScript number's exact range (2^53), so
  * they arrive rounded to about 100 ns; use them only when that is acceptable.
  *

@@ -54,7 +54,7 @@ export function spawnServer(cmd, args, env = {}) {
   });
 }
 
-/** The map rules of the tests: meters as Lists (struct:<d) and Dicts, plus timestamped JSON series. */
+/** The map rules of the tests: meters as Lists (struct:<d) and Dicts, power series with a unit and a label, plus timestamped JSON series. */
 export const MAP_RULES = `
 [[map]]
 pattern = "meters/{mid:int}/{moid:int}"
@@ -69,6 +69,15 @@ pattern = "meters/{mid:int}"
 cid = 1
 mid = "{mid}"
 codec = "struct:<d"
+
+[[map]]
+pattern = "power/{mid:int}"
+cid = 3
+mid = "{mid}"
+moid = 1
+codec = "struct:<d"
+unit = "kW"
+label = "active power"
 
 [[map]]
 pattern = "events/{mid:int}"

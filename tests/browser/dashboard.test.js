@@ -87,7 +87,10 @@ test('the page lists the series; a picked series is drawn and new points show wi
 test('a large series is downsampled; zooming in reads raw records, zooming out buckets again', async () => {
   const { page } = browser;
   await page.locator('tr[data-key="meters/5/2"]').click();
-  await waitInPage(page, () => window.dashboard.state.window?.mode === 'buckets', 5000, 'a downsampled chart');
+  // Being written in the last hour, the series opens on a live hour; "all" shows all of it.
+  await waitInPage(page, () => window.dashboard.state.range === '1h', 5000, 'the live hour');
+  await page.locator('#reset').click();
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'buckets' && window.dashboard.state.window.in_window === 5000, 5000, 'a downsampled chart');
   const full = await page.evaluate(() => window.dashboard.state.window);
   assert.equal(full.in_window, 5000);
   assert.ok(full.points < 5000 && full.points > 100, JSON.stringify(full));
@@ -168,6 +171,8 @@ test('a series of values that are not numbers is listed and shown raw, newest fi
   await page.locator('tr[data-key="events/7"]').waitFor({ timeout: 10000 });
   assert.equal(await page.locator('tr[data-key="events/7"] td.count').textContent(), '3,000');
   await page.locator('tr[data-key="events/7"]').click();
+  await page.locator('#reset').click();
+  await waitInPage(page, () => window.dashboard.state.window?.in_window === 3000, 5000, 'all of the series');
   await waitInPage(page, () => document.getElementById('latest-value').textContent === 'state-2999', 5000, 'the newest value');
   const w = await page.evaluate(() => window.dashboard.state.window);
   assert.equal(w.mode, 'raw');

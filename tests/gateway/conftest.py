@@ -7,7 +7,10 @@ stands in for a flush between tests.
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 from gateway.config import GatewayConfig, load_config
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 from tests._servers import ServerProcess, spawn
+from tests._upstream import free_port
 
 _cids = itertools.count(1000)
 
@@ -45,7 +49,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[str], ServerProcess]]:
         p.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fresh_cid() -> Callable[[], int]:
     """Hands out cids no other test of the session uses."""
     return lambda: next(_cids)
@@ -101,3 +105,32 @@ def make_storage(
     yield make
     for link in links:
         link.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A throwaway Redis server on a free loopback port (no persistence)."""
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    import redis
+
+    r = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("redis-server did not start") from None
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    r.close()
+    proc.terminate()
+    proc.wait(10)

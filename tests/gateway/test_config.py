@@ -244,6 +244,27 @@ def test_tls_is_refused_for_the_embedded_server(tmp_path: Path) -> None:
     assert "remote TStorage" in found["tstorage"][0]
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.7", "gateway.example.org"])
+def test_an_embedded_tstorage_off_loopback_is_refused(tmp_path: Path, host: str) -> None:
+    # the TStorage protocol has no authentication, and the embedded server has no TLS
+    text = MINIMAL.replace('data_dir = "data"', f'data_dir = "data"\nhost = "{host}"')
+    message, hint, line = issues_of(write(tmp_path, text))["tstorage.embedded.host"]
+    assert "off loopback" in message and "no authentication" in message
+    assert "--tls-client-ca" in hint and "cert_file" in hint
+    assert line == 4
+    gateway = [sys.executable, "-m", "gateway", "check-config", str(tmp_path / "gateway.toml")]
+    res = subprocess.run(gateway, capture_output=True, text=True)
+    assert res.returncode == 1 and "tstorage.embedded.host" in res.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_an_embedded_tstorage_on_loopback_is_accepted(tmp_path: Path, host: str) -> None:
+    text = MINIMAL.replace('data_dir = "data"', f'data_dir = "data"\nhost = "{host}"')
+    embedded = load_config(write(tmp_path, text)).tstorage.embedded
+    assert embedded is not None and embedded.host == host
+    assert (embedded.restart_delay, embedded.restart_max_delay) == (0.2, 10.0)
+
+
 def test_embedded_durability_setting(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.tstorage.embedded is not None
@@ -259,3 +280,37 @@ def test_embedded_durability_setting(tmp_path: Path) -> None:
     found = issues_of(write(tmp_path, bad))
     assert "commit" in found["tstorage.embedded.sync"][0]
     assert found["tstorage.embedded.sync_interval"][2] is not None  # located in the file
+
+
+@pytest.mark.parametrize(
+    "section, line, location, needle",
+    [
+        ("[server]", 'port = "5000"', "server.port", "whole number"),
+        ("[server]", "port = 5000.0", "server.port", "whole number"),
+        ("[generic]", 'cid = "1"', "generic.cid", "whole number"),
+        ("[auth]", 'enabled = "yes"', "auth.enabled", "true or false"),
+    ],
+)
+def test_values_of_the_wrong_type_are_errors(
+    tmp_path: Path, section: str, line: str, location: str, needle: str
+) -> None:
+    # A TOML file is typed: a quoted number or a float port is a mistake, not coerced.
+    path = write(tmp_path, MINIMAL + f"\n{section}\n{line}\n")
+    issues = issues_of(path)
+    assert list(issues) == [location]
+    _message, hint, lineno = issues[location]
+    assert needle in hint
+    assert lineno is not None and path.read_text().splitlines()[lineno - 1] == line
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1 and f":{lineno}: error: {location}:" in out.stdout + out.stderr
+
+
+def test_floats_take_whole_numbers_and_paths_take_strings(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL + "\n[server]\nfollow_interval = 1\n"))
+    assert cfg.server.follow_interval == 1.0
+    assert cfg.tstorage.embedded is not None and cfg.tstorage.embedded.data_dir.name == "data"

@@ -1,4 +1,5 @@
-"""Cap indexes: sorted distinct caps, and newest payload per cap when held in memory."""
+"""Cap indexes (a chunk's sorted distinct caps, and newest payload per cap) and the chunk
+summaries of a series built from them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.storage.index import BoxIndex, CapIndex
+from gateway.storage.index import CapIndex
+from gateway.storage.summaries import BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 
 records = st.lists(
@@ -104,6 +106,44 @@ def test_value_cache_keeps_newest_and_stays_bounded() -> None:
 # --- columns of a streamed build (BoxIndex.add_columns / CapIndex.add_arrays) -------------
 
 
+def _in_memory_box(chunk: int = 3) -> BoxIndex:
+    """A box whose series are cut into chunks of ``chunk`` caps, all held (no TStorage)."""
+
+    def no_tstorage(lo: int, hi: int) -> CapIndex:
+        raise AssertionError("every chunk is held: nothing is read")
+
+    return BoxIndex(
+        (0, 0, 0, 0, 0),
+        (1, 1, 1, 1, 1),
+        lambda box, moid: SeriesIndex(4, np.dtype("<u4"), chunk, ChunkCache(), no_tstorage),
+        4,
+    )
+
+
+def _acqs(idx: SeriesIndex) -> list[int]:
+    parts = [data.acqs(j0, j1) for data, j0, j1 in idx.segments(0, len(idx))]
+    return [int(a) for p in parts if p is not None for a in p]
+
+
+def _check_summaries(idx: SeriesIndex, held: dict[int, tuple[int, int]]) -> None:
+    """Each chunk's summary row agrees with a recount of the records it covers."""
+    caps = sorted(held)
+    assert len(idx) == len(caps) and idx.first() == (caps[0] if caps else None)
+    assert idx.last() == (caps[-1] if caps else None)
+    bounds = [*idx.lo.tolist(), 2**63]
+    for k in range(idx.chunks):
+        mine = [c for c in caps if bounds[k] <= c < bounds[k + 1]]
+        row = idx.summary(k)
+        assert row.count == len(mine)
+        if mine:
+            vals = [held[c][1] for c in mine]
+            assert (row.first, row.last) == (mine[0], mine[-1])
+            assert (row.min, row.max, row.sum) == (min(vals), max(vals), sum(vals))
+            assert (row.first_value, row.last_value) == (vals[0], vals[-1])
+    for i, c in enumerate(caps):
+        assert idx.cap_at(i) == c and idx.position(c) == i
+
+
 def _columns(
     batch: list[tuple[int, int, int, int]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -129,7 +169,7 @@ def test_streamed_columns_hold_the_newest_version_of_every_cap(
 ) -> None:
     """Sorted batches (the fast path), unsorted ones, several moids, caps repeated within
     and across batches: the newest acq wins (the later record for equal acqs)."""
-    box = BoxIndex((0, 0, 0, 0, 0), (1, 1, 1, 1, 1), payload_size=4)
+    box = _in_memory_box()
     model: dict[int, dict[int, tuple[int, int]]] = {}
     for batch, in_order in batches:
         if one_moid:
@@ -144,12 +184,14 @@ def test_streamed_columns_hold_the_newest_version_of_every_cap(
                 held[cap] = (acq, v)
     for moid, held in model.items():
         idx = box.series(moid)
-        assert list(idx.caps) == sorted(held)
-        acqs = idx.acqs(0, len(idx))
-        assert acqs is not None and list(acqs) == [held[c][0] for c in sorted(held)]
+        assert list(idx.caps_between(0, len(idx))) == sorted(held)
+        assert _acqs(idx) == [held[c][0] for c in sorted(held)]
         assert [idx.payload(c) for c in sorted(held)] == [
             struct.pack("<I", held[c][1]) for c in sorted(held)
         ]
+        _check_summaries(idx, held)
+        # no chunk grows past twice its size; only the last may hold less than one
+        assert (idx.count <= 6).all()
 
 
 def test_sorted_batches_take_the_fast_path_and_others_fall_back() -> None:
@@ -172,7 +214,7 @@ def test_sorted_batches_take_the_fast_path_and_others_fall_back() -> None:
 
 
 def test_a_duplicate_cap_across_batches_keeps_the_newest_acq() -> None:
-    box = BoxIndex((0, 0, 0, 0, 0), (1, 1, 1, 1, 1), payload_size=4)
+    box = _in_memory_box()
     box.add_columns(*_columns([(1, 1, 10, 1), (1, 2, 10, 2), (1, 3, 10, 3)]))
     box.add_columns(*_columns([(1, 3, 20, 33), (1, 4, 20, 4)]))  # newer version of 3
     box.add_columns(*_columns([(1, 4, 5, 44), (1, 5, 5, 5)]))  # older version of 4

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-import gateway.storage.series as series_module
+import gateway.storage.series_index as series_module
 from gateway.errors import TStorageUnavailable
 from gateway.storage import GatewayStorage
 from gateway.timeseries.reads import TimeSeriesReads

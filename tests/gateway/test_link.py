@@ -23,12 +23,12 @@ def test_concurrent_puts_share_one_commit(
     first_started, release = threading.Event(), threading.Event()
     real = link._put_now
 
-    def slow_first(records: Sequence[PutRecord]) -> None:
+    def slow_first(records: Sequence[PutRecord], deadline: float) -> None:
         sent.append(len(records))
         if len(sent) == 1:  # hold the first PUT until the others queued behind it
             first_started.set()
             release.wait(10)
-        real(records)
+        real(records, deadline)
 
     link._put_now = slow_first  # type: ignore[method-assign]
     errors: list[BaseException] = []

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import znsocket
 from tests._servers import ServerProcess
-from tests._upstream import free_port, upstream_python
+from tests._upstream import upstream_python
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
 
@@ -30,35 +28,6 @@ pytestmark = pytest.mark.integration
 
 T0 = 800_000_000 * 10**9
 KEY = "znsocket.List:meters/7/3"
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A throwaway Redis server on a free loopback port (no persistence)."""
-    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    import redis
-
-    r = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("redis-server did not start") from None
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    r.close()
-    proc.terminate()
-    proc.wait(10)
 
 
 def values(
@@ -199,13 +168,17 @@ def test_resume_after_a_five_second_cut_gets_exactly_the_missed_records(
         time.sleep(0.25)
     again = znsocket.Client.from_url(url)
     try:
-        got = again.call("ts:resume", keys=["meters/7/3"], since=watermark)["data"]
+        got = again.call("ts:resume", keys=["meters/7/3"], since=watermark, unit="tstorage_ns")[
+            "data"
+        ]
         part = got["changes"]["meters/7/3"]
         assert part["t"] == caps and part["v"] == [float(i) for i in range(1000)]
         assert len(set(part["acq"])) == 1000
         # and the new watermark continues without a gap or a repeat
         put_direct(tstorage, values(cid, [T0 + 5000], 7.0))
-        nxt = again.call("ts:resume", keys=["meters/7/3"], since=got["watermark"])["data"]
+        nxt = again.call(
+            "ts:resume", keys=["meters/7/3"], since=got["watermark"], unit="tstorage_ns"
+        )["data"]
         assert nxt["changes"]["meters/7/3"]["t"] == [T0 + 5000]
     finally:
         again.sio.disconnect()

@@ -186,6 +186,10 @@ def test_extend_accepts_pandas(setup: tuple[znsocket.Client, int]) -> None:
     got = ts.range().to_pandas()
     assert got["v"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert got.index[0] == index[0]  # a UTC DatetimeIndex
+    # a naive index of another unit (pandas may infer seconds or microseconds) is UTC
+    later = pd.DatetimeIndex(["2026-11-22T09:00:00"]).as_unit("s")
+    assert ts.extend(pd.Series([7.0], index=later)) == 8
+    assert ts.latest(1).t[0] == np.datetime64("2026-11-22T09:00:00", "ns")
 
 
 def test_extend_announces_one_refresh_to_other_clients(

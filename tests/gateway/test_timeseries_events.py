@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 T0 = 800_000_000 * 10**9  # 2026-05-08 in TStorage ns
 SEC = 10**9
+NS = "tstorage_ns"  # the unit of the caps these tests write (answers default to unix_ns)
 
 
 @pytest.fixture
@@ -62,28 +63,51 @@ def test_info_range_latest(
     client, cid, _ = setup
     caps = [T0 + i * SEC for i in range(100)]
     put_values(tstorage, cid, caps, [float(i) for i in range(100)])
-    info = data(client.call("ts:info", "meters/7/3"))
+    info = data(client.call("ts:info", "meters/7/3", unit=NS))
     assert info["count"] == 100 and info["first"] == caps[0] and info["last"] == caps[-1]
     assert isinstance(info["watermark"], str) and int(info["watermark"]) > caps[-1] - T0
     # half-open window [start, end)
-    got = data(client.call("ts:range", "meters/7/3", start=caps[10], end=caps[20]))
+    got = data(client.call("ts:range", "meters/7/3", start=caps[10], end=caps[20], unit=NS))
     assert got["mode"] == "raw" and got["t"] == caps[10:20] and got["v"] == list(range(10, 20))
     assert got["count"] == 10 and not got["truncated"] and got["next"] is None
     # ISO-8601 bounds mean the same instants; full key works too
     iso = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=caps[10] // SEC)
     got_iso = data(
         client.call(
-            "ts:range", "znsocket.List:meters/7/3", start=iso.isoformat(), end=str(caps[20])
+            "ts:range",
+            "znsocket.List:meters/7/3",
+            start=iso.isoformat(),
+            end=str(caps[20]),
+            unit=NS,
         )
     )
     assert got_iso["t"] == got["t"]
     # limit: the oldest first, with where to continue
-    page = data(client.call("ts:range", "meters/7/3", limit=30))
+    page = data(client.call("ts:range", "meters/7/3", limit=30, unit=NS))
     assert page["t"] == caps[:30] and page["truncated"] and page["next"] == str(caps[30])
     assert page["count"] == 100
     latest = data(client.call("ts:latest", "meters/7/3", n=3, unit="unix_ms"))
     assert latest["v"] == [97.0, 98.0, 99.0]
     assert latest["t"][-1] == (caps[-1] + TSTORAGE_EPOCH_UNIX_NS) / 1e6
+
+
+def test_answers_give_unix_nanoseconds_unless_asked(
+    setup: tuple[znsocket.Client, int, ServerProcess], tstorage: ServerProcess
+) -> None:
+    # the unit users meet elsewhere: the CSV files of gateway export, map rules' default time
+    client, cid, _ = setup
+    caps = [T0 + i * SEC for i in range(3)]
+    put_values(tstorage, cid, caps, [1.0, 2.0, 3.0])
+    unix = [c + TSTORAGE_EPOCH_UNIX_NS for c in caps]
+    info = data(client.call("ts:info", "meters/7/3"))
+    assert (info["first"], info["last"]) == (unix[0], unix[-1])
+    assert data(client.call("ts:range", "meters/7/3"))["t"] == unix
+    assert data(client.call("ts:range", "meters/7/3", buckets=1))["t"] == [unix[0]]
+    assert data(client.call("ts:latest", "meters/7/3", n=2))["t"] == unix[1:]
+    got = data(client.call("ts:resume", keys=["meters/7/3"], since=0))
+    assert got["changes"]["meters/7/3"]["t"] == unix
+    # TStorage nanoseconds stay available by asking, and request times are unchanged
+    assert data(client.call("ts:range", "meters/7/3", start=caps[1], unit=NS))["t"] == caps[1:]
 
 
 def test_downsampling_agrees_with_numpy(
@@ -96,7 +120,7 @@ def test_downsampling_agrees_with_numpy(
     values = rng.normal(size=n)
     put_values(tstorage, cid, caps.tolist(), values.tolist())
     start, end, k = int(caps[100]), int(caps[4000]), 37
-    got = data(client.call("ts:range", "meters/7/3", start=start, end=end, buckets=k))
+    got = data(client.call("ts:range", "meters/7/3", start=start, end=end, buckets=k, unit=NS))
     assert got["mode"] == "buckets" and got["count"] == 3900
     # the same computation on the raw records, in numpy
     sel = (caps >= start) & (caps < end)
@@ -119,7 +143,7 @@ def test_downsampling_agrees_with_numpy(
         assert got[stat] == pytest.approx(exp[stat], rel=0, abs=0)
     assert got["mean"] == pytest.approx(exp["mean"], rel=1e-12)
     # unbounded: from the first record to just after the last
-    whole = data(client.call("ts:range", "meters/7/3", buckets=1))
+    whole = data(client.call("ts:range", "meters/7/3", buckets=1, unit=NS))
     assert whole["n"] == [n] and whole["t"] == [int(caps[0])]
     assert whole["max"] == [values.max()] and whole["last"] == [values[-1]]
 
@@ -136,7 +160,7 @@ def test_as_of_returns_the_version_before_a_correction(
     time.sleep(0.2)  # reads see outside writes within [tstorage] max_staleness (0.1 s)
     now = data(client.call("ts:range", "meters/7/3"))
     assert now["v"] == [1.0, 2.0, 30.0, 4.0, 5.0]
-    then = data(client.call("ts:range", "meters/7/3", as_of=before))
+    then = data(client.call("ts:range", "meters/7/3", as_of=before, unit=NS))
     assert then["v"] == [1.0, 2.0, 3.0, 4.0, 5.0] and then["t"] == caps
     assert data(client.call("ts:latest", "meters/7/3", n=3, as_of=before))["v"] == [3.0, 4.0, 5.0]
     # an as-of before anything existed: empty
@@ -159,7 +183,7 @@ def test_resume_hands_back_exactly_what_was_missed(
     caps = [T0 + 2 + i for i in range(50)]
     put_values(tstorage, cid, caps[:20], [float(i) for i in range(20)])
     put_values(tstorage, cid, caps[20:], [float(i) for i in range(20, 50)])
-    got = data(client.call("ts:resume", keys=["meters/7/3"], since=w0))
+    got = data(client.call("ts:resume", keys=["meters/7/3"], since=w0, unit=NS))
     part = got["changes"]["meters/7/3"]
     assert part["t"] == caps and part["v"] == [float(i) for i in range(50)]
     assert len(part["acq"]) == 50 and all(int(a) >= int(w0) for a in part["acq"])
@@ -167,7 +191,7 @@ def test_resume_hands_back_exactly_what_was_missed(
     again = data(client.call("ts:resume", keys=["meters/7/3"], since=got["watermark"]))
     assert again["changes"]["meters/7/3"]["t"] == []
     # per-key watermarks; an unknown key is refused as a whole
-    d = data(client.call("ts:resume", keys=["meters/7/3"], since={"meters/7/3": int(w0)}))
+    d = data(client.call("ts:resume", keys=["meters/7/3"], since={"meters/7/3": int(w0)}, unit=NS))
     assert d["changes"]["meters/7/3"]["t"] == caps
 
 

@@ -55,7 +55,7 @@ def test_units() -> None:
     assert caps_in_unit(caps, "tstorage_ns") == [0, 10**9]
     assert caps_in_unit(caps, "unix_s") == [978_307_200.0, 978_307_201.0]
     assert caps_in_unit(caps, "unix_ms")[1] == 978_307_201_000.0
-    assert parse_unit(None) == "tstorage_ns"
+    assert parse_unit(None) == "unix_ns"  # the unit of the CSV files
     with pytest.raises(DataError):
         parse_unit("fortnights")
 

@@ -212,7 +212,7 @@ def test_dict_rows_a_series_would_refuse_are_reported_by_line(
     err = run("field,t,v\nstate,7000,1,2\n")
     assert f"{f}:2: the row has another number of cells than the header" in err
     err = run("field,t,v\nstate,soon,1\n")
-    assert f"{f}:2: element time t must be an integer" in err
+    assert f"{f}:2: t='soon' is neither a number of tstorage_ns" in err
     assert [k[2:] for k, _ in records_of(tstorage, cid)] == [(3, 5000)]  # only the first
 
 

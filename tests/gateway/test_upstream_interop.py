@@ -76,3 +76,42 @@ def test_upstream_client_over_mapped_series(
         ((cid, 7, 4), 8.0),
         ((cid, 8, 1), 42.0),
     ]
+
+
+BULK_DRIVER = r"""
+import json, sys
+import numpy as np
+import znsocket
+
+# upstream's client is python-socketio's: bytes travel as binary attachments
+c = znsocket.Client.from_url(sys.argv[1])
+caps = 800_000_000 * 10**9 + np.arange(1000, dtype=np.int64)
+ack = c.sio.call(
+    "ts:extend",
+    [["meters/7/3"], {"t": caps.tobytes(), "v": np.arange(1000.0).tobytes(), "dtype": "<f8"}],
+    namespace="/znsocket",
+)
+got = c.sio.call(
+    "ts:range", [["meters/7/3"], {"columns": True, "limit": 5}], namespace="/znsocket"
+)["data"]
+print(json.dumps({
+    "extend": ack,
+    "t": np.frombuffer(got["t"], "<i8").tolist(),
+    "v": np.frombuffer(got["v"], got["dtype"]).tolist(),
+    "len": len(znsocket.List(c, "meters/7/3")),
+}))
+"""
+
+
+def test_upstream_client_sends_and_reads_binary_columns(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid()))
+    out = run_upstream_json(BULK_DRIVER, f"znsocket://127.0.0.1:{gw.port}")
+    assert out["extend"]["data"] == {"key": "meters/7/3", "count": 1000, "start": 0, "length": 1000}
+    assert out["t"] == [800_000_000 * 10**9 + i for i in range(5)]
+    assert out["v"] == [0.0, 1.0, 2.0, 3.0, 4.0] and out["len"] == 1000
+    assert len(records_of(tstorage, cid)) == 1000

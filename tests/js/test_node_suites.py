@@ -57,9 +57,9 @@ def test_js_client_suite() -> None:
 
 
 def test_dashboard_in_chromium() -> None:
-    """The dashboard in a real browser: live updates, zoom, TStorage and gateway outages."""
+    """The dashboard in a real browser: live updates, zoom, outages, ranges, gaps, downloads."""
     _run_node(
-        [ROOT / "tests" / "browser" / "dashboard.test.js"],
+        sorted((ROOT / "tests" / "browser").glob("*.test.js")),
         [
             ROOT / "tests" / "browser" / "node_modules" / "playwright-core",
             ROOT / "gateway" / "dashboard" / "dist" / "index.html",

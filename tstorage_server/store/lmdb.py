@@ -41,6 +41,7 @@ import numpy as np
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server._unpatched import real_threading
+from tstorage_server.runfile import LOCK_FILE
 from tstorage_server.store import blocks as B
 from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
 
@@ -139,7 +140,7 @@ class LmdbStore(BlockStore):
         self.sync_interval = sync_interval
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(path / "server.lock", "a+b")  # noqa: SIM115 - held for the store's life
+        self._lock_file = open(path / LOCK_FILE, "a+b")  # noqa: SIM115 - held for the store's life
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -324,8 +324,12 @@ class Client:
         return self.hset(name, mapping=mapping)
 
     def close(self) -> None:
-        """Disconnect from the server (no reconnection follows)."""
+        """Disconnect from the server (no reconnection follows); ``with Client(...)`` calls it."""
         self.sio.disconnect()
+
+    def disconnect(self) -> None:
+        """The same as :meth:`close`, under the name a socket.io user tries first."""
+        self.close()
 
     def __enter__(self) -> Client:
         return self

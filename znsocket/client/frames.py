@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 
+from znsocket.exceptions import ZnSocketError
 from znsocket.protocol.masking import xor_mask
 
 __all__ = [
@@ -40,7 +41,7 @@ _LEN64 = struct.Struct("!Q")
 _COMPACT_BYTES = 1 << 16
 
 
-class FrameError(Exception):
+class FrameError(ZnSocketError):
     """The server sent something that is not a valid RFC 6455 frame sequence."""
 
 

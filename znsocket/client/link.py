@@ -23,13 +23,14 @@ from znsocket.client.frames import (
     FrameReader,
     encode_frame,
 )
+from znsocket.exceptions import ZnSocketError
 
 __all__ = ["LinkClosedError", "WebSocketLink"]
 
 READ_BYTES = 65536
 
 
-class LinkClosedError(ConnectionError):
+class LinkClosedError(ZnSocketError, ConnectionError):
     """The server closed the websocket (close frame or end of stream)."""
 
 

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from znsocket.exceptions import ZnSocketError
 from znsocket.protocol import jsoncodec
 
 __all__ = [
@@ -45,7 +46,7 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _loads = jsoncodec.loads
 
 
-class ProtocolError(Exception):
+class ProtocolError(ZnSocketError):
     """The peer sent something that is not valid Engine.IO v4 / Socket.IO v5."""
 
 

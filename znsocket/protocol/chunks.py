@@ -18,7 +18,9 @@ State per message::
 Strategy: state is keyed by ``(owner, chunk_id)`` where the owner is the connection, so one
 client can neither read nor disturb another's messages and a disconnect frees everything
 the connection left behind. Every dimension is bounded: open messages per owner and in
-total, chunks per message, bytes per message and bytes buffered overall. Expiry runs on
+total, chunks per message, bytes per message, bytes buffered per owner (below the
+server-wide bound, so one connection cannot fill the store for everyone) and overall, and
+the time a message may take to complete. Expiry runs on
 every new message (and whenever the caller calls :meth:`ChunkAssembler.expire`); the caller
 supplies the clock, so nothing here reads time or does I/O. A chunk re-sent after its
 message completed is acknowledged as complete without running the command again.
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 MAX_CHUNK_ID_CHARS = 128
+#: Ids of timed-out messages remembered (over all connections) to refuse their late chunks.
+_TIMED_OUT_KEPT = 4096
 MAX_EVENT_NAME_CHARS = 256
 
 
@@ -62,7 +66,11 @@ class ChunkLimits:
         max_open_per_owner: Messages one connection may have open (incl. unfetched results).
         max_open_total: Messages open over all connections.
         max_buffered_bytes: Chunk bytes buffered over all connections.
+        max_buffered_bytes_per_owner: Chunk bytes one connection may have buffered (the
+            server-wide bound applies too, should it be the lower one).
         ttl_s: Seconds without activity after which a message (or unfetched result) is dropped.
+        assembly_timeout_s: Seconds from a message's first chunk within which its last one
+            must arrive; a later chunk is refused and the message dropped.
         sweep_interval_s: Minimum seconds between two automatic expiry sweeps.
     """
 
@@ -71,8 +79,24 @@ class ChunkLimits:
     max_open_per_owner: int = 16
     max_open_total: int = 1024
     max_buffered_bytes: int = 1024 * 1024 * 1024
+    max_buffered_bytes_per_owner: int = 256 * 1024 * 1024
     ttl_s: float = 300.0
+    assembly_timeout_s: float = 600.0
     sweep_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_message_bytes",
+            "max_total_chunks",
+            "max_open_per_owner",
+            "max_open_total",
+            "max_buffered_bytes",
+            "max_buffered_bytes_per_owner",
+            "ttl_s",
+            "assembly_timeout_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -118,6 +142,13 @@ class AlreadyComplete:
     def ack(self) -> dict[str, Any]:
         """The acknowledgement for the repeated chunk."""
         return {"status": "complete"}
+
+
+def _timed_out(chunk_id: str, timeout_s: float) -> str:
+    return (
+        f"Chunked message {chunk_id} was not complete within {timeout_s:g} s; its chunks "
+        f"were dropped and it was not run (send it again)"
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -175,6 +206,7 @@ class _Message:
     event: str
     total: int
     touched_at: float
+    started_at: float
     parts: dict[int, bytes] = field(default_factory=dict)
     nbytes: int = 0
     assembled: bool = False
@@ -201,6 +233,9 @@ class ChunkAssembler:
         self.limits = limits or ChunkLimits()
         self._messages: dict[tuple[str, str], _Message] = {}
         self._open_per_owner: dict[str, int] = {}
+        self._buffered_per_owner: dict[str, int] = {}
+        # messages dropped for taking too long, so their late chunks get a clear error
+        self._timed_out: dict[tuple[str, str], None] = {}
         self._buffered = 0
         self._last_sweep = float("-inf")
 
@@ -238,6 +273,8 @@ class ChunkAssembler:
         if message is None:
             if now - self._last_sweep >= limits.sweep_interval_s:
                 self.expire(now)
+            if key in self._timed_out:
+                raise ChunkLimitError(_timed_out(chunk.chunk_id, limits.assembly_timeout_s))
             if not 0 < chunk.total <= limits.max_total_chunks:
                 raise ChunkLimitError(
                     f"total_chunks must be between 1 and {limits.max_total_chunks}, "
@@ -252,12 +289,15 @@ class ChunkAssembler:
                 raise ChunkLimitError(
                     f"Too many open chunked messages on the server (limit {limits.max_open_total})"
                 )
-            message = _Message(event=chunk.event, total=chunk.total, touched_at=now)
+            message = _Message(event=chunk.event, total=chunk.total, touched_at=now, started_at=now)
             self._messages[key] = message
             self._open_per_owner[owner] = self._open_per_owner.get(owner, 0) + 1
         elif message.assembled:
             message.touched_at = now
             return AlreadyComplete()
+        elif now - message.started_at > limits.assembly_timeout_s:
+            self._time_out(key)
+            raise ChunkLimitError(_timed_out(chunk.chunk_id, limits.assembly_timeout_s))
         if chunk.total != message.total or chunk.event != message.event:
             raise ChunkError(
                 f"Chunk {chunk.index} metadata differs from the first chunk of {chunk.chunk_id}"
@@ -269,12 +309,25 @@ class ChunkAssembler:
         if message.nbytes + grow > limits.max_message_bytes:
             self._drop(key)
             raise ChunkLimitError(f"Chunked message exceeds {limits.max_message_bytes} bytes")
+        owned = self._buffered_per_owner.get(owner, 0)
+        if owned + grow > limits.max_buffered_bytes_per_owner:
+            self._drop(key)
+            raise ChunkLimitError(
+                f"Chunked messages of this connection exceed "
+                f"{limits.max_buffered_bytes_per_owner} bytes buffered; message "
+                f"{chunk.chunk_id} was dropped and not run (finish or abandon other "
+                f"chunked messages first)"
+            )
         if self._buffered + grow > limits.max_buffered_bytes:
             self._drop(key)
-            raise ChunkLimitError("Server chunk buffer is full; try again later")
+            raise ChunkLimitError(
+                f"Server chunk buffer is full; message {chunk.chunk_id} was dropped and not "
+                f"run; try again later"
+            )
         message.parts[chunk.index] = chunk.data
         message.nbytes += grow
         self._buffered += grow
+        self._buffered_per_owner[owner] = owned + grow
         message.touched_at = now
         if len(message.parts) < message.total:
             return Waiting(received=len(message.parts), total=message.total)
@@ -282,7 +335,7 @@ class ChunkAssembler:
             if i not in message.parts:  # pragma: no cover - guarded by the index check
                 raise ChunkError(f"Missing chunk {i}")
         buffer = b"".join(message.parts[i] for i in range(message.total))
-        self._buffered -= message.nbytes
+        self._release(owner, message.nbytes)
         message.parts.clear()
         message.nbytes = 0
         message.assembled = True
@@ -330,26 +383,46 @@ class ChunkAssembler:
         keys = [k for k in self._messages if k[0] == owner]
         for k in keys:
             self._drop(k)
+        for k in [k for k in self._timed_out if k[0] == owner]:
+            del self._timed_out[k]
         return len(keys)
 
     def expire(self, now: float) -> int:
-        """Drop messages idle for longer than ``ttl_s``.
+        """Drop messages idle for longer than ``ttl_s`` or incomplete after ``assembly_timeout_s``.
 
         Returns:
             The number of messages dropped.
         """
         self._last_sweep = now
         cutoff = now - self.limits.ttl_s
-        keys = [k for k, m in self._messages.items() if m.touched_at < cutoff]
-        for k in keys:
+        late = now - self.limits.assembly_timeout_s
+        idle = [k for k, m in self._messages.items() if m.touched_at < cutoff]
+        for k in idle:
             self._drop(k)
-        return len(keys)
+        slow = [k for k, m in self._messages.items() if not m.assembled and m.started_at < late]
+        for k in slow:
+            self._time_out(k)
+        return len(idle) + len(slow)
+
+    def _time_out(self, key: tuple[str, str]) -> None:
+        self._drop(key)
+        self._timed_out[key] = None
+        while len(self._timed_out) > _TIMED_OUT_KEPT:
+            del self._timed_out[next(iter(self._timed_out))]
+
+    def _release(self, owner: str, nbytes: int) -> None:
+        self._buffered -= nbytes
+        left = self._buffered_per_owner.get(owner, 0) - nbytes
+        if left > 0:
+            self._buffered_per_owner[owner] = left
+        else:
+            self._buffered_per_owner.pop(owner, None)
 
     def _drop(self, key: tuple[str, str]) -> None:
         message = self._messages.pop(key, None)
         if message is None:
             return
-        self._buffered -= message.nbytes
+        self._release(key[0], message.nbytes)
         left = self._open_per_owner.get(key[0], 1) - 1
         if left > 0:
             self._open_per_owner[key[0]] = left

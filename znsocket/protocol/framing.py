@@ -27,6 +27,7 @@ import enum
 import gzip
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +54,8 @@ DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024
 DEFAULT_MAX_MESSAGE_SIZE_BYTES = 1_000_000
 #: Upper bound on a decoded message (JSON bytes) unless the caller gives another.
 DEFAULT_MAX_DECODED_BYTES = 256 * 1024 * 1024
+#: Most output one decompression step produces before the server may serve others.
+DECOMPRESS_STEP_BYTES = 1 << 20
 
 
 def dumps_call(args: Any, kwargs: Any) -> bytes:
@@ -108,42 +111,62 @@ def encode_buffer(
     return bytes([FLAG_JSON]) + json_bytes
 
 
-def _gunzip_bounded(data: bytes, limit: int) -> bytes:
-    """Decompress one or more gzip members, refusing output beyond ``limit`` bytes."""
-    out = bytearray()
+def _gunzip_bounded(data: bytes, limit: int, pause: Callable[[], None] | None = None) -> bytes:
+    """Decompress one or more gzip members, refusing output beyond ``limit`` bytes.
+
+    Output grows by at most :data:`DECOMPRESS_STEP_BYTES` per step and ``pause`` runs
+    between steps, so a server can let other clients' requests run while a large (or
+    hostile) message inflates, and a bomb is refused as soon as it passes ``limit``.
+    """
+    # pieces joined once at the end: a growing buffer would be copied on the way
+    pieces: list[bytes] = []
+    size = 0
     rest = data
     while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out += d.decompress(rest, limit + 1 - len(out))
-        if len(out) > limit:
-            raise DeserializationError(
-                f"Failed to deserialize message: decompressed size exceeds {limit} bytes"
-            )
-        if d.unconsumed_tail:
-            raise DeserializationError(
-                f"Failed to deserialize message: decompressed size exceeds {limit} bytes"
-            )
+        pending = rest
+        while not d.eof:
+            piece = d.decompress(pending, min(limit + 1 - size, DECOMPRESS_STEP_BYTES))
+            pieces.append(piece)
+            size += len(piece)
+            if size > limit:
+                raise DeserializationError(
+                    f"Failed to deserialize message: decompressed size exceeds {limit} bytes"
+                )
+            pending = d.unconsumed_tail
+            # a step can end with all input read and output still held by the decompressor
+            if not piece and not pending:
+                break
+            if pause is not None:
+                pause()
         if not d.eof:
             raise DeserializationError("Failed to deserialize message: truncated gzip stream")
         rest = d.unused_data
-    return bytes(out)
+    return b"".join(pieces)
 
 
 def decode_buffer(
-    buffer: bytes, *, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    buffer: bytes,
+    *,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    pause: Callable[[], None] | None = None,
 ) -> CallPayload:
     """Decode a flagged buffer into ``(args, kwargs)``.
 
     Args:
         buffer: The flagged buffer (whole message).
         max_decoded_bytes: Largest JSON text accepted after decompression.
+        pause: Called between decompression steps (a server passes a yield to its other
+            green threads); ``None`` decompresses without a break.
 
     Returns:
         The validated ``(args, kwargs)`` pair.
 
     Raises:
         DeserializationError: Empty buffer, bad gzip, size mismatch, oversized content,
-            invalid JSON or a JSON value that is not ``[list, dict]``.
+            invalid JSON (nested deeper than
+            :data:`~znsocket.protocol.jsoncodec.MAX_DEPTH` levels included) or a JSON value
+            that is not ``[list, dict]``.
     """
     if not isinstance(buffer, (bytes, bytearray, memoryview)):
         raise DeserializationError("Failed to deserialize message: data is not binary")
@@ -161,7 +184,7 @@ def decode_buffer(
                 f"{max_decoded_bytes} bytes"
             )
         try:
-            text = _gunzip_bounded(buffer[HEADER_BYTES:], expected)
+            text = _gunzip_bounded(buffer[HEADER_BYTES:], expected, pause)
         except zlib.error as exc:
             raise DeserializationError(f"Failed to deserialize message: {exc}") from exc
         if len(text) != expected:

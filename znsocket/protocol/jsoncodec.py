@@ -13,7 +13,9 @@ and the standard library would disagree, the standard library decides:
   a float round-trips as it does with upstream's client;
 * :func:`dumps` (what the server answers) writes non-finite floats as ``null``: JSON
   has no such numbers, and the TypeScript client cannot parse the tokens;
-* non-ASCII text is sent as UTF-8 instead of ``\\u`` escapes (the same JSON value).
+* non-ASCII text is sent as UTF-8 instead of ``\\u`` escapes (the same JSON value);
+* text nested deeper than :data:`MAX_DEPTH` arrays/objects is refused with
+  :class:`NestingError` (a ``ValueError``) by both decoders, never a ``RecursionError``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["dumps", "dumps_call", "dumps_plain", "loads"]
+__all__ = ["MAX_DEPTH", "NestingError", "dumps", "dumps_call", "dumps_plain", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 # datetime and dataclass instances go to ``default`` (``str``), as json.dumps(default=str)
@@ -37,6 +39,12 @@ _std_dumps_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # expression takes 190 ms (it tries a match at every digit).
 _DIGIT_MAP = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _LONG_RUN = b"1" * 20
+#: Deepest nesting orjson reads; the standard library's limit is the recursion limit.
+MAX_DEPTH = 1024
+
+
+class NestingError(ValueError):
+    """JSON text nests arrays/objects deeper than the decoder can read."""
 
 
 def _has_long_digit_run(text: str | bytes) -> bool:
@@ -87,10 +95,27 @@ def dumps_call(obj: Any) -> bytes:
 
 
 def loads(text: str | bytes, **_ignored: Any) -> Any:
-    """Parse JSON text as the standard library does (``NaN``/``Infinity``, big integers)."""
+    """Parse JSON text as the standard library does (``NaN``/``Infinity``, big integers).
+
+    Raises:
+        NestingError: The text nests deeper than :data:`MAX_DEPTH` levels.
+        ValueError: Any other invalid JSON.
+    """
     if _has_long_digit_run(text):
-        return json.loads(text)
+        return _std_loads(text)
     try:
         return _orjson_loads(text)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit exceeded"):
+            raise NestingError(_TOO_DEEP) from None
+        return _std_loads(text)
+
+
+_TOO_DEEP = f"JSON nested too deeply (at most {MAX_DEPTH} levels of arrays and objects)"
+
+
+def _std_loads(text: str | bytes) -> Any:
+    try:
         return json.loads(text)
+    except RecursionError:
+        raise NestingError(_TOO_DEEP) from None

@@ -9,14 +9,16 @@ Two entry points:
 
 Events handled in the namespace (spec §2-§6): every storage command (catch-all),
 ``pipeline``, ``compressed_message``, ``chunked_message``, ``get_chunked_result``,
-``server_config``, ``refresh`` (relayed to all other clients), and the adapter events
-``register_adapter``, ``check_adapter``, ``adapter_exists`` and ``adapter:get`` (relayed
-to the owning client and back). Everything storage-facing is delegated to
-:class:`~znsocket.server.dispatch.Dispatcher`; this module only moves data between
-socket.io and it, and owns per-connection state (principals, adapters). Plain events and
-the calls decoded from ``compressed_message`` / ``chunked_message`` all go through one
-:class:`~znsocket.server.routing.EventRouter`, so a large call reaches every event a plain
-one does, including handlers an embedding application registers with ``sio.on``.
+``server_config``, ``refresh`` (relayed to all other clients, or with an
+:class:`~znsocket.server.audience.Audience` to those allowed to read its target), and the
+adapter events ``register_adapter``, ``check_adapter``, ``adapter_exists`` and
+``adapter:get`` (relayed to the owning client and back). Everything storage-facing is
+delegated to :class:`~znsocket.server.dispatch.Dispatcher`; this module only moves data
+between socket.io and it, and owns per-connection state (principals, adapters). Plain
+events and the calls decoded from ``compressed_message`` / ``chunked_message`` all go
+through one :class:`~znsocket.server.routing.EventRouter`, so a large call reaches every
+event a plain one does, including handlers an embedding application registers with
+``sio.on``.
 
 Strategy: every handler answers every request. Bad payloads, refused commands and
 storage errors become error envelopes; adapter owners that do not answer produce a
@@ -40,11 +42,12 @@ from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES
 from znsocket.protocol.payload import Envelope, error_envelope
 from znsocket.server import transport
 from znsocket.server.adapters import AdapterRegistry, adapter_key
+from znsocket.server.audience import Audience
 from znsocket.server.auth import Authenticate
 from znsocket.server.dispatch import Authorize, Dispatcher, malformed
 from znsocket.server.fastpacket import FastPacket
 from znsocket.server.routing import EventRouter
-from znsocket.server.sio import ZnSocketServer
+from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS, ZnSocketServer
 
 __all__ = ["DEFAULT_ADAPTER_TIMEOUT_S", "ZnSocketApp", "attach_events", "create_app"]
 
@@ -73,31 +76,60 @@ class ZnSocketApp:
     dispatcher: Dispatcher
     adapters: AdapterRegistry
     principals: dict[str, Any] = field(default_factory=dict)
+    #: Who receives each ``refresh`` (``None``: every client, as upstream).
+    audience: Audience | None = None
 
     @property
     def storage(self) -> object:
         """The storage the server dispatches to."""
         return self.dispatcher.storage
 
-    def emit_refresh(self, target: str, data: dict[str, Any], skip_sid: str | None = None) -> None:
+    def emit_refresh(
+        self,
+        target: str,
+        data: dict[str, Any],
+        skip_sid: str | None = None,
+        *,
+        ignore_queue: bool = False,
+    ) -> None:
         """Send a server-originated ``refresh`` to the clients of the namespace.
 
         Clients receive ``{"target": target, "data": data}`` exactly as if another client
-        had emitted it (spec §5), so their ``on_refresh`` callbacks run. Call it from the
-        server's own green threads (a handler, a storage command, or a task started with
-        ``app.sio.start_background_task``): eventlet's hub is not thread-safe.
+        had emitted it (spec §5), so their ``on_refresh`` callbacks run. With an
+        :attr:`audience`, only the clients allowed to read ``target`` receive it. Call it
+        from the server's own green threads (a handler, a storage command, or a task
+        started with ``app.sio.start_background_task``): eventlet's hub is not thread-safe.
 
         Args:
             target: The full key that changed (e.g. ``"znsocket.List:frames"``).
             data: The refresh payload (``{"indices": [...]}``, ``{"keys": [...]}``,
                 ``{"start": n, "stop": None}``).
             skip_sid: A connection not to notify (the one that caused the change).
+            ignore_queue: With a message queue, send to this process's clients only.
         """
+        self.announce(target, {"target": target, "data": data}, skip_sid, ignore_queue)
+
+    def announce(
+        self,
+        target: str,
+        payload: Any,
+        skip_sid: str | None = None,
+        ignore_queue: bool = False,
+    ) -> None:
+        """Send ``payload`` as a ``refresh`` about ``target`` to the clients allowed to
+        read it (all of them without an :attr:`audience`), encoded once for all."""
+        rooms: list[str] | None = None
+        if self.audience is not None:
+            rooms = list(self.audience.rooms(target))
+            if not rooms:  # python-socketio would take an empty list for "everyone"
+                return
         self.sio.emit(
             Event.REFRESH,
-            {"target": target, "data": data},
+            payload,
+            to=rooms,
             namespace=self.namespace,
             skip_sid=skip_sid,
+            ignore_queue=ignore_queue,
         )
 
 
@@ -110,9 +142,12 @@ def create_app(
     async_mode: str | None = "eventlet",
     authenticate: Authenticate | None = None,
     authorize: Authorize | None = None,
+    audience: Audience | None = None,
     chunk_limits: ChunkLimits | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     adapter_timeout_s: float = DEFAULT_ADAPTER_TIMEOUT_S,
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
+    max_attachment_bytes: int | None = None,
     logger: bool | logging.Logger = False,
     **socketio_options: Any,
 ) -> ZnSocketApp:
@@ -133,10 +168,20 @@ def create_app(
         authorize: ``(principal, command, args, kwargs) -> None``; raise to refuse a
             command. Called for storage commands and also for the non-storage events
             ``refresh``, ``register_adapter``, ``check_adapter``, ``adapter_exists`` and
-            ``adapter:get`` (with ``args=[]`` and the payload's keyword part as ``kwargs``).
-        chunk_limits: Bounds on chunked-message reassembly.
+            ``adapter:get`` (``refresh`` with ``args=[]`` and its payload as ``kwargs``,
+            the adapter events with their ``[args, kwargs]``). A refused ``check_adapter``
+            or ``adapter_exists`` answers ``False`` (their answer must be a bare boolean)
+            and records nothing.
+        audience: Who receives each ``refresh`` (:class:`~znsocket.server.audience.Audience`);
+            ``None``: every other client, as upstream.
+        chunk_limits: Bounds on chunked-message reassembly (bytes per connection and in
+            total, open messages, time to complete; see
+            :class:`~znsocket.protocol.chunks.ChunkLimits`).
         max_decoded_bytes: Largest decoded JSON text of a compressed or chunked message.
         adapter_timeout_s: How long ``adapter:get`` waits for the owning client.
+        max_attachments: Most binary attachments one socket.io event may announce.
+        max_attachment_bytes: Most bytes the attachments of one event may hold together;
+            ``None``: ``max_http_buffer_size``.
         logger: python-socketio/engineio logging (``False`` for none).
         **socketio_options: Further ``socketio.Server`` options, e.g. ``ping_interval``
             and ``ping_timeout`` (the Engine.IO heartbeat in seconds; 25 and 20 by default).
@@ -157,7 +202,9 @@ def create_app(
     if cors_allowed_origins is not None:
         options["cors_allowed_origins"] = cors_allowed_origins
     options.update(socketio_options)
-    sio = ZnSocketServer(**options)
+    sio = ZnSocketServer(
+        max_attachments=max_attachments, max_attachment_bytes=max_attachment_bytes, **options
+    )
     transport.install(sio.eio)
     app = _install(
         sio,
@@ -165,6 +212,7 @@ def create_app(
         storage,
         authenticate=authenticate,
         authorize=authorize,
+        audience=audience,
         chunk_limits=chunk_limits,
         max_decoded_bytes=max_decoded_bytes,
         adapter_timeout_s=adapter_timeout_s,
@@ -176,7 +224,9 @@ def create_app(
         app.principals if authorize is not None else None,
     )
     app.wsgi_app = socketio.WSGIApp(sio)
-    sio.start_background_task(_sweep_chunks, sio, app.dispatcher, CHUNK_SWEEP_INTERVAL_S)
+    limits = app.dispatcher.chunks.limits
+    sweep_s = min(CHUNK_SWEEP_INTERVAL_S, limits.ttl_s, limits.assembly_timeout_s)
+    sio.start_background_task(_sweep_chunks, sio, app.dispatcher, sweep_s)
     return app
 
 
@@ -194,6 +244,7 @@ def attach_events(
     *,
     authenticate: Authenticate | None = None,
     authorize: Authorize | None = None,
+    audience: Audience | None = None,
     chunk_limits: ChunkLimits | None = None,
 ) -> socketio.Server:
     """Register the znsocket events on an existing socket.io server (upstream API).
@@ -204,6 +255,7 @@ def attach_events(
         storage: The storage; ``None`` creates a fresh :class:`~znsocket.storage.MemoryStorage`.
         authenticate: See :func:`create_app`.
         authorize: See :func:`create_app`.
+        audience: See :func:`create_app`.
         chunk_limits: See :func:`create_app`.
 
     Returns:
@@ -219,6 +271,7 @@ def attach_events(
         storage,
         authenticate=authenticate,
         authorize=authorize,
+        audience=audience,
         chunk_limits=chunk_limits,
         max_decoded_bytes=DEFAULT_MAX_DECODED_BYTES,
         adapter_timeout_s=DEFAULT_ADAPTER_TIMEOUT_S,
@@ -233,6 +286,7 @@ def _install(
     *,
     authenticate: Authenticate | None,
     authorize: Authorize | None,
+    audience: Audience | None,
     chunk_limits: ChunkLimits | None,
     max_decoded_bytes: int,
     adapter_timeout_s: float,
@@ -242,10 +296,17 @@ def _install(
         authorize=authorize,
         chunk_limits=chunk_limits,
         max_decoded_bytes=max_decoded_bytes,
+        # other connections run between decompression steps of a large message
+        pause=lambda: sio.sleep(0),
     )
     adapters = AdapterRegistry()
     app = ZnSocketApp(
-        sio=sio, wsgi_app=None, namespace=namespace, dispatcher=dispatcher, adapters=adapters
+        sio=sio,
+        wsgi_app=None,
+        namespace=namespace,
+        dispatcher=dispatcher,
+        adapters=adapters,
+        audience=audience,
     )
     principals = app.principals
     command = dispatcher.command
@@ -254,12 +315,12 @@ def _install(
     def principal_of(sid: str) -> Any:
         return principals.get(sid)
 
-    def check(sid: str, event: str, kwargs: dict[str, Any]) -> Envelope | None:
+    def check(sid: str, event: str, args: list[Any], kwargs: dict[str, Any]) -> Envelope | None:
         """Run the authorization hook for a non-storage event; an envelope if refused."""
         if authorize is None:
             return None
         try:
-            authorize(principals.get(sid), event, [], kwargs)
+            authorize(principals.get(sid), event, args, kwargs)
         except Exception as exc:
             return error_envelope(type(exc).__name__, str(exc))
         return None
@@ -276,6 +337,9 @@ def _install(
         if principal is None:
             raise socketio.exceptions.ConnectionRefusedError("authentication failed")
         principals[sid] = principal
+        room = audience.room(principal) if audience is not None else None
+        if room is not None:
+            sio.enter_room(sid, room, namespace=namespace)
 
     @on("disconnect", namespace=namespace)
     def disconnect(sid: str, *_reason: Any) -> None:
@@ -345,49 +409,58 @@ def _install(
             or not isinstance(args[0].get("target"), str)
         ):
             return malformed(Event.REFRESH, 'payload must be {"target": str, "data": ...}')
-        refused = check(sid, Event.REFRESH, args[0])
+        refused = check(sid, Event.REFRESH, [], args[0])
         if refused is not None:
             return refused
-        sio.emit(Event.REFRESH, args[0], namespace=namespace, skip_sid=sid)
+        app.announce(args[0]["target"], args[0], skip_sid=sid)
         return None
 
-    def keyed(event: str, sid: str, args: tuple[Any, ...]) -> tuple[str, dict[str, Any]] | Envelope:
+    def keyed(
+        event: str, sid: str, args: tuple[Any, ...], refused_answer: bool | None = None
+    ) -> tuple[str, dict[str, Any]] | Envelope | bool:
+        """``(key, fields)`` of an adapter event, or its answer: a malformed payload's
+        envelope; if refused, ``refused_answer`` or else the refusal's envelope."""
         if len(args) != 1:
             return malformed(event, "expected exactly one data argument")
         try:
             key = adapter_key(args[0])
         except ValueError as exc:
             return malformed(event, str(exc))
-        refused = check(sid, event, args[0][1])
+        positional, fields = args[0]
+        # whatever sits in the positional part is forwarded to adapter owners: checked too
+        positional = positional if type(positional) is list else [positional]
+        refused = check(sid, event, positional, fields)
         if refused is not None:
-            return refused
-        return key, args[0][1]
+            return refused if refused_answer is None else refused_answer
+        return key, fields
 
     @on(Event.REGISTER_ADAPTER, namespace=namespace)
     def register_adapter(sid: str, *args: Any) -> Envelope | bool:
         parsed = keyed(Event.REGISTER_ADAPTER, sid, args)
-        if isinstance(parsed, dict):
+        if not isinstance(parsed, tuple):
             return parsed
         return adapters.register(parsed[0], sid)
 
+    # A refused question about adapters answers "no adapter" and records nothing: the
+    # answer must be a bare boolean (clients take any other answer for true).
     @on(Event.CHECK_ADAPTER, namespace=namespace)
     def check_adapter(sid: str, *args: Any) -> Envelope | bool:
-        parsed = keyed(Event.CHECK_ADAPTER, sid, args)
-        if isinstance(parsed, dict):
+        parsed = keyed(Event.CHECK_ADAPTER, sid, args, refused_answer=False)
+        if not isinstance(parsed, tuple):
             return parsed
         return adapters.check(parsed[0])
 
     @on(Event.ADAPTER_EXISTS, namespace=namespace)
     def adapter_exists(sid: str, *args: Any) -> Envelope | bool:
-        parsed = keyed(Event.ADAPTER_EXISTS, sid, args)
-        if isinstance(parsed, dict):
+        parsed = keyed(Event.ADAPTER_EXISTS, sid, args, refused_answer=False)
+        if not isinstance(parsed, tuple):
             return parsed
         return adapters.exists(parsed[0])
 
     @on(Event.ADAPTER_GET, namespace=namespace)
     def adapter_get(sid: str, *args: Any) -> Any:
         parsed = keyed(Event.ADAPTER_GET, sid, args)
-        if isinstance(parsed, dict):
+        if not isinstance(parsed, tuple):
             return parsed
         key = parsed[0]
         owner = adapters.owner(key)

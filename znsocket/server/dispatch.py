@@ -68,6 +68,8 @@ class Dispatcher:
         authorize: Optional per-command authorization hook.
         chunk_limits: Bounds on chunked-message reassembly.
         max_decoded_bytes: Largest JSON text accepted from a compressed or chunked message.
+        pause: Called between decompression steps of a large message, to let other
+            connections run (the server passes a zero-second green sleep).
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class Dispatcher:
         authorize: Authorize | None = None,
         chunk_limits: ChunkLimits | None = None,
         max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+        pause: Callable[[], None] | None = None,
     ) -> None:
         self.storage = storage
+        self.pause = pause
         self.commands = command_table(storage)
         self.authorize = authorize
         self.chunks = ChunkAssembler(chunk_limits)
@@ -211,7 +215,11 @@ class Dispatcher:
                 Event.COMPRESSED_MESSAGE, 'payload must be {"event": str, "data": bytes}'
             )
         try:
-            args, kwargs = decode_buffer(data.get("data"), max_decoded_bytes=self.max_decoded_bytes)  # type: ignore[arg-type]
+            args, kwargs = decode_buffer(
+                data.get("data"),  # type: ignore[arg-type]
+                max_decoded_bytes=self.max_decoded_bytes,
+                pause=self.pause,
+            )
         except DeserializationError as exc:
             return error_envelope("DeserializationError", str(exc))
         return route(data["event"], [args, kwargs])
@@ -234,7 +242,9 @@ class Dispatcher:
         if not isinstance(progress, Assembled):
             return progress.ack()
         try:
-            args, kwargs = decode_buffer(progress.buffer, max_decoded_bytes=self.max_decoded_bytes)
+            args, kwargs = decode_buffer(
+                progress.buffer, max_decoded_bytes=self.max_decoded_bytes, pause=self.pause
+            )
         except DeserializationError as exc:
             result = error_envelope("DeserializationError", str(exc))
         else:

@@ -7,9 +7,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from znsocket.protocol.chunks import ChunkLimits
+from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES
 from znsocket.server.app import ZnSocketApp, create_app
 from znsocket.server.auth import token_authenticator
-from znsocket.server.serve import serve
+from znsocket.server.serve import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S, serve
+from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS
 from znsocket.storage.base import StorageCommands
 
 __all__ = ["Server", "resolve_storage"]
@@ -41,7 +44,9 @@ class Server:
     """A znsocket server: Redis-like commands over socket.io, with large-message support.
 
     Field names and defaults follow upstream znsocket 0.3.0; ``host``, ``tokens``,
-    ``cors_allowed_origins``, ``ping_interval`` and ``ping_timeout`` are additions.
+    ``cors_allowed_origins``, ``ping_interval``, ``ping_timeout`` and the limits from
+    ``max_connections`` on are additions (``docs/deployment.md`` lists what a client sees
+    when it reaches each).
 
     Attributes:
         port: TCP port (``0``: chosen by the OS and printed).
@@ -57,6 +62,17 @@ class Server:
         ping_interval: Seconds between Engine.IO heartbeats; ``None`` keeps 25.
         ping_timeout: Seconds a client has to answer a heartbeat before it is dropped;
             ``None`` keeps 20.
+        max_connections: Connections served at once; more wait in the listen backlog.
+        request_timeout: Seconds an HTTP request (line and headers, then body) may take
+            to arrive, and the limit of each socket read or write outside a WebSocket.
+        max_attachments: Binary attachments one socket.io event may announce.
+        max_attachment_bytes: Bytes the attachments of one event may hold together;
+            ``None``: ``max_http_buffer_size``.
+        max_decoded_bytes: Largest JSON text of a compressed or chunked message after
+            decompression.
+        chunk_limits: Bounds on chunked-message reassembly (bytes per connection and in
+            total, time to complete, ...); ``None`` keeps the defaults of
+            :class:`~znsocket.protocol.chunks.ChunkLimits`.
 
     Example:
         >>> server = Server(port=5000)  # doctest: +SKIP
@@ -73,6 +89,12 @@ class Server:
     cors_allowed_origins: str | list[str] | None = None
     ping_interval: float | None = None
     ping_timeout: float | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_attachments: int = DEFAULT_MAX_ATTACHMENTS
+    max_attachment_bytes: int | None = None
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    chunk_limits: ChunkLimits | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Server:
@@ -93,7 +115,8 @@ class Server:
             ValueError: For an ``async_mode`` other than ``"eventlet"`` - :meth:`run`
                 serves with eventlet's WSGI server (use :func:`attach_events` to put the
                 events on a server of another async mode).
-            ValueError: For a ``ping_interval`` or ``ping_timeout`` that is not positive.
+            ValueError: For a ``ping_interval``, ``ping_timeout`` or limit that is not
+                positive.
         """
         if self.async_mode not in (None, "eventlet"):
             raise ValueError(
@@ -103,6 +126,10 @@ class Server:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        for name in ("max_attachments", "max_attachment_bytes", "max_decoded_bytes"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
         heartbeat: dict[str, Any] = {
             name: value
             for name, value in (
@@ -118,10 +145,21 @@ class Server:
             logger=self.logger,
             cors_allowed_origins=self.cors_allowed_origins,
             authenticate=token_authenticator(self.tokens) if self.tokens else None,
+            chunk_limits=self.chunk_limits,
+            max_decoded_bytes=self.max_decoded_bytes,
+            max_attachments=self.max_attachments,
+            max_attachment_bytes=self.max_attachment_bytes,
             **heartbeat,
         )
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT (blocking); prints ``listening on HOST:PORT``."""
         app = self.build()
-        serve(app.wsgi_app, self.host, self.port, on_shutdown=getattr(app.storage, "close", None))
+        serve(
+            app.wsgi_app,
+            self.host,
+            self.port,
+            on_shutdown=getattr(app.storage, "close", None),
+            max_connections=self.max_connections,
+            request_timeout_s=self.request_timeout,
+        )

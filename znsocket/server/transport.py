@@ -25,10 +25,18 @@ ping_timeout`` - that is python-engineio's check for a client that stopped answe
 pings, and it holds only while every PING passes through the queue. When PINGs were also
 written directly, the queue of a healthy connection stayed empty and the writer closed it
 after 45 s (the defaults 25 s + 20 s), busy or idle.
+
+Hostile frames: eventlet bounds each frame (python-engineio sets the limit to
+``max_http_buffer_size``) but joins the fragments of a message without bound, and
+python-engineio checks the size of the whole message only after that. Here a message is
+refused (close code 1009) as soon as its fragments pass the limit. An empty text frame
+(no Engine.IO packet) is skipped, and a frame python-engineio cannot decode closes that
+connection with code 1011 instead of an HTTP 500 written into the WebSocket.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from time import monotonic as _monotonic
 from typing import Any
@@ -52,6 +60,8 @@ __all__ = [
     "DirectSendSocket",
     "unmask",
 ]
+
+log = logging.getLogger(__name__)
 
 READ_SIZE_BYTES = 65536
 #: Longest time (seconds) a reader serves a connection whose data never runs out before
@@ -116,11 +126,34 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
+class _BoundedMessage(eventlet_websocket.RFC6455WebSocket.Message):
+    """A message being received whose fragments together may not pass the frame limit."""
+
+    size = 0
+
+    def push(self, data: bytes, final: bool = False) -> None:
+        self.size += len(data)
+        if self.size > self.max_frame_length:
+            raise eventlet_websocket.FailedConnectionError(
+                1009, f"Message larger than the limit of {self.max_frame_length} bytes"
+            )
+        super().push(data, final)
+
+
 class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
-    """eventlet's RFC 6455 WebSocket with whole-buffer unmasking and a count of sends in flight."""
+    """eventlet's RFC 6455 WebSocket: whole-buffer unmasking, a count of sends in flight,
+    bounded fragmented messages, no empty text messages."""
 
     _apply_mask = staticmethod(unmask)
+    Message = _BoundedMessage
     sending = 0
+
+    def wait(self) -> Any:
+        """The next message; ``None`` once the connection closed."""
+        while True:
+            data = super().wait()
+            if data != "":
+                return data
 
     def send(self, message: Any, **kw: Any) -> None:
         self.sending += 1
@@ -169,12 +202,29 @@ class DirectSendSocket(engineio_socket.Socket):
 class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
     """python-engineio's eventlet WebSocket WSGI wrapper, with buffered reads and direct writes."""
 
+    def __init__(self, handler: Any, server: Any) -> None:
+        super().__init__(handler, server)
+        self._engine_handler = handler
+        self.handler = self._guarded
+
+    def _guarded(self, ws: Any) -> Any:
+        """Run python-engineio's handler; a frame it cannot decode closes this connection."""
+        try:
+            return self._engine_handler(ws)
+        except Exception as exc:
+            log.info("closing a WebSocket after an undecodable frame: %r", exc)
+            engine_socket: Any = getattr(self._engine_handler, "__self__", None)
+            if isinstance(engine_socket, engineio_socket.Socket):
+                engine_socket.close(wait=False, abort=True)
+            ws.close(close_data=(1011, "Undecodable Engine.IO packet"))
+            return []
+
     def _handle_hybi_request(self, environ: dict[str, Any]) -> Any:
         ws = super()._handle_hybi_request(environ)
         # the handshake is done on the raw socket; frames are read through the buffer
         ws.__class__ = _FastRFC6455WebSocket
         ws.socket = BufferedSocket(ws.socket)
-        engine_socket: Any = getattr(self.handler, "__self__", None)
+        engine_socket: Any = getattr(self._engine_handler, "__self__", None)
         if type(engine_socket) is engineio_socket.Socket:
             engine_socket.__class__ = DirectSendSocket
             engine_socket.direct_ws = ws

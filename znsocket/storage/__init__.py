@@ -1,7 +1,8 @@
 """Storage backends: one command interface, an in-memory store and a Redis backend.
 
 * :class:`StorageCommands` / :data:`COMMANDS` - the closed command vocabulary a server
-  dispatches (:mod:`znsocket.storage.base`).
+  dispatches (:mod:`znsocket.storage.base`); :mod:`znsocket.storage.spec` says, per
+  command, what it reads and writes and which arguments are keys.
 * :class:`MemoryStorage` - in-process, Redis-compatible (also exported as
   ``znsocket.Storage``).
 * :class:`RedisStorage` - forwards to a redis-server through redis-py.

@@ -55,6 +55,7 @@ from sortedcontainers import SortedList
 
 from znsocket.exceptions import DataError, ResponseError
 from znsocket.storage.base import CommandCall, StorageCommands
+from znsocket.storage.spec import list_or_args
 
 #: how often, at most, expired keys that no command touched are reclaimed
 _SWEEP_INTERVAL_S = 0.1
@@ -123,19 +124,6 @@ def _bound(value: Any) -> tuple[float, bool]:
     if text.startswith("("):
         return _float(text[1:], "min or max is not a float"), True
     return _float(text, "min or max is not a float"), False
-
-
-def _keys_from(keys: Any, args: tuple[Any, ...]) -> list[Any]:
-    """redis-py's ``list_or_args``: one name or an iterable of names, plus extra names."""
-    if isinstance(keys, (str, bytes, bytearray, memoryview)):
-        out = [keys]
-    else:
-        try:
-            out = list(keys)
-        except TypeError:
-            out = [keys]
-    out.extend(args)
-    return out
 
 
 def _score_out(score: float) -> float:
@@ -422,7 +410,7 @@ class MemoryStorage(StorageCommands):
         raise ResponseError(WRONGTYPE)
 
     def mget(self, keys: Any, *args: Any) -> list[str | None]:
-        names = [_encode(k) for k in _keys_from(keys, args)]
+        names = [_encode(k) for k in list_or_args(keys, args)]
         if not names:
             raise self._wrong_args("mget")
         with self._lock:
@@ -524,7 +512,7 @@ class MemoryStorage(StorageCommands):
 
     def hmget(self, name: Any, keys: Any, *args: Any) -> list[str | None]:
         hkey = _encode(name)
-        fields = [_encode(f) for f in _keys_from(keys, args)]
+        fields = [_encode(f) for f in list_or_args(keys, args)]
         if not fields:
             raise self._wrong_args("hmget")
         with self._lock:

@@ -5,17 +5,23 @@ import {
   connect, List, TStorageUnavailable, ConnectionError, DataError, dashboard, timeseries,
 } from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
-import { SeriesTable } from './seriesTable.js';
+import { SeriesTable, MAX_LINES } from './seriesTable.js';
 import { StatusView } from './status.js';
-import { formatCount, formatTime, formatValue } from './format.js';
+import { formatCount, formatTime, formatValue, timeZoneLabel } from './format.js';
+import { rawMaxStep } from './gaps.js';
 import './style.css';
 
 const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
 const SERIES_MS = 2000;
 const RAW_LIMIT = 20000; // new records read at most per poll (more: the view is reloaded)
+/** The time range presets (seconds back from now); `all` is the whole series. */
+const RANGES = /** @type {Record<string, number|null>} */ ({ '5m': 300, '1h': 3600, '24h': 86400, '7d': 604800, all: null });
+/** A series whose newest record is younger than this opens on a live window of this span. */
+const LIVE_DEFAULT = '1h';
+const nowS = () => Date.now() / 1000;
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
-const params = new URLSearchParams(location.hash.slice(1));
+let params = new URLSearchParams(location.hash.slice(1));
 
 const state = {
   /** @type {import('../../../js/src/client.js').ZnClient | null} */
@@ -23,10 +29,24 @@ const state = {
   /** @type {string|null} */
   key: null,
   follow: true,
-  /** @type {{min: number, max: number} | null} null = the whole series */
+  /** @type {string} a key of RANGES, or 'custom' (a range the user zoomed or panned to) */
+  range: 'all',
+  /** @type {{min: number, max: number} | null} the custom range */
   view: null,
+  /** @type {import('./chart.js').SeriesMeta} */
+  meta: { label: null, unit: null },
+  /** @type {Map<string, import('../../../js/src/dashboard.js').SeriesInfo>} the last listing */
+  listed: new Map(),
+  /** When the window on screen was last read (a live window is read again as it slides). */
+  loadedAt: 0,
+  /** @type {string[]} series drawn over the picked one */
+  overlays: [],
+  /** @type {Map<string, number|null>} newest time read of each overlay */
+  overlayLast: new Map(),
   /** @type {number|null} newest time held by the chart */
   lastT: null,
+  /** @type {number|null} oldest time of the series */
+  firstT: null,
   loadSeq: 0,
   /** Reads of the window in flight. */
   loading: 0,
@@ -42,12 +62,16 @@ const state = {
 };
 
 const status = new StatusView($('status'), $('outage'));
-const table = new SeriesTable(/** @type {HTMLTableElement} */ ($('series')), $('series-empty'), pick);
+const table = new SeriesTable(
+  /** @type {HTMLTableElement} */ ($('series')),
+  $('series-empty'),
+  (key) => pick(key),
+  (key, on) => setOverlays(on ? [...state.overlays, key] : state.overlays.filter((k) => k !== key)),
+  /** @type {HTMLInputElement} */ ($('series-search')),
+  $('series-shown'),
+);
 const chart = new SeriesChart($('chart'), (min, max) => {
-  state.follow = false;
-  /** @type {HTMLInputElement} */ ($('follow')).checked = false;
-  state.view = { min, max };
-  void load();
+  setRange('custom', { min, max });
 });
 chart.onDraw = () => {
   if (state.firstDrawMs === null) state.firstDrawMs = performance.now();
@@ -74,28 +98,165 @@ async function guarded(fn) {
 async function refreshSeries() {
   const client = state.client;
   if (!client?.connected) return;
-  const series = await guarded(() => dashboard.listSeries(client));
-  if (series) table.update(series);
+  const found = await guarded(() => dashboard.listing(client));
+  if (!found) return;
+  state.listed = new Map(found.series.map((s) => [s.key, s]));
+  table.update(found.series);
+  showEmptyHint(found.series.length, found.examples);
+  if (state.key !== null) setMeta(state.listed.get(state.key));
+  else {
+    // Nothing picked yet (the address named no series): show the newest series.
+    const newest = newestListed();
+    if (newest !== null) pick(newest);
+  }
 }
 
-/** @param {string} key */
-function pick(key) {
+/**
+ * With nothing listed, say the exact command that adds a record to this gateway.
+ * @param {number} listed
+ * @param {string[]} examples
+ */
+function showEmptyHint(listed, examples) {
+  const cmd = $('empty-command');
+  if (listed > 0 || examples.length === 0) {
+    cmd.textContent = '';
+    return;
+  }
+  cmd.textContent =
+    `.venv/bin/python -c "import znsocket; c = znsocket.Client.from_url('znsocket://${location.host}'); ` +
+    `znsocket.List(c, '${examples[0]}').append(1.5); c.close()"`;
+}
+
+/**
+ * @param {import('../../../js/src/dashboard.js').SeriesInfo | undefined} info
+ * @returns {import('./chart.js').SeriesMeta}
+ */
+const metaOf = (info) => ({ label: info?.label ?? null, unit: info?.unit ?? null });
+
+/** @param {import('../../../js/src/dashboard.js').SeriesInfo | undefined} info */
+function setMeta(info) {
+  const meta = metaOf(info);
+  state.meta = meta;
+  if (meta.label !== chart.meta.label || meta.unit !== chart.meta.unit) {
+    chart.setMeta(meta);
+    if (state.window !== null) void load();
+  }
+  $('chart-label').textContent = meta.label ? ` (${meta.label})` : '';
+}
+
+/** The newest series of the listing: what the page shows when the address names none. */
+function newestListed() {
+  let best = null;
+  for (const s of state.listed.values()) {
+    if (s.last_time !== null && (best === null || s.last_time > /** @type {number} */ (best.last_time))) best = s;
+  }
+  return best?.key ?? null;
+}
+
+/**
+ * @param {string} key
+ * @param {{range?: string, view?: {min: number, max: number} | null, overlays?: string[]}} [how]
+ *   The range to open on (by default a live window when the series is being written, else
+ *   all of it), and the series to draw over it (by default those drawn already).
+ */
+function pick(key, how = {}) {
   if (key === state.key) return;
   state.key = key;
-  state.view = null;
-  state.follow = true;
   state.lastT = null;
+  state.firstT = null;
   state.window = null;
   state.count = null;
-  /** @type {HTMLInputElement} */ ($('follow')).checked = true;
   table.select(key);
   $('chart-title').textContent = key;
-  location.hash = new URLSearchParams({ ...Object.fromEntries(params), series: key }).toString();
+  if (how.overlays !== undefined) state.overlays = how.overlays;
+  state.overlays = state.overlays.filter((k) => k !== key).slice(0, MAX_LINES - 1);
+  table.setOverlays(state.overlays);
   state.offRefresh?.();
   // Writes announced by other clients (or the gateway) fetch new points at once.
   state.offRefresh = state.client ? new List(state.client, key).onRefresh(() => void poll()) : null;
+  setMeta(state.listed.get(key));
   chart.set({ mode: 'raw', t: [], v: [], min: [], max: [] }, null);
+  if (how.range !== undefined) setRange(how.range, how.view ?? null);
+  else void defaultRange(key).then((range) => { if (state.key === key) setRange(range); });
+}
+
+/**
+ * A live window for a series written within its span, else all of it.
+ * @param {string} key
+ * @returns {Promise<string>}
+ */
+async function defaultRange(key) {
+  const client = state.client;
+  let last = state.listed.get(key)?.last_time;
+  if (last === undefined && client) last = (await guarded(() => timeseries.info(client, key)))?.last ?? null;
+  const live = /** @type {number} */ (RANGES[LIVE_DEFAULT]);
+  return last !== null && last !== undefined && nowS() - last < live ? LIVE_DEFAULT : 'all';
+}
+
+/**
+ * Draw these series over the picked one (at most MAX_LINES - 1, none twice, not the picked one).
+ * @param {string[]} keys
+ */
+function setOverlays(keys) {
+  state.overlays = [...new Set(keys)].filter((k) => k !== state.key).slice(0, MAX_LINES - 1);
+  state.overlayLast = new Map();
+  table.setOverlays(state.overlays);
+  writeAddress();
   void load();
+}
+
+/**
+ * Show a preset range (following new points) or a custom one (not following).
+ * @param {string} range A key of RANGES, or 'custom'.
+ * @param {{min: number, max: number} | null} [view] The custom range.
+ */
+function setRange(range, view = null) {
+  const custom = range === 'custom' && view !== null;
+  state.range = custom ? 'custom' : range in RANGES ? range : 'all';
+  state.view = custom ? view : null;
+  state.follow = !custom;
+  /** @type {HTMLInputElement} */ ($('follow')).checked = state.follow;
+  for (const b of document.querySelectorAll('[data-range]')) {
+    b.setAttribute('aria-pressed', String(/** @type {HTMLElement} */ (b).dataset.range === state.range));
+  }
+  writeAddress();
+  void load();
+}
+
+/**
+ * What the chart shows of the whole series: its first to last record, padded a little (and
+ * to a minute at least, so records written in one burst are not one vertical bar).
+ * @returns {{min: number, max: number} | null}
+ */
+function wholeView() {
+  if (state.firstT === null || state.lastT === null) return null;
+  const pad = Math.max((state.lastT - state.firstT) * 0.02, 30 - (state.lastT - state.firstT) / 2);
+  return { min: state.firstT - pad, max: state.lastT + pad };
+}
+
+/** The window to read and show now: null = the whole series. */
+function currentView() {
+  if (state.range === 'custom') return state.view;
+  const span = RANGES[state.range];
+  if (span === null || span === undefined) return null;
+  const now = nowS();
+  return { min: now - span, max: now };
+}
+
+/** Keep the series and the range in the address, so a view can be sent to someone. */
+function writeAddress() {
+  const p = new URLSearchParams();
+  const token = params.get('token');
+  if (state.key !== null) p.set('series', state.key);
+  for (const k of state.overlays) p.append('with', k);
+  if (state.range === 'custom' && state.view) {
+    p.set('from', state.view.min.toFixed(3));
+    p.set('to', state.view.max.toFixed(3));
+  } else {
+    p.set('range', state.range);
+  }
+  if (token !== null) p.set('token', token);
+  history.replaceState(null, '', `#${p.toString()}`);
 }
 
 /**
@@ -145,21 +306,29 @@ async function readWindow(client, key, view) {
     timeseries.info(client, key),
     readRaw(client, key, { start, end, limit: 2 * chart.pixels }),
   ]);
-  const head = { count: info.count, last_time: info.last };
+  const head = { count: info.count, last_time: info.last, first_time: info.first };
   if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
   if (!raw.truncated) {
     return { ...head, mode: 'raw', truncated: false, in_window: raw.count, t: raw.t, v: raw.v };
   }
   try {
     const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
-    return { ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last };
+    // Slices are equal: a step of more than one and a half slices skipped empty ones.
+    const lo = start ?? info.first;
+    const hi = end ?? info.last;
+    const width = lo !== null && hi !== null && hi > lo ? (hi - lo) / chart.pixels : Infinity;
+    return {
+      ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last,
+      maxStep: 1.5 * width,
+    };
   } catch (exc) {
     if (!(exc instanceof DataError)) throw exc;
   }
   // Values that are not numbers cannot be downsampled: show raw records, the newest ones
-  // when following the series.
-  const shown = view === null ? await timeseries.latest(client, key, 2 * chart.pixels) : raw;
-  const part = view === null ? 'newest' : 'first';
+  // when the window reaches the end of the series.
+  const newest = view === null || (info.last !== null && view.max >= info.last);
+  const shown = newest ? await timeseries.latest(client, key, 2 * chart.pixels) : raw;
+  const part = newest ? 'newest' : 'first';
   return { ...head, mode: 'raw', truncated: true, part, in_window: raw.count, t: shown.t, v: shown.v };
 }
 
@@ -169,15 +338,19 @@ async function load() {
   const key = state.key;
   if (!client?.connected || key === null) return;
   const seq = ++state.loadSeq;
-  const view = state.follow ? null : state.view;
+  const view = currentView();
   state.loading++;
+  state.loadedAt = nowS();
   const w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   const data =
     w.mode === 'raw'
-      ? { mode: 'raw', t: w.t, v: numbers(w.v), min: new Array(w.t.length).fill(null), max: new Array(w.t.length).fill(null) }
-      : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max };
-  chart.set(/** @type {any} */ (data), view);
+      ? { mode: 'raw', t: w.t, v: numbers(w.v), min: new Array(w.t.length).fill(null), max: new Array(w.t.length).fill(null), maxStep: rawMaxStep(w.t) }
+      : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max, maxStep: w.maxStep };
+  const reachesEnd = view === null || (w.last_time !== null && view.max >= w.last_time);
+  if (reachesEnd) state.lastT = w.last_time;
+  state.firstT = w.first_time;
+  chart.set(/** @type {any} */ (data), view ?? wholeView());
   state.window = {
     mode: w.mode,
     in_window: w.in_window,
@@ -186,17 +359,59 @@ async function load() {
     truncated: Boolean(w.truncated),
     part: w.part ?? 'newest',
   };
-  if (view === null || (w.last_time !== null && view.max >= w.last_time)) state.lastT = w.last_time;
+  // The whole series: its count is the window's, so the header and the window line agree.
+  const count = view === null ? w.in_window : w.count;
   showWindowInfo();
-  if (view === null && w.count > 0) {
-    // The newest value of the series: the last raw record or bucket of the whole series.
-    showLatest(w.count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
-  } else if (view === null || w.count === 0) {
-    showLatest(w.count, undefined, null);
+  if (reachesEnd && w.t.length > 0 && !(w.mode === 'raw' && w.truncated && w.part !== 'newest')) {
+    // The newest value of the series: the last raw record or bucket of the window.
+    showLatest(count, w.mode === 'raw' ? w.v[w.v.length - 1] : w.last[w.last.length - 1], w.last_time);
+  } else if (w.count === 0) {
+    showLatest(0, undefined, null);
   } else {
-    showCount(w.count);
+    showCount(count);
   }
-  if (view === null || state.lastT === null) await poll();
+  await loadOverlays(client, view, seq);
+  if (reachesEnd || state.lastT === null) await poll();
+}
+
+/**
+ * Read the overlays' part of the window: raw values when few, else bucket means (values that
+ * are not numbers are not drawn).
+ * @param {import('../../../js/src/client.js').Client} client
+ * @param {{min: number, max: number} | null} view
+ * @param {number} seq The load this belongs to (a newer load wins).
+ */
+async function loadOverlays(client, view, seq) {
+  const keys = state.overlays;
+  if (!keys.length) {
+    if (chart.overlays.length) chart.setOverlays([], view ?? wholeView());
+    return;
+  }
+  const read = await guarded(() =>
+    Promise.all(
+      keys.map(async (key) => {
+        const w = await readWindow(client, key, view);
+        const v = w.mode === 'raw' ? numbers(w.v) : w.mean;
+        const maxStep = w.mode === 'raw' ? rawMaxStep(w.t) : w.maxStep;
+        return { key, meta: metaOf(state.listed.get(key)), t: w.t, v, maxStep, last: w.last_time };
+      }),
+    ),
+  );
+  if (!read || seq !== state.loadSeq) return;
+  for (const o of read) state.overlayLast.set(o.key, o.last);
+  chart.setOverlays(read, view ?? wholeView());
+}
+
+/**
+ * Read the overlays again when one of them has records newer than those drawn.
+ * @param {import('../../../js/src/client.js').Client} client
+ */
+async function pollOverlays(client) {
+  if (!state.overlays.length || state.loading) return;
+  const infos = await guarded(() => Promise.all(state.overlays.map((k) => timeseries.info(client, k))));
+  if (!infos) return;
+  const newer = infos.some((info, i) => info.last !== null && info.last !== state.overlayLast.get(state.overlays[i]));
+  if (newer) await loadOverlays(client, currentView(), state.loadSeq);
 }
 
 /** Say what the chart shows: raw records, or records in buckets. */
@@ -218,6 +433,7 @@ function showWindowInfo() {
 function showLatest(count, value, t) {
   showCount(count);
   $('latest-value').textContent = formatValue(value);
+  $('latest-unit').textContent = state.meta.unit && value !== undefined && value !== null ? state.meta.unit : '';
   $('latest-time').textContent = formatTime(t);
   if (state.key) table.setCounts(state.key, count, value);
 }
@@ -236,6 +452,7 @@ async function poll() {
   const client = state.client;
   const key = state.key;
   if (!client?.connected || key === null || state.polling) return;
+  void pollOverlays(client);
   if (state.window === null) {
     // The first read of this series failed (e.g. TStorage was down): try it again.
     if (state.loading === 0) void load();
@@ -251,7 +468,11 @@ async function poll() {
       return;
     }
     if (since !== null && info.last <= since) {
-      if (info.count !== state.count) showCount(info.count); // records added before the newest
+      if (info.count !== state.count) {
+        // Records added before the newest shown (late data, another writer): read again.
+        if (state.range === 'all') void load();
+        else showCount(info.count);
+      }
       return;
     }
     const w = await guarded(() =>
@@ -272,7 +493,7 @@ async function poll() {
     if (t.length) {
       state.lastT = t[t.length - 1];
       if (since !== null) {
-        chart.append(t, v, state.follow ? null : state.view);
+        chart.append(t, v, currentView() ?? wholeView());
         if (state.window) {
           state.window.points += t.length;
           state.window.in_window += t.length;
@@ -288,15 +509,59 @@ async function poll() {
   }
 }
 
+/** A live window slides with now; it is read again once it moved a tenth of its span. */
+function slide() {
+  if (!state.follow || state.key === null || state.window === null) return;
+  const view = currentView();
+  if (view === null) return;
+  if (nowS() - state.loadedAt > (view.max - view.min) / 10 && state.loading === 0) void load();
+  else chart.slide(view);
+}
+
+/**
+ * Hand `blob` to the browser as a download.
+ * @param {Blob} blob
+ * @param {string} name
+ */
+function save(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+/**
+ * File name of a download: the series and the range on screen.
+ * @param {string} ext
+ */
+function fileName(ext) {
+  const v = chart.view();
+  const stamp = (/** @type {number} */ t) => new Date(t * 1000).toISOString().replace(/[:.]/g, '-');
+  const span = v ? `_${stamp(v.min)}_${stamp(v.max)}` : '';
+  return `${(state.key ?? 'series').replace(/[^\w.-]+/g, '_')}${span}.${ext}`;
+}
+
 function wireControls() {
-  const setFollow = (/** @type {boolean} */ on) => {
-    state.follow = on;
-    /** @type {HTMLInputElement} */ ($('follow')).checked = on;
-    if (on) state.view = null;
-    void load();
-  };
-  $('follow').addEventListener('change', (e) => setFollow(/** @type {HTMLInputElement} */ (e.target).checked));
-  $('reset').addEventListener('click', () => setFollow(true));
+  $('tz').textContent = `times in ${timeZoneLabel()}`;
+  $('follow').addEventListener('change', (e) => {
+    const on = /** @type {HTMLInputElement} */ (e.target).checked;
+    const v = chart.view();
+    if (on) setRange(state.range === 'custom' ? 'all' : state.range);
+    else if (v) setRange('custom', v);
+  });
+  for (const b of document.querySelectorAll('[data-range]')) {
+    b.addEventListener('click', () => setRange(/** @type {string} */ (/** @type {HTMLElement} */ (b).dataset.range)));
+  }
+  $('download-csv').addEventListener('click', () => save(new Blob([chart.csv()], { type: 'text/csv' }), fileName('csv')));
+  $('download-png').addEventListener('click', async () => {
+    const v = chart.view();
+    const caption = `${state.key ?? ''}${state.meta.unit ? ` (${state.meta.unit})` : ''}` +
+      (v ? `  ${formatTime(v.min)} – ${formatTime(v.max)}, ${timeZoneLabel()}` : '');
+    save(await chart.png(caption), fileName('png'));
+  });
   $('zoom-in').addEventListener('click', () => chart.zoom(0.5));
   $('zoom-out').addEventListener('click', () => chart.zoom(2));
   $('pan-left').addEventListener('click', () => chart.pan(-0.5));
@@ -308,6 +573,18 @@ function wireControls() {
     else if (e.key === '+' || e.key === '=') chart.zoom(0.5);
     else if (e.key === '-') chart.zoom(2);
   });
+}
+
+/** @returns {{range?: string, view?: {min: number, max: number}, overlays: string[]}} What the address names. */
+function addressRange() {
+  const overlays = params.getAll('with');
+  const from = Number(params.get('from'));
+  const to = Number(params.get('to'));
+  if (params.has('from') && params.has('to') && Number.isFinite(from) && Number.isFinite(to) && from < to) {
+    return { range: 'custom', view: { min: from, max: to }, overlays };
+  }
+  const range = params.get('range');
+  return range !== null && range in RANGES ? { range, overlays } : { overlays };
 }
 
 async function start() {
@@ -330,13 +607,29 @@ async function start() {
       void load();
     }
   });
-  // A series named in the address is drawn at once; the listing (a scan of TStorage the
-  // first time) runs alongside.
+  // A series named in the address is drawn at once, in the range the address names; the
+  // listing (a scan of TStorage the first time) runs alongside.
   const wanted = params.get('series');
-  if (wanted) pick(wanted);
+  if (wanted) pick(wanted, addressRange());
+  // A link pasted into this tab changes only the address's fragment: follow it.
+  window.addEventListener('hashchange', () => {
+    params = new URLSearchParams(location.hash.slice(1));
+    const series = params.get('series');
+    const how = addressRange();
+    if (series && series !== state.key) pick(series, how);
+    else {
+      state.overlays = how.overlays.filter((k) => k !== state.key).slice(0, MAX_LINES - 1);
+      table.setOverlays(state.overlays);
+      if (how.range !== undefined) setRange(how.range, how.view ?? null);
+      else void load();
+    }
+  });
   await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
-  setInterval(poll, POLL_MS);
+  setInterval(() => {
+    slide();
+    void poll();
+  }, POLL_MS);
 }
 
 /** What the page shows, for tests and benchmarks. */
@@ -351,6 +644,9 @@ window.dashboard = {
     typed: ArrayBuffer.isView(chart.data.t),
     view: chart.view(),
   }),
+  overlays: () => chart.overlays.map((o) => ({ key: o.key, meta: o.meta, t: Array.from(o.t), v: Array.from(o.v) })),
+  csv: () => chart.csv(),
+  axes: () => ({ ticks: chart.ticks, valueLabels: chart.valueAxisLabels }),
   latest: () => ({
     value: $('latest-value').textContent,
     count: $('latest-count').textContent,

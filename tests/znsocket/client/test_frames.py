@@ -18,6 +18,9 @@ from znsocket.client.frames import (
     FrameReader,
     encode_frame,
 )
+from znsocket.client.link import LinkClosedError
+from znsocket.client.packets import SocketIOProtocol
+from znsocket.exceptions import ZnSocketError
 
 
 def server_frame(opcode: int, payload: bytes, *, final: bool = True, rsv: int = 0) -> bytes:
@@ -112,6 +115,18 @@ def test_protocol_violations_are_refused(wire: bytes, error: str) -> None:
     reader.feed(wire)
     with pytest.raises(FrameError, match=error):
         read_all(reader)
+
+
+def test_every_client_side_error_is_a_znsocket_error() -> None:
+    # a program catching ZnSocketError must catch a broken peer too
+    reader = FrameReader()
+    reader.feed(server_frame(OP_TEXT, b"x", rsv=0x40))
+    with pytest.raises(ZnSocketError, match="reserved bits"):
+        read_all(reader)
+    with pytest.raises(ZnSocketError, match="empty Socket"):
+        SocketIOProtocol().receive_text("4")
+    assert issubclass(LinkClosedError, ZnSocketError)
+    assert issubclass(LinkClosedError, ConnectionError)  # callers catching OSError still do
 
 
 def test_an_oversized_message_is_refused_from_its_header() -> None:

@@ -125,6 +125,21 @@ def test_disconnect_is_clean_and_final(own_server: ServerProcess) -> None:
     other.sio.disconnect()
 
 
+@pytest.mark.parametrize("how", ["close", "disconnect", "with"])
+def test_a_client_is_closed_by_close_disconnect_or_with(
+    own_server: ServerProcess, how: str
+) -> None:
+    if how == "with":
+        with znsocket.Client(own_server.url) as c:
+            assert c.set("closing", "1") is True
+    else:
+        c = znsocket.Client(own_server.url)
+        getattr(c, how)()
+    assert not c.sio.connected
+    with pytest.raises(Exception, match="not a connected namespace"):
+        c.get("closing")
+
+
 def test_many_threads_share_one_client(client: znsocket.Client) -> None:
     errors: list[BaseException] = []
 

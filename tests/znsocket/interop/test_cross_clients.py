@@ -8,6 +8,7 @@ upstream's server.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -27,6 +28,8 @@ READER = HERE / "adapter_reader.py"
 def run_pair(owner_side: str, reader_side: str, server: ServerProcess) -> tuple[Any, Any]:
     """Start the owner, run the reader to completion, then collect the owner's record."""
     python = str(upstream_python()) if owner_side == "upstream" else sys.executable
+    # a PYTHONPATH naming this checkout would put our znsocket before upstream's
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" or owner_side != "upstream"}
     owner = subprocess.Popen(
         [python, str(OWNER), url_of(server)],
         stdin=subprocess.PIPE,
@@ -34,6 +37,7 @@ def run_pair(owner_side: str, reader_side: str, server: ServerProcess) -> tuple[
         stderr=subprocess.PIPE,
         text=True,
         cwd="/tmp",
+        env=env,
     )
     try:
         assert owner.stdout is not None and owner.stdin is not None

@@ -191,3 +191,31 @@ def test_disconnect_frees_partial_messages() -> None:
     assert asm.discard_owner("s") == 1
     assert asm.buffered_bytes == 3
     assert asm.open_messages == 1
+
+
+def test_per_connection_buffer_quota() -> None:
+    asm = ChunkAssembler(ChunkLimits(max_buffered_bytes=10, max_buffered_bytes_per_owner=4))
+    asm.receive("hog", Chunk("a", 0, 2, "set", b"abc"), 0)
+    with pytest.raises(ChunkLimitError, match=r"this connection exceed 4 bytes.*b was dropped"):
+        asm.receive("hog", Chunk("b", 0, 2, "set", b"de"), 0)
+    # the others still have the rest of the server-wide buffer
+    assert asm.receive("other", Chunk("c", 0, 2, "set", b"fghi"), 0) == Waiting(1, 2)
+    assert asm.buffered_bytes == 7
+    # completing a message returns its bytes to the connection's quota
+    assert isinstance(asm.receive("hog", Chunk("a", 1, 2, "set", b"x"), 0), Assembled)
+    assert asm.receive("hog", Chunk("d", 0, 2, "set", b"jkl"), 0) == Waiting(1, 2)
+
+
+def test_incomplete_messages_time_out_from_their_first_chunk() -> None:
+    asm = ChunkAssembler(ChunkLimits(assembly_timeout_s=10, ttl_s=100, sweep_interval_s=1000))
+    asm.receive("s", Chunk("slow", 0, 3, "set", b"a"), now=0)
+    asm.receive("s", Chunk("slow", 1, 3, "set", b"b"), now=9)  # activity does not extend it
+    with pytest.raises(ChunkLimitError, match="slow was not complete within 10 s"):
+        asm.receive("s", Chunk("slow", 2, 3, "set", b"c"), now=11)
+    assert asm.open_messages == 0 and asm.buffered_bytes == 0
+    with pytest.raises(ChunkLimitError, match="not complete within"):  # any late chunk
+        asm.receive("s", Chunk("slow", 1, 3, "set", b"b"), now=12)
+    # the sweep frees an abandoned message without waiting for another chunk
+    asm.receive("s", Chunk("gone", 0, 2, "set", b"abc"), now=20)
+    assert asm.expire(now=31) == 1
+    assert asm.buffered_bytes == 0

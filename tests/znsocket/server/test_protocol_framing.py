@@ -180,3 +180,29 @@ def test_megabyte_calls_are_compressed_fast_and_decode_anywhere(value: object, m
     # a plain gzip reader (upstream's server uses one) gets the JSON back
     assert json.loads(gzip.decompress(packed)) == [args, {}]
     assert decode_buffer(plan.buffer) == (args, {})
+
+
+def test_decompression_pauses_between_steps_and_stops_at_the_limit() -> None:
+    from znsocket.protocol.framing import DECOMPRESS_STEP_BYTES
+
+    pauses: list[None] = []
+    raw = json.dumps([["k", "v" * (3 * DECOMPRESS_STEP_BYTES)], {}]).encode()
+    buffer = encode_buffer(raw, compress=True)
+    assert decode_buffer(buffer, pause=lambda: pauses.append(None)) == (
+        ["k", "v" * (3 * DECOMPRESS_STEP_BYTES)],
+        {},
+    )
+    assert len(pauses) >= 3
+    pauses.clear()
+    bomb = b"\x01" + (len(raw) - 1).to_bytes(4, "big") + buffer[5:]
+    with pytest.raises(DeserializationError, match=f"exceeds {len(raw) - 1} bytes"):
+        decode_buffer(bomb, pause=lambda: pauses.append(None))
+    assert len(pauses) <= 4  # refused once past the limit, not after inflating everything
+
+
+def test_deep_nesting_is_a_deserialization_error() -> None:
+
+    text = b'[["k",' + b"[" * 100_000 + b"]" * 100_000 + b"],{}]"
+    for buffer in (b"\x00" + text, encode_buffer(text, compress=True)):
+        with pytest.raises(DeserializationError, match="nested too deeply"):
+            decode_buffer(buffer)

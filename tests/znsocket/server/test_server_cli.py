@@ -43,16 +43,48 @@ def test_sigint_stops_cleanly() -> None:
     assert proc.proc.wait(10) == 0
 
 
-def test_default_port_is_upstreams() -> None:
+def test_default_port_is_upstreams_and_the_default_host_is_loopback() -> None:
     from znsocket.cli import build_parser
 
     args = build_parser().parse_args([])
     assert (args.port, args.host, args.storage, args.max_http_buffer_size) == (
         8080,
-        "0.0.0.0",
+        "127.0.0.1",
         "memory",
         5242880,
     )
+
+
+def test_without_host_the_command_listens_on_loopback_only() -> None:
+    with spawn(["znsocket", "--port", "0"]) as proc:
+        assert f"listening on 127.0.0.1:{proc.port}" in proc.text()
+        assert "no token authentication" not in proc.text()
+    with spawn(["znsocket", "--host", "0.0.0.0", "--port", "0", "--token", "t"]) as proc:
+        assert f"listening on 0.0.0.0:{proc.port}" in proc.text()
+        assert "no token authentication" not in proc.text()
+    with spawn(["znsocket", "--host", "0.0.0.0", "--port", "0"]) as proc:
+        assert "no token authentication on 0.0.0.0" in proc.text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-connections", "0"], "positive"),
+        (["--request-timeout", "0"], "positive number of seconds"),
+        (["--chunk-timeout", "-1"], "positive number of seconds"),
+        (["--max-attachments", "0"], "positive"),
+        (["--chunk-buffer-per-connection", "0"], "positive"),
+    ],
+)
+def test_bad_limits_exit_with_a_message(argv: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "znsocket.cli", "--port", "0", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,80 @@
+"""``GET /health``: the gateway's state, as JSON on its own port, for probes and operators.
+
+Answers ``200`` while the gateway can serve and ``503`` while its embedded TStorage is not
+running (between a crash and its restart)::
+
+    {"status": "ok",
+     "tstorage": {"address": "127.0.0.1:45517",
+                  "embedded": {"mode": "process", "address": "127.0.0.1:45517",
+                               "running": true, "pid": 4242, "restarts": 1}}}
+
+``embedded`` is ``null`` for a remote TStorage. ``restarts`` counts the times the
+supervisor replaced a child that had exited unexpectedly. The endpoint reports state the
+gateway already holds; it sends nothing to TStorage, so probing it costs TStorage nothing.
+It needs no token: it shows no data, only whether the server behind the gateway runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from gateway.embedded import EmbeddedTStorage
+from gateway.storage import TStorageLink
+
+#: the endpoint's path
+HEALTH_PATH = "/health"
+
+
+class HealthEndpoint:
+    """WSGI middleware answering :data:`HEALTH_PATH`; every other path goes to ``app``.
+
+    Args:
+        app: the WSGI application to wrap.
+        link: the gateway's TStorage link (for the address).
+        embedded: the embedded TStorage, or ``None`` for a remote one.
+    """
+
+    def __init__(self, app: Any, link: TStorageLink, embedded: EmbeddedTStorage | None) -> None:
+        self.app = app
+        self.link = link
+        self.embedded = embedded
+
+    def state(self) -> dict[str, Any]:
+        """The JSON document the endpoint answers."""
+        emb = self.embedded.status() if self.embedded is not None else None
+        ok = emb is None or bool(emb["running"])
+        return {
+            "status": "ok" if ok else "tstorage-down",
+            "tstorage": {"address": self.link.address, "embedded": emb},
+        }
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO", "") != HEALTH_PATH:
+            return self.app(environ, start_response)
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            body = b"GET only\n"
+            start_response(
+                "405 Method Not Allowed",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        state = self.state()
+        body = json.dumps(state).encode() + b"\n"
+        start_response(
+            "200 OK" if state["status"] == "ok" else "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [body]
+
+
+def mount(app: Any, link: TStorageLink, embedded: EmbeddedTStorage | None) -> HealthEndpoint:
+    """Serve :data:`HEALTH_PATH` from the gateway's ``app`` (its ``wsgi_app`` is wrapped)."""
+    endpoint = HealthEndpoint(app.wsgi_app, link, embedded)
+    app.wsgi_app = endpoint
+    return endpoint

@@ -1,0 +1,229 @@
+"""Chunk summaries persisted in TStorage, so every gateway starts from them.
+
+Layout
+------
+The summaries of series ``(cid, mid, moid)`` are records under the reserved client id
+``[tstorage] index_cid``, at ``mid`` and ``moid`` of the series, with
+``cap = cid << 32 | generation << 16 | slot``:
+
+* slot 0 of generation 0, the **header**: JSON with the format, the chunk size and codec it
+  was made for, the acq watermark ``W`` below which the summaries count every record, the
+  number of rows, and for each page of rows the generation that holds it, its length and its
+  CRC-32. Each save writes a new version of it; a reader takes the newest.
+* slot ``1 + p`` of a generation, **page** ``p``: the raw bytes of rows ``p * PAGE_ROWS`` on
+  of every summary column. A save writes only the pages whose bytes changed, under a new
+  generation, so a page key holds one version (generations wrap after 65,536 saves; a page
+  read back must match the header's length and CRC, else the summaries are rebuilt).
+
+A reader finds the newest header without reading the whole history of saves: it reads the
+header's versions acquired in the last hour, then the last day, month, year, then all.
+
+Summaries are exact below ``W``; a gateway that loads them catches up with one GET of the
+box from ``W`` (the change feed), which lands records from any writer, corrections and late
+records in their chunks, recounted from the chunk's records: nothing counts twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.keymap import CAP_RANGE, SeriesKey
+from gateway.storage.link import PutRecord, TStorageLink
+
+FORMAT = 1
+PAGE_ROWS = 8192
+_HEADER_SLOT = 0
+_GENERATIONS = 1 << 16
+_HOUR_NS = 3600 * 10**9
+#: how far back a reader looks for the newest header, widening until found
+_LOOKBACK_NS = (_HOUR_NS, 24 * _HOUR_NS, 31 * 24 * _HOUR_NS, 366 * 24 * _HOUR_NS, None)
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("lo", "<i8"),
+    ("count", "<i8"),
+    ("first_cap", "<i8"),
+    ("last_cap", "<i8"),
+    ("numeric", "|b1"),
+    ("vmin", "<f8"),
+    ("vmax", "<f8"),
+    ("vsum", "<f8"),
+    ("vfirst", "<f8"),
+    ("vlast", "<f8"),
+)
+_ROW_BYTES = sum(np.dtype(d).itemsize for _, d in COLUMNS)
+
+log = logging.getLogger("gateway.index")
+
+
+class CorruptSummary(Exception):
+    """A persisted summary failed a check (it is rebuilt, never used)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Persisted summaries of one series.
+
+    Attributes:
+        columns: summary columns by name (see :data:`COLUMNS`).
+        watermark: every record with ``acq`` below it is counted.
+        generation: the generation of the save.
+        pages: ``(generation, length, crc32)`` of each page.
+    """
+
+    columns: dict[str, npt.NDArray[Any]]
+    watermark: int
+    generation: int
+    pages: list[tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What summaries are made for: a snapshot of another shape is not used."""
+
+    chunk_records: int
+    payload_size: int | None
+    dtype: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The fields the header records."""
+        return {"chunk": self.chunk_records, "size": self.payload_size, "dtype": self.dtype}
+
+
+def _page_bytes(columns: dict[str, npt.NDArray[Any]], p: int) -> bytes:
+    rows = slice(p * PAGE_ROWS, (p + 1) * PAGE_ROWS)
+    return b"".join(
+        np.ascontiguousarray(columns[name][rows], dtype=dtype).tobytes() for name, dtype in COLUMNS
+    )
+
+
+def _page_columns(data: bytes) -> dict[str, npt.NDArray[Any]]:
+    if len(data) % _ROW_BYTES:
+        raise CorruptSummary(f"a page of {len(data)} bytes is not whole rows")
+    n = len(data) // _ROW_BYTES
+    out: dict[str, npt.NDArray[Any]] = {}
+    at = 0
+    for name, dtype in COLUMNS:
+        size = np.dtype(dtype).itemsize * n
+        out[name] = np.frombuffer(data[at : at + size], dtype=dtype).astype(
+            np.dtype(dtype).newbyteorder("="), copy=True
+        )
+        at += size
+    return out
+
+
+class SummaryStore:
+    """Reads and writes the persisted summaries of series under one reserved cid.
+
+    Args:
+        link: the TStorage link.
+        cid: the reserved client id (``[tstorage] index_cid``).
+        clock: now in TStorage ns (where the search for the newest header starts).
+    """
+
+    def __init__(self, link: TStorageLink, cid: int, clock: Callable[[], int]) -> None:
+        self.link = link
+        self.cid = cid
+        self.clock = clock
+
+    def _cap(self, s: SeriesKey, generation: int, slot: int) -> int:
+        return (s.cid << 32) | (generation << 16) | slot
+
+    def _box(self, s: SeriesKey, cap: int, acq_min: int) -> tuple[Any, Any]:
+        own = SeriesKey(self.cid, s.mid, s.moid)
+        return own.key_range(cap, cap + 1, acq_min=acq_min)
+
+    def _newest(self, s: SeriesKey, cap: int) -> tuple[int, bytes] | None:
+        now = self.clock()
+        for back in _LOOKBACK_NS:
+            since = -(2**63) if back is None else now - back
+            records, _ = self.link.get(*self._box(s, cap, since))
+            mine = [(k.acq, p) for k, p in records if k.mid == s.mid and k.moid == s.moid]
+            if mine:
+                return max(mine, key=lambda r: r[0])
+        return None
+
+    def load(self, s: SeriesKey, shape: Shape) -> Snapshot | None:
+        """The newest persisted summaries of ``s``, or ``None`` if there are none.
+
+        Raises:
+            CorruptSummary: a header or page fails a check, or was made for another shape.
+            TStorageUnavailable: TStorage did not answer.
+        """
+        found = self._newest(s, self._cap(s, 0, _HEADER_SLOT))
+        if found is None:
+            return None
+        try:
+            head = json.loads(found[1])
+            if head.get("format") != FORMAT:
+                raise CorruptSummary(f"format {head.get('format')!r}, expected {FORMAT}")
+            if {k: head.get(k) for k in shape.as_json()} != shape.as_json():
+                raise CorruptSummary("made for another chunk size or codec")
+            watermark, generation, rows = int(head["w"]), int(head["gen"]), int(head["rows"])
+            pages = [(int(g), int(n), int(c)) for g, n, c in head["pages"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptSummary(f"unreadable header: {exc}") from None
+        parts: list[dict[str, npt.NDArray[Any]]] = []
+        for p, (gen, length, crc) in enumerate(pages):
+            records, _ = self.link.get(*self._box(s, self._cap(s, gen, 1 + p), -(2**63)))
+            versions = sorted(
+                (k.acq, data) for k, data in records if k.mid == s.mid and k.moid == s.moid
+            )
+            data = next(
+                (d for _, d in reversed(versions) if len(d) == length and zlib.crc32(d) == crc),
+                None,
+            )
+            if data is None:
+                raise CorruptSummary(f"page {p} is missing or does not match its checksum")
+            parts.append(_page_columns(data))
+        if not parts:
+            raise CorruptSummary("no pages")
+        columns = {name: np.concatenate([part[name] for part in parts]) for name, _ in COLUMNS}
+        if any(len(c) != rows for c in columns.values()) or rows == 0:
+            raise CorruptSummary(f"pages hold {len(columns['lo'])} rows, the header says {rows}")
+        lo = columns["lo"]
+        if int(lo[0]) != CAP_RANGE[0] or not (lo[1:] > lo[:-1]).all():
+            raise CorruptSummary("chunk ranges do not cover the caps in order")
+        if (columns["count"] < 0).any():
+            raise CorruptSummary("negative counts")
+        return Snapshot(columns, watermark, generation, pages)
+
+    def save(
+        self,
+        s: SeriesKey,
+        shape: Shape,
+        columns: dict[str, npt.NDArray[Any]],
+        watermark: int,
+        previous: Snapshot | None,
+    ) -> Snapshot:
+        """Write the summaries of ``s`` (exact below ``watermark``) in one PUT: the pages
+        that changed since ``previous`` and a new header.
+
+        Raises:
+            TStorageUnavailable: not stored (the previous save stays the newest).
+        """
+        generation = ((previous.generation if previous else 0) + 1) % _GENERATIONS
+        rows = len(columns["lo"])
+        old = previous.pages if previous else []
+        pages: list[tuple[int, int, int]] = []
+        records: list[PutRecord] = []
+        for p in range(-(-rows // PAGE_ROWS)):
+            data = _page_bytes(columns, p)
+            crc = zlib.crc32(data)
+            if p < len(old) and old[p][1:] == (len(data), crc):
+                pages.append(old[p])
+                continue
+            pages.append((generation, len(data), crc))
+            records.append(((self.cid, s.mid, s.moid, self._cap(s, generation, 1 + p)), data))
+        head = {"format": FORMAT, **shape.as_json(), "w": watermark, "gen": generation,
+                "rows": rows, "pages": pages}  # fmt: skip
+        header = json.dumps(head, separators=(",", ":")).encode()
+        records.append(((self.cid, s.mid, s.moid, self._cap(s, 0, _HEADER_SLOT)), header))
+        self.link.put(records)
+        return Snapshot(columns, watermark, generation, pages)

@@ -1,0 +1,679 @@
+"""The indexes behind mapped series: chunk summaries per box, caught up with TStorage.
+
+:class:`SeriesIndexes` holds the boxes (one per List series or Dict meter), builds them by
+one streamed GET or starts them from persisted summaries, catches them up through the
+change feed when older than ``max_staleness``, announces what arrived from elsewhere,
+bounds their memory by ``index_budget`` and reads the chunks a read needs. The List and
+Dict commands over it live in :mod:`gateway.storage.list_view` and
+:mod:`gateway.storage.dict_view`; ``docs/data-model.md`` describes the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.config import MapRule
+from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
+from gateway.errors import CodecError, TStorageUnavailable
+from gateway.keymap import (
+    CAP_RANGE,
+    MOID_RANGE,
+    DictTarget,
+    KeyTuple,
+    ListTarget,
+    SeriesKey,
+    key_box,
+)
+from gateway.storage.index import CapIndex
+from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
+from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
+from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
+from gateway.storage.values import UNKNOWN_ACQ, ValueCache
+from gateway.timeseries.downsample import numeric_dtype
+from znsocket.exceptions import DataError, ResponseError
+
+_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+log = logging.getLogger("gateway.index")
+_STREAM_BATCH_BYTES = 4 * 1024 * 1024
+# (cid, mid, moid_lo, moid_hi, payload size held per record or None, numeric dtype or None)
+_BoxKey = tuple[int, int, int, int, int | None, str | None]
+
+
+class _Progress:
+    """Logs how a streamed build of a box's summaries goes, every few seconds."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, box: BoxIndex) -> None:
+        self.box = box
+        self.started = self.logged = time.monotonic()
+
+    def update(self, records: int) -> None:
+        now = time.monotonic()
+        if now - self.logged >= self.EVERY_S:
+            self.logged = now
+            rate = records / max(now - self.started, 1e-9)
+            log.info(
+                "building summaries of %s: %d records read (%.0f/s)", self._what(), records, rate
+            )
+
+    def done(self, records: int) -> None:
+        took = time.monotonic() - self.started
+        if took >= self.EVERY_S or records >= 1_000_000:
+            log.info("built summaries of %s: %d records in %.2f s", self._what(), records, took)
+
+    def _what(self) -> str:
+        lo, hi = self.box.lo, self.box.hi
+        moids = str(lo[2]) if hi[2] - lo[2] == 1 else f"[{lo[2]}, {hi[2]})"
+        return f"cid {lo[0]} mid {lo[1]} moid {moids}"
+
+
+def tstorage_now_ns() -> int:
+    """Now in TStorage time (ns since 2001-01-01 UTC), from this host's clock."""
+    return time.time_ns() - TSTORAGE_EPOCH_UNIX_NS
+
+
+@dataclass
+class _View:
+    """A rule's settings, resolved once."""
+
+    rule: MapRule
+    shape: ElementShape
+
+
+def _newest_per_cap(records: Sequence[Fetched]) -> dict[tuple[int, int], tuple[int, bytes]]:
+    # (moid, cap) -> (acq, payload) of the newest version
+    out: dict[tuple[int, int], tuple[int, bytes]] = {}
+    for key, payload in records:
+        k = (key.moid, key.cap)
+        prev = out.get(k)
+        if prev is None or key.acq > prev[0]:
+            out[k] = (key.acq, payload)
+    return out
+
+
+class SeriesIndexes:
+    """Indexes of mapped series (the base of the List and Dict views)."""
+
+    def __init__(
+        self,
+        link: TStorageLink,
+        rules: Sequence[MapRule],
+        *,
+        max_staleness: float = 0.1,
+        index_budget: int = 10_000_000,
+        index_chunk: int = DEFAULT_CHUNK_RECORDS,
+        value_cache: int = 200_000,
+        index_cid: int | None = None,
+        index_save: float = 30.0,
+        clock: Callable[[], int] = tstorage_now_ns,
+    ) -> None:
+        self.link = link
+        #: where summaries are persisted (None: they are not)
+        self.store = None if index_cid is None else SummaryStore(link, index_cid, clock)
+        self.index_save = index_save
+        self.values = ValueCache(value_cache)
+        #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        self.max_staleness = max_staleness
+        self.index_budget = index_budget
+        self.index_chunk = index_chunk
+        self.clock = clock
+        self._views = [_View(r, ElementShape(r.payload_codec(), r.element, r.time)) for r in rules]
+        self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
+        self._locks: dict[_BoxKey, threading.RLock] = {}
+        self._guard = threading.Lock()
+        self._chunks = ChunkCache()
+
+    # ------------------------------------------------------------------ indexes
+    def _box(
+        self, cid: int, mid: int, moid_lo: int, moid_hi: int, rule_index: int
+    ) -> tuple[BoxIndex, threading.RLock]:
+        codec = self._views[rule_index].shape.codec
+        size, dtype = codec.fixed_size, numeric_dtype(codec)
+        key = (cid, mid, moid_lo, moid_hi, size, None if dtype is None else dtype.str)
+        with self._guard:
+            box = self._boxes.get(key)
+            if box is None:
+                lo, hi = key_box(cid, (mid, mid + 1), (moid_lo, moid_hi))
+                lock = self._locks[key] = threading.RLock()
+
+                def make(box: BoxIndex, moid: int) -> SeriesIndex:
+                    idx = SeriesIndex(
+                        size,
+                        dtype,
+                        self.index_chunk,
+                        self._chunks,
+                        functools.partial(self._load_chunk, box, moid),
+                        lock,
+                    )
+                    idx.building = box.building
+                    return idx
+
+                box = self._boxes[key] = BoxIndex(lo, hi, make, size)
+                box.dtype = None if dtype is None else dtype.str
+            self._boxes.move_to_end(key)
+            return box, self._locks[key]
+
+    def held(self) -> int:
+        """Memory held by indexes, in records (summary rows weighted): what the budget bounds."""
+        with self._guard:
+            summaries = sum(b.size for b in self._boxes.values())
+        return summaries + self._chunks.records()
+
+    def _evict(self) -> None:
+        # Cached chunks go first (least recently used); whole boxes (their summaries) only
+        # when summaries alone exceed the budget. The box in use stays.
+        with self._guard:
+            summaries = sum(b.size for b in self._boxes.values())
+        excess = summaries + self._chunks.records() - self.index_budget
+        if excess <= 0:
+            return
+        excess -= self._chunks.evict(excess)
+        with self._guard:
+            while excess > 0 and len(self._boxes) > 1:
+                key, box = self._boxes.popitem(last=False)
+                self._locks.pop(key, None)
+                excess -= box.size
+                box.forget()
+
+    def _load_chunk(self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int) -> CapIndex:
+        """Records of caps ``[lo_cap, hi_cap)`` of one series, acquired below the box's
+        watermark (what its summaries count)."""
+        self._evict()  # room for the chunk about to be read
+        s = SeriesKey(box.lo[0], box.lo[1], moid)
+        lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
+        size = box.payload_size
+        data = CapIndex(size)
+        if box.acq0 == _ACQ_MIN:
+            return data
+        if size:
+
+            def take_columns(arr: Any) -> None:
+                sel = arr["moid"] == moid
+                if not bool(sel.all()):
+                    arr = arr[sel]
+                data.add_arrays(arr["cap"], arr["acq"], _payload_rows(arr, size))
+
+            try:
+                self.link.stream_columns(lo, hi, size, take_columns, _STREAM_BATCH_BYTES)
+                return data
+            except ColumnsUnavailable:
+                data = CapIndex(size)
+
+        def take(batch: list[Fetched]) -> None:
+            mine = [(k, p) for k, p in batch if k.moid == moid]
+            data.add_records([k.cap for k, _ in mine], [k.acq for k, _ in mine],
+                             [p for _, p in mine])  # fmt: skip
+            if not data.columnar:
+                for k, p in mine:
+                    self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, p)
+
+        self.link.stream(lo, hi, take)
+        return data
+
+    def _catch_up(self, box: BoxIndex, lock: threading.RLock, force: bool = False) -> None:
+        with lock:
+            if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
+                return
+            started = time.monotonic()
+            if box.acq0 == _ACQ_MIN and not self._restore(box):
+                lo, hi = box.feed_box()
+                count = self._build(box, lo, hi)
+            else:
+                count = self._feed(box, *box.feed_box())
+            box.refreshed_at = started
+            # own writes were acknowledged before this read began (the lock is held by
+            # writes), so the feed brought them back with their acq
+            for held in box.moids.values():
+                held.settle()
+            self._persist(box)
+        if count:
+            self._evict()
+
+    def _moids(self, box: BoxIndex) -> list[int] | None:
+        # The moids a box shows when they are known without reading its records.
+        if box.hi[2] - box.lo[2] == 1:
+            return [box.lo[2]]
+        fields = next((t.rule.fields for t in box.views.values() if t.rule.fields), None)
+        return None if fields is None else sorted({m for _, m in fields})
+
+    def _shape(self, box: BoxIndex) -> Shape:
+        return Shape(self.index_chunk, box.payload_size, box.dtype)
+
+    def _restore(self, box: BoxIndex) -> bool:
+        """Start a box from persisted summaries (then the feed catches up from their
+        watermark); False when some series has none, or a corrupt one, to be rebuilt."""
+        moids = self._moids(box)
+        if self.store is None or moids is None:
+            return False
+        found: dict[int, Snapshot] = {}
+        for moid in moids:
+            s = SeriesKey(box.lo[0], box.lo[1], moid)
+            try:
+                snap = self.store.load(s, self._shape(box))
+            except CorruptSummary as exc:
+                log.warning("summaries of series %s are not used (%s): rebuilding them", s, exc)
+                return False
+            if snap is None:
+                return False
+            found[moid] = snap
+        for moid, snap in found.items():
+            idx = box.series(moid)
+            idx.restore(snap.columns)
+            idx.persisted, idx.persisted_at = snap, time.monotonic()
+        # every series counts all records below its watermark; from the lowest one, the
+        # feed brings the rest (records counted already land in their chunk again, which
+        # is recounted from its records: nothing counts twice)
+        box.acq0 = min(snap.watermark for snap in found.values())
+        return True
+
+    def _persist(self, box: BoxIndex, *, now: bool = False) -> None:
+        # Save the summaries that changed, at most every index_save seconds per series.
+        if self.store is None or box.acq0 == _ACQ_MIN:
+            return
+        t = time.monotonic()
+        for moid, idx in box.moids.items():
+            if not idx.dirty or idx.unsettled or len(idx) == 0:
+                continue
+            if not now and t - idx.persisted_at < self.index_save:
+                continue
+            s = SeriesKey(box.lo[0], box.lo[1], moid)
+            try:
+                idx.persisted = self.store.save(
+                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted
+                )
+            except TStorageUnavailable as exc:
+                log.warning("summaries of series %s not saved (retried later): %s", s, exc)
+                continue
+            idx.dirty, idx.persisted_at = False, t
+
+    def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
+        # The first read of a box: one streamed GET of all its records, cut into chunks as
+        # they arrive; only summaries and the chunks the cache can hold stay in memory.
+        count = [0]
+        progress = _Progress(box)
+
+        def take(batch: list[Fetched]) -> None:
+            # Building a large index is seconds of CPU: let other clients (and the
+            # websocket keep-alive pings) run between batches.
+            time.sleep(0)
+            count[0] += len(batch)
+            box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
+            self._evict()
+            progress.update(count[0])
+
+        box.building = True
+        try:
+            acq = None
+            if box.payload_size:
+                acq = self._build_columns(box, lo, hi, count, progress)
+            if acq is None:
+                count[0] = 0
+                acq = self.link.stream(lo, hi, take, _STREAM_BATCH_BYTES)
+        except BaseException:
+            # The stream stopped mid-way: forget the part that arrived; the next read
+            # builds again from the start.
+            box.forget()
+            raise
+        finally:
+            box.building = False
+        box.acq0 = max(box.acq0, acq)
+        for idx in box.moids.values():
+            idx.finish_build()
+        progress.done(count[0])
+        self._persist(box, now=True)
+        return count[0]
+
+    def _build_columns(
+        self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int], progress: _Progress
+    ) -> int | None:
+        # Fixed-size payloads: decode the stream into numpy columns (no Python object per
+        # record). None: some payload has another size (the record-by-record build follows).
+        size = box.payload_size
+        assert size
+
+        def take(arr: Any) -> None:
+            time.sleep(0)  # let other clients run between batches (a few ms each)
+            count[0] += len(arr)
+            box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
+            self._evict()
+            progress.update(count[0])
+
+        try:
+            return self.link.stream_columns(lo, hi, size, take, _STREAM_BATCH_BYTES)
+        except ColumnsUnavailable:
+            box.forget()  # the record-by-record build starts over
+            return None
+
+    def _feed(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
+        # Records that arrived since acq0. They are applied once the read is over: a chunk
+        # they land in may have to be read first (below the old acq0), on the same link.
+        if box.payload_size:
+            fed = self._feed_columns(box, lo, hi, box.payload_size)
+            if fed is not None:
+                return fed
+        got: list[Fetched] = []
+        acq = self.link.stream(lo, hi, got.extend)
+        gained: dict[int, int] = {}  # moid -> smallest cap new to the index
+        changed: dict[int, set[int]] = {}  # moid -> held caps whose payload changed
+        if got and self.on_change is not None:
+            for k, p in got:
+                idx = box.series(k.moid)
+                if not idx.contains(k.cap):
+                    gained[k.moid] = min(gained.get(k.moid, k.cap), k.cap)
+                elif idx.payload_size is not None:
+                    held = idx.payload(k.cap)
+                    if held is not None and held != p:
+                        changed.setdefault(k.moid, set()).add(k.cap)
+        box.add_records((k.moid, k.cap, k.acq, p) for k, p in got)
+        if box.payload_size is None:
+            # recent records are likely read next: cache them
+            for k, payload in got:
+                self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
+        box.acq0 = max(box.acq0, acq)
+        if gained or changed:
+            self._announce(box, gained, changed)
+        return len(got)
+
+    def _feed_columns(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, size: int) -> int | None:
+        # _feed for fixed-size payloads, in numpy columns: after a bulk write the feed brings
+        # back every record written (hundreds of thousands), which record by record would
+        # hold the series lock about as long as the write took. None: some payload has
+        # another size (the record-by-record feed takes over; re-adding changes nothing).
+        parts: list[Any] = []
+        try:
+            acq = self.link.stream_columns(lo, hi, size, parts.append, _STREAM_BATCH_BYTES)
+        except ColumnsUnavailable:
+            return None
+        arr = np.concatenate(parts) if parts else None
+        gained: dict[int, int] = {}
+        changed: dict[int, set[int]] = {}
+        if arr is not None and len(arr):
+            moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
+            if self.on_change is not None:
+                for moid in np.unique(moids).tolist():
+                    sel = moids == moid
+                    _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
+            box.add_columns(moids, caps, arr["acq"], rows)
+        box.acq0 = max(box.acq0, acq)
+        if gained or changed:
+            self._announce(box, gained, changed)
+        return 0 if arr is None else len(arr)
+
+    def _announce(
+        self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
+    ) -> None:
+        # Refresh payloads as upstream clients send them (spec section 5.1).
+        assert self.on_change is not None
+        for key, target in list(box.views.items()):
+            if isinstance(target, ListTarget):
+                moid = target.series.moid
+                idx = box.series(moid)
+                if moid in gained:
+                    start = idx.position(gained[moid])
+                    self.on_change(key, {"start": start, "stop": None})
+                elif moid in changed:
+                    positions = sorted(
+                        p for c in changed[moid] if (p := idx.position(c)) is not None
+                    )
+                    self.on_change(key, {"indices": positions})
+            else:
+                fields = [
+                    f
+                    for m in sorted(set(gained) | set(changed))
+                    if (f := target.field_for_moid(m)) is not None
+                ]
+                if fields:
+                    self.on_change(key, {"keys": fields})
+
+    def poll(self, watch_s: float = 60.0) -> None:
+        """Catch up every index read within ``watch_s`` seconds (announcing changes)."""
+        now = time.monotonic()
+        with self._guard:
+            boxes = [(k, b) for k, b in self._boxes.items() if now - b.used_at < watch_s]
+        for key, box in boxes:
+            lock = self._locks.get(key)
+            if lock is not None:
+                self._catch_up(box, lock, force=True)
+
+    def _series_box(
+        self, t: ListTarget, force: bool = False
+    ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
+        s = t.series
+        box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
+        box.views[t.key] = t
+        box.used_at = time.monotonic()
+        self._catch_up(box, lock, force)
+        return box, lock, box.series(s.moid)
+
+    def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
+        fields = target.rule.fields
+        if fields is not None:
+            moids = [m for _, m in fields]
+            lo_m, hi_m = min(moids), max(moids) + 1
+        else:
+            lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
+        box, lock = self._box(target.cid, target.mid, lo_m, hi_m, target.rule.index)
+        box.views[target.key] = target
+        box.used_at = time.monotonic()
+        self._catch_up(box, lock)
+        return box, lock
+
+    def series_index(
+        self, t: ListTarget, *, fresh: bool = False, settled: bool = False
+    ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
+        """The box, its lock and the index of a List's series, caught up with TStorage.
+
+        Reading it counts as watching the key (the follower keeps it current).
+
+        Args:
+            t: the List.
+            fresh: catch up now rather than within ``max_staleness``.
+            settled: catch up now if the index holds own writes whose acq is not known
+                yet; then it counts exactly the records with ``acq < box.acq0``.
+        """
+        if settled and not fresh:
+            s = t.series
+            box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
+            fresh = box.series(s.moid).unsettled
+        return self._series_box(t, fresh)
+
+    def save_summaries(self, t: ListTarget) -> int:
+        """Catch a List's series up with TStorage and persist its summaries now (if they
+        changed since their last save); returns its length."""
+        box, lock, idx = self._series_box(t, force=True)
+        with lock:
+            self._persist(box, now=True)
+            return len(idx)
+
+    def series_lock(self, t: ListTarget) -> threading.RLock:
+        """The lock of a List's series (held by writes and catch-ups), without reading."""
+        s = t.series
+        return self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)[1]
+
+    def view(self, rule_index: int) -> _View:
+        """The settings of map rule ``rule_index``."""
+        return self._views[rule_index]
+
+    # -------------------------------------------------------------- fetching
+    def _fetch(
+        self, series: SeriesKey, caps: Sequence[int], idx: SeriesIndex | None = None
+    ) -> dict[int, bytes]:
+        """Newest payload of each requested cap: from the payload columns of the chunks
+        that hold them or the cache, else one GET of the cap range covering the rest."""
+        s = series
+        out: dict[int, bytes] = {}
+        missing: list[int] = []
+        for cap in caps:
+            hit = idx.payload(cap) if idx is not None and idx.payload_size is not None else None
+            if hit is None:
+                hit = self.values.get((s.cid, s.mid, s.moid, cap))
+            if hit is None:
+                missing.append(cap)
+            else:
+                out[cap] = hit
+        if not missing:
+            return out
+        lo, hi = s.key_range(min(missing), max(missing) + 1)
+        records, _ = self.link.get(lo, hi)
+        wanted = set(missing)
+        for (moid, cap), (acq, p) in _newest_per_cap(records).items():
+            if moid == s.moid:
+                self.values.offer((s.cid, s.mid, moid, cap), acq, p)
+                if cap in wanted:
+                    out[cap] = p
+        return out
+
+    def caps(self, t: ListTarget) -> np.ndarray:
+        """The sorted distinct caps of a series (every chunk is read: for exports)."""
+        _, lock, idx = self._series_box(t)
+        with lock:
+            return idx.caps_between(0, len(idx))
+
+    def fetch(self, t: ListTarget, caps: Sequence[int]) -> dict[int, bytes]:
+        """Newest payload of each of ``caps`` (held in memory, else one range GET)."""
+        _, lock, idx = self._series_box(t)
+        with lock:
+            return self._fetch(t.series, caps, idx)
+
+    def records(
+        self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int
+    ) -> Iterator[tuple[npt.NDArray[np.int64], bytes | None, dict[int, bytes] | None]]:
+        """Records at positions ``i0..i1-1``, a chunk at a time: ``(caps, payloads block,
+        None)`` from a chunk holding fixed-size payloads, else ``(caps, None, payload by
+        cap)`` read from the cache or TStorage (a cap missing there has no record any more).
+        """
+        for data, j0, j1 in idx.segments(i0, i1):
+            caps = data.caps[j0:j1]
+            if data.columnar:
+                yield caps, data.payload_block(range(j0, j1)), None
+            else:
+                yield caps, None, self._fetch(t.series, caps.tolist())
+
+    def _texts(self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int) -> list[str | None]:
+        # elements at positions i0..i1-1 as JSON text (None: the record vanished meanwhile)
+        shape = self._views[t.rule.index].shape
+        out: list[str | None] = []
+        for caps, block, got in self.records(t, idx, i0, i1):
+            if block is not None:
+                out.extend(shape.to_json_block(caps.tolist(), block))
+            else:
+                assert got is not None
+                out.extend(shape.to_json(c, got[c]) if c in got else None for c in caps.tolist())
+        return out
+
+    def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
+        return self._views[rule_index].shape.to_json(cap, payload)
+
+    # ------------------------------------------------------------- writes
+    def _writable(self, rule_index: int, key: str) -> _View:
+        view = self._views[rule_index]
+        if view.rule.read_only:
+            raise ResponseError(f"{key!r} is read-only (map rule {rule_index} sets read_only)")
+        return view
+
+    def _own(self, idx: SeriesIndex, records: Sequence[PutRecord]) -> None:
+        # Records we just stored: into the index (with payloads when it holds them) at
+        # once, so this gateway reads its own writes without waiting for the feed.
+        idx.unsettled = True
+        idx.add(
+            [k[3] for k, _ in records],
+            [UNKNOWN_ACQ] * len(records),
+            [p for _, p in records],
+            own=True,
+        )
+        if idx.payload_size is None:
+            for key, payload in records:
+                self.values.remember_own(key, payload)
+
+    def _assign_caps(
+        self, key: str, rule: MapRule, idx: SeriesIndex, wanted: Sequence[int | None]
+    ) -> list[int]:
+        # "now" caps are strictly increasing per series: two appends in one nanosecond
+        # become two elements, never a silent correction.
+        last = idx.last()
+        now = self.clock()
+        out: list[int] = []
+        seen: set[int] = set()
+        for want in wanted:
+            if want is None:
+                cap = now if last is None else max(now, last + 1)
+                if cap > CAP_RANGE[1]:
+                    raise DataError(f"{key!r}: no capture time left after {last}")
+            else:
+                cap = want
+            if want is not None and last is not None and cap <= last:
+                if not (idx.contains(cap) or cap in seen):
+                    raise ResponseError(
+                        f"{key!r}: t={cap} (TStorage ns) lies before the last element and "
+                        "matches none: inserting in the middle of a series is not supported"
+                    )
+                if not rule.allow_corrections:
+                    raise ResponseError(
+                        f"{key!r}: an element with this time exists; corrections are off "
+                        "for this map rule (allow_corrections = false)"
+                    )
+            out.append(cap)
+            seen.add(cap)
+            last = cap if last is None else max(last, cap)
+        return out
+
+
+def _news(
+    idx: SeriesIndex,
+    caps: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.uint8],
+    moid: int,
+    gained: dict[int, int],
+    changed: dict[int, set[int]],
+) -> None:
+    # Which fed records a series did not hold (the smallest such cap goes to gained) and
+    # which held ones carry another payload (changed), compared chunk by chunk in numpy.
+    ks = np.searchsorted(idx.lo, caps, side="right") - 1
+    for k in np.unique(ks).tolist():
+        sel = ks == k
+        mine = caps[sel]
+        data = idx.chunk(k) if int(idx.count[k]) > 0 else None
+        held = data.caps if data is not None else np.empty(0, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
+        known = (held[pos] == mine) if len(held) else np.zeros(len(mine), dtype=bool)
+        if not bool(known.all()):
+            first = int(mine[~known].min())
+            gained[moid] = min(gained.get(moid, first), first)
+        if data is not None and data.columnar and bool(known.any()):
+            now = data.payload_rows(0, len(data))[pos[known]]
+            differs = (now != rows[sel][known]).any(axis=1)
+            if bool(differs.any()):
+                changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+
+
+def _payload_rows(arr: Any, size: int) -> Any:
+    """The ``v0`` field of decoded records as an ``n x size`` uint8 array.
+
+    A strided view of the records when they are contiguous (what the decoder gives), so the
+    index copies each payload once; a compact copy otherwise.
+    """
+    n = len(arr)
+    if arr.flags.c_contiguous and arr.dtype.itemsize:
+        offset = arr.dtype.fields["v0"][1]
+        rows = arr.view(np.uint8).reshape(n, arr.dtype.itemsize)
+        return rows[:, offset : offset + size]
+    return np.frombuffer(arr["v0"].tobytes(), dtype=np.uint8).reshape(n, size)
+
+
+def _parse(shape: ElementShape, value: Any) -> tuple[int | None, bytes]:
+    try:
+        return shape.parse(value)
+    except CodecError as exc:
+        raise DataError(str(exc)) from None

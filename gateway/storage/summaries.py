@@ -1,0 +1,602 @@
+"""Chunk summaries of a series: its length and positions without holding every cap.
+
+Strategy
+--------
+A series is cut into chunks, consecutive cap ranges ``[lo[k], lo[k+1])`` (the first chunk
+starts at the smallest cap TStorage allows, the last one is open-ended), so every record,
+late or early, belongs to exactly one chunk. A chunk holds about ``chunk_records`` distinct
+caps: appends fill the last chunk and start a new one when it is full; a chunk grown past
+twice that by late records is split when next touched.
+
+Per chunk the gateway keeps a summary row (numpy columns): its record count, first and last
+cap, and for numeric codecs the min/max/sum/first/last value. Prefix sums of the counts give
+``len`` and the chunk that holds position ``i`` (an order-statistics index); only that
+chunk's records are read from TStorage (one narrow GET, acq below the box's watermark, so a
+loaded chunk agrees with the summaries), and kept in a least-recently-used cache shared by
+every series. Memory is then summaries (one row per ``chunk_records`` records) plus cached
+chunks, whatever the length of the series.
+
+A chunk's data is a :class:`~gateway.storage.index.CapIndex` (caps, and for fixed-size codecs
+the newest payload of each cap), so corrections and late records update it exactly as they
+updated the whole-series index before; its summary row is recomputed from it after every
+change (a chunk is small).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.keymap import CAP_RANGE, KeyTuple
+from gateway.storage.index import CapIndex
+
+#: A summary row counts as this many held records in ``index_budget`` (about its bytes
+#: over the 8 bytes of a cap).
+SUMMARY_WEIGHT = 8
+DEFAULT_CHUNK_RECORDS = 4096
+
+_COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
+            "vfirst", "vlast")  # fmt: skip
+
+Loader = Callable[[int, int], CapIndex]
+"""Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One chunk's summary row (values are NaN when the chunk has no numeric payloads)."""
+
+    lo: int
+    count: int
+    first: int
+    last: int
+    numeric: bool
+    min: float
+    max: float
+    sum: float
+    first_value: float
+    last_value: float
+
+
+class ChunkCache:
+    """The least-recently-used chunk data of every series (bounded by the owner's budget)."""
+
+    def __init__(self) -> None:
+        self._lru: OrderedDict[tuple[int, int], SeriesIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def touch(self, series: SeriesIndex, lo: int) -> None:
+        """Mark a chunk of ``series`` as just used."""
+        key = (id(series), lo)
+        with self._lock:
+            self._lru[key] = series
+            self._lru.move_to_end(key)
+
+    def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
+        """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
+        with self._lock:
+            if lo is not None:
+                self._lru.pop((id(series), lo), None)
+                return
+            for key in [k for k, s in self._lru.items() if s is series]:
+                del self._lru[key]
+
+    def records(self) -> int:
+        """Records held by cached chunks."""
+        with self._lock:
+            entries = list(self._lru.items())
+        return sum(s.held(lo) for (_, lo), s in entries)
+
+    def evict(self, excess: int) -> int:
+        """Drop least-recently-used chunks (not pinned) until ``excess`` records are freed.
+
+        Returns the records freed.
+        """
+        freed = 0
+        with self._lock:
+            for key in list(self._lru):
+                if freed >= excess:
+                    break
+                series = self._lru[key]
+                # a series being read or changed right now keeps its chunks this time
+                if series.pinned(key[1]) or not series.lock.acquire(blocking=False):
+                    continue
+                try:
+                    freed += series.drop(key[1])
+                finally:
+                    series.lock.release()
+                del self._lru[key]
+        return freed
+
+
+def _empty_f() -> npt.NDArray[np.float64]:
+    return np.full(1, np.nan)
+
+
+class SeriesIndex:
+    """Chunk summaries of one series, with its chunks' records read on demand.
+
+    Args:
+        payload_size: fixed payload size of the rule's codec (payloads are held next to the
+            caps in loaded chunks), or ``None``.
+        dtype: numpy dtype of a payload holding one number (summaries then keep value
+            statistics), or ``None``.
+        chunk_records: caps per chunk.
+        cache: the shared chunk cache.
+        loader: reads a chunk's records from TStorage.
+        lock: the lock of the series' box (a new one if not given).
+    """
+
+    def __init__(
+        self,
+        payload_size: int | None,
+        dtype: np.dtype[Any] | None,
+        chunk_records: int,
+        cache: ChunkCache,
+        loader: Loader,
+        lock: threading.RLock | None = None,
+    ) -> None:
+        self.payload_size = payload_size
+        self.dtype = dtype
+        self.chunk_records = chunk_records
+        self.cache = cache
+        self.loader = loader
+        self.lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
+        self.count: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.first_cap: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.last_cap: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.numeric: npt.NDArray[np.bool_] = np.zeros(1, dtype=bool)
+        self.vmin, self.vmax, self.vsum = _empty_f(), _empty_f(), _empty_f()
+        self.vfirst, self.vlast = _empty_f(), _empty_f()
+        self._data: dict[int, CapIndex] = {}
+        self._starts: npt.NDArray[np.int64] | None = None
+        #: chunks (by lo) whose summary must be recounted from TStorage
+        self.stale: set[int] = set()
+        #: Records of this gateway's own writes are held whose acq TStorage has not told
+        #: yet (their chunks stay cached until the change feed brings them back).
+        self.unsettled = False
+        #: a streamed build is running: its last chunk stays cached
+        self.building = False
+        #: summaries changed since they were last persisted
+        self.dirty = False
+        #: the persisted summaries this index last loaded or saved, and when (monotonic)
+        self.persisted: Any = None
+        self.persisted_at = float("-inf")
+        #: held while chunks are read or changed (the box's lock: writes and catch-ups)
+        self.lock = lock or threading.RLock()
+
+    # ------------------------------------------------------------ summary rows
+    @property
+    def chunks(self) -> int:
+        """Number of chunks (summary rows)."""
+        return int(self.lo.size)
+
+    def starts(self) -> npt.NDArray[np.int64]:
+        """Position of each chunk's first record, then the length (prefix counts)."""
+        s = self._starts
+        if s is None:
+            with self.lock:  # not from counts a concurrent change is replacing
+                s = self._starts
+                if s is None:
+                    s = np.concatenate(([0], np.cumsum(self.count))).astype(np.int64)
+                    self._starts = s
+        return s
+
+    def __len__(self) -> int:
+        return int(self.starts()[-1])
+
+    def summary(self, k: int) -> Summary:
+        """The summary row of chunk ``k``."""
+        return Summary(
+            int(self.lo[k]), int(self.count[k]), int(self.first_cap[k]), int(self.last_cap[k]),
+            bool(self.numeric[k]), float(self.vmin[k]), float(self.vmax[k]),
+            float(self.vsum[k]), float(self.vfirst[k]), float(self.vlast[k]),
+        )  # fmt: skip
+
+    def chunk_of_cap(self, cap: int) -> int:
+        """The chunk whose cap range holds ``cap``."""
+        return int(np.searchsorted(self.lo, cap, side="right")) - 1
+
+    def chunk_of_position(self, i: int) -> int:
+        """The chunk that holds position ``i`` (``0 <= i < len``)."""
+        return int(np.searchsorted(self.starts(), i, side="right")) - 1
+
+    def first(self) -> int | None:
+        """The smallest cap, or ``None`` when empty."""
+        nonempty = np.flatnonzero(self.count)
+        return int(self.first_cap[nonempty[0]]) if nonempty.size else None
+
+    def last(self) -> int | None:
+        """The largest cap, or ``None`` when empty."""
+        nonempty = np.flatnonzero(self.count)
+        return int(self.last_cap[nonempty[-1]]) if nonempty.size else None
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """The summary columns by name (what is persisted)."""
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+    def restore(self, columns: dict[str, npt.NDArray[Any]]) -> None:
+        """Take summary columns (persisted ones); no chunk is cached after this."""
+        with self.lock:
+            self.drop_all()
+            for name in _COLUMNS:
+                setattr(self, name, np.array(columns[name], dtype=getattr(self, name).dtype))
+            self._starts = None
+            self.stale.clear()
+            self.dirty = False
+
+    def _row(self, k: int) -> tuple[bytes, ...]:
+        return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
+
+    def _recount(self, k: int, data: CapIndex) -> None:
+        before = self._row(k)
+        self._count_row(k, data)
+        if self._row(k) != before:
+            self.dirty = True
+
+    def _count_row(self, k: int, data: CapIndex) -> None:
+        n = len(data)
+        self.count[k] = n
+        self._starts = None
+        if n == 0:
+            self.numeric[k] = False
+            return
+        caps = data.caps
+        self.first_cap[k], self.last_cap[k] = caps[0], caps[n - 1]
+        vals = self._numbers(data, 0, n)
+        if vals is None:
+            self.numeric[k] = False
+            self.vmin[k] = self.vmax[k] = self.vsum[k] = self.vfirst[k] = self.vlast[k] = np.nan
+            return
+        self.numeric[k] = True
+        self.vmin[k], self.vmax[k] = np.min(vals), np.max(vals)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            self.vsum[k] = np.add.reduce(vals)
+        self.vfirst[k], self.vlast[k] = vals[0], vals[n - 1]
+
+    def _numbers(self, data: CapIndex, j0: int, j1: int) -> npt.NDArray[np.float64] | None:
+        if self.dtype is None or not data.columnar:
+            return None
+        rows = data.payload_rows(j0, j1).reshape(-1).view(self.dtype)
+        return rows.astype(np.float64, copy=False)
+
+    # ------------------------------------------------------------ chunk data
+    def held(self, lo: int) -> int:
+        """Records of chunk ``lo`` held in memory (0 if not cached)."""
+        data = self._data.get(lo)
+        return len(data) if data is not None else 0
+
+    def pinned(self, lo: int) -> bool:
+        """True when chunk ``lo`` must stay cached (own writes unsettled, build tail)."""
+        return self.unsettled or (self.building and lo == int(self.lo[-1]))
+
+    def drop(self, lo: int) -> int:
+        """Forget the cached records of chunk ``lo``; returns how many."""
+        data = self._data.pop(lo, None)
+        return len(data) if data is not None else 0
+
+    def drop_all(self) -> None:
+        """Forget every cached chunk (the summaries stay)."""
+        self._data.clear()
+        self.cache.forget(self)
+
+    def chunk(self, k: int) -> CapIndex:
+        """The records of chunk ``k``, read from TStorage if not cached."""
+        with self.lock:
+            lo = int(self.lo[k])
+            data = self._data.get(lo)
+            if data is None:
+                hi = int(self.lo[k + 1]) if k + 1 < self.chunks else CAP_RANGE[1] + 1
+                data = self._data[lo] = self.loader(lo, hi)
+                self.stale.discard(lo)
+                self._recount(k, data)
+            self.cache.touch(self, lo)
+            return data
+
+    def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> None:
+        """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
+        each: a run spans at most ``most`` chunks and bridges up to ``gap`` chunks not asked
+        for (reading a few more records costs less than another GET)."""
+        with self.lock:
+            missing = [k for k in sorted(set(ks)) if int(self.lo[k]) not in self._data]
+            runs: list[list[int]] = []
+            for k in missing:
+                if runs and k - runs[-1][-1] <= gap + 1 and k - runs[-1][0] < most:
+                    runs[-1].append(k)
+                else:
+                    runs.append([k])
+            for run in runs:
+                if len(run) == 1:
+                    self.chunk(run[0])
+                    continue
+                run = list(range(run[0], run[-1] + 1))
+                a, b = run[0], run[-1] + 1
+                hi = int(self.lo[b]) if b < self.chunks else CAP_RANGE[1] + 1
+                data = self.loader(int(self.lo[a]), hi)
+                cuts = np.searchsorted(data.caps, self.lo[a + 1 : b]).tolist()
+                for k, j0, j1 in zip(run, [0, *cuts], [*cuts, len(data)], strict=True):
+                    piece = data.slice(j0, j1)
+                    lo = int(self.lo[k])
+                    self._data[lo] = piece
+                    self.stale.discard(lo)
+                    self._recount(k, piece)
+                    self.cache.touch(self, lo)
+
+    # ------------------------------------------------------------ positions
+    def cap_at(self, i: int) -> int:
+        """The cap at position ``i`` (``0 <= i < len``)."""
+        k = self.chunk_of_position(i)
+        return int(self.chunk(k).caps[i - int(self.starts()[k])])
+
+    def searchsorted(self, cap: int, side: str = "left") -> int:
+        """Position where ``cap`` would be inserted (numpy's ``searchsorted`` semantics)."""
+        k = self.chunk_of_cap(cap)
+        start = int(self.starts()[k])
+        n = int(self.count[k])
+        if n == 0:
+            return start
+        first, last = int(self.first_cap[k]), int(self.last_cap[k])
+        if cap < first or (cap == first and side == "left"):
+            return start
+        if cap > last or (cap == last and side == "right"):
+            return start + n
+        caps = self.chunk(k).caps
+        return start + int(np.searchsorted(caps, cap, side=side))  # type: ignore[call-overload]
+
+    def position(self, cap: int) -> int | None:
+        """Position of ``cap`` in the series, or ``None``."""
+        k = self.chunk_of_cap(cap)
+        if int(self.count[k]) == 0 or not self.first_cap[k] <= cap <= self.last_cap[k]:
+            return None
+        j = self.chunk(k).position(cap)
+        return None if j is None else int(self.starts()[k]) + j
+
+    def contains(self, cap: int) -> bool:
+        """True when a record with this cap exists."""
+        return self.position(cap) is not None
+
+    def segments(self, i0: int, i1: int) -> Iterator[tuple[CapIndex, int, int]]:
+        """``(chunk records, j0, j1)`` covering positions ``i0..i1-1`` in order."""
+        if i1 <= i0:
+            return
+        k = self.chunk_of_position(i0)
+        end = self.chunk_of_position(i1 - 1) + 1
+        while k < end:
+            if int(self.lo[k]) not in self._data:  # this and the next few by one GET
+                self.preload(range(k, min(k + 64, end)))
+            s = int(self.starts()[k])
+            j0, j1 = max(i0 - s, 0), min(i1 - s, int(self.count[k]))
+            if j1 > j0:
+                yield self.chunk(k), j0, j1
+            k += 1
+
+    def caps_between(self, i0: int, i1: int) -> npt.NDArray[np.int64]:
+        """The caps at positions ``i0..i1-1``."""
+        parts = [data.caps[j0:j1] for data, j0, j1 in self.segments(i0, i1)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def payload(self, cap: int) -> bytes | None:
+        """The newest payload of ``cap`` when its chunk holds payloads, else ``None``."""
+        k = self.chunk_of_cap(cap)
+        if int(self.count[k]) == 0:
+            return None
+        return self.chunk(k).payload(cap)
+
+    def last_payload(self) -> bytes | None:
+        """The newest payload of the largest cap when its chunk holds payloads."""
+        nonempty = np.flatnonzero(self.count)
+        if not nonempty.size:
+            return None
+        return self.chunk(int(nonempty[-1])).last_payload()
+
+    def numbers(self, k: int, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], Any]:
+        """Caps of chunk ``k`` in ``[lo, hi)`` with their values as float64 (``None`` when
+        the chunk holds no numeric payloads)."""
+        data = self.chunk(k)
+        caps = data.caps
+        j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
+        return caps[j0:j1], self._numbers(data, j0, j1)
+
+    # ------------------------------------------------------------ updates
+    def add(
+        self,
+        caps: Sequence[int] | npt.NDArray[np.int64],
+        acqs: Sequence[int] | npt.NDArray[np.int64],
+        payloads: Sequence[bytes] | npt.NDArray[np.uint8],
+        *,
+        own: bool = False,
+    ) -> None:
+        """Add records (any order; for a held cap the newest acq wins, see
+        :meth:`CapIndex.add_records`). ``payloads`` is a list of bytes or, for fixed-size
+        payloads, an ``n x payload_size`` array.
+
+        During a build (:attr:`building`), a record for a chunk that is not cached marks
+        the chunk stale instead of reading it (the stream is in flight).
+        """
+        cap_a = np.asarray(caps, dtype=np.int64)
+        if cap_a.size == 0:
+            return
+        acq_a = np.asarray(acqs, dtype=np.int64)
+        with self.lock:
+            ks = np.searchsorted(self.lo, cap_a, side="right") - 1
+            touched: dict[int, CapIndex] = {}
+            groups: list[tuple[int, npt.NDArray[Any] | None]]
+            if bool((ks == ks[0]).all()):
+                groups = [(int(ks[0]), None)]
+            else:
+                order = np.argsort(ks, kind="stable")
+                ks_sorted = ks[order]
+                cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
+                groups = [
+                    (int(ks_sorted[a]), order[a:b])
+                    for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
+                ]
+            for k, sel in groups:
+                lo = int(self.lo[k])
+                data = self._data.get(lo)
+                if data is None:
+                    if self.building and int(self.count[k]) > 0:
+                        self.stale.add(lo)
+                        continue
+                    data = self.chunk(k) if int(self.count[k]) > 0 else self._new_chunk(lo)
+                if sel is None:
+                    c, a, p = cap_a, acq_a, payloads
+                elif isinstance(payloads, np.ndarray):
+                    c, a, p = cap_a[sel], acq_a[sel], payloads[sel]
+                else:
+                    c, a, p = cap_a[sel], acq_a[sel], [payloads[i] for i in sel.tolist()]
+                if isinstance(p, np.ndarray) and data.columnar:
+                    data.add_arrays(c, a, p, own=own)
+                else:
+                    rows = [bytes(r) for r in p] if isinstance(p, np.ndarray) else list(p)
+                    data.add_records(c.tolist(), a.tolist(), rows, own=own)
+                self.cache.touch(self, lo)
+                touched[k] = data
+            for k, data in touched.items():
+                self._recount(k, data)
+            for k in sorted(touched, reverse=True):
+                self._split(k, touched[k])
+
+    def _new_chunk(self, lo: int) -> CapIndex:
+        data = self._data[lo] = CapIndex(self.payload_size)
+        return data
+
+    def _split(self, k: int, data: CapIndex) -> None:
+        # The last chunk is cut once full (appends start the next one); another chunk
+        # only past twice the size (late records), so a chunk never splits into tiny ones.
+        n = int(self.count[k])
+        size = self.chunk_records
+        last = k == self.chunks - 1
+        if n <= size or (not last and n <= 2 * size):
+            return
+        lo = int(self.lo[k])
+        pieces = [data.slice(a, min(a + size, n)) for a in range(0, n, size)]
+        los = [lo] + [int(p.caps[0]) for p in pieces[1:]]
+        extra = len(pieces) - 1
+        self.cache.forget(self, lo)
+        self._data.pop(lo, None)
+
+        def spread(arr: Any, fill: Any) -> Any:
+            return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
+
+        self.dirty = True
+        self.lo = np.insert(self.lo, k + 1, np.asarray(los[1:], dtype=np.int64))
+        self.count = spread(self.count, 0)
+        self.first_cap = spread(self.first_cap, 0)
+        self.last_cap = spread(self.last_cap, 0)
+        self.numeric = spread(self.numeric, False)
+        self.vmin, self.vmax = spread(self.vmin, np.nan), spread(self.vmax, np.nan)
+        self.vsum = spread(self.vsum, np.nan)
+        self.vfirst, self.vlast = spread(self.vfirst, np.nan), spread(self.vlast, np.nan)
+        for j, (piece_lo, piece) in enumerate(zip(los, pieces, strict=True)):
+            self._data[piece_lo] = piece
+            self._recount(k + j, piece)
+            self.cache.touch(self, piece_lo)
+
+    def finish_build(self) -> None:
+        """End a streamed build: recount chunks that late records reached while they were
+        not cached (their records are read again, below the new watermark)."""
+        with self.lock:
+            self.building = False
+            for lo in sorted(self.stale):
+                self._data.pop(lo, None)
+                k = self.chunk_of_cap(lo)
+                self._split(k, self.chunk(k))
+            self.stale.clear()
+
+    def settle(self) -> None:
+        """The change feed brought back every own write: chunks may be evicted again."""
+        self.unsettled = False
+
+
+class BoxIndex:
+    """Chunk summaries of every moid of one ``(cid, mid, moid range)`` box, with the box's
+    change-feed watermark.
+
+    Attributes:
+        lo: inclusive lower key of the box (cap and acq at their minima).
+        hi: exclusive upper key of the box.
+        acq0: every record of the box with ``acq < acq0`` is counted in the summaries.
+        refreshed_at: monotonic time of the last catch-up with TStorage.
+    """
+
+    def __init__(
+        self,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        make: Callable[[BoxIndex, int], SeriesIndex],
+        payload_size: int | None = None,
+    ) -> None:
+        self.lo = lo
+        self.payload_size = payload_size
+        #: the first streamed read of the box is running
+        self.building = False
+        #: numpy dtype (``dtype.str``) of the numbers summarised, or None
+        self.dtype: str | None = None
+        self.hi = hi
+        self.acq0 = lo[4]
+        self.refreshed_at = float("-inf")
+        self.used_at = float("-inf")
+        self.moids: dict[int, SeriesIndex] = {}
+        self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
+        self._make = make
+
+    def series(self, moid: int) -> SeriesIndex:
+        """The index of one moid (empty if the moid has no record yet)."""
+        idx = self.moids.get(moid)
+        if idx is None:
+            idx = self.moids[moid] = self._make(self, moid)
+        return idx
+
+    def add_records(
+        self, records: Iterable[tuple[int, int, int, bytes]], *, own: bool = False
+    ) -> None:
+        """Add ``(moid, cap, acq, payload)`` records (see :meth:`SeriesIndex.add`)."""
+        by_moid: dict[int, tuple[list[int], list[int], list[bytes]]] = {}
+        for moid, cap, acq, payload in records:
+            caps, acqs, pays = by_moid.setdefault(moid, ([], [], []))
+            caps.append(cap)
+            acqs.append(acq)
+            pays.append(payload)
+        for moid, (caps, acqs, pays) in by_moid.items():
+            self.series(moid).add(caps, acqs, pays, own=own)
+
+    def add_columns(
+        self,
+        moid_a: npt.NDArray[np.int32],
+        cap_a: npt.NDArray[np.int64],
+        acq_a: npt.NDArray[np.int64],
+        pay_a: npt.NDArray[np.uint8],
+    ) -> None:
+        """Add records given as columns (payloads as an ``n x payload_size`` array)."""
+        if moid_a.size == 0:
+            return
+        first = moid_a[0]
+        if bool((moid_a == first).all()):  # one series (a List's box): no selection
+            self.series(int(first)).add(cap_a, acq_a, pay_a)
+            return
+        for moid in np.unique(moid_a):
+            sel = moid_a == moid
+            self.series(int(moid)).add(cap_a[sel], acq_a[sel], pay_a[sel])
+
+    def feed_box(self) -> tuple[KeyTuple, KeyTuple]:
+        """The box that returns exactly the records that arrived since ``acq0``."""
+        lo = (*self.lo[:4], self.acq0)
+        return lo, self.hi
+
+    def forget(self) -> None:
+        """Drop every series' cached chunks and summaries."""
+        for idx in self.moids.values():
+            idx.drop_all()
+        self.moids.clear()
+
+    @property
+    def size(self) -> int:
+        """Summary rows held, weighted as records (the memory budget counts these)."""
+        return sum(i.chunks for i in self.moids.values() if len(i)) * SUMMARY_WEIGHT

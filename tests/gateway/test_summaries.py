@@ -1,0 +1,189 @@
+"""Chunk summaries of series on a real TStorage: with a tiny chunk size, they agree with a
+brute-force recount after random writes from several writers (appends, corrections, late
+records), reads touch only the chunks they need, and ``index_budget`` bounds memory even
+for one series far larger than it."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gateway.storage import GatewayStorage
+from gateway.storage.summaries import SUMMARY_WEIGHT
+from gateway.timeseries.downsample import slice_edges
+from gateway.timeseries.reads import TimeSeriesReads
+from tests._servers import ServerProcess
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_index_build import put
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key, Record
+
+Make = Callable[[str], GatewayStorage]
+T0 = 800_000_000 * 10**9
+
+
+def tiny(tstorage: ServerProcess, cid: int, generic: int, chunk: int, budget: int) -> str:
+    """The meters config with a tiny chunk size and budget."""
+    return meter_config(tstorage, cid, generic).replace(
+        "[generic]", f"index_chunk = {chunk}\nindex_budget = {budget}\n\n[generic]", 1
+    )
+
+
+def check_against(
+    gw: GatewayStorage, reads: TimeSeriesReads, key: str, model: dict[int, float]
+) -> None:
+    """Every read of the series, and every chunk summary, agrees with the model."""
+    t = reads.target(key)
+    caps = sorted(model)
+    vals = [model[c] for c in caps]
+    full = "znsocket.List:" + key
+    assert gw.llen(full) == len(caps)
+    count, first, last, _ = reads.info(t)
+    assert (count, first, last) == (len(caps), caps[0], caps[-1])
+    window = reads.range(t, limit=100_000)
+    assert window.caps.tolist() == caps and window.values == vals
+    rng = np.random.default_rng(len(caps))
+    for i in rng.integers(-len(caps), len(caps), 20).tolist():
+        assert gw.lindex(full, i) == str(vals[i])
+    assert gw.lrange(full, -7, -1) == [str(v) for v in vals[-7:]]
+    # each chunk's row is a recount of the records in its cap range
+    _, lock, idx = gw.series.series_index(t)
+    with lock:
+        bounds = [*idx.lo.tolist(), 2**63]
+        arr_c, arr_v = np.asarray(caps), np.asarray(vals)
+        for k in range(idx.chunks):
+            sel = (arr_c >= bounds[k]) & (arr_c < bounds[k + 1])
+            row = idx.summary(k)
+            assert row.count == int(sel.sum())
+            if row.count:
+                v = arr_v[sel]
+                assert (row.first, row.last) == (int(arr_c[sel][0]), int(arr_c[sel][-1]))
+                assert (row.min, row.max, row.first_value, row.last_value) == (
+                    v.min(),
+                    v.max(),
+                    v[0],
+                    v[-1],
+                )
+                assert np.isclose(row.sum, v.sum(), rtol=1e-12)
+    # downsampling over the whole series and over a window that cuts chunks
+    for start, end in ((None, None), (caps[len(caps) // 5] + 1, caps[-len(caps) // 5])):
+        b = reads.downsampled(t, 7, start, end).buckets
+        lo = caps[0] if start is None else start
+        hi = caps[-1] + 1 if end is None else end
+        inside = (arr_c >= lo) & (arr_c < hi)
+        which = np.searchsorted(slice_edges(lo, hi, 7), arr_c[inside], side="right") - 1
+        v = arr_v[inside]
+        filled = [k for k in range(7) if (which == k).any()]
+        assert b.n.tolist() == [int((which == k).sum()) for k in filled]
+        assert b.min.tolist() == [v[which == k].min() for k in filled]
+        assert b.max.tolist() == [v[which == k].max() for k in filled]
+        assert b.last.tolist() == [v[which == k][-1] for k in filled]
+        assert b.first is not None and b.first.tolist() == [v[which == k][0] for k in filled]
+        assert np.allclose(b.mean, [v[which == k].mean() for k in filled], rtol=1e-12)
+
+
+def test_summaries_agree_with_a_recount_after_writes_from_several_writers(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=4, budget=2000))
+    other = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=4, budget=2000))
+    reads = TimeSeriesReads(gw)
+    key = "meters/3/1"
+    rng = np.random.default_rng(11)
+    model: dict[int, float] = {}
+
+    def outside(caps: np.ndarray, vals: np.ndarray) -> None:
+        put(tstorage, cid, 3, 1, caps, vals)  # a tstorage_client writer
+        model.update(zip(caps.tolist(), vals.tolist(), strict=True))
+
+    outside(T0 + np.arange(0, 400, dtype=np.int64) * 100, rng.normal(size=400))
+    check_against(gw, reads, key, model)  # the first build
+    for _ in range(4):
+        held = np.asarray(sorted(model), dtype=np.int64)
+        # corrections of held caps, late records between held caps, appends at the end
+        fix = rng.choice(held, 15, replace=False)
+        outside(fix, rng.normal(size=15))
+        late = rng.choice(held[:-1], 15, replace=False) + rng.integers(1, 99, 15)
+        outside(late, rng.normal(size=15))
+        tail = held[-1] + 100 * np.arange(1, 30, dtype=np.int64)
+        outside(rng.permutation(tail), rng.normal(size=29))
+        # another gateway appends too (its caps: now, after every record)
+        other_reads = TimeSeriesReads(other)
+        for v in rng.normal(size=5).tolist():
+            n_before = other.llen("znsocket.List:" + key)
+            assert other.rpush("znsocket.List:" + key, str(v)) == n_before + 1
+        mine = other_reads.latest(other_reads.target(key), 5)
+        model.update(zip(mine.caps.tolist(), mine.values, strict=True))  # type: ignore[arg-type]
+        gw.series.series_index(reads.target(key), fresh=True)  # the change feed, now
+        check_against(gw, reads, key, model)
+        # and a fresh gateway builds the same from scratch
+        fresh = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=4, budget=2000))
+        check_against(fresh, TimeSeriesReads(fresh), key, model)
+    _, _, idx = gw.series.series_index(reads.target(key))
+    assert idx.chunks > 100  # the series spans many chunks: the test means something
+    assert gw.series.held() <= 2000 + 2 * 4
+
+
+def test_one_series_larger_than_the_budget_is_held_within_it(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """20,000 records, a budget of 2,000: reads anywhere read one chunk each and memory
+    stays within the budget (the whole-series index held all 20,000)."""
+    cid = fresh_cid()
+    n, chunk, budget = 20_000, 256, 2000
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.arange(n) * 0.5
+    put(tstorage, cid, 4, 1, caps, vals)
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=chunk, budget=budget))
+    full = "znsocket.List:meters/4/1"
+    assert gw.llen(full) == n
+    reads_of: list[tuple[Any, Any]] = []
+    for name in ("stream", "stream_columns", "get"):
+        real = getattr(gw.link, name)
+
+        def spy(lo: Any, hi: Any, *args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            reads_of.append((lo, hi))
+            return _real(lo, hi, *args, **kwargs)
+
+        setattr(gw.link, name, spy)
+    rng = np.random.default_rng(3)
+    for i in rng.integers(0, n, 50).tolist():
+        reads_of.clear()
+        assert gw.lindex(full, i) == str(vals[i])
+        # one read of the chunk holding i (caught up already: no feed read)
+        assert len(reads_of) <= 2
+        spans = [(hi[3] - lo[3]) // 10 for lo, hi in reads_of if hi[3] - lo[3] < 2**62]
+        assert all(s <= 2 * chunk for s in spans)
+        assert gw.series.held() <= budget + chunk
+    assert gw.lrange(full, -1000, -1) == [str(v) for v in vals[-1000:].tolist()]
+    reads = TimeSeriesReads(gw)
+    b = reads.downsampled(reads.target("meters/4/1"), 10).buckets
+    assert b.n.tolist() == [n // 10] * 10 and b.max.tolist()[-1] == vals[-1]
+    assert gw.series.held() <= budget + chunk
+    _, _, idx = gw.series.series_index(reads.target("meters/4/1"))
+    assert idx.chunks * SUMMARY_WEIGHT < budget
+
+
+def test_a_payload_of_another_size_in_one_chunk_leaves_the_others_columnar(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    caps = T0 + np.arange(100, dtype=np.int64)
+    put(tstorage, cid, 6, 1, caps, caps - T0 + 0.25)
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        assert ch.put([Record(Key(cid, 6, 1, T0 + 50, 0), b"odd!")]).is_ok()  # a correction
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=8, budget=1000))
+    reads = TimeSeriesReads(gw)
+    t = reads.target("meters/6/1")
+    assert reads.info(t)[0] == 100
+    assert gw.lindex("znsocket.List:meters/6/1", 99) == str(99.25)
+    assert gw.lindex("znsocket.List:meters/6/1", 3) == str(3.25)
+    # downsampling a window that skips the odd record uses summaries and raw numbers alike
+    b = reads.downsampled(t, 2, T0 + 56, T0 + 100).buckets
+    assert b.n.tolist() == [22, 22] and b.min.tolist()[0] == 56.25
+    assert struct.pack("<d", b.max[-1]) == struct.pack("<d", 99.25)
