@@ -185,3 +185,39 @@ def test_to_pandas_without_pandas_names_the_extra(
         ts.range().to_pandas()
     with pytest.raises(ImportError, match=r"tstorage-gateway\[pandas\]"):
         TimeSeries.many(client, "meters/7/*")
+
+
+def test_every_agrees_with_numpy_over_chunk_summaries(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    # chunks of 4 records: most slices count whole chunks by their summaries
+    text = meter_config(tstorage, cid, fresh_cid())
+    gw = start_gateway(text.replace("[generic]", "index_chunk = 4\n\n[generic]", 1))
+    rng = np.random.default_rng(7)
+    times = BASE_NS + np.cumsum(rng.integers(1, 20 * SEC, 1000))
+    values = rng.normal(size=1000)
+    put_unix(tstorage, cid, times.tolist(), values.tolist())
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        ts = TimeSeries(client, "meters/7/3")
+        for every in ("7s", "1min", "5min"):
+            step = {"7s": 7 * SEC, "1min": MIN, "5min": 5 * MIN}[every]
+            for lo, hi in [(None, None), (int(times[100]) + 3, int(times[900]) - 5)]:
+                d = ts.range(lo, hi, every=every)
+                keep = np.ones(len(times), bool)
+                if lo is not None and hi is not None:
+                    keep = (times >= lo) & (times < hi)
+                t, v = times[keep], values[keep]
+                slot = (t // step) * step
+                starts, first = np.unique(slot, return_index=True)
+                assert d.t.astype(np.int64).tolist() == starts.tolist(), (every, lo)
+                assert d.n.tolist() == np.diff(np.r_[first, len(t)]).tolist()
+                assert d.min.tolist() == np.minimum.reduceat(v, first).tolist()
+                assert d.max.tolist() == np.maximum.reduceat(v, first).tolist()
+                assert d.last.tolist() == v[np.r_[first[1:], len(t)] - 1].tolist()
+                np.testing.assert_allclose(d.mean, np.add.reduceat(v, first) / d.n, rtol=1e-12)
+    finally:
+        client.close()
