@@ -59,6 +59,8 @@ class ServerConfig(_Section):
     allowed_origins: list[str] = Field(default_factory=list)
     follow_interval: Annotated[float, Field(ge=0.01, le=60)] = 0.25
     watch_window: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    #: series one ``ts:mrange`` request reads at most
+    max_mrange_series: Annotated[int, Field(ge=1, le=10_000)] = 100
     message_queue: str | None = None
     # limits on what one client can make the server hold (docs/deployment.md, "Limits")
     max_connections: Annotated[int, Field(ge=1)] = 10_000

@@ -102,6 +102,7 @@ def test_every_readme_snippet_runs(servers: tuple[Path, ServerProcess]) -> None:
         assert len(znsocket.List(client, "meters/1/1")) == 2  # the operator's 2023 readings
         assert len(znsocket.List(client, "meters/7/3")) == 3  # the Python user's, now
         assert len(znsocket.List(client, "meters/7/9")) == 100_000  # the bulk example's
+        assert len(znsocket.List(client, "meters/8/1")) == 1  # appended at a given time
         assert sorted(znsocket.Dict(client, "meters/7").keys()) == ["3", "4", "9"]
     finally:
         client.close()

@@ -14,6 +14,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.codecs import PayloadCodec, StructCodec
+from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
+from znsocket.exceptions import DataError
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,35 @@ def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:
     """
     span = hi - lo
     return np.asarray([lo + span * k // count for k in range(count + 1)], dtype=np.int64)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def interval_slices(lo: int, hi: int, every: int, top: int) -> tuple[int, int, int]:
+    """``(lo', hi', count)``: the slices of ``every`` ns covering ``[lo, hi)``, aligned to the
+    unix epoch (whole minutes, hours, UTC days), for :func:`downsample`.
+
+    Cutting ``[lo', hi')`` into ``count`` equal slices gives exactly the edges
+    ``lo' + k * every``, so interval buckets take the same path as a count of buckets.
+
+    Raises:
+        DataError: more than ``top`` slices, or whole intervals reaching past int64 ns.
+    """
+    a_lo = lo - (lo + TSTORAGE_EPOCH_UNIX_NS) % every
+    a_hi = max(hi + (-(hi + TSTORAGE_EPOCH_UNIX_NS)) % every, a_lo + every)
+    count = (a_hi - a_lo) // every
+    if count > top:
+        raise DataError(
+            f"every={every} ns cuts the window into {count:,} buckets; at most {top:,} per "
+            "request: use a longer every or a narrower window"
+        )
+    if a_lo < _INT64[0] or a_hi > _INT64[1]:
+        raise DataError(
+            f"every={every} ns: whole intervals around the window run past TStorage's time "
+            "range: use a shorter every"
+        )
+    return a_lo, a_hi, count
 
 
 def downsample(

@@ -8,13 +8,15 @@ reader.
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from gateway.keymap import ListTarget
 from gateway.storage import GatewayStorage
 from gateway.timeseries.columns import (
     MAX_COLUMN_LIMIT,
@@ -29,23 +31,28 @@ from gateway.timeseries.times import (
     Unit,
     cap_in_unit,
     caps_in_unit,
+    parse_duration,
     parse_time,
     parse_unit,
     watermark_text,
 )
-from znsocket.exceptions import DataError
+from znsocket.exceptions import DataError, PermissionDeniedError
 from znsocket.protocol.payload import Envelope, error_envelope_for, parse_call_payload
 from znsocket.server.dispatch import Authorize, malformed
 
 __all__ = ["EVENTS", "mount"]
 
 INFO, RANGE, LATEST, RESUME = "ts:info", "ts:range", "ts:latest", "ts:resume"
-EXTEND = "ts:extend"
-EVENTS = frozenset({INFO, RANGE, LATEST, RESUME, EXTEND})
+EXTEND, MRANGE = "ts:extend", "ts:mrange"
+EVENTS = frozenset({INFO, RANGE, LATEST, RESUME, EXTEND, MRANGE})
+#: series one ``ts:mrange`` reads at most by default (``[server] max_mrange_series``)
+MAX_MRANGE_SERIES = 100
+_WINDOW = {"start", "end", "limit", "buckets", "every", "as_of", "unit"}
 
 _ALLOWED = {
     INFO: {"key", "unit"},
-    RANGE: {"key", "start", "end", "limit", "buckets", "as_of", "unit", "columns"},
+    RANGE: {"key", "columns"} | _WINDOW,
+    MRANGE: {"pattern", "keys"} | _WINDOW,
     EXTEND: {"key", "t", "v", "dtype", "unit"},
     LATEST: {"key", "n", "as_of", "unit"},
     RESUME: {"keys", "since", "unit"},
@@ -82,6 +89,11 @@ def _key_arg(event: str, positional: list[Any], kwargs: dict[str, Any]) -> Any:
     if "key" not in kwargs:
         raise DataError(f"{event}: missing the key")
     return kwargs["key"]
+
+
+def _every(kwargs: dict[str, Any]) -> int | None:
+    value = kwargs.get("every")
+    return None if value is None else parse_duration(value, "every")
 
 
 def _numbers(a: npt.NDArray[np.floating[Any]]) -> list[float | None]:
@@ -127,6 +139,7 @@ def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
         "mode": "buckets",
         "count": w.count,
         "buckets": w.slices,
+        "every": w.every,
         "t": caps_in_unit(b.start, unit),
         "n": b.n.tolist(),
         "min": _numbers(b.min),
@@ -145,10 +158,12 @@ class TimeSeriesEvents:
         reads: TimeSeriesReads,
         check: Callable[[str, str], None],
         check_write: Callable[[str, str], None] | None = None,
+        max_series: int = MAX_MRANGE_SERIES,
     ) -> None:
         self.reads = reads
         self.check = check
         self.check_write = check_write or check
+        self.max_series = max_series
 
     def _dtype(self, event: str, t: Any) -> np.dtype[Any]:
         codec = self.reads.series.view(t.rule.index).shape.codec
@@ -181,9 +196,10 @@ class TimeSeriesEvents:
         start = parse_time(kwargs.get("start"), "start")
         end = parse_time(kwargs.get("end"), "end")
         as_of = parse_time(kwargs.get("as_of"), "as_of")
+        every = _every(kwargs)
         self.check(sid, t.key)
-        if kwargs.get("buckets") is not None:
-            w = self.reads.downsampled(t, kwargs["buckets"], start, end, as_of)
+        if kwargs.get("buckets") is not None or every is not None:
+            w = self.reads.downsampled(t, kwargs.get("buckets"), start, end, as_of, every=every)
             return buckets_answer(user_key(t.key), w, unit)
         if kwargs.get("columns"):
             dtype = self._dtype(RANGE, t)
@@ -194,6 +210,65 @@ class TimeSeriesEvents:
             return columns_answer(user_key(t.key), raw, unit, dtype)
         raw = self.reads.range(t, start, end, kwargs.get("limit"), as_of)
         return raw_answer(user_key(t.key), raw, unit)
+
+    def mrange(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``ts:mrange``: one window of each series a pattern (or a list of keys) names."""
+        if positional:
+            raise DataError(f"{MRANGE}: takes pattern= or keys= and the window, by name")
+        unit = parse_unit(kwargs.get("unit"))
+        start = parse_time(kwargs.get("start"), "start")
+        end = parse_time(kwargs.get("end"), "end")
+        as_of = parse_time(kwargs.get("as_of"), "as_of")
+        every = _every(kwargs)
+        targets = self._series_of(sid, kwargs)
+        buckets = kwargs.get("buckets")
+        windows: Sequence[RawWindow | BucketWindow] = self.reads.many(
+            targets, start, end, limit=kwargs.get("limit"), buckets=buckets, every=every,
+            as_of=as_of,
+        )  # fmt: skip
+        answers: list[dict[str, Any]] = []
+        for t, w in zip(targets, windows, strict=True):
+            if isinstance(w, BucketWindow):
+                answers.append(buckets_answer(user_key(t.key), w, unit))
+            else:
+                answers.append(raw_answer(user_key(t.key), w, unit))
+        mode = "raw" if buckets is None and every is None else "buckets"
+        return {"mode": mode, "series": answers}
+
+    def _series_of(self, sid: str, kwargs: dict[str, Any]) -> list[ListTarget]:
+        pattern, keys = kwargs.get("pattern"), kwargs.get("keys")
+        if (pattern is None) == (keys is None):
+            raise DataError(f"{MRANGE}: give pattern= (a glob such as 'meters/7/*') or keys=")
+        if keys is not None:
+            if not isinstance(keys, list) or not keys:
+                raise DataError(f"{MRANGE}: keys must be a non-empty list of series keys")
+            if len(keys) > self.max_series:
+                raise DataError(
+                    f"{MRANGE}: {len(keys)} keys; at most {self.max_series} series per request "
+                    "([server] max_mrange_series)"
+                )
+            targets = [self.reads.target(k) for k in keys]
+            for t in targets:
+                self.check(sid, t.key)
+            return targets
+        if not isinstance(pattern, str) or not pattern:
+            raise DataError(f"{MRANGE}: pattern must be a non-empty glob, got {pattern!r}")
+        glob = user_key(pattern)
+        found: list[ListTarget] = []
+        for full in self.reads.series_keys():
+            if not fnmatch.fnmatchcase(user_key(full), glob):
+                continue
+            try:
+                self.check(sid, full)
+            except PermissionDeniedError:
+                continue  # a pattern names only the series the token may read
+            if len(found) == self.max_series:
+                raise DataError(
+                    f"{MRANGE}: pattern {pattern!r} matches more than {self.max_series} series "
+                    "([server] max_mrange_series): narrow the pattern"
+                )
+            found.append(self.reads.target(full))
+        return sorted(found, key=lambda t: t.key)
 
     def extend(self, sid: str, positional: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``ts:extend``: append records sent as binary columns."""
@@ -255,7 +330,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         app: the :class:`~znsocket.server.app.ZnSocketApp`.
         storage: the gateway's storage.
         authorize: the gateway's authorization hook (``None`` when auth is off); a key is
-            readable when its ``llen`` is allowed.
+            readable when its ``llen`` is allowed (``ts:mrange``: each key it reads).
 
     Returns:
         The reads behind the events (the Python API; also for tests and benchmarks).
@@ -272,13 +347,14 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         if authorize is not None:
             authorize(principals.get(sid), "rpush", [full_key], {})
 
-    handlers = TimeSeriesEvents(reads, check, check_write)
+    handlers = TimeSeriesEvents(reads, check, check_write, storage.config.server.max_mrange_series)
     table: dict[str, Callable[[str, list[Any], dict[str, Any]], dict[str, Any]]] = {
         INFO: handlers.info,
         RANGE: handlers.range,
         LATEST: handlers.latest,
         RESUME: handlers.resume,
         EXTEND: handlers.extend,
+        MRANGE: handlers.mrange,
     }
 
     def bind(event: str) -> Callable[..., Envelope]:

@@ -5,16 +5,25 @@ Works with any client object whose ``call(event, *args, **kwargs)`` sends
 ``znsocket.Client``). Bulk transfers (:meth:`TimeSeries.extend`, and reads of rules whose
 codec holds one number) travel as binary columns (``gateway/timeseries/columns.py``), sent
 through the client's Socket.IO connection (``client.sio``), which carries ``bytes`` as
-binary attachments. Only numpy is needed; pandas is imported when ``to_pandas`` is called.
+binary attachments. Only numpy is needed; pandas is imported when ``to_pandas`` or
+``many`` is called (``pip install 'tstorage-gateway[pandas]'``).
+
+Times given are ``datetime``/pandas ``Timestamp`` (naive = UTC), ISO-8601 strings,
+``numpy.datetime64`` or ints of unix ns, sent as ISO-8601 strings to the nanosecond (their
+meaning needs no unit); answers are asked for in ``unix_ns`` and returned as UTC.
 
     ts = TimeSeries(client, "meters/7/3")
+    ts.append(datetime.now(timezone.utc), 230.5)
     window = ts[np.datetime64("2026-11-22T08:00"):np.datetime64("2026-11-22T09:00")]
     t, v = window.to_numpy()
+    ts.last("1h", every="1min").to_pandas()
+    TimeSeries.many(client, "meters/7/*", every="1min")
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,14 +33,20 @@ import numpy.typing as npt
 
 from gateway import errors as gateway_errors
 from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
+from gateway.timeseries.times import parse_duration, parse_time
 from znsocket import exceptions as zn_exceptions
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
 
 _TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _PAGE = 100_000
 
+#: a time: ``datetime``/pandas ``Timestamp`` (naive = UTC), ``numpy.datetime64``, an ISO-8601
+#: string, or an int of unix nanoseconds
 TimeLike = dt.datetime | np.datetime64 | str | int | None
+#: a duration: ``"30s"``, ``"5min"``, ``"1h"``, ``"7d"``, a ``timedelta`` or int nanoseconds
+DurationLike = str | dt.timedelta | np.timedelta64 | int
 
 
 class _Caller(Protocol):
@@ -57,19 +72,71 @@ def _raise(envelope: Any, event: str) -> Any:
     return envelope.get("data")
 
 
-def _wire_time(value: TimeLike) -> int | str | None:
-    """A time as the events take it: TStorage ns (int) or an ISO-8601 string."""
-    if value is None or (isinstance(value, (int, str)) and not isinstance(value, bool)):
-        return value
+def _unix_ns(value: Any) -> int:
+    """One time as unix nanoseconds (UTC).
+
+    Takes a ``datetime`` or pandas ``Timestamp`` (naive = UTC), a ``numpy.datetime64``, an
+    ISO-8601 string (no zone = UTC) or an int of unix nanoseconds.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"a time is not a bool: {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            raise ValueError("a time is NaT")
+        return int(value.astype("datetime64[ns]").astype(np.int64))
     if isinstance(value, dt.datetime):
+        if hasattr(value, "nanosecond") and isinstance(getattr(value, "value", None), int):
+            if value != value:  # pandas NaT
+                raise ValueError("a time is NaT")
+            # a pandas Timestamp: exact ns, UTC
+            return int(value.as_unit("ns").value)  # type: ignore[attr-defined]
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.timezone.utc)
-        return value.isoformat()
-    if isinstance(value, np.datetime64):
-        return int(value.astype("datetime64[ns]").astype(np.int64)) - _TSTORAGE_EPOCH_UNIX_NS
+        d = value - _UNIX_EPOCH
+        return (d.days * 86_400 + d.seconds) * 10**9 + d.microseconds * 1000
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            return parse_time(text, "time") + _TSTORAGE_EPOCH_UNIX_NS  # type: ignore[operator]
+        except zn_exceptions.DataError as exc:
+            raise ValueError(str(exc)) from None
     raise TypeError(
-        f"a time is a datetime, numpy.datetime64, ISO-8601 string or int, not {value!r}"
+        "a time is a datetime, pandas Timestamp, numpy.datetime64, ISO-8601 string or int "
+        f"(unix ns), not {value!r:.80}"
     )
+
+
+def _iso(unix_ns: int) -> str:
+    # requests carry ISO-8601 times to the nanosecond: their meaning needs no unit
+    return str(np.datetime_as_string(np.datetime64(unix_ns, "ns"), unit="ns")) + "Z"
+
+
+def _wire_time(value: TimeLike) -> str | None:
+    """A time as the events take it: an ISO-8601 string (exact to the nanosecond)."""
+    return None if value is None else _iso(_unix_ns(value))
+
+
+def _duration_ns(value: Any, name: str) -> int:
+    """A positive duration as ns: ``"5min"``, ``"1h"``, a ``timedelta``, ``numpy.timedelta64``,
+    pandas ``Timedelta`` or int ns."""
+    if hasattr(value, "components") and isinstance(getattr(value, "value", None), int):
+        ns = int(value.as_unit("ns").value)  # a pandas Timedelta
+    elif isinstance(value, dt.timedelta):
+        ns = (value.days * 86_400 + value.seconds) * 10**9 + value.microseconds * 1000
+    elif isinstance(value, np.timedelta64):
+        ns = int(value.astype("timedelta64[ns]").astype(np.int64))
+    else:
+        try:
+            ns = parse_duration(value, name)
+        except zn_exceptions.DataError as exc:
+            raise ValueError(str(exc)) from None
+    if ns <= 0:
+        raise ValueError(f"{name}: a duration must be positive, got {value!r}")
+    return ns
 
 
 def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
@@ -79,8 +146,8 @@ def _times(unix_ns: list[int] | bytes) -> npt.NDArray[np.datetime64]:
     return np.asarray(unix_ns, dtype=np.int64).astype("datetime64[ns]")
 
 
-def _column_times(t: Any) -> tuple[npt.NDArray[np.int64], str]:
-    """Times of :meth:`TimeSeries.extend` as int64 and their unit."""
+def _column_times(t: Any) -> npt.NDArray[np.int64]:
+    """Times of :meth:`TimeSeries.extend` as int64 unix ns."""
     if hasattr(t, "tz") and hasattr(t, "tz_convert"):  # a pandas DatetimeIndex
         # its unit may be s/ms/us/ns (pandas 2+), and with a time zone the wall times
         # are local: to naive UTC first, then numpy datetime64[ns]
@@ -93,10 +160,15 @@ def _column_times(t: Any) -> tuple[npt.NDArray[np.int64], str]:
     if arr.dtype.kind == "M":
         if bool(np.isnat(arr).any()):
             raise ValueError("times hold NaT; not stored")
-        return arr.astype("datetime64[ns]").astype(np.int64), "unix_ns"
+        return arr.astype("datetime64[ns]").astype(np.int64)
     if arr.dtype.kind in "iu":
-        return arr.astype(np.int64), "tstorage_ns"
-    raise TypeError(f"times are datetime64 values or integers (TStorage ns), got dtype {arr.dtype}")
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "OU":  # datetimes, Timestamps, ISO strings, ints, one by one
+        return np.fromiter((_unix_ns(x) for x in arr.tolist()), dtype=np.int64, count=len(arr))
+    raise TypeError(
+        "times are datetimes, pandas Timestamps, numpy.datetime64 values, ISO-8601 strings or "
+        f"ints (unix ns), got dtype {arr.dtype}"
+    )
 
 
 def _split_frame(t: Any, v: Any) -> tuple[Any, Any]:
@@ -127,10 +199,15 @@ def _pandas() -> Any:
         import pandas
     except ImportError:
         raise ImportError(
-            "to_pandas() needs pandas, which is not installed (pip install pandas); "
-            "to_records() gives the same columns as numpy arrays"
+            "pandas is not installed: pip install 'tstorage-gateway[pandas]' "
+            "(to_records() and to_numpy() give the same columns as numpy arrays)"
         ) from None
     return pandas
+
+
+def _utc_index(pd: Any, t: npt.NDArray[np.datetime64]) -> Any:
+    # times are UTC instants: a tz-aware index says so (and converts with tz_convert)
+    return pd.DatetimeIndex(t, name="t").tz_localize("UTC")
 
 
 @dataclass(frozen=True)
@@ -154,14 +231,19 @@ class Window:
         return {"t": self.t, "v": self.v}
 
     def to_pandas(self) -> Any:
-        """A ``pandas.DataFrame`` with column ``v`` indexed by ``t`` (needs pandas)."""
+        """A ``pandas.DataFrame`` with column ``v`` indexed by ``t``, a UTC
+        ``DatetimeIndex`` (needs pandas: ``pip install 'tstorage-gateway[pandas]'``)."""
         pd = _pandas()
-        return pd.DataFrame({"v": self.v}, index=pd.DatetimeIndex(self.t, name="t"))
+        return pd.DataFrame({"v": self.v}, index=_utc_index(pd, self.t))
 
 
 @dataclass(frozen=True)
 class Downsampled:
-    """A downsampled window: per non-empty slice its start ``t`` and statistics."""
+    """A downsampled window: per non-empty slice its start ``t`` and statistics.
+
+    ``every`` is the slices' duration when cut by interval (``range(..., every=...)``),
+    else ``None``.
+    """
 
     t: npt.NDArray[np.datetime64]
     n: npt.NDArray[np.int64]
@@ -171,17 +253,38 @@ class Downsampled:
     last: npt.NDArray[np.float64]
     count: int
     watermark: str
+    every: np.timedelta64 | None = None
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def _of(cls, data: dict[str, Any]) -> Downsampled:
+        stats = [_values(data[k]) for k in ("min", "max", "mean", "last")]
+        every = data.get("every")
+        return cls(
+            t=_times(data["t"]),
+            n=np.asarray(data["n"], dtype=np.int64),
+            min=stats[0],
+            max=stats[1],
+            mean=stats[2],
+            last=stats[3],
+            count=data["count"],
+            watermark=data["watermark"],
+            every=None if every is None else np.timedelta64(int(every), "ns"),
+        )
 
     def to_records(self) -> dict[str, npt.NDArray[Any]]:
         """Columns as a dict of arrays."""
         return {k: getattr(self, k) for k in ("t", "n", "min", "max", "mean", "last")}
 
     def to_pandas(self) -> Any:
-        """A ``pandas.DataFrame`` indexed by slice start (needs pandas)."""
+        """A ``pandas.DataFrame`` indexed by slice start, a UTC ``DatetimeIndex`` (needs
+        pandas: ``pip install 'tstorage-gateway[pandas]'``)."""
         pd = _pandas()
         cols = self.to_records()
         t = cols.pop("t")
-        return pd.DataFrame(cols, index=pd.DatetimeIndex(t, name="t"))
+        return pd.DataFrame(cols, index=_utc_index(pd, t))
 
 
 @dataclass(frozen=True)
@@ -207,8 +310,8 @@ class TimeSeries:
         as_of_acq: read the series as known at this watermark (see :meth:`as_of`).
 
     Slicing by time returns a :class:`Window` (all records of ``[start, stop)``, fetched in
-    pages); a slice step is not supported. Times are ``datetime`` (naive = UTC),
-    ``numpy.datetime64``, ISO-8601 strings or TStorage nanoseconds.
+    pages); a slice step is not supported. Times are ``datetime`` or pandas ``Timestamp``
+    (naive = UTC), ``numpy.datetime64``, ISO-8601 strings or ints of unix nanoseconds.
     """
 
     client: _Caller
@@ -231,6 +334,22 @@ class TimeSeries:
         answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
         return _raise(answer, event)
 
+    def append(self, t: TimeLike, v: Any) -> int:
+        """Append one record at time ``t``; returns the series' new length.
+
+        ``t`` is a ``datetime`` or pandas ``Timestamp`` (naive = UTC), an ISO-8601 string, an
+        int of unix nanoseconds or a ``numpy.datetime64``; ``v`` a number. It must be later
+        than the series' last element (or, where the rule allows corrections, one of its
+        times). One :meth:`extend` of one point.
+
+        Raises:
+            ValueError, TypeError: a bad time or value (nothing is sent).
+            DataError, ResponseError: the gateway refused it (nothing stored).
+        """
+        if t is None:
+            raise TypeError("append(t, v) needs a time")
+        return self.extend(np.asarray([_unix_ns(t)], dtype=np.int64), [v])
+
     def extend(self, t: Any, v: Any = None, *, chunk: int | None = None) -> int:
         """Append records given as columns; returns the series' new length.
 
@@ -241,9 +360,11 @@ class TimeSeries:
         representable in the codec's dtype). Other clients get one ``refresh`` event.
 
         Args:
-            t: times: ``numpy.datetime64`` values (naive = UTC) or integers (TStorage ns),
-                a pandas ``DatetimeIndex``; or a pandas Series / one-column DataFrame (or
-                one with a column ``v``) indexed by time, with ``v`` left out.
+            t: times: a sequence of ``datetime``/pandas ``Timestamp`` (naive = UTC),
+                ISO-8601 strings, ints (unix ns) or ``numpy.datetime64`` values, a numpy
+                ``datetime64`` or int (unix ns) array, a pandas ``DatetimeIndex``; or a
+                pandas Series / one-column DataFrame (or one with a column ``v``) indexed by
+                time, with ``v`` left out.
             v: values (anything ``numpy.asarray`` takes, numbers).
             chunk: points per event (at most ``MAX_EXTEND_POINTS`` of
                 ``gateway/timeseries/columns.py``); by default as many as keep each column
@@ -256,7 +377,8 @@ class TimeSeries:
                 points earlier chunks stored (none of the refused chunk is stored).
         """
         times, values = _split_frame(t, v)
-        caps, unit = _column_times(times)
+        caps = _column_times(times)
+        unit = "unix_ns"
         vals = np.asarray(values)
         if vals.ndim != 1 or len(vals) != len(caps):
             raise ValueError(
@@ -329,8 +451,10 @@ class TimeSeries:
         ``page`` may be up to ``MAX_COLUMN_LIMIT``, and a page's arrays are read-only views
         of the received columns), else as JSON.
         """
-        cursor = _wire_time(start)
-        end = _wire_time(stop)
+        return self._pages(_wire_time(start), _wire_time(stop), page)
+
+    def _pages(self, cursor: str | None, end: str | None, page: int) -> Iterator[Window]:
+        # cursor: a wire time, or the "next" of a truncated answer (TStorage ns, as sent)
         if self.columns:
             try:
                 first = self._column_page(cursor, end, page)
@@ -371,25 +495,27 @@ class TimeSeries:
             data = self._column_page(data["next"], end, page)
 
     def range(
-        self, start: TimeLike = None, stop: TimeLike = None, *, buckets: int | None = None
+        self,
+        start: TimeLike = None,
+        stop: TimeLike = None,
+        *,
+        buckets: int | None = None,
+        every: DurationLike | None = None,
     ) -> Any:
-        """Records of ``[start, stop)``: a :class:`Window`, or :class:`Downsampled` with ``buckets``."""
-        if buckets is not None:
+        """Records of ``[start, stop)``: a :class:`Window`, or :class:`Downsampled` with
+        ``buckets`` (that many equal slices) or ``every`` (slices of that duration, e.g.
+        ``"1min"``, aligned to the unix epoch: whole minutes, hours, UTC days; at most
+        10,000 slices).
+
+        ``None`` leaves a side open (downsampled: it ends at the first/last record).
+        """
+        if buckets is not None or every is not None:
             data = self._call(
                 "ts:range", self.key, start=_wire_time(start), end=_wire_time(stop),
-                buckets=buckets, unit="unix_ns", as_of=self.as_of_acq,
+                buckets=buckets, every=None if every is None else _duration_ns(every, "every"),
+                unit="unix_ns", as_of=self.as_of_acq,
             )  # fmt: skip
-            stats = [_values(data[k]) for k in ("min", "max", "mean", "last")]
-            return Downsampled(
-                t=_times(data["t"]),
-                n=np.asarray(data["n"], dtype=np.int64),
-                min=stats[0],
-                max=stats[1],
-                mean=stats[2],
-                last=stats[3],
-                count=data["count"],
-                watermark=data["watermark"],
-            )
+            return Downsampled._of(data)
         parts = list(self.pages(start, stop, MAX_COLUMN_LIMIT if self.columns else _PAGE))
         return Window(
             np.concatenate([p.t for p in parts]),
@@ -397,6 +523,22 @@ class TimeSeries:
             parts[0].count if parts else 0,
             parts[0].watermark,
         )
+
+    def last(
+        self,
+        window: DurationLike,
+        *,
+        buckets: int | None = None,
+        every: DurationLike | None = None,
+    ) -> Any:
+        """The records of the last ``window`` before now (``"1h"``, ``"5min"``, ``"30s"``,
+        ``"7d"``, a ``timedelta``): :meth:`range` from now (this machine's clock, UTC)
+        minus ``window``, open-ended, so records stamped later than now are included.
+
+        Example: ``ts.last("1h", every="1min").to_pandas()``.
+        """
+        start = time.time_ns() - _duration_ns(window, "window")
+        return self.range(start, None, buckets=buckets, every=every)
 
     def latest(self, n: int = 1) -> Window:
         """The newest ``n`` records, oldest first."""
@@ -440,3 +582,95 @@ class TimeSeries:
             raise TypeError("follow() needs a client with refresh_callbacks (znsocket.Client)")
         callbacks["znsocket.List:" + self.key] = on_refresh
         return on_refresh
+
+    # ------------------------------------------------------------------ several series
+    @classmethod
+    def mrange(
+        cls,
+        client: _Caller,
+        pattern: str | list[str],
+        start: TimeLike = None,
+        stop: TimeLike = None,
+        *,
+        buckets: int | None = None,
+        every: DurationLike | None = None,
+    ) -> dict[str, Any]:
+        """One window of each series a glob (``"meters/7/*"``) or a list of keys names, by
+        ``ts:mrange``: ``{key: Window}``, or ``{key: Downsampled}`` with ``buckets`` or
+        ``every`` (the same slices for every series), keys in order.
+
+        A glob names the series that hold records (or are fixed by the configuration) and
+        that the client's token may read; at most ``[server] max_mrange_series`` (100 by
+        default). Raw windows the answer cut short are read on per series, in pages.
+
+        Raises:
+            DataError: too many series, records or slices (the message says which).
+        """
+        keys: dict[str, Any] = (
+            {"pattern": pattern} if isinstance(pattern, str) else {"keys": list(pattern)}
+        )
+        end = _wire_time(stop)
+        data = _raise(
+            client.call(
+                "ts:mrange", start=_wire_time(start), end=end, buckets=buckets,
+                every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
+                **keys,
+            ),
+            "ts:mrange",
+        )  # fmt: skip
+        out: dict[str, Any] = {}
+        for got in data["series"]:
+            key = got["key"]
+            if data["mode"] == "buckets":
+                out[key] = Downsampled._of(got)
+                continue
+            first = Window(_times(got["t"]), _values(got["v"]), got["count"], got["watermark"])
+            if not got["truncated"]:
+                out[key] = first
+                continue
+            ts = cls(client, key)
+            rest = list(ts._pages(got["next"], end, MAX_COLUMN_LIMIT if ts.columns else _PAGE))
+            out[key] = Window(
+                np.concatenate([first.t, *(p.t for p in rest)]),
+                np.concatenate([first.v, *(p.v for p in rest)]),
+                first.count,
+                first.watermark,
+            )
+        return out
+
+    @classmethod
+    def many(
+        cls,
+        client: _Caller,
+        pattern: str | list[str],
+        start: TimeLike = None,
+        stop: TimeLike = None,
+        *,
+        buckets: int | None = None,
+        every: DurationLike | None = None,
+        agg: str = "mean",
+    ) -> Any:
+        """Several series as one ``pandas.DataFrame``, a column per series (key), indexed
+        by time (a UTC ``DatetimeIndex``), like RedisTimeSeries' ``TS.MRANGE`` with a
+        filter (needs pandas: ``pip install 'tstorage-gateway[pandas]'``).
+
+        Raw windows are joined on their times (``NaN`` where a series has no record at a
+        time); downsampled ones (``buckets`` or ``every``) give the statistic ``agg`` of each
+        slice (``"mean"``, ``"min"``, ``"max"``, ``"last"`` or ``"n"``), slices of all the
+        series aligned. See :meth:`mrange` for the arguments.
+
+        Example: ``TimeSeries.many(client, "meters/7/*", every="1min")``.
+        """
+        if agg not in ("mean", "min", "max", "last", "n"):
+            raise ValueError(f"agg must be mean, min, max, last or n, got {agg!r}")
+        pd = _pandas()
+        got = cls.mrange(client, pattern, start, stop, buckets=buckets, every=every)
+        columns = {}
+        for key, w in got.items():
+            values = getattr(w, agg) if isinstance(w, Downsampled) else w.v
+            columns[key] = pd.Series(values, index=_utc_index(pd, w.t), name=key)
+        if not columns:
+            return pd.DataFrame(index=_utc_index(pd, np.empty(0, dtype="datetime64[ns]")))
+        frame = pd.concat(columns.values(), axis=1, sort=True)
+        frame.index.name = "t"
+        return frame

@@ -24,7 +24,15 @@ from gateway.keymap import CAP_RANGE, KeyTuple, ListTarget
 from gateway.storage import GatewayStorage
 from gateway.storage.link import Fetched
 from gateway.storage.summaries import SeriesIndex
-from gateway.timeseries.downsample import Buckets, Part, downsample, rollup, slice_edges
+from gateway.timeseries.catalog import SeriesCatalog, listed_keys
+from gateway.timeseries.downsample import (
+    Buckets,
+    Part,
+    downsample,
+    interval_slices,
+    rollup,
+    slice_edges,
+)
 from gateway.timeseries.shared import SharedReads
 from znsocket.exceptions import DataError
 
@@ -32,6 +40,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "MAX_BUCKETS",
     "MAX_LIMIT",
+    "MAX_MANY_POINTS",
     "BucketWindow",
     "Changes",
     "RawWindow",
@@ -43,6 +52,8 @@ DEFAULT_LIMIT = 10_000
 MAX_LIMIT = 100_000
 MAX_BUCKETS = 10_000
 MAX_RESUME_KEYS = 100
+#: records (raw) or slices (downsampled) of all the series of one ``many`` read together
+MAX_MANY_POINTS = 100_000
 MAX_RESUME_RECORDS = 1_000_000
 MAX_AS_OF_RECORDS = 1_000_000
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
@@ -92,12 +103,14 @@ class RawWindow:
 
 @dataclass(frozen=True)
 class BucketWindow:
-    """A downsampled window: ``buckets`` equal slices, empty ones left out."""
+    """A downsampled window: ``slices`` equal slices, empty ones left out."""
 
     count: int
     slices: int
     buckets: Buckets
     watermark: int
+    #: the slices' duration in ns when cut by interval, else ``None``
+    every: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,27 @@ class Changes:
         keep = np.flatnonzero(self.acqs < watermark)
         return Changes(
             self.caps[keep], self.acqs[keep], [self.payloads[i] for i in keep], watermark
+        )
+
+
+_NO_CAPS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0, dtype=np.float64)
+
+
+def _slices(lo: int, hi: int, buckets: int | None, every: int | None) -> tuple[int, int, int]:
+    # (lo', hi', count) cut into equal slices: [lo, hi) in `buckets`, or the whole
+    # intervals of `every` around it (the same path then gives interval slices)
+    if every is None:
+        assert buckets is not None
+        return lo, hi, buckets
+    return interval_slices(lo, hi, every, MAX_BUCKETS)
+
+
+def _over(total: int, what: str, asked: str, series: int) -> None:
+    if total > MAX_MANY_POINTS:
+        raise DataError(
+            f"{asked} over {series} series makes {total:,} {what}; at most "
+            f"{MAX_MANY_POINTS:,} per request: ask for fewer or narrow the window"
         )
 
 
@@ -142,6 +176,16 @@ class TimeSeriesReads:
         self.series = storage.series
         self.link = storage.link
         self.resumes: SharedReads[Changes] = SharedReads(reuse_s)
+        #: series discovery, shared by ``ts:mrange`` and the dashboard's listing
+        self.catalog = SeriesCatalog(storage)
+
+    def series_keys(self) -> list[str]:
+        """Every full List key that holds a series (or is fixed by the configuration).
+
+        Raises:
+            TStorageUnavailable: TStorage could not be read.
+        """
+        return list(listed_keys(self.storage, self.catalog))
 
     # ------------------------------------------------------------------ keys
     def target(self, key: Any) -> ListTarget:
@@ -262,35 +306,47 @@ class TimeSeriesReads:
     def downsampled(
         self,
         t: ListTarget,
-        buckets: int,
+        buckets: int | None,
         start: int | None = None,
         end: int | None = None,
         as_of: int | None = None,
+        *,
+        every: int | None = None,
     ) -> BucketWindow:
-        """The window cut into ``buckets`` equal time slices with min/max/mean/last each.
+        """The window cut into time slices with min/max/mean/last each.
 
-        An unbounded side of the window ends at the first/last record. Values must be
-        numbers.
+        Either ``buckets`` slices of equal duration, or (``every``, ``buckets`` ``None``)
+        slices of ``every`` ns aligned to the unix epoch (whole minutes, hours, UTC days;
+        the first and last may hold only part of the window). An unbounded side of the
+        window ends at the first/last record. Values must be numbers.
 
         Raises:
-            DataError: bad bounds, or values that are not numbers.
+            DataError: bad bounds, both or neither of ``buckets`` and ``every``, more than
+                10,000 slices, or values that are not numbers.
         """
-        buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
+        if (buckets is None) == (every is None):
+            raise DataError("downsampling takes buckets (a count) or every (an interval), one")
+        if every is None:
+            buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
+        elif isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise DataError(f"every: expected a positive number of nanoseconds, got {every!r}")
         lo, hi = self._window(start, end)
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             values = _as_floats(self._decode(t, payloads))
-            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm)
+            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every)
         with self._snapshot(t) as (idx, wm):
             # Under the series lock: values may be views of cached chunks' payloads,
             # which a correction could change in place.
             i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
             if i1 <= i0:
-                return BucketWindow(0, buckets, rollup([], lo, hi, buckets), wm)
+                return self._bucketed(_NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every)
             lo = idx.cap_at(i0) if start is None else lo
             hi = idx.cap_at(i1 - 1) + 1 if end is None else hi
-            parts = self._parts(t, idx, lo, hi, slice_edges(lo, hi, buckets))
-            return BucketWindow(i1 - i0, buckets, rollup(parts, lo, hi, buckets), wm)
+            # the records of [lo, hi); the slices may reach past it (whole intervals)
+            s_lo, s_hi, count = _slices(lo, hi, buckets, every)
+            parts = self._parts(t, idx, lo, hi, slice_edges(s_lo, s_hi, count))
+            return BucketWindow(i1 - i0, count, rollup(parts, s_lo, s_hi, count), wm, every)
 
     def _parts(
         self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
@@ -358,14 +414,73 @@ class TimeSeriesReads:
         hi: int,
         start: int | None,
         end: int | None,
-        buckets: int,
+        buckets: int | None,
         wm: int,
+        every: int | None = None,
     ) -> BucketWindow:
         # as-of reads: the records themselves
         if len(caps):
             lo = int(caps[0]) if start is None else lo
             hi = int(caps[-1]) + 1 if end is None else hi
-        return BucketWindow(len(caps), buckets, downsample(caps, values, lo, hi, buckets), wm)
+        if every is not None and not len(caps) and (start is None or end is None):
+            lo, hi = (start, start) if start is not None else (end or 0, end or 0)
+        s_lo, s_hi, count = _slices(lo, hi, buckets, every)
+        return BucketWindow(
+            len(caps), count, downsample(caps, values, s_lo, s_hi, count), wm, every
+        )
+
+    # ------------------------------------------------------------------ many series
+    def many(
+        self,
+        targets: Sequence[ListTarget],
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        limit: int | None = None,
+        buckets: int | None = None,
+        every: int | None = None,
+        as_of: int | None = None,
+    ) -> list[RawWindow] | list[BucketWindow]:
+        """One window of each series: raw (:meth:`range`) or downsampled (:meth:`downsampled`).
+
+        Downsampled windows share their slices: an unbounded side of the window ends at the
+        first/last record of all the series. Each series is read as it is when its turn
+        comes (each window's watermark is exact for that window).
+
+        Args:
+            targets: the series.
+            start, end, as_of: as for :meth:`range`.
+            limit: raw records per series (default 10,000, or fewer so that all the series
+                together stay within 100,000).
+            buckets, every: downsample (as :meth:`downsampled`).
+
+        Raises:
+            DataError: more than :data:`MAX_MANY_POINTS` records or slices in all.
+        """
+        n = max(len(targets), 1)
+        if buckets is None and every is None:
+            if limit is None:
+                limit = max(1, min(DEFAULT_LIMIT, MAX_MANY_POINTS // n))
+            limit = _bounded(limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+            _over(limit * n, "records", f"limit={limit}", n)
+            return [self.range(t, start, end, limit, as_of) for t in targets]
+        if start is None or end is None:
+            firsts, lasts = [], []
+            for t in targets:
+                count, first, last, _ = self.info(t)
+                if count and first is not None and last is not None:
+                    firsts.append(first)
+                    lasts.append(last)
+            if firsts:  # one set of slices for all: the extent of every series together
+                start = min(firsts) if start is None else start
+                end = max(lasts) + 1 if end is None else end
+        if every is not None and start is not None and end is not None:
+            _over(interval_slices(*self._window(start, end), every, MAX_BUCKETS)[2] * n,
+                  "buckets", f"every={every} ns", n)  # fmt: skip
+        elif buckets is not None:
+            _over(_bounded(buckets, "buckets", 1, MAX_BUCKETS) * n, "buckets",
+                  f"buckets={buckets}", n)  # fmt: skip
+        return [self.downsampled(t, buckets, start, end, as_of, every=every) for t in targets]
 
     # ------------------------------------------------------------------ resume
     def resume(

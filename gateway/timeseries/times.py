@@ -116,3 +116,62 @@ def cap_in_unit(cap: int | None, unit: Unit) -> int | float | None:
 def watermark_text(acq: int) -> str:
     """A watermark as sent to clients: a decimal string (exact in JavaScript too)."""
     return str(int(acq))
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "min": 60 * 10**9,
+    "h": 3600 * 10**9,
+    "d": 86_400 * 10**9,
+    "w": 7 * 86_400 * 10**9,
+}
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ns|us|µs|ms|min|s|m|h|d|w)")
+
+
+def parse_duration(value: Any, name: str) -> int:
+    """A positive duration as nanoseconds.
+
+    Args:
+        value: an int (nanoseconds), or a string of number-unit parts with units ``ns``,
+            ``us``, ``ms``, ``s``, ``m``/``min``, ``h``, ``d``, ``w``: ``"30s"``,
+            ``"5min"``, ``"1h30min"``, ``"1.5h"``.
+        name: the argument's name, for messages.
+
+    Raises:
+        DataError: anything else, zero, or a fraction of a nanosecond.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        ns = value
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, total = 0, 0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            number, unit = m.group(1), m.group(2)
+            whole, _, frac = number.partition(".")
+            scale = _DURATION_UNITS[unit]
+            part = int(whole) * scale + int(frac or "0") * scale // 10 ** len(frac)
+            if frac and int(frac) * scale % 10 ** len(frac):
+                raise DataError(f"{name}: {value!r} is not a whole number of nanoseconds")
+            total += part
+            pos = m.end()
+        if pos != len(text) or not text:
+            raise DataError(
+                f'{name}: {value!r} is not a duration (e.g. "30s", "5min", "1h", "7d", '
+                "or integer nanoseconds)"
+            )
+        ns = total
+    else:
+        raise DataError(
+            f'{name}: expected a duration string (e.g. "1min") or integer nanoseconds, '
+            f"got {type(value).__name__}"
+        )
+    if ns <= 0:
+        raise DataError(f"{name}: a duration must be positive, got {value!r}")
+    return ns

@@ -87,7 +87,8 @@ def test_extend_numpy_columns_stores_every_point(
     lst = znsocket.List(client, "meters/7/3")
     assert len(lst) == 1000 and lst[0] == 0.0 and lst[-1] == 1.0
     lst.append(2.0)
-    later = np.array([T0 + 10**17])  # after the "now" of the append; int: TStorage ns
+    # after the "now" of the append; ints are unix ns
+    later = np.array([T0 + 10**17 + TSTORAGE_EPOCH_UNIX_NS])
     assert ts.extend(later, np.array([3.0])) == 1002
 
 
@@ -186,7 +187,7 @@ def test_extend_accepts_pandas(setup: tuple[znsocket.Client, int]) -> None:
     assert ts.extend(frame) == 7
     got = ts.range().to_pandas()
     assert got["v"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    assert got.index[0] == index[0].tz_localize(None)
+    assert got.index[0] == index[0]  # a UTC DatetimeIndex
     # a naive index of another unit (pandas may infer seconds or microseconds) is UTC
     later = pd.DatetimeIndex(["2026-11-22T09:00:00"]).as_unit("s")
     assert ts.extend(pd.Series([7.0], index=later)) == 8

@@ -1,0 +1,153 @@
+"""Series discovery: which List keys of the map rules hold a series.
+
+TStorage has no "list series" query, so the first call streams each list rule's box once
+(into numpy columns when the rule's payloads have a fixed size) and keeps the distinct
+``(cid, mid, moid)``; later calls re-read the boxes from their watermark ``acq0`` (the
+change feed), which returns only what arrived since. The dashboard's listing and
+``ts:mrange`` share one catalog (``TimeSeriesReads.catalog``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from gateway.errors import TStorageUnavailable
+from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, SeriesKey
+from gateway.storage import GatewayStorage
+from gateway.storage.link import ColumnsUnavailable, Fetched
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import NumpyPayloadType
+from tstorage_client.record import Key
+from tstorage_client.response import ResponseStatus
+
+__all__ = ["SeriesCatalog", "listed_keys"]
+
+_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
+_DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
+_SERIES_FIELDS = ("cid", "mid", "moid")
+
+
+class SeriesCatalog:
+    """The series of the list rules that have records, found by streaming the rules' boxes.
+
+    Boxes whose rules have fixed-size payloads (``struct:<FMT>``, ``unit``) are streamed
+    into numpy columns and reduced with ``np.unique`` (a million records in well under a
+    second); other boxes record by record.
+    """
+
+    def __init__(self, storage: GatewayStorage) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._seen: set[tuple[int, int, int]] = set()
+        # box -> (acq0, fixed payload size of its rule or None)
+        self._boxes: dict[tuple[KeyTuple, KeyTuple], tuple[int, int | None]] = {}
+        for rule in storage.keymap.rules:
+            if rule.kind != "list":
+                continue
+            mid = (
+                (rule.mid, rule.mid + 1)
+                if isinstance(rule.mid, int)
+                else (MID_RANGE[0], MID_RANGE[1] + 1)
+            )
+            moid = (
+                (rule.moid, rule.moid + 1)
+                if isinstance(rule.moid, int)
+                else (MOID_RANGE[0], MOID_RANGE[1] + 1)
+            )
+            lo: KeyTuple = (rule.cid, mid[0], moid[0], CAP_RANGE[0], _ACQ_MIN)
+            hi: KeyTuple = (rule.cid + 1, mid[1], moid[1], CAP_RANGE[1] + 1, _ACQ_MAX)
+            size = storage.series.view(rule.index).shape.codec.fixed_size
+            known = self._boxes.get((lo, hi))
+            if known is None or known[1] != size:  # two rules on one box: read records
+                self._boxes[(lo, hi)] = (_ACQ_MIN, size if known is None else None)
+
+    def series(self) -> list[SeriesKey]:
+        """Every series with at least one record, caught up with TStorage.
+
+        Raises:
+            TStorageUnavailable: TStorage could not be read.
+        """
+        with self._lock:
+            for (lo, hi), (acq0, size) in list(self._boxes.items()):
+                since: KeyTuple = (*lo[:4], acq0)
+                acq = None
+                if size is not None:
+                    with contextlib.suppress(ColumnsUnavailable):
+                        acq = self._stream_columns(since, hi, size)
+                if acq is None:
+                    acq = self._stream_records(since, hi)
+                self._boxes[(lo, hi)] = (max(acq0, acq), size)
+            return [SeriesKey(*s) for s in sorted(self._seen)]
+
+    def _stream_records(self, lo: KeyTuple, hi: KeyTuple) -> int:
+        seen = self._seen
+
+        def take(batch: list[Fetched]) -> None:
+            seen.update((k.cid, k.mid, k.moid) for k, _ in batch)
+
+        return self.storage.link.stream(lo, hi, take, _DISCOVERY_BATCH_BYTES)
+
+    def _stream_columns(self, lo: KeyTuple, hi: KeyTuple, size: int) -> int:
+        s = self.storage.link.settings
+        ch: Channel[Any] = Channel(
+            s.host,
+            s.port,
+            NumpyPayloadType(f"V{size}" if size else None),
+            timeout=s.timeout,
+            memory_limit=min(s.memory_limit, _DISCOVERY_BATCH_BYTES),
+        )
+        if not ch.connect().is_ok():
+            raise TStorageUnavailable(f"TStorage at {self.storage.link.address} is unreachable")
+        seen = self._seen
+
+        def take(arrays: Any) -> None:
+            time.sleep(0)  # let other clients run between batches
+            for arr in arrays if isinstance(arrays, list) else [arrays]:
+                if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
+                    # one series in the whole batch (the usual case): no sort of the rows
+                    seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
+                elif len(arr):
+                    keys = np.unique(
+                        np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0
+                    )
+                    seen.update(map(tuple, keys.tolist()))
+
+        try:
+            res = ch.get_stream(Key(*lo), Key(*hi), take)
+        finally:
+            with contextlib.suppress(Exception):
+                ch.close()
+        if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
+            raise ColumnsUnavailable(f"a record in the box is not {size} bytes")
+        if not res.is_ok():
+            raise TStorageUnavailable(
+                f"TStorage at {self.storage.link.address}: read failed ({res.status.name})"
+            )
+        return int(res.acq)
+
+
+def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, None]:
+    """Every full List key of a ``list`` rule whose series has records, plus the fully
+    fixed keys of the configuration (even while empty), in discovery order.
+
+    Raises:
+        TStorageUnavailable: TStorage could not be read.
+    """
+    found: dict[str, None] = {}
+    keymap = storage.keymap
+    for rule in keymap.rules:  # fixed keys of the configuration, even while empty
+        if rule.kind == "list" and not rule.pattern.names:
+            assert isinstance(rule.mid, int) and isinstance(rule.moid, int)
+            key = keymap.render(rule, rule.mid, rule.moid)
+            if key is not None:
+                found[key] = None
+    for series in catalog.series():
+        for key, field in keymap.keys_for_series(series):
+            if field is None:
+                found[key] = None
+    return found
