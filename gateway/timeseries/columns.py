@@ -55,7 +55,8 @@ _NUMERIC_KINDS = "biuf"
 
 
 def extend_chunk(max_message_bytes: int | None, dtype: np.dtype[Any]) -> int:
-    """Points per ``ts:extend`` event so that each column fits a message of the given size.
+    """Points per ``ts:extend`` event so that its columns together fit a message of the
+    given size (the server bounds the bytes of one event's attachments by it too).
 
     Args:
         max_message_bytes: the server's limit per message (``None``: 1,000,000, the znsocket
@@ -63,7 +64,7 @@ def extend_chunk(max_message_bytes: int | None, dtype: np.dtype[Any]) -> int:
         dtype: the values' dtype.
     """
     limit = 1_000_000 if max_message_bytes is None else max_message_bytes
-    width = max(8, dtype.itemsize)
+    width = 8 + dtype.itemsize  # an int64 time and a value per point
     return max(1, min(EXTEND_CHUNK_POINTS, (limit - _FRAMING_BYTES) // width))
 
 

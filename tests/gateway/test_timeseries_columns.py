@@ -218,7 +218,8 @@ def test_default_chunks_fit_the_servers_message_limit(
     tstorage: ServerProcess,
     fresh_cid: Callable[[], int],
 ) -> None:
-    assert extend_chunk(None, np.dtype("<f8")) == (1_000_000 - 4096) // 8
+    # an event's two columns together fit the limit: 8 bytes of time and the value per point
+    assert extend_chunk(None, np.dtype("<f8")) == (1_000_000 - 4096) // 16
     assert extend_chunk(10 * 2**20, np.dtype("<f4")) == 524_288  # the most per message
     cid = fresh_cid()
     extra = "\n[server]\nmax_message_size = 65536\n"
@@ -227,7 +228,7 @@ def test_default_chunks_fit_the_servers_message_limit(
     try:
         ts = TimeSeries(client, "meters/7/3")
         caps = T0 + np.arange(20_000, dtype=np.int64)
-        # 160 kB per column: three messages of 7,680 points, each attachment under 64 KiB
+        # 320 kB in all: messages of 3,840 points, both attachments together under 64 KiB
         assert ts.extend(caps, np.arange(20_000.0)) == 20_000
         assert len(records_of(tstorage, cid)) == 20_000
         assert gw.alive()
