@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from tstorage_server._unpatched import eventlet_patched, real_epoll_selector, real_threading
+from tstorage_server.limits import Limits
 from tstorage_server.server import TStorageServer
 from tstorage_server.store import LmdbStore, Store
 
@@ -47,6 +48,7 @@ class EmbeddedServer:
         port: TCP port; 0 lets the OS choose (read :attr:`port` after :meth:`start`).
         store: serve this store instead of opening ``data_dir`` (e.g. a ``MemoryStore``).
         workers: threads for store work.
+        limits: what clients may make the server hold (None: the defaults).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class EmbeddedServer:
         *,
         store: Store | None = None,
         workers: int = 8,
+        limits: Limits | None = None,
     ) -> None:
         if data_dir is None and store is None:
             raise ValueError("give a data_dir or a store")
@@ -66,6 +69,7 @@ class EmbeddedServer:
         self._store = store
         self._owns_store = store is None
         self._workers = workers
+        self._limits = limits
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: TStorageServer | None = None
         self._thread: Any = None
@@ -102,7 +106,9 @@ class EmbeddedServer:
         self._loop = loop
         asyncio.set_event_loop(loop)
         assert self._store is not None
-        server = TStorageServer(self._store, self.host, self.port, workers=self._workers)
+        server = TStorageServer(
+            self._store, self.host, self.port, workers=self._workers, limits=self._limits
+        )
         try:
             loop.run_until_complete(server.start())
         except BaseException as exc:
