@@ -53,10 +53,13 @@ class EmbeddedTStorage:
         """
         c = self.config
         c.data_dir.mkdir(parents=True, exist_ok=True)
+        from tstorage_server.limits import Limits
+
+        limits = Limits(**c.limits.given())
         if c.mode == "thread":
             from tstorage_server import EmbeddedServer
 
-            server = EmbeddedServer(c.data_dir, c.host, c.port).start()
+            server = EmbeddedServer(c.data_dir, c.host, c.port, limits=limits).start()
             self.host, self.port = server.host, server.port
             self._stop.append(server.stop)
             return self
@@ -64,7 +67,8 @@ class EmbeddedTStorage:
         from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
 
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
-                "--host", c.host, "--port", str(c.port), "--exit-with-parent"]  # fmt: skip
+                "--host", c.host, "--port", str(c.port), "--exit-with-parent",
+                *limits.argv()]  # fmt: skip
         deadline = time.monotonic() + busy_wait_s
         while True:
             proc = subprocess.Popen(

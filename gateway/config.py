@@ -77,6 +77,22 @@ class ServerConfig(_Section):
             return False
 
 
+class EmbeddedLimits(_Section):
+    """``[tstorage.embedded.limits]``: what a client may make the embedded server hold
+    (``docs/tstorage-server.md``); a field left out keeps the server's default."""
+
+    max_request_bytes: Annotated[int, Field(gt=0)] | None = None
+    max_buffered_bytes: Annotated[int, Field(gt=0)] | None = None
+    max_connections: Annotated[int, Field(gt=0)] | None = None
+    request_timeout: Annotated[float, Field(gt=0)] | None = None
+    idle_timeout: Annotated[float, Field(gt=0)] | None = None
+    write_stall_timeout: Annotated[float, Field(gt=0)] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, as keyword arguments of ``tstorage_server.Limits``."""
+        return self.model_dump(exclude_none=True)
+
+
 class EmbeddedConfig(_Section):
     """``[tstorage.embedded]``: run our TStorage server for the gateway."""
 
@@ -84,6 +100,7 @@ class EmbeddedConfig(_Section):
     mode: Literal["thread", "process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
+    limits: EmbeddedLimits = Field(default_factory=EmbeddedLimits)
 
 
 class TlsConfig(_Section):
