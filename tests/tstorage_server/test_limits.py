@@ -259,20 +259,23 @@ def test_a_get_whose_client_does_not_read_costs_a_bounded_buffer(
     plain_server: ServerProcess,
 ) -> None:
     server = plain_server
-    with Raw(server.port) as c:  # a 21 MB answer
-        assert c.put(rows(1, 40_000, 500), with_acq=True)[0] == 0
+    with Raw(server.port) as c:  # 40 MB of records, every other one in moid 1
+        records = [((1, i, i % 2, 0, 1), b"r" * 500) for i in range(80_000)]
+        assert c.put(records, with_acq=True)[0] == 0
+        del records
     base = rss_anon_mb(server.pid)
+    every_other = (1, KEY_MIN[1], 0, KEY_MIN[3], KEY_MIN[4]), (2, KEY_MAX[1], 1, *KEY_MAX[3:])
     stalled = []
-    for _ in range(20):
+    for kmin, kmax in [(KEY_MIN, KEY_MAX), every_other] * 10:  # whole blocks, or a sieve
         c = Raw(server.port)
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.send(key_range(GET, KEY_MIN, KEY_MAX))
+        c.send(key_range(GET, kmin, kmax))
         stalled.append(c)
     time.sleep(3)  # every answer has filled what the sockets take
     held = rss_anon_mb(server.pid) - base
     assert held < 20 * 4, f"20 GETs that nobody reads hold {held:.0f} MB"
     with Raw(server.port) as c:  # others are served meanwhile
-        status, got, _ = c.get((1, 0, 0, 0, 0), (2, 10, 1, 1, 2))
+        status, got, _ = c.get((1, 0, 0, 0, 0), (2, 10, 2, 1, 2))
         assert status == 0 and len(got) == 10
     for c in stalled:
         c.close()
