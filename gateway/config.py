@@ -108,6 +108,22 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+class EmbeddedLimits(_Section):
+    """``[tstorage.embedded.limits]``: what a client may make the embedded server hold
+    (``docs/tstorage-server.md``); a field left out keeps the server's default."""
+
+    max_request_bytes: Annotated[int, Field(gt=0)] | None = None
+    max_buffered_bytes: Annotated[int, Field(gt=0)] | None = None
+    max_connections: Annotated[int, Field(gt=0)] | None = None
+    request_timeout: Annotated[float, Field(gt=0)] | None = None
+    idle_timeout: Annotated[float, Field(gt=0)] | None = None
+    write_stall_timeout: Annotated[float, Field(gt=0)] | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields set, as keyword arguments of ``tstorage_server.Limits``."""
+        return self.model_dump(exclude_none=True)
+
+
 class EmbeddedConfig(_Section):
     """``[tstorage.embedded]``: run our TStorage server for the gateway.
 
@@ -128,6 +144,8 @@ class EmbeddedConfig(_Section):
     sync_interval: Annotated[float, Field(gt=0, le=1)] = 1.0
     restart_delay: Annotated[float, Field(ge=0, le=3600)] = 0.2
     restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+    limits: EmbeddedLimits = Field(default_factory=EmbeddedLimits)
 
     @field_validator("host")
     @classmethod

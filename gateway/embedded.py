@@ -84,7 +84,12 @@ class EmbeddedTStorage:
             from tstorage_server import EmbeddedServer
 
             server = EmbeddedServer(
-                c.data_dir, c.host, c.port, sync=c.sync, sync_interval=c.sync_interval
+                c.data_dir,
+                c.host,
+                c.port,
+                sync=c.sync,
+                sync_interval=c.sync_interval,
+                limits=self._limits(),
             ).start()
             self.host, self.port = server.host, server.port
             self._stop.append(server.stop)
@@ -93,6 +98,12 @@ class EmbeddedTStorage:
         self._stop.append(self._terminate)
         return self
 
+    def _limits(self) -> Any:
+        # imported here: a gateway on a remote TStorage never loads the server
+        from tstorage_server.limits import Limits
+
+        return Limits(**self.config.limits.given())
+
     def _spawn(self, port: int, busy_wait_s: float) -> subprocess.Popen[str]:
         # imported here: a gateway on a remote TStorage never loads the server
         from tstorage_server.store import EXIT_DATA_DIR_IN_USE, DataDirInUse
@@ -100,7 +111,8 @@ class EmbeddedTStorage:
         c = self.config
         argv = [sys.executable, "-m", "tstorage_server", "--data-dir", str(c.data_dir),
                 "--host", c.host, "--port", str(port), "--exit-with-parent",
-                "--sync", c.sync, "--sync-interval", repr(c.sync_interval)]  # fmt: skip
+                "--sync", c.sync, "--sync-interval", repr(c.sync_interval),
+                *self._limits().argv()]  # fmt: skip
         deadline = time.monotonic() + busy_wait_s
         while True:
             proc = subprocess.Popen(

@@ -71,6 +71,7 @@ to send something the protocol cannot carry).
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 import gc
@@ -1071,8 +1072,15 @@ class _Connection:
 
     def _fail(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         self._state = _State.ERROR
-        self._error = exc
+        # Kept without a traceback, and raised again as copies: a traceback holds frames
+        # that hold this connection, a cycle that would keep its buffers until the
+        # garbage collector runs.
+        self._error = copy.copy(exc)
         return exc
+
+    def _stored_error(self) -> RemoteProtocolError:
+        assert self._error is not None
+        return copy.copy(self._error)
 
     def _header(self) -> tuple[int, int] | None:
         raw = self._buf.consume_exactly(HEADER_BYTES)
@@ -1111,7 +1119,7 @@ class ServerConnection(_Connection):
                 later call); answer with :meth:`send_error` and close.
         """
         if self._error is not None:
-            raise self._error
+            raise self._stored_error()
         try:
             event = self._next()
         except RemoteProtocolError as exc:
@@ -1149,11 +1157,11 @@ class ServerConnection(_Connection):
                 return PutBatch(block)
             if state is _State.PUT_GUARD:
                 if self._deferred is not None:
-                    raise self._deferred
+                    raise self._take_deferred()
                 return self._end_put()
             if state is _State.BATCH_BODY or state is _State.BATCH_HEADER:
                 if self._deferred is not None:
-                    raise self._deferred
+                    raise self._take_deferred()
                 if len(buf) < self._need:
                     return NEED_DATA
                 buffered = len(buf)
@@ -1230,6 +1238,11 @@ class ServerConnection(_Connection):
             if state is _State.CLOSED:
                 return NEED_DATA
             raise RemoteProtocolError(f"unexpected decoder state {state}")  # pragma: no cover
+
+    def _take_deferred(self) -> RemoteProtocolError:
+        error, self._deferred = self._deferred, None
+        assert error is not None
+        return error
 
     def _end_put(self) -> PutEnd:
         """Consume the end guard the buffer starts with; the PUT/PUTA request is complete."""
@@ -1481,7 +1494,7 @@ class ClientConnection(_Connection):
             MemoryLimitExceeded: A GET record is larger than ``max_record_bytes``.
         """
         if self._error is not None:
-            raise self._error
+            raise self._stored_error()
         try:
             return self._next()
         except RemoteProtocolError as exc:

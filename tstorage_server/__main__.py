@@ -18,8 +18,8 @@ import ssl
 import sys
 from collections.abc import Sequence
 
-from tstorage_server import runfile
-from tstorage_server.server import DEFAULT_MAX_REQUEST_BYTES, TStorageServer
+from tstorage_server import limits, runfile
+from tstorage_server.server import TStorageServer
 from tstorage_server.store import (
     DEFAULT_SYNC_INTERVAL_S,
     EXIT_DATA_DIR_IN_USE,
@@ -45,18 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--port", type=int, default=2025, help="TCP port; 0 picks a free one (default 2025)"
     )
     parser.add_argument("--workers", type=int, default=8, help="threads for store work (default 8)")
-    parser.add_argument(
-        "--max-request-bytes",
-        type=int,
-        default=DEFAULT_MAX_REQUEST_BYTES,
-        help="largest PUT/PUTA request (keys + payloads) held for one commit (default 1 GiB)",
-    )
-    parser.add_argument(
-        "--write-stall-timeout",
-        type=float,
-        default=300.0,
-        help="seconds a GET response may wait for a client that stopped reading (default 300)",
-    )
+    limits.add_arguments(parser)
     parser.add_argument(
         "--sync",
         choices=SYNC_MODES,
@@ -141,8 +130,7 @@ async def serve(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         workers=args.workers,
-        max_request_bytes=args.max_request_bytes,
-        write_stall_timeout=args.write_stall_timeout,
+        limits=limits.from_args(args),
         ssl_context=context,
     )
     try:

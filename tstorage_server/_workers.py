@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import traceback
 
 # The C queue: eventlet's monkey-patching swaps the ``queue`` module for a green one.
 from _queue import SimpleQueue
@@ -40,27 +41,43 @@ class WorkerPool:
             job = self._jobs.get()
             if job is _STOP:
                 return
-            loop, future, fn, args = job
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to the awaiting task
-                with contextlib.suppress(RuntimeError):  # loop already closed
-                    loop.call_soon_threadsafe(_set_exception, future, exc)
-            else:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_set_result, future, result)
+            _do(*job)
+            # An idle thread must not keep its last job (a whole request's records) alive.
+            del job
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in a worker thread and return its result (or raise its error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._jobs.put((loop, future, fn, args))
-        return await future
+        try:
+            return await future
+        finally:
+            # The future holds fn's error, whose traceback holds this frame: break the cycle.
+            del future
 
     def close(self) -> None:
         """Let the threads finish their current job and end."""
         for _ in self._threads:
             self._jobs.put(_STOP)
+
+
+def _do(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], fn: Callable[..., Any], args: Any
+) -> None:
+    try:
+        result = fn(*args)
+    except BaseException as exc:  # handed to the awaiting task
+        # Its traceback keeps the frames it passed, and their locals (a request's records,
+        # the future that will hold the error: a cycle) with them; the lines stay for logs.
+        traceback.clear_frames(exc.__traceback__)
+        del fn, args
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(_set_exception, future, exc)
+        del future
+    else:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_set_result, future, result)
 
 
 def _set_result(future: asyncio.Future[Any], result: Any) -> None:

@@ -27,6 +27,8 @@ from tstorage_server.store import Snapshot, Store
 from tstorage_server.store.blocks import KeyTuple
 
 ERROR_STATUS = -1
+#: payload bytes of one piece of a GET answer (a larger record is a piece by itself)
+GET_PIECE_BYTES = 1 << 20
 _MAX_BY_FIELD = {
     "cid": INT32_MAX,
     "mid": INT64_MAX,
@@ -103,9 +105,13 @@ def get_records(snapshot: Snapshot, request: GetRequest) -> Iterator[GetRecords]
     """The records of a validated GET, in ascending key order, in bounded pieces.
 
     The store cuts the result into pieces of bounded records and bytes; each is encoded
-    as it is (the core encodes mixed payload lengths in O(bytes)).
+    as it is (the core encodes mixed payload lengths in O(bytes)). A piece is about what
+    a GET holds beyond the socket's buffer while its client reads, so pieces are small.
     """
-    for block in snapshot.query(as_tuple(request.key_min), as_tuple(request.key_max)):
+    pieces = snapshot.query(
+        as_tuple(request.key_min), as_tuple(request.key_max), piece_bytes=GET_PIECE_BYTES
+    )
+    for block in pieces:
         yield GetRecords(block)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tstorage_server import runfile
 from tstorage_server._unpatched import eventlet_patched, real_epoll_selector, real_threading
+from tstorage_server.limits import Limits
 from tstorage_server.server import TStorageServer
 from tstorage_server.store import DEFAULT_SYNC_INTERVAL_S, LmdbStore, Store, SyncMode
 
@@ -51,6 +52,7 @@ class EmbeddedServer:
         sync: durability of ``data_dir``: ``"commit"`` or ``"interval"``
             (:mod:`tstorage_server.store.lmdb` says what each survives).
         sync_interval: seconds between fsyncs with ``sync="interval"`` (at most 1).
+        limits: what clients may make the server hold (None: the defaults).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class EmbeddedServer:
         workers: int = 8,
         sync: SyncMode = "commit",
         sync_interval: float = DEFAULT_SYNC_INTERVAL_S,
+        limits: Limits | None = None,
     ) -> None:
         if data_dir is None and store is None:
             raise ValueError("give a data_dir or a store")
@@ -74,6 +77,7 @@ class EmbeddedServer:
         self._workers = workers
         self._sync = sync
         self._sync_interval = sync_interval
+        self._limits = limits
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: TStorageServer | None = None
         self._thread: Any = None
@@ -112,7 +116,9 @@ class EmbeddedServer:
         self._loop = loop
         asyncio.set_event_loop(loop)
         assert self._store is not None
-        server = TStorageServer(self._store, self.host, self.port, workers=self._workers)
+        server = TStorageServer(
+            self._store, self.host, self.port, workers=self._workers, limits=self._limits
+        )
         try:
             loop.run_until_complete(server.start())
         except BaseException as exc:

@@ -269,8 +269,9 @@ class BlockSnapshot(Snapshot):
 
         Every block is sorted, so each round takes from every block the records up to a cut
         key K (the smallest of the blocks' window-end keys): no record left behind can sort
-        before what is emitted, and about ``piece_records`` records per block are held
-        (more only when many records share the cut key).
+        before what is emitted, and at most about ``piece_records`` records and
+        ``piece_bytes`` payload bytes per block are held (more only when many records share
+        the cut key, or one record is larger).
         Equal keys stay in insertion order: parts are concatenated in block order and the
         sort is stable.
         """
@@ -285,10 +286,9 @@ class BlockSnapshot(Snapshot):
             if not active:
                 return
             if len(active) == 1:
-                c = active[0]
-                stop = min(c.pos + piece_records, c.count)
+                stop = active[0].window_end(piece_records, piece_bytes)
             else:
-                cut = min(c.key_at(min(c.pos + piece_records, c.count) - 1) for c in active)
+                cut = min(c.key_at(c.window_end(piece_records, piece_bytes) - 1) for c in active)
                 stop = -1
             parts = []
             for c in active:
@@ -317,6 +317,16 @@ class _Cursor:
 
     def key_at(self, i: int) -> KeyTuple:
         return B.key_tuple(self.block.keys[i])
+
+    def window_end(self, records: int, nbytes: int) -> int:
+        """End of the next window: at most ``records`` records and about ``nbytes`` payload
+        bytes, at least one record (a window of a box query is copied when it is taken)."""
+        pos = self.pos
+        stop = min(pos + records, self.count)
+        offsets = self.block.offsets
+        limit = int(offsets[pos]) + nbytes
+        cut = int(np.searchsorted(offsets[pos + 1 : stop + 1], limit, side="right")) + pos
+        return max(pos + 1, min(stop, cut))
 
     def upper(self, cut: KeyTuple, hi: int) -> int:
         """First index in ``[pos, hi)`` whose key sorts after ``cut`` (``hi`` if none)."""
