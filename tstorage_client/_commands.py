@@ -117,6 +117,9 @@ class ChannelCommands(Generic[T]):
 
     _payload_type: PayloadType[T]
     _memory_limit: int | None
+    #: the last PUT/PUTA/GET_ACQ got a well-formed answer from the server (an ERROR status
+    #: is then the server's refusal, not a garbled answer or a lost connection)
+    answered: bool = False
 
     def _is_connected(self) -> bool:
         raise NotImplementedError
@@ -198,6 +201,7 @@ class ChannelCommands(Generic[T]):
 
     def _read_result(self, conn: ClientConnection) -> Flow[Any]:
         """Read one fixed-shape result; returns the event or a failure status."""
+        self.answered = False
         while True:
             try:
                 event = conn.next_event()
@@ -205,6 +209,7 @@ class ChannelCommands(Generic[T]):
                 yield _Close()
                 return ResponseStatus.ERROR
             if event is not NEED_DATA:
+                self.answered = True
                 return event
             try:
                 data = yield _Recv(64)

@@ -1267,10 +1267,12 @@ class ServerConnection(_Connection):
                 return HEADER.pack(event.status, 0)
             if isinstance(event, GetEnd):
                 self._get_started = False
+                self._request = None  # answered whole: an error now belongs to the next one
                 if event.status == 0:
                     return _TERMINATOR + HEADER.pack(0, 8) + INT64.pack(event.acq)
                 return _TERMINATOR + HEADER.pack(event.status, 0) + _ZERO8
             if isinstance(event, AcqResult):
+                self._request = None
                 if event.status == 0:
                     return HEADER.pack(0, 8) + INT64.pack(event.acq)
                 return HEADER.pack(event.status, 0) + _ZERO8

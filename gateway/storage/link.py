@@ -312,8 +312,9 @@ class TStorageLink:
                     res = ch.put(data)
                     if res.is_ok():
                         return
-                    # An error answer leaves the channel open; a garbled one closes it.
-                    refused = res.status == ResponseStatus.ERROR and ch.connected
+                    # An error answer is the server's refusal (it may close the connection
+                    # after it, as one over its limits does); a garbled one is no answer.
+                    refused = res.status == ResponseStatus.ERROR and ch.answered
                     sent = sent or (ch.bytes_sent > before and not refused)
                     raise _Failed(res.status, refused, reused)  # drops the channel
             except _Failed as failed:
@@ -359,8 +360,8 @@ class TStorageLink:
             payloads: an ``n x payload_size`` array, row ``i`` the payload of ``caps[i]``.
 
         Raises:
-            TStorageUnavailable: TStorage refused or did not answer (``refused``: not stored;
-                otherwise the records may or may not be stored).
+            TStorageUnavailable: not stored (refused, or nothing was sent).
+            TStorageOutcomeUnknown: sent without an answer: may or may not be stored.
         """
         n = len(caps)
         if n == 0:
@@ -382,12 +383,19 @@ class TStorageLink:
             ch = self._open_typed(NumpyPayloadType(f"V{size}"))
             try:
                 res = ch.put(data)
+                refused = res.status == ResponseStatus.ERROR and ch.answered
+                sent = ch.bytes_sent > 0
             finally:
                 _close(ch)
         finally:
             self._slots.release()
-        if not res.is_ok():
-            raise TStorageUnavailable(self._failure("write", res.status))
+        if res.is_ok():
+            return
+        if refused:
+            raise TStorageUnavailable(f"TStorage at {self.address} refused the write; not stored")
+        if sent:
+            raise self._outcome_unknown(res.status)
+        raise TStorageUnavailable(f"{self._failure('write', res.status)}; not stored")
 
     def _open_typed(self, payload_type: Any) -> Channel[Any]:
         s = self.settings

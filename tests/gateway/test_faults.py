@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import znsocket
@@ -148,6 +149,11 @@ def test_a_write_tstorage_refuses_is_reported_not_stored(
         with pytest.raises(TStorageUnavailable, match="refused the write; not stored") as info:
             storage.rpush("znsocket.List:meters/1/1", *[str(float(i)) for i in range(1000)])
         assert not isinstance(info.value, TStorageOutcomeUnknown)
+        with pytest.raises(TStorageUnavailable, match="refused the write; not stored") as info:
+            storage.link.put_columns(
+                (cid, 1, 1), np.arange(1000, dtype=np.int64), np.zeros((1000, 8), np.uint8)
+            )
+        assert not isinstance(info.value, TStorageOutcomeUnknown)
         assert records_of(ts, cid) == []
         storage.rpush("znsocket.List:meters/1/1", "1.0")  # a small one is stored
         assert len(records_of(ts, cid)) == 1
@@ -165,6 +171,9 @@ def test_link_errors_are_typed_by_outcome(
         with pytest.raises(TStorageOutcomeUnknown, match="may or may not be stored"):
             link.put([((cid, 1, 1, 2), b"b")])
         assert time.monotonic() - t0 < TIMEOUT + SLACK
+        # the column PUT of ts:extend tells the cases apart too
+        with pytest.raises(TStorageOutcomeUnknown, match="may or may not be stored"):
+            link.put_columns((cid, 1, 2), np.arange(3, dtype=np.int64), np.zeros((3, 8), np.uint8))
     finally:
         os.kill(own_tstorage.pid, signal.SIGCONT)
     link.close()

@@ -286,6 +286,28 @@ def test_send_error_after_get_started() -> None:
     assert conn.send_error() == V.ERROR_GET[12:]
 
 
+@pytest.mark.parametrize(
+    ("first", "answer"),
+    [
+        (V.GET_REQUEST[2], [ev.GetStart(), ev.GetEnd(5)]),
+        (V.GET_ACQ_REQUEST[2], [ev.AcqResult(5)]),
+    ],
+)
+def test_an_answered_request_leaves_no_error_shape_behind(
+    first: bytes, answer: list[ev.Event]
+) -> None:
+    # A PUT refused before its header arrived, after a GET was answered on the same
+    # connection, gets the PUT error shape, not the GET's (a client reads (0,0) as garbage).
+    conn = ServerConnection()
+    conn.receive_data(first)
+    conn.next_event()
+    for event in answer:
+        conn.send(event)
+    conn.receive_data(V.PUT_2_RECORDS[2][:6])
+    assert conn.next_event() is NEED_DATA
+    assert conn.send_error() == V.ERROR_PUT
+
+
 def test_encode_variable_records_matches_loop() -> None:
     rng = np.random.default_rng(1)
     payloads = [rng.bytes(int(n)) for n in rng.integers(0, 50, 200)]
