@@ -209,6 +209,8 @@ class GenericConfig(_Section):
 
     unmapped: Literal["store", "reject"] = "store"
     cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = DEFAULT_GENERIC_CID
+    #: log bytes tolerated beyond twice the live data before checkpoints are written
+    checkpoint_min_bytes: Annotated[int, Field(ge=0)] = 8 * 1024 * 1024
 
 
 class MapRule(_Section):

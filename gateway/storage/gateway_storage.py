@@ -24,7 +24,7 @@ from typing import Any
 from gateway.config import GatewayConfig
 from gateway.errors import KeyMappingError
 from gateway.keymap import DictTarget, KeyMap, ListTarget
-from gateway.storage.generic import GenericKeys, key_name
+from gateway.storage.generic import WRITES, GenericKeys, key_name
 from gateway.storage.link import TStorageLink
 from gateway.storage.series import SeriesViews
 from znsocket.exceptions import ResponseError
@@ -39,6 +39,10 @@ _LIST_REFUSED = {
     "lpop": "records of a series cannot be removed",
     "rpop": "records of a series cannot be removed",
 }
+#: Writes whose first argument is the only key they change: a pipeline's run of them on
+#: one generic key is stored with one PUT.
+_ONE_KEY_WRITES = frozenset(WRITES) - {"delete", "copy", "smove"}
+
 _HASH_REFUSED = {"hdel": "the latest record of a field cannot be removed"}
 
 
@@ -104,7 +108,12 @@ class GatewayStorage(StorageCommands):
             index_budget=t.index_budget,
             value_cache=t.value_cache,
         )
-        self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)
+        self.generic = GenericKeys(
+            link,
+            config.generic.cid,
+            max_staleness=t.max_staleness,
+            checkpoint_min_bytes=config.generic.checkpoint_min_bytes,
+        )
 
     def load(self) -> None:
         """Rebuild the generic keys from TStorage (call once at start)."""
@@ -270,6 +279,14 @@ class GatewayStorage(StorageCommands):
         i = 0
         while i < len(calls):
             cmd, args, kwargs = calls[i]
+            end = self._generic_run(calls, i)
+            if end > i + 1:
+                out = self.generic.call_many(calls[i:end])
+                results.extend(out)
+                if len(out) < end - i or (out and isinstance(out[-1], Exception)):
+                    break
+                i = end
+                continue
             target = self._batchable(cmd, args, kwargs)
             if target is None:
                 try:
@@ -304,6 +321,28 @@ class GatewayStorage(StorageCommands):
                 break
             i = j
         return results
+
+    def _generic_run(self, calls: Sequence[CommandCall], i: int) -> int:
+        """The end of the run of writes to one generic key that starts at ``calls[i]``
+        (``i + 1`` when there is no run of two or more)."""
+        name = None
+        j = i
+        while j < len(calls):
+            cmd, args, _ = calls[j]
+            if cmd not in _ONE_KEY_WRITES or not args:
+                break
+            try:
+                key = key_name(args[0])
+                if name is None:
+                    if self.resolve(key) is not None:
+                        break
+                    name = key
+                elif key != name:
+                    break
+            except Exception:
+                break  # the single call reports the error
+            j += 1
+        return max(j, i + 1)
 
     def _batchable(self, cmd: str, args: Sequence[Any], kwargs: Any) -> ListTarget | None:
         if cmd not in ("lindex", "rpush") or kwargs or len(args) < 2:

@@ -1,7 +1,9 @@
 """The shared znsocket storage suite, run against the gateway's generic keys on TStorage.
 
 Every key of the suite is unmapped, so this checks that generic keys behave like Redis.
-``test_expiry_*`` run too: expiry is stored with each snapshot.
+``test_expiry_*`` run too: expiry is stored with the log. After every test a second gateway
+is rebuilt from TStorage and must hold exactly what the first holds: the log records
+replay every command of the suite.
 """
 
 from __future__ import annotations
@@ -22,7 +24,20 @@ def storage(
     tstorage: ServerProcess,
     fresh_cid: Callable[[], int],
 ) -> Iterator[GatewayStorage]:
-    backend = make_storage(meter_config(tstorage, fresh_cid(), fresh_cid()))
+    text = meter_config(tstorage, fresh_cid(), fresh_cid())
+    backend = make_storage(text)
     backend.flushall()
     yield backend
+    backend.generic.catch_up(force=True)
+    assert held(make_storage(text)) == held(backend)
     backend.flushall()
+
+
+def held(gw: GatewayStorage) -> dict[str, tuple[str, object, bool]]:
+    """Every generic key: type, whole value, and whether it has a time to live."""
+    out = {}
+    for name in sorted(gw.generic.mem.content):
+        state = gw.generic.state(name)
+        if state is not None:
+            out[name] = (state["t"], state.get("v"), state.get("x") is not None)
+    return out
