@@ -113,6 +113,8 @@ class GatewayStorage(StorageCommands):
             config.generic.cid,
             max_staleness=t.max_staleness,
             checkpoint_min_bytes=config.generic.checkpoint_min_bytes,
+            large_value_bytes=config.generic.large_value_bytes,
+            value_cache_bytes=config.generic.value_cache_bytes,
         )
 
     def load(self) -> None:

@@ -52,6 +52,7 @@ from typing import Any
 
 from gateway.keymap import KeyTuple
 from gateway.storage import generic_ops as ops
+from gateway.storage.generic_values import PREFIX, LargeValues
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
 from znsocket.exceptions import DataError
 from znsocket.storage.base import CommandCall
@@ -140,6 +141,9 @@ class GenericKeys:
         max_staleness: how old the last catch-up with TStorage may be when a command runs.
         checkpoint_min_bytes: log bytes tolerated beyond twice the live data before a
             compaction writes checkpoints (see the module docstring).
+        large_value_bytes: values of at least this many characters are kept in TStorage
+            and a cache instead of memory (``gateway.storage.generic_values``; 0: never).
+        value_cache_bytes: characters of large values the cache keeps.
         clock: wall clock of expiries (seconds).
     """
 
@@ -150,8 +154,11 @@ class GenericKeys:
         *,
         max_staleness: float = 0.1,
         checkpoint_min_bytes: int = 8 * 1024 * 1024,
+        large_value_bytes: int = 16 * 1024,
+        value_cache_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.values = LargeValues(link, cid, large_value_bytes, value_cache_bytes)
         self.link = link
         self.cid = cid
         self.max_staleness = max_staleness
@@ -209,7 +216,19 @@ class GenericKeys:
 
     @staticmethod
     def _encode(record: Record) -> bytes:
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+        # references to large values start with a lone surrogate (see generic_values)
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "surrogatepass")
+
+    @property
+    def link(self) -> TStorageLink:
+        """The TStorage connection pool (of records and of large values)."""
+        return self._link
+
+    @link.setter
+    def link(self, link: TStorageLink) -> None:
+        self._link = link
+        self.values.link = link
 
     # ---------------------------------------------------------------- reading
     def _box(self, acq_min: int) -> tuple[KeyTuple, KeyTuple]:
@@ -250,7 +269,7 @@ class GenericKeys:
             legacy = False
             for slot, records in sorted(by_slot.items()):
                 records.sort(key=lambda r: r[0])
-                decoded = [(acq, json.loads(p)) for acq, p in records]
+                decoded = [(acq, _decode(p)) for acq, p in records]
                 name = decoded[-1][1]["k"]
                 self._claim(name, slot)
                 legacy = legacy or any("t" in r for _, r in decoded)
@@ -306,7 +325,7 @@ class GenericKeys:
     def _reload(self, name: str) -> int:
         """Rebuild ``name`` from its records in TStorage; returns the read's watermark."""
         records, acq0 = self.link.get(*self._slot_box(self._slot(name), self._epoch))
-        decoded = sorted(((k.acq, json.loads(p)) for k, p in records), key=lambda r: r[0])
+        decoded = sorted(((k.acq, _decode(p)) for k, p in records), key=lambda r: r[0])
         self._rebuild(name, [(a, r) for a, r in decoded if r.get("k") == name])
         self._unconfirmed.pop(name, None)
         return acq0
@@ -325,7 +344,7 @@ class GenericKeys:
             changed: list[str] = []
             conflicted: list[str] = []
             for key, payload in sorted(records, key=lambda r: r[0].acq):
-                r = json.loads(payload)
+                r = _decode(payload)
                 name = r["k"]
                 self._claim(name, (key.mid, key.moid))
                 mine = self._unconfirmed.get(name)
@@ -353,7 +372,7 @@ class GenericKeys:
                     if name.startswith("znsocket.List:"):
                         self.on_change(name, {"start": 0, "stop": None})
                     elif name.startswith("znsocket.Dict:"):
-                        self.on_change(name, {"keys": self.mem.hkeys(name)})
+                        self.on_change(name, {"keys": self.values.resolve(self.mem.hkeys(name))})
             return changed
 
     # --------------------------------------------------------------- commands
@@ -367,10 +386,14 @@ class GenericKeys:
         with self._lock:
             self.catch_up()
             if command != "flushall" and command not in WRITES:
-                return getattr(self.mem, command)(*args, **kwargs)
+                return self._read(command, args, kwargs)
             changes = self._apply(command, args, kwargs)
             self._persist([changes])
-            return changes.result
+            return self.values.resolve(changes.result)
+
+    def _read(self, command: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        args, kw = self.values.swap_args(command, args, kwargs, store=False)
+        return self.values.resolve(getattr(self.mem, command)(*args, **kw))
 
     def call_many(self, calls: Sequence[CommandCall]) -> list[Any]:
         """Run a pipeline's run of commands on generic keys with one durable PUT.
@@ -386,7 +409,7 @@ class GenericKeys:
             for command, args, kwargs in calls:
                 try:
                     if command != "flushall" and command not in WRITES:
-                        results.append(getattr(self.mem, command)(*args, **kwargs))
+                        results.append(self._read(command, args, kwargs))
                         continue
                     done.append(self._apply(command, args, kwargs))
                     results.append(done[-1].result)
@@ -397,7 +420,7 @@ class GenericKeys:
                 self._persist(done)
             except Exception as exc:
                 return [exc]
-            return results
+            return [r if isinstance(r, Exception) else self.values.resolve(r) for r in results]
 
     def state(self, name: str) -> dict[str, Any] | None:
         """The whole current state of ``name`` as a snapshot (see :meth:`restore_many`),
@@ -405,6 +428,8 @@ class GenericKeys:
         with self._lock:
             self.catch_up()
             state = self._snapshot(key_name(name))
+            if "v" in state:
+                state["v"] = self.values.resolve(state["v"])
         return None if state["t"] == "none" else state
 
     def restore_many(self, states: Sequence[dict[str, Any]]) -> None:
@@ -430,7 +455,10 @@ class GenericKeys:
                     change.keep_whole()
                     step.changes.append(change)
                     applied.append(step)
-                    ops.restore(self.mem, {**state, "k": name}, self.clock)
+                    held = dict(state, k=name)
+                    if "v" in held and held["t"] != "zset":
+                        held["v"] = self.values.swap(held["v"])
+                    ops.restore(self.mem, held, self.clock)
                     step.ops.append((name, [["put", _without_k(self._snapshot(name))]]))
             except Exception:
                 self._undo(applied)
@@ -445,6 +473,9 @@ class GenericKeys:
             names = [key_name(n) for n in WRITES[command](args, dict(kwargs)) if n is not None]
         ops.check_text(args)
         ops.check_text(dict(kwargs))
+        args, kwargs = self.values.swap_args(command, args, kwargs, store=True)
+        if command in ("incr", "decr") and args:
+            self._unswap_counter(key_name(args[0]))
         step = _Applied(None)
         for name in dict.fromkeys(names):
             step.changes.append(ops.capture(self.mem, command, name, args, kwargs, self.clock))
@@ -457,6 +488,13 @@ class GenericKeys:
             raise
         return step
 
+    def _unswap_counter(self, name: str) -> None:
+        # a counter's text must be in the store for incr/decr to parse it
+        if self.mem.type(name) == "string":
+            value = self.mem.get(name)
+            if value is not None and value.startswith(PREFIX):
+                self.mem.set(name, self.values.resolve(value), keepttl=True)
+
     @staticmethod
     def _undo(steps: Sequence[_Applied]) -> None:
         for step in reversed(steps):
@@ -467,6 +505,7 @@ class GenericKeys:
         """Store the operations of ``steps`` with one PUT (one record per key); on any
         error undo every step and re-raise. Holds ``_lock``."""
         queued: list[tuple[str, bytes]] = []
+        refs: list[str] = []
         try:
             by_name: dict[str, list[ops.Op]] = {}
             for step in steps:
@@ -481,21 +520,25 @@ class GenericKeys:
                 payload = self._encode({"k": name, "o": name_ops})
                 records.append(((self.cid, mid, moid, 0), payload))
                 queued.append((name, payload))
+            refs = list(self.values.pending)
+            value_records = self.values.take_pending()
             if not records:
                 return
             for name, payload in queued:
                 self._unconfirmed.setdefault(name, deque()).append(payload)
-            self.link.put(records)
+            self.link.put(value_records + records)
         except BaseException:
             for name, payload in queued:
                 q = self._unconfirmed.get(name)
                 if q and q[-1] == payload:
                     q.pop()
+            self.values.forget(refs)
+            self.values.pending.clear()
             self._undo(steps)
             raise
         size = sum(len(p) for _, p in queued)
-        self._written += size
-        self.bytes_put += size
+        self._written += size  # the log's bytes: value records are never read at start
+        self.bytes_put += size + sum(len(p) for _, p in value_records)
         self._check_compaction()
 
     # ------------------------------------------------------------- compaction
@@ -602,6 +645,12 @@ class _Applied:
         self.result = result
         self.changes: list[ops.Change] = []
         self.ops: list[tuple[str, list[ops.Op]]] = []
+
+
+def _decode(payload: bytes | memoryview) -> Record:
+    # references to large values start with a lone surrogate (see generic_values)
+    decoded: Record = json.loads(bytes(payload).decode("utf-8", "surrogatepass"))
+    return decoded
 
 
 def _without_k(state: dict[str, Any]) -> dict[str, Any]:

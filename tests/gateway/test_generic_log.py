@@ -230,3 +230,30 @@ def test_keys_in_the_snapshot_format_are_read_and_then_compacted(
     assert again.get("greeting") == "hi" and again.ttl("greeting") > 3500
     assert again.exists("gone") == 0
     assert again.generic.loaded_bytes < stored_bytes(tstorage, gcid) / 10
+
+
+def test_large_values_stay_in_tstorage_and_a_bounded_cache(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    text, gcid = config(tstorage, fresh_cid)
+    text = text.replace("[generic]", "[generic]\nlarge_value_bytes = 10000\nvalue_cache_bytes = 300000")
+    gw = make_storage(text)
+    frames = [json.dumps({"i": i, "positions": str(i) * 100_000}) for i in range(40)]
+    for frame in frames:
+        gw.rpush(LIST, frame)
+    gw.execute_many([("hset", ("znsocket.Dict:big", f"f{i}", frames[i]), {}) for i in range(10)])
+    gw.set("small", "stays in memory")
+    assert gw.generic.live_bytes() < 50_000  # ~4.5 MB of values held as references
+    assert gw.generic.values.cached_bytes <= 300_000
+    assert gw.lrange(LIST, 0, -1) == frames  # read back through the cache and TStorage
+    assert gw.lindex(LIST, 7) == frames[7] and gw.hget("znsocket.Dict:big", "f3") == frames[3]
+    assert gw.generic.values.cached_bytes <= 300_000
+    # commands that compare values compare contents
+    assert gw.lrem(LIST, 0, frames[5]) == 1 and gw.llen(LIST) == 39
+    assert gw.linsert(LIST, "BEFORE", frames[6], frames[5]) == 40
+    assert gw.lrange(LIST, 0, -1) == frames
+    again = make_storage(text)
+    assert again.generic.loaded_bytes < 100_000  # a start reads references, not values
+    assert again.lrange(LIST, 0, -1) == frames
+    assert again.hgetall("znsocket.Dict:big") == {f"f{i}": frames[i] for i in range(10)}
+    assert again.get("small") == "stays in memory"
