@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+import znsocket
 from gateway.errors import TStorageUnavailable
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
 from gateway.storage.generic import name_hash
@@ -235,8 +237,10 @@ def test_keys_in_the_snapshot_format_are_read_and_then_compacted(
 def test_large_values_stay_in_tstorage_and_a_bounded_cache(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
-    text, gcid = config(tstorage, fresh_cid)
-    text = text.replace("[generic]", "[generic]\nlarge_value_bytes = 10000\nvalue_cache_bytes = 300000")
+    text, _ = config(tstorage, fresh_cid)
+    text = text.replace(
+        "[generic]", "[generic]\nlarge_value_bytes = 10000\nvalue_cache_bytes = 300000"
+    )
     gw = make_storage(text)
     frames = [json.dumps({"i": i, "positions": str(i) * 100_000}) for i in range(40)]
     for frame in frames:
@@ -257,3 +261,32 @@ def test_large_values_stay_in_tstorage_and_a_bounded_cache(
     assert again.lrange(LIST, 0, -1) == frames
     assert again.hgetall("znsocket.Dict:big") == {f"f{i}": frames[i] for i in range(10)}
     assert again.get("small") == "stays in memory"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_a_gateway_holding_more_values_than_its_cache_stays_within_it(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    text, _ = config(tstorage, fresh_cid)
+    text = text.replace("[generic]", "[generic]\nvalue_cache_bytes = 16777216")
+    gw = start_gateway(text)
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    frames = znsocket.List(client, "trajectory")
+    frames.append({"warm": "up"})
+    before = rss_mb(gw.pid)
+    chunk = [{"i": 0, "positions": "x" * 100_000}] * 20
+    for i in range(100):  # 200 MB of frames in 100 List.extend calls
+        frames.extend([{**f, "i": i * 20 + k} for k, f in enumerate(chunk)])
+    grown = rss_mb(gw.pid) - before
+    assert len(frames) == 2001 and frames[1234]["i"] == 1233
+    assert grown < 120, f"the gateway grew by {grown:.0f} MB holding 200 MB of values"
+    client.sio.disconnect()
