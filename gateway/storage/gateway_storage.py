@@ -13,7 +13,8 @@ Each command resolves its key through the key map (``gateway.keymap``):
 
 Pipelines (:meth:`GatewayStorage.execute_many`) run consecutive ``lindex`` calls on one
 series as one range read and consecutive ``rpush`` calls as one PUT, which is how upstream's
-``lst[-1000:]`` and ``List.extend`` arrive.
+``lst[-1000:]`` and ``List.extend`` arrive; a run of writes to one generic key is one record
+and one PUT too.
 """
 
 from __future__ import annotations
@@ -272,7 +273,8 @@ class GatewayStorage(StorageCommands):
 
     # ------------------------------------------------------------- batches
     def execute_many(self, calls: Sequence[CommandCall]) -> list[Any]:
-        """Run a pipeline; runs of ``lindex``/``rpush`` on one series are batched.
+        """Run a pipeline; runs of ``lindex``/``rpush`` on one series, and runs of writes to
+        one generic key (:meth:`GenericKeys.call_many`), are batched.
 
         A batched run of ``rpush`` is one PUT: either every value of the run is stored or,
         if one cannot be encoded, none is and the error is the run's result.

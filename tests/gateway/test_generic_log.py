@@ -8,6 +8,7 @@ keys written in the snapshot format of earlier versions keep their values.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -290,3 +291,45 @@ def test_a_gateway_holding_more_values_than_its_cache_stays_within_it(
     assert len(frames) == 2001 and frames[1234]["i"] == 1233
     assert grown < 120, f"the gateway grew by {grown:.0f} MB holding 200 MB of values"
     client.sio.disconnect()
+
+
+@pytest.mark.slow
+def test_a_large_extend_is_fast_and_other_clients_keep_being_served(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    """The shape of upstream's JavaScript chunking tests: 800 items of 10-25 KB appended
+    to one unmapped List with one ``extend`` (before: 800 snapshots, gigabytes, minutes)."""
+    text, gcid = config(tstorage, fresh_cid)
+    gw = start_gateway(text)
+    url = f"znsocket://127.0.0.1:{gw.port}"
+    writer, other = znsocket.Client.from_url(url), znsocket.Client.from_url(url)
+    items = [{"i": i, "data": "y" * (10_000 + 15 * i)} for i in range(800)]
+    lst = znsocket.List(writer, "chunked")
+    side = znsocket.Dict(other, "side")
+    delays: list[float] = []
+    done = threading.Event()
+
+    def poke() -> None:
+        while not done.is_set():
+            t0 = time.monotonic()
+            side["n"] = len(delays)
+            delays.append(time.monotonic() - t0)
+
+    poker = threading.Thread(target=poke)
+    poker.start()
+    t0 = time.monotonic()
+    try:
+        lst.extend(items)
+    finally:
+        done.set()
+        poker.join(30)
+    took = time.monotonic() - t0
+    values = sum(len(json.dumps(item)) for item in items)
+    assert len(lst) == 800 and lst[799] == items[799]
+    assert took < 30, f"extend took {took:.1f} s"
+    assert max(delays) < 5, f"another client waited {max(delays):.1f} s"
+    assert stored_bytes(tstorage, gcid) < 1.2 * values + 100_000
+    writer.sio.disconnect()
+    other.sio.disconnect()
