@@ -53,18 +53,20 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
 from znsocket.exceptions import DataError, ResponseError
 from znsocket.storage.base import CommandCall, StorageCommands
-from znsocket.storage.pipeline import StoragePipeline
 
 #: how often, at most, expired keys that no command touched are reclaimed
 _SWEEP_INTERVAL_S = 0.1
 
 __all__ = ["MemoryStorage"]
+
+if TYPE_CHECKING:
+    from znsocket.storage.pipeline import StoragePipeline
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "value is not an integer or out of range"
@@ -945,6 +947,8 @@ class MemoryStorage(StorageCommands):
     def pipeline(self, transaction: bool = False) -> StoragePipeline:
         """A pipeline of commands run by one :meth:`execute_many` (redis-py's shape;
         ``transaction`` is accepted for compatibility: commands run under one lock anyway)."""
+        from znsocket.storage.pipeline import StoragePipeline  # loaded by code that pipelines
+
         return StoragePipeline(self)
 
     # ------------------------------------------------------------- batches
