@@ -291,6 +291,12 @@ class GenericConfig(_Section):
 
     unmapped: Literal["store", "reject"] = "store"
     cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = DEFAULT_GENERIC_CID
+    #: log bytes tolerated beyond twice the live data before checkpoints are written
+    checkpoint_min_bytes: Annotated[int, Field(ge=0)] = 8 * 1024 * 1024
+    #: values of at least this many characters stay in TStorage, not in memory (0: never)
+    large_value_bytes: Annotated[int, Field(ge=0)] = 16 * 1024
+    #: characters of such values kept in memory by an LRU cache
+    value_cache_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
 
 
 class MapRule(_Section):

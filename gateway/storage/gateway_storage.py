@@ -13,7 +13,8 @@ Each command resolves its key through the key map (``gateway.keymap``):
 
 Pipelines (:meth:`GatewayStorage.execute_many`) run consecutive ``lindex`` calls on one
 series as one range read and consecutive ``rpush`` calls as one PUT, which is how upstream's
-``lst[-1000:]`` and ``List.extend`` arrive.
+``lst[-1000:]`` and ``List.extend`` arrive; a run of writes to one generic key is one record
+and one PUT too.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ _LIST_REFUSED = {
     "lpop": "records of a series cannot be removed",
     "rpop": "records of a series cannot be removed",
 }
+#: Writes whose first argument is the only key they change: a pipeline's run of them on
+#: one generic key is stored with one PUT.
+_ONE_KEY_WRITES = frozenset(WRITES) - {"delete", "copy", "smove"}
+
 _HASH_REFUSED = {"hdel": "the latest record of a field cannot be removed"}
 
 
@@ -116,7 +121,14 @@ class GatewayStorage(StorageCommands):
             index_save=t.index_save,
             value_cache=t.value_cache,
         )
-        self.generic = GenericKeys(link, config.generic.cid, max_staleness=t.max_staleness)
+        self.generic = GenericKeys(
+            link,
+            config.generic.cid,
+            max_staleness=t.max_staleness,
+            checkpoint_min_bytes=config.generic.checkpoint_min_bytes,
+            large_value_bytes=config.generic.large_value_bytes,
+            value_cache_bytes=config.generic.value_cache_bytes,
+        )
 
     def load(self) -> None:
         """Rebuild the generic keys from TStorage (call once at start)."""
@@ -272,7 +284,8 @@ class GatewayStorage(StorageCommands):
 
     # ------------------------------------------------------------- batches
     def execute_many(self, calls: Sequence[CommandCall]) -> list[Any]:
-        """Run a pipeline; runs of ``lindex``/``rpush`` on one series are batched.
+        """Run a pipeline; runs of ``lindex``/``rpush`` on one series, and runs of writes to
+        one generic key (:meth:`GenericKeys.call_many`), are batched.
 
         A batched run of ``rpush`` is one PUT: either every value of the run is stored or,
         if one cannot be encoded, none is and the error is the run's result.
@@ -281,6 +294,14 @@ class GatewayStorage(StorageCommands):
         i = 0
         while i < len(calls):
             cmd, args, kwargs = calls[i]
+            end = self._generic_run(calls, i)
+            if end > i + 1:
+                out = self.generic.call_many(calls[i:end])
+                results.extend(out)
+                if len(out) < end - i or (out and isinstance(out[-1], Exception)):
+                    break
+                i = end
+                continue
             target = self._batchable(cmd, args, kwargs)
             if target is None:
                 try:
@@ -315,6 +336,28 @@ class GatewayStorage(StorageCommands):
                 break
             i = j
         return results
+
+    def _generic_run(self, calls: Sequence[CommandCall], i: int) -> int:
+        """The end of the run of writes to one generic key that starts at ``calls[i]``
+        (``i + 1`` when there is no run of two or more)."""
+        name = None
+        j = i
+        while j < len(calls):
+            cmd, args, _ = calls[j]
+            if cmd not in _ONE_KEY_WRITES or not args:
+                break
+            try:
+                key = key_name(args[0])
+                if name is None:
+                    if self.resolve(key) is not None:
+                        break
+                    name = key
+                elif key != name:
+                    break
+            except Exception:
+                break  # the single call reports the error
+            j += 1
+        return max(j, i + 1)
 
     def _batchable(self, cmd: str, args: Sequence[Any], kwargs: Any) -> ListTarget | None:
         if cmd not in ("lindex", "rpush") or kwargs or len(args) < 2:

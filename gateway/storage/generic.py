@@ -1,44 +1,65 @@
 """Keys no map rule maps, kept durably under the reserved cid (``generic.cid``).
 
-Strategy
---------
+Strategy: a log of operations plus checkpoints
+------------------------------------------------
 Current values live in a :class:`znsocket.storage.MemoryStorage`, which gives every command
-its Redis semantics. After a command that changes keys, the new state of each changed key
-is written to TStorage as one *snapshot* record, and the command's reply is released only
-once TStorage answered OK; if the PUT fails, the keys are put back as they were and the
-client gets the error. ``docs/data-model.md`` weighs this against an operation log.
+its Redis semantics. A command that changes keys appends, per changed key, one *log record*
+holding what it changed (``gateway.storage.generic_ops``: the pushed elements, the set
+fields, ...), and its reply is released only once TStorage answered OK. A command that
+fails, or whose record cannot be stored, is undone, so a failed write leaves nothing
+behind. A pipeline's run of writes to one key is one record and one PUT.
 
-Layout of a snapshot: ``cid = generic.cid``, ``mid`` = first 8 bytes of BLAKE2b of the key
-name (signed), ``moid`` = collision slot (0 for the first name seen on that mid), ``cap = 0``;
-the payload is JSON ``{"k": name, "t": type, "v": value, "x": expiry}`` and the newest ``acq``
-is the current state. A deleted key is ``{"k": name, "t": "none"}``.
+Records (``cid = generic.cid``, ``mid`` = first 8 bytes of BLAKE2b of the key name (signed),
+``moid`` = collision slot, ``cap = 0``; JSON payloads, the name in every one):
 
-Coherence: at start the whole reserved box is streamed and the newest record per slot
-restored. Before serving a command, if the last catch-up is older than ``max_staleness``,
-the records that arrived since the box's watermark are applied in acq order. A record we
-wrote ourselves comes back this way too: it is recognised by its payload (each key keeps a
-queue of its own unconfirmed snapshots) and skipped, and a foreign record that arrives
-while one of ours is still unconfirmed is older than ours (the feed is in acq order), so it
-is skipped as superseded.
+* operation: ``{"k": name, "o": [op, ...]}``;
+* checkpoint part: ``{"k": name, "b": base, "i": i, "n": parts, "c": state}``: the key's
+  whole state after every record with ``acq < base``, split into parts of at most
+  :data:`CHECKPOINT_PART_BYTES`;
+* snapshot (the format before the log, still read): ``{"k": name, "t": type, "v": value,
+  "x": expiry}``, the whole state;
+* epoch marker, at ``(mid 0, moid 0, cap 1)``, outside the keys' box: ``{"epoch": base}``:
+  every live key has a complete checkpoint with that base, so records with ``acq < base``
+  are never needed again.
+
+A key's state is its newest complete checkpoint plus its records with ``acq >= base``,
+applied in acq order. When the bytes written since the epoch began exceed twice the live
+data (plus ``checkpoint_min_bytes``), a background compaction catches up, takes every key's
+state at watermark ``W``, writes their checkpoints with base ``W`` and then the marker.
+Start-up reads the newest marker and streams only the records with ``acq >= W``: the
+checkpoints and the log after them, not the history. ``docs/data-model.md`` gives the
+reasoning and the costs.
+
+Coherence: before serving a command, if the last catch-up is older than ``max_staleness``,
+the records that arrived since the box's watermark are applied in acq order. Our own
+records come back too: each key keeps a queue of its unconfirmed payloads, and an echo is
+recognised and skipped. A foreign record that arrives while one of ours is unconfirmed was
+ordered before ours by TStorage, although we applied ours first: the key is then rebuilt
+from TStorage, so every gateway ends in the order TStorage gave. Checkpoints change no
+state (they equal the log before them) and are skipped by the feed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.errors import TStorageUnavailable
 from gateway.keymap import KeyTuple
+from gateway.storage import generic_ops as ops
+from gateway.storage.generic_values import PREFIX, LargeValues
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
 from znsocket.exceptions import DataError
+from znsocket.storage.base import CommandCall
 from znsocket.storage.memory import MemoryStorage
 from znsocket.storage.spec import COMMAND_SPECS
+
+logger = logging.getLogger(__name__)
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _MID_MIN, _MID_MAX = -(2**63), 2**63 - 2
@@ -81,8 +102,28 @@ def name_hash(name: str) -> int:
     return min(h, _MID_MAX)
 
 
+#: Target size of one checkpoint record (a key's checkpoint is split into parts).
+CHECKPOINT_PART_BYTES = 4 * 1024 * 1024
+#: Where the epoch markers live: outside the keys' box (their records have ``cap = 0``).
+_MARKER_SLOT = (0, 0, 1)
+
+Record = dict[str, Any]
+
+
 class GenericKeys:
-    """Redis-semantics storage for unmapped keys, durable in TStorage."""
+    """Redis-semantics storage for unmapped keys, durable in TStorage.
+
+    Args:
+        link: the TStorage connection pool.
+        cid: the reserved cid of generic keys.
+        max_staleness: how old the last catch-up with TStorage may be when a command runs.
+        checkpoint_min_bytes: log bytes tolerated beyond twice the live data before a
+            compaction writes checkpoints (see the module docstring).
+        large_value_bytes: values of at least this many characters are kept in TStorage
+            and a cache instead of memory (``gateway.storage.generic_values``; 0: never).
+        value_cache_bytes: characters of large values the cache keeps.
+        clock: wall clock of expiries (seconds).
+    """
 
     def __init__(
         self,
@@ -90,11 +131,16 @@ class GenericKeys:
         cid: int,
         *,
         max_staleness: float = 0.1,
+        checkpoint_min_bytes: int = 8 * 1024 * 1024,
+        large_value_bytes: int = 16 * 1024,
+        value_cache_bytes: int = 256 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.values = LargeValues(link, cid, large_value_bytes, value_cache_bytes)
         self.link = link
         self.cid = cid
         self.max_staleness = max_staleness
+        self.checkpoint_min_bytes = checkpoint_min_bytes
         self.clock = clock
         self.mem = MemoryStorage()
         self._lock = threading.RLock()
@@ -102,11 +148,21 @@ class GenericKeys:
         self._by_mid: dict[int, list[str]] = {}
         self._by_slot: dict[tuple[int, int], str] = {}
         self._unconfirmed: dict[str, deque[bytes]] = {}
+        self._reloaded: dict[str, int] = {}  # name -> acq up to which a reload applied it
         self._acq0 = _ACQ_MIN
         self._refreshed_at = float("-inf")
         self._loaded = False
+        self._epoch = _ACQ_MIN  # base of the newest epoch marker we know
+        self._written = 0  # bytes of records seen or written since start (a counter)
+        self._epoch_start = 0  # value of _written when the current epoch's bytes began
+        self._next_check = checkpoint_min_bytes
+        self._compacting: threading.Thread | None = None
         #: ``(full_key, refresh_payload)`` callback for keys changed by another gateway.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        #: bytes of the records this gateway wrote (log and checkpoints), for measurements.
+        self.bytes_put = 0
+        #: bytes of the records the last :meth:`load` read, for measurements.
+        self.loaded_bytes = 0
 
     # ------------------------------------------------------------------ slots
     def _slot(self, name: str) -> tuple[int, int]:
@@ -133,81 +189,124 @@ class GenericKeys:
             names.append("")
         names[slot[1]] = name
 
-    # -------------------------------------------------------------- snapshots
     def _snapshot(self, name: str) -> dict[str, Any]:
-        m = self.mem
-        kind = m.type(name)
-        state: dict[str, Any] = {"k": name, "t": kind}
-        if kind == "none":
-            return state
-        if kind == "string":
-            state["v"] = m.get(name)
-        elif kind == "list":
-            state["v"] = m.lrange(name, 0, -1)
-        elif kind == "hash":
-            state["v"] = m.hgetall(name)
-        elif kind == "set":
-            state["v"] = sorted(m.smembers(name))
-        elif kind == "zset":
-            state["v"] = [
-                [member, score] for member, score in m.zrange(name, 0, -1, withscores=True)
-            ]
-        ttl = m.ttl(name)
-        state["x"] = self.clock() + ttl if ttl >= 0 else None
-        return state
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        m, name, kind, v = self.mem, state["k"], state["t"], state.get("v")
-        m.delete(name)
-        if kind == "string":
-            m.set(name, v)
-        elif kind == "list" and v:
-            m.rpush(name, *v)
-        elif kind == "hash" and v:
-            m.hset(name, mapping=v)
-        elif kind == "set" and v:
-            m.sadd(name, *v)
-        elif kind == "zset" and v:
-            m.zadd(name, {member: score for member, score in v})
-        expiry = state.get("x")
-        if expiry is not None and m.exists(name):
-            left = expiry - self.clock()
-            if left <= 0:
-                m.delete(name)
-            else:
-                m.expire(name, max(1, math.ceil(left)))
+        return ops.snapshot(self.mem, name, self.clock)
 
     @staticmethod
-    def _encode(state: dict[str, Any]) -> bytes:
-        return json.dumps(state, separators=(",", ":"), ensure_ascii=False).encode()
+    def _encode(record: Record) -> bytes:
+        # references to large values start with a lone surrogate (see generic_values)
+        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "surrogatepass")
 
-    # ------------------------------------------------------------ change feed
+    @property
+    def link(self) -> TStorageLink:
+        """The TStorage connection pool (of records and of large values)."""
+        return self._link
+
+    @link.setter
+    def link(self, link: TStorageLink) -> None:
+        self._link = link
+        self.values.link = link
+
+    # ---------------------------------------------------------------- reading
     def _box(self, acq_min: int) -> tuple[KeyTuple, KeyTuple]:
         lo: KeyTuple = (self.cid, _MID_MIN, 0, 0, acq_min)
         hi: KeyTuple = (self.cid + 1, _MID_MAX + 1, _MOID_MAX + 1, 1, _ACQ_MAX)
         return lo, hi
 
+    def _slot_box(self, slot: tuple[int, int], acq_min: int) -> tuple[KeyTuple, KeyTuple]:
+        mid, moid = slot
+        return (self.cid, mid, moid, 0, acq_min), (self.cid + 1, mid + 1, moid + 1, 1, _ACQ_MAX)
+
+    def _read_epoch(self) -> int:
+        mid, moid, cap = _MARKER_SLOT
+        records, _ = self.link.get(
+            (self.cid, mid, moid, cap, _ACQ_MIN),
+            (self.cid + 1, mid + 1, moid + 1, cap + 1, _ACQ_MAX),
+        )
+        if not records:
+            return _ACQ_MIN
+        _, payload = max(records, key=lambda r: r[0].acq)
+        return int(json.loads(payload)["epoch"])
+
     def load(self) -> None:
-        """Rebuild every generic key from TStorage (one streamed GET of the reserved box)."""
-        newest: dict[tuple[int, int], tuple[int, bytes]] = {}
+        """Rebuild every generic key from TStorage: the newest epoch marker, then one
+        streamed GET of the records since its base (checkpoints and the log after them)."""
+        by_slot: dict[tuple[int, int], list[tuple[int, bytes]]] = {}
+        size = [0]
 
         def keep(batch: list[Fetched]) -> None:
             for key, payload in batch:
-                slot = (key.mid, key.moid)
-                prev = newest.get(slot)
-                if prev is None or key.acq > prev[0]:
-                    newest[slot] = (key.acq, payload)
+                by_slot.setdefault((key.mid, key.moid), []).append((key.acq, bytes(payload)))
+                size[0] += len(payload)
 
         with self._lock:
-            lo, hi = self._box(_ACQ_MIN)
+            epoch = self._read_epoch()
+            lo, hi = self._box(epoch)
             acq0 = self.link.stream(lo, hi, keep)
-            for slot, (_, payload) in sorted(newest.items()):
-                state = json.loads(payload)
-                self._claim(state["k"], slot)
-                self._restore(state)
+            legacy = False
+            for slot, records in sorted(by_slot.items()):
+                records.sort(key=lambda r: r[0])
+                decoded = [(acq, _decode(p)) for acq, p in records]
+                name = decoded[-1][1]["k"]
+                self._claim(name, slot)
+                legacy = legacy or any("t" in r for _, r in decoded)
+                self._rebuild(name, decoded)
+            by_slot.clear()
+            self._epoch = epoch
+            self.loaded_bytes = size[0]
+            self._written += size[0]
+            self._epoch_start = self._written - size[0]
+            self._next_check = 0  # measure the live data at the first write
             self._acq0 = acq0
             self._refreshed_at = time.monotonic()
             self._loaded = True
+            if legacy and epoch == _ACQ_MIN:
+                self._start_compaction()  # write the new format; later starts skip history
+
+    def _rebuild(self, name: str, records: list[tuple[int, Record]]) -> None:
+        """Make ``name`` hold what its records (acq order, since an epoch base) say."""
+        parts: dict[int, dict[int, Record]] = {}
+        for _, r in records:
+            if "b" in r:
+                parts.setdefault(r["b"], {})[r["i"]] = r
+        base, state = _ACQ_MIN, None
+        for b in sorted(parts, reverse=True):
+            got = parts[b]
+            if len(got) == next(iter(got.values()))["n"]:
+                base, state = b, _assemble(name, [got[i]["c"] for i in range(len(got))])
+                break
+        # the newest whole-state record after the checkpoint is an even later start
+        start = 0
+        for i in range(len(records) - 1, -1, -1):
+            acq, r = records[i]
+            if acq < base:
+                break
+            if "t" in r or ("o" in r and r["o"] and r["o"][0][0] in ("put", "del")):
+                start = i
+                base, state = acq, None
+                break
+        self.mem.delete(name)
+        if state is not None:
+            ops.restore(self.mem, state, self.clock)
+        for acq, r in records[start:]:
+            if acq >= base or state is None:
+                self._apply_record(name, r)
+
+    def _apply_record(self, name: str, r: Record) -> None:
+        if "t" in r:
+            ops.restore(self.mem, {**r, "k": name}, self.clock)
+        elif "o" in r:
+            ops.replay(self.mem, name, r["o"], self.clock)
+        # a checkpoint part changes nothing: it equals the records before it
+
+    def _reload(self, name: str) -> int:
+        """Rebuild ``name`` from its records in TStorage; returns the read's watermark."""
+        records, acq0 = self.link.get(*self._slot_box(self._slot(name), self._epoch))
+        decoded = sorted(((k.acq, _decode(p)) for k, p in records), key=lambda r: r[0])
+        self._rebuild(name, [(a, r) for a, r in decoded if r.get("k") == name])
+        self._unconfirmed.pop(name, None)
+        return acq0
 
     def catch_up(self, force: bool = False) -> list[str]:
         """Apply records that arrived since the watermark; returns the names changed."""
@@ -221,25 +320,37 @@ class GenericKeys:
             lo, hi = self._box(self._acq0)
             records, acq0 = self.link.get(lo, hi)
             changed: list[str] = []
+            conflicted: list[str] = []
             for key, payload in sorted(records, key=lambda r: r[0].acq):
-                state = json.loads(payload)
-                name = state["k"]
+                r = _decode(payload)
+                name = r["k"]
                 self._claim(name, (key.mid, key.moid))
                 mine = self._unconfirmed.get(name)
+                if mine and mine[0] == payload:
+                    mine.popleft()
+                    continue
+                if "b" in r:
+                    continue  # a checkpoint: no change (its bytes count where it is written)
+                self._written += len(payload)
+                if key.acq < self._reloaded.get(name, _ACQ_MIN) or name in conflicted:
+                    continue
                 if mine:
-                    if mine[0] == payload:
-                        mine.popleft()
-                    continue  # ours, or older than ours
-                self._restore(state)
+                    conflicted.append(name)  # ordered before ours by TStorage
+                    continue
+                self._apply_record(name, r)
+                changed.append(name)
+            for name in conflicted:
+                self._reloaded[name] = self._reload(name)
                 changed.append(name)
             self._acq0 = max(self._acq0, acq0)
+            self._reloaded = {n: a for n, a in self._reloaded.items() if a > self._acq0}
             self._refreshed_at = started
             if self.on_change is not None:
                 for name in dict.fromkeys(changed):
                     if name.startswith("znsocket.List:"):
                         self.on_change(name, {"start": 0, "stop": None})
                     elif name.startswith("znsocket.Dict:"):
-                        self.on_change(name, {"keys": self.mem.hkeys(name)})
+                        self.on_change(name, {"keys": self.values.resolve(self.mem.hkeys(name))})
             return changed
 
     # --------------------------------------------------------------- commands
@@ -248,18 +359,46 @@ class GenericKeys:
 
         Raises:
             TStorageUnavailable: the change could not be stored; the keys are unchanged.
+            DataError, ResponseError: refused; the keys are unchanged.
         """
         with self._lock:
             self.catch_up()
-            method = getattr(self.mem, command)
-            affected = WRITES.get(command)
-            if command == "flushall":
-                names = [n for n in self._slots if self.mem.exists(n)]
-            elif affected is None:
-                return method(*args, **kwargs)
-            else:
-                names = [key_name(n) for n in affected(args, kwargs) if n is not None]
-            return self._change(names, lambda: method(*args, **kwargs))
+            if command != "flushall" and command not in WRITES:
+                return self._read(command, args, kwargs)
+            changes = self._apply(command, args, kwargs)
+            self._persist([changes])
+            return self.values.resolve(changes.result)
+
+    def _read(self, command: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
+        args, kw = self.values.swap_args(command, args, kwargs, store=False)
+        return self.values.resolve(getattr(self.mem, command)(*args, **kw))
+
+    def call_many(self, calls: Sequence[CommandCall]) -> list[Any]:
+        """Run a pipeline's run of commands on generic keys with one durable PUT.
+
+        Pipeline semantics: the commands run in order and the first that raises ends the
+        run, its exception as its result; the writes before it are stored. If the PUT
+        fails, every command of the run is undone and the error is the run's only result.
+        """
+        with self._lock:
+            self.catch_up()
+            done: list[_Applied] = []
+            results: list[Any] = []
+            for command, args, kwargs in calls:
+                try:
+                    if command != "flushall" and command not in WRITES:
+                        results.append(self._read(command, args, kwargs))
+                        continue
+                    done.append(self._apply(command, args, kwargs))
+                    results.append(done[-1].result)
+                except Exception as exc:
+                    results.append(exc)
+                    break
+            try:
+                self._persist(done)
+            except Exception as exc:
+                return [exc]
+            return [r if isinstance(r, Exception) else self.values.resolve(r) for r in results]
 
     def state(self, name: str) -> dict[str, Any] | None:
         """The whole current state of ``name`` as a snapshot (see :meth:`restore_many`),
@@ -267,6 +406,8 @@ class GenericKeys:
         with self._lock:
             self.catch_up()
             state = self._snapshot(key_name(name))
+            if "v" in state:
+                state["v"] = self.values.resolve(state["v"])
         return None if state["t"] == "none" else state
 
     def restore_many(self, states: Sequence[dict[str, Any]]) -> None:
@@ -282,49 +423,252 @@ class GenericKeys:
         """
         with self._lock:
             self.catch_up()
-
-            def apply() -> None:
+            applied: list[_Applied] = []
+            try:
                 for state in states:
-                    self._restore({**state, "k": key_name(state["k"])})
+                    name = key_name(state["k"])
+                    ops.check_text(state)
+                    step = _Applied(None)
+                    change = ops.Change(self.mem, name, self.clock)
+                    change.keep_whole()
+                    step.changes.append(change)
+                    applied.append(step)
+                    held = dict(state, k=name)
+                    if "v" in held and held["t"] != "zset":
+                        held["v"] = self.values.swap(held["v"])
+                    ops.restore(self.mem, held, self.clock)
+                    step.ops.append((name, [["put", _without_k(self._snapshot(name))]]))
+            except Exception:
+                self._undo(applied)
+                raise
+            self._persist(applied)
 
-            self._change([key_name(state["k"]) for state in states], apply)
-
-    def _change(self, names: list[str], apply: Callable[[], Any]) -> Any:
-        """Run ``apply`` on the keys ``names`` and store what changed with one durable PUT;
-        an exception from ``apply`` puts the keys back as they were. Holds ``_lock``."""
-        names = list(dict.fromkeys(names))
-        before = {n: self._snapshot(n) for n in names}
+    def _apply(self, command: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> _Applied:
+        """Run one write on the store, noting its log operations and its undo."""
+        if command == "flushall":
+            names = list(self.mem.content)
+        else:
+            names = [key_name(n) for n in WRITES[command](args, dict(kwargs)) if n is not None]
+        ops.check_text(args)
+        ops.check_text(dict(kwargs))
+        args, kwargs = self.values.swap_args(command, args, kwargs, store=True)
+        if command in ("incr", "decr") and args:
+            self._unswap_counter(key_name(args[0]))
+        step = _Applied(None)
+        for name in dict.fromkeys(names):
+            step.changes.append(ops.capture(self.mem, command, name, args, kwargs, self.clock))
         try:
-            result = apply()
+            step.result = getattr(self.mem, command)(*args, **kwargs)
+            for change in step.changes:
+                step.ops.append((change.name, change.ops()))
         except Exception:
-            for state in before.values():
-                self._restore(state)
+            self._undo([step])
             raise
-        self._persist(names, before)
-        return result
+        return step
 
-    def _persist(self, names: list[str], before: dict[str, dict[str, Any]]) -> None:
-        records: list[PutRecord] = []
+    def _unswap_counter(self, name: str) -> None:
+        # a counter's text must be in the store for incr/decr to parse it
+        if self.mem.type(name) == "string":
+            value = self.mem.get(name)
+            if value is not None and value.startswith(PREFIX):
+                self.mem.set(name, self.values.resolve(value), keepttl=True)
+
+    @staticmethod
+    def _undo(steps: Sequence[_Applied]) -> None:
+        for step in reversed(steps):
+            for change in reversed(step.changes):
+                change.undo()
+
+    def _persist(self, steps: Sequence[_Applied]) -> None:
+        """Store the operations of ``steps`` with one PUT (one record per key); on any
+        error undo every step and re-raise. Holds ``_lock``."""
         queued: list[tuple[str, bytes]] = []
-        for name in names:
-            after = self._snapshot(name)
-            if after == before[name] or (after["t"] == "none" and name not in self._slots):
-                continue
-            mid, moid = self._slot(name)
-            payload = self._encode(after)
-            records.append(((self.cid, mid, moid, 0), payload))
-            queued.append((name, payload))
-        if not records:
-            return
-        for name, payload in queued:
-            self._unconfirmed.setdefault(name, deque()).append(payload)
+        refs: list[str] = []
         try:
-            self.link.put(records)
-        except TStorageUnavailable:
+            by_name: dict[str, list[ops.Op]] = {}
+            for step in steps:
+                for name, step_ops in step.ops:
+                    if step_ops:
+                        by_name.setdefault(name, []).extend(step_ops)
+            records: list[PutRecord] = []
+            for name, name_ops in by_name.items():
+                if name_ops == [["del"]] and name not in self._slots:
+                    continue
+                mid, moid = self._slot(name)
+                payload = self._encode({"k": name, "o": name_ops})
+                records.append(((self.cid, mid, moid, 0), payload))
+                queued.append((name, payload))
+            refs = list(self.values.pending)
+            value_records = self.values.take_pending()
+            if not records:
+                return
             for name, payload in queued:
-                q = self._unconfirmed[name]
+                self._unconfirmed.setdefault(name, deque()).append(payload)
+            self.link.put(value_records + records)
+        except BaseException:
+            for name, payload in queued:
+                q = self._unconfirmed.get(name)
                 if q and q[-1] == payload:
                     q.pop()
-            for state in before.values():
-                self._restore(state)
+            self.values.forget(refs)
+            self.values.pending.clear()
+            self._undo(steps)
             raise
+        size = sum(len(p) for _, p in queued)
+        self._written += size  # the log's bytes: value records are never read at start
+        self.bytes_put += size + sum(len(p) for _, p in value_records)
+        self._check_compaction()
+
+    # ------------------------------------------------------------- compaction
+    def live_bytes(self) -> int:
+        """An estimate of the live data's size (text of values, fields and members)."""
+        total = 0
+        with self._lock:
+            for name, value in list(self.mem.content.items()):
+                total += len(name) + 16
+                if isinstance(value, str):
+                    total += len(value)
+                elif isinstance(value, list):
+                    total += sum(len(v) + 3 for v in value)
+                elif isinstance(value, dict):
+                    total += sum(len(k) + len(v) + 6 for k, v in value.items())
+                elif isinstance(value, set):
+                    total += sum(len(v) + 3 for v in value)
+                else:  # a sorted set
+                    total += sum(len(m) + 24 for m in getattr(value, "scores", ()))
+        return total
+
+    def _check_compaction(self) -> None:
+        epoch_bytes = self._written - self._epoch_start
+        if epoch_bytes <= self._next_check:
+            return
+        threshold = 2 * self.live_bytes() + self.checkpoint_min_bytes
+        if epoch_bytes > threshold:
+            self._start_compaction()
+            threshold = epoch_bytes + self.checkpoint_min_bytes
+        self._next_check = threshold
+
+    def _start_compaction(self) -> None:
+        if self._compacting is not None and self._compacting.is_alive():
+            return
+        self._compacting = threading.Thread(
+            target=self._compact_quietly, name="generic-compaction", daemon=True
+        )
+        self._compacting.start()
+
+    def _compact_quietly(self) -> None:
+        try:
+            self.compact()
+        except Exception:  # retried at a later write; the log stays complete meanwhile
+            logger.warning("compaction of generic keys failed", exc_info=True)
+
+    def wait_compaction(self, timeout: float | None = None) -> None:
+        """Wait for a compaction running in the background (tests, shutdown)."""
+        t = self._compacting
+        if t is not None:
+            t.join(timeout)
+
+    def compact(self) -> int:
+        """Write a checkpoint of every key and a new epoch marker; returns the bytes written.
+
+        The keys' states are taken under the lock at the watermark ``W`` of a forced
+        catch-up (with no PUT of ours in flight, so every record before ``W`` is applied);
+        encoding and PUTs run outside it, in parts, while commands go on: their records
+        have ``acq >= W`` and are applied after the checkpoints at the next start.
+        """
+        with self._lock:
+            self.catch_up(force=True)
+            base = self._acq0
+            mark = self._written
+            states = [self._snapshot(n) for n in list(self.mem.content)]
+        written = 0
+        batch: list[PutRecord] = []
+        batch_bytes = 0
+        for state in states:
+            if state["t"] == "none":
+                continue
+            with self._lock:
+                mid, moid = self._slot(state["k"])
+            pieces = _split(state)
+            for i, piece in enumerate(pieces):
+                payload = self._encode(
+                    {"k": state["k"], "b": base, "i": i, "n": len(pieces), "c": piece}
+                )
+                batch.append(((self.cid, mid, moid, 0), payload))
+                batch_bytes += len(payload)
+                if batch_bytes >= CHECKPOINT_PART_BYTES:
+                    self.link.put(batch)
+                    written += batch_bytes
+                    batch, batch_bytes = [], 0
+        marker = self._encode({"epoch": base})
+        batch.append(((self.cid, *_MARKER_SLOT), marker))
+        self.link.put(batch)
+        written += batch_bytes + len(marker)
+        with self._lock:
+            self.bytes_put += written
+            if base > self._epoch:
+                self._epoch = base
+                # the epoch now holds the checkpoints and what was written since W
+                self._epoch_start = mark - written
+                self._next_check = 0
+        return written
+
+
+class _Applied:
+    """One command run on the store: its result, per-key changes and log operations."""
+
+    __slots__ = ("changes", "ops", "result")
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.changes: list[ops.Change] = []
+        self.ops: list[tuple[str, list[ops.Op]]] = []
+
+
+def _decode(payload: bytes | memoryview) -> Record:
+    # references to large values start with a lone surrogate (see generic_values)
+    decoded: Record = json.loads(bytes(payload).decode("utf-8", "surrogatepass"))
+    return decoded
+
+
+def _without_k(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in state.items() if k != "k"}
+
+
+def _split(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """A checkpoint state in parts of about :data:`CHECKPOINT_PART_BYTES` of text."""
+    head = _without_k(state)
+    value = head.get("v")
+    if state["t"] == "string" or not value:
+        return [head]
+    items: list[Any] = list(value.items()) if isinstance(value, dict) else list(value)
+    pieces: list[list[Any]] = [[]]
+    size = 0
+    for item in items:
+        n = len(item) if isinstance(item, str) else sum(len(str(x)) for x in item)
+        if size + n > CHECKPOINT_PART_BYTES and pieces[-1]:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(item)
+        size += n
+    as_value = dict if isinstance(value, dict) else list
+    out = [{**head, "v": as_value(pieces[0])}]
+    out += [{"v": as_value(p)} for p in pieces[1:]]
+    return out
+
+
+def _assemble(name: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The state of :func:`_split`'s parts, put back together."""
+    state = {**parts[0], "k": name}
+    if len(parts) > 1:
+        value = state["v"]
+        if isinstance(value, dict):
+            value = dict(value)
+            for p in parts[1:]:
+                value.update(p["v"])
+        else:
+            value = list(value)
+            for p in parts[1:]:
+                value.extend(p["v"])
+        state["v"] = value
+    return state

@@ -108,6 +108,7 @@ def test_mget(storage: Any) -> None:
     storage.rpush("l", "x")
     assert storage.mget(["a", "b", "missing", "l"]) == ["1", "2", None, None]
     assert storage.mget("a", "b") == ["1", "2"]
+    assert storage.mget([]) == []  # redis-py answers without asking the server
 
 
 def test_incr_decr(storage: Any) -> None:

@@ -35,21 +35,25 @@ same through redis-py. The deliberate differences from upstream 0.3.0's ``Memory
 * ``copy`` copies the time to live, accepts ``replace`` and refuses ``source == destination``
   with ``ResponseError`` as Redis does; ``zrange``'s fourth positional argument is ``desc``
   and the score bounds are called ``min``/``max`` (redis-py spelling);
-* ``get`` has no ``default`` argument; ``scan_iter`` and ``pipeline`` are not offered (their
-  results cannot cross the wire).
+* ``get`` has no ``default`` argument; ``mget`` with no keys returns ``[]`` (as redis-py);
+* ``scan_iter`` and ``pipeline`` are offered in process only (they are not commands: their
+  results cannot cross the wire). ``scan_iter``'s ``count`` is a hard limit on the keys
+  yielded, as upstream's store has it (for Redis it is a batch-size hint); ``pipeline``
+  returns a :class:`~znsocket.storage.pipeline.StoragePipeline`.
 """
 
 from __future__ import annotations
 
 import builtins
+import fnmatch
 import heapq
 import math
 import random
 import re
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sortedcontainers import SortedList
 
@@ -61,6 +65,9 @@ from znsocket.storage.spec import list_or_args
 _SWEEP_INTERVAL_S = 0.1
 
 __all__ = ["MemoryStorage"]
+
+if TYPE_CHECKING:
+    from znsocket.storage.pipeline import StoragePipeline
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "value is not an integer or out of range"
@@ -412,7 +419,7 @@ class MemoryStorage(StorageCommands):
     def mget(self, keys: Any, *args: Any) -> list[str | None]:
         names = [_encode(k) for k in list_or_args(keys, args)]
         if not names:
-            raise self._wrong_args("mget")
+            return []  # redis-py answers an empty MGET without asking the server
         with self._lock:
             values = [self._lookup(k) for k in names]
         return [v if type(v) is str else None for v in values]
@@ -901,6 +908,36 @@ class MemoryStorage(StorageCommands):
                 return 0
             i, j = zset.score_range(lo, hi)
             return j - i
+
+    # ----------------------------------------------------- in process only
+    def scan_iter(self, match: Any = None, count: Any = None) -> Iterator[str]:
+        """Yield the live keys whose name matches the glob ``match`` (all when ``None``).
+
+        At most ``count`` keys when given (upstream's meaning; Redis takes it as a hint).
+        The key names are read once at the start; keys that expire meanwhile are skipped.
+        """
+        pattern = None if match is None else _encode(match)
+        limit = None if count is None else _integer(count)
+        with self._lock:
+            names = list(self._data)
+        yielded = 0
+        for name in names:
+            if limit is not None and yielded >= limit:
+                return
+            if pattern is not None and not fnmatch.fnmatchcase(name, pattern):
+                continue
+            with self._lock:
+                if self._lookup(name) is None:
+                    continue
+            yielded += 1
+            yield name
+
+    def pipeline(self, transaction: bool = False) -> StoragePipeline:
+        """A pipeline of commands run by one :meth:`execute_many` (redis-py's shape;
+        ``transaction`` is accepted for compatibility: commands run under one lock anyway)."""
+        from znsocket.storage.pipeline import StoragePipeline  # loaded by code that pipelines
+
+        return StoragePipeline(self)
 
     # ------------------------------------------------------------- batches
     def execute_many(self, calls: Sequence[CommandCall]) -> list[Any]:
