@@ -157,6 +157,8 @@ def _limits(server: ServerConfig) -> dict[str, Any]:
         "max_attachments": server.max_attachments,
         "max_attachment_bytes": server.max_attachment_bytes,
         "max_decoded_bytes": server.max_decoded_size,
+        "send_buffer_bytes": server.send_buffer_per_connection,
+        "send_timeout_s": server.send_timeout,
         "chunk_limits": ChunkLimits(
             max_buffered_bytes_per_owner=server.chunk_buffer_per_connection,
             max_buffered_bytes=server.chunk_buffer_total,

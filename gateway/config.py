@@ -71,6 +71,8 @@ class ServerConfig(_Section):
     chunk_buffer_per_connection: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     chunk_buffer_total: Annotated[int, Field(ge=1024)] = 1024 * 1024 * 1024
     chunk_timeout: Annotated[float, Field(gt=0)] = 600.0
+    send_buffer_per_connection: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    send_timeout: Annotated[float, Field(gt=0)] = 30.0
 
     @model_validator(mode="after")
     def _chunk_buffers(self) -> ServerConfig:

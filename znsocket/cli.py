@@ -22,6 +22,7 @@ from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES
 from znsocket.server.auth import TOKENS_ENV_VAR
 from znsocket.server.serve import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S
 from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS
+from znsocket.server.transport import DEFAULT_SEND_BUFFER_BYTES, DEFAULT_SEND_TIMEOUT_S
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "127.0.0.1"
@@ -156,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     limits.add_argument(
+        "--send-buffer-per-connection",
+        type=_positive,
+        default=DEFAULT_SEND_BUFFER_BYTES,
+        help="bytes of answers one connection may have waiting to be written before the "
+        "server stops reading its requests until they drain (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--send-timeout",
+        type=_seconds,
+        default=DEFAULT_SEND_TIMEOUT_S,
+        help="seconds a connection may stay over --send-buffer-per-connection before it "
+        "is dropped (default: %(default)s)",
+    )
+    limits.add_argument(
         "--chunk-buffer-per-connection",
         type=_positive,
         default=_CHUNKS.max_buffered_bytes_per_owner,
@@ -210,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_attachments=args.max_attachments,
         max_attachment_bytes=args.max_attachment_bytes,
         max_decoded_bytes=args.max_decoded_size,
+        send_buffer_per_connection=args.send_buffer_per_connection,
+        send_timeout=args.send_timeout,
         chunk_limits=chunk_limits,
     )
     logging.getLogger("znsocket").info(

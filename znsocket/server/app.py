@@ -148,6 +148,8 @@ def create_app(
     adapter_timeout_s: float = DEFAULT_ADAPTER_TIMEOUT_S,
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS,
     max_attachment_bytes: int | None = None,
+    send_buffer_bytes: int | None = transport.DEFAULT_SEND_BUFFER_BYTES,
+    send_timeout_s: float = transport.DEFAULT_SEND_TIMEOUT_S,
     logger: bool | logging.Logger = False,
     **socketio_options: Any,
 ) -> ZnSocketApp:
@@ -182,6 +184,11 @@ def create_app(
         max_attachments: Most binary attachments one socket.io event may announce.
         max_attachment_bytes: Most bytes the attachments of one event may hold together;
             ``None``: ``max_http_buffer_size``.
+        send_buffer_bytes: Bytes of answers one connection may have waiting to be written
+            (its client reads slower than it asks) before the server stops reading its
+            further requests until they drain; ``None``: no bound (eventlet mode only).
+        send_timeout_s: Seconds a connection may stay over ``send_buffer_bytes`` before
+            it is dropped.
         logger: python-socketio/engineio logging (``False`` for none).
         **socketio_options: Further ``socketio.Server`` options, e.g. ``ping_interval``
             and ``ping_timeout`` (the Engine.IO heartbeat in seconds; 25 and 20 by default).
@@ -205,7 +212,7 @@ def create_app(
     sio = ZnSocketServer(
         max_attachments=max_attachments, max_attachment_bytes=max_attachment_bytes, **options
     )
-    transport.install(sio.eio)
+    transport.install(sio.eio, send_buffer_bytes, send_timeout_s)
     app = _install(
         sio,
         namespace,

@@ -13,6 +13,7 @@ from znsocket.server.app import ZnSocketApp, create_app
 from znsocket.server.auth import token_authenticator
 from znsocket.server.serve import DEFAULT_MAX_CONNECTIONS, DEFAULT_REQUEST_TIMEOUT_S, serve
 from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS
+from znsocket.server.transport import DEFAULT_SEND_BUFFER_BYTES, DEFAULT_SEND_TIMEOUT_S
 from znsocket.storage.base import StorageCommands
 
 __all__ = ["Server", "resolve_storage"]
@@ -68,6 +69,10 @@ class Server:
         max_attachments: Binary attachments one socket.io event may announce.
         max_attachment_bytes: Bytes the attachments of one event may hold together;
             ``None``: ``max_http_buffer_size``.
+        send_buffer_per_connection: Bytes of answers one connection may have waiting to
+            be written before its further requests wait until they drain.
+        send_timeout: Seconds a connection may stay over ``send_buffer_per_connection``
+            before it is dropped.
         max_decoded_bytes: Largest JSON text of a compressed or chunked message after
             decompression.
         chunk_limits: Bounds on chunked-message reassembly (bytes per connection and in
@@ -94,6 +99,8 @@ class Server:
     max_attachments: int = DEFAULT_MAX_ATTACHMENTS
     max_attachment_bytes: int | None = None
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES
+    send_buffer_per_connection: int = DEFAULT_SEND_BUFFER_BYTES
+    send_timeout: float = DEFAULT_SEND_TIMEOUT_S
     chunk_limits: ChunkLimits | None = None
 
     @classmethod
@@ -126,7 +133,13 @@ class Server:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
-        for name in ("max_attachments", "max_attachment_bytes", "max_decoded_bytes"):
+        for name in (
+            "max_attachments",
+            "max_attachment_bytes",
+            "max_decoded_bytes",
+            "send_buffer_per_connection",
+            "send_timeout",
+        ):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive, not {value!r}")
@@ -149,6 +162,8 @@ class Server:
             max_decoded_bytes=self.max_decoded_bytes,
             max_attachments=self.max_attachments,
             max_attachment_bytes=self.max_attachment_bytes,
+            send_buffer_bytes=self.send_buffer_per_connection,
+            send_timeout_s=self.send_timeout,
             **heartbeat,
         )
 

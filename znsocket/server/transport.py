@@ -26,6 +26,16 @@ pings, and it holds only while every PING passes through the queue. When PINGs w
 written directly, the queue of a healthy connection stayed empty and the writer closed it
 after 45 s (the defaults 25 s + 20 s), busy or idle.
 
+Slow readers: python-engineio queues every packet for a connection without bound, so a
+client that keeps sending requests and never reads their answers (easiest over polling:
+POSTs without GETs) makes the server hold all of them. :class:`DirectSendSocket` counts the
+bytes of each connection's packets from the moment they are produced until they are
+written (to the WebSocket, or returned to a polling GET). While more than
+``send_buffer_bytes`` are owed, the connection's further requests are not read (the
+WebSocket reader, or a polling POST, waits: backpressure); other connections go on. A
+connection that stays over the bound for ``send_timeout_s`` is dropped, its queue freed,
+with a log line. One answer larger than the bound is still sent whole.
+
 Hostile frames: eventlet bounds each frame (python-engineio sets the limit to
 ``max_http_buffer_size``) but joins the fragments of a message without bound, and
 python-engineio checks the size of the whole message only after that. Here a message is
@@ -36,14 +46,17 @@ connection with code 1011 instead of an HTTP 500 written into the WebSocket.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from importlib.metadata import version as _dist_version
 from time import monotonic as _monotonic
 from typing import Any
 
 with warnings.catch_warnings():
     # eventlet announces its maintenance mode on import; the product owner chose it
     warnings.simplefilter("ignore")
+    from engineio import exceptions as engineio_exceptions
     from engineio import packet as engineio_packet
     from engineio import socket as engineio_socket
     from engineio.async_drivers import eventlet as engineio_eventlet
@@ -53,6 +66,8 @@ with warnings.catch_warnings():
 from znsocket.protocol.masking import xor_mask
 
 __all__ = [
+    "DEFAULT_SEND_BUFFER_BYTES",
+    "DEFAULT_SEND_TIMEOUT_S",
     "READ_SIZE_BYTES",
     "TURN_S",
     "BufferedSocket",
@@ -67,6 +82,13 @@ READ_SIZE_BYTES = 65536
 #: Longest time (seconds) a reader serves a connection whose data never runs out before
 #: letting the other green threads run.
 TURN_S = 0.005
+#: Bytes of answers one connection may have produced but not yet written before its
+#: further requests wait (see :class:`DirectSendSocket`).
+DEFAULT_SEND_BUFFER_BYTES = 64 * 1024 * 1024
+#: Seconds a connection may stay over that bound before it is dropped.
+DEFAULT_SEND_TIMEOUT_S = 30.0
+#: How often a waiting reader looks whether its connection drained (seconds).
+_DRAIN_POLL_S = 0.01
 
 
 def unmask(data: bytes, mask: Any, length: int | None = None, offset: int = 0) -> bytes:
@@ -147,9 +169,17 @@ class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
     _apply_mask = staticmethod(unmask)
     Message = _BoundedMessage
     sending = 0
+    #: The Engine.IO socket whose packets this WebSocket carries (for its send account).
+    engine_socket: Any = None
 
     def wait(self) -> Any:
-        """The next message; ``None`` once the connection closed."""
+        """The next message; ``None`` once the connection closed.
+
+        Waits first while the connection owes more answer bytes than its bound.
+        """
+        owner = self.engine_socket
+        if owner is not None and not owner.wait_drained():
+            return None
         while True:
             data = super().wait()
             if data != "":
@@ -161,22 +191,112 @@ class _FastRFC6455WebSocket(eventlet_websocket.RFC6455WebSocket):
             super().send(message, **kw)
         finally:
             self.sending -= 1
+        owner = self.engine_socket
+        if owner is not None:
+            owner.written(len(message))
+
+
+def _packet_size(pkt: Any) -> int:
+    """Length of ``pkt.encode()``, without building it for a MESSAGE."""
+    data = pkt.data
+    if pkt.packet_type == engineio_packet.MESSAGE and type(data) in (str, bytes):
+        return len(data) + (type(data) is str)
+    return len(pkt.encode())
 
 
 class DirectSendSocket(engineio_socket.Socket):
-    """An Engine.IO socket that writes MESSAGE packets straight to its WebSocket.
+    """An Engine.IO socket that bounds its unsent bytes and writes MESSAGE packets directly.
 
-    ``direct_ws`` is set when the WebSocket is established. A MESSAGE packet is written
-    directly only when python-engineio's writer holds nothing: the queue is empty and no
-    send is in flight (the writer yields only inside a send). Otherwise - during a polling
-    phase or an upgrade, or while queued packets drain - it is queued as usual, so packet
-    order holds. Control packets (PING, CLOSE, NOOP) are always queued: the writer's idle
-    timeout is the heartbeat check and must see every PING.
+    Send account: ``owed`` counts the bytes of packets sent through :meth:`send` until
+    they are written (:meth:`written`, called by the WebSocket) or handed to a polling GET.
+    :meth:`wait_drained` is called before reading each request (WebSocket message or
+    polling POST) and holds it while more than ``send_limit`` bytes are owed; after
+    ``send_timeout_s`` over the bound the connection is dropped. Sends from other
+    connections (broadcasts) never wait, but a send finds a connection over the bound for
+    too long and drops it too.
+
+    Direct writes: ``direct_ws`` is set when the WebSocket is established. A MESSAGE
+    packet is written directly only when python-engineio's writer holds nothing: the queue
+    is empty and no send is in flight (the writer yields only inside a send). Otherwise -
+    during a polling phase or an upgrade, or while queued packets drain - it is queued as
+    usual, so packet order holds. Control packets (PING, CLOSE, NOOP) are always queued:
+    the writer's idle timeout is the heartbeat check and must see every PING.
     """
 
     direct_ws: Any = None
+    #: The WebSocket, kept when ``direct_ws`` is given up (to shut it down on a drop).
+    transport_ws: Any = None
+    #: Bytes owed beyond which requests wait; ``None``: no bound.
+    send_limit: int | None = None
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    owed = 0
+    #: When ``owed`` last went over ``send_limit`` (monotonic seconds); ``None``: not over.
+    over_since: float | None = None
+
+    def _owe(self, size: int) -> None:
+        self.owed += size
+        limit = self.send_limit
+        if limit is not None and self.owed > limit and self.over_since is None:
+            self.over_since = _monotonic()
+
+    def written(self, size: int) -> None:
+        """``size`` bytes owed were written (or handed to the client)."""
+        # packets sent before the account started (OPEN, the upgrade probe) are not owed
+        self.owed = max(0, self.owed - size)
+        limit = self.send_limit
+        if limit is not None and self.owed <= limit:
+            self.over_since = None
+
+    def _overdue(self) -> bool:
+        """Drop the connection if it stayed over the bound too long; whether it did."""
+        since = self.over_since
+        if since is None or _monotonic() - since <= self.send_timeout_s:
+            return False
+        if not self.closed:
+            log.warning(
+                "dropping connection %s: %d bytes of answers stayed unread, over the bound "
+                "of %d bytes (send_buffer_per_connection) for %.1f s (send_timeout %.1f s)",
+                self.sid,
+                self.owed,
+                self.send_limit,
+                _monotonic() - since,
+                self.send_timeout_s,
+            )
+            self.drop()
+        return True
+
+    def drop(self) -> None:
+        """Close the connection at once and free what it has queued."""
+        self.close(wait=False, abort=True)
+        queue_empty = self.server.get_queue_empty_exception()
+        try:
+            while True:
+                self.queue.get(block=False)
+                self.queue.task_done()
+        except queue_empty:
+            pass
+        self.queue.put(None)  # the writer (or a waiting poll) ends
+        self.owed = 0
+        self.over_since = None
+        sock = getattr(self.transport_ws, "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # unblocks a write in flight, ends the reader
+                sock.shutdown(2)  # SHUT_RDWR
+
+    def wait_drained(self) -> bool:
+        """Wait while more than ``send_limit`` bytes are owed; ``False``: connection dropped."""
+        while self.over_since is not None and not self.closed:
+            if self._overdue():
+                return False
+            _green_sleep(_DRAIN_POLL_S)
+        return not self.closed
 
     def send(self, pkt: Any) -> None:
+        if self.send_limit is not None:
+            if self._overdue():
+                return
+            self._owe(_packet_size(pkt))
         ws = self.direct_ws
         if (
             pkt.packet_type != engineio_packet.MESSAGE
@@ -197,6 +317,20 @@ class DirectSendSocket(engineio_socket.Socket):
             # the peer went away: let the writer notice and close the connection
             self.direct_ws = None
             super().send(pkt)
+
+    def handle_get_request(self, environ: Any, start_response: Any) -> Any:
+        packets = super().handle_get_request(environ, start_response)
+        if self.send_limit is not None and isinstance(packets, list):
+            # a polling answer: these packets leave the queue for the client
+            self.written(
+                sum(_packet_size(p) for p in packets if isinstance(p, engineio_packet.Packet))
+            )
+        return packets
+
+    def handle_post_request(self, environ: Any) -> None:
+        if self.send_limit is not None and not self.wait_drained():
+            raise engineio_exceptions.SocketIsClosedError()
+        super().handle_post_request(environ)
 
 
 class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
@@ -227,15 +361,54 @@ class BufferedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):
         engine_socket: Any = getattr(self._engine_handler, "__self__", None)
         if type(engine_socket) is engineio_socket.Socket:
             engine_socket.__class__ = DirectSendSocket
-            engine_socket.direct_ws = ws
+        if isinstance(engine_socket, DirectSendSocket):
+            engine_socket.direct_ws = engine_socket.transport_ws = ws
+            ws.engine_socket = engine_socket
         return ws
 
 
-def install(eio_server: Any) -> None:
-    """Make one python-engineio server (eventlet mode) use :class:`BufferedWebSocketWSGI`.
+def install(
+    eio_server: Any,
+    send_buffer_bytes: int | None = DEFAULT_SEND_BUFFER_BYTES,
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+) -> None:
+    """Make one python-engineio server (eventlet mode) use :class:`BufferedWebSocketWSGI`
+    and bound each connection's unsent bytes (:class:`DirectSendSocket`).
 
     Other servers in the process keep eventlet's default transport.
+
+    Args:
+        eio_server: The ``engineio.Server``; its ``connect`` handler must be registered
+            (python-socketio does so when it creates the server).
+        send_buffer_bytes: Bytes of answers a connection may owe before its further
+            requests wait; ``None``: no bound.
+        send_timeout_s: Seconds a connection may stay over that bound before it is dropped.
     """
     if getattr(eio_server, "async_mode", None) != "eventlet":
         return
     eio_server._async = dict(eio_server._async, websocket=BufferedWebSocketWSGI)
+    if send_buffer_bytes is None:
+        return
+    # engineio creates its sockets itself (``engineio.server.socket.Socket``); the
+    # connect handler runs right after, with the new socket in ``sockets``. Checked
+    # for python-engineio 4; other versions keep the library's unbounded queue.
+    handlers: Any = getattr(eio_server, "handlers", None)
+    sockets: Any = getattr(eio_server, "sockets", None)
+    connect = handlers.get("connect") if isinstance(handlers, dict) else None
+    if not _ENGINEIO_4 or connect is None or not isinstance(sockets, dict):
+        log.warning("python-engineio %s: sends are not bounded per connection", _ENGINEIO)
+        return
+
+    def bounded_connect(sid: str, environ: Any, *args: Any) -> Any:
+        engine_socket: Any = sockets.get(sid)
+        if type(engine_socket) is engineio_socket.Socket:
+            engine_socket.__class__ = DirectSendSocket
+            engine_socket.send_limit = send_buffer_bytes
+            engine_socket.send_timeout_s = send_timeout_s
+        return connect(sid, environ, *args)
+
+    handlers["connect"] = bounded_connect
+
+
+_ENGINEIO = _dist_version("python-engineio")
+_ENGINEIO_4 = _ENGINEIO.split(".", 1)[0] == "4"

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import websocket
 
 from tests._servers import ServerProcess, spawn
@@ -379,3 +380,49 @@ def test_gzip_bomb_does_not_stall_other_clients(server: ServerProcess) -> None:
         bystander.close()
     assert all("exceeds" in r["error"]["msg"] for r in refused)
     assert statistics.median(latencies) < 0.2, latencies
+
+
+# ------------------------------------------------------------- slow readers
+@pytest.mark.slow
+def test_a_client_that_never_reads_costs_a_bounded_buffer_then_is_dropped() -> None:
+    """Requests for 900 KB answers, posted over polling and never fetched: the server stops
+    reading them at the send bound, others keep being answered, and the offender is
+    dropped after the send timeout."""
+    argv = ["znsocket", "--port", "0", "--max-http-buffer-size", "1000000"]
+    argv += ["--send-buffer-per-connection", str(20 * MIB), "--send-timeout", "4"]
+    with spawn(argv) as server:
+        bystander = RawClient(server.url)
+        try:
+            assert bystander.cmd("set", "big", "x" * 900_000) == {"data": True}
+            base = f"{server.url}/socket.io/?EIO=4&transport=polling"
+            http = requests.Session()
+            sid = json.loads(http.get(base, timeout=5).text[1:])["sid"]
+            url = f"{base}&sid={sid}"
+            http.post(url, data="40" + NAMESPACE + ",", timeout=5)
+            assert http.get(url, timeout=5).text.startswith("40" + NAMESPACE)
+            before = rss_bytes(server.pid)
+            peak, answered, ack, status = before, 0, 0, 200
+            started = time.monotonic()
+            # 14 gets per POST (python-engineio takes 16 packets at most), no GET ever
+            while time.monotonic() - started < 20 and peak - before < 200 * MIB:
+                body = "\x1e".join(
+                    f'42{NAMESPACE},{ack + i}["get",[["big"],{{}}]]' for i in range(14)
+                )
+                ack += 14
+                try:
+                    status = http.post(url, data=body + "\x1e3", timeout=1).status_code
+                except requests.Timeout:
+                    pass  # held back: the server reads no further request of ours
+                peak = max(peak, rss_bytes(server.pid))
+                assert bystander.cmd("exists", "big") == {"data": 1}
+                answered += 1
+                if status != 200:
+                    break
+            waited = time.monotonic() - started
+        finally:
+            bystander.close()
+        assert peak - before < 20 * MIB + 60 * MIB, (peak - before) / MIB
+        assert status == 400  # the session is gone
+        assert 4 <= waited < 15, waited
+        assert answered > 3
+        assert "dropping connection" in server.text()
