@@ -34,11 +34,11 @@ import numpy.typing as npt
 from gateway import errors as gateway_errors
 from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
 from gateway.timeseries.times import parse_duration, parse_time
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket import exceptions as zn_exceptions
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
 
-_TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _PAGE = 100_000
 
@@ -101,7 +101,7 @@ def _unix_ns(value: Any) -> int:
         if text.lstrip("-").isdigit():
             return int(text)
         try:
-            return parse_time(text, "time") + _TSTORAGE_EPOCH_UNIX_NS  # type: ignore[operator]
+            return parse_time(text, "time") + EPOCH_OFFSET_NS  # type: ignore[operator]
         except zn_exceptions.DataError as exc:
             raise ValueError(str(exc)) from None
     raise TypeError(
