@@ -36,6 +36,7 @@ from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
 from gateway.timeseries.times import parse_duration, parse_time
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket import exceptions as zn_exceptions
+from znsocket.objects.base import LIST_PREFIX
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
 
@@ -422,7 +423,7 @@ class TimeSeries:
             # as znsocket.List announces an extend to the other clients
             from znsocket.objects.base import emit_refresh
 
-            emit_refresh(self.client, "znsocket.List:" + self.key, {"start": start, "stop": None})  # type: ignore[arg-type]
+            emit_refresh(self.client, LIST_PREFIX + self.key, {"start": start, "stop": None})  # type: ignore[arg-type]
 
     def info(self) -> dict[str, Any]:
         """``count``, ``first``/``last`` (datetime64 or ``None``) and ``watermark``."""
@@ -580,7 +581,7 @@ class TimeSeries:
         callbacks = getattr(self.client, "refresh_callbacks", None)
         if callbacks is None:
             raise TypeError("follow() needs a client with refresh_callbacks (znsocket.Client)")
-        callbacks["znsocket.List:" + self.key] = on_refresh
+        callbacks[LIST_PREFIX + self.key] = on_refresh
         return on_refresh
 
     # ------------------------------------------------------------------ several series

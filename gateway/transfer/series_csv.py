@@ -30,7 +30,14 @@ import numpy as np
 
 from gateway.elements import TimeUnit, cap_to_time, time_to_cap
 from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
-from gateway.keymap import CAP_RANGE, DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
+from gateway.keymap import (
+    CAP_RANGE,
+    DICT_PREFIX,
+    LIST_PREFIX,
+    DictTarget,
+    ListTarget,
+    user_key,
+)
 from gateway.storage import GatewayStorage
 from gateway.timeseries.times import parse_time
 from gateway.transfer.common import (
@@ -90,11 +97,6 @@ def mapped_target(storage: GatewayStorage, key: str) -> ListTarget | DictTarget:
         f"{key!r} is not a List or Dict key of any map rule (unmapped keys are "
         "transferred as JSON Lines: use a .jsonl file or --format jsonl)"
     )
-
-
-def user_key(full: str) -> str:
-    """The key as the user names it (``meters/7``), without ``znsocket.Dict:``."""
-    return full.split(":", 1)[1] if full.startswith((LIST_PREFIX, DICT_PREFIX)) else full
 
 
 def field_series(target: DictTarget, moid: int) -> ListTarget:
