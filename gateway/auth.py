@@ -29,27 +29,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateway.config import AuthConfig, TokenConfig
+from gateway.keymap import user_key
 from gateway.storage.generic import key_name
 from znsocket.exceptions import PermissionDeniedError
 from znsocket.server.audience import Audience
 from znsocket.server.auth import extract_token
 from znsocket.storage.spec import COMMAND_SPECS, EVENT_SPECS, spec_of
 
-_PREFIXES = ("znsocket.List:", "znsocket.Dict:", "znsocket.Segments:")
 #: Commands and events every call of which changes data: a ``read`` token may not send
 #: them (nor an ``adapter:get`` that makes an adapter owner copy to a ``target``).
 WRITE_EVENTS = frozenset(
     name for specs in (COMMAND_SPECS, EVENT_SPECS) for name, spec in specs.items() if spec.writes
 )
 _ROOM_PREFIX = "gateway-keys:"
-
-
-def user_key(key: str) -> str:
-    """The key without znsocket's object prefix."""
-    for prefix in _PREFIXES:
-        if key.startswith(prefix):
-            return key[len(prefix) :]
-    return key
 
 
 def _matches(globs: Sequence[str], key: str) -> bool:

@@ -18,9 +18,7 @@ from typing import Any, Literal
 from gateway.codecs import JSONValue, PayloadCodec
 from gateway.errors import CodecError
 from gateway.keymap import CAP_RANGE
-
-TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
-"""TStorage time 0 (2001-01-01T00:00:00Z) in Unix nanoseconds."""
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 
 TimeUnit = Literal["unix_ns", "tstorage_ns", "unix_s"]
 
@@ -30,8 +28,8 @@ def cap_to_time(cap: int, unit: TimeUnit) -> int | float:
     if unit == "tstorage_ns":
         return cap
     if unit == "unix_ns":
-        return cap + TSTORAGE_EPOCH_UNIX_NS
-    return (cap + TSTORAGE_EPOCH_UNIX_NS) / 1e9
+        return cap + EPOCH_OFFSET_NS
+    return (cap + EPOCH_OFFSET_NS) / 1e9
 
 
 def time_to_cap(t: JSONValue, unit: TimeUnit) -> int:
@@ -43,11 +41,11 @@ def time_to_cap(t: JSONValue, unit: TimeUnit) -> int:
     if unit == "unix_s":
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise CodecError(f"element time t must be a number of Unix seconds, got {t!r}")
-        cap = round(t * 1e9) - TSTORAGE_EPOCH_UNIX_NS
+        cap = round(t * 1e9) - EPOCH_OFFSET_NS
     else:
         if isinstance(t, bool) or not isinstance(t, int):
             raise CodecError(f"element time t must be an integer of {unit}, got {t!r}")
-        cap = t if unit == "tstorage_ns" else t - TSTORAGE_EPOCH_UNIX_NS
+        cap = t if unit == "tstorage_ns" else t - EPOCH_OFFSET_NS
     if not CAP_RANGE[0] <= cap <= CAP_RANGE[1]:
         raise CodecError(f"element time t={t!r} ({unit}) is outside TStorage's time range")
     return cap

@@ -31,10 +31,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.errors import KeyMappingError
+from znsocket.objects.base import DICT_PREFIX, LIST_PREFIX, SEGMENTS_PREFIX
 
-LIST_PREFIX = "znsocket.List:"
-DICT_PREFIX = "znsocket.Dict:"
 PREFIXES: dict[str, str] = {"list": LIST_PREFIX, "dict": DICT_PREFIX}
+
+
+def user_key(key: str) -> str:
+    """The key as the user names it: ``key`` without its znsocket object prefix.
+
+    ``znsocket.List:meters/7``, ``znsocket.Dict:meters/7`` and ``znsocket.Segments:meters/7``
+    all give ``meters/7``; a key without one of these prefixes comes back unchanged.
+    """
+    for prefix in (LIST_PREFIX, DICT_PREFIX, SEGMENTS_PREFIX):
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
+
 
 # Valid components stay below TStorage's maxima: key_max is exclusive, and a record with a
 # maximal component is dropped by servers (protocol spec §4.8).

@@ -49,8 +49,9 @@ class Channel(_ChannelMixin[T]):
 
     Beyond the official client: :attr:`deadline` bounds a whole request (connecting,
     sending and receiving), :attr:`bytes_sent` tells whether any of a failed request may
-    have reached the server, and :meth:`peer_closed` spots a pooled connection that the
-    server closed while it was idle.
+    have reached the server, :meth:`peer_closed` spots a pooled connection that the
+    server closed while it was idle, and :meth:`open` connects like :meth:`connect` but
+    raises what went wrong.
     """
 
     def __init__(
@@ -161,6 +162,16 @@ class Channel(_ChannelMixin[T]):
         except Exception:
             return Response(ResponseStatus.ERROR)
         return Response(ResponseStatus.OK)
+
+    def open(self) -> None:
+        """Connect like :meth:`connect`, raising the failure instead of an ERROR status.
+
+        Raises:
+            OSError: Connection refused, timed out, a name that does not resolve
+                (``socket.gaierror``) or a failed TLS handshake (``ssl.SSLError``).
+            UnicodeError: ``host`` is not a valid host name.
+        """
+        self.__enter__()
 
     def close(self) -> Response:
         """Close underlying socket.

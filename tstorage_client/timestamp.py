@@ -25,6 +25,8 @@ __all__ = [
 EPOCH_OFFSET_S = 978307200
 #: Nanoseconds from the Unix epoch to the TStorage epoch.
 EPOCH_OFFSET_NS = EPOCH_OFFSET_S * 10**9
+#: TStorage time 0 as an aware datetime.
+EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
 
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MICROSECOND = dt.timedelta(microseconds=1)

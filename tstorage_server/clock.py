@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-# TStorage time counts nanoseconds from 2001-01-01T00:00:00 UTC.
-TSTORAGE_EPOCH_UNIX_NS = 978_307_200_000_000_000
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 
 
 def now_tstorage_ns() -> int:
     """The wall clock in TStorage nanoseconds."""
-    return time.time_ns() - TSTORAGE_EPOCH_UNIX_NS
+    return time.time_ns() - EPOCH_OFFSET_NS
 
 
 class AcqClock:

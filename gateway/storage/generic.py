@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.keymap import KeyTuple
+from gateway.keymap import DICT_PREFIX, LIST_PREFIX, KeyTuple
 from gateway.storage import generic_ops as ops
 from gateway.storage.generic_values import PREFIX, LargeValues
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
@@ -347,9 +347,9 @@ class GenericKeys:
             self._refreshed_at = started
             if self.on_change is not None:
                 for name in dict.fromkeys(changed):
-                    if name.startswith("znsocket.List:"):
+                    if name.startswith(LIST_PREFIX):
                         self.on_change(name, {"start": 0, "stop": None})
-                    elif name.startswith("znsocket.Dict:"):
+                    elif name.startswith(DICT_PREFIX):
                         self.on_change(name, {"keys": self.values.resolve(self.mem.hkeys(name))})
             return changed
 

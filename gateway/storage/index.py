@@ -166,7 +166,7 @@ class CapIndex:
             return
         n = self._n
         if len(caps) == 1 and (n == 0 or caps[0] > int(self._buf[n - 1])):
-            # one record after the last: a List.append (the numpy path costs ~50 µs more)
+            # one record after the last: a List.append (the numpy path costs more per call)
             self._reserve(n + 1)
             assert self._acq is not None and self._pay is not None
             self._buf[n] = caps[0]

@@ -34,6 +34,7 @@ import numpy.typing as npt
 from gateway.config import TStorageConfig
 from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import KeyTuple
+from gateway.storage.connect_failure import connect_failure
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType
 from tstorage_client.record import Key, Record
@@ -141,13 +142,24 @@ class TStorageLink:
                 ssl_context=s.ssl_context,
             )
             ch.deadline = deadline
-            if ch.connect().is_ok():
+            try:
+                self._connect(ch)
+            except TStorageUnavailable:
+                self._delay = min(max(self._delay * 2, 0.05), s.reconnect_max_delay)
+                if time.monotonic() + self._delay > deadline:
+                    raise
+                time.sleep(self._delay)
+            else:
                 self._delay = 0.0
                 return ch
-            self._delay = min(max(self._delay * 2, 0.05), s.reconnect_max_delay)
-            if time.monotonic() + self._delay > deadline:
-                raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")
-            time.sleep(self._delay)
+
+    def _connect(self, ch: Channel[Any]) -> None:
+        # the cause stays attached (``from exc``) and named in the message
+        try:
+            ch.open()
+        except Exception as exc:
+            why = connect_failure(exc, self.settings.host, self.settings.timeout)
+            raise TStorageUnavailable(f"TStorage at {self.address} is unreachable: {why}") from exc
 
     @contextlib.contextmanager
     def _channel(self, deadline: float) -> Iterator[tuple[Channel[bytes], bool]]:
@@ -407,8 +419,10 @@ class TStorageLink:
             memory_limit=s.memory_limit,
             ssl_context=s.ssl_context,
         )
-        if not ch.connect().is_ok():
-            raise TStorageUnavailable(f"TStorage at {self.address} is unreachable; not stored")
+        try:
+            self._connect(ch)
+        except TStorageUnavailable as exc:
+            raise TStorageUnavailable(f"{exc}; not stored") from exc.__cause__
         return ch
 
     def _failure(self, what: str, status: ResponseStatus) -> str:
@@ -458,8 +472,7 @@ class TStorageLink:
             ssl_context=s.ssl_context,
         )
         ch.deadline = self._deadline()
-        if not ch.connect().is_ok():
-            raise TStorageUnavailable(f"TStorage at {self.address} is unreachable")
+        self._connect(ch)
         try:
 
             def on_batch(arrays: Any) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.config import MapRule
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape
+from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
     CAP_RANGE,
@@ -40,6 +40,7 @@ from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummarySt
 from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from gateway.timeseries.downsample import numeric_dtype
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
@@ -80,7 +81,7 @@ class _Progress:
 
 def tstorage_now_ns() -> int:
     """Now in TStorage time (ns since 2001-01-01 UTC), from this host's clock."""
-    return time.time_ns() - TSTORAGE_EPOCH_UNIX_NS
+    return time.time_ns() - EPOCH_OFFSET_NS
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from gateway.keymap import CAP_RANGE
 from gateway.timeseries.times import Unit
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 __all__ = [
@@ -79,7 +79,7 @@ def column_offset(unit: Unit, event: str) -> int:
             f"{event}: binary time columns are int64 nanoseconds: unit must be one of "
             f"{', '.join(COLUMN_UNITS)}, got {unit!r}"
         )
-    return TSTORAGE_EPOCH_UNIX_NS if unit == "unix_ns" else 0
+    return EPOCH_OFFSET_NS if unit == "unix_ns" else 0
 
 
 def _bytes_arg(kwargs: dict[str, Any], name: str, event: str) -> bytes | bytearray:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.codecs import PayloadCodec, StructCodec
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 
@@ -107,8 +107,8 @@ def interval_slices(lo: int, hi: int, every: int, top: int) -> tuple[int, int, i
     Raises:
         DataError: more than ``top`` slices, or whole intervals reaching past int64 ns.
     """
-    a_lo = lo - (lo + TSTORAGE_EPOCH_UNIX_NS) % every
-    a_hi = max(hi + (-(hi + TSTORAGE_EPOCH_UNIX_NS)) % every, a_lo + every)
+    a_lo = lo - (lo + EPOCH_OFFSET_NS) % every
+    a_hi = max(hi + (-(hi + EPOCH_OFFSET_NS)) % every, a_lo + every)
     count = (a_hi - a_lo) // every
     if count > top:
         raise DataError(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import ListTarget
+from gateway.keymap import LIST_PREFIX, ListTarget, user_key
 from gateway.storage import GatewayStorage
 from gateway.timeseries.columns import (
     MAX_COLUMN_LIMIT,
@@ -26,7 +26,7 @@ from gateway.timeseries.columns import (
     values_column,
 )
 from gateway.timeseries.downsample import numeric_dtype
-from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads, user_key
+from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads
 from gateway.timeseries.times import (
     Unit,
     cap_in_unit,
@@ -253,7 +253,7 @@ class TimeSeriesEvents:
             return targets
         if not isinstance(pattern, str) or not pattern:
             raise DataError(f"{MRANGE}: pattern must be a non-empty glob, got {pattern!r}")
-        glob = user_key(pattern)
+        glob = pattern.removeprefix(LIST_PREFIX)  # a pattern names List keys only
         found: list[ListTarget] = []
         for full in self.reads.series_keys():
             if not fnmatch.fnmatchcase(user_key(full), glob):

@@ -34,11 +34,12 @@ import numpy.typing as npt
 from gateway import errors as gateway_errors
 from gateway.timeseries.columns import MAX_COLUMN_LIMIT, extend_chunk
 from gateway.timeseries.times import parse_duration, parse_time
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket import exceptions as zn_exceptions
+from znsocket.objects.base import LIST_PREFIX
 
 __all__ = ["Downsampled", "Resumed", "TimeSeries", "TimeSeriesError", "Window"]
 
-_TSTORAGE_EPOCH_UNIX_NS = 978_307_200 * 10**9
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _PAGE = 100_000
 
@@ -101,7 +102,7 @@ def _unix_ns(value: Any) -> int:
         if text.lstrip("-").isdigit():
             return int(text)
         try:
-            return parse_time(text, "time") + _TSTORAGE_EPOCH_UNIX_NS  # type: ignore[operator]
+            return parse_time(text, "time") + EPOCH_OFFSET_NS  # type: ignore[operator]
         except zn_exceptions.DataError as exc:
             raise ValueError(str(exc)) from None
     raise TypeError(
@@ -422,7 +423,7 @@ class TimeSeries:
             # as znsocket.List announces an extend to the other clients
             from znsocket.objects.base import emit_refresh
 
-            emit_refresh(self.client, "znsocket.List:" + self.key, {"start": start, "stop": None})  # type: ignore[arg-type]
+            emit_refresh(self.client, LIST_PREFIX + self.key, {"start": start, "stop": None})  # type: ignore[arg-type]
 
     def info(self) -> dict[str, Any]:
         """``count``, ``first``/``last`` (datetime64 or ``None``) and ``watermark``."""
@@ -580,7 +581,7 @@ class TimeSeries:
         callbacks = getattr(self.client, "refresh_callbacks", None)
         if callbacks is None:
             raise TypeError("follow() needs a client with refresh_callbacks (znsocket.Client)")
-        callbacks["znsocket.List:" + self.key] = on_refresh
+        callbacks[LIST_PREFIX + self.key] = on_refresh
         return on_refresh
 
     # ------------------------------------------------------------------ several series

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from gateway.codecs import JSONValue
 from gateway.errors import KeyMappingError
-from gateway.keymap import CAP_RANGE, KeyTuple, ListTarget
+from gateway.keymap import CAP_RANGE, LIST_PREFIX, KeyTuple, ListTarget, user_key
 from gateway.storage import GatewayStorage
 from gateway.storage.link import Fetched
 from gateway.storage.summaries import SeriesIndex
@@ -58,7 +58,6 @@ MAX_RESUME_RECORDS = 1_000_000
 MAX_AS_OF_RECORDS = 1_000_000
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _CAP_END = CAP_RANGE[1] + 1
-_LIST_PREFIX = "znsocket.List:"
 
 
 def list_key(key: Any) -> str:
@@ -69,12 +68,7 @@ def list_key(key: Any) -> str:
     """
     if not isinstance(key, str) or not key:
         raise KeyMappingError(f"a series key is a non-empty string, got {key!r}")
-    return key if key.startswith("znsocket.") else _LIST_PREFIX + key
-
-
-def user_key(full_key: str) -> str:
-    """The key without the ``znsocket.List:`` prefix."""
-    return full_key.removeprefix(_LIST_PREFIX)
+    return key if key.startswith("znsocket.") else LIST_PREFIX + key
 
 
 @dataclass(frozen=True)

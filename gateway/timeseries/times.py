@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from gateway.keymap import CAP_RANGE
+from tstorage_client.timestamp import EPOCH, EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 Unit = Literal["tstorage_ns", "unix_ns", "unix_ms", "unix_s"]
@@ -27,7 +27,6 @@ UNITS: tuple[Unit, ...] = ("tstorage_ns", "unix_ns", "unix_ms", "unix_s")
 DEFAULT_UNIT: Unit = "unix_ns"
 
 _DIGITS = re.compile(r"-?[0-9]{1,20}")
-_EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def parse_time(value: Any, name: str) -> int | None:
@@ -69,7 +68,7 @@ def parse_time(value: Any, name: str) -> int | None:
             ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.timezone.utc)
-        delta = when - _EPOCH
+        delta = when - EPOCH
         ns = (delta.days * 86_400 + delta.seconds) * 10**9 + fraction
     else:
         raise DataError(
@@ -98,7 +97,7 @@ def caps_in_unit(caps: npt.NDArray[np.int64], unit: Unit) -> list[int] | list[fl
     """Capture times (TStorage ns) as JSON numbers of ``unit``."""
     if unit == "tstorage_ns":
         return caps.tolist()
-    unix = caps + np.int64(TSTORAGE_EPOCH_UNIX_NS)
+    unix = caps + np.int64(EPOCH_OFFSET_NS)
     if unit == "unix_ns":
         return unix.tolist()
     if unit == "unix_ms":

@@ -28,9 +28,16 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, TimeUnit, cap_to_time, time_to_cap
+from gateway.elements import TimeUnit, cap_to_time, time_to_cap
 from gateway.errors import CodecError, KeyMappingError, TStorageUnavailable
-from gateway.keymap import CAP_RANGE, DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget
+from gateway.keymap import (
+    CAP_RANGE,
+    DICT_PREFIX,
+    LIST_PREFIX,
+    DictTarget,
+    ListTarget,
+    user_key,
+)
 from gateway.storage import GatewayStorage
 from gateway.timeseries.times import parse_time
 from gateway.transfer.common import (
@@ -41,6 +48,7 @@ from gateway.transfer.common import (
     count_lines,
     progress_bar,
 )
+from tstorage_client.timestamp import EPOCH, EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 LIST_COLUMNS = ("t", "v")
@@ -91,11 +99,6 @@ def mapped_target(storage: GatewayStorage, key: str) -> ListTarget | DictTarget:
     )
 
 
-def user_key(full: str) -> str:
-    """The key as the user names it (``meters/7``), without ``znsocket.Dict:``."""
-    return full.split(":", 1)[1] if full.startswith((LIST_PREFIX, DICT_PREFIX)) else full
-
-
 def field_series(target: DictTarget, moid: int) -> ListTarget:
     """The series behind one field of a Dict, seen as a List of that Dict's rule."""
     return ListTarget(target.key, target.rule, target.series(moid))
@@ -136,17 +139,16 @@ def iso_times(caps: Sequence[int]) -> list[str]:
     held = np.asarray(caps, dtype=np.int64)
     if len(held) and int(held.max()) > _LAST_NUMPY_CAP:  # past 2262: beyond datetime64[ns]
         return [_iso_time(int(c)) for c in held]
-    unix = held + np.int64(TSTORAGE_EPOCH_UNIX_NS)
+    unix = held + np.int64(EPOCH_OFFSET_NS)
     return [f"{text}Z" for text in np.datetime_as_string(unix.astype("datetime64[ns]"))]
 
 
-_LAST_NUMPY_CAP = 2**63 - 1 - TSTORAGE_EPOCH_UNIX_NS
-_EPOCH = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
+_LAST_NUMPY_CAP = 2**63 - 1 - EPOCH_OFFSET_NS
 
 
 def _iso_time(cap: int) -> str:
     seconds, ns = divmod(cap, 10**9)
-    when = _EPOCH + dt.timedelta(seconds=seconds)
+    when = EPOCH + dt.timedelta(seconds=seconds)
     return f"{when:%Y-%m-%dT%H:%M:%S}.{ns:09d}Z"
 
 

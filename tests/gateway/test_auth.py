@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import znsocket
-from gateway.auth import TokenPolicy, user_key
+from gateway.auth import TokenPolicy
 from gateway.config import load_config
 from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
@@ -112,4 +112,3 @@ def test_policy_without_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         policy.authorize(writer, "flushall", [], {})
     with pytest.raises(znsocket.exceptions.PermissionDeniedError):
         policy.authorize(writer, "delete", ["scratch", "other"], {})
-    assert user_key("znsocket.Dict:a/b") == "a/b" and user_key("raw") == "raw"

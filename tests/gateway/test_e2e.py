@@ -342,7 +342,8 @@ def test_start_failures_are_reported_plainly(tmp_path: Path) -> None:
     path = tmp_path / "down.toml"
     path.write_text('[tstorage]\nhost = "127.0.0.1"\nport = 1\ntimeout = 0.5\n')
     with pytest.raises(
-        RuntimeError, match=r"cannot start: TStorage at 127\.0\.0\.1:1 is unreachable"
+        RuntimeError,
+        match=r"cannot start: TStorage at 127\.0\.0\.1:1 is unreachable: connection refused",
     ):
         spawn(["gateway", "run", "--config", str(path), "--port", "0"], timeout=30)
     data = tmp_path / "data"

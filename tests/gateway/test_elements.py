@@ -10,9 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.codecs import StructCodec
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS, ElementShape, cap_to_time, time_to_cap
+from gateway.elements import ElementShape, cap_to_time, time_to_cap
 from gateway.errors import CodecError
 from gateway.keymap import CAP_RANGE
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 
 
 def test_bare_value_is_upstream_json_text() -> None:
@@ -24,7 +25,7 @@ def test_bare_value_is_upstream_json_text() -> None:
 def test_timestamped_round_trip_unix_ns() -> None:
     shape = ElementShape(StructCodec("<d"), "timestamped", "unix_ns")
     text = shape.to_json(10, struct.pack("<d", 3.0))
-    assert json.loads(text) == {"t": TSTORAGE_EPOCH_UNIX_NS + 10, "v": 3.0}
+    assert json.loads(text) == {"t": EPOCH_OFFSET_NS + 10, "v": 3.0}
     assert shape.parse(text) == (10, struct.pack("<d", 3.0))
 
 

@@ -18,6 +18,7 @@ from gateway.keymap import (
     Rule,
     SeriesKey,
     compile_pattern,
+    user_key,
 )
 
 
@@ -153,3 +154,19 @@ def test_series_key_range_is_one_series_box() -> None:
     lo, hi = SeriesKey(1, 7, 3).key_range(100, 200)
     assert lo == (1, 7, 3, 100, -(2**63))
     assert hi == (2, 8, 4, 200, 2**63 - 1)
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("znsocket.List:meters/7/3", "meters/7/3"),
+        ("znsocket.Dict:meters/7", "meters/7"),
+        ("znsocket.Segments:doc", "doc"),
+        ("znsocket.List:a:b", "a:b"),
+        ("raw", "raw"),
+        ("znsocket.Other:x", "znsocket.Other:x"),
+    ],
+)
+def test_user_key_drops_any_znsocket_object_prefix(key: str, shown: str) -> None:
+    # one function for authorisation errors, series reads, the dashboard and CSV transfers
+    assert user_key(key) == shown

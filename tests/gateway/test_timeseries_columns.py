@@ -17,11 +17,11 @@ import pytest
 
 import znsocket
 from gateway import TimeSeries
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from gateway.timeseries.columns import extend_chunk
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct, records_of
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ def setup(
 
 
 def unix(caps: np.ndarray) -> np.ndarray:
-    return (caps + TSTORAGE_EPOCH_UNIX_NS).astype("datetime64[ns]")
+    return (caps + EPOCH_OFFSET_NS).astype("datetime64[ns]")
 
 
 def test_extend_numpy_columns_stores_every_point(
@@ -88,7 +88,7 @@ def test_extend_numpy_columns_stores_every_point(
     assert len(lst) == 1000 and lst[0] == 0.0 and lst[-1] == 1.0
     lst.append(2.0)
     # after the "now" of the append; ints are unix ns
-    later = np.array([T0 + 10**17 + TSTORAGE_EPOCH_UNIX_NS])
+    later = np.array([T0 + 10**17 + EPOCH_OFFSET_NS])
     assert ts.extend(later, np.array([3.0])) == 1002
 
 
@@ -105,19 +105,17 @@ def test_range_answers_binary_columns(
     assert got["mode"] == "columns" and got["dtype"] == "<f8" and got["count"] == 20
     assert isinstance(got["t"], bytes) and isinstance(got["v"], bytes)
     t = np.frombuffer(got["t"], dtype="<i8")
-    assert t.tolist() == [c + TSTORAGE_EPOCH_UNIX_NS for c in caps[5:25]]
+    assert t.tolist() == [c + EPOCH_OFFSET_NS for c in caps[5:25]]
     assert np.frombuffer(got["v"], dtype="<f8").tolist() == [i / 2 for i in range(5, 25)]
     # truncated pages continue where the last stopped
-    page = client.call(
-        "ts:range", "meters/7/3", limit=7, columns=True, unit="tstorage_ns"
-    )["data"]
+    page = client.call("ts:range", "meters/7/3", limit=7, columns=True, unit="tstorage_ns")["data"]
     assert page["truncated"] and page["next"] == str(caps[7])
     assert np.frombuffer(page["t"], dtype="<i8").tolist() == caps[:7]  # tstorage_ns
     # TimeSeries reads in columns: values are a float64 array
     window = TimeSeries(client, "meters/7/3").range()
     assert window.v.dtype == np.float64 and window.v.tolist() == [i / 2 for i in range(50)]
     assert window.v.flags.writeable and window.t.flags.writeable  # the caller's own arrays
-    assert (window.t.astype(np.int64) - TSTORAGE_EPOCH_UNIX_NS).tolist() == caps
+    assert (window.t.astype(np.int64) - EPOCH_OFFSET_NS).tolist() == caps
 
 
 def test_extend_casts_only_exactly_and_keeps_the_codec_dtype(

@@ -20,10 +20,10 @@ import pytest
 
 import znsocket
 from gateway import TimeSeries
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ def test_info_range_latest(
     assert page["count"] == 100
     latest = data(client.call("ts:latest", "meters/7/3", n=3, unit="unix_ms"))
     assert latest["v"] == [97.0, 98.0, 99.0]
-    assert latest["t"][-1] == (caps[-1] + TSTORAGE_EPOCH_UNIX_NS) / 1e6
+    assert latest["t"][-1] == (caps[-1] + EPOCH_OFFSET_NS) / 1e6
 
 
 def test_answers_give_unix_nanoseconds_unless_asked(
@@ -98,7 +98,7 @@ def test_answers_give_unix_nanoseconds_unless_asked(
     client, cid, _ = setup
     caps = [T0 + i * SEC for i in range(3)]
     put_values(tstorage, cid, caps, [1.0, 2.0, 3.0])
-    unix = [c + TSTORAGE_EPOCH_UNIX_NS for c in caps]
+    unix = [c + EPOCH_OFFSET_NS for c in caps]
     info = data(client.call("ts:info", "meters/7/3"))
     assert (info["first"], info["last"]) == (unix[0], unix[-1])
     assert data(client.call("ts:range", "meters/7/3"))["t"] == unix

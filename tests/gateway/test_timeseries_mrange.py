@@ -14,11 +14,11 @@ import pytest
 
 import znsocket
 from gateway import TimeSeries
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from gateway.timeseries import Downsampled, Window
 from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 SEC = 10**9
 MIN = 60 * SEC
 T0 = 848_650_800 * SEC  # 2027-11-22T08:20:00Z in TStorage ns, on a whole minute
-U0 = T0 + TSTORAGE_EPOCH_UNIX_NS
+U0 = T0 + EPOCH_OFFSET_NS
 
 
 def put_series(
@@ -140,7 +140,7 @@ def test_time_series_mrange_and_many(
     # a series longer than one answer's share is read on in pages
     long = TimeSeries.mrange(client, ["meters/9/1", "meters/7/3"])["meters/9/1"]
     assert len(long) == 12_000 and long.v.tolist() == [float(i) for i in range(12_000)]
-    assert long.t[0] == np.datetime64(caps[0] + TSTORAGE_EPOCH_UNIX_NS, "ns")
+    assert long.t[0] == np.datetime64(caps[0] + EPOCH_OFFSET_NS, "ns")
     with pytest.raises(DataError, match="more than 3 series"):
         TimeSeries.mrange(client, "meters/*")
 

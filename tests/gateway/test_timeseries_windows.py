@@ -16,10 +16,10 @@ import pytest
 
 import znsocket
 from gateway import TimeSeries
-from gateway.elements import TSTORAGE_EPOCH_UNIX_NS
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct, records_of
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def put_unix(tstorage: ServerProcess, cid: int, unix_ns: list[int], values: list
     put_direct(
         tstorage,
         [
-            ((cid, 7, 3, t - TSTORAGE_EPOCH_UNIX_NS), struct.pack("<d", v))
+            ((cid, 7, 3, t - EPOCH_OFFSET_NS), struct.pack("<d", v))
             for t, v in zip(unix_ns, values, strict=True)
         ],
     )
@@ -76,7 +76,7 @@ def test_append_and_extend_take_every_time_form(
     assert t.astype(np.int64).tolist() == want and v.tolist() == [float(i) for i in range(10)]
     # stored at exactly those times, not stamped on arrival
     stored = records_of(tstorage, cid)
-    assert [k[3] + TSTORAGE_EPOCH_UNIX_NS for k, _ in stored] == want
+    assert [k[3] + EPOCH_OFFSET_NS for k, _ in stored] == want
     # bad input is refused before anything is sent; a time before the last is refused
     with pytest.raises(ValueError, match="neither an ISO-8601 time"):
         ts.append("yesterday", 1.0)

@@ -121,6 +121,12 @@ def test_timestamp_worked_numbers(tstorage_ns: int, iso: str) -> None:
     assert t.to_tstorage_ns() == tstorage_ns
 
 
+def test_the_epoch_constants_name_one_instant() -> None:
+    # the gateway and the embedded server take both from here
+    assert ts.EPOCH.isoformat() == "2001-01-01T00:00:00+00:00"
+    assert ts.EPOCH.timestamp() == ts.EPOCH_OFFSET_S == ts.EPOCH_OFFSET_NS // 10**9
+
+
 def test_timestamp_conversions() -> None:
     assert ts.to_unix(0) == 978307200
     assert ts.from_unix_ns(978307432100000000) == 232100000000

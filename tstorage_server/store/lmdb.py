@@ -13,8 +13,8 @@ Durability (``sync``; the same choice as Redis ``appendfsync always|everysec``):
   from a copy. Use ``"commit"`` where a power loss must lose nothing.
 
 LMDB was chosen over SQLite by measurement on the target machine (bench/tstorage.md):
-for multi-megabyte blobs it commits about 2.5x faster and reads 10x faster (reads are
-zero-copy views into the memory map).
+it commits and reads multi-megabyte blobs faster (reads are zero-copy views into the
+memory map).
 
 Layout (one environment in ``DATA_DIR/tstorage.lmdb``):
 
@@ -153,8 +153,8 @@ class LmdbStore(BlockStore):
             max_readers=4096,
             sync=sync == "commit",
             metasync=sync == "commit",
-            # a GET reads whole blocks (megabytes) in key order: with the OS's read-ahead
-            # a 10M-record series not in the page cache streams in 1.5 s, without it 9 s
+            # a GET reads whole blocks (megabytes) in key order: the OS's read-ahead makes
+            # a series not in the page cache stream several times faster (bench/README.md)
             readahead=True,
         )
         self._blocks = self._env.open_db(b"blocks")

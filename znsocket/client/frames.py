@@ -2,9 +2,9 @@
 
 Why not websocket-client's own framing (it still does the opening handshake, TLS and
 proxies): it reads every message with two ``recv`` calls (header, then payload) and
-builds several objects per frame, about 30 µs of Python per call on the reference
-machine, a quarter of a small znsocket call's client CPU. Here a message costs one
-``recv`` of up to 64 KiB and a few slices.
+builds several objects per frame, a large share of a small znsocket call's client CPU
+(``bench/znsocket.md``). Here a message costs one ``recv`` of up to 64 KiB and a few
+slices.
 
 :func:`encode_frame` builds one masked frame (clients must mask, §5.3).
 :class:`FrameReader` is fed the bytes read from the server and hands out whole messages:

@@ -43,7 +43,8 @@ GZIP_LEVEL = 6
 FAST_GZIP_BYTES = 1 << 20
 FAST_GZIP_LEVEL = 1
 #: A sample that level 1 shrinks less than this (base64, already compressed or random
-#: data) is left to Huffman coding alone: 2-3x faster than level 1 there, and as small.
+#: data) is left to Huffman coding alone: faster than level 1 there, and as small
+#: (bench/code_choices.md).
 _HUFFMAN_ONLY_ABOVE = 0.5
 _SAMPLE_BYTES = 64 * 1024
 _LENGTH = struct.Struct(">I")

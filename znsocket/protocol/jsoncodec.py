@@ -1,8 +1,8 @@
 """JSON for znsocket messages: orjson where it is exact, the standard library otherwise.
 
-Shared by client and server. orjson encodes a 1,000-command pipeline in about 0.05 ms
-where ``json.dumps`` takes about 0.9 ms, and decodes several times faster. Where orjson
-and the standard library would disagree, the standard library decides:
+Shared by client and server. orjson encodes and decodes a large pipeline many times faster
+than the standard library (figures in ``bench/znsocket.md``). Where orjson and the
+standard library would disagree, the standard library decides:
 
 * values orjson refuses (integers beyond 64 bits, non-string dict keys for
   :func:`dumps_call`) fall back to the standard library;
@@ -35,8 +35,8 @@ _orjson_loads = orjson.loads
 _std_dumps = json.JSONEncoder(separators=(",", ":")).encode
 _std_dumps_str = json.JSONEncoder(separators=(",", ":"), default=str).encode
 # every integer orjson reads exactly has at most 20 digits; 2**64 and beyond come back as
-# floats. The check maps digits to b"1" and finds a run: 14 ms for 8 MB, where a regular
-# expression takes 190 ms (it tries a match at every digit).
+# floats. The check maps digits to b"1" and finds a run: its cost stays flat, where a
+# regular expression restarts at every digit of a long run (bench/code_choices.md).
 _DIGIT_MAP = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
 _LONG_RUN = b"1" * 20
 #: Deepest nesting orjson reads; the standard library's limit is the recursion limit.

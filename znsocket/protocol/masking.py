@@ -2,7 +2,7 @@
 
 One function for both sides: the client masks what it sends, the server unmasks what it
 receives. Short payloads go through one Python integer; from 16 KiB on, numpy XORs 32-bit
-words against the key (an 8 MB payload: 8 ms instead of 55 ms).
+words against the key, several times faster on large payloads (``bench/znsocket.md``).
 """
 
 from __future__ import annotations

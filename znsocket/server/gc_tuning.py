@@ -3,9 +3,9 @@
 A 1,000-command pipeline allocates some 15,000 containers. With CPython's default
 thresholds (700 / 10 / 10) that runs the young collection about twenty times per
 pipeline and, as the process holds more objects (the in-memory store, the gateway's
-indexes), an occasional full collection of everything: measured on the reference
-machine, the server's CPU per pipeline fell from 4-5 ms to 1.7-2.4 ms with the settings
-below. Objects alive at start-up (modules, the app) are frozen out of collection.
+indexes), an occasional full collection of everything. The settings below cut the
+server's CPU per pipeline by about half (figures in ``bench/znsocket.md``). Objects alive
+at start-up (modules, the app) are frozen out of collection.
 """
 
 from __future__ import annotations

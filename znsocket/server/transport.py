@@ -7,8 +7,8 @@ znsocket:
 * every inbound frame is read with three to four ``recv`` system calls (2-byte header,
   extended length, 4-byte mask, payload), each a trip through the event hub;
 * client frames are unmasked one byte at a time in a Python generator
-  (``bytes((data[i] ^ mask[...],))`` per byte): about 0.5 µs per byte, i.e. seconds for
-  a multi-megabyte message;
+  (``bytes((data[i] ^ mask[...],))`` per byte): seconds of CPU for a multi-megabyte
+  message;
 * every outgoing packet is queued for a separate writer green thread, one more wake-up
   of the event hub per reply.
 
