@@ -16,14 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from gateway.errors import TStorageUnavailable
 from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, SeriesKey
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
-from tstorage_client.channel import Channel
-from tstorage_client.payload_type import NumpyPayloadType
-from tstorage_client.record import Key
-from tstorage_client.response import ResponseStatus
 
 __all__ = ["SeriesCatalog", "listed_keys"]
 
@@ -93,42 +88,19 @@ class SeriesCatalog:
         return self.storage.link.stream(lo, hi, take, _DISCOVERY_BATCH_BYTES)
 
     def _stream_columns(self, lo: KeyTuple, hi: KeyTuple, size: int) -> int:
-        s = self.storage.link.settings
-        ch: Channel[Any] = Channel(
-            s.host,
-            s.port,
-            NumpyPayloadType(f"V{size}" if size else None),
-            timeout=s.timeout,
-            memory_limit=min(s.memory_limit, _DISCOVERY_BATCH_BYTES),
-        )
-        if not ch.connect().is_ok():
-            raise TStorageUnavailable(f"TStorage at {self.storage.link.address} is unreachable")
         seen = self._seen
 
-        def take(arrays: Any) -> None:
+        def take(arr: Any) -> None:
             time.sleep(0)  # let other clients run between batches
-            for arr in arrays if isinstance(arrays, list) else [arrays]:
-                if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
-                    # one series in the whole batch (the usual case): no sort of the rows
-                    seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
-                elif len(arr):
-                    keys = np.unique(
-                        np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0
-                    )
-                    seen.update(map(tuple, keys.tolist()))
+            if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
+                # one series in the whole batch (the usual case): no sort of the rows
+                seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
+            elif len(arr):
+                keys = np.unique(np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0)
+                seen.update(map(tuple, keys.tolist()))
 
-        try:
-            res = ch.get_stream(Key(*lo), Key(*hi), take)
-        finally:
-            with contextlib.suppress(Exception):
-                ch.close()
-        if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
-            raise ColumnsUnavailable(f"a record in the box is not {size} bytes")
-        if not res.is_ok():
-            raise TStorageUnavailable(
-                f"TStorage at {self.storage.link.address}: read failed ({res.status.name})"
-            )
-        return int(res.acq)
+        # through the link: its TLS context, deadline and error messages
+        return self.storage.link.stream_columns(lo, hi, size, take, _DISCOVERY_BATCH_BYTES)
 
 
 def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, None]:
