@@ -8,12 +8,19 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
   Pages carry a ``Content-Security-Policy`` allowing only same-origin scripts, styles and
   connections, so the page never fetches anything from elsewhere. Without a built bundle,
   ``/`` answers 503 with the command that builds it.
-* **Event** ``dashboard:series`` ``[[], {}]`` in the znsocket namespace, answered with the
+* **Event** ``dashboard:series`` ``[[], {"prefix"?, "match"?, "limit"?, "after"?}]`` in the
+  znsocket namespace, answered with the
   usual envelopes (``{"data": ...}`` or ``{"error": {"msg", "type"}}``): the mapped series,
   i.e. every List key of a ``list`` rule whose series has records in TStorage, plus the
   fully fixed keys of the configuration (shown even while empty).
+  Paging: ``prefix`` keeps the keys starting with it, ``match`` those matching a glob
+  (``fnmatch``: ``*``, ``?``, ``[...]``), ``limit`` (a positive integer) answers at most that
+  many in key order and ``after`` (a previous answer's ``next``) the keys after it; any of
+  them sorts the answer by key. Without arguments every series is answered, in
+  discovery order. A wrong argument is a ``DataError``.
   ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
-  "first_time", "last_time", "latest", "unit", "label"}, ...], "examples": [key, ...]}``;
+  "first_time", "last_time", "latest", "unit", "label"}, ...], "examples": [key, ...],
+  "next": key | null}``; ``next`` is the last key of the page when more follow;
   ``unit`` and ``label`` are the map rule's (``null`` when it sets none), ``examples`` one
   writable List key per list rule (what the page suggests when nothing is listed); ``count``,
   the oldest and newest capture
@@ -26,9 +33,13 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
 Everything else the page reads (windows, downsampled views, the newest records) goes
 through the documented ``ts:*`` events (``docs/time-series-events.md``).
 
-Series discovery (:mod:`gateway.timeseries.catalog`, shared with ``ts:mrange``): TStorage
-has no "list series" query, so the first ``dashboard:series`` streams each list rule's box
-once and later calls re-read the boxes from their watermark (the change feed).
+Series discovery (:mod:`gateway.timeseries.catalog`, shared with ``ts:mrange``): which
+series exist is saved in TStorage under ``[tstorage] index_cid`` (a marker per series and a
+watermark per rule box, :mod:`gateway.timeseries.catalog_store`), so a gateway lists them
+with one GET of the markers plus the change feed since the watermark, not the data; without
+them it streams each list rule's box once. Later calls re-read the boxes from their
+watermark. Count, times and latest value of a listed series come from its chunk summaries
+(persisted too), so a page (``limit``) costs reads of its own series only.
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
 """Series discovery: which List keys of the map rules hold a series.
 
-TStorage has no "list series" query, so the first call streams each list rule's box once
-(into numpy columns when the rule's payloads have a fixed size) and keeps the distinct
-``(cid, mid, moid)``; later calls re-read the boxes from their watermark ``acq0`` (the
-change feed), which returns only what arrived since. The dashboard's listing and
-``ts:mrange`` share one catalog (``TimeSeriesReads.catalog``).
+TStorage has no "list series" query. With ``[tstorage] index_persist`` (the default) what
+was discovered is saved in TStorage (:mod:`gateway.timeseries.catalog_store`: a marker per
+series, a watermark per rule box), so a gateway's first call reads the markers and then
+each box from its saved watermark only. Otherwise (or before anything was saved) the first
+call streams each list rule's box once (into numpy columns when the rule's payloads have a
+fixed size) and keeps the distinct ``(cid, mid, moid)``. Later calls re-read the boxes from
+their watermark ``acq0`` (the change feed), which returns only what arrived since. All
+reads go through the gateway's :class:`~gateway.storage.link.TStorageLink` (its TLS context
+and deadlines). The dashboard's listing and ``ts:mrange`` share one catalog
+(``TimeSeriesReads.catalog``).
 """
 
 from __future__ import annotations
