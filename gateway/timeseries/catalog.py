@@ -78,6 +78,8 @@ class SeriesCatalog:
         )
         self._save_every = t.index_save
         self._loaded = False
+        #: the List keys of each series, kept by :func:`listed_keys`
+        self.rendered: dict[SeriesKey, list[str]] = {}
         # box -> watermark last saved, when, and series found since but not yet saved
         self._saved: dict[tuple[KeyTuple, KeyTuple], int] = {}
         self._saved_at: dict[tuple[KeyTuple, KeyTuple], float] = {}
@@ -193,8 +195,12 @@ def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, No
             key = keymap.render(rule, rule.mid, rule.moid)
             if key is not None:
                 found[key] = None
+    rendered = catalog.rendered
     for series in catalog.series():
-        for key, field in keymap.keys_for_series(series):
-            if field is None:
-                found[key] = None
+        keys = rendered.get(series)
+        if keys is None:  # a series' keys never change: rendered once per gateway
+            keys = [key for key, field in keymap.keys_for_series(series) if field is None]
+            rendered[series] = keys
+        for key in keys:
+            found[key] = None
     return found

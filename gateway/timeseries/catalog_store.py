@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy.typing as npt
 
 from gateway.keymap import MID_RANGE, MOID_RANGE, KeyTuple
-from gateway.storage.link import Fetched, PutRecord, TStorageLink
+from gateway.storage.link import PutRecord, TStorageLink
 
 __all__ = ["CatalogStore"]
 
@@ -57,10 +60,12 @@ class CatalogStore:
         lo: KeyTuple = (self.cid, MID_RANGE[0], MOID_RANGE[0], cap, _ACQ_MIN)
         hi: KeyTuple = (self.cid + 1, MID_RANGE[1] + 1, MOID_RANGE[1] + 1, cap + 1, _ACQ_MAX)
 
-        def take(batch: list[Fetched]) -> None:
-            sink((k.mid, k.moid) for k, _ in batch if k.cap == cap)
+        def take(arr: npt.NDArray[Any]) -> None:
+            arr = arr[arr["cap"] == cap]
+            sink(zip(arr["mid"].tolist(), arr["moid"].tolist(), strict=True))
 
-        self.link.stream(lo, hi, take)
+        # markers are empty records: read as numpy columns, far faster than record by record
+        self.link.stream_columns(lo, hi, 0, take)
 
     def _watermark_key(self, box: tuple[KeyTuple, KeyTuple]) -> tuple[int, int, int, int]:
         lo = box[0]
