@@ -7,6 +7,7 @@ records, whoever wrote them.
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -128,3 +129,25 @@ def test_the_listing_pages_by_prefix_glob_and_cursor(
     finally:
         c.sio.disconnect()
     assert gw.alive()
+
+
+def test_a_watermark_record_of_another_box_or_unreadable_is_not_trusted(
+    tstorage: ServerProcess,
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    config = meter_config(tstorage, cid, fresh_cid())
+    put_direct(tstorage, records(cid, 1, 1, 2))
+    first = start_gateway(config)
+    assert [e["key"] for e in listing(first)["series"]] == ["meters/1/1"]
+    first.stop()
+    put_direct(tstorage, records(cid, 2, 2, 2))
+    # newer records at the watermark key of the rule's box claiming everything is counted
+    key = (INDEX_CID, -(2**63), -(2**31), -(2**32) - 1 - cid)
+    other = {"format": 1, "box": [[cid, 0, 0, 0, 0], [cid + 1, 1, 1, 1, 1]], "w": 2**62}
+    for payload in (json.dumps(other).encode(), b"not json"):
+        put_direct(tstorage, [(key, payload)])
+        gw = start_gateway(config)
+        assert [e["key"] for e in listing(gw)["series"]] == ["meters/1/1", "meters/2/2"]
+        gw.stop()
