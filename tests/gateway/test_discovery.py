@@ -70,8 +70,8 @@ def test_a_new_gateway_lists_from_the_saved_discovery_and_the_feed(
     put_direct(tstorage, records(cid, 3, 7, 2) + records(cid, 1, 1, 1, start=5))
     second = start_gateway(config)
     data = listing(second)
-    got = [(e["key"], e["count"], e["latest"]) for e in data["series"]]
-    assert got == [
+    now = [(e["key"], e["count"], e["latest"]) for e in data["series"]]
+    assert now == [
         ("meters/1/1", 6, 5.0),
         ("meters/1/2", 3, 2.0),
         ("meters/2/1", 4, 3.0),
