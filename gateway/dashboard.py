@@ -8,12 +8,19 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
   Pages carry a ``Content-Security-Policy`` allowing only same-origin scripts, styles and
   connections, so the page never fetches anything from elsewhere. Without a built bundle,
   ``/`` answers 503 with the command that builds it.
-* **Event** ``dashboard:series`` ``[[], {}]`` in the znsocket namespace, answered with the
+* **Event** ``dashboard:series`` ``[[], {"prefix"?, "match"?, "limit"?, "after"?}]`` in the
+  znsocket namespace, answered with the
   usual envelopes (``{"data": ...}`` or ``{"error": {"msg", "type"}}``): the mapped series,
   i.e. every List key of a ``list`` rule whose series has records in TStorage, plus the
   fully fixed keys of the configuration (shown even while empty).
+  Paging: ``prefix`` keeps the keys starting with it, ``match`` those matching a glob
+  (``fnmatch``: ``*``, ``?``, ``[...]``), ``limit`` (a positive integer) answers at most that
+  many in key order and ``after`` (a previous answer's ``next``) the keys after it; any of
+  them sorts the answer by key. Without arguments every series is answered, in
+  discovery order. A wrong argument is a ``DataError``.
   ``data = {"series": [{"key", "full_key", "pattern", "cid", "mid", "moid", "count",
-  "first_time", "last_time", "latest", "unit", "label"}, ...], "examples": [key, ...]}``;
+  "first_time", "last_time", "latest", "unit", "label"}, ...], "examples": [key, ...],
+  "next": key | null}``; ``next`` is the last key of the page when more follow;
   ``unit`` and ``label`` are the map rule's (``null`` when it sets none), ``examples`` one
   writable List key per list rule (what the page suggests when nothing is listed); ``count``,
   the oldest and newest capture
@@ -26,13 +33,18 @@ Mounted by :func:`mount` on a built gateway (``gateway/app.py`` calls it):
 Everything else the page reads (windows, downsampled views, the newest records) goes
 through the documented ``ts:*`` events (``docs/time-series-events.md``).
 
-Series discovery (:mod:`gateway.timeseries.catalog`, shared with ``ts:mrange``): TStorage
-has no "list series" query, so the first ``dashboard:series`` streams each list rule's box
-once and later calls re-read the boxes from their watermark (the change feed).
+Series discovery (:mod:`gateway.timeseries.catalog`, shared with ``ts:mrange``): which
+series exist is saved in TStorage under ``[tstorage] index_cid`` (a marker per series and a
+watermark per rule box, :mod:`gateway.timeseries.catalog_store`), so a gateway lists them
+with one GET of the markers plus the change feed since the watermark, not the data; without
+them it streams each list rule's box once. Later calls re-read the boxes from their
+watermark. Count, times and latest value of a listed series come from its chunk summaries
+(persisted too), so a page (``limit``) costs reads of its own series only.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import mimetypes
 from collections.abc import Callable, Iterable
@@ -71,6 +83,26 @@ _CSP = (
 )
 
 
+_SERIES_ARGS = ("prefix", "match", "limit", "after")
+
+
+def _series_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The checked paging arguments of ``dashboard:series``."""
+    unknown = sorted(set(kwargs) - set(_SERIES_ARGS))
+    if unknown:
+        raise DataError(
+            f"{SERIES_EVENT}: unknown argument(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(_SERIES_ARGS)}"
+        )
+    for name in ("prefix", "match", "after"):
+        if kwargs.get(name) is not None and not isinstance(kwargs[name], str):
+            raise DataError(f"{SERIES_EVENT}: {name} must be a string, got {kwargs[name]!r}")
+    limit = kwargs.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DataError(f"{SERIES_EVENT}: limit must be a positive integer, got {limit!r}")
+    return {name: kwargs.get(name) for name in _SERIES_ARGS}
+
+
 class DashboardReads:
     """The ``dashboard:series`` listing over the gateway's time-series reads (no socket.io here).
 
@@ -87,43 +119,78 @@ class DashboardReads:
     def _keys(self) -> Iterable[str]:
         return self.reads.series_keys()
 
-    def series(self, allowed: Callable[[str], bool]) -> dict[str, Any]:
+    def series(
+        self,
+        allowed: Callable[[str], bool],
+        prefix: str | None = None,
+        match: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
         """``dashboard:series``: the listed series with count, first/last time and latest value.
 
         Args:
             allowed: whether the connection may read a full key.
+            prefix: only the user keys that start with it.
+            match: only the user keys that match this glob (``fnmatch``: ``*``, ``?``, ``[...]``).
+            limit: at most this many series (in key order), the rest from ``next``.
+            after: only the user keys after this one in key order (a previous ``next``).
+
+        Returns:
+            ``{"series", "examples", "next"}``; ``next`` is the last key of this page when
+            more series follow, else ``None``.
 
         Raises:
             TStorageUnavailable: TStorage could not be read.
         """
-        out = []
-        for full in self._keys():
+        paged = prefix is not None or match is not None or limit is not None or after is not None
+        keys = list(self._keys())
+        if paged:  # key order, so a page's last key continues the listing
+            keys.sort(key=user_key)
+        out: list[dict[str, Any]] = []
+        more = False
+        for full in keys:
+            name = user_key(full)
+            if after is not None and name <= after:
+                continue
+            if prefix is not None and not name.startswith(prefix):
+                continue
+            if match is not None and not fnmatch.fnmatchcase(name, match):
+                continue
             if not allowed(full):
                 continue
             target = self.storage.resolve(full)
             if not isinstance(target, ListTarget):
                 continue
-            count, first, last, _ = self.reads.info(target)
-            newest = self.reads.latest(target, 1).values if count else []
-            s = target.series
-            rule = self.storage.series.view(target.rule.index).rule
-            out.append(
-                {
-                    "key": user_key(full),
-                    "full_key": full,
-                    "pattern": target.rule.pattern.source,
-                    "cid": s.cid,
-                    "mid": s.mid,
-                    "moid": s.moid,
-                    "count": count,
-                    "first_time": cap_in_unit(first, "unix_s"),
-                    "last_time": cap_in_unit(last, "unix_s"),
-                    "latest": newest[-1] if newest else None,
-                    "unit": rule.unit,
-                    "label": rule.label,
-                }
-            )
-        return {"series": out, "examples": self._examples(allowed)}
+            if limit is not None and len(out) == limit:
+                more = True
+                break
+            out.append(self._entry(full, target))
+        return {
+            "series": out,
+            "examples": self._examples(allowed),
+            "next": out[-1]["key"] if more else None,
+        }
+
+    def _entry(self, full: str, target: ListTarget) -> dict[str, Any]:
+        count, first, last, _ = self.reads.info(target)
+        newest = self.reads.latest(target, 1).values if count else []
+        s = target.series
+        rule = self.storage.series.view(target.rule.index).rule
+        return {
+            "key": user_key(full),
+            "full_key": full,
+            "pattern": target.rule.pattern.source,
+            "cid": s.cid,
+            "mid": s.mid,
+            "moid": s.moid,
+            "count": count,
+            "first_time": cap_in_unit(first, "unix_s"),
+            "last_time": cap_in_unit(last, "unix_s"),
+            "latest": newest[-1] if newest else None,
+            "unit": rule.unit,
+            "label": rule.label,
+        }
 
     def _examples(self, allowed: Callable[[str], bool]) -> list[str]:
         """One writable List key per list rule, for the page to show how to add data."""
@@ -236,9 +303,12 @@ def mount(app: Any, reads: TimeSeriesReads, authorize: Authorize | None = None) 
         except ValueError as exc:
             return malformed(SERIES_EVENT, str(exc))
         try:
-            if positional or kwargs:
-                raise DataError(f"{SERIES_EVENT} takes no arguments: send [[], {{}}]")
-            return {"data": listing.series(allowed(sid))}
+            if positional:
+                raise DataError(
+                    f"{SERIES_EVENT} takes only keyword arguments "
+                    f"({', '.join(_SERIES_ARGS)}): send [[], {{...}}]"
+                )
+            return {"data": listing.series(allowed(sid), **_series_args(kwargs))}
         except Exception as exc:
             return error_envelope_for(exc, SERIES_EVENT)
 

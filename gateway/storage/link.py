@@ -466,7 +466,8 @@ class TStorageLink:
         ch: Channel[Any] = Channel(
             s.host,
             s.port,
-            NumpyPayloadType(f"V{payload_size}"),
+            # a payload of 0 bytes (``unit``) has no payload field at all
+            NumpyPayloadType(f"V{payload_size}" if payload_size else None),
             timeout=s.timeout,
             memory_limit=limit,
             ssl_context=s.ssl_context,

@@ -1,35 +1,42 @@
 """Series discovery: which List keys of the map rules hold a series.
 
-TStorage has no "list series" query, so the first call streams each list rule's box once
-(into numpy columns when the rule's payloads have a fixed size) and keeps the distinct
-``(cid, mid, moid)``; later calls re-read the boxes from their watermark ``acq0`` (the
-change feed), which returns only what arrived since. The dashboard's listing and
-``ts:mrange`` share one catalog (``TimeSeriesReads.catalog``).
+TStorage has no "list series" query. With ``[tstorage] index_persist`` (the default) what
+was discovered is saved in TStorage (:mod:`gateway.timeseries.catalog_store`: a marker per
+series, a watermark per rule box), so a gateway's first call reads the markers and then
+each box from its saved watermark only. Otherwise (or before anything was saved) the first
+call streams each list rule's box once (into numpy columns when the rule's payloads have a
+fixed size) and keeps the distinct ``(cid, mid, moid)``. Later calls re-read the boxes from
+their watermark ``acq0`` (the change feed), which returns only what arrived since. All
+reads go through the gateway's :class:`~gateway.storage.link.TStorageLink` (its TLS context
+and deadlines). The dashboard's listing and ``ts:mrange`` share one catalog
+(``TimeSeriesReads.catalog``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from gateway.errors import TStorageUnavailable
+from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, SeriesKey
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
-from tstorage_client.channel import Channel
-from tstorage_client.payload_type import NumpyPayloadType
-from tstorage_client.record import Key
-from tstorage_client.response import ResponseStatus
+from gateway.storage.series_index import tstorage_now_ns
+from gateway.timeseries.catalog_store import CatalogStore
 
 __all__ = ["SeriesCatalog", "listed_keys"]
 
 _ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
 _SERIES_FIELDS = ("cid", "mid", "moid")
+
+log = logging.getLogger("gateway.catalog")
 
 
 class SeriesCatalog:
@@ -65,6 +72,18 @@ class SeriesCatalog:
             known = self._boxes.get((lo, hi))
             if known is None or known[1] != size:  # two rules on one box: read records
                 self._boxes[(lo, hi)] = (_ACQ_MIN, size if known is None else None)
+        t = storage.config.tstorage
+        self.store = (
+            CatalogStore(storage.link, t.index_cid, tstorage_now_ns) if t.index_persist else None
+        )
+        self._save_every = t.index_save
+        self._loaded = False
+        #: the List keys of each series, kept by :func:`listed_keys`
+        self.rendered: dict[SeriesKey, list[str]] = {}
+        # box -> watermark last saved, when, and series found since but not yet saved
+        self._saved: dict[tuple[KeyTuple, KeyTuple], int] = {}
+        self._saved_at: dict[tuple[KeyTuple, KeyTuple], float] = {}
+        self._unsaved: dict[tuple[KeyTuple, KeyTuple], set[tuple[int, int, int]]] = {}
 
     def series(self) -> list[SeriesKey]:
         """Every series with at least one record, caught up with TStorage.
@@ -73,62 +92,92 @@ class SeriesCatalog:
             TStorageUnavailable: TStorage could not be read.
         """
         with self._lock:
-            for (lo, hi), (acq0, size) in list(self._boxes.items()):
+            if self.store is not None and not self._loaded:
+                self._load()
+            for box, (acq0, size) in list(self._boxes.items()):
+                lo, hi = box
                 since: KeyTuple = (*lo[:4], acq0)
+                found: set[tuple[int, int, int]] = set()
                 acq = None
                 if size is not None:
                     with contextlib.suppress(ColumnsUnavailable):
-                        acq = self._stream_columns(since, hi, size)
+                        acq = self._stream_columns(since, hi, size, found)
                 if acq is None:
-                    acq = self._stream_records(since, hi)
-                self._boxes[(lo, hi)] = (max(acq0, acq), size)
+                    found.clear()
+                    acq = self._stream_records(since, hi, found)
+                new = found - self._seen
+                self._seen |= new
+                acq = max(acq0, acq)
+                self._boxes[box] = (acq, size)
+                self._save(box, new, acq)
             return [SeriesKey(*s) for s in sorted(self._seen)]
 
-    def _stream_records(self, lo: KeyTuple, hi: KeyTuple) -> int:
-        seen = self._seen
+    def _load(self) -> None:
+        """The saved markers and watermarks: the boxes are then read from those on."""
+        assert self.store is not None
+        for cid in sorted({lo[0] for lo, _ in self._boxes}):
+            boxes = [(lo, hi) for lo, hi in self._boxes if lo[0] == cid]
 
+            def take(
+                marks: Iterable[tuple[int, int]],
+                cid: int = cid,
+                boxes: list[tuple[KeyTuple, KeyTuple]] = boxes,
+            ) -> None:
+                for mid, moid in marks:
+                    if any(lo[1] <= mid < hi[1] and lo[2] <= moid < hi[2] for lo, hi in boxes):
+                        self._seen.add((cid, mid, moid))
+
+            self.store.markers(cid, take)
+        for box, (acq0, size) in list(self._boxes.items()):
+            w = self.store.watermark(box)
+            if w is not None:
+                self._boxes[box] = (max(acq0, w), size)
+                self._saved[box] = w
+        self._loaded = True
+
+    def _save(
+        self, box: tuple[KeyTuple, KeyTuple], new: set[tuple[int, int, int]], acq: int
+    ) -> None:
+        """Save what this read found (new markers now; an advanced watermark alone at most
+        every ``[tstorage] index_save`` seconds). A failed save only costs a longer read later."""
+        if self.store is None:
+            return
+        self._unsaved.setdefault(box, set()).update(new)
+        pending = self._unsaved[box]
+        saved = self._saved.get(box, _ACQ_MIN)
+        due = time.monotonic() - self._saved_at.get(box, -float("inf")) >= self._save_every
+        if not pending and (acq <= saved or not due):
+            return
+        try:
+            self.store.save(box, sorted(pending), acq)
+        except (TStorageUnavailable, TStorageOutcomeUnknown) as exc:
+            log.warning("series discovery not saved (the next start reads more): %s", exc)
+            return
+        pending.clear()
+        self._saved[box] = acq
+        self._saved_at[box] = time.monotonic()
+
+    def _stream_records(self, lo: KeyTuple, hi: KeyTuple, seen: set[tuple[int, int, int]]) -> int:
         def take(batch: list[Fetched]) -> None:
             seen.update((k.cid, k.mid, k.moid) for k, _ in batch)
 
         return self.storage.link.stream(lo, hi, take, _DISCOVERY_BATCH_BYTES)
 
-    def _stream_columns(self, lo: KeyTuple, hi: KeyTuple, size: int) -> int:
-        s = self.storage.link.settings
-        ch: Channel[Any] = Channel(
-            s.host,
-            s.port,
-            NumpyPayloadType(f"V{size}" if size else None),
-            timeout=s.timeout,
-            memory_limit=min(s.memory_limit, _DISCOVERY_BATCH_BYTES),
-        )
-        if not ch.connect().is_ok():
-            raise TStorageUnavailable(f"TStorage at {self.storage.link.address} is unreachable")
-        seen = self._seen
+    def _stream_columns(
+        self, lo: KeyTuple, hi: KeyTuple, size: int, seen: set[tuple[int, int, int]]
+    ) -> int:
 
-        def take(arrays: Any) -> None:
+        def take(arr: Any) -> None:
             time.sleep(0)  # let other clients run between batches
-            for arr in arrays if isinstance(arrays, list) else [arrays]:
-                if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
-                    # one series in the whole batch (the usual case): no sort of the rows
-                    seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
-                elif len(arr):
-                    keys = np.unique(
-                        np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0
-                    )
-                    seen.update(map(tuple, keys.tolist()))
+            if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
+                # one series in the whole batch (the usual case): no sort of the rows
+                seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
+            elif len(arr):
+                keys = np.unique(np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0)
+                seen.update(map(tuple, keys.tolist()))
 
-        try:
-            res = ch.get_stream(Key(*lo), Key(*hi), take)
-        finally:
-            with contextlib.suppress(Exception):
-                ch.close()
-        if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
-            raise ColumnsUnavailable(f"a record in the box is not {size} bytes")
-        if not res.is_ok():
-            raise TStorageUnavailable(
-                f"TStorage at {self.storage.link.address}: read failed ({res.status.name})"
-            )
-        return int(res.acq)
+        # through the link: its TLS context, deadline and error messages
+        return self.storage.link.stream_columns(lo, hi, size, take, _DISCOVERY_BATCH_BYTES)
 
 
 def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, None]:
@@ -146,8 +195,12 @@ def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, No
             key = keymap.render(rule, rule.mid, rule.moid)
             if key is not None:
                 found[key] = None
+    rendered = catalog.rendered
     for series in catalog.series():
-        for key, field in keymap.keys_for_series(series):
-            if field is None:
-                found[key] = None
+        keys = rendered.get(series)
+        if keys is None:  # a series' keys never change: rendered once per gateway
+            keys = [key for key, field in keymap.keys_for_series(series) if field is None]
+            rendered[series] = keys
+        for key in keys:
+            found[key] = None
     return found

@@ -26,23 +26,44 @@ export const SERIES_EVENT = 'dashboard:series';
  */
 
 /**
+ * @typedef {object} ListingOptions
+ * @property {string} [prefix] Only the keys starting with it.
+ * @property {string} [match] Only the keys matching this glob (`*`, `?`, `[...]`).
+ * @property {number} [limit] At most this many series, in key order (the rest from `next`).
+ * @property {string} [after] Only the keys after this one (a previous answer's `next`).
+ */
+
+/** The arguments of `dashboard:series` that are set (an empty object lists everything). */
+function listingArgs(options = {}) {
+  /** @type {Record<string, unknown>} */
+  const kwargs = {};
+  for (const name of ['prefix', 'match', 'limit', 'after']) {
+    if (options[name] !== undefined && options[name] !== null) kwargs[name] = options[name];
+  }
+  return kwargs;
+}
+
+/**
  * Every mapped series with records (and the fixed keys of the configuration) that the
- * connection's token may read.
+ * connection's token may read; with options, one page of them (see {@link listing}).
  * @param {import('./client.js').Client} client
+ * @param {ListingOptions} [options]
  * @returns {Promise<SeriesInfo[]>}
  */
-export async function listSeries(client) {
-  const data = await client.call(SERIES_EVENT, [], {});
+export async function listSeries(client, options = {}) {
+  const data = await client.call(SERIES_EVENT, [], listingArgs(options));
   return data.series;
 }
 
 /**
  * The listing with, beside the series, one writable List key per list rule (`examples`),
- * which the dashboard uses to show how to add data when nothing is listed yet.
+ * which the dashboard uses to show how to add data when nothing is listed yet. With
+ * `limit`, `next` is the key to pass as `after` for the next page (`null` on the last).
  * @param {import('./client.js').Client} client
- * @returns {Promise<{series: SeriesInfo[], examples: string[]}>}
+ * @param {ListingOptions} [options]
+ * @returns {Promise<{series: SeriesInfo[], examples: string[], next: string|null}>}
  */
-export async function listing(client) {
-  const data = await client.call(SERIES_EVENT, [], {});
-  return { series: data.series, examples: data.examples ?? [] };
+export async function listing(client, options = {}) {
+  const data = await client.call(SERIES_EVENT, [], listingArgs(options));
+  return { series: data.series, examples: data.examples ?? [], next: data.next ?? null };
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,8 +16,8 @@ from tests._servers import ServerProcess, spawn
 from tests._tls import TlsFiles, make_tls_files
 from tests.gateway.conftest import meter_config
 from tstorage_client.channel import Channel
-from tstorage_client.payload_type import StructPayloadType
-from tstorage_client.record import Key
+from tstorage_client.payload_type import BytesPayloadType, StructPayloadType
+from tstorage_client.record import Key, Record
 
 CID = 77
 
@@ -83,3 +84,37 @@ def test_a_gateway_without_its_client_certificate_refuses_to_start(
     assert done.returncode != 0
     assert f"TStorage at 127.0.0.1:{tls_tstorage.port}" in done.stderr
     assert tls_tstorage.proc.poll() is None  # TStorage itself stays up
+
+
+def test_the_dashboard_lists_series_over_tls(
+    tls_tstorage: ServerProcess,
+    pki: TlsFiles,
+    start_gateway: Callable[[str], ServerProcess],
+) -> None:
+    """Series discovery (the dashboard's listing, ``ts:mrange``) reads TStorage over TLS too."""
+    cid = CID + 10
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.load_cert_chain(pki.client_cert, pki.client_key)
+    # records another writer stored: only discovery finds them
+    ch: Channel[bytes] = Channel(
+        "127.0.0.1", tls_tstorage.port, BytesPayloadType(), ssl_context=ctx
+    )
+    with ch:
+        records = [
+            Record(Key(cid, mid, 1, 10**9 * (i + 1)), struct.pack("<d", i))
+            for mid in (3, 4)
+            for i in range(3)
+        ]
+        assert ch.put(records).is_ok()
+    gw = start_gateway(meter_config(tls_tstorage, cid, cid + 1) + tls_table(pki))
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        listing = c.call("dashboard:series")
+        assert "error" not in listing, listing
+        got = [(e["key"], e["count"], e["latest"]) for e in listing["data"]["series"]]
+        assert got == [("meters/3/1", 3, 2.0), ("meters/4/1", 3, 2.0)]
+        mrange = c.call("ts:mrange", pattern="meters/*/1")
+        assert [s["key"] for s in mrange["data"]["series"]] == ["meters/3/1", "meters/4/1"], mrange
+    finally:
+        c.sio.disconnect()
+    assert gw.alive()

@@ -1,0 +1,153 @@
+"""Series discovery saved in TStorage (markers and a watermark) and the paged listing.
+
+A gateway saves what it discovered under ``[tstorage] index_cid``; the next gateway lists
+from that plus the change feed since the watermark, and still lists every series that has
+records, whoever wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import znsocket
+from tests._servers import ServerProcess
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_storage_series import put_direct
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key
+
+INDEX_CID = 2_147_483_001  # the default [tstorage] index_cid
+T0 = 800_000_000 * 10**9
+
+
+def records(cid: int, mid: int, moid: int, n: int, start: int = 0) -> list[Any]:
+    return [
+        ((cid, mid, moid, T0 + (start + i) * 10**9), struct.pack("<d", start + i)) for i in range(n)
+    ]
+
+
+def listing(gw: ServerProcess, **kwargs: Any) -> dict[str, Any]:
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        answer = c.call("dashboard:series", **kwargs)
+    finally:
+        c.sio.disconnect()
+    assert "data" in answer, answer
+    data: dict[str, Any] = answer["data"]
+    return data
+
+
+def markers(ts: ServerProcess, cid: int) -> set[tuple[int, int]]:
+    cap = -1 - cid
+    with Channel("127.0.0.1", ts.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(
+            Key(INDEX_CID, -(2**63), -(2**31), cap, -(2**63)),
+            Key(INDEX_CID + 1, 2**63 - 1, 2**31 - 1, cap + 1, 2**63 - 1),
+        )
+    assert res.is_ok()
+    return {(r.key.mid, r.key.moid) for r in res.data if r.key.cap == cap}
+
+
+def test_a_new_gateway_lists_from_the_saved_discovery_and_the_feed(
+    tstorage: ServerProcess,
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    config = meter_config(tstorage, cid, fresh_cid())
+    put_direct(tstorage, records(cid, 1, 1, 5) + records(cid, 1, 2, 3) + records(cid, 2, 1, 4))
+    first = start_gateway(config)
+    got = [(e["key"], e["count"]) for e in listing(first)["series"]]
+    assert got == [("meters/1/1", 5), ("meters/1/2", 3), ("meters/2/1", 4)]
+    first.stop()
+    # what it discovered is saved: one marker per series with records
+    assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 1)}
+    # records another writer stores afterwards: a new series and one more of an old one
+    put_direct(tstorage, records(cid, 3, 7, 2) + records(cid, 1, 1, 1, start=5))
+    second = start_gateway(config)
+    data = listing(second)
+    now = [(e["key"], e["count"], e["latest"]) for e in data["series"]]
+    assert now == [
+        ("meters/1/1", 6, 5.0),
+        ("meters/1/2", 3, 2.0),
+        ("meters/2/1", 4, 3.0),
+        ("meters/3/7", 2, 1.0),
+    ]
+    assert data["next"] is None
+    assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 1), (3, 7)}
+    assert second.alive()
+
+
+def test_the_listing_pages_by_prefix_glob_and_cursor(
+    tstorage: ServerProcess,
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    put_direct(
+        tstorage,
+        [
+            r
+            for mid, moid in [(1, 1), (1, 2), (1, 3), (2, 1), (12, 1)]
+            for r in records(cid, mid, moid, 2)
+        ],
+    )
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid()))
+    keys: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        page = listing(gw, limit=2, after=after) if after else listing(gw, limit=2)
+        assert len(page["series"]) <= 2
+        keys += [e["key"] for e in page["series"]]
+        pages += 1
+        after = page["next"]
+        if after is None:
+            break
+    assert keys == ["meters/1/1", "meters/1/2", "meters/1/3", "meters/12/1", "meters/2/1"]
+    assert pages == 3
+    assert [e["key"] for e in listing(gw, prefix="meters/1/")["series"]] == keys[:3]
+    assert [e["key"] for e in listing(gw, match="meters/*/1")["series"]] == [
+        "meters/1/1",
+        "meters/12/1",
+        "meters/2/1",
+    ]
+    one = listing(gw, match="meters/1?/*", limit=1)
+    assert [e["key"] for e in one["series"]] == ["meters/12/1"] and one["next"] is None
+    # without arguments: every series, as before
+    assert len(listing(gw)["series"]) == 5
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        for bad in ({"limit": 0}, {"limit": "2"}, {"match": 3}, {"pages": 1}):
+            answer = c.call("dashboard:series", **bad)
+            assert answer["error"]["type"] == "DataError", (bad, answer)
+        assert "data" in c.call("dashboard:series")
+    finally:
+        c.sio.disconnect()
+    assert gw.alive()
+
+
+def test_a_watermark_record_of_another_box_or_unreadable_is_not_trusted(
+    tstorage: ServerProcess,
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    config = meter_config(tstorage, cid, fresh_cid())
+    put_direct(tstorage, records(cid, 1, 1, 2))
+    first = start_gateway(config)
+    assert [e["key"] for e in listing(first)["series"]] == ["meters/1/1"]
+    first.stop()
+    put_direct(tstorage, records(cid, 2, 2, 2))
+    # newer records at the watermark key of the rule's box claiming everything is counted
+    key = (INDEX_CID, -(2**63), -(2**31), -(2**32) - 1 - cid)
+    other = {"format": 1, "box": [[cid, 0, 0, 0, 0], [cid + 1, 1, 1, 1, 1]], "w": 2**62}
+    for payload in (json.dumps(other).encode(), b"not json"):
+        put_direct(tstorage, [(key, payload)])
+        gw = start_gateway(config)
+        assert [e["key"] for e in listing(gw)["series"]] == ["meters/1/1", "meters/2/2"]
+        gw.stop()
