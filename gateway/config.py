@@ -9,7 +9,6 @@ lives in ``config/README.md``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import ssl
@@ -31,6 +30,7 @@ from pydantic import (
 from gateway import keymap
 from gateway.codecs import PayloadCodec, parse_codec
 from gateway.errors import ConfigError, ConfigIssue
+from znsocket.hosts import is_loopback_host
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,16 +98,6 @@ class ServerConfig(_Section):
     def is_loopback(self) -> bool:
         """True when the server binds a loopback address only."""
         return is_loopback_host(self.host)
-
-
-def is_loopback_host(host: str) -> bool:
-    """True when ``host`` names a loopback address (``localhost``, ``127.x``, ``::1``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EmbeddedLimits(_Section):

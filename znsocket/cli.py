@@ -12,11 +12,11 @@ Example::
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 from collections.abc import Sequence
 
+from znsocket.hosts import is_loopback_host
 from znsocket.protocol.chunks import ChunkLimits
 from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES
 from znsocket.server.auth import TOKENS_ENV_VAR
@@ -42,15 +42,6 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _port(text: str) -> int:
@@ -236,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "redis" if args.storage != "memory" else "memory",
         ", token authentication on" if tokens else "",
     )
-    if not tokens and not _is_loopback(args.host):
+    if not tokens and not is_loopback_host(args.host):
         logging.getLogger("znsocket").warning(
             "no token authentication on %s: anyone who reaches this address can read and "
             "change every key (give --token, or bind 127.0.0.1)",
