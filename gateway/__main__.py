@@ -197,6 +197,14 @@ def _open_storage(config: str, tstorage: str | None = None) -> tuple[Any, Any, s
     return GatewayStorage(link, cfg), embedded, note
 
 
+def _close_storage(storage: Any, embedded: Any) -> None:
+    """Close what :func:`_open_storage` opened: the link first, then the embedded server
+    it talks to (or nothing, when the config named a server)."""
+    storage.link.close()
+    if embedded is not None:
+        embedded.stop()
+
+
 def _transfer(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -291,9 +299,7 @@ def _transfer(args: argparse.Namespace) -> int:
         print(f"gateway {verb}: {exc}", file=sys.stderr)
         return 1
     finally:
-        storage.link.close()
-        if embedded is not None:
-            embedded.stop()
+        _close_storage(storage, embedded)
     return 0
 
 
@@ -322,9 +328,7 @@ def _index(args: argparse.Namespace) -> int:
         print(f"gateway index build: {exc}", file=sys.stderr)
         return 1
     finally:
-        storage.link.close()
-        if embedded is not None:
-            embedded.stop()
+        _close_storage(storage, embedded)
     return 0
 
 
