@@ -101,34 +101,33 @@ def _numbers(a: npt.NDArray[np.floating[Any]]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in a.tolist()]
 
 
-def raw_answer(key: str, w: RawWindow, unit: Unit) -> dict[str, Any]:
-    """The JSON answer of a raw window."""
+def _raw_window_answer(
+    key: str, mode: str, w: RawWindow, t: Any, v: Any, **extra: Any
+) -> dict[str, Any]:
+    # the fields raw and column answers share, in the order both send them
     return {
         "key": key,
-        "mode": "raw",
+        "mode": mode,
         "count": w.count,
         "truncated": w.truncated,
         # a decimal string, like watermarks: JavaScript numbers cannot hold TStorage ns exactly
         "next": None if w.next_cap is None else str(w.next_cap),
-        "t": caps_in_unit(w.caps, unit),
-        "v": w.values,
+        "t": t,
+        "v": v,
+        **extra,
         "watermark": watermark_text(w.watermark),
     }
+
+
+def raw_answer(key: str, w: RawWindow, unit: Unit) -> dict[str, Any]:
+    """The JSON answer of a raw window."""
+    return _raw_window_answer(key, "raw", w, caps_in_unit(w.caps, unit), w.values)
 
 
 def columns_answer(key: str, w: RawWindow, unit: Unit, dtype: np.dtype[Any]) -> dict[str, Any]:
     """The answer of a raw window in binary columns (``gateway/timeseries/columns.py``)."""
-    return {
-        "key": key,
-        "mode": "columns",
-        "count": w.count,
-        "truncated": w.truncated,
-        "next": None if w.next_cap is None else str(w.next_cap),
-        "t": caps_column(w.caps, unit, RANGE),
-        "v": values_column(w.values, dtype),
-        "dtype": dtype.str,
-        "watermark": watermark_text(w.watermark),
-    }
+    t = caps_column(w.caps, unit, RANGE)
+    return _raw_window_answer(key, "columns", w, t, values_column(w.values, dtype), dtype=dtype.str)
 
 
 def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
