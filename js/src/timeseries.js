@@ -227,6 +227,31 @@ export async function info(client, key, options = {}) {
  */
 
 /**
+ * The `ts:range` call of every window read: the window, limit and `asOf` of `options`,
+ * times in `options.unit` (else `unit`), and the read mode's own fields in `extra`.
+ * @param {import('./client.js').Client} client
+ * @param {string} key
+ * @param {Omit<RangeOptions, 'buckets'>} options
+ * @param {string} unit
+ * @param {Record<string, unknown>} extra
+ * @returns {Promise<any>}
+ */
+function callRange(client, key, options, unit, extra) {
+  return client.call(
+    EVENTS.RANGE,
+    [key],
+    defined({
+      start: wireTime(options.start),
+      end: wireTime(options.end),
+      limit: options.limit,
+      as_of: asOfOf(options),
+      unit: options.unit ?? unit,
+      ...extra,
+    }),
+  );
+}
+
+/**
  * Records of a time window `[start, end)`, raw (`mode: "raw"`) or, with `buckets`,
  * downsampled (`mode: "buckets"`).
  *
@@ -238,19 +263,7 @@ export async function info(client, key, options = {}) {
  * @returns {Promise<RawAnswer | BucketsAnswer>}
  */
 export async function range(client, key, options = {}) {
-  const answer = await client.call(
-    EVENTS.RANGE,
-    [key],
-    defined({
-      start: wireTime(options.start),
-      end: wireTime(options.end),
-      limit: options.limit,
-      buckets: options.buckets,
-      as_of: asOfOf(options),
-      unit: options.unit ?? 'unix_s',
-    }),
-  );
-  return answer;
+  return callRange(client, key, options, 'unix_s', { buckets: options.buckets });
 }
 
 /**
@@ -265,18 +278,7 @@ export async function range(client, key, options = {}) {
  * @returns {Promise<ColumnsAnswer>}
  */
 export async function rangeColumns(client, key, options = {}) {
-  const answer = await client.call(
-    EVENTS.RANGE,
-    [key],
-    defined({
-      start: wireTime(options.start),
-      end: wireTime(options.end),
-      limit: options.limit,
-      as_of: asOfOf(options),
-      unit: options.unit ?? 'unix_ns',
-      columns: true,
-    }),
-  );
+  const answer = await callRange(client, key, options, 'unix_ns', { columns: true });
   return {
     ...answer,
     t: /** @type {BigInt64Array} */ (typedColumn(answer.t, '<i8')),
