@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
+from tests._config_text import meter_rules  # noqa: E402
 from tests._servers import ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
 from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
@@ -75,14 +76,8 @@ def config(port: int, persist: bool, index_cid: int) -> str:
         [generic]
         cid = {GENERIC_CID}
 
-        [[map]]
-        pattern = "meters/{{mid:int}}/{{moid:int}}"
-        cid = {CID}
-        mid = "{{mid}}"
-        moid = "{{moid}}"
-        codec = "struct:<d"
         """
-    )
+    ) + meter_rules(CID, dicts=False)
 
 
 def first_listing_ms(path: Path, text: str, limit: int) -> tuple[float, Any]:

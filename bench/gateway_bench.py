@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
+from tests._config_text import meter_rules  # noqa: E402
 from tests._servers import ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
 from tstorage_client.payload_type import BytesPayloadType  # noqa: E402
@@ -209,21 +210,8 @@ def gateway_config(data_dir: Path, ts_port: int, mode: str) -> str:
         port = {ts_port}
         mode = "{mode}"
 
-        [[map]]
-        pattern = "meters/{{mid:int}}/{{moid:int}}"
-        cid = {CID}
-        mid = "{{mid}}"
-        moid = "{{moid}}"
-        codec = "struct:<d"
-
-        [[map]]
-        kind = "dict"
-        pattern = "meters/{{mid:int}}"
-        cid = {CID}
-        mid = "{{mid}}"
-        codec = "struct:<d"
         """
-    )
+    ) + meter_rules(CID)
 
 
 def run_gateway(

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
 from gateway.timeseries.proxy import TimeSeries  # noqa: E402
+from tests._config_text import meter_rules  # noqa: E402
 from tests._servers import VENV_BIN, ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
 from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
@@ -99,21 +100,8 @@ def config_text(port: int, generic_cid: int, extra: str = "") -> str:
         [generic]
         cid = {generic_cid}
 
-        [[map]]
-        pattern = "meters/{{mid:int}}/{{moid:int}}"
-        cid = {CID}
-        mid = "{{mid}}"
-        moid = "{{moid}}"
-        codec = "struct:<d"
-
-        [[map]]
-        kind = "dict"
-        pattern = "meters/{{mid:int}}"
-        cid = {CID}
-        mid = "{{mid}}"
-        codec = "struct:<d"
         """
-    )
+    ) + meter_rules(CID)
 
 
 def memory(pid: int) -> dict[str, float]:

@@ -18,6 +18,7 @@ import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from tests._config_text import meter_rules
 from tests._servers import ServerProcess, spawn
 from tests._upstream import free_port
 
@@ -57,8 +58,9 @@ def fresh_cid() -> Callable[[], int]:
 
 def meter_config(tstorage: ServerProcess, cid: int, generic_cid: int, extra: str = "") -> str:
     """A config text mapping ``meters/{mid}/{moid}`` Lists and ``meters/{mid}`` Dicts."""
-    return textwrap.dedent(
-        f"""
+    return (
+        textwrap.dedent(
+            f"""
         [tstorage]
         host = "127.0.0.1"
         port = {tstorage.port}
@@ -66,21 +68,11 @@ def meter_config(tstorage: ServerProcess, cid: int, generic_cid: int, extra: str
         [generic]
         cid = {generic_cid}
 
-        [[map]]
-        pattern = "meters/{{mid:int}}/{{moid:int}}"
-        cid = {cid}
-        mid = "{{mid}}"
-        moid = "{{moid}}"
-        codec = "struct:<d"
-
-        [[map]]
-        kind = "dict"
-        pattern = "meters/{{mid:int}}"
-        cid = {cid}
-        mid = "{{mid}}"
-        codec = "struct:<d"
         """
-    ) + textwrap.dedent(extra)
+        )
+        + meter_rules(cid)
+        + textwrap.dedent(extra)
+    )
 
 
 @pytest.fixture
