@@ -29,6 +29,7 @@ from pydantic import (
 
 from gateway import keymap
 from gateway.codecs import PayloadCodec, parse_codec
+from gateway.elements import ElementShape
 from gateway.errors import ConfigError, ConfigIssue
 from znsocket.hosts import is_loopback_host
 
@@ -384,7 +385,7 @@ class MapRule(_Section):
         return parse_codec(self.codec)
 
     def to_rule(self, index: int) -> keymap.Rule:
-        """The key map's view of this rule."""
+        """This rule as keys resolve to it: what the key map matches and the views need."""
 
         def comp(spec: int | str | None) -> int | str | None:
             return spec if spec is None or isinstance(spec, int) else _placeholder_ref(spec)
@@ -399,6 +400,11 @@ class MapRule(_Section):
             mid=mid,
             moid=comp(self.moid),
             fields=tuple(self.fields.items()) if self.fields is not None else None,
+            shape=ElementShape(self.payload_codec(), self.element, self.time),
+            read_only=self.read_only,
+            allow_corrections=self.allow_corrections,
+            unit=self.unit,
+            label=self.label,
         )
 
     def _component_range(self, spec: int | str | None, bounds: tuple[int, int]) -> tuple[int, int]:

@@ -176,7 +176,7 @@ class DashboardReads:
         count, first, last, _ = self.reads.info(target)
         newest = self.reads.latest(target, 1).values if count else []
         s = target.series
-        rule = self.storage.series.view(target.rule.index).rule
+        rule = target.rule
         return {
             "key": user_key(full),
             "full_key": full,
@@ -197,7 +197,7 @@ class DashboardReads:
         keymap = self.storage.keymap
         out = []
         for rule in keymap.rules:
-            if rule.kind != "list" or self.storage.series.view(rule.index).rule.read_only:
+            if rule.kind != "list" or rule.read_only:
                 continue
             mid = rule.mid if isinstance(rule.mid, int) else 1
             moid = rule.moid if isinstance(rule.moid, int) else 1

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from gateway.errors import KeyMappingError
 from znsocket.objects.base import DICT_PREFIX, LIST_PREFIX, SEGMENTS_PREFIX
+
+if TYPE_CHECKING:  # elements needs this module's ranges at import: no import cycle
+    from gateway.elements import ElementShape
 
 PREFIXES: dict[str, str] = {"list": LIST_PREFIX, "dict": DICT_PREFIX}
 
@@ -54,6 +57,12 @@ CID_RANGE = (0, 2**31 - 2)
 MID_RANGE = (-(2**63), 2**63 - 2)
 MOID_RANGE = (-(2**31), 2**31 - 2)
 CAP_RANGE = (-(2**63), 2**63 - 2)
+#: Exclusive upper bound of a box's caps: a box up to it holds every capture time.
+CAP_END = CAP_RANGE[1] + 1
+#: The lowest acq: a box from it holds every version; a watermark at it has read nothing.
+ACQ_MIN = -(2**63)
+#: Exclusive upper bound of a box's acqs: a box up to it holds every version.
+ACQ_END = 2**63 - 1
 
 _CANONICAL_INT = r"(?:0|-?[1-9][0-9]*)"
 _PLACEHOLDER = re.compile(r"\{([^{}:]*)(?::([^{}]*))?\}")
@@ -63,6 +72,8 @@ PLACEHOLDER_TYPES = ("int",)
 Kind = Literal["list", "dict"]
 KeyTuple = tuple[int, int, int, int, int]
 """(cid, mid, moid, cap, acq), the order of TStorage keys on the wire."""
+Box = tuple[KeyTuple, KeyTuple]
+"""A TStorage key box ``[lo, hi)``: what one GET selects."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +177,9 @@ def _check_literal(literal: str, source: str) -> None:
 
 @dataclass(frozen=True)
 class Rule:
-    """What the key map needs of a map rule (built from the configuration).
+    """A map rule (built from the configuration) as a key resolves to it: what the key map
+    matches, and the settings the List and Dict views of its keys need, so a target carries
+    everything about its rule.
 
     Attributes:
         index: position in the configuration's ``[[map]]`` list (first match wins).
@@ -176,6 +189,11 @@ class Rule:
         mid: a fixed meter id, or the name of the placeholder that supplies it.
         moid: (lists) a fixed object id or a placeholder name; ``None`` for dicts.
         fields: (dicts) field name → moid; ``None`` means fields are decimal moids.
+        shape: how a record of the rule looks to clients (codec, element, time unit).
+        read_only: every write to the rule's keys is refused.
+        allow_corrections: a record at an existing cap may replace the element.
+        unit: what the values measure, for people (the dashboard shows it).
+        label: a name for the values, for people (the dashboard shows it).
     """
 
     index: int
@@ -185,10 +203,30 @@ class Rule:
     mid: int | str
     moid: int | str | None = None
     fields: tuple[tuple[str, int], ...] | None = None
+    shape: ElementShape = field(kw_only=True)
+    read_only: bool = field(default=False, kw_only=True)
+    allow_corrections: bool = field(default=False, kw_only=True)
+    unit: str | None = field(default=None, kw_only=True)
+    label: str | None = field(default=None, kw_only=True)
 
     def field_names(self) -> dict[int, str]:
         """moid → field name for dict rules with a ``fields`` table."""
         return {moid: name for name, moid in self.fields or ()}
+
+    def moids(self) -> tuple[int, int]:
+        """The half-open range of moids this rule's keys can show: a fixed moid, the
+        moids of the ``fields`` table, or every moid."""
+        if self.fields is not None:
+            moids = [m for _, m in self.fields]
+            return min(moids), max(moids) + 1
+        if isinstance(self.moid, int):
+            return self.moid, self.moid + 1
+        return MOID_RANGE[0], MOID_RANGE[1] + 1
+
+    def key_range(self) -> Box:
+        """The box holding every series this rule's keys can name (all caps and acqs)."""
+        mids = (self.mid, self.mid + 1) if isinstance(self.mid, int) else _ALL_MIDS
+        return key_box(self.cid, mids, self.moids())
 
 
 @dataclass(frozen=True)
@@ -202,34 +240,54 @@ class SeriesKey:
     def key_range(
         self,
         cap_min: int = CAP_RANGE[0],
-        cap_max: int = CAP_RANGE[1] + 1,
+        cap_max: int = CAP_END,
         *,
-        acq_min: int = -(2**63),
-        acq_max: int = 2**63 - 1,
-    ) -> tuple[KeyTuple, KeyTuple]:
+        acq_min: int = ACQ_MIN,
+        acq_max: int = ACQ_END,
+    ) -> Box:
         """Key box ``[min, max)`` selecting this series' captures ``cap_min <= cap < cap_max``
         acquired in ``acq_min <= acq < acq_max``.
 
         A TStorage box bounds every component separately, so cid/mid/moid are ``[x, x+1)``.
         """
         return key_box(
-            self.cid, (self.mid, self.mid + 1), (self.moid, self.moid + 1),
-            (cap_min, cap_max), (acq_min, acq_max),
+            self.cid, (self.mid, self.mid + 1), (self.moid, self.moid + 1), (cap_min, cap_max),
+            acq_min=acq_min, acq_max=acq_max,
         )  # fmt: skip
+
+
+_ALL_MIDS = (MID_RANGE[0], MID_RANGE[1] + 1)
+_ALL_MOIDS = (MOID_RANGE[0], MOID_RANGE[1] + 1)
 
 
 def key_box(
     cid: int,
-    mids: tuple[int, int],
-    moids: tuple[int, int],
-    caps: tuple[int, int] = (CAP_RANGE[0], CAP_RANGE[1] + 1),
-    acqs: tuple[int, int] = (-(2**63), 2**63 - 1),
-) -> tuple[KeyTuple, KeyTuple]:
-    """The TStorage key box ``[lo, hi)`` of one client id: mids, moids, caps and acqs each
-    given as a half-open range ``(min, max)``."""
-    lo = (cid, mids[0], moids[0], caps[0], acqs[0])
-    hi = (cid + 1, mids[1], moids[1], caps[1], acqs[1])
+    mids: tuple[int, int] = _ALL_MIDS,
+    moids: tuple[int, int] = _ALL_MOIDS,
+    caps: tuple[int, int] = (CAP_RANGE[0], CAP_END),
+    *,
+    acq_min: int = ACQ_MIN,
+    acq_max: int = ACQ_END,
+) -> Box:
+    """The TStorage key box ``[lo, hi)`` of one client id: mids, moids and caps each given
+    as a half-open range ``(min, max)`` (all of them when left out), acquired in
+    ``acq_min <= acq < acq_max``."""
+    lo = (cid, mids[0], moids[0], caps[0], acq_min)
+    hi = (cid + 1, mids[1], moids[1], caps[1], acq_max)
     return lo, hi
+
+
+def record_box(cid: int, mid: int, moid: int, cap: int, acq_min: int = ACQ_MIN) -> Box:
+    """The box of every version of the record at ``(cid, mid, moid, cap)`` acquired at or
+    after ``acq_min``: where the gateway keeps one value under a fixed key."""
+    return key_box(cid, (mid, mid + 1), (moid, moid + 1), (cap, cap + 1), acq_min=acq_min)
+
+
+def box_since(box: Box, acq0: int) -> Box:
+    """``box`` narrowed to the records acquired at or after ``acq0``: the change feed from
+    the watermark ``acq0`` of an earlier read of ``box``."""
+    lo, hi = box
+    return (lo[0], lo[1], lo[2], lo[3], acq0), hi
 
 
 @dataclass(frozen=True)
@@ -239,6 +297,10 @@ class ListTarget:
     key: str
     rule: Rule
     series: SeriesKey
+
+    def key_range(self) -> Box:
+        """The box of every record the List shows."""
+        return self.series.key_range()
 
 
 @dataclass(frozen=True)
@@ -277,6 +339,10 @@ class DictTarget:
     def series(self, moid: int) -> SeriesKey:
         """The series behind one field."""
         return SeriesKey(self.cid, self.mid, moid)
+
+    def key_range(self) -> Box:
+        """The box of every record the Dict's fields can show (the moids of its rule)."""
+        return key_box(self.cid, (self.mid, self.mid + 1), self.rule.moids())
 
 
 Target = ListTarget | DictTarget

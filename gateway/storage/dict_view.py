@@ -74,7 +74,8 @@ class DictViews(SeriesIndexes):
         box, _ = self._meter_box(t)
         fields = self._fields(t, box)
         latest = self._latest(t, box, [m for _, m in fields])
-        return {name: self._element(t.rule.index, *latest[m]) for name, m in fields if m in latest}
+        shape = t.rule.shape
+        return {name: shape.to_json(*latest[m]) for name, m in fields if m in latest}
 
     def hmget(self, t: DictTarget, keys: Any, *args: Any) -> list[str | None]:
         """Latest elements of several fields. Redis HMGET."""
@@ -88,10 +89,8 @@ class DictViews(SeriesIndexes):
             except KeyMappingError:
                 moids.append(None)
         latest = self._latest(t, box, [m for m in moids if m is not None])
-        return [
-            self._element(t.rule.index, *latest[m]) if m is not None and m in latest else None
-            for m in moids
-        ]
+        shape = t.rule.shape
+        return [shape.to_json(*latest[m]) if m is not None and m in latest else None for m in moids]
 
     def hget(self, t: DictTarget, key: Any) -> str | None:
         """Latest element of one field or ``None``. Redis HGET."""
@@ -142,16 +141,16 @@ class DictViews(SeriesIndexes):
             pairs.extend(zip(it[::2], it[1::2], strict=False))
         if not pairs:
             raise DataError("'hset' with no key value pairs")
-        view = self._writable(t.rule.index, t.key)
+        rule = self._writable(t)
         moids = [t.moid_for_field(str(k)) for k, _ in pairs]
-        parsed = [_parse(view.shape, v) for _, v in pairs]
+        parsed = [_parse(rule.shape, v) for _, v in pairs]
         box, lock = self._meter_box(t)
         with lock:
             new_fields = sum(1 for m in set(moids) if len(box.series(m)) == 0)
             planned: dict[int, list[int]] = {}
             for moid in dict.fromkeys(moids):
                 wanted = [c for m, (c, _) in zip(moids, parsed, strict=True) if m == moid]
-                planned[moid] = self._assign_caps(t.key, view.rule, box.series(moid), wanted)
+                planned[moid] = self._assign_caps(t.key, rule, box.series(moid), wanted)
             cursor = {m: iter(caps) for m, caps in planned.items()}
             records: list[PutRecord] = [
                 ((t.cid, t.mid, m, next(cursor[m])), payload)

@@ -113,7 +113,6 @@ class GatewayStorage(StorageCommands):
             )
         self.series = SeriesViews(
             link,
-            config.map,
             max_staleness=t.max_staleness,
             index_budget=t.index_budget,
             index_chunk=t.index_chunk,
@@ -366,9 +365,7 @@ class GatewayStorage(StorageCommands):
             t = self.resolve(args[0])
         except Exception:
             return None  # the single call reports the error
-        if not isinstance(t, ListTarget) or (
-            cmd == "rpush" and self.series.view(t.rule.index).rule.read_only
-        ):
+        if not isinstance(t, ListTarget) or (cmd == "rpush" and t.rule.read_only):
             return None
         return t
 

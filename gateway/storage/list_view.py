@@ -79,8 +79,8 @@ class ListViews(SeriesIndexes):
         """Append elements as new records; returns the new length once TStorage said OK."""
         if not values:
             raise ResponseError("wrong number of arguments for 'rpush' command")
-        view = self._writable(t.rule.index, t.key)
-        return self.append(t, [_parse(view.shape, v) for v in values])
+        rule = self._writable(t)
+        return self.append(t, [_parse(rule.shape, v) for v in values])
 
     def append(self, t: ListTarget, parsed: Sequence[tuple[int | None, bytes]]) -> int:
         """Append ``(cap or None for now, payload)`` pairs as one PUT; returns the new length.
@@ -90,10 +90,10 @@ class ListViews(SeriesIndexes):
                 an existing cap while corrections are off (nothing is written).
             TStorageUnavailable: the PUT failed (nothing is acknowledged).
         """
-        view = self._writable(t.rule.index, t.key)
+        rule = self._writable(t)
         _, lock, idx = self._series_box(t)
         with lock:
-            caps = self._assign_caps(t.key, view.rule, idx, [c for c, _ in parsed])
+            caps = self._assign_caps(t.key, rule, idx, [c for c, _ in parsed])
             s = t.series
             records: list[PutRecord] = [
                 ((s.cid, s.mid, s.moid, cap), payload)
@@ -122,7 +122,7 @@ class ListViews(SeriesIndexes):
                 element, or corrections while they are off (nothing is written).
             TStorageUnavailable: the PUT failed (nothing is acknowledged).
         """
-        view = self._writable(t.rule.index, t.key)
+        rule = self._writable(t)
         if len(caps) > 1 and not bool((caps[1:] > caps[:-1]).all()):
             raise DataError(
                 f"{t.key!r}: the times of one extend must be strictly increasing; not stored"
@@ -141,7 +141,7 @@ class ListViews(SeriesIndexes):
                         "element and matches none: inserting in the middle of a series is not "
                         "supported; not stored"
                     )
-                if not view.rule.allow_corrections:
+                if not rule.allow_corrections:
                     raise ResponseError(
                         f"{t.key!r}: an element with time t={old[0]} (TStorage ns) exists; "
                         "corrections are off for this map rule (allow_corrections = false); "
@@ -155,13 +155,13 @@ class ListViews(SeriesIndexes):
 
     def lset(self, t: ListTarget, index: Any, value: Any) -> bool:
         """Correct element ``index``: a newer record with the same cap. Redis LSET."""
-        view = self._writable(t.rule.index, t.key)
-        if not view.rule.allow_corrections:
+        rule = self._writable(t)
+        if not rule.allow_corrections:
             raise ResponseError(
                 f"{t.key!r}: elements of a series cannot be replaced "
                 "(set allow_corrections = true in the map rule to allow corrections)"
             )
-        cap_given, payload = _parse(view.shape, value)
+        cap_given, payload = _parse(rule.shape, value)
         _, lock, idx = self._series_box(t)
         with lock:
             n = len(idx)

@@ -16,23 +16,21 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import MapRule
 from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
     CAP_RANGE,
-    MOID_RANGE,
     DictTarget,
     KeyTuple,
     ListTarget,
+    Rule,
     SeriesKey,
-    key_box,
+    Target,
 )
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
@@ -84,14 +82,6 @@ def tstorage_now_ns() -> int:
     return time.time_ns() - EPOCH_OFFSET_NS
 
 
-@dataclass
-class _View:
-    """A rule's settings, resolved once."""
-
-    rule: MapRule
-    shape: ElementShape
-
-
 def _newest_per_cap(records: Sequence[Fetched]) -> dict[tuple[int, int], tuple[int, bytes]]:
     # (moid, cap) -> (acq, payload) of the newest version
     out: dict[tuple[int, int], tuple[int, bytes]] = {}
@@ -109,7 +99,6 @@ class SeriesIndexes:
     def __init__(
         self,
         link: TStorageLink,
-        rules: Sequence[MapRule],
         *,
         max_staleness: float = 0.1,
         index_budget: int = 10_000_000,
@@ -130,23 +119,21 @@ class SeriesIndexes:
         self.index_budget = index_budget
         self.index_chunk = index_chunk
         self.clock = clock
-        self._views = [_View(r, ElementShape(r.payload_codec(), r.element, r.time)) for r in rules]
         self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
         self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
         self._chunks = ChunkCache()
 
     # ------------------------------------------------------------------ indexes
-    def _box(
-        self, cid: int, mid: int, moid_lo: int, moid_hi: int, rule_index: int
-    ) -> tuple[BoxIndex, threading.RLock]:
-        codec = self._views[rule_index].shape.codec
+    def _box(self, target: Target) -> tuple[BoxIndex, threading.RLock]:
+        # one box per List series or Dict meter, and per way its rule holds payloads
+        lo, hi = target.key_range()
+        codec = target.rule.shape.codec
         size, dtype = codec.fixed_size, numeric_dtype(codec)
-        key = (cid, mid, moid_lo, moid_hi, size, None if dtype is None else dtype.str)
+        key = (lo[0], lo[1], lo[2], hi[2], size, None if dtype is None else dtype.str)
         with self._guard:
             box = self._boxes.get(key)
             if box is None:
-                lo, hi = key_box(cid, (mid, mid + 1), (moid_lo, moid_hi))
                 lock = self._locks[key] = threading.RLock()
 
                 def make(box: BoxIndex, moid: int) -> SeriesIndex:
@@ -451,21 +438,14 @@ class SeriesIndexes:
     def _series_box(
         self, t: ListTarget, force: bool = False
     ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
-        s = t.series
-        box, lock = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
+        box, lock = self._box(t)
         box.views[t.key] = t
         box.used_at = time.monotonic()
         self._catch_up(box, lock, force)
-        return box, lock, box.series(s.moid)
+        return box, lock, box.series(t.series.moid)
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
-        fields = target.rule.fields
-        if fields is not None:
-            moids = [m for _, m in fields]
-            lo_m, hi_m = min(moids), max(moids) + 1
-        else:
-            lo_m, hi_m = MOID_RANGE[0], MOID_RANGE[1] + 1
-        box, lock = self._box(target.cid, target.mid, lo_m, hi_m, target.rule.index)
+        box, lock = self._box(target)
         box.views[target.key] = target
         box.used_at = time.monotonic()
         self._catch_up(box, lock)
@@ -485,9 +465,8 @@ class SeriesIndexes:
                 yet; then it counts exactly the records with ``acq < box.acq0``.
         """
         if settled and not fresh:
-            s = t.series
-            box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
-            fresh = box.series(s.moid).unsettled
+            box, _ = self._box(t)
+            fresh = box.series(t.series.moid).unsettled
         return self._series_box(t, fresh)
 
     def save_summaries(self, t: ListTarget) -> int:
@@ -500,12 +479,7 @@ class SeriesIndexes:
 
     def series_lock(self, t: ListTarget) -> threading.RLock:
         """The lock of a List's series (held by writes and catch-ups), without reading."""
-        s = t.series
-        return self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)[1]
-
-    def view(self, rule_index: int) -> _View:
-        """The settings of map rule ``rule_index``."""
-        return self._views[rule_index]
+        return self._box(t)[1]
 
     # -------------------------------------------------------------- fetching
     def _fetch(
@@ -564,7 +538,7 @@ class SeriesIndexes:
 
     def _texts(self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int) -> list[str | None]:
         # elements at positions i0..i1-1 as JSON text (None: the record vanished meanwhile)
-        shape = self._views[t.rule.index].shape
+        shape = t.rule.shape
         out: list[str | None] = []
         for caps, block, got in self.records(t, idx, i0, i1):
             if block is not None:
@@ -574,15 +548,11 @@ class SeriesIndexes:
                 out.extend(shape.to_json(c, got[c]) if c in got else None for c in caps.tolist())
         return out
 
-    def _element(self, rule_index: int, cap: int, payload: bytes) -> str:
-        return self._views[rule_index].shape.to_json(cap, payload)
-
     # ------------------------------------------------------------- writes
-    def _writable(self, rule_index: int, key: str) -> _View:
-        view = self._views[rule_index]
-        if view.rule.read_only:
-            raise ResponseError(f"{key!r} is read-only (map rule {rule_index} sets read_only)")
-        return view
+    def _writable(self, t: Target) -> Rule:
+        if t.rule.read_only:
+            raise ResponseError(f"{t.key!r} is read-only (map rule {t.rule.index} sets read_only)")
+        return t.rule
 
     def _own(self, idx: SeriesIndex, records: Sequence[PutRecord]) -> None:
         # Records we just stored: into the index (with payloads when it holds them) at
@@ -599,7 +569,7 @@ class SeriesIndexes:
                 self.values.remember_own(key, payload)
 
     def _assign_caps(
-        self, key: str, rule: MapRule, idx: SeriesIndex, wanted: Sequence[int | None]
+        self, key: str, rule: Rule, idx: SeriesIndex, wanted: Sequence[int | None]
     ) -> list[int]:
         # "now" caps are strictly increasing per series: two appends in one nanosecond
         # become two elements, never a silent correction.

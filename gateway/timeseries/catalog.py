@@ -68,7 +68,7 @@ class SeriesCatalog:
             )
             lo: KeyTuple = (rule.cid, mid[0], moid[0], CAP_RANGE[0], _ACQ_MIN)
             hi: KeyTuple = (rule.cid + 1, mid[1], moid[1], CAP_RANGE[1] + 1, _ACQ_MAX)
-            size = storage.series.view(rule.index).shape.codec.fixed_size
+            size = rule.shape.codec.fixed_size
             known = self._boxes.get((lo, hi))
             if known is None or known[1] != size:  # two rules on one box: read records
                 self._boxes[(lo, hi)] = (_ACQ_MIN, size if known is None else None)

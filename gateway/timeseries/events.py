@@ -165,7 +165,7 @@ class TimeSeriesEvents:
         self.max_series = max_series
 
     def _dtype(self, event: str, t: Any) -> np.dtype[Any]:
-        codec = self.reads.series.view(t.rule.index).shape.codec
+        codec = t.rule.shape.codec
         dtype = numeric_dtype(codec)
         if dtype is None:
             raise DataError(
@@ -310,10 +310,9 @@ class TimeSeriesEvents:
         for t in targets:
             self.check(sid, t.key)
         upto, changes = self.reads.resume(targets, since)
-        codec_of = self.reads.series.view
         out: dict[str, Any] = {}
         for k, t, c in zip(keys, targets, changes, strict=True):
-            codec = codec_of(t.rule.index).shape.codec
+            codec = t.rule.shape.codec
             out[k] = {
                 "t": caps_in_unit(c.caps, unit),
                 "v": codec.decode_many(c.payloads),

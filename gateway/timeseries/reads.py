@@ -564,7 +564,7 @@ class TimeSeriesReads:
         return caps, [newest[int(c)][1] for c in caps], wm
 
     def _decode(self, t: ListTarget, payloads: list[bytes]) -> list[JSONValue]:
-        return self.series.view(t.rule.index).shape.codec.decode_many(payloads)
+        return t.rule.shape.codec.decode_many(payloads)
 
     def _elements(
         self,
@@ -577,7 +577,7 @@ class TimeSeriesReads:
         # caps and values at positions i0..i1-1 (a record that vanished meanwhile is left
         # out of both): decoded values, or with a dtype one array in which chunks holding
         # fixed-size payloads are taken as stored, not decoded one by one
-        codec = self.series.view(t.rule.index).shape.codec
+        codec = t.rule.shape.codec
         caps: list[npt.NDArray[np.int64]] = []
         values: list[JSONValue] = []
         arrays: list[npt.NDArray[Any]] = []

@@ -196,7 +196,6 @@ class _Plan:
         self.path = path
         self.target = target
         self.existing = existing
-        self.view = storage.series.view(target.rule.index)
         self.rows: dict[int, list[tuple[int, int | None, bytes]]] = {}  # moid -> rows
         self.skipped = 0
         self.corrected = 0
@@ -209,8 +208,9 @@ class _Plan:
         try:
             moid = self._moid(row)
             t = (row.get("t") or "").strip()
-            cap = _cell_time(t, self.view.shape.time) if t else None
-            payload = self.view.shape.codec.encode(_cell_value(row["v"]))
+            shape = self.target.rule.shape
+            cap = _cell_time(t, shape.time) if t else None
+            payload = shape.codec.encode(_cell_value(row["v"]))
         except (CodecError, KeyMappingError) as exc:
             raise TransferError(str(exc), self.path, line) from None
         self.rows.setdefault(moid, []).append((line, cap, payload))
@@ -233,12 +233,12 @@ class _Plan:
     def check(self) -> None:
         """Refuse, with its line, the first row an append would refuse, and apply the
         :data:`Existing` policy to rows at times already held (skipped rows are dropped)."""
-        rule = self.view.rule
+        rule = self.target.rule
         if rule.read_only:
             raise TransferError(
                 f"{user_key(self.target.key)} is read-only (its map rule sets read_only = true)"
             )
-        unit = self.view.shape.time
+        unit = rule.shape.time
         for moid, rows in self.rows.items():
             caps = self.storage.series.caps(self.series(moid))
             last = int(caps[-1]) if len(caps) else None
@@ -322,7 +322,7 @@ def import_csv(
     target = mapped_target(storage, key)
     if existing not in EXISTING:
         raise TransferError(f"unknown --existing {existing!r}; use {', '.join(EXISTING)}")
-    if existing == "correct" and not storage.series.view(target.rule.index).rule.allow_corrections:
+    if existing == "correct" and not target.rule.allow_corrections:
         raise TransferError(
             f"--existing correct: corrections are off for the map rule of {user_key(target.key)} "
             "(allow_corrections = false), so nothing was imported; use --existing skip"
@@ -395,7 +395,7 @@ def export_csv(
         TStorageUnavailable: TStorage did not answer.
     """
     target = mapped_target(storage, key)
-    view = storage.series.view(target.rule.index)
+    shape = target.rule.shape
     parts: list[tuple[str | None, ListTarget]]
     writer = csv.writer(out, lineterminator="\n")
     if isinstance(target, ListTarget):
@@ -409,7 +409,7 @@ def export_csv(
         writer.writerow(DICT_COLUMNS)
     caps = [storage.series.caps(series).copy() for _, series in parts]
     total = sum(len(c) for c in caps)
-    unit = view.shape.time
+    unit = shape.time
     name = user_key(target.key)
     with progress_bar(f"export {name}", "rows", total, progress) as bar:
         for (field, series), held in zip(parts, caps, strict=True):
@@ -424,7 +424,7 @@ def export_csv(
                     [
                         *prefix,
                         t,
-                        json.dumps(view.shape.codec.decode(payloads[cap])),
+                        json.dumps(shape.codec.decode(payloads[cap])),
                     ]
                     for cap, t in zip(chunk, times, strict=True)
                     if cap in payloads

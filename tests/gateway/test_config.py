@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gateway.codecs import parse_codec
 from gateway.config import check_config, load_config
+from gateway.elements import ElementShape
 from gateway.errors import ConfigError
-from gateway.keymap import LIST_PREFIX, ListTarget, SeriesKey
+from gateway.keymap import DICT_PREFIX, LIST_PREFIX, DictTarget, ListTarget, SeriesKey
 from tests._tls import make_tls_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +51,37 @@ def test_minimal_file_loads_with_defaults(tmp_path: Path) -> None:
     assert cfg.tstorage.embedded.data_dir == (tmp_path / "data").resolve()
     target = cfg.keymap().resolve(LIST_PREFIX + "meters/4/2")
     assert isinstance(target, ListTarget) and target.series == SeriesKey(1, 4, 2)
+
+
+def test_a_key_resolves_to_its_rule_with_the_settings_its_views_need(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            MINIMAL
+            + """
+            [[map]]
+            kind = "dict"
+            pattern = "site/{mid:int}"
+            cid = 2
+            mid = "{mid}"
+            fields = { a = 3, b = 5 }
+            element = "timestamped"
+            time = "unix_s"
+            read_only = true
+            unit = "V"
+            label = "voltage"
+            """,
+        )
+    )
+    keymap = cfg.keymap()
+    series = keymap.resolve(LIST_PREFIX + "meters/4/2")
+    assert isinstance(series, ListTarget)
+    assert series.rule.shape == ElementShape(parse_codec("struct:<d"), "value", "unix_ns")
+    assert not series.rule.read_only and not series.rule.allow_corrections
+    meter = keymap.resolve(DICT_PREFIX + "site/7")
+    assert isinstance(meter, DictTarget)
+    assert meter.rule.shape == ElementShape(parse_codec("json"), "timestamped", "unix_s")
+    assert (meter.rule.read_only, meter.rule.unit, meter.rule.label) == (True, "V", "voltage")
 
 
 def test_shipped_examples_validate(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.codecs import parse_codec
+from gateway.elements import ElementShape
 from gateway.errors import KeyMappingError
 from gateway.keymap import (
     DICT_PREFIX,
@@ -22,13 +24,32 @@ from gateway.keymap import (
 )
 
 
+_JSON = ElementShape(parse_codec("json"))
+
+
 def _rules() -> KeyMap:
     return KeyMap(
         [
             # a fixed series shadows part of the general rule below it
-            Rule(0, "list", compile_pattern("meters/1/{moid:int}"), cid=9, mid=100, moid="moid"),
-            Rule(1, "list", compile_pattern("meters/{mid:int}/{moid:int}"), 1, "mid", "moid"),
-            Rule(2, "dict", compile_pattern("meters/{mid:int}"), 1, "mid"),
+            Rule(
+                0,
+                "list",
+                compile_pattern("meters/1/{moid:int}"),
+                cid=9,
+                mid=100,
+                moid="moid",
+                shape=_JSON,
+            ),
+            Rule(
+                1,
+                "list",
+                compile_pattern("meters/{mid:int}/{moid:int}"),
+                1,
+                "mid",
+                "moid",
+                shape=_JSON,
+            ),
+            Rule(2, "dict", compile_pattern("meters/{mid:int}"), 1, "mid", shape=_JSON),
             Rule(
                 3,
                 "dict",
@@ -36,6 +57,7 @@ def _rules() -> KeyMap:
                 2,
                 "mid",
                 fields=(("L1", 1), ("L2", 2), ("L3", 3)),
+                shape=_JSON,
             ),
         ]
     )
