@@ -407,18 +407,10 @@ class MapRule(_Section):
             label=self.label,
         )
 
-    def _component_range(self, spec: int | str | None, bounds: tuple[int, int]) -> tuple[int, int]:
-        if isinstance(spec, int):
-            return spec, spec
-        return bounds
-
     def owned_ranges(self) -> tuple[tuple[int, int], tuple[int, int]]:
         """Inclusive (mid, moid) intervals of the series this rule can name."""
-        mids = self._component_range(self.mid, keymap.MID_RANGE)
-        if self.kind == "dict" and self.fields is not None:
-            values = list(self.fields.values())
-            return mids, (min(values), max(values))
-        return mids, self._component_range(self.moid, keymap.MOID_RANGE)
+        lo, hi = self.to_rule(0).key_range()  # the box does not depend on the position
+        return (lo[1], hi[1] - 1), (lo[2], hi[2] - 1)
 
 
 def _placeholder_ref(spec: str) -> str | None:

@@ -50,7 +50,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateway.keymap import DICT_PREFIX, LIST_PREFIX, KeyTuple
+from gateway.keymap import (
+    ACQ_MIN,
+    DICT_PREFIX,
+    LIST_PREFIX,
+    MID_RANGE,
+    MOID_RANGE,
+    Box,
+    key_box,
+    record_box,
+)
 from gateway.storage import generic_ops as ops
 from gateway.storage.generic_values import PREFIX, LargeValues
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
@@ -61,9 +70,6 @@ from znsocket.storage.spec import COMMAND_SPECS
 
 logger = logging.getLogger(__name__)
 
-_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
-_MID_MIN, _MID_MAX = -(2**63), 2**63 - 2
-_MOID_MAX = 2**31 - 2
 
 #: Commands that change keys named by their arguments -> the keys a call of it changes,
 #: from the command specs (``flushall``, which changes every key, is not here). Raises
@@ -99,7 +105,7 @@ def name_hash(name: str) -> int:
     h = int.from_bytes(
         hashlib.blake2b(name.encode(), digest_size=8).digest(), "little", signed=True
     )
-    return min(h, _MID_MAX)
+    return min(h, MID_RANGE[1])
 
 
 #: Target size of one checkpoint record (a key's checkpoint is split into parts).
@@ -149,10 +155,10 @@ class GenericKeys:
         self._by_slot: dict[tuple[int, int], str] = {}
         self._unconfirmed: dict[str, deque[bytes]] = {}
         self._reloaded: dict[str, int] = {}  # name -> acq up to which a reload applied it
-        self._acq0 = _ACQ_MIN
+        self._acq0 = ACQ_MIN
         self._refreshed_at = float("-inf")
         self._loaded = False
-        self._epoch = _ACQ_MIN  # base of the newest epoch marker we know
+        self._epoch = ACQ_MIN  # base of the newest epoch marker we know
         self._written = 0  # bytes of records seen or written since start (a counter)
         self._epoch_start = 0  # value of _written when the current epoch's bytes began
         self._next_check = checkpoint_min_bytes
@@ -171,7 +177,7 @@ class GenericKeys:
             mid = name_hash(name)
             names = self._by_mid.setdefault(mid, [])
             slot = (mid, len(names))
-            if slot[1] > _MOID_MAX:  # pragma: no cover - 2^31 names on one hash
+            if slot[1] > MOID_RANGE[1]:  # pragma: no cover - 2^31 names on one hash
                 raise DataError(f"too many key names share the hash of {name!r}")
             names.append(name)
             self._slots[name] = slot
@@ -209,23 +215,18 @@ class GenericKeys:
         self.values.link = link
 
     # ---------------------------------------------------------------- reading
-    def _box(self, acq_min: int) -> tuple[KeyTuple, KeyTuple]:
-        lo: KeyTuple = (self.cid, _MID_MIN, 0, 0, acq_min)
-        hi: KeyTuple = (self.cid + 1, _MID_MAX + 1, _MOID_MAX + 1, 1, _ACQ_MAX)
-        return lo, hi
+    def _box(self, acq_min: int) -> Box:
+        # the keys' records (cap 0, moids from 0) of every mid, acquired from acq_min
+        return key_box(self.cid, moids=(0, MOID_RANGE[1] + 1), caps=(0, 1), acq_min=acq_min)
 
-    def _slot_box(self, slot: tuple[int, int], acq_min: int) -> tuple[KeyTuple, KeyTuple]:
+    def _slot_box(self, slot: tuple[int, int], acq_min: int) -> Box:
         mid, moid = slot
-        return (self.cid, mid, moid, 0, acq_min), (self.cid + 1, mid + 1, moid + 1, 1, _ACQ_MAX)
+        return record_box(self.cid, mid, moid, 0, acq_min)
 
     def _read_epoch(self) -> int:
-        mid, moid, cap = _MARKER_SLOT
-        records, _ = self.link.get(
-            (self.cid, mid, moid, cap, _ACQ_MIN),
-            (self.cid + 1, mid + 1, moid + 1, cap + 1, _ACQ_MAX),
-        )
+        records, _ = self.link.get(*record_box(self.cid, *_MARKER_SLOT))
         if not records:
-            return _ACQ_MIN
+            return ACQ_MIN
         _, payload = max(records, key=lambda r: r[0].acq)
         return int(json.loads(payload)["epoch"])
 
@@ -261,7 +262,7 @@ class GenericKeys:
             self._acq0 = acq0
             self._refreshed_at = time.monotonic()
             self._loaded = True
-            if legacy and epoch == _ACQ_MIN:
+            if legacy and epoch == ACQ_MIN:
                 self._start_compaction()  # write the new format; later starts skip history
 
     def _rebuild(self, name: str, records: list[tuple[int, Record]]) -> None:
@@ -270,7 +271,7 @@ class GenericKeys:
         for _, r in records:
             if "b" in r:
                 parts.setdefault(r["b"], {})[r["i"]] = r
-        base, state = _ACQ_MIN, None
+        base, state = ACQ_MIN, None
         for b in sorted(parts, reverse=True):
             got = parts[b]
             if len(got) == next(iter(got.values()))["n"]:
@@ -332,7 +333,7 @@ class GenericKeys:
                 if "b" in r:
                     continue  # a checkpoint: no change (its bytes count where it is written)
                 self._written += len(payload)
-                if key.acq < self._reloaded.get(name, _ACQ_MIN) or name in conflicted:
+                if key.acq < self._reloaded.get(name, ACQ_MIN) or name in conflicted:
                     continue
                 if mine:
                     conflicted.append(name)  # ordered before ours by TStorage

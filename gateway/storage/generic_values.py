@@ -27,12 +27,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from gateway.keymap import KeyTuple
+from gateway.keymap import MID_RANGE, record_box
 from gateway.storage.link import PutRecord, TStorageLink
 
 PREFIX = "\udfff"
 VALUE_CAP = 2
-_MID_MAX = 2**63 - 2
 
 #: Per command: the positions and keyword names of its arguments that are values, fields
 #: or members (``None``: every position from the first on).
@@ -57,7 +56,7 @@ VALUE_ARGS: dict[str, tuple[tuple[int, ...] | None, frozenset[str]]] = {
 
 
 def _address(digest: bytes) -> tuple[int, int]:
-    mid = min(int.from_bytes(digest[:8], "little", signed=True), _MID_MAX)
+    mid = min(int.from_bytes(digest[:8], "little", signed=True), MID_RANGE[1])
     moid = int.from_bytes(digest[8:12], "little") & 0x7FFFFFFE
     return mid, moid
 
@@ -164,9 +163,7 @@ class LargeValues:
                 return hit
         digest_hex, _, length = ref[len(PREFIX) :].partition(":")
         mid, moid = _address(bytes.fromhex(digest_hex))
-        lo: KeyTuple = (self.cid, mid, moid, VALUE_CAP, -(2**63))
-        hi: KeyTuple = (self.cid + 1, mid + 1, moid + 1, VALUE_CAP + 1, 2**63 - 1)
-        records, _ = self.link.get(lo, hi)
+        records, _ = self.link.get(*record_box(self.cid, mid, moid, VALUE_CAP))
         for _, payload in records:
             text = bytes(payload).decode()
             if len(text) == int(length):

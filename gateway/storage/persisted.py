@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import CAP_RANGE, SeriesKey
+from gateway.keymap import ACQ_MIN, CAP_RANGE, Box, SeriesKey, record_box
 from gateway.storage.link import PutRecord, TStorageLink
 
 FORMAT = 1
@@ -135,14 +135,13 @@ class SummaryStore:
     def _cap(self, s: SeriesKey, generation: int, slot: int) -> int:
         return (s.cid << 32) | (generation << 16) | slot
 
-    def _box(self, s: SeriesKey, cap: int, acq_min: int) -> tuple[Any, Any]:
-        own = SeriesKey(self.cid, s.mid, s.moid)
-        return own.key_range(cap, cap + 1, acq_min=acq_min)
+    def _box(self, s: SeriesKey, cap: int, acq_min: int) -> Box:
+        return record_box(self.cid, s.mid, s.moid, cap, acq_min)
 
     def _newest(self, s: SeriesKey, cap: int) -> tuple[int, bytes] | None:
         now = self.clock()
         for back in _LOOKBACK_NS:
-            since = -(2**63) if back is None else now - back
+            since = ACQ_MIN if back is None else now - back
             records, _ = self.link.get(*self._box(s, cap, since))
             mine = [(k.acq, p) for k, p in records if k.mid == s.mid and k.moid == s.moid]
             if mine:
@@ -171,7 +170,7 @@ class SummaryStore:
             raise CorruptSummary(f"unreadable header: {exc}") from None
         parts: list[dict[str, npt.NDArray[Any]]] = []
         for p, (gen, length, crc) in enumerate(pages):
-            records, _ = self.link.get(*self._box(s, self._cap(s, gen, 1 + p), -(2**63)))
+            records, _ = self.link.get(*self._box(s, self._cap(s, gen, 1 + p), ACQ_MIN))
             versions = sorted(
                 (k.acq, data) for k, data in records if k.mid == s.mid and k.moid == s.moid
             )

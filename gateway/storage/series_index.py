@@ -24,6 +24,7 @@ import numpy.typing as npt
 from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
+    ACQ_MIN,
     CAP_RANGE,
     DictTarget,
     KeyTuple,
@@ -41,7 +42,6 @@ from gateway.timeseries.downsample import numeric_dtype
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
 
-_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 log = logging.getLogger("gateway.index")
 _STREAM_BATCH_BYTES = 4 * 1024 * 1024
 # (cid, mid, moid_lo, moid_hi, payload size held per record or None, numeric dtype or None)
@@ -183,7 +183,7 @@ class SeriesIndexes:
         lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
         size = box.payload_size
         data = CapIndex(size)
-        if box.acq0 == _ACQ_MIN:
+        if box.acq0 == ACQ_MIN:
             return data
         if size:
 
@@ -215,7 +215,7 @@ class SeriesIndexes:
             if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
                 return
             started = time.monotonic()
-            if box.acq0 == _ACQ_MIN and not self._restore(box):
+            if box.acq0 == ACQ_MIN and not self._restore(box):
                 lo, hi = box.feed_box()
                 count = self._build(box, lo, hi)
             else:
@@ -268,7 +268,7 @@ class SeriesIndexes:
 
     def _persist(self, box: BoxIndex, *, now: bool = False) -> None:
         # Save the summaries that changed, at most every index_save seconds per series.
-        if self.store is None or box.acq0 == _ACQ_MIN:
+        if self.store is None or box.acq0 == ACQ_MIN:
             return
         t = time.monotonic()
         for moid, idx in box.moids.items():

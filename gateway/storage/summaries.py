@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import CAP_RANGE, KeyTuple
+from gateway.keymap import CAP_RANGE, KeyTuple, box_since
 from gateway.storage.index import CapIndex
 
 #: A summary row counts as this many held records in ``index_budget`` (about its bytes
@@ -587,8 +587,7 @@ class BoxIndex:
 
     def feed_box(self) -> tuple[KeyTuple, KeyTuple]:
         """The box that returns exactly the records that arrived since ``acq0``."""
-        lo = (*self.lo[:4], self.acq0)
-        return lo, self.hi
+        return box_since((self.lo, self.hi), self.acq0)
 
     def forget(self) -> None:
         """Drop every series' cached chunks and summaries."""

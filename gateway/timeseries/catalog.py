@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
-from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, SeriesKey
+from gateway.keymap import ACQ_MIN, KeyTuple, SeriesKey, box_since
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
 from gateway.storage.series_index import tstorage_now_ns
@@ -32,7 +32,6 @@ from gateway.timeseries.catalog_store import CatalogStore
 
 __all__ = ["SeriesCatalog", "listed_keys"]
 
-_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
 _SERIES_FIELDS = ("cid", "mid", "moid")
 
@@ -56,22 +55,11 @@ class SeriesCatalog:
         for rule in storage.keymap.rules:
             if rule.kind != "list":
                 continue
-            mid = (
-                (rule.mid, rule.mid + 1)
-                if isinstance(rule.mid, int)
-                else (MID_RANGE[0], MID_RANGE[1] + 1)
-            )
-            moid = (
-                (rule.moid, rule.moid + 1)
-                if isinstance(rule.moid, int)
-                else (MOID_RANGE[0], MOID_RANGE[1] + 1)
-            )
-            lo: KeyTuple = (rule.cid, mid[0], moid[0], CAP_RANGE[0], _ACQ_MIN)
-            hi: KeyTuple = (rule.cid + 1, mid[1], moid[1], CAP_RANGE[1] + 1, _ACQ_MAX)
+            lo, hi = rule.key_range()
             size = rule.shape.codec.fixed_size
             known = self._boxes.get((lo, hi))
             if known is None or known[1] != size:  # two rules on one box: read records
-                self._boxes[(lo, hi)] = (_ACQ_MIN, size if known is None else None)
+                self._boxes[(lo, hi)] = (ACQ_MIN, size if known is None else None)
         t = storage.config.tstorage
         self.store = (
             CatalogStore(storage.link, t.index_cid, tstorage_now_ns) if t.index_persist else None
@@ -95,8 +83,7 @@ class SeriesCatalog:
             if self.store is not None and not self._loaded:
                 self._load()
             for box, (acq0, size) in list(self._boxes.items()):
-                lo, hi = box
-                since: KeyTuple = (*lo[:4], acq0)
+                since, hi = box_since(box, acq0)
                 found: set[tuple[int, int, int]] = set()
                 acq = None
                 if size is not None:
@@ -144,7 +131,7 @@ class SeriesCatalog:
             return
         self._unsaved.setdefault(box, set()).update(new)
         pending = self._unsaved[box]
-        saved = self._saved.get(box, _ACQ_MIN)
+        saved = self._saved.get(box, ACQ_MIN)
         due = time.monotonic() - self._saved_at.get(box, -float("inf")) >= self._save_every
         if not pending and (acq <= saved or not due):
             return

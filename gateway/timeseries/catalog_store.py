@@ -24,13 +24,12 @@ from typing import Any
 
 import numpy.typing as npt
 
-from gateway.keymap import MID_RANGE, MOID_RANGE, KeyTuple
+from gateway.keymap import ACQ_MIN, KeyTuple, key_box, record_box
 from gateway.storage.link import PutRecord, TStorageLink
 
 __all__ = ["CatalogStore"]
 
 FORMAT = 1
-_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
 _HOUR_NS = 3600 * 10**9
 #: markers per PUT (about 40 bytes each on the wire)
 _PUT_BATCH = 10_000
@@ -57,8 +56,7 @@ class CatalogStore:
             TStorageUnavailable: TStorage could not be read.
         """
         cap = -1 - cid
-        lo: KeyTuple = (self.cid, MID_RANGE[0], MOID_RANGE[0], cap, _ACQ_MIN)
-        hi: KeyTuple = (self.cid + 1, MID_RANGE[1] + 1, MOID_RANGE[1] + 1, cap + 1, _ACQ_MAX)
+        lo, hi = key_box(self.cid, caps=(cap, cap + 1))
 
         def take(arr: npt.NDArray[Any]) -> None:
             arr = arr[arr["cap"] == cap]
@@ -79,10 +77,8 @@ class CatalogStore:
         """
         cid, mid, moid, cap = self._watermark_key(box)
         now = self.clock()
-        for since in (now - _HOUR_NS, _ACQ_MIN):
-            lo: KeyTuple = (cid, mid, moid, cap, since)
-            hi: KeyTuple = (cid + 1, mid + 1, moid + 1, cap + 1, _ACQ_MAX)
-            records, _ = self.link.get(lo, hi)
+        for since in (now - _HOUR_NS, ACQ_MIN):
+            records, _ = self.link.get(*record_box(cid, mid, moid, cap, since))
             mine = [(k.acq, p) for k, p in records if (k.mid, k.moid, k.cap) == (mid, moid, cap)]
             if mine:
                 try:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from gateway.codecs import JSONValue
 from gateway.errors import KeyMappingError
-from gateway.keymap import CAP_RANGE, LIST_PREFIX, KeyTuple, ListTarget, user_key
+from gateway.keymap import CAP_END, CAP_RANGE, LIST_PREFIX, KeyTuple, ListTarget, user_key
 from gateway.storage import GatewayStorage
 from gateway.storage.link import Fetched
 from gateway.storage.summaries import SeriesIndex
@@ -56,8 +56,6 @@ MAX_RESUME_KEYS = 100
 MAX_MANY_POINTS = 100_000
 MAX_RESUME_RECORDS = 1_000_000
 MAX_AS_OF_RECORDS = 1_000_000
-_ACQ_MIN, _ACQ_MAX = -(2**63), 2**63 - 1
-_CAP_END = CAP_RANGE[1] + 1
 
 
 def list_key(key: Any) -> str:
@@ -290,7 +288,7 @@ class TimeSeriesReads:
             i0 = max(total - m, 0)
             with self._snapshot(t) as (idx, _):
                 lo = idx.cap_at(i0) if total and i0 < len(idx) else CAP_RANGE[0]
-            caps, payloads, wm = self._as_of(t, lo, _CAP_END, as_of)
+            caps, payloads, wm = self._as_of(t, lo, CAP_END, as_of)
             if len(caps) >= n or i0 == 0:
                 break
             m *= 4
@@ -524,7 +522,7 @@ class TimeSeriesReads:
     @staticmethod
     def _window(start: int | None, end: int | None) -> tuple[int, int]:
         lo = CAP_RANGE[0] if start is None else start
-        hi = _CAP_END if end is None else end
+        hi = CAP_END if end is None else end
         if lo > hi:
             raise DataError(f"start ({start}) lies after end ({end})")
         return lo, hi

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import CAP_RANGE
+from gateway.keymap import CAP_END, CAP_RANGE
 from tstorage_client.timestamp import EPOCH, EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
@@ -75,7 +75,7 @@ def parse_time(value: Any, name: str) -> int | None:
             f"{name}: expected an ISO-8601 string or TStorage nanoseconds, "
             f"got {type(value).__name__}"
         )
-    if not CAP_RANGE[0] <= ns <= CAP_RANGE[1] + 1:
+    if not CAP_RANGE[0] <= ns <= CAP_END:
         raise DataError(f"{name}: {value!r} is outside TStorage's time range")
     return ns
 

@@ -10,6 +10,10 @@ from gateway.codecs import parse_codec
 from gateway.elements import ElementShape
 from gateway.errors import KeyMappingError
 from gateway.keymap import (
+    ACQ_END,
+    ACQ_MIN,
+    CAP_END,
+    CAP_RANGE,
     DICT_PREFIX,
     LIST_PREFIX,
     MID_RANGE,
@@ -19,10 +23,11 @@ from gateway.keymap import (
     ListTarget,
     Rule,
     SeriesKey,
+    box_since,
     compile_pattern,
+    record_box,
     user_key,
 )
-
 
 _JSON = ElementShape(parse_codec("json"))
 
@@ -176,6 +181,35 @@ def test_series_key_range_is_one_series_box() -> None:
     lo, hi = SeriesKey(1, 7, 3).key_range(100, 200)
     assert lo == (1, 7, 3, 100, -(2**63))
     assert hi == (2, 8, 4, 200, 2**63 - 1)
+
+
+def test_rule_and_target_boxes_hold_exactly_what_their_keys_can_name() -> None:
+    km = _rules()
+    every_cap, every_acq = (CAP_RANGE[0], CAP_END), (ACQ_MIN, ACQ_END)
+    fixed, general, meter, phases = km.rules
+    # (cid, mid range, moid range) of each rule's box, all caps and acqs
+    shown = {
+        rule.index: (lo[0], (lo[1], hi[1]), (lo[2], hi[2]), (lo[3], hi[3]), (lo[4], hi[4]))
+        for rule in km.rules
+        for lo, hi in [rule.key_range()]
+    }
+    every_mid, every_moid = (MID_RANGE[0], MID_RANGE[1] + 1), (MOID_RANGE[0], MOID_RANGE[1] + 1)
+    assert shown[fixed.index] == (9, (100, 101), every_moid, every_cap, every_acq)
+    assert shown[general.index] == (1, every_mid, every_moid, every_cap, every_acq)
+    assert shown[meter.index] == (1, every_mid, every_moid, every_cap, every_acq)
+    assert shown[phases.index] == (2, every_mid, (1, 4), every_cap, every_acq)
+    site = km.resolve(DICT_PREFIX + "site/4/phases")
+    assert isinstance(site, DictTarget)
+    assert site.key_range() == ((2, 4, 1, CAP_RANGE[0], ACQ_MIN), (3, 5, 4, CAP_END, ACQ_END))
+    lst = km.resolve(LIST_PREFIX + "meters/7/3")
+    assert isinstance(lst, ListTarget) and lst.key_range() == SeriesKey(1, 7, 3).key_range()
+
+
+def test_record_box_and_change_feed_box() -> None:
+    assert record_box(5, 7, 3, 100) == ((5, 7, 3, 100, ACQ_MIN), (6, 8, 4, 101, ACQ_END))
+    assert record_box(5, 7, 3, 100, 42)[0][4] == 42
+    box = SeriesKey(1, 7, 3).key_range(10, 20)
+    assert box_since(box, 99) == ((1, 7, 3, 10, 99), box[1])
 
 
 @pytest.mark.parametrize(
