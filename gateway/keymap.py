@@ -21,6 +21,14 @@ shadowed by an earlier rule, so the inverse never names a key that resolves else
 
 A key that has a rule's literal shape but a placeholder of the wrong type or out of range
 raises :class:`KeyMappingError` instead of silently falling through to generic storage.
+
+A key resolves to a target that carries its :class:`Rule`, with the settings the views of
+the key need (element shape, write permissions, labels): nothing looks a rule up again.
+
+Key boxes: every TStorage box the gateway reads is built here: a series'
+(:meth:`SeriesKey.key_range`), a rule's (:meth:`Rule.key_range`), a target's, the versions
+of one record key (:func:`record_box`), any other (:func:`key_box`), and the change feed of
+a box from its watermark (:func:`box_since`). The bounds of each key component are here too.
 """
 
 from __future__ import annotations

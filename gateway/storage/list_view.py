@@ -13,6 +13,7 @@ import numpy.typing as npt
 from gateway.keymap import ListTarget
 from gateway.storage.link import PutRecord
 from gateway.storage.series_index import SeriesIndexes, _parse
+from gateway.storage.summaries import SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ
 from znsocket.exceptions import DataError, ResponseError
 
@@ -73,7 +74,18 @@ class ListViews(SeriesIndexes):
                 return []
             return [x for x in self._texts(t, idx, start, end + 1) if x is not None]
 
-    # ------------------------------------------------------------- List writes
+    def _texts(self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int) -> list[str | None]:
+        # elements at positions i0..i1-1 as JSON text (None: the record vanished meanwhile)
+        shape = t.rule.shape
+        out: list[str | None] = []
+        for caps, block, got in self.records(t, idx, i0, i1):
+            if block is not None:
+                out.extend(shape.to_json_block(caps.tolist(), block))
+            else:
+                assert got is not None
+                out.extend(shape.to_json(c, got[c]) if c in got else None for c in caps.tolist())
+        return out
+
     # ------------------------------------------------------------- List writes
     def rpush(self, t: ListTarget, *values: Any) -> int:
         """Append elements as new records; returns the new length once TStorage said OK."""

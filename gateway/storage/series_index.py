@@ -1,11 +1,15 @@
 """The indexes behind mapped series: chunk summaries per box, caught up with TStorage.
 
-:class:`SeriesIndexes` holds the boxes (one per List series or Dict meter), builds them by
-one streamed GET or starts them from persisted summaries, catches them up through the
-change feed when older than ``max_staleness``, announces what arrived from elsewhere,
-bounds their memory by ``index_budget`` and reads the chunks a read needs. The List and
-Dict commands over it live in :mod:`gateway.storage.list_view` and
-:mod:`gateway.storage.dict_view`; ``docs/data-model.md`` describes the model.
+:class:`SeriesIndexes` holds the boxes (one per List series or Dict meter: the key box of
+the target, whose rule tells how its payloads are held), builds them by one streamed GET
+or starts them from persisted summaries, catches them up through the change feed when
+older than ``max_staleness``, announces what arrived from elsewhere, bounds their memory
+by ``index_budget`` and reads the records a read needs. It also holds what List and Dict
+writes share: the rule's read-only check, the caps of appends, and own records entering
+the index at once. The summaries themselves are :mod:`gateway.storage.summaries` (persisted
+by :mod:`gateway.storage.persisted`); the List and Dict commands over them live in
+:mod:`gateway.storage.list_view` and :mod:`gateway.storage.dict_view`;
+``docs/data-model.md`` describes the model.
 """
 
 from __future__ import annotations
@@ -535,18 +539,6 @@ class SeriesIndexes:
                 yield caps, data.payload_block(range(j0, j1)), None
             else:
                 yield caps, None, self._fetch(t.series, caps.tolist())
-
-    def _texts(self, t: ListTarget, idx: SeriesIndex, i0: int, i1: int) -> list[str | None]:
-        # elements at positions i0..i1-1 as JSON text (None: the record vanished meanwhile)
-        shape = t.rule.shape
-        out: list[str | None] = []
-        for caps, block, got in self.records(t, idx, i0, i1):
-            if block is not None:
-                out.extend(shape.to_json_block(caps.tolist(), block))
-            else:
-                assert got is not None
-                out.extend(shape.to_json(c, got[c]) if c in got else None for c in caps.tolist())
-        return out
 
     # ------------------------------------------------------------- writes
     def _writable(self, t: Target) -> Rule:

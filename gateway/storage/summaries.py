@@ -20,6 +20,10 @@ A chunk's data is a :class:`~gateway.storage.index.CapIndex` (caps, and for fixe
 the newest payload of each cap), so corrections and late records update it exactly as they
 updated the whole-series index before; its summary row is recomputed from it after every
 change (a chunk is small).
+
+A :class:`BoxIndex` holds the summaries of every series of one key box (a List's series, a
+Dict's meter) with the box's change-feed watermark; :class:`ChunkCache` is the cache the
+chunks of all series share.
 """
 
 from __future__ import annotations
