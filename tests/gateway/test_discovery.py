@@ -151,3 +151,42 @@ def test_a_watermark_record_of_another_box_or_unreadable_is_not_trusted(
         gw = start_gateway(config)
         assert [e["key"] for e in listing(gw)["series"]] == ["meters/1/1", "meters/2/2"]
         gw.stop()
+
+
+def test_the_listing_shows_each_rules_unit_and_label_and_examples_only_of_writable_rules(
+    tstorage: ServerProcess,
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid, volts, archive = fresh_cid(), fresh_cid(), fresh_cid()
+    extra = f"""
+        [[map]]
+        pattern = "volts/{{moid:int}}"
+        cid = {volts}
+        mid = 1
+        moid = "{{moid}}"
+        codec = "struct:<d"
+        unit = "V"
+        label = "mains voltage"
+
+        [[map]]
+        pattern = "archive/{{moid:int}}"
+        cid = {archive}
+        mid = 1
+        moid = "{{moid}}"
+        codec = "struct:<d"
+        read_only = true
+        """
+    put_direct(
+        tstorage, records(cid, 1, 1, 2) + records(volts, 1, 4, 3) + records(archive, 1, 2, 1)
+    )
+    gw = start_gateway(meter_config(tstorage, cid, fresh_cid(), extra))
+    data = listing(gw)
+    shown = {e["key"]: (e["count"], e["unit"], e["label"]) for e in data["series"]}
+    assert shown == {
+        "meters/1/1": (2, None, None),
+        "volts/4": (3, "V", "mains voltage"),
+        "archive/2": (1, None, None),
+    }
+    # a page shows how to add data only with keys a client may write
+    assert data["examples"] == ["meters/1/1", "volts/1"]
