@@ -117,16 +117,16 @@ class EmbeddedLimits(_Section):
 
 
 class EmbeddedConfig(_Section):
-    """``[tstorage.embedded]``: run our TStorage server for the gateway.
+    """``[tstorage.embedded]``: run our TStorage server for the gateway, as a child process.
 
-    In process mode the gateway supervises the child: when it exits unexpectedly it is
-    restarted on the same port after ``restart_delay`` seconds, the delay doubling with
-    each restart up to ``restart_max_delay`` (back to ``restart_delay`` once a child stayed
-    up that long).
+    The gateway supervises the child: when it exits unexpectedly it is restarted on the
+    same port after ``restart_delay`` seconds, the delay doubling with each restart up to
+    ``restart_max_delay`` (back to ``restart_delay`` once a child stayed up that long).
     """
 
     data_dir: _LaxPath
-    mode: Literal["thread", "process"] = "process"
+    #: the only mode left; accepted so that files which name it keep loading
+    mode: Literal["process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
     # Durability (tstorage_server.store.lmdb): "commit" fsyncs before a write is
@@ -138,6 +138,17 @@ class EmbeddedConfig(_Section):
     restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     limits: EmbeddedLimits = Field(default_factory=EmbeddedLimits)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _thread_mode_removed(cls, mode: Any) -> Any:
+        if mode == "thread":
+            raise ValueError(
+                'mode = "thread" (the server inside the gateway process) was removed: the '
+                "embedded TStorage always runs as a child process of the gateway "
+                '(hint: delete the mode line, or write mode = "process")'
+            )
+        return mode
 
     @field_validator("host")
     @classmethod
