@@ -70,9 +70,9 @@ class EmbeddedTStorage:
         """Start the server; returns once it accepts connections.
 
         Args:
-            busy_wait_s: how long to wait for the data directory when
-                another server holds it (the server of a gateway that was just killed lets
-                go within about 0.1 s); 0 refuses at once.
+            busy_wait_s: how long to wait for the data directory when another server
+                holds it (the server of a gateway that was just killed lets go within
+                about 0.1 s); 0 refuses at once.
 
         Raises:
             DataDirInUse: another server holds the data directory.
