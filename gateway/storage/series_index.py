@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.cooperative import give_way
 from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
@@ -297,9 +298,7 @@ class SeriesIndexes:
         progress = _Progress(box)
 
         def take(batch: list[Fetched]) -> None:
-            # Building a large index is seconds of CPU: let other clients (and the
-            # websocket keep-alive pings) run between batches.
-            time.sleep(0)
+            give_way()  # building a large index is seconds of CPU
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
             self._evict()
@@ -336,7 +335,7 @@ class SeriesIndexes:
         assert size
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches (a few ms each)
+            give_way()  # between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
             self._evict()

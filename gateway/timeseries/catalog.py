@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gateway.cooperative import give_way
 from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import ACQ_MIN, KeyTuple, SeriesKey, box_since
 from gateway.storage import GatewayStorage
@@ -155,7 +156,7 @@ class SeriesCatalog:
     ) -> int:
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches
+            give_way()  # between batches
             if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
                 # one series in the whole batch (the usual case): no sort of the rows
                 seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -42,7 +43,6 @@ import numpy as np
 
 from tstorage_client import block as client_block
 from tstorage_client.block import RecordBlock
-from tstorage_server._unpatched import real_threading
 from tstorage_server.clock import AcqClock
 from tstorage_server.store import blocks as B
 from tstorage_server.store.blocks import KeyTuple
@@ -358,7 +358,6 @@ class BlockStore(Store):
     """
 
     def __init__(self, clock_floor: int = -(2**63)) -> None:
-        threading = real_threading()
         self._clock = AcqClock(clock_floor)
         self._clock_lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -370,7 +369,6 @@ class BlockStore(Store):
         self._closed = False
         self._small_blocks = 0
         self._compacting = False
-        self._threading = threading
 
     # -- subclass hooks -------------------------------------------------------------------
     @abc.abstractmethod
@@ -461,7 +459,7 @@ class BlockStore(Store):
             finally:
                 self._compacting = False
 
-        self._threading.Thread(target=run, name="tstorage-compaction", daemon=True).start()
+        threading.Thread(target=run, name="tstorage-compaction", daemon=True).start()
 
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:

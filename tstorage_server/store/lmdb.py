@@ -33,6 +33,7 @@ import fcntl
 import logging
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +41,6 @@ import lmdb
 import numpy as np
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
-from tstorage_server._unpatched import real_threading
 from tstorage_server.runfile import LOCK_FILE
 from tstorage_server.store import blocks as B
 from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
@@ -180,7 +180,6 @@ class LmdbStore(BlockStore):
                 )
         self._syncer: Any = None
         if sync == "interval":
-            threading = real_threading()
             self._sync_stop = threading.Event()
             self._syncer = threading.Thread(
                 target=self._sync_every, name="tstorage-sync", daemon=True
