@@ -39,6 +39,7 @@ from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorag
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
 from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
+from gateway.storage.yielding import let_others_run
 from gateway.timeseries.downsample import numeric_dtype
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
@@ -308,7 +309,7 @@ class SeriesIndexes:
         def take(batch: list[Fetched]) -> None:
             # Building a large index is seconds of CPU: let other clients (and the
             # websocket keep-alive pings) run between batches.
-            time.sleep(0)
+            let_others_run()
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
             self._evict()
@@ -345,7 +346,7 @@ class SeriesIndexes:
         assert size
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches (a few ms each)
+            let_others_run()  # between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
             self._evict()
