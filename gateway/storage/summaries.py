@@ -475,23 +475,24 @@ class SeriesIndex:
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
                 self.cache.touch(self, lo)
                 touched[k] = data
-            for k, data in touched.items():
-                self._recount(k, data)
+            # from the last row back: a split inserts rows after its own
             for k in sorted(touched, reverse=True):
-                self._split(k, touched[k])
+                if not self._split(k, touched[k]):  # a split counts its pieces' rows
+                    self._recount(k, touched[k])
 
     def _new_chunk(self, lo: int) -> CapIndex:
         data = self._data[lo] = CapIndex(self.payload_size)
         return data
 
-    def _split(self, k: int, data: CapIndex) -> None:
+    def _split(self, k: int, data: CapIndex) -> bool:
         # The last chunk is cut once full (appends start the next one); another chunk
         # only past twice the size (late records), so a chunk never splits into tiny ones.
-        n = int(self.count[k])
+        # True when it was cut (the rows of its pieces are counted).
+        n = len(data)
         size = self.chunk_records
         last = k == self.chunks - 1
         if n <= size or (not last and n <= 2 * size):
-            return
+            return False
         lo = int(self.lo[k])
         pieces = [data.slice(a, min(a + size, n)) for a in range(0, n, size)]
         los = [lo] + [int(p.caps[0]) for p in pieces[1:]]
@@ -515,6 +516,7 @@ class SeriesIndex:
         for piece_lo, piece in zip(los, pieces, strict=True):
             self._data[piece_lo] = piece
             self.cache.touch(self, piece_lo)
+        return True
 
     def _count_rows(self, k: int, data: CapIndex, pieces: list[CapIndex]) -> None:
         # The rows of the ``pieces`` a split cut ``data`` into (rows k, k + 1, ...), at
