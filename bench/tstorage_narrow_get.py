@@ -112,13 +112,15 @@ def wire_times(port: int, plan: dict[int, list[tuple[int, int]]]) -> dict[str, A
     from tstorage_client.payload_type import NumpyPayloadType
     from tstorage_client.record import Key
 
-    with Channel("127.0.0.1", port, NumpyPayloadType(np.dtype("<f8")), timeout=120) as ch:
+    ptype: Any = NumpyPayloadType(np.dtype("<f8"))  # GETs yield arrays, not records
+    with Channel("127.0.0.1", port, ptype, timeout=120) as ch:
 
         def count(a: int, b: int) -> int:
             res = ch.get(Key(CID, MID, MOID, a, 0), Key(CID + 1, MID + 1, MOID + 1, b, ACQ_MAX))
             if not res.is_ok():
                 raise RuntimeError(f"GET failed: {res.status}")
-            return sum(len(part) for part in res.data)
+            parts: list[Any] = list(res.data)  # numpy payload types: one array per batch
+            return sum(len(part) for part in parts)
 
         return timed(count, plan)
 
@@ -157,8 +159,8 @@ def main() -> None:
     parser.add_argument("--inner-store", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner_store:
-        plan = {int(k): [tuple(r) for r in v] for k, v in json.loads(sys.stdin.read()).items()}
-        print(json.dumps(store_times(str(args.data), plan)))  # type: ignore[arg-type]
+        plan = {int(k): [(a, b) for a, b in v] for k, v in json.loads(sys.stdin.read()).items()}
+        print(json.dumps(store_times(str(args.data), plan)))
         return
     sys.path.insert(0, str(ROOT))
     from bench import scale_bench
