@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -189,7 +190,7 @@ def one_time_build(config: Path, tree: Path) -> dict[str, Any]:
     """``gateway index build`` of ``tree`` with ``config``: it reads the series once and
     saves its summaries (the command first finds the series, as the dashboard does)."""
     out: dict[str, Any] = {}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [str(VENV_BIN / "gateway"), "index", "build", "--config", str(config)],
         env=dict(os.environ, PYTHONPATH=str(tree)),
@@ -198,9 +199,13 @@ def one_time_build(config: Path, tree: Path) -> dict[str, Any]:
         text=True,
     )
     build_s = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise RuntimeError(f"index build failed: {done.stderr}")
     out["build_command_s"] = round(build_s, 2)  # finding the series, then building
+    # the command's own CPU (both steps): unlike its duration, not the machine's load
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    out["build_command_cpu_s"] = round(cpu, 2)
     # the build of the series alone, as the gateway logs it
     found = re.search(rf"built summaries of cid {CID} mid {MID} moid {MOID}: "
                       r"(\d+) records in ([\d.]+) s", done.stderr)  # fmt: skip
@@ -234,6 +239,7 @@ def builds(trees: list[Path], ts_port: int, tmp: Path, repeats: int) -> dict[str
     """Build rates of the one-time build by each tree, the trees taking turns (a loaded
     machine then weighs on each alike); each build saves summaries of its own."""
     rates: dict[str, list[int]] = {str(tree): [] for tree in trees}
+    cpus: dict[str, list[float]] = {str(tree): [] for tree in trees}
     for r in range(repeats):
         for i, tree in enumerate(trees):
             gcid = 2_000_000_000 + int(time.time()) % 1_000_000 + 10 * r + i
@@ -241,9 +247,14 @@ def builds(trees: list[Path], ts_port: int, tmp: Path, repeats: int) -> dict[str
             config.write_text(config_text(ts_port, gcid, f"index_cid = {gcid + 500_000}"))
             got = one_time_build(config, tree)
             rates[str(tree)].append(got.get("build_records_per_s", 0))
+            cpus[str(tree)].append(got["build_command_cpu_s"])
             print(f"  {tree}: {got}", file=sys.stderr)
     return {
-        tree: {"build_records_per_s": r, "median": round(statistics.median(r))}
+        tree: {
+            "build_records_per_s": r,
+            "median": round(statistics.median(r)),
+            "build_command_cpu_s": cpus[tree],
+        }
         for tree, r in rates.items()
     }
 
