@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.config import MapRule
+from gateway.cooperative import give_way
 from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
@@ -39,7 +40,6 @@ from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorag
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
 from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
-from gateway.storage.yielding import let_others_run
 from gateway.timeseries.downsample import numeric_dtype
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
@@ -307,9 +307,7 @@ class SeriesIndexes:
         progress = _Progress(box)
 
         def take(batch: list[Fetched]) -> None:
-            # Building a large index is seconds of CPU: let other clients (and the
-            # websocket keep-alive pings) run between batches.
-            let_others_run()
+            give_way()  # building a large index is seconds of CPU
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
             self._evict()
@@ -346,7 +344,7 @@ class SeriesIndexes:
         assert size
 
         def take(arr: Any) -> None:
-            let_others_run()  # between batches (a few ms each)
+            give_way()  # between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
             self._evict()

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from gateway.cooperative import give_way
 from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyTuple, SeriesKey
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
 from gateway.storage.series_index import tstorage_now_ns
-from gateway.storage.yielding import let_others_run
 from gateway.timeseries.catalog_store import CatalogStore
 
 __all__ = ["SeriesCatalog", "listed_keys"]
@@ -169,7 +169,7 @@ class SeriesCatalog:
     ) -> int:
 
         def take(arr: Any) -> None:
-            let_others_run()  # between batches
+            give_way()  # between batches
             if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
                 # one series in the whole batch (the usual case): no sort of the rows
                 seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))

@@ -9,7 +9,7 @@ import textwrap
 from tests._servers import ROOT
 
 
-def test_a_long_read_hands_over_to_other_green_threads() -> None:
+def test_give_way_hands_over_to_other_green_threads() -> None:
     # a process of its own: eventlet's monkey patching cannot be undone
     script = textwrap.dedent(
         """
@@ -18,11 +18,11 @@ def test_a_long_read_hands_over_to_other_green_threads() -> None:
             warnings.simplefilter("ignore")
             import eventlet
         eventlet.monkey_patch()
-        from gateway.storage.yielding import let_others_run
+        from gateway.cooperative import give_way
 
         ran = []
         eventlet.spawn(ran.append, "other client")
-        let_others_run()  # no blocking call in between: only this hands over
+        give_way()  # no blocking call in between: only this hands over
         print(ran)
         """
     )
