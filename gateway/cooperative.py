@@ -11,6 +11,7 @@ batches", measures what it spares the other clients).
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -18,7 +19,12 @@ def give_way() -> None:
     """Let every other ready green thread run once, then go on.
 
     ``time.sleep(0)`` is eventlet's yield once the process is monkey-patched (``gateway
-    run``); in a process that is not (``gateway import``/``export``), it only lets other
-    OS threads have the interpreter for a moment.
+    run``). In a process that is not (``gateway index build``, ``import``/``export``),
+    nothing is done: other OS threads get the interpreter at its switch interval anyway,
+    and a real ``sleep(0)`` only gives the CPU away (tens of microseconds on an idle
+    machine, milliseconds on a loaded one, once per batch: ``bench/scale.md``, "The
+    one-time build").
     """
-    time.sleep(0)
+    eventlet = sys.modules.get("eventlet")
+    if eventlet is not None and eventlet.patcher.is_monkey_patched("time"):
+        time.sleep(0)

@@ -282,12 +282,11 @@ class CapIndex:
         """A new index holding positions ``start..stop-1`` of this one (a chunk split)."""
         out = CapIndex(self.payload_size)
         n = stop - start
-        out._reserve(n)
-        out._buf[:n] = self._buf[start:stop]
+        # copies of exactly the rows (arrays of their own, which appends may grow in place)
+        out._buf = self._buf[start:stop].copy()
         if self._acq is not None and self._pay is not None:
-            assert out._acq is not None and out._pay is not None
-            out._acq[:n] = self._acq[start:stop]
-            out._pay[:n] = self._pay[start:stop]
+            out._acq = self._acq[start:stop].copy()
+            out._pay = self._pay[start:stop].copy()
         out._n = n
         out.unsettled = self.unsettled
         return out

@@ -69,33 +69,47 @@ class Summary:
 
 
 class ChunkCache:
-    """The least-recently-used chunk data of every series (bounded by the owner's budget)."""
+    """The least-recently-used chunk data of every series (bounded by the owner's budget).
+
+    The records each chunk holds are counted when it is touched (every change to a
+    chunk's records touches it), so :meth:`records` is a running total: the budget is
+    checked after every batch of a streamed build, and summing thousands of cached chunks
+    each time would cost more than the batch.
+    """
 
     def __init__(self) -> None:
         self._lru: OrderedDict[tuple[int, int], SeriesIndex] = OrderedDict()
+        self._held: dict[tuple[int, int], int] = {}
+        self._total = 0
         self._lock = threading.Lock()
 
     def touch(self, series: SeriesIndex, lo: int) -> None:
-        """Mark a chunk of ``series`` as just used."""
+        """Mark a chunk of ``series`` as just used (and count the records it holds now)."""
         key = (id(series), lo)
+        held = series.held(lo)
         with self._lock:
             self._lru[key] = series
             self._lru.move_to_end(key)
+            self._total += held - self._held.get(key, 0)
+            self._held[key] = held
+
+    def _remove(self, key: tuple[int, int]) -> None:
+        del self._lru[key]
+        self._total -= self._held.pop(key, 0)
 
     def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
         """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
         with self._lock:
             if lo is not None:
-                self._lru.pop((id(series), lo), None)
+                if (id(series), lo) in self._lru:
+                    self._remove((id(series), lo))
                 return
             for key in [k for k, s in self._lru.items() if s is series]:
-                del self._lru[key]
+                self._remove(key)
 
     def records(self) -> int:
         """Records held by cached chunks."""
-        with self._lock:
-            entries = list(self._lru.items())
-        return sum(s.held(lo) for (_, lo), s in entries)
+        return self._total
 
     def evict(self, excess: int) -> int:
         """Drop least-recently-used chunks (not pinned) until ``excess`` records are freed.
@@ -115,7 +129,7 @@ class ChunkCache:
                     freed += series.drop(key[1])
                 finally:
                     series.lock.release()
-                del self._lru[key]
+                self._remove(key)
         return freed
 
 
@@ -428,12 +442,15 @@ class SeriesIndex:
             return
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
-            ks = np.searchsorted(self.lo, cap_a, side="right") - 1
             touched: dict[int, CapIndex] = {}
             groups: list[tuple[int, npt.NDArray[Any] | None]]
-            if bool((ks == ks[0]).all()):
+            ks = None
+            if int(cap_a.min()) >= int(self.lo[-1]):  # appends (a streamed build): last chunk
+                groups = [(self.chunks - 1, None)]
+            elif bool(((ks := np.searchsorted(self.lo, cap_a, side="right") - 1) == ks[0]).all()):
                 groups = [(int(ks[0]), None)]
             else:
+                assert ks is not None
                 order = np.argsort(ks, kind="stable")
                 ks_sorted = ks[order]
                 cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
@@ -462,23 +479,24 @@ class SeriesIndex:
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
                 self.cache.touch(self, lo)
                 touched[k] = data
-            for k, data in touched.items():
-                self._recount(k, data)
+            # from the last row back: a split inserts rows after its own
             for k in sorted(touched, reverse=True):
-                self._split(k, touched[k])
+                if not self._split(k, touched[k]):  # a split counts its pieces' rows
+                    self._recount(k, touched[k])
 
     def _new_chunk(self, lo: int) -> CapIndex:
         data = self._data[lo] = CapIndex(self.payload_size)
         return data
 
-    def _split(self, k: int, data: CapIndex) -> None:
+    def _split(self, k: int, data: CapIndex) -> bool:
         # The last chunk is cut once full (appends start the next one); another chunk
         # only past twice the size (late records), so a chunk never splits into tiny ones.
-        n = int(self.count[k])
+        # True when it was cut (the rows of its pieces are counted).
+        n = len(data)
         size = self.chunk_records
         last = k == self.chunks - 1
         if n <= size or (not last and n <= 2 * size):
-            return
+            return False
         lo = int(self.lo[k])
         pieces = [data.slice(a, min(a + size, n)) for a in range(0, n, size)]
         los = [lo] + [int(p.caps[0]) for p in pieces[1:]]
@@ -498,10 +516,39 @@ class SeriesIndex:
         self.vmin, self.vmax = spread(self.vmin, np.nan), spread(self.vmax, np.nan)
         self.vsum = spread(self.vsum, np.nan)
         self.vfirst, self.vlast = spread(self.vfirst, np.nan), spread(self.vlast, np.nan)
-        for j, (piece_lo, piece) in enumerate(zip(los, pieces, strict=True)):
+        self._count_rows(k, data, pieces)
+        for piece_lo, piece in zip(los, pieces, strict=True):
             self._data[piece_lo] = piece
-            self._recount(k + j, piece)
             self.cache.touch(self, piece_lo)
+        return True
+
+    def _count_rows(self, k: int, data: CapIndex, pieces: list[CapIndex]) -> None:
+        # The rows of the ``pieces`` a split cut ``data`` into (rows k, k + 1, ...), at
+        # once: a streamed build splits off dozens of chunks per batch.
+        ends = np.cumsum([len(p) for p in pieces])
+        starts = np.concatenate(([0], ends[:-1]))
+        n = int(ends[-1])
+        rows = slice(k, k + starts.size)
+        caps = data.caps
+        self._starts = None
+        self.count[rows] = ends - starts
+        self.first_cap[rows], self.last_cap[rows] = caps[starts], caps[ends - 1]
+        vals = self._numbers(data, 0, n)
+        if vals is None:
+            self.numeric[rows] = False
+            for col in (self.vmin, self.vmax, self.vsum, self.vfirst, self.vlast):
+                col[rows] = np.nan
+            return
+        self.numeric[rows] = True
+        self.vmin[rows] = np.minimum.reduceat(vals, starts)
+        self.vmax[rows] = np.maximum.reduceat(vals, starts)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            # each piece summed as _count_row sums a chunk (reduceat adds in another order)
+            sums = [
+                np.add.reduce(v) for p in pieces if (v := self._numbers(p, 0, len(p))) is not None
+            ]
+            self.vsum[rows] = sums
+        self.vfirst[rows], self.vlast[rows] = vals[starts], vals[ends - 1]
 
     def finish_build(self) -> None:
         """End a streamed build: recount chunks that late records reached while they were
