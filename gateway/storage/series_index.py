@@ -34,6 +34,7 @@ from gateway.keymap import (
     SeriesKey,
     key_box,
 )
+from gateway.storage.heads import Head, HeadStore
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
@@ -122,6 +123,8 @@ class SeriesIndexes:
         self.link = link
         #: where summaries are persisted (None: they are not)
         self.store = None if index_cid is None else SummaryStore(link, index_cid, clock)
+        #: the series heads saved with the summaries (None: not persisted)
+        self.heads = None if index_cid is None else HeadStore(link, index_cid, clock)
         self.index_save = index_save
         self.values = ValueCache(value_cache)
         #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
@@ -291,13 +294,25 @@ class SeriesIndexes:
                 continue
             s = SeriesKey(box.lo[0], box.lo[1], moid)
             try:
+                heads = self.heads
+                extra = [] if heads is None else [heads.record(s, self._head(s, idx, box.acq0))]
                 idx.persisted = self.store.save(
-                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted
+                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted, extra
                 )
             except TStorageUnavailable as exc:
                 log.warning("summaries of series %s not saved (retried later): %s", s, exc)
                 continue
             idx.dirty, idx.persisted_at = False, t
+
+    def _head(self, s: SeriesKey, idx: SeriesIndex, watermark: int) -> Head:
+        # What a listing shows of the series, from its summaries and last record.
+        last = idx.last()
+        payload = None
+        if last is not None:
+            payload = idx.last_payload() if idx.payload_size is not None else None
+            if payload is None:
+                payload = self._fetch(s, [last], idx).get(last)
+        return Head(watermark, len(idx), idx.first(), last, payload)
 
     def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
         # The first read of a box: one streamed GET of all its records, cut into chunks as
@@ -490,11 +505,14 @@ class SeriesIndexes:
             fresh = box.series(s.moid).unsettled
         return self._series_box(t, fresh)
 
-    def save_summaries(self, t: ListTarget) -> int:
+    def save_summaries(self, t: ListTarget, *, rewrite: bool = False) -> int:
         """Catch a List's series up with TStorage and persist its summaries now (if they
-        changed since their last save); returns its length."""
+        changed since their last save, or with ``rewrite`` in any case: its saved head was
+        missing or unreadable); returns its length."""
         box, lock, idx = self._series_box(t, force=True)
         with lock:
+            if rewrite:  # unchanged pages are not written again: a header and a head
+                idx.dirty = True
             self._persist(box, now=True)
             return len(idx)
 
