@@ -38,8 +38,10 @@ series exist is saved in TStorage under ``[tstorage] index_cid`` (a marker per s
 watermark per rule box, :mod:`gateway.timeseries.catalog_store`), so a gateway lists them
 with one GET of the markers plus the change feed since the watermark, not the data; without
 them it streams each list rule's box once. Later calls re-read the boxes from their
-watermark. Count, times and latest value of a listed series come from its chunk summaries
-(persisted too), so a page (``limit``) costs reads of its own series only.
+watermark. Count, times and latest value of the series of a page come from their heads
+(:mod:`gateway.storage.heads`, saved with the summaries): one GET of the page's heads and
+one of what its series received since, whatever the page's size; a series whose head is
+not proven current by that read is answered from its chunk summaries.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Series discovery persisted in TStorage, so a gateway lists its series without the data.
 
 Layout, under the reserved client id ``[tstorage] index_cid`` (beside the chunk summaries of
-:mod:`gateway.storage.persisted`, whose caps are never negative):
+:mod:`gateway.storage.persisted`, whose caps are never negative, and the series heads of
+:mod:`gateway.storage.heads`, at caps below ``-2**33``):
 
 * a **marker** per series ``(cid, mid, moid)`` that has records: an empty record at
   ``(index_cid, mid, moid, cap = -1 - cid)``. All the markers of a cid are one GET.
