@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from gateway.keymap import MID_RANGE, MOID_RANGE, KeyTuple
@@ -51,8 +52,11 @@ class CatalogStore:
         self.cid = cid
         self.clock = clock
 
-    def markers(self, cid: int, sink: Callable[[Iterable[tuple[int, int]]], None]) -> None:
-        """Feed the ``(mid, moid)`` of every marked series of ``cid`` to ``sink``, in batches.
+    def markers(
+        self, cid: int, sink: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int32]], None]
+    ) -> None:
+        """Feed the ``mid`` and ``moid`` columns of the marked series of ``cid`` to ``sink``,
+        in batches.
 
         Raises:
             TStorageUnavailable: TStorage could not be read.
@@ -63,7 +67,7 @@ class CatalogStore:
 
         def take(arr: npt.NDArray[Any]) -> None:
             arr = arr[arr["cap"] == cap]
-            sink(zip(arr["mid"].tolist(), arr["moid"].tolist(), strict=True))
+            sink(arr["mid"], arr["moid"])
 
         # markers are empty records: read as numpy columns, far faster than record by record
         self.link.stream_columns(lo, hi, 0, take)
