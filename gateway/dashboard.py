@@ -195,10 +195,10 @@ class DashboardReads:
         for full, target in page:
             s = target.series
             head = known.get(s)
-            if head is None and heads is not None and saved.get(s) is None:
-                # missing or unreadable: the summaries (built if need be) save it again
-                self.storage.series.save_summaries(target, rewrite=True)
             out.append(self._entry(full, target, head))
+            if head is None and heads is not None and saved.get(s) is None:
+                # missing or unreadable: saved again (built first if need be)
+                self.storage.series.save_head(target)
         return out
 
     def _entry(self, full: str, target: ListTarget, head: Head | None = None) -> dict[str, Any]:

@@ -556,13 +556,21 @@ class SeriesIndexes:
         """Catch a List's series up with TStorage and persist its summaries now (if they
         changed since their last save, or with ``rewrite`` in any case: its saved head was
         missing or unreadable); returns its length."""
-        started = time.monotonic()
         box, lock, idx = self._series_box(t, force=True, patient=True)
         with lock:
-            if rewrite and self._heads_saved.get(idx, -float("inf")) < started:
-                idx.dirty = True  # unchanged pages are not written again: a header and a head
+            if rewrite:  # unchanged pages are not written again: a header and a head
+                idx.dirty = True
             self._persist(box, now=True)
             return len(idx)
+
+    def save_head(self, t: ListTarget) -> None:
+        """Save a List's series' head (with its summaries) unless this gateway saved one
+        since it holds the series: the saved one was found missing or unreadable."""
+        s = t.series
+        box, _ = self._box(s.cid, s.mid, s.moid, s.moid + 1, t.rule.index)
+        idx = box.moids.get(s.moid)
+        if idx is None or idx not in self._heads_saved:
+            self.save_summaries(t, rewrite=True)
 
     def series_lock(self, t: ListTarget) -> threading.RLock:
         """The lock of a List's series (held by writes and catch-ups), without reading once

@@ -24,7 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.errors import KeyMappingError, TStorageOutcomeUnknown, TStorageUnavailable
-from gateway.keymap import CAP_RANGE, MID_RANGE, MOID_RANGE, KeyMap, KeyTuple, SeriesKey
+from gateway.keymap import (
+    CAP_RANGE,
+    LIST_PREFIX,
+    MID_RANGE,
+    MOID_RANGE,
+    KeyMap,
+    KeyTuple,
+    Rule,
+    SeriesKey,
+)
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
 from gateway.storage.series_index import tstorage_now_ns
@@ -186,15 +195,33 @@ class SeriesCatalog:
         return self.storage.link.stream_columns(lo, hi, size, take, _DISCOVERY_BATCH_BYTES)
 
 
-def _list_keys(keymap: KeyMap, series: SeriesKey) -> list[str]:
+def _template(rule: Rule) -> str | None:
+    # A list rule's full key as a str.format template of its mid and moid placeholders
+    # (what keymap.render gives, when they are the pattern's two placeholders).
+    names = set(rule.pattern.names)
+    if not (isinstance(rule.mid, str) and isinstance(rule.moid, str)) or names != {
+        rule.mid, rule.moid} or rule.mid == rule.moid:  # fmt: skip
+        return None
+    return LIST_PREFIX + "".join(
+        "{" + p[0] + "}" if isinstance(p, tuple) else p.replace("{", "{{").replace("}", "}}")
+        for p in rule.pattern.parts
+    )
+
+
+def _list_keys(
+    keymap: KeyMap, lists: list[tuple[Rule, str | None]], series: SeriesKey
+) -> list[str]:
     # The List keys of keys_for_series, without its check that no earlier rule shadows a
     # key of the first list rule (there is none; this check is most of a fresh listing).
     out = []
-    lists = [rule for rule in keymap.rules if rule.kind == "list"]
-    for n, rule in enumerate(lists):
+    for n, (rule, template) in enumerate(lists):
         if rule.cid != series.cid:
             continue
-        key = keymap.render(rule, series.mid, series.moid)
+        if template is not None:
+            assert isinstance(rule.mid, str) and isinstance(rule.moid, str)
+            key: str | None = template.format_map({rule.mid: series.mid, rule.moid: series.moid})
+        else:
+            key = keymap.render(rule, series.mid, series.moid)
         if key is None:
             continue
         if n > 0:
@@ -224,10 +251,11 @@ def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, No
             if key is not None:
                 found[key] = None
     rendered = catalog.rendered
+    lists = [(rule, _template(rule)) for rule in keymap.rules if rule.kind == "list"]
     for series in catalog.series():
         keys = rendered.get(series)
         if keys is None:  # a series' keys never change: rendered once per gateway
-            keys = rendered[series] = _list_keys(keymap, series)
+            keys = rendered[series] = _list_keys(keymap, lists, series)
         for key in keys:
             found[key] = None
     return found
