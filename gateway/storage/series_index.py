@@ -191,7 +191,8 @@ class SeriesIndexes:
 
     def _evict(self) -> None:
         # Cached chunks go first (least recently used); whole boxes (their summaries) only
-        # when summaries alone exceed the budget. The box in use stays.
+        # when summaries alone exceed the budget. The box in use and boxes being built (in
+        # the background) stay.
         with self._guard:
             summaries = sum(b.size for b in self._boxes.values())
         excess = summaries + self._chunks.records() - self.index_budget
@@ -199,8 +200,13 @@ class SeriesIndexes:
             return
         excess -= self._chunks.evict(excess)
         with self._guard:
-            while excess > 0 and len(self._boxes) > 1:
-                key, box = self._boxes.popitem(last=False)
+            for key in list(self._boxes)[:-1]:
+                if excess <= 0:
+                    break
+                box = self._boxes[key]
+                if box in self._building:
+                    continue
+                del self._boxes[key]
                 self._locks.pop(key, None)
                 excess -= box.size
                 box.forget()
