@@ -78,7 +78,7 @@ def saved_head(ts: ServerProcess, cid: int, mid: int, moid: int) -> Head | None:
     assert res.is_ok()
     if not res.data:
         return None
-    return Head.decode(max(res.data, key=lambda r: r.key.acq).value)  # type: ignore[union-attr]
+    return Head.decode(max(res.data, key=lambda r: r.key.acq).value)
 
 
 def loaded(ts: ServerProcess, cid: int) -> Model:
