@@ -219,6 +219,7 @@ class TStorageConfig(_Section):
     index_persist: bool = True
     index_cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = 2_147_483_001
     index_save: Annotated[float, Field(ge=0)] = 30.0
+    build_wait: Annotated[float, Field(ge=0)] = 10.0
     value_cache: Annotated[int, Field(ge=0)] = 200_000
 
     @model_validator(mode="after")
