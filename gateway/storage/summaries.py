@@ -535,8 +535,7 @@ class BoxIndex:
     ) -> None:
         self.lo = lo
         self.payload_size = payload_size
-        #: the first streamed read of the box is running
-        self.building = False
+        self._building = False
         #: numpy dtype (``dtype.str``) of the numbers summarised, or None
         self.dtype: str | None = None
         self.hi = hi
@@ -546,6 +545,21 @@ class BoxIndex:
         self.moids: dict[int, SeriesIndex] = {}
         self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
         self._make = make
+
+    @property
+    def building(self) -> bool:
+        """The first streamed read of the box is running."""
+        return self._building
+
+    @building.setter
+    def building(self, on: bool) -> None:
+        # A series made before the build began (e.g. by a read that asked whether it held
+        # own writes) is built too: its last chunk must stay cached and records for its
+        # evicted chunks must mark them stale, not read them (the box has no watermark yet).
+        self._building = on
+        if on:
+            for idx in self.moids.values():
+                idx.building = True
 
     def series(self, moid: int) -> SeriesIndex:
         """The index of one moid (empty if the moid has no record yet)."""
