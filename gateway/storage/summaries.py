@@ -78,6 +78,14 @@ class ChunkCache:
             self._lru[key] = series
             self._lru.move_to_end(key)
 
+    def touch_many(self, series: SeriesIndex, los: Iterable[int]) -> None:
+        """Mark several chunks of ``series`` as just used, in this order."""
+        with self._lock:
+            for lo in los:
+                key = (id(series), lo)
+                self._lru[key] = series
+                self._lru.move_to_end(key)
+
     def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
         """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
         with self._lock:
@@ -402,6 +410,31 @@ class SeriesIndex:
         caps = data.caps
         j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
         return caps[j0:j1], self._numbers(data, j0, j1)
+
+    def numbers_of(
+        self, ks: Sequence[int], lo: int, hi: int
+    ) -> list[tuple[npt.NDArray[np.int64], Any]]:
+        """:meth:`numbers` of the chunks ``ks``, the missing ones read together first.
+
+        The values are views of the cached chunks: use them under :attr:`lock`.
+        """
+        out: list[tuple[npt.NDArray[np.int64], Any]] = []
+        with self.lock:
+            self.preload(ks)
+            los = self.lo[ks].tolist()
+            inside = ((self.first_cap[ks] >= lo) & (self.last_cap[ks] < hi)).tolist()
+            for k, key, whole in zip(ks, los, inside, strict=True):
+                data = self._data.get(key)
+                if data is None:  # evicted meanwhile to make room for the others
+                    data = self.chunk(k)
+                caps = data.caps
+                if whole:
+                    j0, j1 = 0, len(caps)  # no search: every record is in the window
+                else:
+                    j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
+                out.append((caps[j0:j1], self._numbers(data, j0, j1)))
+            self.cache.touch_many(self, los)
+        return out
 
     # ------------------------------------------------------------ updates
     def add(

@@ -346,59 +346,41 @@ class TimeSeriesReads:
         self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
     ) -> list[Part]:
         # Whole chunks inside one slice count by their summary rows; the records of the
-        # chunks that straddle a slice edge (or hold no numbers) are read.
+        # chunks that straddle a slice edge (or hold no numbers) are read, all of them
+        # reduced by one numpy pass (no Python work per record or per slice).
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
-        ks = np.arange(k0, k1)
+        counts = idx.count[k0:k1]
         first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
         whole = (
-            (idx.count[k0:k1] > 0)
+            (counts > 0)
             & idx.numeric[k0:k1]
             & (first >= lo)
             & (last < hi)
             & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
         )
-        idx.preload((ks[~whole & (idx.count[k0:k1] > 0)]).tolist())  # the edges, read together
-        parts: list[Part] = []
-        run_start = None
-        raw: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
-
-        def flush_raw() -> None:
-            # consecutive read chunks are reduced together (numpy per run, not per chunk)
-            if raw:
-                caps = np.concatenate([c for c, _ in raw])
-                parts.append(Part.reduced(caps, np.concatenate([v for _, v in raw]), edges))
-                raw.clear()
-
-        for k in [*ks.tolist(), k1]:  # runs of whole chunks become one part each
-            if k < k1 and bool(whole[k - k0]):
-                flush_raw()
-                run_start = k if run_start is None else run_start
-                continue
-            if run_start is not None:
-                sel = slice(run_start, k)
-                parts.append(
-                    Part(
-                        idx.first_cap[sel],
-                        idx.count[sel],
-                        idx.vmin[sel],
-                        idx.vmax[sel],
-                        idx.vsum[sel],
-                        idx.vfirst[sel],
-                        idx.vlast[sel],
-                    )
-                )
-                run_start = None
-            if k == k1 or int(idx.count[k]) == 0:
-                continue
-            caps, values = idx.numbers(k, lo, hi)
-            if values is None:  # no numeric payloads held: decode the records
-                i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
-                i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
-                caps, decoded = self._elements(t, idx, i0, i1)
-                values = _as_floats(decoded)
-            raw.append((caps, values))
-        flush_raw()
-        return parts
+        sel = np.flatnonzero(whole) + k0
+        parts = [
+            Part(idx.first_cap[sel], idx.count[sel], idx.vmin[sel], idx.vmax[sel],
+                 idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
+        ]  # fmt: skip
+        read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
+        if read:
+            caps_of: list[npt.NDArray[np.int64]] = []
+            values_of: list[npt.NDArray[np.float64]] = []
+            for k, (caps, values) in zip(read, idx.numbers_of(read, lo, hi), strict=True):
+                if values is None:  # no numeric payloads held: decode the records
+                    i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
+                    i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
+                    caps, decoded = self._elements(t, idx, i0, i1)
+                    values = _as_floats(decoded)
+                caps_of.append(caps)
+                values_of.append(values)
+            # a row starts at each chunk's first record: summary rows may lie between
+            cuts = np.cumsum([len(c) for c in caps_of[:-1]], dtype=np.int64)
+            parts.append(
+                Part.reduced(np.concatenate(caps_of), np.concatenate(values_of), edges, cuts)
+            )
+        return [Part.merged(parts)]
 
     @staticmethod
     def _bucketed(
