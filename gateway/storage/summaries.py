@@ -44,6 +44,10 @@ DEFAULT_CHUNK_RECORDS = 4096
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
             "vfirst", "vlast")  # fmt: skip
 
+#: Records per block row of a cached chunk: a rollup reads the records only of the blocks
+#: that a slice edge cuts, and takes the others' rows.
+BLOCK_RECORDS = 64
+
 Loader = Callable[[int, int], CapIndex]
 """Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
 
@@ -62,6 +66,38 @@ class Summary:
     sum: float
     first_value: float
     last_value: float
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records (arrays of
+    equal length): where each block starts in the chunk, its first and last cap, record
+    count and value statistics."""
+
+    start: npt.NDArray[np.int64]
+    first_cap: npt.NDArray[np.int64]
+    last_cap: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    sum: npt.NDArray[np.float64]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], size: int) -> Blocks:
+        """The block rows of a chunk's records, ``size`` records a block."""
+        n = len(caps)
+        start = np.arange(0, n, size, dtype=np.int64)
+        stop = np.r_[start[1:], n]
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            sums = np.add.reduceat(values, start) if n else np.empty(0)
+        return cls(
+            start, caps[start], caps[stop - 1], stop - start,
+            np.minimum.reduceat(values, start) if n else np.empty(0),
+            np.maximum.reduceat(values, start) if n else np.empty(0),
+            sums, values[start], values[stop - 1],
+        )  # fmt: skip
 
 
 class ChunkCache:
@@ -153,6 +189,8 @@ class SeriesIndex:
         self.payload_size = payload_size
         self.dtype = dtype
         self.chunk_records = chunk_records
+        #: records per block row (:class:`Blocks`)
+        self.block_records = BLOCK_RECORDS
         self.cache = cache
         self.loader = loader
         self.lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
@@ -163,6 +201,8 @@ class SeriesIndex:
         self.vmin, self.vmax, self.vsum = _empty_f(), _empty_f(), _empty_f()
         self.vfirst, self.vlast = _empty_f(), _empty_f()
         self._data: dict[int, CapIndex] = {}
+        #: block rows of cached chunks (by lo), made when a rollup first needs them
+        self._blocks: dict[int, Blocks] = {}
         self._starts: npt.NDArray[np.int64] | None = None
         #: chunks (by lo) whose summary must be recounted from TStorage
         self.stale: set[int] = set()
@@ -243,6 +283,7 @@ class SeriesIndex:
         return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
 
     def _recount(self, k: int, data: CapIndex) -> None:
+        self._blocks.pop(int(self.lo[k]), None)  # the chunk's records changed
         before = self._row(k)
         self._count_row(k, data)
         if self._row(k) != before:
@@ -286,12 +327,14 @@ class SeriesIndex:
 
     def drop(self, lo: int) -> int:
         """Forget the cached records of chunk ``lo``; returns how many."""
+        self._blocks.pop(lo, None)
         data = self._data.pop(lo, None)
         return len(data) if data is not None else 0
 
     def drop_all(self) -> None:
         """Forget every cached chunk (the summaries stay)."""
         self._data.clear()
+        self._blocks.clear()
         self.cache.forget(self)
 
     def chunk(self, k: int) -> CapIndex:
@@ -403,36 +446,29 @@ class SeriesIndex:
             return None
         return self.chunk(int(nonempty[-1])).last_payload()
 
-    def numbers(self, k: int, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], Any]:
-        """Caps of chunk ``k`` in ``[lo, hi)`` with their values as float64 (``None`` when
-        the chunk holds no numeric payloads)."""
-        data = self.chunk(k)
-        caps = data.caps
-        j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
-        return caps[j0:j1], self._numbers(data, j0, j1)
+    def rollup_of(
+        self, ks: Sequence[int]
+    ) -> list[tuple[npt.NDArray[np.int64], Any, Blocks | None]]:
+        """Per chunk of ``ks``: its caps, its values as float64 and its block rows (both
+        ``None`` when the chunk holds no numeric payloads). The chunks not cached are read
+        together first.
 
-    def numbers_of(
-        self, ks: Sequence[int], lo: int, hi: int
-    ) -> list[tuple[npt.NDArray[np.int64], Any]]:
-        """:meth:`numbers` of the chunks ``ks``, the missing ones read together first.
-
-        The values are views of the cached chunks: use them under :attr:`lock`.
+        The arrays are views of the cached chunks: use them under :attr:`lock`.
         """
-        out: list[tuple[npt.NDArray[np.int64], Any]] = []
+        out: list[tuple[npt.NDArray[np.int64], Any, Blocks | None]] = []
         with self.lock:
             self.preload(ks)
             los = self.lo[ks].tolist()
-            inside = ((self.first_cap[ks] >= lo) & (self.last_cap[ks] < hi)).tolist()
-            for k, key, whole in zip(ks, los, inside, strict=True):
+            for k, key in zip(ks, los, strict=True):
                 data = self._data.get(key)
                 if data is None:  # evicted meanwhile to make room for the others
                     data = self.chunk(k)
                 caps = data.caps
-                if whole:
-                    j0, j1 = 0, len(caps)  # no search: every record is in the window
-                else:
-                    j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
-                out.append((caps[j0:j1], self._numbers(data, j0, j1)))
+                values = self._numbers(data, 0, len(caps))
+                blocks = self._blocks.get(key)
+                if blocks is None and values is not None:
+                    blocks = self._blocks[key] = Blocks.of(caps, values, self.block_records)
+                out.append((caps, values, blocks))
             self.cache.touch_many(self, los)
         return out
 

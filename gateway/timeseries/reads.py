@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -345,9 +346,9 @@ class TimeSeriesReads:
     def _parts(
         self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
     ) -> list[Part]:
-        # Whole chunks inside one slice count by their summary rows; the records of the
-        # chunks that straddle a slice edge (or hold no numbers) are read, all of them
-        # reduced by one numpy pass (no Python work per record or per slice).
+        # Whole chunks inside one slice count by their summary rows; the chunks that
+        # straddle a slice edge (or hold no numbers) are read, and counted by their block
+        # rows and the records of the blocks an edge cuts (one numpy pass over those).
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
         counts = idx.count[k0:k1]
         first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
@@ -365,22 +366,78 @@ class TimeSeriesReads:
         ]  # fmt: skip
         read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
         if read:
-            caps_of: list[npt.NDArray[np.int64]] = []
-            values_of: list[npt.NDArray[np.float64]] = []
-            for k, (caps, values) in zip(read, idx.numbers_of(read, lo, hi), strict=True):
-                if values is None:  # no numeric payloads held: decode the records
-                    i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
-                    i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
-                    caps, decoded = self._elements(t, idx, i0, i1)
-                    values = _as_floats(decoded)
-                caps_of.append(caps)
-                values_of.append(values)
-            # a row starts at each chunk's first record: summary rows may lie between
-            cuts = np.cumsum([len(c) for c in caps_of[:-1]], dtype=np.int64)
-            parts.append(
-                Part.reduced(np.concatenate(caps_of), np.concatenate(values_of), edges, cuts)
-            )
+            parts.extend(self._edge_parts(t, idx, read, lo, hi, edges))
         return [Part.merged(parts)]
+
+    def _edge_parts(
+        self,
+        t: ListTarget,
+        idx: SeriesIndex,
+        ks: list[int],
+        lo: int,
+        hi: int,
+        edges: npt.NDArray[np.int64],
+    ) -> list[Part]:
+        # The chunks that straddle a slice edge or an end of the window: of their blocks,
+        # those inside one slice count by their rows, the records of the others are read
+        # (one gather per chunk, no Python per block or per record).
+        got = idx.rollup_of(ks)
+        numeric = [(c, v, b) for c, v, b in got if b is not None]
+        caps_of: list[npt.NDArray[np.int64]] = []
+        values_of: list[npt.NDArray[np.float64]] = []
+        pieces: list[npt.NDArray[np.int64]] = []  # which block each record read came from
+        parts: list[Part] = []
+        if numeric:
+            blocks = [b for _, _, b in numeric]
+            sizes = [len(b.start) for b in blocks]
+            first = np.concatenate([b.first_cap for b in blocks])
+            last = np.concatenate([b.last_cap for b in blocks])
+            inside = (
+                (first >= lo)
+                & (last < hi)
+                & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
+            )
+            keep = np.flatnonzero(inside)
+            if keep.size:
+                parts.append(
+                    Part(*(np.concatenate([getattr(b, name) for b in blocks])[keep]
+                           for name in ("first_cap", "count", "min", "max", "sum", "first",
+                                        "last")))
+                )  # fmt: skip
+            # the blocks cut by an edge or by an end of the window
+            owner = np.repeat(np.arange(len(blocks)), sizes)
+            cut = np.flatnonzero(~inside & (last >= lo) & (first < hi))
+            owners = owner[cut]
+            size = idx.block_records
+            at = (cut - np.r_[0, np.cumsum(sizes)][owners]) * size
+            runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True]).tolist()
+            step = np.arange(size)
+            for r0, r1 in itertools.pairwise(runs if cut.size else []):
+                c, v, _ = numeric[int(owners[r0])]
+                take = (at[r0:r1, None] + step).ravel()
+                within = take < len(c)
+                take = take[within]
+                caps_of.append(c[take])
+                values_of.append(v[take])
+                pieces.append(np.repeat(cut[r0:r1], size)[within])
+        extra = int(owner.size) if numeric else 0
+        for k, (_, _, b) in zip(ks, got, strict=True):
+            if b is None:  # no numeric payloads held: decode the records
+                i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
+                i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
+                caps, decoded = self._elements(t, idx, i0, i1)
+                caps_of.append(caps)
+                values_of.append(_as_floats(decoded))
+                pieces.append(np.full(len(caps), extra + k, dtype=np.int64))
+        if caps_of:
+            # a row starts at each block's first record: rows of other parts may lie between
+            caps, values = np.concatenate(caps_of), np.concatenate(values_of)
+            piece = np.concatenate(pieces)
+            mine = (caps >= lo) & (caps < hi)
+            caps, values, piece = caps[mine], values[mine], piece[mine]
+            cuts = np.flatnonzero(piece[1:] != piece[:-1]) + 1
+            parts.append(Part.reduced(caps, values, edges, cuts))
+        return parts
 
     @staticmethod
     def _bucketed(
