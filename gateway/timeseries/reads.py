@@ -410,16 +410,21 @@ class TimeSeriesReads:
             owners = owner[cut]
             size = idx.block_records
             at = (cut - np.r_[0, np.cumsum(sizes)][owners]) * size
-            runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True]).tolist()
-            step = np.arange(size)
-            for r0, r1 in itertools.pairwise(runs if cut.size else []):
-                c, v, _ = numeric[int(owners[r0])]
-                take = (at[r0:r1, None] + step).ravel()
-                within = take < len(c)
-                take = take[within]
-                caps_of.append(c[take])
-                values_of.append(v[take])
-                pieces.append(np.repeat(cut[r0:r1], size)[within])
+            if cut.size:
+                # records per cut block (only a chunk's last block may hold fewer)
+                lens = np.asarray([len(c) for c, _, _ in numeric], dtype=np.int64)
+                n_cut = np.minimum(size, lens[owners] - at)
+                runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
+                ends = np.r_[0, np.cumsum(n_cut)][runs].tolist()
+                step = np.arange(size)
+                for (r0, r1), (e0, e1) in zip(
+                    itertools.pairwise(runs.tolist()), itertools.pairwise(ends), strict=True
+                ):
+                    c, v, _ = numeric[int(owners[r0])]
+                    take = (at[r0:r1, None] + step).ravel()[: e1 - e0]
+                    caps_of.append(c[take])
+                    values_of.append(v[take])
+                pieces.append(np.repeat(cut, n_cut))
         extra = int(owner.size) if numeric else 0
         for k, (_, _, b) in zip(ks, got, strict=True):
             if b is None:  # no numeric payloads held: decode the records
