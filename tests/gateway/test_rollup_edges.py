@@ -75,7 +75,10 @@ def check(reads: TimeSeriesReads, key: str, model: dict[int, float], rng: np.ran
         np.testing.assert_allclose(b.mean, want["mean"], rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
-@pytest.mark.parametrize("chunk, block", [(8, summaries.BLOCK_RECORDS), (32, 3)])
+@pytest.mark.parametrize(
+    "chunk, block, budget",
+    [(8, summaries.BLOCK_RECORDS, 1000), (32, 3, 1000), (32, 3, 100_000)],
+)
 def test_rollups_agree_with_numpy_at_every_edge(
     make_storage: Make,
     tstorage: ServerProcess,
@@ -83,9 +86,12 @@ def test_rollups_agree_with_numpy_at_every_edge(
     monkeypatch: pytest.MonkeyPatch,
     chunk: int,
     block: int,
+    budget: int,
 ) -> None:
     """Blocks of a chunk's records (``block`` records each) are counted by their rows when
-    no edge cuts them: a chunk of ``chunk`` records spans several blocks, or one."""
+    no edge cuts them: a chunk of ``chunk`` records spans several blocks, or one. With room
+    for a third of the series, chunks are evicted and read again while a rollup runs; with
+    room for all of it, the corrections change chunks whose block rows are held."""
     monkeypatch.setattr(summaries, "BLOCK_RECORDS", block)
     cid = fresh_cid()
     rng = np.random.default_rng(15)
@@ -96,9 +102,7 @@ def test_rollups_agree_with_numpy_at_every_edge(
     vals[[100, 2000]] = np.nan
     put(tstorage, cid, 5, 1, caps, vals)
     model = dict(zip(caps.tolist(), vals.tolist(), strict=True))
-    # room for about a third of the series: reads find chunks cached,
-    # evicted, and read again while a rollup runs
-    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=chunk, budget=1000))
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=chunk, budget=budget))
     reads = TimeSeriesReads(gw)
     check(reads, "meters/5/1", model, rng, 40)
     # corrections and late records land in cached and uncached chunks alike
