@@ -114,14 +114,6 @@ class ChunkCache:
             self._lru[key] = series
             self._lru.move_to_end(key)
 
-    def touch_many(self, series: SeriesIndex, los: Iterable[int]) -> None:
-        """Mark several chunks of ``series`` as just used, in this order."""
-        with self._lock:
-            for lo in los:
-                key = (id(series), lo)
-                self._lru[key] = series
-                self._lru.move_to_end(key)
-
     def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
         """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
         with self._lock:
@@ -469,7 +461,8 @@ class SeriesIndex:
                 if blocks is None and values is not None:
                     blocks = self._blocks[key] = Blocks.of(caps, values, self.block_records)
                 out.append((caps, values, blocks))
-            self.cache.touch_many(self, los)
+            for key in los:
+                self.cache.touch(self, key)
         return out
 
     # ------------------------------------------------------------ updates
@@ -525,6 +518,7 @@ class SeriesIndex:
                 else:
                     rows = [bytes(r) for r in p] if isinstance(p, np.ndarray) else list(p)
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
+                self._blocks.pop(lo, None)  # its records changed
                 self.cache.touch(self, lo)
                 touched[k] = data
             for k, data in touched.items():
@@ -550,6 +544,7 @@ class SeriesIndex:
         extra = len(pieces) - 1
         self.cache.forget(self, lo)
         self._data.pop(lo, None)
+        self._blocks.pop(lo, None)
 
         def spread(arr: Any, fill: Any) -> Any:
             return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
@@ -575,6 +570,7 @@ class SeriesIndex:
             self.building = False
             for lo in sorted(self.stale):
                 self._data.pop(lo, None)
+                self._blocks.pop(lo, None)
                 k = self.chunk_of_cap(lo)
                 self._split(k, self.chunk(k))
             self.stale.clear()

@@ -105,11 +105,12 @@ def test_rollups_agree_with_numpy_at_every_edge(
     gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=chunk, budget=budget))
     reads = TimeSeriesReads(gw)
     check(reads, "meters/5/1", model, rng, 40)
-    # corrections and late records land in cached and uncached chunks alike
+    # corrections, late records and appends land in cached and uncached chunks alike
     fix = rng.choice(caps, 40, replace=False)
     late = rng.choice(caps[:-1], 40, replace=False) + 1
     late = late[~np.isin(late, caps)]
-    more = np.concatenate([fix, late])
+    tail = caps[-1] + 3 * np.arange(1, 101, dtype=np.int64)  # grows and splits the last chunk
+    more = np.concatenate([fix, late, tail])
     more_vals = rng.normal(size=more.size).round(2)
     put(tstorage, cid, 5, 1, more, more_vals)
     model.update(zip(more.tolist(), more_vals.tolist(), strict=True))
