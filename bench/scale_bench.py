@@ -58,6 +58,7 @@ from tests._config_text import meter_rules  # noqa: E402
 from tests._servers import VENV_BIN, ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
 from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
+from tstorage_client.timestamp import EPOCH_OFFSET_NS  # noqa: E402
 
 CID, MID, MOID, DICT_MID, FIELDS = 1, 1, 1, 2, 16
 T0 = 800_000_000 * 10**9
@@ -133,7 +134,8 @@ def workload(address: str, records: int, repeats: int, seed: int) -> dict[str, A
         d = znsocket.Dict(c, f"meters/{DICT_MID}")
         ts = TimeSeries(c, f"meters/{MID}/{MOID}")
         span = records * STEP
-        w0 = T0 + rng.randrange(0, span - span // 100)
+        # gateway.TimeSeries takes unix times (the series' caps are TStorage ns)
+        w0 = T0 + EPOCH_OFFSET_NS + rng.randrange(0, span - span // 100)
 
         def checked_len() -> None:
             assert len(lst) == records

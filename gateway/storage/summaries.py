@@ -48,6 +48,10 @@ DEFAULT_CHUNK_RECORDS = 4096
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
             "vfirst", "vlast")  # fmt: skip
 
+#: Records per block row of a cached chunk: a rollup reads the records only of the blocks
+#: that a slice edge cuts, and takes the others' rows.
+BLOCK_RECORDS = 64
+
 Loader = Callable[[int, int], CapIndex]
 """Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
 
@@ -66,6 +70,38 @@ class Summary:
     sum: float
     first_value: float
     last_value: float
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records (arrays of
+    equal length): where each block starts in the chunk, its first and last cap, record
+    count and value statistics."""
+
+    start: npt.NDArray[np.int64]
+    first_cap: npt.NDArray[np.int64]
+    last_cap: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    sum: npt.NDArray[np.float64]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], size: int) -> Blocks:
+        """The block rows of a chunk's records, ``size`` records a block."""
+        n = len(caps)
+        start = np.arange(0, n, size, dtype=np.int64)
+        stop = np.r_[start[1:], n]
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            sums = np.add.reduceat(values, start) if n else np.empty(0)
+        return cls(
+            start, caps[start], caps[stop - 1], stop - start,
+            np.minimum.reduceat(values, start) if n else np.empty(0),
+            np.maximum.reduceat(values, start) if n else np.empty(0),
+            sums, values[start], values[stop - 1],
+        )  # fmt: skip
 
 
 class ChunkCache:
@@ -163,6 +199,8 @@ class SeriesIndex:
         self.payload_size = payload_size
         self.dtype = dtype
         self.chunk_records = chunk_records
+        #: records per block row (:class:`Blocks`)
+        self.block_records = BLOCK_RECORDS
         self.cache = cache
         self.loader = loader
         self.lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
@@ -173,6 +211,8 @@ class SeriesIndex:
         self.vmin, self.vmax, self.vsum = _empty_f(), _empty_f(), _empty_f()
         self.vfirst, self.vlast = _empty_f(), _empty_f()
         self._data: dict[int, CapIndex] = {}
+        #: block rows of cached chunks (by lo), made when a rollup first needs them
+        self._blocks: dict[int, Blocks] = {}
         self._starts: npt.NDArray[np.int64] | None = None
         #: chunks (by lo) whose summary must be recounted from TStorage
         self.stale: set[int] = set()
@@ -253,6 +293,7 @@ class SeriesIndex:
         return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
 
     def _recount(self, k: int, data: CapIndex) -> None:
+        self._blocks.pop(int(self.lo[k]), None)  # the chunk's records changed
         before = self._row(k)
         self._count_row(k, data)
         if self._row(k) != before:
@@ -296,12 +337,14 @@ class SeriesIndex:
 
     def drop(self, lo: int) -> int:
         """Forget the cached records of chunk ``lo``; returns how many."""
+        self._blocks.pop(lo, None)
         data = self._data.pop(lo, None)
         return len(data) if data is not None else 0
 
     def drop_all(self) -> None:
         """Forget every cached chunk (the summaries stay)."""
         self._data.clear()
+        self._blocks.clear()
         self.cache.forget(self)
 
     def chunk(self, k: int) -> CapIndex:
@@ -413,13 +456,32 @@ class SeriesIndex:
             return None
         return self.chunk(int(nonempty[-1])).last_payload()
 
-    def numbers(self, k: int, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], Any]:
-        """Caps of chunk ``k`` in ``[lo, hi)`` with their values as float64 (``None`` when
-        the chunk holds no numeric payloads)."""
-        data = self.chunk(k)
-        caps = data.caps
-        j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
-        return caps[j0:j1], self._numbers(data, j0, j1)
+    def rollup_of(
+        self, ks: Sequence[int]
+    ) -> list[tuple[npt.NDArray[np.int64], Any, Blocks | None]]:
+        """Per chunk of ``ks``: its caps, its values as float64 and its block rows (both
+        ``None`` when the chunk holds no numeric payloads). The chunks not cached are read
+        together first.
+
+        The arrays are views of the cached chunks: use them under :attr:`lock`.
+        """
+        out: list[tuple[npt.NDArray[np.int64], Any, Blocks | None]] = []
+        with self.lock:
+            self.preload(ks)
+            los = self.lo[ks].tolist()
+            for k, key in zip(ks, los, strict=True):
+                data = self._data.get(key)
+                if data is None:  # evicted meanwhile to make room for the others
+                    data = self.chunk(k)
+                caps = data.caps
+                values = self._numbers(data, 0, len(caps))
+                blocks = self._blocks.get(key)
+                if blocks is None and values is not None:
+                    blocks = self._blocks[key] = Blocks.of(caps, values, self.block_records)
+                out.append((caps, values, blocks))
+            for key in los:
+                self.cache.touch(self, key)
+        return out
 
     # ------------------------------------------------------------ updates
     def add(
@@ -477,6 +539,7 @@ class SeriesIndex:
                 else:
                     rows = [bytes(r) for r in p] if isinstance(p, np.ndarray) else list(p)
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
+                self._blocks.pop(lo, None)  # its records changed
                 self.cache.touch(self, lo)
                 touched[k] = data
             # from the last row back: a split inserts rows after its own
@@ -503,6 +566,7 @@ class SeriesIndex:
         extra = len(pieces) - 1
         self.cache.forget(self, lo)
         self._data.pop(lo, None)
+        self._blocks.pop(lo, None)
 
         def spread(arr: Any, fill: Any) -> Any:
             return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
@@ -557,6 +621,7 @@ class SeriesIndex:
             self.building = False
             for lo in sorted(self.stale):
                 self._data.pop(lo, None)
+                self._blocks.pop(lo, None)
                 k = self.chunk_of_cap(lo)
                 self._split(k, self.chunk(k))
             self.stale.clear()
@@ -586,8 +651,7 @@ class BoxIndex:
     ) -> None:
         self.lo = lo
         self.payload_size = payload_size
-        #: the first streamed read of the box is running
-        self.building = False
+        self._building = False
         #: numpy dtype (``dtype.str``) of the numbers summarised, or None
         self.dtype: str | None = None
         self.hi = hi
@@ -597,6 +661,21 @@ class BoxIndex:
         self.moids: dict[int, SeriesIndex] = {}
         self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
         self._make = make
+
+    @property
+    def building(self) -> bool:
+        """The first streamed read of the box is running."""
+        return self._building
+
+    @building.setter
+    def building(self, on: bool) -> None:
+        # A series made before the build began (e.g. by a read that asked whether it held
+        # own writes) is built too: its last chunk must stay cached and records for its
+        # evicted chunks must mark them stale, not read them (the box has no watermark yet).
+        self._building = on
+        if on:
+            for idx in self.moids.values():
+                idx.building = True
 
     def series(self, moid: int) -> SeriesIndex:
         """The index of one moid (empty if the moid has no record yet)."""

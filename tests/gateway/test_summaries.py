@@ -190,3 +190,22 @@ def test_a_payload_of_another_size_in_one_chunk_leaves_the_others_columnar(
     b = reads.downsampled(t, 2, T0 + 56, T0 + 100).buckets
     assert b.n.tolist() == [22, 22] and b.min.tolist()[0] == 56.25
     assert struct.pack("<d", b.max[-1]) == struct.pack("<d", 99.25)
+
+
+def test_a_first_read_that_asks_for_own_writes_counts_every_record(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """The first read of a series is a ``ts:*`` read (it asks whether the series holds own
+    writes before the build) and the series is larger than the budget: every record is
+    counted, at chunk ends too."""
+    cid = fresh_cid()
+    rng = np.random.default_rng(15)
+    caps = T0 + np.cumsum(rng.choice([1, 1, 1, 7, 30, 90, 5000], size=3000)).astype(np.int64)
+    vals = rng.normal(size=3000)
+    put(tstorage, cid, 8, 1, caps, vals)
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=8, budget=1000))
+    reads = TimeSeriesReads(gw)
+    assert reads.info(reads.target("meters/8/1"))[:3] == (3000, caps[0], caps[-1])
+    assert gw.llen("znsocket.List:meters/8/1") == 3000
+    model = dict(zip(caps.tolist(), vals.tolist(), strict=True))
+    check_against(gw, reads, "meters/8/1", model)
