@@ -397,20 +397,27 @@ class SeriesIndexes:
             acq = self.link.stream_columns(lo, hi, size, parts.append, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
             return None
-        arr = np.concatenate(parts) if parts else None
         gained: dict[int, int] = {}
         changed: dict[int, set[int]] = {}
-        if arr is not None and len(arr):
+        count = 0
+        for arr in parts:  # batch by batch: no copy of the whole feed
+            if not len(arr):
+                continue
+            count += len(arr)
             moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
             if self.on_change is not None:
-                for moid in np.unique(moids).tolist():
-                    sel = moids == moid
-                    _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
+                first = int(moids[0])
+                if bool((moids == first).all()):  # one series (a List's box): no selection
+                    _news(box.series(first), caps, rows, first, gained, changed)
+                else:
+                    for moid in np.unique(moids).tolist():
+                        sel = moids == moid
+                        _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
             box.add_columns(moids, caps, arr["acq"], rows)
         box.acq0 = max(box.acq0, acq)
         if gained or changed:
             self._announce(box, gained, changed)
-        return 0 if arr is None else len(arr)
+        return count
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
@@ -641,22 +648,32 @@ def _news(
 ) -> None:
     # Which fed records a series did not hold (the smallest such cap goes to gained) and
     # which held ones carry another payload (changed), compared chunk by chunk in numpy.
-    ks = np.searchsorted(idx.lo, caps, side="right") - 1
-    for k in np.unique(ks).tolist():
-        sel = ks == k
-        mine = caps[sel]
+    if caps.size > 1 and not bool((caps[1:] >= caps[:-1]).all()):
+        order = np.argsort(caps, kind="stable")
+        caps, rows = caps[order], rows[order]
+    # the records of chunk k are one run of the sorted caps: [lo[k], lo[k + 1])
+    cuts = np.searchsorted(caps, idx.lo[1:])
+    starts, ends = np.r_[0, cuts], np.r_[cuts, caps.size]
+    for k in np.flatnonzero(ends > starts).tolist():
+        a, b = int(starts[k]), int(ends[k])
+        mine = caps[a:b]
         data = idx.chunk(k) if int(idx.count[k]) > 0 else None
         held = data.caps if data is not None else np.empty(0, dtype=np.int64)
         pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
         known = (held[pos] == mine) if len(held) else np.zeros(len(mine), dtype=bool)
-        if not bool(known.all()):
+        every = bool(known.all())
+        if not every:
             first = int(mine[~known].min())
             gained[moid] = min(gained.get(moid, first), first)
-        if data is not None and data.columnar and bool(known.any()):
-            now = data.payload_rows(0, len(data))[pos[known]]
-            differs = (now != rows[sel][known]).any(axis=1)
+        if data is not None and data.columnar and (every or bool(known.any())):
+            if every:  # the usual case (own writes coming back): no selection
+                now, theirs, at = data.payload_rows(0, len(data))[pos], rows[a:b], mine
+            else:
+                now = data.payload_rows(0, len(data))[pos[known]]
+                theirs, at = rows[a:b][known], mine[known]
+            differs = (now != theirs).any(axis=1)
             if bool(differs.any()):
-                changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+                changed.setdefault(moid, set()).update(at[differs].tolist())
 
 
 def _payload_rows(arr: Any, size: int) -> Any:

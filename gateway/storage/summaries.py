@@ -426,9 +426,16 @@ class SeriesIndex:
         with self.lock:
             ks = np.searchsorted(self.lo, cap_a, side="right") - 1
             touched: dict[int, CapIndex] = {}
-            groups: list[tuple[int, npt.NDArray[Any] | None]]
+            groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
             if bool((ks == ks[0]).all()):
                 groups = [(int(ks[0]), None)]
+            elif bool((ks[1:] >= ks[:-1]).all()):
+                # records in cap order (a feed, a bulk write): each chunk's are one run
+                cuts = (np.flatnonzero(ks[1:] != ks[:-1]) + 1).tolist()
+                groups = [
+                    (int(ks[a]), slice(a, b))
+                    for a, b in zip([0, *cuts], [*cuts, ks.size], strict=True)
+                ]
             else:
                 order = np.argsort(ks, kind="stable")
                 ks_sorted = ks[order]
@@ -449,6 +456,8 @@ class SeriesIndex:
                     c, a, p = cap_a, acq_a, payloads
                 elif isinstance(payloads, np.ndarray):
                     c, a, p = cap_a[sel], acq_a[sel], payloads[sel]
+                elif isinstance(sel, slice):
+                    c, a, p = cap_a[sel], acq_a[sel], list(payloads[sel])
                 else:
                     c, a, p = cap_a[sel], acq_a[sel], [payloads[i] for i in sel.tolist()]
                 if isinstance(p, np.ndarray) and data.columnar:
