@@ -16,18 +16,26 @@ One run, side by side (every server a real process on 127.0.0.1):
 * the gateway process's resident memory (its TStorage child excluded), sampled every 20 ms
   during the bulk write and the bulk read.
 
+With ``--old-tree DIR`` (another checkout, e.g. ``git worktree add /tmp/base main``) the
+same measurements run on that tree's code and on this one, each in a child process whose
+servers run that tree's code too, taken in turn (``--runs`` times each, old first), and the
+results are printed side by side.
+
 Usage::
 
     .venv/bin/python bench/bulk_bench.py                       # 10M points, a few minutes
     .venv/bin/python bench/bulk_bench.py --points 1000000 --json out.json
+    .venv/bin/python bench/bulk_bench.py --old-tree /tmp/base  # the tree before, then this one
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -40,7 +48,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+# the tree whose code runs (an --old-tree child runs another checkout's)
+ROOT = Path(os.environ.get("BULK_BENCH_TREE") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
@@ -260,6 +269,56 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Run the measurements on ``--old-tree`` and on this tree in turn, in child processes."""
+    trees = {"old": Path(args.old_tree).resolve(), "new": Path(__file__).resolve().parent.parent}
+    child_argv = []
+    skip = False
+    for a in argv:  # the same options, without --old-tree/--runs/--json
+        if skip:
+            skip = False
+            continue
+        if a in ("--old-tree", "--runs", "--json"):
+            skip = True
+            continue
+        if a.startswith(("--old-tree=", "--runs=", "--json=")):
+            continue
+        child_argv.append(a)
+    runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    for _ in range(args.runs):
+        for name, tree in trees.items():
+            env = dict(os.environ, BULK_BENCH_TREE=str(tree), PYTHONPATH=str(tree))
+            load = os.getloadavg()[0]
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), *child_argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                check=True,
+            )
+            got = json.loads(done.stdout)
+            got["tree"] = str(tree)
+            got["load_average_before"] = round(load, 2)
+            got["load_average_after"] = round(os.getloadavg()[0], 2)
+            runs[name].append(got)
+            print(f"{name}: {summary(got)}", file=sys.stderr)
+    return runs
+
+
+def summary(r: dict[str, Any]) -> str:
+    """One line of a run's main figures."""
+    return (
+        f"write {r['write_columns']['points_per_s']:,}/s "
+        f"(direct {r['write_direct_numpy_put']['points_per_s']:,}/s, "
+        f"ratio {r['ratios']['write_columns_vs_direct']}), "
+        f"read {r['read_columns']['points_per_s']:,}/s "
+        f"(direct {r['read_direct_numpy_get']['points_per_s']:,}/s), "
+        f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s vs memory "
+        f"{r['append_memory_znsocket']['points_per_s']:,}/s "
+        f"(ratio {r['ratios']['append_interval_vs_memory']}), "
+        f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,9 +333,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--appends", type=int, default=4000, help="points appended one by one")
     ap.add_argument("--rounds", type=int, default=8, help="append rounds per server, in turn")
+    ap.add_argument("--old-tree", help="also measure this checkout's code, in turn with this one")
+    ap.add_argument("--runs", type=int, default=1, help="with --old-tree: runs of each tree")
     ap.add_argument("--json", dest="json_out", help="write the results here")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
-    results = run(args)
+    results: dict[str, Any]
+    if args.old_tree:
+        results = compare(args, argv)
+    else:
+        load = os.getloadavg()[0]
+        results = run(args)
+        results["load_average_before"] = round(load, 2)
+        results["load_average_after"] = round(os.getloadavg()[0], 2)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json_out:
