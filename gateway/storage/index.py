@@ -214,9 +214,10 @@ class CapIndex:
             self._append(cap_a, acq_a, pay_a)
             return
         assert self._acq is not None and self._pay is not None
-        pos = np.searchsorted(self._buf[:n], cap_a)
-        p0, p1 = int(pos[0]), int(pos[-1]) + 1
-        if p1 - p0 == cap_a.size and p1 <= n and bool((self._buf[p0:p1] == cap_a).all()):
+        # caps are strictly increasing here: a run of held ones if the first one's run matches
+        p0 = int(np.searchsorted(self._buf[:n], cap_a[0]))
+        p1 = p0 + cap_a.size
+        if p1 <= n and bool((self._buf[p0:p1] == cap_a).all()):
             # a run of held records again (the feed bringing own writes back): slices
             if own:
                 self._pay[p0:p1] = pay_a
@@ -229,6 +230,7 @@ class CapIndex:
                     self._acq[p0:p1][newer] = acq_a[newer]
                     self._pay[p0:p1][newer] = pay_a[newer]
             return
+        pos = np.searchsorted(self._buf[:n], cap_a)
         inside = pos < n
         known = np.zeros(cap_a.size, dtype=bool)
         known[inside] = self._buf[pos[inside]] == cap_a[inside]

@@ -659,21 +659,25 @@ def _news(
         mine = caps[a:b]
         data = idx.chunk(k) if int(idx.count[k]) > 0 else None
         held = data.caps if data is not None else np.empty(0, dtype=np.int64)
+        p0 = int(np.searchsorted(held, mine[0]))
+        p1 = p0 + mine.size
+        if data is not None and p1 <= len(held) and bool((held[p0:p1] == mine).all()):
+            # a run of held records (own writes coming back): compare the run's payloads
+            if data.columnar:
+                differs = (data.payload_rows(p0, p1) != rows[a:b]).any(axis=1)
+                if bool(differs.any()):
+                    changed.setdefault(moid, set()).update(mine[differs].tolist())
+            continue
         pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
         known = (held[pos] == mine) if len(held) else np.zeros(len(mine), dtype=bool)
-        every = bool(known.all())
-        if not every:
+        if not bool(known.all()):
             first = int(mine[~known].min())
             gained[moid] = min(gained.get(moid, first), first)
-        if data is not None and data.columnar and (every or bool(known.any())):
-            if every:  # the usual case (own writes coming back): no selection
-                now, theirs, at = data.payload_rows(0, len(data))[pos], rows[a:b], mine
-            else:
-                now = data.payload_rows(0, len(data))[pos[known]]
-                theirs, at = rows[a:b][known], mine[known]
-            differs = (now != theirs).any(axis=1)
+        if data is not None and data.columnar and bool(known.any()):
+            now = data.payload_rows(0, len(data))[pos[known]]
+            differs = (now != rows[a:b][known]).any(axis=1)
             if bool(differs.any()):
-                changed.setdefault(moid, set()).update(at[differs].tolist())
+                changed.setdefault(moid, set()).update(mine[known][differs].tolist())
 
 
 def _payload_rows(arr: Any, size: int) -> Any:

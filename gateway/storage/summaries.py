@@ -424,26 +424,20 @@ class SeriesIndex:
             return
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
-            ks = np.searchsorted(self.lo, cap_a, side="right") - 1
             touched: dict[int, CapIndex] = {}
             groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
-            if bool((ks == ks[0]).all()):
-                groups = [(int(ks[0]), None)]
-            elif bool((ks[1:] >= ks[:-1]).all()):
-                # records in cap order (a feed, a bulk write): each chunk's are one run
-                cuts = (np.flatnonzero(ks[1:] != ks[:-1]) + 1).tolist()
-                groups = [
-                    (int(ks[a]), slice(a, b))
-                    for a, b in zip([0, *cuts], [*cuts, ks.size], strict=True)
-                ]
+            if cap_a.size > 1 and bool((cap_a[1:] >= cap_a[:-1]).all()):
+                # records in cap order (a feed, a bulk write): each chunk's are one run,
+                # found by a search per chunk boundary rather than one per record
+                cuts = np.searchsorted(cap_a, self.lo[1:])
+                starts, ends = np.r_[0, cuts], np.r_[cuts, cap_a.size]
+                ks_run = np.flatnonzero(ends > starts).tolist()
+                if len(ks_run) == 1:
+                    groups = [(ks_run[0], None)]
+                else:
+                    groups = [(k, slice(int(starts[k]), int(ends[k]))) for k in ks_run]
             else:
-                order = np.argsort(ks, kind="stable")
-                ks_sorted = ks[order]
-                cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
-                groups = [
-                    (int(ks_sorted[a]), order[a:b])
-                    for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
-                ]
+                groups = self._groups(np.searchsorted(self.lo, cap_a, side="right") - 1)
             for k, sel in groups:
                 lo = int(self.lo[k])
                 data = self._data.get(lo)
@@ -471,6 +465,19 @@ class SeriesIndex:
                 self._recount(k, data)
             for k in sorted(touched, reverse=True):
                 self._split(k, touched[k])
+
+    @staticmethod
+    def _groups(ks: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[Any] | slice | None]]:
+        # (chunk, selection of the records) for records whose chunks are ks, in any order
+        if bool((ks == ks[0]).all()):
+            return [(int(ks[0]), None)]
+        order = np.argsort(ks, kind="stable")
+        ks_sorted = ks[order]
+        cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
+        return [
+            (int(ks_sorted[a]), order[a:b])
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
+        ]
 
     def _new_chunk(self, lo: int) -> CapIndex:
         data = self._data[lo] = CapIndex(self.payload_size)
