@@ -14,7 +14,10 @@ One run, side by side (every server a real process on 127.0.0.1):
   rounds taken in turn; the median round) on a second gateway whose TStorage runs with
   ``sync = "interval"``, and on our in-memory znsocket server;
 * the gateway process's resident memory (its TStorage child excluded), sampled every 20 ms
-  during the bulk write and the bulk read.
+  during the bulk write and the bulk read;
+* the CPU time each process spends (``/proc``, Linux): the gateway and its TStorage per point
+  of the bulk write (with the change feed that brings it back) and of the bulk read, and the
+  gateway, its TStorage, the in-memory server and the client per append.
 
 With ``--old-tree DIR`` (another checkout, e.g. ``git worktree add /tmp/base main``) the
 same measurements run on that tree's code and on this one, each in a child process whose
@@ -69,6 +72,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pid(pid: int) -> int:
+    """The (first) child process of ``pid``: a gateway's embedded TStorage."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        if kids:
+            return int(kids[0])
+    raise RuntimeError(f"process {pid} has no child")
+
+
+@contextmanager
+def cpu_per(points: int, pids: dict[str, int]) -> Iterator[dict[str, float]]:
+    """CPU microseconds per point each process spends while the block runs."""
+    out: dict[str, float] = {}
+    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    yield out
+    for name, pid in pids.items():
+        out[name] = round((cpu_s(pid) - before[name]) / points * 1e6, 3)
 
 
 def rss_mb(pid: int) -> float:
@@ -190,12 +218,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             address = f"znsocket://127.0.0.1:{gw.port}"
             c = znsocket.Client.from_url(address)
             ts = TimeSeries(c, "meters/1/1")
-            with peak_rss(gw.pid) as mem_w:
-                length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+            pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
+            with cpu_per(n, pids) as cpu_w:
+                with peak_rss(gw.pid) as mem_w:
+                    length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+                # the change feed brings the last own records back (follow_interval 0.25 s)
+                time.sleep(0.5)
             assert length == n, length
             out["write_columns"] = rate(n, s)
             out["write_columns"]["points_per_event"] = args.chunk or "default"
             out["write_columns_gateway_rss"] = mem_w
+            out["write_columns_cpu_us_per_point"] = cpu_w
             lst = znsocket.List(c, "meters/2/1")
             m = args.json_points
             jv = values[:m].tolist()
@@ -210,11 +243,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["write_direct_numpy_put"] = rate(n, s)
             out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
             assert len(ts) == n
-            with peak_rss(gw.pid) as mem_r:
+            with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
                 window, s = timed(ts.range)
             assert len(window) == n and float(window.v[-1]) == float(values[-1])
             out["read_columns"] = rate(n, s)
             out["read_columns_gateway_rss"] = mem_r
+            out["read_columns_cpu_us_per_point"] = cpu_r
             del window
             got, s = timed(lambda: direct_get(ts_port, 1))
             assert got == n, got
@@ -233,18 +267,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             per_round = max(1, args.appends // args.rounds)
             rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
+            cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "memory": []}
+            servers = {
+                "gateway": {"gateway": gw.pid, "tstorage": child_pid(gw.pid)},
+                "memory": {"znsocket": mem.pid},
+            }
             for k in range(args.rounds):
                 for name, proc in (("gateway", gw), ("memory", mem)):
-                    got = append_rate(
-                        f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
-                    )
+                    with cpu_per(per_round, {**servers[name], "client": os.getpid()}) as used:
+                        got = append_rate(
+                            f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
+                        )
                     rounds[name].append(got["points_per_s"])
+                    cpu[name].append(used)
             for name, key in (("gateway", "append_gateway_sync_interval"),
                               ("memory", "append_memory_znsocket")):  # fmt: skip
                 out[key] = {
                     "points_per_round": per_round,
                     "rounds_points_per_s": rounds[name],
                     "points_per_s": round(statistics.median(rounds[name])),
+                    # median over the rounds, per process (the client: this one)
+                    "cpu_us_per_append": {
+                        p: round(statistics.median(c[p] for c in cpu[name]), 1)
+                        for p in cpu[name][0]
+                    },
                 }
         finally:
             gw.stop()
