@@ -74,12 +74,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def child_pid(pid: int) -> int:
     """The (first) child process of ``pid``: a gateway's embedded TStorage."""
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -89,14 +83,21 @@ def child_pid(pid: int) -> int:
     raise RuntimeError(f"process {pid} has no child")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (as ``tests._servers.cpu_seconds``,
+    which an ``--old-tree`` child's tree may not have)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def cpu_per(points: int, pids: dict[str, int]) -> Iterator[dict[str, float]]:
     """CPU microseconds per point each process spends while the block runs."""
     out: dict[str, float] = {}
-    before = {name: cpu_s(pid) for name, pid in pids.items()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     yield out
     for name, pid in pids.items():
-        out[name] = round((cpu_s(pid) - before[name]) / points * 1e6, 3)
+        out[name] = round((cpu_seconds(pid) - before[name]) / points * 1e6, 3)
 
 
 def rss_mb(pid: int) -> float:

@@ -131,3 +131,9 @@ def spawn(
 def python_argv(module: str, *args: str) -> list[str]:
     """``python -m module args…`` with the interpreter running the tests."""
     return [sys.executable, "-m", module, *args]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -21,7 +21,7 @@ import pytest
 
 import znsocket
 from gateway import TimeSeries
-from tests._servers import ServerProcess
+from tests._servers import ServerProcess, cpu_seconds
 from tests.gateway.conftest import meter_config
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 
@@ -31,12 +31,6 @@ T0 = 800_000_000 * 10**9  # TStorage ns
 POINTS = 1_000_000
 #: the gateway's CPU per point at most this many times TStorage's (about 1 today)
 MAX_CPU_RATIO = 2.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc (Linux)")
