@@ -455,20 +455,27 @@ class SeriesIndexes:
             acq = self.link.stream_columns(lo, hi, size, parts.append, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
             return None
-        arr = np.concatenate(parts) if parts else None
         gained: dict[int, int] = {}
         changed: dict[int, set[int]] = {}
-        if arr is not None and len(arr):
+        count = 0
+        for arr in parts:  # batch by batch: no copy of the whole feed
+            if not len(arr):
+                continue
+            count += len(arr)
             moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
             if self.on_change is not None:
-                for moid in np.unique(moids).tolist():
-                    sel = moids == moid
-                    _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
+                first = int(moids[0])
+                if bool((moids == first).all()):  # one series (a List's box): no selection
+                    _news(box.series(first), caps, rows, first, gained, changed)
+                else:
+                    for moid in np.unique(moids).tolist():
+                        sel = moids == moid
+                        _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
             box.add_columns(moids, caps, arr["acq"], rows)
         box.acq0 = max(box.acq0, acq)
         if gained or changed:
             self._announce(box, gained, changed)
-        return 0 if arr is None else len(arr)
+        return count
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
@@ -690,12 +697,26 @@ def _news(
 ) -> None:
     # Which fed records a series did not hold (the smallest such cap goes to gained) and
     # which held ones carry another payload (changed), compared chunk by chunk in numpy.
-    ks = np.searchsorted(idx.lo, caps, side="right") - 1
-    for k in np.unique(ks).tolist():
-        sel = ks == k
-        mine = caps[sel]
+    if caps.size > 1 and not bool((caps[1:] >= caps[:-1]).all()):
+        order = np.argsort(caps, kind="stable")
+        caps, rows = caps[order], rows[order]
+    # the records of chunk k are one run of the sorted caps: [lo[k], lo[k + 1])
+    cuts = np.searchsorted(caps, idx.lo[1:])
+    starts, ends = np.r_[0, cuts], np.r_[cuts, caps.size]
+    for k in np.flatnonzero(ends > starts).tolist():
+        a, b = int(starts[k]), int(ends[k])
+        mine = caps[a:b]
         data = idx.chunk(k) if int(idx.count[k]) > 0 else None
         held = data.caps if data is not None else np.empty(0, dtype=np.int64)
+        p0 = int(np.searchsorted(held, mine[0]))
+        p1 = p0 + mine.size
+        if data is not None and p1 <= len(held) and bool((held[p0:p1] == mine).all()):
+            # a run of held records (own writes coming back): compare the run's payloads
+            if data.columnar:
+                differs = _rows_differ(data.payload_rows(p0, p1), rows[a:b])
+                if bool(differs.any()):
+                    changed.setdefault(moid, set()).update(mine[differs].tolist())
+            continue
         pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
         known = (held[pos] == mine) if len(held) else np.zeros(len(mine), dtype=bool)
         if not bool(known.all()):
@@ -703,9 +724,19 @@ def _news(
             gained[moid] = min(gained.get(moid, first), first)
         if data is not None and data.columnar and bool(known.any()):
             now = data.payload_rows(0, len(data))[pos[known]]
-            differs = (now != rows[sel][known]).any(axis=1)
+            differs = _rows_differ(now, rows[a:b][known])
             if bool(differs.any()):
                 changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+
+
+def _rows_differ(x: npt.NDArray[np.uint8], y: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Which rows of two ``n x size`` payload arrays differ (rows contiguous, the arrays may
+    be strided views)."""
+    size = x.shape[1]
+    if size in (1, 2, 4, 8):  # one integer per row: far faster than a reduction over bytes
+        word = np.dtype(f"<u{size}")
+        return np.asarray(x.view(word)[:, 0] != y.view(word)[:, 0])
+    return np.asarray((x != y).any(axis=1))
 
 
 def _payload_rows(arr: Any, size: int) -> Any:

@@ -505,21 +505,23 @@ class SeriesIndex:
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
             touched: dict[int, CapIndex] = {}
-            groups: list[tuple[int, npt.NDArray[Any] | None]]
-            ks = None
+            groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
             if int(cap_a.min()) >= int(self.lo[-1]):  # appends (a streamed build): last chunk
                 groups = [(self.chunks - 1, None)]
-            elif bool(((ks := np.searchsorted(self.lo, cap_a, side="right") - 1) == ks[0]).all()):
-                groups = [(int(ks[0]), None)]
+            elif cap_a.size > 1 and bool((cap_a[1:] >= cap_a[:-1]).all()):
+                # records in cap order (a feed, a bulk write): each chunk's are one run,
+                # found by a search per boundary of the chunks they span, not per record
+                k0 = int(np.searchsorted(self.lo, cap_a[0], side="right")) - 1
+                k1 = int(np.searchsorted(self.lo, cap_a[-1], side="right"))
+                cuts = np.searchsorted(cap_a, self.lo[k0 + 1 : k1])
+                starts, ends = np.r_[0, cuts], np.r_[cuts, cap_a.size]
+                ks_run = np.flatnonzero(ends > starts).tolist()
+                if len(ks_run) == 1:
+                    groups = [(k0 + ks_run[0], None)]
+                else:
+                    groups = [(k0 + k, slice(int(starts[k]), int(ends[k]))) for k in ks_run]
             else:
-                assert ks is not None
-                order = np.argsort(ks, kind="stable")
-                ks_sorted = ks[order]
-                cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
-                groups = [
-                    (int(ks_sorted[a]), order[a:b])
-                    for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
-                ]
+                groups = self._groups(np.searchsorted(self.lo, cap_a, side="right") - 1)
             for k, sel in groups:
                 lo = int(self.lo[k])
                 data = self._data.get(lo)
@@ -532,6 +534,8 @@ class SeriesIndex:
                     c, a, p = cap_a, acq_a, payloads
                 elif isinstance(payloads, np.ndarray):
                     c, a, p = cap_a[sel], acq_a[sel], payloads[sel]
+                elif isinstance(sel, slice):
+                    c, a, p = cap_a[sel], acq_a[sel], list(payloads[sel])
                 else:
                     c, a, p = cap_a[sel], acq_a[sel], [payloads[i] for i in sel.tolist()]
                 if isinstance(p, np.ndarray) and data.columnar:
@@ -546,6 +550,19 @@ class SeriesIndex:
             for k in sorted(touched, reverse=True):
                 if not self._split(k, touched[k]):  # a split counts its pieces' rows
                     self._recount(k, touched[k])
+
+    @staticmethod
+    def _groups(ks: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[Any] | slice | None]]:
+        # (chunk, selection of the records) for records whose chunks are ks, in any order
+        if bool((ks == ks[0]).all()):
+            return [(int(ks[0]), None)]
+        order = np.argsort(ks, kind="stable")
+        ks_sorted = ks[order]
+        cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
+        return [
+            (int(ks_sorted[a]), order[a:b])
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
+        ]
 
     def _new_chunk(self, lo: int) -> CapIndex:
         data = self._data[lo] = CapIndex(self.payload_size)
