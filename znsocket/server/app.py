@@ -364,7 +364,8 @@ def _install(
 
     @on("*", namespace=namespace)
     def catch_all(event: str, sid: str, *args: Any) -> Any:
-        # reached only on servers that are not ZnSocketServer (attach_events)
+        # reached on servers that are not ZnSocketServer (attach_events), and on
+        # ZnSocketServer outside python-socketio's tested versions (_socketio_private)
         return route(sid, event, args)
 
     @on(Event.SERVER_CONFIG, namespace=namespace)
