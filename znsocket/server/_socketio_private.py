@@ -36,7 +36,6 @@ header carries an ack id; events are answered by the namespace's route
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Container, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +45,18 @@ from socketio import packet as sio_packet
 from znsocket.protocol import jsoncodec
 from znsocket.protocol.events import Event
 from znsocket.protocol.payload import error_envelope
+from znsocket.protocol.sio_packets import (
+    SIO_BINARY_EVENT,
+    SIO_EVENT,
+    ProtocolError,
+    ack_text,
+    event_prefix,
+    has_binary,
+    parse_header,
+)
 from znsocket.server.doors import Door
 
-__all__ = ["DOOR", "BasePacket", "BaseServer", "PacketHooks", "ServerHooks", "has_binary"]
+__all__ = ["DOOR", "BasePacket", "BaseServer", "PacketHooks", "ServerHooks"]
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +73,8 @@ _used = DOOR.used
 
 #: Events carrying another call; they run where the call they carry would run.
 _WRAPPERS = frozenset({Event.COMPRESSED_MESSAGE, Event.CHUNKED_MESSAGE})
-_ACK_ID = re.compile(r"[0-9]{1,15}")
-#: The header of an EVENT or BINARY_EVENT packet: type, attachments, namespace, ack id.
-_EVENT_HEADER = re.compile(r"([25])(?:([0-9]{1,10})-)?(?:(/[^,]*),)?([0-9]{1,15})?")
 _dumps_plain = jsoncodec.dumps_plain
 _loads = jsoncodec.loads
-
-
-def has_binary(data: Any) -> bool:
-    """Whether ``data`` contains ``bytes``/``bytearray`` anywhere (lists, tuples, dict values)."""
-    kind = type(data)
-    if kind is str or kind is int or kind is float or kind is bool or data is None:
-        return False
-    if kind is bytes or kind is bytearray:
-        return True
-    # explicit loops: a generator in any() costs a frame per call on this hot path
-    if kind is list or kind is tuple:
-        for item in data:  # noqa: SIM110
-            if type(item) is not str and has_binary(item):
-                return True
-        return False
-    if kind is dict:
-        for item in data.values():  # noqa: SIM110
-            if type(item) is not str and has_binary(item):
-                return True
-        return False
-    if isinstance(data, (bytes, bytearray)):
-        return True
-    if isinstance(data, (list, tuple)):
-        return any(has_binary(item) for item in data)
-    if isinstance(data, dict):
-        return any(has_binary(item) for item in data.values())
-    return False
 
 
 class PacketHooks(sio_packet.Packet):
@@ -149,7 +127,7 @@ class ServerHooks(socketio.Server):
     def hook_commands(self, path: CommandPath) -> None:
         """Answer text command events of ``path[0]`` from the frame (if fast paths run)."""
         if DOOR.fast:
-            self._fast_prefix = "2" + path[0] + ","
+            self._fast_prefix = event_prefix(path[0])
             self._fast = path
 
     def hook_routes(self, namespace: str, route: Callable[[str, Any, Sequence[Any]], Any]) -> None:
@@ -171,10 +149,13 @@ class ServerHooks(socketio.Server):
             self._attach(eio_sid, pending, data)
             return
         prefix = self._fast_prefix
-        if prefix is not None and type(data) is str and data.startswith(prefix):
-            match = _ACK_ID.match(data, len(prefix))
-            if match is not None and self._answer(eio_sid, data, match):
-                return
+        if (
+            prefix is not None
+            and type(data) is str
+            and data.startswith(prefix)
+            and self._answer(eio_sid, data)
+        ):
+            return
         try:
             super()._handle_eio_message(eio_sid, data)
         except Exception as exc:
@@ -237,21 +218,22 @@ class ServerHooks(socketio.Server):
 
     def _answer_undecodable(self, eio_sid: str, data: Any, exc: Exception) -> None:
         """Answer a packet python-socketio could not decode, from its header alone."""
-        header = _EVENT_HEADER.match(data) if type(data) is str else None
-        if header is None:
+        try:
+            kind, attachments, namespace, ack_id, _ = parse_header(data)
+        except (ProtocolError, TypeError):
+            kind = ""
+        if kind != SIO_EVENT and kind != SIO_BINARY_EVENT:
             log.debug("dropped an undecodable packet: %s", exc)
             return
-        kind, attachments, namespace, ack_id = header.groups()
-        if kind == "5" and attachments:
+        if attachments:
             # its attachments follow; they belong to no event now
-            self._discarding[eio_sid] = int(attachments)
+            self._discarding[eio_sid] = attachments
         if ack_id is None:
             return
-        namespace = (namespace or "/").split("?", 1)[0]
         self._send_ack(
             eio_sid,
-            namespace,
-            int(ack_id),
+            namespace.split("?", 1)[0],
+            ack_id,
             [error_envelope("MalformedMessageError", f"Malformed message: {_detail(exc)}")],
         )
 
@@ -260,11 +242,14 @@ class ServerHooks(socketio.Server):
         self._discarding.pop(eio_sid, None)
         super()._handle_eio_disconnect(eio_sid, reason)
 
-    def _answer(self, eio_sid: str, data: str, match: re.Match[str]) -> bool:
+    def _answer(self, eio_sid: str, data: str) -> bool:
         """Run one command event; ``False`` hands the frame to python-socketio instead."""
         namespace, commands, run, principals, handlers = self._fast  # type: ignore[misc]
+        _, _, _, ack_id, end = parse_header(data)
+        if ack_id is None:
+            return False
         try:
-            event = _loads(data[match.end() :])
+            event = _loads(data[end:])
         except ValueError:
             return False
         if (
@@ -279,7 +264,7 @@ class ServerHooks(socketio.Server):
             return False
         _used["command_frames"] += 1
         envelope = run(principals.get(sid) if principals is not None else None, event[0], event[1])
-        self._send_ack(eio_sid, namespace, int(match.group()), [envelope])
+        self._send_ack(eio_sid, namespace, ack_id, [envelope])
         return True
 
     def _send_ack(self, eio_sid: str, namespace: str, ack_id: int, payload: list[Any]) -> None:
@@ -297,8 +282,7 @@ class ServerHooks(socketio.Server):
                 pass
             else:
                 _used["ack_encoding"] += 1
-                prefix = "3" if namespace == "/" else "3" + namespace + ","
-                self.eio.send(eio_sid, prefix + str(ack_id) + text)
+                self.eio.send(eio_sid, ack_text(namespace, ack_id, text))
                 return
         try:
             pkt = self.packet_class(sio_packet.ACK, namespace=namespace, id=ack_id, data=payload)

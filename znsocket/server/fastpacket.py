@@ -14,7 +14,8 @@ from typing import Any
 from socketio import packet
 
 from znsocket.protocol import jsoncodec
-from znsocket.server._socketio_private import BasePacket, has_binary
+from znsocket.protocol.sio_packets import has_binary
+from znsocket.server._socketio_private import BasePacket
 
 __all__ = ["FastPacket", "has_binary"]
 

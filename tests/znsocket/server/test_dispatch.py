@@ -9,8 +9,8 @@ import pytest
 import socketio
 
 from znsocket.exceptions import PermissionDeniedError
+from znsocket.protocol.sio_packets import has_binary
 from znsocket.server import Dispatcher, attach_events, create_app
-from znsocket.server.fastpacket import has_binary
 from znsocket.server.routing import EventRouter
 from znsocket.server.transport import BufferedSocket, unmask
 from znsocket.storage import COMMANDS, MemoryStorage
