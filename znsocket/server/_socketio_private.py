@@ -36,14 +36,13 @@ header carries an ack id; events are answered by the namespace's route
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import socketio
 from socketio import packet as sio_packet
 
 from znsocket.protocol import jsoncodec
-from znsocket.protocol.events import Event
 from znsocket.protocol.payload import error_envelope
 from znsocket.protocol.sio_packets import (
     SIO_BINARY_EVENT,
@@ -55,6 +54,7 @@ from znsocket.protocol.sio_packets import (
     parse_header,
 )
 from znsocket.server.doors import Door
+from znsocket.server.routing import Call, RouteTable
 
 __all__ = ["DOOR", "BasePacket", "BaseServer", "PacketHooks", "ServerHooks"]
 
@@ -71,8 +71,6 @@ DOOR = Door(
 )
 _used = DOOR.used
 
-#: Events carrying another call; they run where the call they carry would run.
-_WRAPPERS = frozenset({Event.COMPRESSED_MESSAGE, Event.CHUNKED_MESSAGE})
 _dumps_plain = jsoncodec.dumps_plain
 _loads = jsoncodec.loads
 
@@ -92,16 +90,6 @@ class PacketHooks(sio_packet.Packet):
         return has_binary(data)
 
 
-#: ``(namespace, commands, run, principals, handlers)`` of the command fast path.
-CommandPath = tuple[
-    str,
-    Container[str],
-    Callable[[Any, str, Any], Any],
-    "dict[str, Any] | None",
-    Container[str],
-]
-
-
 class ServerHooks(socketio.Server):
     """``socketio.Server`` with the hooks this module's docstring lists.
 
@@ -114,8 +102,8 @@ class ServerHooks(socketio.Server):
     max_attachments: int = 1000
     max_attachment_bytes: int | None = None
     _fast_prefix: str | None = None
-    _fast: CommandPath | None = None
-    _routes: dict[str, Callable[[str, Any, Sequence[Any]], Any]] | None = None
+    _fast: tuple[str, Callable[[Any, str, Any], Any], dict[str, Any] | None] | None = None
+    _routes: dict[str, RouteTable] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -124,17 +112,23 @@ class ServerHooks(socketio.Server):
         self._attachment_bytes: dict[str, int] = {}
         self._discarding: dict[str, int] = {}
 
-    def hook_commands(self, path: CommandPath) -> None:
-        """Answer text command events of ``path[0]`` from the frame (if fast paths run)."""
+    def hook_commands(
+        self,
+        namespace: str,
+        run: Callable[[Any, str, Any], Any],
+        principals: dict[str, Any] | None,
+    ) -> None:
+        """Answer the text command events of ``namespace`` from the frame (if fast paths
+        run): ``run(principal, event, data)`` answers them."""
         if DOOR.fast:
-            self._fast_prefix = event_prefix(path[0])
-            self._fast = path
+            self._fast_prefix = event_prefix(namespace)
+            self._fast = (namespace, run, principals)
 
-    def hook_routes(self, namespace: str, route: Callable[[str, Any, Sequence[Any]], Any]) -> None:
-        """Answer the events of ``namespace`` with ``route``."""
+    def hook_routes(self, namespace: str, routes: RouteTable) -> None:
+        """Answer the events of ``namespace`` with ``routes``."""
         if self._routes is None:
             self._routes = {}
-        self._routes[namespace] = route
+        self._routes[namespace] = routes
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if eio_sid in self._discarding:
@@ -244,9 +238,10 @@ class ServerHooks(socketio.Server):
 
     def _answer(self, eio_sid: str, data: str) -> bool:
         """Run one command event; ``False`` hands the frame to python-socketio instead."""
-        namespace, commands, run, principals, handlers = self._fast  # type: ignore[misc]
+        namespace, run, principals = self._fast  # type: ignore[misc]
+        routes = self._routes.get(namespace) if self._routes is not None else None
         _, _, _, ack_id, end = parse_header(data)
-        if ack_id is None:
+        if ack_id is None or routes is None:
             return False
         try:
             event = _loads(data[end:])
@@ -255,8 +250,8 @@ class ServerHooks(socketio.Server):
         if (
             type(event) is not list
             or len(event) != 2
-            or event[0] not in commands
-            or event[0] in handlers
+            or type(event[0]) is not str
+            or routes.command_for(event[0]) is None
         ):
             return False
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
@@ -316,35 +311,36 @@ class ServerHooks(socketio.Server):
                     ],
                 )
             return
-        if not DOOR.fast or self._blocks(data):
-            self.start_background_task(self._answer_event, eio_sid, namespace, sid, id, data)
-        else:
-            _used["inline_events"] += 1
-            self._answer_event(eio_sid, namespace, sid, id, data)
-
-    def _blocks(self, data: Any) -> bool:
-        """Whether the event (or the call a wrapper carries) is a background event."""
+        routes = self._routes.get(namespace) if self._routes is not None else None
         if type(data) is not list or not data:
-            return False
-        event = data[0]
-        if type(event) is not str:
-            return False
-        if event in _WRAPPERS and len(data) == 2 and type(data[1]) is dict:
-            event = data[1].get("event")
-        return type(event) is str and event in self.background_events
-
-    def _answer_event(self, eio_sid: str, namespace: str, sid: str, id: Any, data: Any) -> None:
-        routes = self._routes
-        route = routes.get(namespace) if routes is not None else None
-        if type(data) is not list or not data:
-            result: Any = error_envelope(
+            call: Any = error_envelope(
                 "MalformedMessageError",
                 "Malformed message: an event must be a JSON array starting with its name",
             )
-        elif route is not None:
-            result = route(sid, data[0], data[1:])
+        elif routes is None:  # a namespace without a route table: python-socketio's lookup
+            self.start_background_task(self._answer_call, eio_sid, namespace, sid, id, data)
+            return
         else:
-            result = self._trigger_event(data[0], namespace, sid, *data[1:])
+            call = routes.unwrap(sid, data[0], data[1:])
+        if type(call) is not Call or routes is None:
+            self._ack_result(eio_sid, namespace, id, call)
+        elif not DOOR.fast or call.event in self.background_events:
+            self.start_background_task(self._answer_call, eio_sid, namespace, sid, id, call)
+        else:
+            _used["inline_events"] += 1
+            self._ack_result(eio_sid, namespace, id, routes.run(sid, call))
+
+    def _answer_call(self, eio_sid: str, namespace: str, sid: str, id: Any, call: Any) -> None:
+        """Answer an unwrapped call (or, without a route table, the event's data)."""
+        routes = self._routes.get(namespace) if self._routes is not None else None
+        if routes is not None:
+            result = routes.run(sid, call)
+        else:
+            result = self._trigger_event(call[0], namespace, sid, *call[1:])
+        self._ack_result(eio_sid, namespace, id, result)
+
+    def _ack_result(self, eio_sid: str, namespace: str, id: Any, result: Any) -> None:
+        """Acknowledge an event with a handler's result, as python-socketio does."""
         if result is self.not_handled or id is None:
             return
         if result is None:

@@ -5,10 +5,10 @@ znsocket events need; how it reaches into python-socketio for them - and what it
 back to outside the tested versions - is :mod:`znsocket.server._socketio_private`'s
 business:
 
-* events of a namespace with a route (:meth:`ZnSocketServer.route_events`) are answered
-  by it, so plain and wrapped calls share one routing
-  (:class:`~znsocket.server.routing.EventRouter`); they run on the connection's reader,
-  except :attr:`ZnSocketServer.background_events`;
+* events of a namespace with a route table (:meth:`ZnSocketServer.route_events`) are
+  unwrapped and answered by it, so plain and wrapped calls share one routing
+  (:class:`~znsocket.server.routing.RouteTable`); they run on the connection's reader,
+  except :attr:`ZnSocketServer.background_events` (also when a wrapper carries one);
 * text command events are answered straight from the frame
   (:meth:`ZnSocketServer.enable_command_fast_path`);
 * a binary event may announce at most ``max_attachments`` attachments of at most
@@ -18,11 +18,12 @@ business:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from znsocket.protocol.events import Event
 from znsocket.server._socketio_private import DOOR, BaseServer
+from znsocket.server.routing import RouteTable
 
 __all__ = ["BACKGROUND_EVENTS", "DEFAULT_MAX_ATTACHMENTS", "ZnSocketServer"]
 
@@ -61,32 +62,30 @@ class ZnSocketServer(BaseServer):
     def enable_command_fast_path(
         self,
         namespace: str,
-        commands: Container[str],
         run: Callable[[Any, str, Any], Any],
         principals: dict[str, Any] | None,
     ) -> None:
         """Answer storage-command events without python-socketio's packet objects.
 
+        Takes effect once :meth:`route_events` gave the namespace its route table, which
+        says which events are storage commands.
+
         Args:
             namespace: The znsocket namespace.
-            commands: Event names that are storage commands.
             run: ``(principal, event, data) -> envelope`` (``Dispatcher.command``).
             principals: Connection id -> principal, when authorization is on.
         """
         hook = getattr(self, "hook_commands", None)
         if hook is not None:
-            # a handler registered for a command's name takes precedence, as in the router
-            handlers = self.handlers.setdefault(namespace, {})
-            hook((namespace, commands, run, principals, handlers))
+            hook(namespace, run, principals)
 
-    def route_events(self, namespace: str, route: Callable[[str, Any, Sequence[Any]], Any]) -> None:
-        """Answer the events of ``namespace`` with ``route`` instead of the handler lookup.
+    def route_events(self, namespace: str, routes: RouteTable) -> None:
+        """Answer the events of ``namespace`` with ``routes`` instead of the handler lookup.
 
         Args:
             namespace: The namespace.
-            route: ``(sid, event, args) -> acknowledgement``
-                (:meth:`~znsocket.server.routing.EventRouter.route`).
+            routes: Its route table.
         """
         hook = getattr(self, "hook_routes", None)
         if hook is not None:
-            hook(namespace, route)
+            hook(namespace, routes)
