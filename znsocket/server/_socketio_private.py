@@ -12,9 +12,11 @@ Fast paths (``ZNSOCKET_FAST_PATHS=0`` turns them off; ``bench/znsocket_server_pr
 measured each):
 
 * ``command_frames``: a text command event with an acknowledgement id in the znsocket
-  namespace whose name routes to a storage command is parsed with one ``loads`` and
-  answered by the dispatcher, without python-socketio's packet objects. Anything else
-  (connects, binary events, other events, malformed frames) takes python-socketio's path.
+  namespace whose name the route table sends to a storage command
+  (:meth:`~znsocket.server.routing.RouteTable.command_for`) is read with
+  :func:`~znsocket.protocol.sio_packets.read_ack_id` and one ``loads``, answered by the
+  dispatcher, without python-socketio's packet objects. Anything else (connects, binary
+  events, other events, malformed frames) takes python-socketio's path.
 * ``inline_events``: events run on the connection's reader instead of a new green thread
   each (``async_handlers``), except ``background_events`` (``adapter:get`` waits for the
   adapter owner - possibly the very client that asked - and would deadlock its reader).
@@ -29,7 +31,7 @@ Guards (on with the fast paths off): a binary event may announce at most
 the event is dropped, its remaining attachments are discarded as they arrive and its ack
 id gets a ``MessageTooLargeError`` envelope); a packet that cannot be decoded, or names a
 namespace the connection did not join, is answered with an error envelope whenever its
-header carries an ack id; events are answered by the namespace's route
+header carries an ack id; events are unwrapped and answered by the namespace's route table
 (:meth:`~znsocket.server.sio.ZnSocketServer.route_events`), which refuses lifecycle names.
 """
 
@@ -52,6 +54,7 @@ from znsocket.protocol.sio_packets import (
     event_prefix,
     has_binary,
     parse_header,
+    read_ack_id,
 )
 from znsocket.server.doors import Door
 from znsocket.server.routing import Call, RouteTable
@@ -240,9 +243,10 @@ class ServerHooks(socketio.Server):
         """Run one command event; ``False`` hands the frame to python-socketio instead."""
         namespace, run, principals = self._fast  # type: ignore[misc]
         routes = self._routes.get(namespace) if self._routes is not None else None
-        _, _, _, ack_id, end = parse_header(data)
-        if ack_id is None or routes is None:
+        ack = read_ack_id(data, len(self._fast_prefix))  # type: ignore[arg-type]
+        if ack is None or routes is None:
             return False
+        ack_id, end = ack
         try:
             event = _loads(data[end:])
         except ValueError:
