@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -118,7 +119,11 @@ def run_ops(
     if redis:
         argv.append("--redis")
     print("$", " ".join(argv), file=sys.stderr, flush=True)
-    subprocess.run(argv, check=True, cwd="/tmp")
+    env = None
+    if python != sys.executable:
+        # upstream's interpreter imports its own znsocket, wherever PYTHONPATH points ours
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(argv, check=True, cwd="/tmp", env=env)
     return json.loads(out.read_text())
 
 

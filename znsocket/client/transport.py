@@ -1,4 +1,5 @@
-"""A lean blocking Socket.IO client over one websocket (the I/O half of ``packets``).
+"""A lean blocking Socket.IO client over one websocket (the I/O half of
+:mod:`znsocket.protocol.sio_packets`).
 
 Why not ``socketio.Client``: each of its calls crosses several threads and queues and
 starts over HTTP long-polling; a direct websocket (``transport=websocket``) with one
@@ -38,7 +39,8 @@ import websocket
 
 from znsocket.client.frames import OP_TEXT, FrameError
 from znsocket.client.link import WebSocketLink
-from znsocket.client.packets import (
+from znsocket.exceptions import ZnSocketError
+from znsocket.protocol.sio_packets import (
     Ack,
     Close,
     Connected,
@@ -50,7 +52,6 @@ from znsocket.client.packets import (
     ProtocolError,
     SocketIOProtocol,
 )
-from znsocket.exceptions import ZnSocketError
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ Nothing in this package opens a socket, imports socketio or reads the clock:
   selection and chunk splitting, and the bounded server-side decoder.
 * :mod:`znsocket.protocol.chunks` - bounded reassembly of chunked messages.
 * :mod:`znsocket.protocol.events` - the event names of the protocol.
+* :mod:`znsocket.protocol.sio_packets` - the Engine.IO/Socket.IO packets we build and read
+  ourselves: all of the client's, and the server's fast path.
 """
 
 from znsocket.protocol.chunks import (

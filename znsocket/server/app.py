@@ -15,8 +15,8 @@ adapter events ``register_adapter``, ``check_adapter``, ``adapter_exists`` and
 ``adapter:get`` (relayed to the owning client and back). Everything storage-facing is
 delegated to :class:`~znsocket.server.dispatch.Dispatcher`; this module only moves data
 between socket.io and it, and owns per-connection state (principals, adapters). Plain
-events and the calls decoded from ``compressed_message`` / ``chunked_message`` all go
-through one :class:`~znsocket.server.routing.EventRouter`, so a large call reaches every
+events and the calls unwrapped from ``compressed_message`` / ``chunked_message`` all go
+through one :class:`~znsocket.server.routing.RouteTable`, so a large call reaches every
 event a plain one does, including handlers an embedding application registers with
 ``sio.on``.
 
@@ -46,7 +46,7 @@ from znsocket.server.audience import Audience
 from znsocket.server.auth import Authenticate
 from znsocket.server.dispatch import Authorize, Dispatcher, malformed
 from znsocket.server.fastpacket import FastPacket
-from znsocket.server.routing import EventRouter
+from znsocket.server.routing import RouteTable
 from znsocket.server.sio import DEFAULT_MAX_ATTACHMENTS, ZnSocketServer
 
 __all__ = ["DEFAULT_ADAPTER_TIMEOUT_S", "ZnSocketApp", "attach_events", "create_app"]
@@ -225,10 +225,7 @@ def create_app(
         adapter_timeout_s=adapter_timeout_s,
     )
     sio.enable_command_fast_path(
-        namespace,
-        frozenset(app.dispatcher.commands),
-        app.dispatcher.command,
-        app.principals if authorize is not None else None,
+        namespace, app.dispatcher.command, app.principals if authorize is not None else None
     )
     app.wsgi_app = socketio.WSGIApp(sio)
     limits = app.dispatcher.chunks.limits
@@ -357,15 +354,15 @@ def _install(
     def run_command(sid: str, event: str, data: Any) -> Envelope:
         return command(principals.get(sid) if authorize is not None else None, event, data)
 
-    router = EventRouter(sio.handlers.setdefault(namespace, {}), run_command)
-    route = router.route
+    routes = RouteTable(sio.handlers.setdefault(namespace, {}), dispatcher, run_command)
     if isinstance(sio, ZnSocketServer):
-        sio.route_events(namespace, route)
+        sio.route_events(namespace, routes)
 
     @on("*", namespace=namespace)
     def catch_all(event: str, sid: str, *args: Any) -> Any:
-        # reached only on servers that are not ZnSocketServer (attach_events)
-        return route(sid, event, args)
+        # reached on servers that are not ZnSocketServer (attach_events), and on
+        # ZnSocketServer outside python-socketio's tested versions (_socketio_private)
+        return routes.answer(sid, event, args)
 
     @on(Event.SERVER_CONFIG, namespace=namespace)
     def server_config(sid: str, *args: Any) -> dict[str, Any]:
@@ -382,25 +379,6 @@ def _install(
         if len(args) != 1:
             return malformed(Event.PIPELINE, "expected exactly one data argument")
         return dispatcher.pipeline(principal_of(sid), args[0])
-
-    @on(Event.COMPRESSED_MESSAGE, namespace=namespace)
-    def compressed_message(sid: str, *args: Any) -> Any:
-        if len(args) != 1:
-            return malformed(Event.COMPRESSED_MESSAGE, "expected exactly one data argument")
-        return dispatcher.compressed(
-            args[0], lambda event, data: route(sid, event, (data,), Event.COMPRESSED_MESSAGE)
-        )
-
-    @on(Event.CHUNKED_MESSAGE, namespace=namespace)
-    def chunked_message(sid: str, *args: Any) -> dict[str, Any]:
-        if len(args) != 1:
-            return malformed(Event.CHUNKED_MESSAGE, "expected exactly one data argument")
-        return dispatcher.chunk(
-            sid,
-            args[0],
-            time.monotonic(),
-            lambda event, data: route(sid, event, (data,), Event.CHUNKED_MESSAGE),
-        )
 
     @on(Event.GET_CHUNKED_RESULT, namespace=namespace)
     def get_chunked_result(sid: str, *args: Any) -> Any:

@@ -15,9 +15,10 @@ Strategy:
   or a storage error all become error envelopes (spec §2.4), so every request is answered.
 * An optional authorization hook ``(principal, command, args, kwargs)`` runs before each
   command (and each command of a pipeline); raising refuses the command.
-* A decoded compressed or chunked message is not run here but handed to a ``route``
-  callback (the server's :class:`~znsocket.server.routing.EventRouter`), so it reaches
-  exactly what the same event sent plain reaches.
+* A compressed or chunked message is only unwrapped here (:meth:`Dispatcher.decompress`,
+  :meth:`Dispatcher.chunk`); the call it carries is routed by the server's
+  :class:`~znsocket.server.routing.RouteTable`, so it reaches exactly what the same event
+  sent plain reaches.
 """
 
 from __future__ import annotations
@@ -37,12 +38,10 @@ from znsocket.protocol.framing import DEFAULT_MAX_DECODED_BYTES, decode_buffer
 from znsocket.protocol.payload import Envelope, error_envelope, parse_call_payload
 from znsocket.storage.base import CommandCall, StorageCommands, command_table
 
-__all__ = ["Authorize", "Dispatcher", "Route", "malformed"]
+__all__ = ["Authorize", "Dispatcher", "malformed"]
 
 #: ``(principal, command, args, kwargs) -> None``; raise (e.g. PermissionDeniedError) to refuse.
 Authorize = Callable[[Any, str, list[Any], dict[str, Any]], None]
-#: ``(event, [args, kwargs]) -> answer``: how a decoded large message is answered.
-Route = Callable[[str, Any], Any]
 
 
 def malformed(event: str, detail: str) -> Envelope:
@@ -202,13 +201,11 @@ class Dispatcher:
         return {"data": envelopes}
 
     # ------------------------------------------------------ large messages
-    def compressed(self, data: Any, route: Route) -> Any:
-        """Answer ``compressed_message``: ``{"event": name, "data": <flagged buffer>}``.
+    def decompress(self, data: Any) -> tuple[str, Any] | Envelope:
+        """Unwrap ``compressed_message``: ``{"event": name, "data": <flagged buffer>}``.
 
-        Args:
-            data: The event's payload.
-            route: Answers the decoded call ``(event, [args, kwargs])`` as the plain
-                event would be answered (:meth:`~znsocket.server.routing.EventRouter.route`).
+        Returns:
+            The call it carries, ``(event, [args, kwargs])``, or an error envelope.
         """
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
             return malformed(
@@ -222,17 +219,21 @@ class Dispatcher:
             )
         except DeserializationError as exc:
             return error_envelope("DeserializationError", str(exc))
-        return route(data["event"], [args, kwargs])
+        return data["event"], [args, kwargs]
 
-    def chunk(self, owner: str, data: Any, now: float, route: Route) -> dict[str, Any]:
-        """Answer one ``chunked_message``; routes the call when the last chunk arrives.
+    def chunk(self, owner: str, data: Any, now: float) -> tuple[str, Any, Assembled] | Envelope:
+        """Take one ``chunked_message``.
 
         Args:
             owner: The connection id; chunk state is private to it.
             data: The chunk payload.
             now: The current monotonic time in seconds.
-            route: Answers the decoded call, as for :meth:`compressed`; its answer is
-                kept for ``get_chunked_result``.
+
+        Returns:
+            Once the last chunk arrived, the call it completes, ``(event, [args, kwargs],
+            progress)``: run it, then :meth:`keep_result`. Otherwise the chunk's answer
+            (progress, or an error envelope; a message that fails to decode keeps its
+            error for ``get_chunked_result``).
         """
         try:
             chunk = parse_chunk(data)
@@ -246,9 +247,14 @@ class Dispatcher:
                 progress.buffer, max_decoded_bytes=self.max_decoded_bytes, pause=self.pause
             )
         except DeserializationError as exc:
-            result = error_envelope("DeserializationError", str(exc))
-        else:
-            result = route(progress.event, [args, kwargs])
+            return self.keep_result(
+                owner, progress, error_envelope("DeserializationError", str(exc))
+            )
+        return progress.event, [args, kwargs], progress
+
+    def keep_result(self, owner: str, progress: Assembled, result: Any) -> Envelope:
+        """Keep the answer of a chunked message for ``get_chunked_result``; return the
+        answer to its last chunk."""
         self.chunks.set_result(owner, progress.chunk_id, result)
         return progress.ack()
 

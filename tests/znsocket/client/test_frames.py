@@ -19,8 +19,8 @@ from znsocket.client.frames import (
     encode_frame,
 )
 from znsocket.client.link import LinkClosedError
-from znsocket.client.packets import SocketIOProtocol
 from znsocket.exceptions import ZnSocketError
+from znsocket.protocol.sio_packets import SocketIOProtocol
 
 
 def server_frame(opcode: int, payload: bytes, *, final: bool = True, rsv: int = 0) -> bytes:

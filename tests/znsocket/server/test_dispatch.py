@@ -9,9 +9,9 @@ import pytest
 import socketio
 
 from znsocket.exceptions import PermissionDeniedError
+from znsocket.protocol.sio_packets import has_binary
 from znsocket.server import Dispatcher, attach_events, create_app
-from znsocket.server.fastpacket import has_binary
-from znsocket.server.routing import EventRouter
+from znsocket.server.routing import RouteTable
 from znsocket.server.transport import BufferedSocket, unmask
 from znsocket.storage import COMMANDS, MemoryStorage
 from znsocket.storage.base import StorageCommands
@@ -60,25 +60,19 @@ def test_authorization_hook_refuses_commands_and_pipeline_entries() -> None:
     assert ("alice", "set") in seen
 
 
-def test_compressed_message_hands_the_decoded_call_to_the_route() -> None:
+def test_compressed_message_is_unwrapped_into_its_call() -> None:
     dispatcher = Dispatcher(MemoryStorage())
     buffer = b"\x00" + json.dumps([[], {"message": [["set", [["k", "v"], {}]]]}]).encode()
-    seen: list[tuple[str, Any]] = []
-
-    def route(event: str, data: Any) -> Any:
-        seen.append((event, data))
-        return dispatcher.pipeline(None, data)
-
-    assert dispatcher.compressed({"event": "pipeline", "data": buffer}, route) == {
-        "data": [{"data": True}]
-    }
-    assert seen == [("pipeline", [[], {"message": [["set", [["k", "v"], {}]]]}])]
+    assert dispatcher.decompress({"event": "pipeline", "data": buffer}) == (
+        "pipeline",
+        [[], {"message": [["set", [["k", "v"], {}]]]}],
+    )
 
 
 def test_decoded_size_limit_applies_to_compressed_messages() -> None:
     dispatcher = Dispatcher(MemoryStorage(), max_decoded_bytes=100)
     buffer = b"\x00" + json.dumps([["k", "v" * 200], {}]).encode()
-    reply = dispatcher.compressed({"event": "set", "data": buffer}, lambda *_: None)
+    reply = dispatcher.decompress({"event": "set", "data": buffer})
     assert reply["error"]["type"] == "DeserializationError"
 
 
@@ -92,8 +86,6 @@ def test_attach_events_registers_on_an_existing_server() -> None:
         "disconnect",
         "server_config",
         "pipeline",
-        "compressed_message",
-        "chunked_message",
         "get_chunked_result",
         "refresh",
         "register_adapter",
@@ -198,8 +190,10 @@ def test_attach_events_routes_wrapped_calls_to_registered_handlers() -> None:
         return {"data": data[1]}
 
     handlers = sio.handlers["/znsocket"]
+    # the wrappers are unwrapped by the catch-all, before routing
+    assert "compressed_message" not in handlers and "chunked_message" not in handlers
     buffer = b"\x00" + json.dumps([[], {"n": 1}]).encode()
-    reply = handlers["compressed_message"]("sid-1", {"event": "app:echo", "data": buffer})
+    reply = handlers["*"]("compressed_message", "sid-1", {"event": "app:echo", "data": buffer})
     assert reply == {"data": {"n": 1}}
     assert seen == [("sid-1", [[], {"n": 1}])]
     chunk = {
@@ -210,10 +204,10 @@ def test_attach_events_routes_wrapped_calls_to_registered_handlers() -> None:
         "data": buffer,
         "size": len(buffer),
     }
-    assert handlers["chunked_message"]("sid-1", chunk) == {"status": "complete"}
+    assert handlers["*"]("chunked_message", "sid-1", chunk) == {"status": "complete"}
     assert handlers["get_chunked_result"]("sid-1", {"chunk_id": "c1"}) == {"data": {"n": 1}}
     for event in ("disconnect", "connect", "chunked_message", "server_config"):
-        refused = handlers["compressed_message"]("sid-1", {"event": event, "data": buffer})
+        refused = handlers["*"]("compressed_message", "sid-1", {"event": event, "data": buffer})
         assert refused["error"]["type"] == "UnknownEventError"
     # the catch-all shares the routing: storage commands, then unknown names
     assert handlers["*"]("set", "sid-1", [["k", "v"], {}]) == {"data": True}
@@ -231,7 +225,12 @@ def test_router_answers_every_kind_of_name() -> None:
     def broken(sid: str, *args: Any) -> Any:
         raise TypeError("bad arguments")
 
-    router = EventRouter({"app:broken": broken}, command)
+    dispatcher = Dispatcher(MemoryStorage())
+    router = RouteTable({"app:broken": broken, "set": broken}, dispatcher, command)
+    # a handler registered under a command's name wins over the command
+    assert router.command_for("get") is not None
+    assert router.command_for("set") is None
+    assert router.command_for("app:broken") is None
     assert router.route("s", "get", [[["k"], {}]]) == {"data": "get"}
     assert router.route("s", "get", [])["error"]["type"] == "MalformedMessageError"
     assert router.route("s", ["get"], [[[], {}]])["error"]["type"] == "MalformedMessageError"

@@ -81,6 +81,12 @@ SCRIPT = textwrap.dedent(
         return digest("app:slow", sid, args)
 
 
+    @app.sio.on("llen", namespace=app.namespace)
+    def app_llen(sid, *args):
+        # an application's own answer under a storage command's name
+        return {"data": "app:llen"}
+
+
     app.sio.background_events = frozenset(app.sio.background_events | {"app:slow"})
     serve(app.wsgi_app, "127.0.0.1", 0)
     '''
@@ -203,6 +209,18 @@ def test_storage_commands_and_pipeline_still_routed(writer: RawClient) -> None:
     assert send_chunked(writer, "pipeline", [], {"message": message}) == {
         "data": [{"data": True}, {"data": value}]
     }
+
+
+def test_a_handler_under_a_command_name_wins_on_every_path(writer: RawClient) -> None:
+    """The command fast path and the wrapped paths ask one route table."""
+    writer.cmd("rpush", "l", "a", "b")
+    want = {"data": "app:llen"}
+    assert writer.cmd("llen", "l") == want  # a text command event: the fast path's frame
+    assert writer.cmd("llen", b"l") == want  # a binary event: python-socketio's packets
+    assert send_compressed(writer, "llen", ["l"], {}) == want
+    assert send_chunked(writer, "llen", ["l"], {"pad": "x" * 200}, size=100) == want
+    message = [["llen", [["l"], {}]]]  # inside a pipeline, commands stay commands
+    assert writer.call("pipeline", [[], {"message": message}]) == {"data": [{"data": 2}]}
 
 
 def test_a_failing_handler_answers_an_error_on_every_path(writer: RawClient) -> None:

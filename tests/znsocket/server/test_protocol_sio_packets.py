@@ -1,20 +1,25 @@
-"""The sans-IO Engine.IO/Socket.IO codec of the client, without any socket."""
+"""The sans-IO Engine.IO/Socket.IO codec of the client and the server's fast path."""
 
 from __future__ import annotations
 
 import pytest
 
-from znsocket.client.packets import (
+from znsocket.protocol.sio_packets import (
     Ack,
     Close,
     Connected,
     ConnectError,
     Disconnected,
     Event,
+    Header,
     Open,
     Ping,
     ProtocolError,
     SocketIOProtocol,
+    ack_text,
+    event_prefix,
+    has_binary,
+    parse_header,
 )
 
 
@@ -111,3 +116,39 @@ def test_binary_without_packet_and_bad_placeholder() -> None:
 def test_unserialisable_arguments_raise_type_error() -> None:
     with pytest.raises(TypeError):
         SocketIOProtocol.emit("/", "x", [object()], 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "header"),
+    [
+        ('2/znsocket,7["get",[["k"],{}]]', Header("2", 0, "/znsocket", 7, 12)),
+        ('2["x"]', Header("2", 0, "/", None, 1)),
+        ("3/znsocket,12[]", Header("3", 0, "/znsocket", 12, 13)),
+        ('52-/znsocket,3["a"]', Header("5", 2, "/znsocket", 3, 14)),
+        ('5/znsocket,3["a"]', Header("5", None, "/znsocket", 3, 12)),  # no count: malformed
+        ("1/znsocket", Header("1", 0, "/znsocket", None, 10)),
+        # at most 15 digits are the id; the rest is data (and fails to decode there)
+        ("2" + "9" * 16 + "[]", Header("2", 0, "/", int("9" * 15), 16)),
+    ],
+)
+def test_headers_read_by_client_and_server_alike(text: str, header: Header) -> None:
+    assert parse_header(text) == header
+    assert parse_header("4" + text, 1) == header._replace(end=header.end + 1)
+
+
+def test_server_acks_and_event_prefixes() -> None:
+    assert ack_text("/znsocket", 7, '[{"data":1}]') == '3/znsocket,7[{"data":1}]'
+    assert ack_text("/", 7, "[]") == "37[]"
+    assert event_prefix("/znsocket") == "2/znsocket,"
+    assert event_prefix("/") == "2"
+    # what the client's ack builds, less the Engine.IO message type
+    assert SocketIOProtocol.ack("/znsocket", 7, [{"data": 1}]) == [
+        "4" + ack_text("/znsocket", 7, '[{"data":1}]')
+    ]
+
+
+def test_has_binary_finds_bytes_anywhere() -> None:
+    assert not has_binary([{"data": ["a", 1, 2.5, None, True]}])
+    assert has_binary([{"data": ["a", b"x"]}])
+    assert has_binary({"k": (1, bytearray(b"x"))})
+    assert has_binary([memoryview(b"x")])

@@ -1,5 +1,9 @@
 """Engine.IO v4 / Socket.IO v5 packets over a websocket, without any I/O.
 
+The one place where the packets we build ourselves are encoded and decoded: by the client
+(:class:`SocketIOProtocol`) and by the server's fast path (:func:`parse_header`,
+:func:`ack_text`); the server hands every other packet to python-socketio's packet class.
+
 Theory of operation: on a websocket, every Engine.IO packet is one websocket message.
 Text messages start with one digit (the Engine.IO type: ``0`` open, ``1`` close, ``2``
 ping, ``3`` pong, ``4`` message, ``6`` noop); binary messages carry no type and are
@@ -17,23 +21,31 @@ stays a thin loop and the codec is tested on its own.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from znsocket.exceptions import ZnSocketError
 from znsocket.protocol import jsoncodec
 
 __all__ = [
+    "MAX_ACK_ID_DIGITS",
     "Ack",
     "Close",
     "ConnectError",
     "Connected",
     "Disconnected",
     "Event",
+    "Header",
     "Open",
     "Ping",
     "ProtocolError",
     "SocketIOProtocol",
+    "ack_text",
+    "event_prefix",
+    "has_binary",
+    "parse_header",
+    "read_ack_id",
 ]
 
 # Engine.IO packet types (first character of a text message).
@@ -127,13 +139,31 @@ class _PendingBinary:
     attachments: list[bytes] = field(default_factory=list)
 
 
-def _has_binary(obj: Any) -> bool:
-    if isinstance(obj, (bytes, bytearray, memoryview)):
+def has_binary(data: Any) -> bool:
+    """Whether ``data`` holds ``bytes``, ``bytearray`` or ``memoryview`` anywhere (lists,
+    tuples, dict values): whether it travels as a binary packet with attachments."""
+    kind = type(data)
+    if kind is str or kind is int or kind is float or kind is bool or data is None:
+        return False
+    if kind is bytes or kind is bytearray or kind is memoryview:
         return True
-    if isinstance(obj, (list, tuple)):
-        return any(_has_binary(x) for x in obj)
-    if isinstance(obj, dict):
-        return any(_has_binary(x) for x in obj.values())
+    # explicit loops: a generator in any() costs a frame per call on this hot path
+    if kind is list or kind is tuple:
+        for item in data:  # noqa: SIM110
+            if type(item) is not str and has_binary(item):
+                return True
+        return False
+    if kind is dict:
+        for item in data.values():  # noqa: SIM110
+            if type(item) is not str and has_binary(item):
+                return True
+        return False
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(has_binary(item) for item in data)
+    if isinstance(data, dict):
+        return any(has_binary(item) for item in data.values())
     return False
 
 
@@ -162,8 +192,75 @@ def _reconstruct(obj: Any, attachments: list[bytes]) -> Any:
     return obj
 
 
-def _prefix(kind: str, namespace: str, ack_id: int | None, attachments: int = 0) -> str:
-    head = "4" + kind
+#: Digits of an acknowledgement id read as the id; further digits belong to the data.
+MAX_ACK_ID_DIGITS = 15
+_ATTACHMENTS = re.compile(r"([0-9]{1,10})-")
+_ACK_ID = re.compile(rf"[0-9]{{1,{MAX_ACK_ID_DIGITS}}}")
+
+
+class Header(NamedTuple):
+    """The header of one Socket.IO packet (:func:`parse_header`)."""
+
+    #: The Socket.IO packet type (``SIO_*``).
+    kind: str
+    #: Attachments a binary packet announces; ``None`` if it announces none (malformed).
+    attachments: int | None
+    namespace: str
+    ack_id: int | None
+    #: Where the packet's JSON data starts (the text's length if it has none).
+    end: int
+
+
+def parse_header(text: str, start: int = 0) -> Header:
+    """Read the header of the Socket.IO packet starting at ``text[start]``.
+
+    Args:
+        text: A Socket.IO packet (``start=0``) or an Engine.IO message (``start=1``).
+        start: Where the Socket.IO packet type is.
+
+    Raises:
+        ProtocolError: There is no packet type.
+    """
+    n = len(text)
+    if start >= n:
+        raise ProtocolError("empty Socket.IO packet")
+    kind = text[start]
+    pos = start + 1
+    attachments: int | None = 0
+    if kind in (SIO_BINARY_EVENT, SIO_BINARY_ACK):
+        count = _ATTACHMENTS.match(text, pos)
+        if count is None:
+            attachments = None
+        else:
+            attachments = int(count.group(1))
+            pos = count.end()
+    namespace = "/"
+    if pos < n and text[pos] == "/":
+        comma = text.find(",", pos)
+        if comma < 0:
+            namespace, pos = text[pos:], n
+        else:
+            namespace, pos = text[pos:comma], comma + 1
+    ack = read_ack_id(text, pos)
+    if ack is None:
+        return Header(kind, attachments, namespace, None, pos)
+    return Header(kind, attachments, namespace, ack[0], ack[1])
+
+
+def read_ack_id(text: str, pos: int) -> tuple[int, int] | None:
+    """The acknowledgement id at ``text[pos]`` and where it ends; ``None`` if none is there.
+
+    The server's command fast path reads only this: its packets' start is known.
+    """
+    match = _ACK_ID.match(text, pos)
+    if match is None:
+        return None
+    return int(match.group()), match.end()
+
+
+def _header(kind: str, namespace: str, ack_id: int | None, attachments: int = 0) -> str:
+    """The header of a Socket.IO packet (no Engine.IO type)."""
+    head = kind
     if attachments:
         head += f"{attachments}-"
     if namespace != "/":
@@ -171,6 +268,25 @@ def _prefix(kind: str, namespace: str, ack_id: int | None, attachments: int = 0)
     if ack_id is not None:
         head += str(ack_id)
     return head
+
+
+def _prefix(kind: str, namespace: str, ack_id: int | None, attachments: int = 0) -> str:
+    """The start of an Engine.IO message carrying a Socket.IO packet."""
+    return EIO_MESSAGE + _header(kind, namespace, ack_id, attachments)
+
+
+def event_prefix(namespace: str) -> str:
+    """How every EVENT packet of ``namespace`` starts (before its ack id)."""
+    return _header(SIO_EVENT, namespace, None)
+
+
+def ack_text(namespace: str, ack_id: int, json_args: str) -> str:
+    """The Socket.IO ACK packet (no Engine.IO type) answering ``ack_id`` with the
+    arguments already encoded as a JSON array."""
+    # written out rather than through _header: the server sends one per command
+    if namespace == "/":
+        return f"3{ack_id}{json_args}"
+    return f"3{namespace},{ack_id}{json_args}"
 
 
 class SocketIOProtocol:
@@ -226,7 +342,7 @@ class SocketIOProtocol:
         try:
             text = _dumps(payload)
         except TypeError:
-            if not _has_binary(payload):
+            if not has_binary(payload):
                 raise
         else:
             return [_prefix(SIO_EVENT, namespace, ack_id) + text]
@@ -244,7 +360,7 @@ class SocketIOProtocol:
     def ack(namespace: str, ack_id: int, args: list[Any] | tuple[Any, ...]) -> list[str | bytes]:
         """Websocket messages that acknowledge server event ``ack_id`` with ``args``."""
         payload = list(args)
-        if _has_binary(payload):
+        if has_binary(payload):
             blobs: list[bytes] = []
             data = _deconstruct(payload, blobs)
             head = _prefix(SIO_BINARY_ACK, namespace, ack_id, len(blobs))
@@ -299,33 +415,13 @@ class SocketIOProtocol:
         )
 
     def _socketio(self, text: str) -> ProtocolEvent | None:
-        if len(text) < 2:
-            raise ProtocolError("empty Socket.IO packet")
-        kind = text[1]
-        pos = 2
-        n = len(text)
-        attachments = 0
-        if kind in (SIO_BINARY_EVENT, SIO_BINARY_ACK):
-            dash = text.find("-", pos)
-            if dash < 0 or not text[pos:dash].isdigit():
-                raise ProtocolError(f"bad attachment count in {text[:80]!r}")
-            attachments = int(text[pos:dash])
-            if attachments > self.max_attachments:
-                raise ProtocolError(f"{attachments} attachments exceed the limit")
-            pos = dash + 1
-        namespace = "/"
-        if pos < n and text[pos] == "/":
-            comma = text.find(",", pos)
-            if comma < 0:
-                namespace, pos = text[pos:], n
-            else:
-                namespace, pos = text[pos:comma], comma + 1
-        start = pos
-        while pos < n and text[pos].isdigit():
-            pos += 1
-        ack_id = int(text[start:pos]) if pos > start else None
+        kind, attachments, namespace, ack_id, pos = parse_header(text, 1)
+        if attachments is None:
+            raise ProtocolError(f"bad attachment count in {text[:80]!r}")
+        if attachments > self.max_attachments:
+            raise ProtocolError(f"{attachments} attachments exceed the limit")
         try:
-            data = _loads(text[pos:]) if pos < n else None
+            data = _loads(text[pos:]) if pos < len(text) else None
         except ValueError as err:
             raise ProtocolError(f"bad JSON in Socket.IO packet {text[:80]!r}") from err
         if attachments:
