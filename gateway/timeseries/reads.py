@@ -266,9 +266,9 @@ class TimeSeriesReads:
 
         A window whose chunks not cached hold at least ``stream_from`` records is one
         streamed TStorage GET of the records with ``acq`` below the watermark (the newest
-        version per cap kept), the cache untouched: memory while it runs is the window's
-        record versions (16 bytes each: cap and value, at most 1,048,576 records for a
-        ``ts:range``) plus one stream batch."""
+        version per cap kept), the cache untouched: memory while it runs is at most about
+        48 bytes per record version of the window (cap, acq and an 8-byte value, gathered
+        then joined) plus one stream batch (the link's ``memory_limit``)."""
         limit = _bounded(limit, "limit", DEFAULT_LIMIT, max_limit)
         return self._range(t, start, end, limit, as_of, dtype)
 
