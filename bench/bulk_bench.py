@@ -29,7 +29,7 @@ Usage::
     .venv/bin/python bench/bulk_bench.py                       # 10M points, a few minutes
     .venv/bin/python bench/bulk_bench.py --points 1000000 --json out.json
     .venv/bin/python bench/bulk_bench.py --old-tree /tmp/base  # the tree before, then this one
-    .venv/bin/python bench/bulk_bench.py --read-only --reads 3  # the write, then 3 reads each
+    .venv/bin/python bench/bulk_bench.py --read-only --reads 3  # the writes, then 3 reads each
 """
 
 from __future__ import annotations
@@ -230,17 +230,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["write_columns"]["points_per_event"] = args.chunk or "default"
             out["write_columns_gateway_rss"] = mem_w
             out["write_columns_cpu_us_per_point"] = cpu_w
+            # the JSON series too with --read-only: the two together exceed index_budget
+            # (10M records), so a read goes to TStorage for the chunks given way
+            lst = znsocket.List(c, "meters/2/1")
+            m = args.json_points
+            jv = values[:m].tolist()
+
+            def json_extend() -> None:
+                for i in range(0, m, 100_000):
+                    lst.extend(jv[i : i + 100_000])
+
+            _, s = timed(json_extend)
+            out["write_json_list_extend"] = rate(m, s)
             if not args.read_only:
-                lst = znsocket.List(c, "meters/2/1")
-                m = args.json_points
-                jv = values[:m].tolist()
-
-                def json_extend() -> None:
-                    for i in range(0, m, 100_000):
-                        lst.extend(jv[i : i + 100_000])
-
-                _, s = timed(json_extend)
-                out["write_json_list_extend"] = rate(m, s)
                 _, s = timed(lambda: direct_put(ts_port, 3, caps, values, args.direct_chunk))
                 out["write_direct_numpy_put"] = rate(n, s)
                 out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
@@ -258,8 +260,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 got, s = timed(lambda: direct_get(ts_port, 1))
                 assert got == n, got
                 out.setdefault("read_direct_s", []).append(s)
-            out["read_columns"] = rate(n, statistics.median(reads))
+            # the first read is the one that finds chunks given way; later ones find them held
+            out["read_columns"] = rate(n, reads[0])
             out["read_columns"]["rounds_points_per_s"] = [rate(n, x)["points_per_s"] for x in reads]
+            if len(reads) > 1:
+                out["read_columns_again"] = rate(n, statistics.median(reads[1:]))
             out["read_direct_numpy_get"] = rate(n, statistics.median(out.pop("read_direct_s")))
             c.sio.disconnect()
         except Exception:
@@ -401,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--read-only",
         action="store_true",
-        help="write the series with TimeSeries.extend, then only the reads",
+        help="only the writes (no direct PUT) the reads need, then the reads",
     )
     ap.add_argument("--reads", type=int, default=1, help="reads of each kind, in turn (the median)")
     ap.add_argument("--old-tree", help="also measure this checkout's code, in turn with this one")
