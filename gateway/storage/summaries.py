@@ -331,6 +331,14 @@ class SeriesIndex:
         data = self._data.get(lo)
         return len(data) if data is not None else 0
 
+    def uncached(self, i0: int, i1: int) -> int:
+        """Records of the chunks holding positions ``i0..i1-1`` that are not cached (what a
+        read of those positions through the cache would fetch from TStorage)."""
+        if i1 <= i0:
+            return 0
+        k0, k1 = self.chunk_of_position(i0), self.chunk_of_position(i1 - 1) + 1
+        return sum(int(self.count[k]) for k in range(k0, k1) if int(self.lo[k]) not in self._data)
+
     def pinned(self, lo: int) -> bool:
         """True when chunk ``lo`` must stay cached (own writes unsettled, build tail)."""
         return self.unsettled or (self.building and lo == int(self.lo[-1]))
