@@ -14,20 +14,31 @@ One run, side by side (every server a real process on 127.0.0.1):
   rounds taken in turn; the median round) on a second gateway whose TStorage runs with
   ``sync = "interval"``, and on our in-memory znsocket server;
 * the gateway process's resident memory (its TStorage child excluded), sampled every 20 ms
-  during the bulk write and the bulk read.
+  during the bulk write and the bulk read;
+* the CPU time each process spends (``/proc``, Linux): the gateway and its TStorage per point
+  of the bulk write (with the change feed that brings it back) and of the bulk read, and the
+  gateway, its TStorage, the in-memory server and the client per append.
+
+With ``--old-tree DIR`` (another checkout, e.g. ``git worktree add /tmp/base main``) the
+same measurements run on that tree's code and on this one, each in a child process whose
+servers run that tree's code too, taken in turn (``--runs`` times each, old first), and the
+results are printed side by side.
 
 Usage::
 
     .venv/bin/python bench/bulk_bench.py                       # 10M points, a few minutes
     .venv/bin/python bench/bulk_bench.py --points 1000000 --json out.json
+    .venv/bin/python bench/bulk_bench.py --old-tree /tmp/base  # the tree before, then this one
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -40,7 +51,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+# the tree whose code runs (an --old-tree child runs another checkout's)
+ROOT = Path(os.environ.get("BULK_BENCH_TREE") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
@@ -60,6 +72,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def child_pid(pid: int) -> int:
+    """The (first) child process of ``pid``: a gateway's embedded TStorage."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids = (task / "children").read_text().split()
+        if kids:
+            return int(kids[0])
+    raise RuntimeError(f"process {pid} has no child")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def cpu_per(points: int, pids: dict[str, int]) -> Iterator[dict[str, float]]:
+    """CPU microseconds per point each process spends while the block runs."""
+    out: dict[str, float] = {}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    yield out
+    for name, pid in pids.items():
+        out[name] = round((cpu_seconds(pid) - before[name]) / points * 1e6, 3)
 
 
 def rss_mb(pid: int) -> float:
@@ -181,12 +218,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             address = f"znsocket://127.0.0.1:{gw.port}"
             c = znsocket.Client.from_url(address)
             ts = TimeSeries(c, "meters/1/1")
-            with peak_rss(gw.pid) as mem_w:
-                length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+            pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
+            with cpu_per(n, pids) as cpu_w:
+                with peak_rss(gw.pid) as mem_w:
+                    length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+                # the change feed brings the last own records back (follow_interval 0.25 s)
+                time.sleep(0.5)
             assert length == n, length
             out["write_columns"] = rate(n, s)
             out["write_columns"]["points_per_event"] = args.chunk or "default"
             out["write_columns_gateway_rss"] = mem_w
+            out["write_columns_cpu_us_per_point"] = cpu_w
             lst = znsocket.List(c, "meters/2/1")
             m = args.json_points
             jv = values[:m].tolist()
@@ -201,11 +243,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["write_direct_numpy_put"] = rate(n, s)
             out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
             assert len(ts) == n
-            with peak_rss(gw.pid) as mem_r:
+            with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
                 window, s = timed(ts.range)
             assert len(window) == n and float(window.v[-1]) == float(values[-1])
             out["read_columns"] = rate(n, s)
             out["read_columns_gateway_rss"] = mem_r
+            out["read_columns_cpu_us_per_point"] = cpu_r
             del window
             got, s = timed(lambda: direct_get(ts_port, 1))
             assert got == n, got
@@ -224,18 +267,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             per_round = max(1, args.appends // args.rounds)
             rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
+            cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "memory": []}
+            servers = {
+                "gateway": {"gateway": gw.pid, "tstorage": child_pid(gw.pid)},
+                "memory": {"znsocket": mem.pid},
+            }
             for k in range(args.rounds):
                 for name, proc in (("gateway", gw), ("memory", mem)):
-                    got = append_rate(
-                        f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
-                    )
+                    with cpu_per(per_round, {**servers[name], "client": os.getpid()}) as used:
+                        got = append_rate(
+                            f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
+                        )
                     rounds[name].append(got["points_per_s"])
+                    cpu[name].append(used)
             for name, key in (("gateway", "append_gateway_sync_interval"),
                               ("memory", "append_memory_znsocket")):  # fmt: skip
                 out[key] = {
                     "points_per_round": per_round,
                     "rounds_points_per_s": rounds[name],
                     "points_per_s": round(statistics.median(rounds[name])),
+                    # median over the rounds, per process (the client: this one)
+                    "cpu_us_per_append": {
+                        p: round(statistics.median(c[p] for c in cpu[name]), 1)
+                        for p in cpu[name][0]
+                    },
                 }
         finally:
             gw.stop()
@@ -260,6 +315,56 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Run the measurements on ``--old-tree`` and on this tree in turn, in child processes."""
+    trees = {"old": Path(args.old_tree).resolve(), "new": Path(__file__).resolve().parent.parent}
+    child_argv = []
+    skip = False
+    for a in argv:  # the same options, without --old-tree/--runs/--json
+        if skip:
+            skip = False
+            continue
+        if a in ("--old-tree", "--runs", "--json"):
+            skip = True
+            continue
+        if a.startswith(("--old-tree=", "--runs=", "--json=")):
+            continue
+        child_argv.append(a)
+    runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
+    for _ in range(args.runs):
+        for name, tree in trees.items():
+            env = dict(os.environ, BULK_BENCH_TREE=str(tree), PYTHONPATH=str(tree))
+            load = os.getloadavg()[0]
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), *child_argv],
+                env=env,
+                stdout=subprocess.PIPE,
+                check=True,
+            )
+            got = json.loads(done.stdout)
+            got["tree"] = str(tree)
+            got["load_average_before"] = round(load, 2)
+            got["load_average_after"] = round(os.getloadavg()[0], 2)
+            runs[name].append(got)
+            print(f"{name}: {summary(got)}", file=sys.stderr)
+    return runs
+
+
+def summary(r: dict[str, Any]) -> str:
+    """One line of a run's main figures."""
+    return (
+        f"write {r['write_columns']['points_per_s']:,}/s "
+        f"(direct {r['write_direct_numpy_put']['points_per_s']:,}/s, "
+        f"ratio {r['ratios']['write_columns_vs_direct']}), "
+        f"read {r['read_columns']['points_per_s']:,}/s "
+        f"(direct {r['read_direct_numpy_get']['points_per_s']:,}/s), "
+        f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s vs memory "
+        f"{r['append_memory_znsocket']['points_per_s']:,}/s "
+        f"(ratio {r['ratios']['append_interval_vs_memory']}), "
+        f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,9 +379,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--appends", type=int, default=4000, help="points appended one by one")
     ap.add_argument("--rounds", type=int, default=8, help="append rounds per server, in turn")
+    ap.add_argument("--old-tree", help="also measure this checkout's code, in turn with this one")
+    ap.add_argument("--runs", type=int, default=1, help="with --old-tree: runs of each tree")
     ap.add_argument("--json", dest="json_out", help="write the results here")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
-    results = run(args)
+    results: dict[str, Any]
+    if args.old_tree:
+        results = compare(args, argv)
+    else:
+        load = os.getloadavg()[0]
+        results = run(args)
+        results["load_average_before"] = round(load, 2)
+        results["load_average_after"] = round(os.getloadavg()[0], 2)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json_out:

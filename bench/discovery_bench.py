@@ -10,9 +10,13 @@ process (``limit = 1`` and ``limit = 100``, each a fresh gateway), three ways:
 * ``from markers``: persistence on, a new gateway after that: the markers, then the change
   feed since the saved watermark.
 
+With ``--old-tree PATH`` each row is also timed with the gateway of another checkout (the
+tree before series heads, for a side-by-side run), under its own ``index_cid``.
+
 Usage::
 
     .venv/bin/python bench/discovery_bench.py --series 10000 --records 100
+    .venv/bin/python bench/discovery_bench.py --series 10000 --old-tree /path/to/old/checkout
 """
 
 from __future__ import annotations
@@ -80,10 +84,13 @@ def config(port: int, persist: bool, index_cid: int) -> str:
     ) + meter_rules(CID, dicts=False)
 
 
-def first_listing_ms(path: Path, text: str, limit: int) -> tuple[float, Any]:
+def first_listing_ms(
+    path: Path, text: str, limit: int, tree: Path | None = None
+) -> tuple[float, Any]:
     path.write_text(text)
     argv = ["gateway", "run", "--config", str(path), "--port", "0", "--log-level", "WARNING"]
-    gw: ServerProcess = spawn(argv, timeout=120)
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
+    gw: ServerProcess = spawn(argv, timeout=120, env=env)
     try:
         c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
         try:
@@ -104,7 +111,11 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=10_000)
     ap.add_argument("--records", type=int, default=100)
     ap.add_argument("--limits", type=int, nargs="+", default=[1, 100])
+    ap.add_argument("--old-tree", default="", help="checkout of the design to compare with")
     args = ap.parse_args()
+    designs: list[tuple[str, Path | None]] = [("this tree", ROOT)]
+    if args.old_tree:
+        designs.append(("old tree", Path(args.old_tree)))
     with tempfile.TemporaryDirectory(prefix="discovery-bench-") as tmp:
         data = Path(tmp) / "tstorage"
         ts = spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"], timeout=600)
@@ -115,16 +126,24 @@ def main() -> None:
             print(f"({n / secs / 1e6:.2f}M records/s)")
             for limit in args.limits:
                 cfg = Path(tmp) / "gateway.toml"
-                index_cid = 1_000_000 + limit  # nothing saved yet under it
-                rows = [
-                    ("streaming", config(ts.port, False, index_cid)),
-                    ("first save", config(ts.port, True, index_cid)),
-                    ("from markers", config(ts.port, True, index_cid)),
-                ]
-                for name, text in rows:
-                    ms, got = first_listing_ms(cfg, text, limit)
-                    assert len(got["series"]) == limit and got["next"] is not None
-                    print(f"limit={limit:<4} {name:<13} first dashboard:series {ms:9.1f} ms")
+                answers: list[Any] = []
+                for d, (design, tree) in enumerate(designs):
+                    index_cid = 1_000_000 + 10 * limit + d  # nothing saved yet under it
+                    rows = [
+                        ("streaming", config(ts.port, False, index_cid)),
+                        ("first save", config(ts.port, True, index_cid)),
+                        ("from markers", config(ts.port, True, index_cid)),
+                    ]
+                    for name, text in rows:
+                        ms, got = first_listing_ms(cfg, text, limit, tree)
+                        assert len(got["series"]) == limit and got["next"] is not None
+                        answers.append(got["series"])
+                        print(
+                            f"{design:<9} limit={limit:<4} {name:<13} "
+                            f"first dashboard:series {ms:9.1f} ms",
+                            flush=True,
+                        )
+                assert all(a == answers[0] for a in answers), "the listings differ"
         finally:
             ts.stop()
 

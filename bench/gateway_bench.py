@@ -13,8 +13,7 @@ Workload (through ``znsocket.Client`` + ``List``/``Dict``, one client):
 * ``dict_16``          ``d.items()`` of a Dict whose 16 fields each have ``--history``
                        records behind them (the latest one is shown)
 
-The gateway runs with an embedded TStorage (a child process, or a thread with
-``--embedded thread``) in a temporary directory; its
+The gateway runs with an embedded TStorage (a child process) in a temporary directory; its
 series are loaded with ``tstorage_client`` directly (PUT in large batches), then the
 gateway's index is warmed by one ``len``. The in-memory server gets the same elements by
 pipelined ``rpush``. Every server is a real process on 127.0.0.1.
@@ -202,13 +201,12 @@ def append_writers(address: str, writers: int, window: float) -> dict[str, Any]:
     return {"writers": writers, "window_s": window, "points_per_s": round(total / window, 1)}
 
 
-def gateway_config(data_dir: Path, ts_port: int, mode: str) -> str:
+def gateway_config(data_dir: Path, ts_port: int) -> str:
     return textwrap.dedent(
         f"""
         [tstorage.embedded]
         data_dir = "{data_dir}"
         port = {ts_port}
-        mode = "{mode}"
 
         """
     ) + meter_rules(CID)
@@ -219,14 +217,13 @@ def run_gateway(
     repeats: int,
     history: int,
     appends: int,
-    mode: str,
     writers: list[int],
     window: float,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
         ts_port = free_port()
         config = Path(tmp) / "gateway.toml"
-        config.write_text(gateway_config(Path(tmp) / "data", ts_port, mode))
+        config.write_text(gateway_config(Path(tmp) / "data", ts_port))
         proc: ServerProcess = spawn(
             ["gateway", "run", "--config", str(config), "--port", "0", "--log-level", "WARNING"]
         )
@@ -286,12 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=200, help="samples per latency figure")
     ap.add_argument("--appends", type=int, default=APPEND_POINTS, help="points appended one by one")
     ap.add_argument(
-        "--embedded",
-        choices=["thread", "process"],
-        default="process",
-        help="run the gateway's TStorage in a thread or a child process",
-    )
-    ap.add_argument(
         "--writers", default="4,16", help="writer processes for the append capacity (comma list)"
     )
     ap.add_argument("--window", type=float, default=3.0, help="seconds per append capacity run")
@@ -300,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     writers = [int(n) for n in args.writers.split(",") if n]
     results: dict[str, Any] = {
         "records": args.records,
-        "embedded_tstorage": args.embedded,
+        "embedded_tstorage": "process",
         "memory": run_memory(
             args.records, args.repeats, args.history, args.appends, writers, args.window
         ),
@@ -309,7 +300,6 @@ def main(argv: list[str] | None = None) -> int:
             args.repeats,
             args.history,
             args.appends,
-            args.embedded,
             writers,
             args.window,
         ),

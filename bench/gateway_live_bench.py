@@ -266,13 +266,12 @@ def raw_streams(host: str, port: int, runs: int) -> list[dict[str, float]]:
 
 
 def gateway_config(
-    path: Path, host: str, port: int, records: int, embedded: tuple[str, str] | None = None
+    path: Path, host: str, port: int, records: int, embedded: str | None = None
 ) -> Path:
-    """The gateway's configuration; ``embedded``: (mode, data_dir) of an embedded TStorage."""
+    """The gateway's configuration; ``embedded``: data_dir of an embedded TStorage."""
     where = f'host = "{host}"\n            port = {port}'
     if embedded is not None:
-        mode, data_dir = embedded
-        where = f'embedded = {{ mode = "{mode}", data_dir = "{data_dir}" }}'
+        where = f'embedded = {{ data_dir = "{embedded}" }}'
     path.write_text(
         textwrap.dedent(
             f"""
@@ -312,9 +311,9 @@ def main() -> None:
     ap.add_argument("--first-runs", type=int, default=1, help="cold requests (a new gateway each)")
     ap.add_argument(
         "--embedded",
-        choices=["thread", "process"],
-        help="with --only downsample: the gateway runs TStorage itself (in a thread of its "
-        "process or a child process) on the loaded data, instead of talking to a separate one",
+        action="store_true",
+        help="with --only downsample: the gateway runs TStorage itself (as its child process) "
+        "on the loaded data, instead of talking to a separate one",
     )
     ap.add_argument(
         "--other-client",
@@ -367,10 +366,8 @@ def main() -> None:
             if args.embedded:
                 assert ts is not None
                 ts.stop()  # the gateway opens the same data directory itself
-                cfg = gateway_config(
-                    cfg, host, 0, args.records, (args.embedded, str(Path(tmp) / "ts"))
-                )
-                out["embedded"] = args.embedded
+                cfg = gateway_config(cfg, host, 0, args.records, str(Path(tmp) / "ts"))
+                out["embedded"] = "process"
             if args.only != "follow":
                 firsts: list[float] = []
                 others: list[Any] = []

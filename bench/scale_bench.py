@@ -32,6 +32,10 @@ Usage::
 
     .venv/bin/python bench/scale_bench.py --records 10000000 --old-tree /path/to/old/checkout
     .venv/bin/python bench/scale_bench.py --records 100000000 --data /work/scale-data --keep
+    .venv/bin/python bench/scale_bench.py --records 10000000 --build-only /path/to/old/checkout
+
+``--build-only`` times only the one-time build, by this tree and by each other checkout
+given, taking turns (``--repeats`` builds each).
 
 With ``--data DIR --keep`` a directory loaded by an earlier run (it holds a ``loaded`` file
 with its record count, which must equal ``--records``) is measured without loading again.
@@ -48,6 +52,7 @@ import math
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -409,6 +414,35 @@ def gateway(config: Path, tree: Path) -> ServerProcess:
     )
 
 
+def one_time_build(config: Path, tree: Path) -> dict[str, Any]:
+    """``gateway index build`` of ``tree`` with ``config``: it reads the series once and
+    saves its summaries (the command first finds the series, as the dashboard does)."""
+    out: dict[str, Any] = {}
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        [str(VENV_BIN / "gateway"), "index", "build", "--config", str(config)],
+        env=dict(os.environ, PYTHONPATH=str(tree)),
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    )
+    build_s = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise RuntimeError(f"index build failed: {done.stderr}")
+    out["build_command_s"] = round(build_s, 2)  # finding the series, then building
+    # the command's own CPU (both steps): unlike its duration, not the machine's load
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    out["build_command_cpu_s"] = round(cpu, 2)
+    # the build of the series alone, as the gateway logs it
+    found = re.search(rf"built summaries of cid {CID} mid {MID} moid {MOID}: "
+                      r"(\d+) records in ([\d.]+) s", done.stderr)  # fmt: skip
+    if found:
+        out["build_s"] = float(found.group(2))
+        out["build_records_per_s"] = round(int(found.group(1)) / float(found.group(2)))
+    return out
+
+
 def run_design(
     name: str,
     tree: Path,
@@ -428,26 +462,8 @@ def run_design(
         extra = f"index_cid = {gcid + 500_000}"
     config.write_text(config_text(ts_port, gcid, extra))
     if name == "summaries":
-        # the one-time build, ahead of time (`gateway index build`): it reads the series
-        # once and saves its summaries; the gateways below start from them
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [str(VENV_BIN / "gateway"), "index", "build", "--config", str(config)],
-            env=dict(os.environ, PYTHONPATH=str(tree)),
-            cwd=tree,
-            capture_output=True,
-            text=True,
-        )
-        build_s = time.perf_counter() - t0
-        if done.returncode:
-            raise RuntimeError(f"index build failed: {done.stderr}")
-        out["build_command_s"] = round(build_s, 2)  # finding the series, then building
-        # the build of the series alone, as the gateway logs it
-        found = re.search(rf"built summaries of cid {CID} mid {MID} moid {MOID}: "
-                          r"(\d+) records in ([\d.]+) s", done.stderr)  # fmt: skip
-        if found:
-            out["build_s"] = float(found.group(2))
-            out["build_records_per_s"] = round(int(found.group(1)) / float(found.group(2)))
+        # the one-time build, ahead of time: the gateways below start from its summaries
+        out.update(one_time_build(config, tree))
     with gateway(config, tree) as gw:
         address = f"znsocket://127.0.0.1:{gw.port}"
         try:
@@ -462,6 +478,30 @@ def run_design(
     return out
 
 
+def builds(trees: list[Path], ts_port: int, tmp: Path, repeats: int) -> dict[str, Any]:
+    """Build rates of the one-time build by each tree, the trees taking turns (a loaded
+    machine then weighs on each alike); each build saves summaries of its own."""
+    rates: dict[str, list[int]] = {str(tree): [] for tree in trees}
+    cpus: dict[str, list[float]] = {str(tree): [] for tree in trees}
+    for r in range(repeats):
+        for i, tree in enumerate(trees):
+            gcid = 2_000_000_000 + int(time.time()) % 1_000_000 + 10 * r + i
+            config = tmp / f"build-{r}-{i}.toml"
+            config.write_text(config_text(ts_port, gcid, f"index_cid = {gcid + 500_000}"))
+            got = one_time_build(config, tree)
+            rates[str(tree)].append(got.get("build_records_per_s", 0))
+            cpus[str(tree)].append(got["build_command_cpu_s"])
+            print(f"  {tree}: {got}", file=sys.stderr)
+    return {
+        tree: {
+            "build_records_per_s": r,
+            "median": round(statistics.median(r)),
+            "build_command_cpu_s": cpus[tree],
+        }
+        for tree, r in rates.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=10_000_000)
@@ -471,6 +511,13 @@ def main() -> None:
     parser.add_argument("--data", help="TStorage data directory (kept with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep and reuse --data")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument(
+        "--build-only",
+        nargs="*",
+        metavar="TREE",
+        help="only the one-time summary build, by this tree and each TREE given (other "
+        "checkouts), taking turns, --repeats times each",
+    )
     args = parser.parse_args()
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="scale-bench-"))
     loaded = (data / "loaded").exists() and args.keep
@@ -490,8 +537,11 @@ def main() -> None:
             result["load_s"] = round(load(ts.port, args.records), 1)
             (data / "loaded").write_text(str(args.records))
         with tempfile.TemporaryDirectory(prefix="scale-bench-cfg-") as tmp:
-            designs = [("summaries", ROOT)]
-            if args.old_tree and args.records <= args.old_max:
+            designs = [("summaries", ROOT)] if args.build_only is None else []
+            if args.build_only is not None:
+                trees = [ROOT, *map(Path, args.build_only)]
+                result["builds"] = builds(trees, ts.port, Path(tmp), args.repeats)
+            elif args.old_tree and args.records <= args.old_max:
                 designs.append(("whole", Path(args.old_tree)))
             for i, (name, tree) in enumerate(designs):
                 print(f"  measuring {name}", file=sys.stderr)

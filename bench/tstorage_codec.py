@@ -28,12 +28,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests._servers
 
 from tstorage_client import events as ev
+from tstorage_client._gc_paused import GcPausedRecordDecoder
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType, StructPayloadType
 from tstorage_client.protocol import (
     NEED_DATA,
     NumpyRecordDecoder,
-    ObjectRecordDecoder,
     ServerConnection,
     encode_get_records,
     encode_put_batches,
@@ -162,7 +162,7 @@ def main() -> None:
         keys[:m], np.arange(m + 1, dtype=np.int64) * 8, np.arange(m, dtype=np.int64).tobytes()
     )
     get_wire = encode_get_records(small) + b"\x00\x00\x00\x00"
-    dec = ObjectRecordDecoder(pt)
+    dec = GcPausedRecordDecoder(pt)  # as the channels decode
     rows.append(
         ("client: decode GET into Record objects", best(lambda: dec.decode(get_wire, None), m))
     )

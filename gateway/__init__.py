@@ -6,8 +6,8 @@ and back, ``elements`` shapes records into List/Dict elements, ``storage`` imple
 znsocket storage command interface over TStorage, ``auth`` checks tokens and key grants,
 ``transfer`` imports and exports series (CSV) and generic keys (JSON Lines),
 ``timeseries`` offers time-window reads, resume and the :class:`TimeSeries` client proxy,
-``embedded`` starts and supervises the embedded TStorage server, ``health`` answers
-``GET /health``, and ``app`` wires it all into a server (``gateway run``; see
+``embedded`` starts and supervises the embedded TStorage server, ``cooperative`` gives
+other clients their turn inside long loops, ``health`` answers ``GET /health``, and ``app`` wires it all into a server (``gateway run``; see
 ``gateway/__main__.py`` for the command line).
 """
 

@@ -138,7 +138,7 @@ def build(config: GatewayConfig) -> Gateway:
             embedded.stop()
         raise
     if embedded is not None:
-        embedded.supervise()  # a child that dies is restarted (process mode)
+        embedded.supervise()  # a child that dies is restarted
     if config.server.message_queue is not None:
         log.info("message queue: %s", _redacted(config.server.message_queue))
     log.info(

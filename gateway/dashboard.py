@@ -38,8 +38,10 @@ series exist is saved in TStorage under ``[tstorage] index_cid`` (a marker per s
 watermark per rule box, :mod:`gateway.timeseries.catalog_store`), so a gateway lists them
 with one GET of the markers plus the change feed since the watermark, not the data; without
 them it streams each list rule's box once. Later calls re-read the boxes from their
-watermark. Count, times and latest value of a listed series come from its chunk summaries
-(persisted too), so a page (``limit``) costs reads of its own series only.
+watermark. Count, times and latest value of the series of a page come from their heads
+(:mod:`gateway.storage.heads`, saved with the summaries): one GET of the page's heads and
+one of what its series received since, whatever the page's size; a series whose head is
+not proven current by that read is answered from its chunk summaries.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gateway.keymap import ListTarget
+from gateway.keymap import ListTarget, SeriesKey
 from gateway.storage import GatewayStorage
+from gateway.storage.heads import Head
 from gateway.timeseries.catalog import SeriesCatalog
 from gateway.timeseries.reads import TimeSeriesReads, user_key
 from gateway.timeseries.times import cap_in_unit
@@ -147,7 +150,7 @@ class DashboardReads:
         keys = list(self._keys())
         if paged:  # key order, so a page's last key continues the listing
             keys.sort(key=user_key)
-        out: list[dict[str, Any]] = []
+        page: list[tuple[str, ListTarget]] = []
         more = False
         for full in keys:
             name = user_key(full)
@@ -162,19 +165,52 @@ class DashboardReads:
             target = self.storage.resolve(full)
             if not isinstance(target, ListTarget):
                 continue
-            if limit is not None and len(out) == limit:
+            if limit is not None and len(page) == limit:
                 more = True
                 break
-            out.append(self._entry(full, target))
+            page.append((full, target))
+        out = self._entries(page)
         return {
             "series": out,
             "examples": self._examples(allowed),
             "next": out[-1]["key"] if more else None,
         }
 
-    def _entry(self, full: str, target: ListTarget) -> dict[str, Any]:
-        count, first, last, _ = self.reads.info(target)
-        newest = self.reads.latest(target, 1).values if count else []
+    def _entries(self, page: list[tuple[str, ListTarget]]) -> list[dict[str, Any]]:
+        """The entries of a page: from the saved series heads where they are proven
+        current (a few GETs for the whole page), else from each series' summaries."""
+        heads = self.storage.series.heads
+        known: dict[SeriesKey, Head] = {}
+        saved: dict[SeriesKey, Head | None] = {}
+        if heads is not None:
+            by_cid: dict[int, list[SeriesKey]] = {}
+            for _, target in page:
+                by_cid.setdefault(target.series.cid, []).append(target.series)
+            for series in by_cid.values():
+                newest = heads.newest(series)
+                saved.update(newest)
+                current, _ = heads.current({s: h for s, h in newest.items() if h is not None})
+                known.update(current)
+        out = []
+        for full, target in page:
+            s = target.series
+            head = known.get(s)
+            out.append(self._entry(full, target, head))
+            if head is None and heads is not None and saved.get(s) is None:
+                # missing or unreadable: saved again (built first if need be)
+                self.storage.series.save_head(target)
+        return out
+
+    def _entry(self, full: str, target: ListTarget, head: Head | None = None) -> dict[str, Any]:
+        if head is not None and (head.count == 0 or head.payload is not None):
+            count, first, last = head.count, head.first, head.last
+            codec = target.rule.shape.codec
+            newest: list[Any] = []
+            if head.payload is not None:
+                newest = list(codec.decode_many([head.payload]))
+        else:
+            count, first, last, _ = self.reads.info(target)
+            newest = list(self.reads.latest(target, 1).values) if count else []
         s = target.series
         rule = target.rule
         return {

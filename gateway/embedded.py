@@ -1,12 +1,13 @@
 """The embedded TStorage: our server started for the gateway, and kept running.
 
-In process mode the server is a child process. :meth:`EmbeddedTStorage.supervise` watches
-it: when it exits without being asked to (killed, crashed), the child is reaped, a
-warning is logged, and a new one starts on the same address after a backoff delay
-(``[tstorage.embedded] restart_delay``, doubling up to ``restart_max_delay``). Its data
-directory is durable, so everything acknowledged before the crash is there again; the
-link's pooled connections to the dead child are dropped on their next use. While no child
-runs, requests fail with ``TStorageUnavailable`` as for any unreachable TStorage.
+The server is a child process (its own interpreter: TStorage's work does not take turns
+with the gateway's green threads). :meth:`EmbeddedTStorage.supervise` watches it: when it
+exits without being asked to (killed, crashed), the child is reaped, a warning is logged,
+and a new one starts on the same address after a backoff delay (``[tstorage.embedded]
+restart_delay``, doubling up to ``restart_max_delay``). Its data directory is durable, so
+everything acknowledged before the crash is there again; the link's pooled connections to
+the dead child are dropped on their next use. While no child runs, requests fail with
+``TStorageUnavailable`` as for any unreachable TStorage.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _LISTENING = re.compile(r"listening on (\S+?):(\d+)")
 
 @dataclass
 class EmbeddedTStorage:
-    """Our TStorage server started for the gateway, in a thread or a child process."""
+    """Our TStorage server started for the gateway as a child process."""
 
     config: EmbeddedConfig
     host: str = ""
@@ -47,14 +48,12 @@ class EmbeddedTStorage:
 
     @property
     def pid(self) -> int | None:
-        """The child's process id (process mode), else ``None``."""
+        """The child's process id, or ``None`` before it started."""
         return self._proc.pid if self._proc is not None else None
 
     @property
     def running(self) -> bool:
-        """True while the server runs (in process mode: the child has not exited)."""
-        if self.config.mode == "thread":
-            return bool(self._stop)
+        """True while the child runs (it has not exited)."""
         return self._proc is not None and self._proc.poll() is None
 
     def status(self) -> dict[str, Any]:
@@ -71,29 +70,15 @@ class EmbeddedTStorage:
         """Start the server; returns once it accepts connections.
 
         Args:
-            busy_wait_s: in process mode, how long to wait for the data directory when
-                another server holds it (the server of a gateway that was just killed lets
-                go within about 0.1 s); 0 refuses at once.
+            busy_wait_s: how long to wait for the data directory when another server
+                holds it (the server of a gateway that was just killed lets go within
+                about 0.1 s); 0 refuses at once.
 
         Raises:
             DataDirInUse: another server holds the data directory.
         """
         c = self.config
         c.data_dir.mkdir(parents=True, exist_ok=True)
-        if c.mode == "thread":
-            from tstorage_server import EmbeddedServer
-
-            server = EmbeddedServer(
-                c.data_dir,
-                c.host,
-                c.port,
-                sync=c.sync,
-                sync_interval=c.sync_interval,
-                limits=self._limits(),
-            ).start()
-            self.host, self.port = server.host, server.port
-            self._stop.append(server.stop)
-            return self
         self._proc = self._spawn(c.port, busy_wait_s)
         self._stop.append(self._terminate)
         return self
@@ -158,13 +143,13 @@ class EmbeddedTStorage:
             self._watcher.join(10)
 
     def supervise(self) -> None:
-        """Restart the child whenever it exits unexpectedly (process mode; else nothing).
+        """Restart the child whenever it exits unexpectedly.
 
         Each exit is logged with its status and each restart with its count; the delay
         before a restart starts at ``restart_delay`` and doubles with every restart that
         follows a child which ran less than ``restart_max_delay``, up to that bound.
         """
-        if self.config.mode != "process" or self._proc is None or self._watcher is not None:
+        if self._proc is None or self._watcher is not None:
             return
         self._stopping = threading.Event()
         self._watcher = threading.Thread(

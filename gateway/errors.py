@@ -8,6 +8,8 @@
     │                          or no rule while unmapped keys are rejected (also a ValueError)
     ├── CodecError             a value the rule's payload codec cannot encode or a payload it
     │                          cannot decode (also a ValueError)
+    ├── IndexBuilding          a series' summaries are being built in the background and
+    │                          the request waited its bound: nothing was read or written
     └── TStorageUnavailable    TStorage could not be reached or failed a request; a write
         │                      that raises it was certainly not stored
         └── TStorageOutcomeUnknown
@@ -15,8 +17,8 @@
                                connection lost): it may or may not be stored
 
 Storage errors that reach websocket clients become znsocket error envelopes whose
-``type`` is the class name: ``KeyMappingError``, ``TStorageUnavailable`` and
-``TStorageOutcomeUnknown`` reach clients by these names, and tell them what went wrong and
+``type`` is the class name: ``KeyMappingError``, ``IndexBuilding``, ``TStorageUnavailable``
+and ``TStorageOutcomeUnknown`` reach clients by these names, and tell them what went wrong and
 what became of a write (``docs/gateway.md``).
 """
 
@@ -74,6 +76,16 @@ class KeyMappingError(GatewayError, ValueError):
 
 class CodecError(GatewayError, ValueError):
     """A value cannot be encoded by, or a payload decoded with, a rule's payload codec."""
+
+
+class IndexBuilding(GatewayError):
+    """The first read of a series started (or joined) the streamed build of its summaries,
+    which did not end within ``[tstorage] build_wait`` seconds.
+
+    The build goes on in the background (its progress is logged); the request was not
+    carried out: nothing was read, and a write was not stored. Retrying later succeeds
+    once the build is over.
+    """
 
 
 class TStorageUnavailable(GatewayError):

@@ -15,9 +15,10 @@ from enum import Enum, IntEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 from ._commands import ChannelCommands
+from ._gc_paused import GcPausedRecordDecoder
 from .errors import MemoryLimitExceeded, UnparseableRecord
 from .payload_type import PayloadType
-from .protocol import ObjectRecordDecoder, encode_put_batches
+from .protocol import encode_put_batches
 from .record import Key, Record
 from .records_set import RecordsSet
 
@@ -252,7 +253,7 @@ class _ChannelMixin(ChannelCommands[T]):
         payload_type: PayloadType[T],
         max_size: int | None,
     ) -> RecordsParsingStatus:
-        decoder = ObjectRecordDecoder(payload_type)
+        decoder = GcPausedRecordDecoder(payload_type)
         raw = bytes(buffer.peek(len(buffer)))
         offset = 0
         while True:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ._gc_paused import GcPausedRecordDecoder
 from .errors import (
     LocalProtocolError,
     MemoryLimitExceeded,
@@ -57,7 +58,6 @@ from .protocol import (
     RECV_BYTES_MAX,
     ClientConnection,
     NumpyRecordDecoder,
-    ObjectRecordDecoder,
     RecordDecoder,
     encode_put_batches,
 )
@@ -128,7 +128,7 @@ class ChannelCommands(Generic[T]):
         payload_type = self._payload_type
         if isinstance(payload_type, NumpyPayloadType):
             return NumpyRecordDecoder(payload_type.parsing_dtype)
-        return ObjectRecordDecoder(payload_type)
+        return GcPausedRecordDecoder(payload_type)
 
     # --- PUT / PUTA ---------------------------------------------------------------------
 

@@ -1,23 +1,21 @@
-"""A small pool of real OS threads that runs blocking store work for an asyncio loop.
+"""A small pool of OS threads that runs blocking store work for an asyncio loop.
 
-``loop.run_in_executor`` with a ``ThreadPoolExecutor`` would use whatever ``threading``
-the process has, which is green (and shares one OS thread) under eventlet. This pool uses
-the unpatched module and the C ``_queue.SimpleQueue``, and hands results back with
-``call_soon_threadsafe``.
+Not ``loop.run_in_executor`` with a ``ThreadPoolExecutor``: a job here is one queue put
+and one ``call_soon_threadsafe``, without a ``concurrent.futures.Future`` (and its
+condition variable) chained to an asyncio one, which makes every store call cheaper
+(``bench/code_choices.md``, "Worker pool"); and a failed job's traceback is cleared here,
+so that no request's records stay alive through a logged error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import traceback
-
-# The C queue: eventlet's monkey-patching swaps the ``queue`` module for a green one.
-from _queue import SimpleQueue
 from collections.abc import Callable
+from queue import SimpleQueue
 from typing import Any, TypeVar
-
-from tstorage_server._unpatched import real_threading
 
 T = TypeVar("T")
 _STOP = object()
@@ -27,7 +25,6 @@ class WorkerPool:
     """``await pool.run(fn, *args)`` runs ``fn(*args)`` in one of ``size`` threads."""
 
     def __init__(self, size: int = 8, name: str = "tstorage-worker") -> None:
-        threading = real_threading()
         self._jobs: SimpleQueue[Any] = SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)

@@ -26,6 +26,7 @@ import logging
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -47,7 +48,6 @@ from tstorage_client.events import (
 )
 from tstorage_client.protocol import DEFAULT_MAX_BUFFER_SIZE, ServerConnection
 from tstorage_server import dispatch
-from tstorage_server._unpatched import real_threading
 from tstorage_server._workers import WorkerPool
 from tstorage_server.limits import Limits
 from tstorage_server.memory import Trimmer
@@ -431,7 +431,7 @@ class _GetCursor:
         self.snapshot = snapshot
         self._pieces = dispatch.get_records(snapshot, request)
         self._conn = conn
-        self._lock = real_threading().Lock()
+        self._lock = threading.Lock()
         self._closed = False
         self.done = False
         self.first: list[bytes] = []

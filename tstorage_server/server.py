@@ -16,7 +16,6 @@ import socket
 import ssl
 from typing import Any
 
-from tstorage_server._unpatched import real_socket_module
 from tstorage_server._workers import WorkerPool
 from tstorage_server.connection import READ_BYTES, Connection, Shared
 from tstorage_server.limits import Limits
@@ -76,13 +75,12 @@ class TStorageServer:
 
     async def start(self) -> None:
         """Bind and start accepting connections; :attr:`port` is then the bound port."""
-        sock_mod = real_socket_module()
-        family, kind, proto, _, addr = sock_mod.getaddrinfo(
-            self.host, self.port, type=sock_mod.SOCK_STREAM
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM
         )[0]
-        sock = sock_mod.socket(family, kind, proto)
+        sock = socket.socket(family, kind, proto)
         try:
-            sock.setsockopt(sock_mod.SOL_SOCKET, sock_mod.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
             sock.listen(1024)
             sock.setblocking(False)

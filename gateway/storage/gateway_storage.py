@@ -118,6 +118,7 @@ class GatewayStorage(StorageCommands):
             index_chunk=t.index_chunk,
             index_cid=t.index_cid if t.index_persist else None,
             index_save=t.index_save,
+            build_wait=t.build_wait,
             value_cache=t.value_cache,
         )
         self.generic = GenericKeys(

@@ -195,24 +195,41 @@ class CapIndex:
         if self._pay is None:
             self.add(cap_a)
             return
+        n = self._n
+        increasing = cap_a.size == 1 or bool((cap_a[1:] > cap_a[:-1]).all())
+        if own and increasing and (n == 0 or int(cap_a[0]) > int(self._buf[n - 1])):
+            # own records after the last one (a bulk append): no acq to compare
+            self._append(cap_a, acq_a, pay_a)
+            return
         if not own and self._append_sorted(cap_a, acq_a, pay_a):
             return
         size = self.payload_size
-        # newest acq per cap within the batch
-        order = np.lexsort((acq_a, cap_a))
-        cap_a, acq_a, pay_a = cap_a[order], acq_a[order], pay_a[order]
-        keep = np.append(cap_a[1:] != cap_a[:-1], True)
-        cap_a, acq_a, pay_a = cap_a[keep], acq_a[keep], pay_a[keep]
-        n = self._n
+        if not increasing:  # else already one record per cap, in order
+            # newest acq per cap within the batch
+            order = np.lexsort((acq_a, cap_a))
+            cap_a, acq_a, pay_a = cap_a[order], acq_a[order], pay_a[order]
+            keep = np.append(cap_a[1:] != cap_a[:-1], True)
+            cap_a, acq_a, pay_a = cap_a[keep], acq_a[keep], pay_a[keep]
         if n == 0 or int(cap_a[0]) > int(self._buf[n - 1]):
-            self._reserve(n + cap_a.size)
-            assert self._acq is not None and self._pay is not None
-            self._buf[n : n + cap_a.size] = cap_a
-            self._acq[n : n + cap_a.size] = acq_a
-            self._pay[n : n + cap_a.size] = pay_a
-            self._n += cap_a.size
+            self._append(cap_a, acq_a, pay_a)
             return
         assert self._acq is not None and self._pay is not None
+        # caps are strictly increasing here: a run of held ones if the first one's run matches
+        p0 = int(np.searchsorted(self._buf[:n], cap_a[0]))
+        p1 = p0 + cap_a.size
+        if p1 <= n and bool((self._buf[p0:p1] == cap_a).all()):
+            # a run of held records again (the feed bringing own writes back): slices
+            if own:
+                self._pay[p0:p1] = pay_a
+            else:
+                newer = acq_a >= self._acq[p0:p1]
+                if bool(newer.all()):
+                    self._acq[p0:p1] = acq_a
+                    self._pay[p0:p1] = pay_a
+                else:
+                    self._acq[p0:p1][newer] = acq_a[newer]
+                    self._pay[p0:p1][newer] = pay_a[newer]
+            return
         pos = np.searchsorted(self._buf[:n], cap_a)
         inside = pos < n
         known = np.zeros(cap_a.size, dtype=bool)
@@ -270,24 +287,33 @@ class CapIndex:
                 self._acq[n - 1] = acq_a[0]
                 self._pay[n - 1] = pay_a[0]
             cap_a, acq_a, pay_a = cap_a[1:], acq_a[1:], pay_a[1:]
-        k = cap_a.size
+        self._append(cap_a, acq_a, pay_a)
+        return True
+
+    def _append(
+        self,
+        cap_a: npt.NDArray[np.int64],
+        acq_a: npt.NDArray[np.int64],
+        pay_a: npt.NDArray[np.uint8],
+    ) -> None:
+        # records whose caps all follow the last held one, one per cap, ascending
+        n, k = self._n, cap_a.size
         self._reserve(n + k)
+        assert self._acq is not None and self._pay is not None
         self._buf[n : n + k] = cap_a
         self._acq[n : n + k] = acq_a
         self._pay[n : n + k] = pay_a
         self._n = n + k
-        return True
 
     def slice(self, start: int, stop: int) -> CapIndex:
         """A new index holding positions ``start..stop-1`` of this one (a chunk split)."""
         out = CapIndex(self.payload_size)
         n = stop - start
-        out._reserve(n)
-        out._buf[:n] = self._buf[start:stop]
+        # copies of exactly the rows (arrays of their own, which appends may grow in place)
+        out._buf = self._buf[start:stop].copy()
         if self._acq is not None and self._pay is not None:
-            assert out._acq is not None and out._pay is not None
-            out._acq[:n] = self._acq[start:stop]
-            out._pay[:n] = self._pay[start:stop]
+            out._acq = self._acq[start:stop].copy()
+            out._pay = self._pay[start:stop].copy()
         out._n = n
         out.unsettled = self.unsettled
         return out

@@ -77,7 +77,8 @@ class TStorageLink:
 
     def __init__(self, settings: LinkSettings) -> None:
         self.settings = settings
-        self._idle: list[Channel[bytes]] = []
+        #: idle channels by payload size: ``None`` for bytes payloads, else numpy columns
+        self._idle: dict[int | None, list[Channel[Any]]] = {}
         self._slots = threading.BoundedSemaphore(settings.connections)
         self._lock = threading.Lock()
         self._delay = 0.0  # current reconnect backoff; 0 while TStorage answers
@@ -130,13 +131,13 @@ class TStorageLink:
         return f"{self.settings.host}:{self.settings.port}"
 
     # -------------------------------------------------------------- channels
-    def _open(self, deadline: float) -> Channel[bytes]:
+    def _open(self, deadline: float, size: int | None = None) -> Channel[Any]:
         s = self.settings
         while True:
-            ch: Channel[bytes] = Channel(
+            ch: Channel[Any] = Channel(
                 s.host,
                 s.port,
-                BytesPayloadType(),
+                _payload_type(size),
                 timeout=s.timeout,
                 memory_limit=s.memory_limit,
                 ssl_context=s.ssl_context,
@@ -162,20 +163,28 @@ class TStorageLink:
             raise TStorageUnavailable(f"TStorage at {self.address} is unreachable: {why}") from exc
 
     @contextlib.contextmanager
-    def _channel(self, deadline: float) -> Iterator[tuple[Channel[bytes], bool]]:
+    def _channel(
+        self, deadline: float, size: int | None = None
+    ) -> Iterator[tuple[Channel[Any], bool]]:
         """A channel bound to ``deadline`` and whether it was reused from the pool (it may
-        have gone stale since it was checked)."""
-        if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+        have gone stale since it was checked): payloads as bytes, or with ``size`` decoded
+        into numpy columns of that many bytes.
+
+        Only bytes channels count against ``connections``: column reads (builds, chunk
+        reads, discovery) use channels of their own, so a long or stalled one never holds
+        up writes."""
+        bounded = size is None
+        if bounded and not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             raise TStorageUnavailable(
                 f"all {self.settings.connections} TStorage connections stayed busy for "
                 f"{self.settings.timeout:g} s"
             )
-        ch: Channel[bytes] | None = None
+        ch: Channel[Any] | None = None
         try:
-            ch = self._pooled()
+            ch = self._pooled(size)
             reused = ch is not None
             if ch is None:
-                ch = self._open(deadline)
+                ch = self._open(deadline, size)
             ch.deadline = deadline
             yield ch, reused
         except BaseException:
@@ -187,15 +196,17 @@ class TStorageLink:
             if ch is not None:
                 ch.deadline = None
                 with self._lock:
-                    self._idle.append(ch)
-            self._slots.release()
+                    self._idle.setdefault(size, []).append(ch)
+            if bounded:
+                self._slots.release()
 
-    def _pooled(self) -> Channel[bytes] | None:
+    def _pooled(self, size: int | None = None) -> Channel[Any] | None:
         # An idle connection the server closed (e.g. a restarted TStorage) is dropped
         # before anything is sent on it, so a write is not made uncertain for nothing.
         while True:
             with self._lock:
-                ch = self._idle.pop() if self._idle else None
+                idle = self._idle.get(size)
+                ch = idle.pop() if idle else None
             if ch is None or not ch.peer_closed():
                 return ch
             _close(ch)
@@ -203,9 +214,10 @@ class TStorageLink:
     def close(self) -> None:
         """Close every idle channel (busy ones close when their request ends)."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        for ch in idle:
-            _close(ch)
+            idle, self._idle = self._idle, {}
+        for chs in idle.values():
+            for ch in chs:
+                _close(ch)
 
     # -------------------------------------------------------------- commands
     def put(self, records: Sequence[PutRecord]) -> None:
@@ -461,36 +473,17 @@ class TStorageLink:
             ColumnsUnavailable: a record's payload has another size (use :meth:`stream`).
             TStorageUnavailable: the read failed.
         """
-        s = self.settings
-        limit = min(s.memory_limit, batch_bytes) if batch_bytes else s.memory_limit
-        ch: Channel[Any] = Channel(
-            s.host,
-            s.port,
-            # a payload of 0 bytes (``unit``) has no payload field at all
-            NumpyPayloadType(f"V{payload_size}" if payload_size else None),
-            timeout=s.timeout,
-            memory_limit=limit,
-            ssl_context=s.ssl_context,
-        )
-        ch.deadline = self._deadline()
-        self._connect(ch)
-        try:
 
-            def on_batch(arrays: Any) -> None:
-                for arr in arrays if isinstance(arrays, list) else [arrays]:
-                    sink(arr)
-                ch.deadline = time.monotonic() + s.timeout  # progress: the read may go on
-                self._answered()
+        def on_batch(arrays: Any) -> None:
+            for arr in arrays if isinstance(arrays, list) else [arrays]:
+                sink(arr)
 
-            res: ResponseAcq = ch.get_stream(Key(*lo), Key(*hi), on_batch)
-            if res.status == ResponseStatus.UNPARSEABLE_ENTITY:
-                raise ColumnsUnavailable(f"a record in the box is not {payload_size} bytes")
-            if not res.is_ok():
-                raise TStorageUnavailable(self._failure("read", res.status))
-            self._answered()
-            return int(res.acq)
-        finally:
-            _close(ch)
+        def failed(status: ResponseStatus) -> Exception:
+            if status == ResponseStatus.UNPARSEABLE_ENTITY:
+                return ColumnsUnavailable(f"a record in the box is not {payload_size} bytes")
+            return TStorageUnavailable(self._failure("read", status))
+
+        return self._get_stream(lo, hi, payload_size, on_batch, batch_bytes, failed)
 
     def stream(
         self,
@@ -514,16 +507,33 @@ class TStorageLink:
             batch.extend((r.key, r.value) for r in records)  # type: ignore[attr-defined]
             sink(batch)
 
+        def failed(status: ResponseStatus) -> Exception:
+            return TStorageUnavailable(self._failure("read", status))
+
+        return self._get_stream(lo, hi, None, on_batch, batch_bytes, failed)
+
+    def _get_stream(
+        self,
+        lo: KeyTuple,
+        hi: KeyTuple,
+        size: int | None,
+        on_batch: Callable[[Any], None],
+        batch_bytes: int | None,
+        failed: Callable[[ResponseStatus], Exception],
+    ) -> int:
+        # One streamed GET on a pooled channel (a new connection per read costs a connect
+        # and an accept each: hundreds when a rollup reads its edge chunks). A pooled
+        # channel found stale before any batch arrived is replaced once.
         delivered = [0]
         timeout = self.settings.timeout
         deadline = self._deadline()
         for attempt in (1, 2):
             try:
-                with self._channel(deadline) as (ch, reused):
+                with self._channel(deadline, size) as (ch, reused):
 
-                    def counted(records: object, ch: Channel[bytes] = ch) -> None:
+                    def counted(batch: object, ch: Channel[Any] = ch) -> None:
                         delivered[0] += 1
-                        on_batch(records)
+                        on_batch(batch)
                         ch.deadline = time.monotonic() + timeout  # progress: may go on
                         self._answered()
 
@@ -540,7 +550,7 @@ class TStorageLink:
                     retry = attempt == 1 and stale and delivered[0] == 0
                     if retry and time.monotonic() < deadline:
                         raise _Retry  # drops the stale channel
-                    raise TStorageUnavailable(self._failure("read", res.status))
+                    raise failed(res.status)  # the channel is closed, not pooled
             except _Retry:
                 continue
         raise AssertionError("unreachable")  # pragma: no cover
@@ -573,6 +583,14 @@ class _Failed(Exception):
 
 class ColumnsUnavailable(Exception):
     """A record of the box does not have the expected fixed payload size."""
+
+
+def _payload_type(size: int | None) -> Any:
+    # bytes payloads, or fixed-size ones decoded into numpy columns (a payload of 0 bytes,
+    # ``unit``, has no payload field at all)
+    if size is None:
+        return BytesPayloadType()
+    return NumpyPayloadType(f"V{size}" if size else None)
 
 
 def _close(ch: Channel[Any]) -> None:

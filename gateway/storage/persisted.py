@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,9 +200,11 @@ class SummaryStore:
         columns: dict[str, npt.NDArray[Any]],
         watermark: int,
         previous: Snapshot | None,
+        extra: Sequence[PutRecord] = (),
     ) -> Snapshot:
         """Write the summaries of ``s`` (exact below ``watermark``) in one PUT: the pages
-        that changed since ``previous`` and a new header.
+        that changed since ``previous``, ``extra`` records (the series' head) and a new
+        header.
 
         Raises:
             TStorageUnavailable: not stored (the previous save stays the newest).
@@ -223,6 +225,7 @@ class SummaryStore:
         head = {"format": FORMAT, **shape.as_json(), "w": watermark, "gen": generation,
                 "rows": rows, "pages": pages}  # fmt: skip
         header = json.dumps(head, separators=(",", ":")).encode()
+        records.extend(extra)
         records.append(((self.cid, s.mid, s.moid, self._cap(s, 0, _HEADER_SLOT)), header))
         self.link.put(records)
         return Snapshot(columns, watermark, generation, pages)

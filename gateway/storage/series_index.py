@@ -18,6 +18,7 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from gateway.cooperative import give_way
 from gateway.elements import ElementShape
 from gateway.errors import CodecError, TStorageUnavailable
 from gateway.keymap import (
@@ -37,6 +39,8 @@ from gateway.keymap import (
     SeriesKey,
     Target,
 )
+from gateway.storage.background_build import Build
+from gateway.storage.heads import Head, HeadStore
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
@@ -60,22 +64,25 @@ class _Progress:
     def __init__(self, box: BoxIndex) -> None:
         self.box = box
         self.started = self.logged = time.monotonic()
+        self.records = 0
 
     def update(self, records: int) -> None:
+        self.records = records
         now = time.monotonic()
         if now - self.logged >= self.EVERY_S:
             self.logged = now
             rate = records / max(now - self.started, 1e-9)
             log.info(
-                "building summaries of %s: %d records read (%.0f/s)", self._what(), records, rate
+                "building summaries of %s: %d records read (%.0f/s)", self.what(), records, rate
             )
 
     def done(self, records: int) -> None:
         took = time.monotonic() - self.started
         if took >= self.EVERY_S or records >= 1_000_000:
-            log.info("built summaries of %s: %d records in %.2f s", self._what(), records, took)
+            log.info("built summaries of %s: %d records in %.2f s", self.what(), records, took)
 
-    def _what(self) -> str:
+    def what(self) -> str:
+        """The box being built, for messages."""
         lo, hi = self.box.lo, self.box.hi
         moids = str(lo[2]) if hi[2] - lo[2] == 1 else f"[{lo[2]}, {hi[2]})"
         return f"cid {lo[0]} mid {lo[1]} moid {moids}"
@@ -110,11 +117,14 @@ class SeriesIndexes:
         value_cache: int = 200_000,
         index_cid: int | None = None,
         index_save: float = 30.0,
+        build_wait: float | None = 10.0,
         clock: Callable[[], int] = tstorage_now_ns,
     ) -> None:
         self.link = link
         #: where summaries are persisted (None: they are not)
         self.store = None if index_cid is None else SummaryStore(link, index_cid, clock)
+        #: the series heads saved with the summaries (None: not persisted)
+        self.heads = None if index_cid is None else HeadStore(link, index_cid, clock)
         self.index_save = index_save
         self.values = ValueCache(value_cache)
         #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
@@ -127,6 +137,14 @@ class SeriesIndexes:
         self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
         self._chunks = ChunkCache()
+        #: when this gateway last saved the head of a series
+        self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
+            weakref.WeakKeyDictionary()
+        )
+        #: boxes whose first build runs in the background
+        self._building: dict[BoxIndex, Build] = {}
+        #: how long a request waits for a build it started or joined (None: to the end)
+        self.build_wait = build_wait
 
     # ------------------------------------------------------------------ indexes
     def _box(self, target: Target) -> tuple[BoxIndex, threading.RLock]:
@@ -165,7 +183,8 @@ class SeriesIndexes:
 
     def _evict(self) -> None:
         # Cached chunks go first (least recently used); whole boxes (their summaries) only
-        # when summaries alone exceed the budget. The box in use stays.
+        # when summaries alone exceed the budget. The box in use and boxes being built (in
+        # the background) stay.
         with self._guard:
             summaries = sum(b.size for b in self._boxes.values())
         excess = summaries + self._chunks.records() - self.index_budget
@@ -173,8 +192,13 @@ class SeriesIndexes:
             return
         excess -= self._chunks.evict(excess)
         with self._guard:
-            while excess > 0 and len(self._boxes) > 1:
-                key, box = self._boxes.popitem(last=False)
+            for key in list(self._boxes)[:-1]:
+                if excess <= 0:
+                    break
+                box = self._boxes[key]
+                if box in self._building:
+                    continue
+                del self._boxes[key]
                 self._locks.pop(key, None)
                 excess -= box.size
                 box.forget()
@@ -214,24 +238,56 @@ class SeriesIndexes:
         self.link.stream(lo, hi, take)
         return data
 
-    def _catch_up(self, box: BoxIndex, lock: threading.RLock, force: bool = False) -> None:
-        with lock:
-            if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
-                return
-            started = time.monotonic()
-            if box.acq0 == ACQ_MIN and not self._restore(box):
-                lo, hi = box.feed_box()
-                count = self._build(box, lo, hi)
-            else:
-                count = self._feed(box, *box.feed_box())
-            box.refreshed_at = started
-            # own writes were acknowledged before this read began (the lock is held by
-            # writes), so the feed brought them back with their acq
-            for held in box.moids.values():
-                held.settle()
-            self._persist(box)
-        if count:
-            self._evict()
+    def _catch_up(
+        self, box: BoxIndex, lock: threading.RLock, force: bool = False, *, patient: bool = False
+    ) -> None:
+        # A box with no usable summaries is built in the background (see
+        # gateway.storage.background_build); the caller waits at most build_wait seconds
+        # (patient: until it ends), then catches up with what arrived meanwhile.
+        build = self._building.get(box)
+        if build is None:
+            with lock:
+                if not force and time.monotonic() - box.refreshed_at < self.max_staleness:
+                    return
+                build = self._building.get(box)
+                if build is None:
+                    started = time.monotonic()
+                    if box.acq0 == ACQ_MIN and not self._restore(box):
+                        build = self._start_build(box, lock)
+                    else:
+                        count = self._feed(box, *box.feed_box())
+                        self._caught_up(box, started)
+                        if count:
+                            self._evict()
+                        return
+        build.join(None if patient else self.build_wait)
+        self._catch_up(box, lock, force, patient=patient)
+
+    def _caught_up(self, box: BoxIndex, started: float) -> None:
+        box.refreshed_at = started
+        # own writes were acknowledged before this read began (the lock is held by
+        # writes), so the feed brought them back with their acq
+        for held in box.moids.values():
+            held.settle()
+        self._persist(box)
+
+    def _start_build(self, box: BoxIndex, lock: threading.RLock) -> Build:
+        progress = _Progress(box)
+        build = self._building[box] = Build(progress)
+
+        def work() -> None:
+            with lock:
+                started = time.monotonic()
+                count = self._build(box, *box.feed_box(), progress)
+                self._caught_up(box, started)
+            if count:
+                self._evict()
+
+        def finished() -> None:
+            self._building.pop(box, None)
+
+        build.start(work, finished)
+        return build
 
     def _moids(self, box: BoxIndex) -> list[int] | None:
         # The moids a box shows when they are known without reading its records.
@@ -275,6 +331,7 @@ class SeriesIndexes:
         if self.store is None or box.acq0 == ACQ_MIN:
             return
         t = time.monotonic()
+        heads = self.heads
         for moid, idx in box.moids.items():
             if not idx.dirty or idx.unsettled or len(idx) == 0:
                 continue
@@ -282,24 +339,34 @@ class SeriesIndexes:
                 continue
             s = SeriesKey(box.lo[0], box.lo[1], moid)
             try:
+                extra = [] if heads is None else [heads.record(s, self._head(s, idx, box.acq0))]
                 idx.persisted = self.store.save(
-                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted
+                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted, extra
                 )
             except TStorageUnavailable as exc:
                 log.warning("summaries of series %s not saved (retried later): %s", s, exc)
                 continue
             idx.dirty, idx.persisted_at = False, t
+            if heads is not None:
+                self._heads_saved[idx] = t
 
-    def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple) -> int:
+    def _head(self, s: SeriesKey, idx: SeriesIndex, watermark: int) -> Head:
+        # What a listing shows of the series, from its summaries and last record.
+        last = idx.last()
+        payload = None
+        if last is not None:
+            payload = idx.last_payload() if idx.payload_size is not None else None
+            if payload is None:
+                payload = self._fetch(s, [last], idx).get(last)
+        return Head(watermark, len(idx), idx.first(), last, payload)
+
+    def _build(self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, progress: _Progress) -> int:
         # The first read of a box: one streamed GET of all its records, cut into chunks as
         # they arrive; only summaries and the chunks the cache can hold stay in memory.
         count = [0]
-        progress = _Progress(box)
 
         def take(batch: list[Fetched]) -> None:
-            # Building a large index is seconds of CPU: let other clients (and the
-            # websocket keep-alive pings) run between batches.
-            time.sleep(0)
+            give_way()  # building a large index is seconds of CPU
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
             self._evict()
@@ -336,7 +403,7 @@ class SeriesIndexes:
         assert size
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches (a few ms each)
+            give_way()  # between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
             self._evict()
@@ -388,20 +455,27 @@ class SeriesIndexes:
             acq = self.link.stream_columns(lo, hi, size, parts.append, _STREAM_BATCH_BYTES)
         except ColumnsUnavailable:
             return None
-        arr = np.concatenate(parts) if parts else None
         gained: dict[int, int] = {}
         changed: dict[int, set[int]] = {}
-        if arr is not None and len(arr):
+        count = 0
+        for arr in parts:  # batch by batch: no copy of the whole feed
+            if not len(arr):
+                continue
+            count += len(arr)
             moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
             if self.on_change is not None:
-                for moid in np.unique(moids).tolist():
-                    sel = moids == moid
-                    _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
+                first = int(moids[0])
+                if bool((moids == first).all()):  # one series (a List's box): no selection
+                    _news(box.series(first), caps, rows, first, gained, changed)
+                else:
+                    for moid in np.unique(moids).tolist():
+                        sel = moids == moid
+                        _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
             box.add_columns(moids, caps, arr["acq"], rows)
         box.acq0 = max(box.acq0, acq)
         if gained or changed:
             self._announce(box, gained, changed)
-        return 0 if arr is None else len(arr)
+        return count
 
     def _announce(
         self, box: BoxIndex, gained: dict[int, int], changed: dict[int, set[int]]
@@ -436,16 +510,16 @@ class SeriesIndexes:
             boxes = [(k, b) for k, b in self._boxes.items() if now - b.used_at < watch_s]
         for key, box in boxes:
             lock = self._locks.get(key)
-            if lock is not None:
+            if lock is not None and box not in self._building:  # a build catches up itself
                 self._catch_up(box, lock, force=True)
 
     def _series_box(
-        self, t: ListTarget, force: bool = False
+        self, t: ListTarget, force: bool = False, *, patient: bool = False
     ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
         box, lock = self._box(t)
         box.views[t.key] = t
         box.used_at = time.monotonic()
-        self._catch_up(box, lock, force)
+        self._catch_up(box, lock, force, patient=patient)
         return box, lock, box.series(t.series.moid)
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
@@ -473,17 +547,37 @@ class SeriesIndexes:
             fresh = box.series(t.series.moid).unsettled
         return self._series_box(t, fresh)
 
-    def save_summaries(self, t: ListTarget) -> int:
+    def save_summaries(self, t: ListTarget, *, rewrite: bool = False) -> int:
         """Catch a List's series up with TStorage and persist its summaries now (if they
-        changed since their last save); returns its length."""
-        box, lock, idx = self._series_box(t, force=True)
+        changed since their last save, or with ``rewrite`` in any case: its saved head was
+        missing or unreadable); returns its length."""
+        box, lock, idx = self._series_box(t, force=True, patient=True)
         with lock:
+            if rewrite:  # unchanged pages are not written again: a header and a head
+                idx.dirty = True
             self._persist(box, now=True)
             return len(idx)
 
+    def save_head(self, t: ListTarget) -> None:
+        """Save a List's series' head (with its summaries) unless this gateway saved one
+        since it holds the series: the saved one was found missing or unreadable."""
+        box, _ = self._box(t)
+        idx = box.moids.get(t.series.moid)
+        if idx is None or idx not in self._heads_saved:
+            self.save_summaries(t, rewrite=True)
+
     def series_lock(self, t: ListTarget) -> threading.RLock:
-        """The lock of a List's series (held by writes and catch-ups), without reading."""
-        return self._box(t)[1]
+        """The lock of a List's series (held by writes and catch-ups), without reading once
+        the series has summaries; before, its build is started or joined (a build holds the
+        lock: waiting for it is bounded by ``build_wait``).
+
+        Raises:
+            IndexBuilding: the build runs longer than ``build_wait``.
+        """
+        box, lock = self._box(t)
+        if box.acq0 == ACQ_MIN or box in self._building:
+            self._series_box(t)
+        return lock
 
     # -------------------------------------------------------------- fetching
     def _fetch(
@@ -603,12 +697,26 @@ def _news(
 ) -> None:
     # Which fed records a series did not hold (the smallest such cap goes to gained) and
     # which held ones carry another payload (changed), compared chunk by chunk in numpy.
-    ks = np.searchsorted(idx.lo, caps, side="right") - 1
-    for k in np.unique(ks).tolist():
-        sel = ks == k
-        mine = caps[sel]
+    if caps.size > 1 and not bool((caps[1:] >= caps[:-1]).all()):
+        order = np.argsort(caps, kind="stable")
+        caps, rows = caps[order], rows[order]
+    # the records of chunk k are one run of the sorted caps: [lo[k], lo[k + 1])
+    cuts = np.searchsorted(caps, idx.lo[1:])
+    starts, ends = np.r_[0, cuts], np.r_[cuts, caps.size]
+    for k in np.flatnonzero(ends > starts).tolist():
+        a, b = int(starts[k]), int(ends[k])
+        mine = caps[a:b]
         data = idx.chunk(k) if int(idx.count[k]) > 0 else None
         held = data.caps if data is not None else np.empty(0, dtype=np.int64)
+        p0 = int(np.searchsorted(held, mine[0]))
+        p1 = p0 + mine.size
+        if data is not None and p1 <= len(held) and bool((held[p0:p1] == mine).all()):
+            # a run of held records (own writes coming back): compare the run's payloads
+            if data.columnar:
+                differs = _rows_differ(data.payload_rows(p0, p1), rows[a:b])
+                if bool(differs.any()):
+                    changed.setdefault(moid, set()).update(mine[differs].tolist())
+            continue
         pos = np.minimum(np.searchsorted(held, mine), max(len(held) - 1, 0))
         known = (held[pos] == mine) if len(held) else np.zeros(len(mine), dtype=bool)
         if not bool(known.all()):
@@ -616,9 +724,19 @@ def _news(
             gained[moid] = min(gained.get(moid, first), first)
         if data is not None and data.columnar and bool(known.any()):
             now = data.payload_rows(0, len(data))[pos[known]]
-            differs = (now != rows[sel][known]).any(axis=1)
+            differs = _rows_differ(now, rows[a:b][known])
             if bool(differs.any()):
                 changed.setdefault(moid, set()).update(mine[known][differs].tolist())
+
+
+def _rows_differ(x: npt.NDArray[np.uint8], y: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    """Which rows of two ``n x size`` payload arrays differ (rows contiguous, the arrays may
+    be strided views)."""
+    size = x.shape[1]
+    if size in (1, 2, 4, 8):  # one integer per row: far faster than a reduction over bytes
+        word = np.dtype(f"<u{size}")
+        return np.asarray(x.view(word)[:, 0] != y.view(word)[:, 0])
+    return np.asarray((x != y).any(axis=1))
 
 
 def _payload_rows(arr: Any, size: int) -> Any:

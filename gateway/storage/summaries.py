@@ -48,6 +48,10 @@ DEFAULT_CHUNK_RECORDS = 4096
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
             "vfirst", "vlast")  # fmt: skip
 
+#: Records per block row of a cached chunk: a rollup reads the records only of the blocks
+#: that a slice edge cuts, and takes the others' rows.
+BLOCK_RECORDS = 64
+
 Loader = Callable[[int, int], CapIndex]
 """Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
 
@@ -68,34 +72,80 @@ class Summary:
     last_value: float
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records (arrays of
+    equal length): where each block starts in the chunk, its first and last cap, record
+    count and value statistics."""
+
+    start: npt.NDArray[np.int64]
+    first_cap: npt.NDArray[np.int64]
+    last_cap: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    sum: npt.NDArray[np.float64]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], size: int) -> Blocks:
+        """The block rows of a chunk's records, ``size`` records a block."""
+        n = len(caps)
+        start = np.arange(0, n, size, dtype=np.int64)
+        stop = np.r_[start[1:], n]
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            sums = np.add.reduceat(values, start) if n else np.empty(0)
+        return cls(
+            start, caps[start], caps[stop - 1], stop - start,
+            np.minimum.reduceat(values, start) if n else np.empty(0),
+            np.maximum.reduceat(values, start) if n else np.empty(0),
+            sums, values[start], values[stop - 1],
+        )  # fmt: skip
+
+
 class ChunkCache:
-    """The least-recently-used chunk data of every series (bounded by the owner's budget)."""
+    """The least-recently-used chunk data of every series (bounded by the owner's budget).
+
+    The records each chunk holds are counted when it is touched (every change to a
+    chunk's records touches it), so :meth:`records` is a running total: the budget is
+    checked after every batch of a streamed build, and summing thousands of cached chunks
+    each time would cost more than the batch.
+    """
 
     def __init__(self) -> None:
         self._lru: OrderedDict[tuple[int, int], SeriesIndex] = OrderedDict()
+        self._held: dict[tuple[int, int], int] = {}
+        self._total = 0
         self._lock = threading.Lock()
 
     def touch(self, series: SeriesIndex, lo: int) -> None:
-        """Mark a chunk of ``series`` as just used."""
+        """Mark a chunk of ``series`` as just used (and count the records it holds now)."""
         key = (id(series), lo)
+        held = series.held(lo)
         with self._lock:
             self._lru[key] = series
             self._lru.move_to_end(key)
+            self._total += held - self._held.get(key, 0)
+            self._held[key] = held
+
+    def _remove(self, key: tuple[int, int]) -> None:
+        del self._lru[key]
+        self._total -= self._held.pop(key, 0)
 
     def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
         """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
         with self._lock:
             if lo is not None:
-                self._lru.pop((id(series), lo), None)
+                if (id(series), lo) in self._lru:
+                    self._remove((id(series), lo))
                 return
             for key in [k for k, s in self._lru.items() if s is series]:
-                del self._lru[key]
+                self._remove(key)
 
     def records(self) -> int:
         """Records held by cached chunks."""
-        with self._lock:
-            entries = list(self._lru.items())
-        return sum(s.held(lo) for (_, lo), s in entries)
+        return self._total
 
     def evict(self, excess: int) -> int:
         """Drop least-recently-used chunks (not pinned) until ``excess`` records are freed.
@@ -115,7 +165,7 @@ class ChunkCache:
                     freed += series.drop(key[1])
                 finally:
                     series.lock.release()
-                del self._lru[key]
+                self._remove(key)
         return freed
 
 
@@ -149,6 +199,8 @@ class SeriesIndex:
         self.payload_size = payload_size
         self.dtype = dtype
         self.chunk_records = chunk_records
+        #: records per block row (:class:`Blocks`)
+        self.block_records = BLOCK_RECORDS
         self.cache = cache
         self.loader = loader
         self.lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
@@ -159,6 +211,8 @@ class SeriesIndex:
         self.vmin, self.vmax, self.vsum = _empty_f(), _empty_f(), _empty_f()
         self.vfirst, self.vlast = _empty_f(), _empty_f()
         self._data: dict[int, CapIndex] = {}
+        #: block rows of cached chunks (by lo), made when a rollup first needs them
+        self._blocks: dict[int, Blocks] = {}
         self._starts: npt.NDArray[np.int64] | None = None
         #: chunks (by lo) whose summary must be recounted from TStorage
         self.stale: set[int] = set()
@@ -239,6 +293,7 @@ class SeriesIndex:
         return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
 
     def _recount(self, k: int, data: CapIndex) -> None:
+        self._blocks.pop(int(self.lo[k]), None)  # the chunk's records changed
         before = self._row(k)
         self._count_row(k, data)
         if self._row(k) != before:
@@ -282,12 +337,14 @@ class SeriesIndex:
 
     def drop(self, lo: int) -> int:
         """Forget the cached records of chunk ``lo``; returns how many."""
+        self._blocks.pop(lo, None)
         data = self._data.pop(lo, None)
         return len(data) if data is not None else 0
 
     def drop_all(self) -> None:
         """Forget every cached chunk (the summaries stay)."""
         self._data.clear()
+        self._blocks.clear()
         self.cache.forget(self)
 
     def chunk(self, k: int) -> CapIndex:
@@ -399,13 +456,32 @@ class SeriesIndex:
             return None
         return self.chunk(int(nonempty[-1])).last_payload()
 
-    def numbers(self, k: int, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], Any]:
-        """Caps of chunk ``k`` in ``[lo, hi)`` with their values as float64 (``None`` when
-        the chunk holds no numeric payloads)."""
-        data = self.chunk(k)
-        caps = data.caps
-        j0, j1 = (int(x) for x in np.searchsorted(caps, [lo, hi]))
-        return caps[j0:j1], self._numbers(data, j0, j1)
+    def rollup_of(
+        self, ks: Sequence[int]
+    ) -> list[tuple[npt.NDArray[np.int64], Any, Blocks | None]]:
+        """Per chunk of ``ks``: its caps, its values as float64 and its block rows (both
+        ``None`` when the chunk holds no numeric payloads). The chunks not cached are read
+        together first.
+
+        The arrays are views of the cached chunks: use them under :attr:`lock`.
+        """
+        out: list[tuple[npt.NDArray[np.int64], Any, Blocks | None]] = []
+        with self.lock:
+            self.preload(ks)
+            los = self.lo[ks].tolist()
+            for k, key in zip(ks, los, strict=True):
+                data = self._data.get(key)
+                if data is None:  # evicted meanwhile to make room for the others
+                    data = self.chunk(k)
+                caps = data.caps
+                values = self._numbers(data, 0, len(caps))
+                blocks = self._blocks.get(key)
+                if blocks is None and values is not None:
+                    blocks = self._blocks[key] = Blocks.of(caps, values, self.block_records)
+                out.append((caps, values, blocks))
+            for key in los:
+                self.cache.touch(self, key)
+        return out
 
     # ------------------------------------------------------------ updates
     def add(
@@ -428,19 +504,24 @@ class SeriesIndex:
             return
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
-            ks = np.searchsorted(self.lo, cap_a, side="right") - 1
             touched: dict[int, CapIndex] = {}
-            groups: list[tuple[int, npt.NDArray[Any] | None]]
-            if bool((ks == ks[0]).all()):
-                groups = [(int(ks[0]), None)]
+            groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
+            if int(cap_a.min()) >= int(self.lo[-1]):  # appends (a streamed build): last chunk
+                groups = [(self.chunks - 1, None)]
+            elif cap_a.size > 1 and bool((cap_a[1:] >= cap_a[:-1]).all()):
+                # records in cap order (a feed, a bulk write): each chunk's are one run,
+                # found by a search per boundary of the chunks they span, not per record
+                k0 = int(np.searchsorted(self.lo, cap_a[0], side="right")) - 1
+                k1 = int(np.searchsorted(self.lo, cap_a[-1], side="right"))
+                cuts = np.searchsorted(cap_a, self.lo[k0 + 1 : k1])
+                starts, ends = np.r_[0, cuts], np.r_[cuts, cap_a.size]
+                ks_run = np.flatnonzero(ends > starts).tolist()
+                if len(ks_run) == 1:
+                    groups = [(k0 + ks_run[0], None)]
+                else:
+                    groups = [(k0 + k, slice(int(starts[k]), int(ends[k]))) for k in ks_run]
             else:
-                order = np.argsort(ks, kind="stable")
-                ks_sorted = ks[order]
-                cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
-                groups = [
-                    (int(ks_sorted[a]), order[a:b])
-                    for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
-                ]
+                groups = self._groups(np.searchsorted(self.lo, cap_a, side="right") - 1)
             for k, sel in groups:
                 lo = int(self.lo[k])
                 data = self._data.get(lo)
@@ -453,6 +534,8 @@ class SeriesIndex:
                     c, a, p = cap_a, acq_a, payloads
                 elif isinstance(payloads, np.ndarray):
                     c, a, p = cap_a[sel], acq_a[sel], payloads[sel]
+                elif isinstance(sel, slice):
+                    c, a, p = cap_a[sel], acq_a[sel], list(payloads[sel])
                 else:
                     c, a, p = cap_a[sel], acq_a[sel], [payloads[i] for i in sel.tolist()]
                 if isinstance(p, np.ndarray) and data.columnar:
@@ -460,31 +543,47 @@ class SeriesIndex:
                 else:
                     rows = [bytes(r) for r in p] if isinstance(p, np.ndarray) else list(p)
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
+                self._blocks.pop(lo, None)  # its records changed
                 self.cache.touch(self, lo)
                 touched[k] = data
-            for k, data in touched.items():
-                self._recount(k, data)
+            # from the last row back: a split inserts rows after its own
             for k in sorted(touched, reverse=True):
-                self._split(k, touched[k])
+                if not self._split(k, touched[k]):  # a split counts its pieces' rows
+                    self._recount(k, touched[k])
+
+    @staticmethod
+    def _groups(ks: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[Any] | slice | None]]:
+        # (chunk, selection of the records) for records whose chunks are ks, in any order
+        if bool((ks == ks[0]).all()):
+            return [(int(ks[0]), None)]
+        order = np.argsort(ks, kind="stable")
+        ks_sorted = ks[order]
+        cuts = np.flatnonzero(ks_sorted[1:] != ks_sorted[:-1]) + 1
+        return [
+            (int(ks_sorted[a]), order[a:b])
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, ks.size], strict=True)
+        ]
 
     def _new_chunk(self, lo: int) -> CapIndex:
         data = self._data[lo] = CapIndex(self.payload_size)
         return data
 
-    def _split(self, k: int, data: CapIndex) -> None:
+    def _split(self, k: int, data: CapIndex) -> bool:
         # The last chunk is cut once full (appends start the next one); another chunk
         # only past twice the size (late records), so a chunk never splits into tiny ones.
-        n = int(self.count[k])
+        # True when it was cut (the rows of its pieces are counted).
+        n = len(data)
         size = self.chunk_records
         last = k == self.chunks - 1
         if n <= size or (not last and n <= 2 * size):
-            return
+            return False
         lo = int(self.lo[k])
         pieces = [data.slice(a, min(a + size, n)) for a in range(0, n, size)]
         los = [lo] + [int(p.caps[0]) for p in pieces[1:]]
         extra = len(pieces) - 1
         self.cache.forget(self, lo)
         self._data.pop(lo, None)
+        self._blocks.pop(lo, None)
 
         def spread(arr: Any, fill: Any) -> Any:
             return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
@@ -498,10 +597,39 @@ class SeriesIndex:
         self.vmin, self.vmax = spread(self.vmin, np.nan), spread(self.vmax, np.nan)
         self.vsum = spread(self.vsum, np.nan)
         self.vfirst, self.vlast = spread(self.vfirst, np.nan), spread(self.vlast, np.nan)
-        for j, (piece_lo, piece) in enumerate(zip(los, pieces, strict=True)):
+        self._count_rows(k, data, pieces)
+        for piece_lo, piece in zip(los, pieces, strict=True):
             self._data[piece_lo] = piece
-            self._recount(k + j, piece)
             self.cache.touch(self, piece_lo)
+        return True
+
+    def _count_rows(self, k: int, data: CapIndex, pieces: list[CapIndex]) -> None:
+        # The rows of the ``pieces`` a split cut ``data`` into (rows k, k + 1, ...), at
+        # once: a streamed build splits off dozens of chunks per batch.
+        ends = np.cumsum([len(p) for p in pieces])
+        starts = np.concatenate(([0], ends[:-1]))
+        n = int(ends[-1])
+        rows = slice(k, k + starts.size)
+        caps = data.caps
+        self._starts = None
+        self.count[rows] = ends - starts
+        self.first_cap[rows], self.last_cap[rows] = caps[starts], caps[ends - 1]
+        vals = self._numbers(data, 0, n)
+        if vals is None:
+            self.numeric[rows] = False
+            for col in (self.vmin, self.vmax, self.vsum, self.vfirst, self.vlast):
+                col[rows] = np.nan
+            return
+        self.numeric[rows] = True
+        self.vmin[rows] = np.minimum.reduceat(vals, starts)
+        self.vmax[rows] = np.maximum.reduceat(vals, starts)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            # each piece summed as _count_row sums a chunk (reduceat adds in another order)
+            sums = [
+                np.add.reduce(v) for p in pieces if (v := self._numbers(p, 0, len(p))) is not None
+            ]
+            self.vsum[rows] = sums
+        self.vfirst[rows], self.vlast[rows] = vals[starts], vals[ends - 1]
 
     def finish_build(self) -> None:
         """End a streamed build: recount chunks that late records reached while they were
@@ -510,6 +638,7 @@ class SeriesIndex:
             self.building = False
             for lo in sorted(self.stale):
                 self._data.pop(lo, None)
+                self._blocks.pop(lo, None)
                 k = self.chunk_of_cap(lo)
                 self._split(k, self.chunk(k))
             self.stale.clear()
@@ -539,8 +668,7 @@ class BoxIndex:
     ) -> None:
         self.lo = lo
         self.payload_size = payload_size
-        #: the first streamed read of the box is running
-        self.building = False
+        self._building = False
         #: numpy dtype (``dtype.str``) of the numbers summarised, or None
         self.dtype: str | None = None
         self.hi = hi
@@ -550,6 +678,21 @@ class BoxIndex:
         self.moids: dict[int, SeriesIndex] = {}
         self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
         self._make = make
+
+    @property
+    def building(self) -> bool:
+        """The first streamed read of the box is running."""
+        return self._building
+
+    @building.setter
+    def building(self, on: bool) -> None:
+        # A series made before the build began (e.g. by a read that asked whether it held
+        # own writes) is built too: its last chunk must stay cached and records for its
+        # evicted chunks must mark them stale, not read them (the box has no watermark yet).
+        self._building = on
+        if on:
+            for idx in self.moids.values():
+                idx.building = True
 
     def series(self, moid: int) -> SeriesIndex:
         """The index of one moid (empty if the moid has no record yet)."""

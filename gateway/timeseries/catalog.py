@@ -18,13 +18,22 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
-from gateway.keymap import ACQ_MIN, KeyTuple, SeriesKey, box_since
+from gateway.cooperative import give_way
+from gateway.errors import KeyMappingError, TStorageOutcomeUnknown, TStorageUnavailable
+from gateway.keymap import (
+    ACQ_MIN,
+    LIST_PREFIX,
+    KeyMap,
+    KeyTuple,
+    Rule,
+    SeriesKey,
+    box_since,
+)
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
 from gateway.storage.series_index import tstorage_now_ns
@@ -66,6 +75,7 @@ class SeriesCatalog:
         )
         self._save_every = t.index_save
         self._loaded = False
+        self._listed: list[SeriesKey] | None = None
         #: the List keys of each series, kept by :func:`listed_keys`
         self.rendered: dict[SeriesKey, list[str]] = {}
         # box -> watermark last saved, when, and series found since but not yet saved
@@ -97,7 +107,9 @@ class SeriesCatalog:
                 acq = max(acq0, acq)
                 self._boxes[box] = (acq, size)
                 self._save(box, new, acq)
-            return [SeriesKey(*s) for s in sorted(self._seen)]
+            if self._listed is None or len(self._listed) != len(self._seen):
+                self._listed = [SeriesKey(*s) for s in sorted(self._seen)]  # only ever grows
+            return self._listed
 
     def _load(self) -> None:
         """The saved markers and watermarks: the boxes are then read from those on."""
@@ -106,13 +118,16 @@ class SeriesCatalog:
             boxes = [(lo, hi) for lo, hi in self._boxes if lo[0] == cid]
 
             def take(
-                marks: Iterable[tuple[int, int]],
+                mids: npt.NDArray[np.int64],
+                moids: npt.NDArray[np.int32],
                 cid: int = cid,
                 boxes: list[tuple[KeyTuple, KeyTuple]] = boxes,
             ) -> None:
-                for mid, moid in marks:
-                    if any(lo[1] <= mid < hi[1] and lo[2] <= moid < hi[2] for lo, hi in boxes):
-                        self._seen.add((cid, mid, moid))
+                inside = np.zeros(len(mids), dtype=bool)
+                for lo, hi in boxes:
+                    inside |= (mids >= lo[1]) & (mids < hi[1]) & (moids >= lo[2]) & (moids < hi[2])
+                mine = zip(mids[inside].tolist(), moids[inside].tolist(), strict=True)
+                self._seen.update((cid, mid, moid) for mid, moid in mine)
 
             self.store.markers(cid, take)
         for box, (acq0, size) in list(self._boxes.items()):
@@ -155,7 +170,7 @@ class SeriesCatalog:
     ) -> int:
 
         def take(arr: Any) -> None:
-            time.sleep(0)  # let other clients run between batches
+            give_way()  # between batches
             if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
                 # one series in the whole batch (the usual case): no sort of the rows
                 seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
@@ -165,6 +180,46 @@ class SeriesCatalog:
 
         # through the link: its TLS context, deadline and error messages
         return self.storage.link.stream_columns(lo, hi, size, take, _DISCOVERY_BATCH_BYTES)
+
+
+def _template(rule: Rule) -> str | None:
+    # A list rule's full key as a str.format template of its mid and moid placeholders
+    # (what keymap.render gives, when they are the pattern's two placeholders).
+    names = set(rule.pattern.names)
+    if not (isinstance(rule.mid, str) and isinstance(rule.moid, str)) or names != {
+        rule.mid, rule.moid} or rule.mid == rule.moid:  # fmt: skip
+        return None
+    return LIST_PREFIX + "".join(
+        "{" + p[0] + "}" if isinstance(p, tuple) else p.replace("{", "{{").replace("}", "}}")
+        for p in rule.pattern.parts
+    )
+
+
+def _list_keys(
+    keymap: KeyMap, lists: list[tuple[Rule, str | None]], series: SeriesKey
+) -> list[str]:
+    # The List keys of keys_for_series, without its check that no earlier rule shadows a
+    # key of the first list rule (there is none; this check is most of a fresh listing).
+    out = []
+    for n, (rule, template) in enumerate(lists):
+        if rule.cid != series.cid:
+            continue
+        if template is not None:
+            assert isinstance(rule.mid, str) and isinstance(rule.moid, str)
+            key: str | None = template.format_map({rule.mid: series.mid, rule.moid: series.moid})
+        else:
+            key = keymap.render(rule, series.mid, series.moid)
+        if key is None:
+            continue
+        if n > 0:
+            try:
+                target = keymap.resolve(key)
+            except KeyMappingError:
+                continue
+            if target is None or target.rule.index != rule.index:
+                continue
+        out.append(key)
+    return out
 
 
 def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, None]:
@@ -183,11 +238,11 @@ def listed_keys(storage: GatewayStorage, catalog: SeriesCatalog) -> dict[str, No
             if key is not None:
                 found[key] = None
     rendered = catalog.rendered
+    lists = [(rule, _template(rule)) for rule in keymap.rules if rule.kind == "list"]
     for series in catalog.series():
         keys = rendered.get(series)
         if keys is None:  # a series' keys never change: rendered once per gateway
-            keys = [key for key, field in keymap.keys_for_series(series) if field is None]
-            rendered[series] = keys
+            keys = rendered[series] = _list_keys(keymap, lists, series)
         for key in keys:
             found[key] = None
     return found

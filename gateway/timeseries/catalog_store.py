@@ -1,7 +1,8 @@
 """Series discovery persisted in TStorage, so a gateway lists its series without the data.
 
 Layout, under the reserved client id ``[tstorage] index_cid`` (beside the chunk summaries of
-:mod:`gateway.storage.persisted`, whose caps are never negative):
+:mod:`gateway.storage.persisted`, whose caps are never negative, and the series heads of
+:mod:`gateway.storage.heads`, at caps below ``-2**33``):
 
 * a **marker** per series ``(cid, mid, moid)`` that has records: an empty record at
   ``(index_cid, mid, moid, cap = -1 - cid)``. All the markers of a cid are one GET.
@@ -22,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from gateway.keymap import ACQ_MIN, KeyTuple, key_box, record_box
@@ -49,8 +51,11 @@ class CatalogStore:
         self.cid = cid
         self.clock = clock
 
-    def markers(self, cid: int, sink: Callable[[Iterable[tuple[int, int]]], None]) -> None:
-        """Feed the ``(mid, moid)`` of every marked series of ``cid`` to ``sink``, in batches.
+    def markers(
+        self, cid: int, sink: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int32]], None]
+    ) -> None:
+        """Feed the ``mid`` and ``moid`` columns of the marked series of ``cid`` to ``sink``,
+        in batches.
 
         Raises:
             TStorageUnavailable: TStorage could not be read.
@@ -60,7 +65,7 @@ class CatalogStore:
 
         def take(arr: npt.NDArray[Any]) -> None:
             arr = arr[arr["cap"] == cap]
-            sink(zip(arr["mid"].tolist(), arr["moid"].tolist(), strict=True))
+            sink(arr["mid"], arr["moid"])
 
         # markers are empty records: read as numpy columns, far faster than record by record
         self.link.stream_columns(lo, hi, 0, take)

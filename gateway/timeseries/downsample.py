@@ -64,14 +64,30 @@ class Part:
 
     @classmethod
     def reduced(
-        cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], edges: Any
+        cls,
+        caps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        edges: Any,
+        cuts: npt.NDArray[np.int64] | None = None,
     ) -> Part:
-        """One row per slice of ``edges`` the records fall in (fewer rows to carry)."""
-        if len(caps) == 0:
+        """One row per run of records within one slice of ``edges`` (fewer rows to carry).
+
+        Args:
+            caps, values: records ascending by cap.
+            edges: the slices' edges (as :func:`slice_edges`).
+            cuts: positions where a row must start too, e.g. where records of chunks that
+                are not neighbours meet (rows of other parts may lie between them).
+        """
+        n = len(caps)
+        if n == 0:
             return cls.raw(caps, values)
-        which = np.searchsorted(edges, caps, side="right")
-        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
-        stops = np.r_[starts[1:], len(caps)]
+        # the edges' positions among the records (not each record's slice: O(edges log n))
+        at = np.searchsorted(caps, edges, side="left")
+        bounds = [np.zeros(1, dtype=np.int64), at[(at > 0) & (at < n)]]
+        if cuts is not None:
+            bounds.append(cuts[(cuts > 0) & (cuts < n)])
+        starts = np.unique(np.concatenate(bounds))
+        stops = np.r_[starts[1:], n]
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
             sums = np.add.reduceat(values, starts)
         return cls(
@@ -83,6 +99,14 @@ class Part:
             values[starts],
             values[stops - 1],
         )
+
+    @classmethod
+    def merged(cls, parts: list[Part]) -> Part:
+        """The rows of ``parts`` in one part, ascending by cap (rows hold distinct caps)."""
+        names = ("cap", "n", "min", "max", "sum", "first", "last")
+        cols = {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
+        order = np.argsort(cols["cap"], kind="stable")
+        return cls(*(cols[name][order] for name in names))
 
 
 def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -343,59 +344,102 @@ class TimeSeriesReads:
     def _parts(
         self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
     ) -> list[Part]:
-        # Whole chunks inside one slice count by their summary rows; the records of the
-        # chunks that straddle a slice edge (or hold no numbers) are read.
+        # Whole chunks inside one slice count by their summary rows; the chunks that
+        # straddle a slice edge (or hold no numbers) are read, and counted by their block
+        # rows and the records of the blocks an edge cuts (one numpy pass over those).
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
-        ks = np.arange(k0, k1)
+        counts = idx.count[k0:k1]
         first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
         whole = (
-            (idx.count[k0:k1] > 0)
+            (counts > 0)
             & idx.numeric[k0:k1]
             & (first >= lo)
             & (last < hi)
             & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
         )
-        idx.preload((ks[~whole & (idx.count[k0:k1] > 0)]).tolist())  # the edges, read together
+        sel = np.flatnonzero(whole) + k0
+        parts = [
+            Part(idx.first_cap[sel], idx.count[sel], idx.vmin[sel], idx.vmax[sel],
+                 idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
+        ]  # fmt: skip
+        read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
+        if read:
+            parts.extend(self._edge_parts(t, idx, read, lo, hi, edges))
+        return [Part.merged(parts)]
+
+    def _edge_parts(
+        self,
+        t: ListTarget,
+        idx: SeriesIndex,
+        ks: list[int],
+        lo: int,
+        hi: int,
+        edges: npt.NDArray[np.int64],
+    ) -> list[Part]:
+        # The chunks that straddle a slice edge or an end of the window: of their blocks,
+        # those inside one slice count by their rows, the records of the others are read
+        # (one gather per chunk, no Python per block or per record).
+        got = idx.rollup_of(ks)
+        numeric = [(c, v, b) for c, v, b in got if b is not None]
+        caps_of: list[npt.NDArray[np.int64]] = []
+        values_of: list[npt.NDArray[np.float64]] = []
+        pieces: list[npt.NDArray[np.int64]] = []  # which block each record read came from
         parts: list[Part] = []
-        run_start = None
-        raw: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
-
-        def flush_raw() -> None:
-            # consecutive read chunks are reduced together (numpy per run, not per chunk)
-            if raw:
-                caps = np.concatenate([c for c, _ in raw])
-                parts.append(Part.reduced(caps, np.concatenate([v for _, v in raw]), edges))
-                raw.clear()
-
-        for k in [*ks.tolist(), k1]:  # runs of whole chunks become one part each
-            if k < k1 and bool(whole[k - k0]):
-                flush_raw()
-                run_start = k if run_start is None else run_start
-                continue
-            if run_start is not None:
-                sel = slice(run_start, k)
+        if numeric:
+            blocks = [b for _, _, b in numeric]
+            sizes = [len(b.start) for b in blocks]
+            first = np.concatenate([b.first_cap for b in blocks])
+            last = np.concatenate([b.last_cap for b in blocks])
+            inside = (
+                (first >= lo)
+                & (last < hi)
+                & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
+            )
+            keep = np.flatnonzero(inside)
+            if keep.size:
                 parts.append(
-                    Part(
-                        idx.first_cap[sel],
-                        idx.count[sel],
-                        idx.vmin[sel],
-                        idx.vmax[sel],
-                        idx.vsum[sel],
-                        idx.vfirst[sel],
-                        idx.vlast[sel],
-                    )
-                )
-                run_start = None
-            if k == k1 or int(idx.count[k]) == 0:
-                continue
-            caps, values = idx.numbers(k, lo, hi)
-            if values is None:  # no numeric payloads held: decode the records
+                    Part(*(np.concatenate([getattr(b, name) for b in blocks])[keep]
+                           for name in ("first_cap", "count", "min", "max", "sum", "first",
+                                        "last")))
+                )  # fmt: skip
+            # the blocks cut by an edge or by an end of the window
+            owner = np.repeat(np.arange(len(blocks)), sizes)
+            cut = np.flatnonzero(~inside & (last >= lo) & (first < hi))
+            owners = owner[cut]
+            size = idx.block_records
+            at = (cut - np.r_[0, np.cumsum(sizes)][owners]) * size
+            if cut.size:
+                # records per cut block (only a chunk's last block may hold fewer)
+                lens = np.asarray([len(c) for c, _, _ in numeric], dtype=np.int64)
+                n_cut = np.minimum(size, lens[owners] - at)
+                runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
+                ends = np.r_[0, np.cumsum(n_cut)][runs].tolist()
+                step = np.arange(size)
+                for (r0, r1), (e0, e1) in zip(
+                    itertools.pairwise(runs.tolist()), itertools.pairwise(ends), strict=True
+                ):
+                    c, v, _ = numeric[int(owners[r0])]
+                    take = (at[r0:r1, None] + step).ravel()[: e1 - e0]
+                    caps_of.append(c[take])
+                    values_of.append(v[take])
+                pieces.append(np.repeat(cut, n_cut))
+        extra = int(owner.size) if numeric else 0
+        for k, (_, _, b) in zip(ks, got, strict=True):
+            if b is None:  # no numeric payloads held: decode the records
                 i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
                 i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
                 caps, decoded = self._elements(t, idx, i0, i1)
-                values = _as_floats(decoded)
-            raw.append((caps, values))
-        flush_raw()
+                caps_of.append(caps)
+                values_of.append(_as_floats(decoded))
+                pieces.append(np.full(len(caps), extra + k, dtype=np.int64))
+        if caps_of:
+            # a row starts at each block's first record: rows of other parts may lie between
+            caps, values = np.concatenate(caps_of), np.concatenate(values_of)
+            piece = np.concatenate(pieces)
+            mine = (caps >= lo) & (caps < hi)
+            caps, values, piece = caps[mine], values[mine], piece[mine]
+            cuts = np.flatnonzero(piece[1:] != piece[:-1]) + 1
+            parts.append(Part.reduced(caps, values, edges, cuts))
         return parts
 
     @staticmethod

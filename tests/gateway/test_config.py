@@ -298,6 +298,24 @@ def test_an_embedded_tstorage_on_loopback_is_accepted(tmp_path: Path, host: str)
     assert (embedded.restart_delay, embedded.restart_max_delay) == (0.2, 10.0)
 
 
+def test_the_removed_thread_mode_is_refused_with_what_to_write(tmp_path: Path) -> None:
+    text = MINIMAL.replace('data_dir = "data"', 'data_dir = "data"\nmode = "thread"')
+    message, hint, line = issues_of(write(tmp_path, text))["tstorage.embedded.mode"]
+    assert 'mode = "thread"' in message and "was removed" in message
+    assert "child process" in message and 'mode = "process"' in hint
+    assert line == 4
+    for command in (["check-config"], ["run", "--port", "0", "--config"]):
+        gateway = [sys.executable, "-m", "gateway", *command, str(tmp_path / "gateway.toml")]
+        res = subprocess.run(gateway, capture_output=True, text=True, timeout=60)
+        assert res.returncode != 0 and "tstorage.embedded.mode" in res.stderr, res.stderr
+        assert "was removed" in res.stderr and 'mode = "process"' in res.stderr
+    assert not (tmp_path / "data").exists()  # nothing was started
+    # a file that names the one mode left still loads
+    text = MINIMAL.replace('data_dir = "data"', 'data_dir = "data"\nmode = "process"')
+    embedded = load_config(write(tmp_path, text)).tstorage.embedded
+    assert embedded is not None and embedded.mode == "process"
+
+
 def test_embedded_durability_setting(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.tstorage.embedded is not None

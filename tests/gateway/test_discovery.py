@@ -12,9 +12,15 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 import znsocket
+from gateway.keymap import KeyMap, Rule, SeriesKey, compile_pattern
+from gateway.timeseries.catalog import _list_keys, _template
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
+from tests.gateway.test_keymap import _JSON, _rules, mids, moids
 from tests.gateway.test_storage_series import put_direct
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType
@@ -190,3 +196,27 @@ def test_the_listing_shows_each_rules_unit_and_label_and_examples_only_of_writab
     }
     # a page shows how to add data only with keys a client may write
     assert data["examples"] == ["meters/1/1", "volts/1"]
+
+
+def _keymaps() -> list[KeyMap]:
+    general = Rule(
+        1, "list", compile_pattern("meters/{mid:int}/{moid:int}"), 1, "mid", "moid", shape=_JSON
+    )
+    swapped = Rule(
+        2, "list", compile_pattern("m{moid:int}-{mid:int}/x"), 1, "mid", "moid", shape=_JSON
+    )
+    return [
+        _rules(),  # a fixed series first, shadowing part of the general rule
+        KeyMap([general, swapped]),  # the general rule first, another after it
+        KeyMap([swapped, general]),
+    ]
+
+
+@given(st.sampled_from([1, 9]), mids, moids)
+def test_listed_keys_are_those_the_key_map_shows_for_the_series(
+    cid: int, mid: int, moid: int
+) -> None:
+    s = SeriesKey(cid, mid, moid)
+    for km in _keymaps():
+        lists = [(rule, _template(rule)) for rule in km.rules if rule.kind == "list"]
+        assert _list_keys(km, lists, s) == [k for k, f in km.keys_for_series(s) if f is None]

@@ -98,21 +98,18 @@ def test_records_put_directly_appear(
 
 
 @pytest.mark.parametrize("sync", ["commit", "interval"])
-@pytest.mark.parametrize("mode", ["process", "thread"])
 def test_kill_9_loses_nothing_acknowledged(
     start_gateway: Callable[[str], ServerProcess],
     tmp_path: Path,
     fresh_cid: Callable[[], int],
-    mode: str,
     sync: str,
 ) -> None:
-    # thread: kill -9 takes the gateway and its TStorage down at once; process: the child
-    # TStorage notices and stops by itself, and the restart waits for the data directory.
+    # The child TStorage notices that the gateway died and stops by itself, and the
+    # restart waits for the data directory.
     # sync = "interval": the writes are in the OS, not yet fsynced, when the process dies.
     config = f"""
     [tstorage.embedded]
     data_dir = "{tmp_path / "data"}"
-    mode = "{mode}"
     sync = "{sync}"
     sync_interval = 1.0
 

@@ -1,5 +1,5 @@
 """``[tstorage.embedded.limits]``: checked with the rest of the file, and obeyed by the
-embedded TStorage server in both modes."""
+embedded TStorage server."""
 
 from __future__ import annotations
 
@@ -15,16 +15,15 @@ from tests.tstorage_server.wire import ERROR_GET_ACQ, GET_ACQ, KEY_MAX, KEY_MIN,
 CONFIG = """
 [tstorage.embedded]
 data_dir = "data"
-mode = "{mode}"
 
 [tstorage.embedded.limits]
 {limits}
 """
 
 
-def write(tmp_path: Path, mode: str = "process", limits: str = "") -> Path:
+def write(tmp_path: Path, limits: str = "") -> Path:
     path = tmp_path / "gateway.toml"
-    path.write_text(textwrap.dedent(CONFIG.format(mode=mode, limits=limits)))
+    path.write_text(textwrap.dedent(CONFIG.format(limits=limits)))
     return path
 
 
@@ -42,9 +41,8 @@ def test_limits_are_optional_and_checked(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("mode", ["process", "thread"])
-def test_the_embedded_server_obeys_them(tmp_path: Path, mode: str) -> None:
-    cfg = load_config(write(tmp_path, mode, "max_connections = 1"))
+def test_the_embedded_server_obeys_them(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "max_connections = 1"))
     assert cfg.tstorage.embedded is not None
     server = EmbeddedTStorage(cfg.tstorage.embedded).start()
     try:

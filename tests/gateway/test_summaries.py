@@ -51,8 +51,11 @@ def check_against(
         assert gw.lindex(full, i) == str(vals[i])
     assert gw.lrange(full, -7, -1) == [str(v) for v in vals[-7:]]
     # each chunk's row is a recount of the records in its cap range
-    _, lock, idx = gw.series.series_index(t)
+    box, lock, idx = gw.series.series_index(t)
     with lock:
+        # what the budget counts is what is held (the gateway reads no other series)
+        held = sum(idx.held(lo) for lo in idx.lo.tolist())
+        assert gw.series.held() == box.size + held
         bounds = [*idx.lo.tolist(), 2**63]
         arr_c, arr_v = np.asarray(caps), np.asarray(vals)
         for k in range(idx.chunks):
@@ -187,3 +190,22 @@ def test_a_payload_of_another_size_in_one_chunk_leaves_the_others_columnar(
     b = reads.downsampled(t, 2, T0 + 56, T0 + 100).buckets
     assert b.n.tolist() == [22, 22] and b.min.tolist()[0] == 56.25
     assert struct.pack("<d", b.max[-1]) == struct.pack("<d", 99.25)
+
+
+def test_a_first_read_that_asks_for_own_writes_counts_every_record(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """The first read of a series is a ``ts:*`` read (it asks whether the series holds own
+    writes before the build) and the series is larger than the budget: every record is
+    counted, at chunk ends too."""
+    cid = fresh_cid()
+    rng = np.random.default_rng(15)
+    caps = T0 + np.cumsum(rng.choice([1, 1, 1, 7, 30, 90, 5000], size=3000)).astype(np.int64)
+    vals = rng.normal(size=3000)
+    put(tstorage, cid, 8, 1, caps, vals)
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=8, budget=1000))
+    reads = TimeSeriesReads(gw)
+    assert reads.info(reads.target("meters/8/1"))[:3] == (3000, caps[0], caps[-1])
+    assert gw.llen("znsocket.List:meters/8/1") == 3000
+    model = dict(zip(caps.tolist(), vals.tolist(), strict=True))
+    check_against(gw, reads, "meters/8/1", model)

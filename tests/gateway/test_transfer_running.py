@@ -9,8 +9,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 import znsocket
 from tests._servers import ServerProcess, spawn
 from tests._tls import make_tls_files
@@ -24,8 +22,8 @@ METERS = (
 )
 
 
-def embedded_config(path: Path, data: Path, mode: str) -> Path:
-    path.write_text(f'[tstorage.embedded]\ndata_dir = "{data}"\nmode = "{mode}"\n\n{METERS}')
+def embedded_config(path: Path, data: Path) -> Path:
+    path.write_text(f'[tstorage.embedded]\ndata_dir = "{data}"\n\n{METERS}')
     return path
 
 
@@ -36,12 +34,11 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("mode", ["process", "thread"])
 def test_import_and_export_while_the_gateway_runs_on_its_embedded_tstorage(
-    tmp_path: Path, start_gateway: Callable[[str], ServerProcess], mode: str
+    tmp_path: Path, start_gateway: Callable[[str], ServerProcess]
 ) -> None:
     data = tmp_path / "data"
-    config = embedded_config(tmp_path / "g.toml", data, mode)
+    config = embedded_config(tmp_path / "g.toml", data)
     gw = start_gateway(config.read_text())
     client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
     series = znsocket.List(client, "meters/1/1")
@@ -71,7 +68,7 @@ def test_a_stale_run_file_does_not_stop_an_import(tmp_path: Path) -> None:
     server = spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"])
     server.kill()  # leaves its run file behind
     assert (data / runfile.RUN_FILE).exists()
-    config = embedded_config(tmp_path / "g.toml", data, "process")
+    config = embedded_config(tmp_path / "g.toml", data)
     rows = tmp_path / "in.csv"
     rows.write_text("t,v\n1700000000000000000,1.5\n")
     res = gateway("import", str(rows), "--key", "meters/1/1", "--config", str(config))
@@ -88,7 +85,7 @@ def test_a_busy_data_directory_without_run_file_is_refused_with_the_ways_out(
     server = spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"])
     try:
         (data / runfile.RUN_FILE).unlink()  # e.g. a server of an older version
-        config = embedded_config(tmp_path / "g.toml", data, "process")
+        config = embedded_config(tmp_path / "g.toml", data)
         res = gateway("export", "--key", "meters/1/1", "--config", str(config))
         assert res.returncode == 2 and "used by another server" in res.stderr
         assert "--tstorage HOST:PORT" in res.stderr and "Traceback" not in res.stderr
@@ -135,7 +132,7 @@ def test_a_tls_server_in_the_data_directory_is_named_not_guessed(tmp_path: Path)
     with spawn([*argv, "--tls-cert", str(tls.server_cert), "--tls-key", str(tls.server_key)]):
         info = runfile.read(data)
         assert info is not None and info.tls
-        config = embedded_config(tmp_path / "g.toml", data, "process")
+        config = embedded_config(tmp_path / "g.toml", data)
         res = gateway("export", "--key", "meters/1/1", "--config", str(config))
         assert res.returncode == 2 and f"speaks TLS at {info.address}" in res.stderr
         assert "[tstorage.tls]" in res.stderr and "Traceback" not in res.stderr

@@ -7,6 +7,7 @@ blocking :class:`Channel` (wrapped by ``SyncChannelAsAsync``).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import socket
 import threading
@@ -524,3 +525,28 @@ def test_timeout_property_applies_to_live_socket(shared_server: ServerProcess) -
     with Channel("127.0.0.1", shared_server.port, INT, timeout=5) as ch:
         ch.timeout = 1.5
         assert ch._socket is not None and ch._socket.gettimeout() == 1.5
+
+
+class _GcSpy(BytesPayloadType):
+    """Notes whether the cyclic GC is on at each payload it decodes."""
+
+    def __init__(self) -> None:
+        self.gc_on: list[bool] = []
+
+    def from_bytes(self, buffer: bytes) -> bytes:
+        self.gc_on.append(gc.isenabled())
+        return bytes(buffer)
+
+
+async def test_the_channels_decode_records_with_the_collector_paused(
+    shared_server: ServerProcess, make_channel: Make, cid_block: int
+) -> None:
+    spy = _GcSpy()
+    ch = make_channel(shared_server.port, spy)
+    async with ch:
+        records = [Record(Key(cid_block, i, 0, 0, 0), b"v") for i in range(50)]
+        assert (await ch.puta(records)).is_ok()
+        r = await ch.get(Key(cid_block, 0, 0, 0, 0), Key(cid_block + 1, 100, 1, 1, 1))
+        assert len(r.data) == 50
+    assert spy.gc_on == [False] * 50  # paused while the records were decoded
+    assert gc.isenabled()  # and on again after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import struct
 from typing import Any
 
@@ -262,3 +263,25 @@ def test_struct_payload_without_values_uses_general_path() -> None:
     conn = get_conn(StructPayloadType("<4x"))
     with pytest.raises(UnparseableRecord):  # "<4x" unpacks to (): no value to return
         drain(conn, records_wire([(1, 1, b"\x00" * 4)]), "whole")
+
+
+class _GcSpy(BytesPayloadType):
+    """Notes whether the cyclic GC is on at each payload it decodes."""
+
+    def __init__(self) -> None:
+        self.gc_on: list[bool] = []
+
+    def from_bytes(self, buffer: bytes) -> bytes:
+        self.gc_on.append(gc.isenabled())
+        return bytes(buffer)
+
+
+def test_the_core_leaves_the_garbage_collector_alone() -> None:
+    # Switching the collector is process-wide: the channels decide it, not the sans-IO core.
+    head = struct.Struct("<iiqiqq")
+    raw = b"".join(head.pack(32 + 1, 1, i, 0, 0, 0) + b"x" for i in range(3)) + bytes(4)
+    spy = _GcSpy()
+    assert gc.isenabled()
+    items, _, _, finished = ObjectRecordDecoder(spy).decode(raw, None)
+    assert finished and len(items) == 3
+    assert spy.gc_on == [True, True, True]

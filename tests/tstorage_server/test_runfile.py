@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests._servers import spawn
-from tstorage_server import EmbeddedServer, runfile
+from tstorage_server import runfile
 
 
 def test_a_server_publishes_its_address_while_it_serves(tmp_path: Path) -> None:
@@ -43,14 +43,6 @@ def test_a_killed_servers_run_file_is_stale(tmp_path: Path) -> None:
         assert info is not None and (info.port, info.pid) == (again.port, again.pid)
     finally:
         again.stop()
-
-
-def test_an_embedded_server_publishes_its_address_too(tmp_path: Path) -> None:
-    with EmbeddedServer(tmp_path / "data") as server:
-        info = runfile.read(tmp_path / "data")
-        assert info is not None and (info.host, info.port) == (server.host, server.port)
-    assert runfile.read(tmp_path / "data") is None
-    assert not (tmp_path / "data" / runfile.RUN_FILE).exists()
 
 
 def test_a_wildcard_bind_address_is_reached_on_loopback(tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ first and last key go into an in-memory index of numpy arrays. A GET:
 
 1. picks the candidate blocks whose box meets the query box (one vectorised test over all
    blocks),
-2. filters each candidate's keys with numpy masks,
+2. binary-searches each candidate's sorted keys for the part between the box's smallest
+   and largest possible key, and filters only that part with numpy masks (only in the
+   key components the search and the block's bounds leave undecided), so a narrow GET
+   into a huge block costs its result, not the block,
 3. emits blocks whose key ranges do not overlap one after the other, and merges groups of
    overlapping ones a window at a time with a stable sort (ties in block order = insertion
    order),
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -42,7 +46,6 @@ import numpy as np
 
 from tstorage_client import block as client_block
 from tstorage_client.block import RecordBlock
-from tstorage_server._unpatched import real_threading
 from tstorage_server.clock import AcqClock
 from tstorage_server.store import blocks as B
 from tstorage_server.store.blocks import KeyTuple
@@ -154,12 +157,50 @@ class Store(abc.ABC):
         """Release resources; later calls are errors."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredColumns:
+    """The columns of one stored block as the store holds them (views, no copies).
+
+    Attributes:
+        keys: the sorted ``KEY_DTYPE`` keys of every record.
+        payload: every payload back to back.
+        offsets: ``len(keys) + 1`` payload positions, or None when every payload has the
+            length ``uniform``.
+        uniform: the common payload length (-1 when ``offsets`` is given).
+    """
+
+    keys: np.ndarray
+    payload: bytes | bytearray | memoryview
+    offsets: np.ndarray | None
+    uniform: int = -1
+
+    def block(self, start: int, stop: int) -> RecordBlock:
+        """Records ``start`` to ``stop - 1`` as views; costs O(stop - start), not O(block)."""
+        if self.offsets is None:
+            size = self.uniform
+            offsets = np.arange(stop - start + 1, dtype=np.int64) * size
+            lo, hi = start * size, stop * size
+        else:
+            lo, hi = int(self.offsets[start]), int(self.offsets[stop])
+            offsets = self.offsets[start : stop + 1]
+            if lo:
+                offsets = offsets - lo
+        payload = self.payload
+        if lo or hi != len(payload):
+            payload = memoryview(payload)[lo:hi]
+        return RecordBlock(self.keys[start:stop], offsets, payload)
+
+
 class BlockReader(abc.ABC):
     """Reads stored blocks inside one read transaction of a concrete store."""
 
     @abc.abstractmethod
+    def columns(self, meta: BlockMeta) -> StoredColumns:
+        """The columns of the stored block described by ``meta``, without copying them."""
+
     def read(self, meta: BlockMeta) -> RecordBlock:
-        """The stored block described by ``meta``."""
+        """The whole stored block described by ``meta``."""
+        return self.columns(meta).block(0, meta.count)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """End the read transaction."""
@@ -275,12 +316,19 @@ class BlockSnapshot(Snapshot):
         Equal keys stay in insertion order: parts are concatenated in block order and the
         sort is stable.
         """
-        lo = np.array(kmin, dtype=np.int64)
-        hi = np.array(kmax, dtype=np.int64)
+        corners = B.box_corners(kmin, kmax)
+        if corners is None:
+            return
         cursors = []
         for meta in sorted(group, key=lambda m: m.block_id):
-            inside = bool(np.all(meta.mins >= lo)) and bool(np.all(meta.maxs < hi))
-            cursors.append(_Cursor(self._reader.read(meta), inside))
+            # Only the part of the block between the box's corners is ever looked at, so
+            # a narrow GET into a huge block costs its result, not the block.
+            columns = self._reader.columns(meta)
+            start, stop = B.box_range(columns.keys, corners)
+            if start == stop:
+                continue
+            unsure = B.unsure_components(corners, meta.mins, meta.maxs, kmin, kmax)
+            cursors.append(_Cursor(columns.block(start, stop), unsure))
         while True:
             active = [c for c in cursors if c.pos < c.count]
             if not active:
@@ -309,9 +357,9 @@ class BlockSnapshot(Snapshot):
 class _Cursor:
     """Read position in one sorted block during a merge."""
 
-    def __init__(self, block: RecordBlock, inside: bool) -> None:
+    def __init__(self, block: RecordBlock, unsure: list[int]) -> None:
         self.block = block
-        self.inside = inside  # every record lies in the query box: no mask needed
+        self.unsure = unsure  # key components to test against the box (none: all inside)
         self.count = len(block.keys)
         self.pos = 0
 
@@ -345,8 +393,8 @@ class _Cursor:
         if end <= start:
             return RecordBlock.empty()
         window = np.arange(start, end)
-        if not self.inside:
-            window = window[B.box_mask(self.block.keys[start:end], kmin, kmax)]
+        if self.unsure:
+            window = window[B.box_mask(self.block.keys[start:end], kmin, kmax, self.unsure)]
         return self.block.take(window)
 
 
@@ -358,7 +406,6 @@ class BlockStore(Store):
     """
 
     def __init__(self, clock_floor: int = -(2**63)) -> None:
-        threading = real_threading()
         self._clock = AcqClock(clock_floor)
         self._clock_lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -370,7 +417,6 @@ class BlockStore(Store):
         self._closed = False
         self._small_blocks = 0
         self._compacting = False
-        self._threading = threading
 
     # -- subclass hooks -------------------------------------------------------------------
     @abc.abstractmethod
@@ -461,7 +507,7 @@ class BlockStore(Store):
             finally:
                 self._compacting = False
 
-        self._threading.Thread(target=run, name="tstorage-compaction", daemon=True).start()
+        threading.Thread(target=run, name="tstorage-compaction", daemon=True).start()
 
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:

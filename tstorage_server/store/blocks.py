@@ -13,11 +13,12 @@ what only the store needs: key order, query boxes and piece cutting.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 
 from tstorage_client import block as client_block
-from tstorage_client.block import RecordBlock
+from tstorage_client.block import KEY_DTYPE, RecordBlock
 
 KEY_FIELDS = ("cid", "mid", "moid", "cap", "acq")
 KeyTuple = tuple[int, int, int, int, int]
@@ -35,14 +36,68 @@ def uniform_length(block: RecordBlock) -> int:
     return -1 if size is None else size
 
 
-def box_mask(keys: np.ndarray, kmin: KeyTuple, kmax: KeyTuple) -> np.ndarray:
-    """Records inside the half-open box ``kmin <= k < kmax`` in every component."""
+def box_mask(
+    keys: np.ndarray, kmin: KeyTuple, kmax: KeyTuple, components: Sequence[int] = range(5)
+) -> np.ndarray:
+    """Records inside the half-open box ``kmin <= k < kmax`` in every component (only the
+    key ``components`` given by position are tested)."""
     mask = np.ones(len(keys), dtype=bool)
-    for name, lo, hi in zip(KEY_FIELDS, kmin, kmax, strict=True):
-        col = keys[name]
-        mask &= col >= lo
-        mask &= col < hi
+    for i in components:
+        col = keys[KEY_FIELDS[i]]
+        mask &= col >= kmin[i]
+        mask &= col < kmax[i]
     return mask
+
+
+def box_corners(kmin: KeyTuple, kmax: KeyTuple) -> tuple[np.ndarray, np.ndarray] | None:
+    """The smallest and the largest key a record inside the box ``kmin <= k < kmax`` can
+    have, as one-row ``KEY_DTYPE`` arrays (bounds clipped to each component's type), or
+    None when the box holds no possible key.
+
+    Every key inside the box sorts between the two corners, so in a sorted block the
+    box's records all lie between the corners' ``searchsorted`` positions.
+    """
+    low, high = [], []
+    for name, lo, hi in zip(KEY_FIELDS, kmin, kmax, strict=True):
+        info = np.iinfo(KEY_DTYPE[name])
+        a, b = max(lo, int(info.min)), min(hi - 1, int(info.max))
+        if a > b:
+            return None
+        low.append(a)
+        high.append(b)
+    return np.array([tuple(low)], dtype=KEY_DTYPE), np.array([tuple(high)], dtype=KEY_DTYPE)
+
+
+def box_range(keys: np.ndarray, corners: tuple[np.ndarray, np.ndarray]) -> tuple[int, int]:
+    """``[start, stop)`` of the sorted ``keys`` between the box's ``corners`` (see
+    :func:`box_corners`): a binary search, O(log n) whatever the block's size."""
+    low, high = corners
+    start = int(np.searchsorted(keys, low)[0])
+    stop = int(np.searchsorted(keys, high, side="right")[0])
+    return start, max(start, stop)
+
+
+def unsure_components(
+    corners: tuple[np.ndarray, np.ndarray],
+    mins: np.ndarray,
+    maxs: np.ndarray,
+    kmin: KeyTuple,
+    kmax: KeyTuple,
+) -> list[int]:
+    """Key components a record between the box's ``corners`` may still have outside the
+    box, for a block whose components span ``mins`` to ``maxs``.
+
+    The corners' common leading components are fixed between them, and the first one
+    where they differ is bounded by them; a later component is sure only when the
+    block's whole span of it lies inside the box.
+    """
+    low, high = (c[0].tolist() for c in corners)
+    fixed = 0
+    while fixed < 4 and low[fixed] == high[fixed]:
+        fixed += 1
+    return [
+        i for i in range(fixed + 1, 5) if not (int(mins[i]) >= kmin[i] and int(maxs[i]) < kmax[i])
+    ]
 
 
 def is_sorted(keys: np.ndarray, *, with_acq: bool = True) -> bool:

@@ -33,6 +33,7 @@ import fcntl
 import logging
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +41,9 @@ import lmdb
 import numpy as np
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
-from tstorage_server._unpatched import real_threading
 from tstorage_server.runfile import LOCK_FILE
 from tstorage_server.store import blocks as B
-from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
+from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore, StoredColumns
 
 log = logging.getLogger("tstorage_server.store")
 
@@ -93,14 +93,14 @@ class _LmdbReader(BlockReader):
             raise RuntimeError(f"block {block_id} part {kind!r} is missing from the store")
         return value
 
-    def read(self, meta: BlockMeta) -> RecordBlock:
+    def columns(self, meta: BlockMeta) -> StoredColumns:
         keys = np.frombuffer(self._get(meta.block_id, b"k"), dtype=KEY_DTYPE)
         payload = self._get(meta.block_id, b"p")
         if meta.uniform >= 0:
-            offsets = np.arange(meta.count + 1, dtype=np.int64) * meta.uniform
-        else:
-            offsets = np.frombuffer(self._get(meta.block_id, b"o"), dtype=np.int64)
-        return RecordBlock(keys, offsets, payload)
+            # uniform blocks store no offsets: those of a read part are made for it alone
+            return StoredColumns(keys, payload, None, meta.uniform)
+        offsets = np.frombuffer(self._get(meta.block_id, b"o"), dtype=np.int64)
+        return StoredColumns(keys, payload, offsets)
 
     def close(self) -> None:
         self._txn.abort()
@@ -153,7 +153,7 @@ class LmdbStore(BlockStore):
             max_readers=4096,
             sync=sync == "commit",
             metasync=sync == "commit",
-            # a GET reads whole blocks (megabytes) in key order: the OS's read-ahead makes
+            # a long GET reads blocks (megabytes) in key order: the OS's read-ahead makes
             # a series not in the page cache stream several times faster (bench/README.md)
             readahead=True,
         )
@@ -180,7 +180,6 @@ class LmdbStore(BlockStore):
                 )
         self._syncer: Any = None
         if sync == "interval":
-            threading = real_threading()
             self._sync_stop = threading.Event()
             self._syncer = threading.Thread(
                 target=self._sync_every, name="tstorage-sync", daemon=True

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from tstorage_client.block import RecordBlock
-from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore
+from tstorage_server.store.base import BlockMeta, BlockReader, BlockStore, StoredColumns
 
 
 class _MemoryReader(BlockReader):
     def __init__(self, blocks: dict[int, RecordBlock]) -> None:
         self._blocks = blocks
 
-    def read(self, meta: BlockMeta) -> RecordBlock:
-        return self._blocks[meta.block_id]
+    def columns(self, meta: BlockMeta) -> StoredColumns:
+        block = self._blocks[meta.block_id]
+        return StoredColumns(block.keys, block.payload, block.offsets)
 
 
 class MemoryStore(BlockStore):

@@ -1,10 +1,7 @@
-"""The gateway configuration file: a pydantic model, the only reader of the TOML.
+"""The configuration's schema: one strict pydantic model per TOML table.
 
-Everything else in the gateway receives typed objects from here, never dicts or
-environment variables. :func:`load_config` collects *every* problem of a file (schema
-errors from pydantic plus cross-section checks) with its TOML path, line and a hint, and
-raises :class:`~gateway.errors.ConfigError` carrying them all. Field-by-field documentation
-lives in ``config/README.md``.
+Each field's meaning is documented in ``config/README.md``; the checks that span
+sections are in :mod:`gateway.config.checks`.
 """
 
 from __future__ import annotations
@@ -12,31 +9,16 @@ from __future__ import annotations
 import os
 import re
 import ssl
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gateway import keymap
 from gateway.codecs import PayloadCodec, parse_codec
+from gateway.config.checks import cross_check
 from gateway.elements import ElementShape
-from gateway.errors import ConfigError, ConfigIssue
 from znsocket.hosts import is_loopback_host
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 DEFAULT_GENERIC_CID = 2_147_483_000
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -118,16 +100,16 @@ class EmbeddedLimits(_Section):
 
 
 class EmbeddedConfig(_Section):
-    """``[tstorage.embedded]``: run our TStorage server for the gateway.
+    """``[tstorage.embedded]``: run our TStorage server for the gateway, as a child process.
 
-    In process mode the gateway supervises the child: when it exits unexpectedly it is
-    restarted on the same port after ``restart_delay`` seconds, the delay doubling with
-    each restart up to ``restart_max_delay`` (back to ``restart_delay`` once a child stayed
-    up that long).
+    The gateway supervises the child: when it exits unexpectedly it is restarted on the
+    same port after ``restart_delay`` seconds, the delay doubling with each restart up to
+    ``restart_max_delay`` (back to ``restart_delay`` once a child stayed up that long).
     """
 
     data_dir: _LaxPath
-    mode: Literal["thread", "process"] = "process"
+    #: the only mode left; accepted so that files which name it keep loading
+    mode: Literal["process"] = "process"
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 0
     # Durability (tstorage_server.store.lmdb): "commit" fsyncs before a write is
@@ -139,6 +121,17 @@ class EmbeddedConfig(_Section):
     restart_max_delay: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     limits: EmbeddedLimits = Field(default_factory=EmbeddedLimits)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _thread_mode_removed(cls, mode: Any) -> Any:
+        if mode == "thread":
+            raise ValueError(
+                'mode = "thread" (the server inside the gateway process) was removed: the '
+                "embedded TStorage always runs as a child process of the gateway "
+                '(hint: delete the mode line, or write mode = "process")'
+            )
+        return mode
 
     @field_validator("host")
     @classmethod
@@ -226,6 +219,7 @@ class TStorageConfig(_Section):
     index_persist: bool = True
     index_cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = 2_147_483_001
     index_save: Annotated[float, Field(ge=0)] = 30.0
+    build_wait: Annotated[float, Field(ge=0)] = 10.0
     value_cache: Annotated[int, Field(ge=0)] = 200_000
 
     @model_validator(mode="after")
@@ -440,346 +434,3 @@ class GatewayConfig(_Section):
     def keymap(self) -> keymap.KeyMap:
         """The key map built from the ``[[map]]`` rules, in file order."""
         return keymap.KeyMap([r.to_rule(i) for i, r in enumerate(self.map)])
-
-
-def cross_check(
-    server: ServerConfig | None,
-    auth: AuthConfig | None,
-    generic: GenericConfig | None,
-    rules: dict[int, MapRule],
-) -> list[ConfigIssue]:
-    """Checks that span sections, run on whichever sections are valid on their own."""
-    issues: list[ConfigIssue] = []
-    if auth is not None and server is not None and not auth.enabled and not server.is_loopback:
-        issues.append(
-            ConfigIssue(
-                "auth.enabled",
-                f"auth is off but server.host = {server.host!r} is not a loopback address",
-                'set [auth] enabled = true with tokens, or bind host = "127.0.0.1"',
-            )
-        )
-    if auth is not None:
-        issues.extend(_auth_issues(auth))
-    for i, rule in sorted(rules.items()):
-        if generic is not None and rule.cid == generic.cid:
-            issues.append(
-                ConfigIssue(
-                    f"map[{i}].cid",
-                    f"cid {rule.cid} is reserved for unmapped keys (generic.cid)",
-                    "pick another cid for the rule or move generic.cid",
-                )
-            )
-        for j, other in sorted(rules.items()):
-            if j >= i or other.kind != rule.kind or other.cid != rule.cid:
-                continue
-            (a_mid, a_moid), (b_mid, b_moid) = rule.owned_ranges(), other.owned_ranges()
-            if _overlap(a_mid, b_mid) and _overlap(a_moid, b_moid):
-                issues.append(
-                    ConfigIssue(
-                        f"map[{i}]",
-                        f"{rule.kind} rule {rule.pattern!r} can name the same series as "
-                        f"map[{j}] {other.pattern!r} (cid {rule.cid}), so a record would "
-                        "belong to two keys",
-                        "give the rules disjoint fixed mid/moid values or different cids",
-                    )
-                )
-    return issues
-
-
-def _auth_issues(auth: AuthConfig) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
-    if auth.enabled and not auth.tokens:
-        issues.append(
-            ConfigIssue(
-                "auth.tokens",
-                "auth is enabled but no token is configured",
-                "add an [[auth.tokens]] table with name, env, access and keys",
-            )
-        )
-    names = [t.name for t in auth.tokens]
-    for i, t in enumerate(auth.tokens):
-        if names.index(t.name) != i:
-            issues.append(
-                ConfigIssue(
-                    f"auth.tokens[{i}].name",
-                    f"token name {t.name!r} repeats",
-                    "give every token its own name",
-                )
-            )
-        if auth.enabled and t.secret() is None:
-            issues.append(
-                ConfigIssue(
-                    f"auth.tokens[{i}].env",
-                    f"environment variable {t.env} is not set; the gateway will refuse to start",
-                    f"export {t.env}=<secret> before `gateway run`",
-                    severity="warning",
-                )
-            )
-    return issues
-
-
-def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> GatewayConfig:
-    """Read, validate and return the configuration in ``path``.
-
-    Relative ``tstorage.embedded.data_dir`` values are resolved against the file's folder.
-
-    Args:
-        path: the TOML file.
-        strict: when true (the default), warnings are reported as errors too.
-
-    Raises:
-        ConfigError: the file is unreadable or invalid; ``issues`` lists every problem.
-    """
-    cfg, issues = check_config(path)
-    fatal = [i for i in issues if strict or i.severity == "error"]
-    if cfg is None or fatal:
-        raise ConfigError(str(path), issues)
-    return cfg
-
-
-def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, list[ConfigIssue]]:
-    """Validate ``path`` and return the config (``None`` on errors) and every issue found."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        return None, [
-            ConfigIssue(
-                "(file)", f"cannot read: {exc.strerror or exc}", "check the path given to --config"
-            )
-        ]
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        return None, [
-            ConfigIssue(
-                "(syntax)",
-                f"not valid TOML: {exc}",
-                "fix the TOML syntax first",
-                int(m.group(1)) if m else None,
-            )
-        ]
-    locator = TomlLocator(text)
-    issues = _validate_by_section(data, locator)
-    cfg: GatewayConfig | None = None
-    if not any(i.severity == "error" for i in issues):
-        try:
-            cfg = GatewayConfig.model_validate(data, context={"issues": []})
-        except ValidationError as exc:  # pragma: no cover - sections already validated
-            issues.extend(_pydantic_issues(exc, locator))
-    for n, issue in enumerate(issues):
-        if issue.line is None:
-            issues[n] = ConfigIssue(
-                issue.location,
-                issue.message,
-                issue.hint,
-                locator.line_of(issue.location),
-                issue.severity,
-            )
-    if cfg is not None and cfg.tstorage.embedded is not None:
-        emb = cfg.tstorage.embedded
-        if not emb.data_dir.is_absolute():
-            emb = emb.model_copy(update={"data_dir": (file.parent / emb.data_dir).resolve()})
-            cfg = cfg.model_copy(
-                update={"tstorage": cfg.tstorage.model_copy(update={"embedded": emb})}
-            )
-    if cfg is not None and cfg.tstorage.tls is not None:
-        tls = cfg.tstorage.tls.resolved(file.parent)
-        cfg = cfg.model_copy(update={"tstorage": cfg.tstorage.model_copy(update={"tls": tls})})
-        try:
-            tls.context()
-        except ValueError as exc:
-            issues.append(
-                ConfigIssue(
-                    "tstorage.tls",
-                    str(exc),
-                    "give PEM files readable by the gateway (paths relative to this file)",
-                    locator.line_of("tstorage.tls"),
-                )
-            )
-    if any(i.severity == "error" for i in issues):
-        cfg = None
-    return cfg, issues
-
-
-_SECTIONS: dict[str, type[_Section]] = {
-    "server": ServerConfig,
-    "tstorage": TStorageConfig,
-    "auth": AuthConfig,
-    "generic": GenericConfig,
-}
-
-
-def _validate_by_section(data: dict[str, Any], locator: TomlLocator) -> list[ConfigIssue]:
-    # Each section and each rule is validated on its own so that one bad part does not
-    # hide the problems of the others; cross-section checks then run on the valid parts.
-    issues: list[ConfigIssue] = []
-    for key in data:
-        if key not in (*_SECTIONS, "map"):
-            issues.append(
-                ConfigIssue(
-                    key, "unknown section or key", _HINTS["extra_forbidden"], locator.line_of(key)
-                )
-            )
-    valid: dict[str, Any] = {}
-    for name, model in _SECTIONS.items():
-        if name not in data and name == "tstorage":
-            issues.append(
-                ConfigIssue(
-                    "tstorage",
-                    "the [tstorage] section is missing",
-                    'add [tstorage.embedded] with data_dir = "data", or host and port',
-                )
-            )
-            continue
-        try:
-            valid[name] = model.model_validate(data.get(name, {}))
-        except ValidationError as exc:
-            issues.extend(_pydantic_issues(exc, locator, (name,)))
-    rules: dict[int, MapRule] = {}
-    raw_rules = data.get("map", [])
-    if not isinstance(raw_rules, list):
-        issues.append(
-            ConfigIssue(
-                "map",
-                "map must be an array of tables",
-                "write each rule as a [[map]] table",
-                locator.line_of("map"),
-            )
-        )
-        raw_rules = []
-    for i, raw in enumerate(raw_rules):
-        try:
-            rules[i] = MapRule.model_validate(raw)
-        except ValidationError as exc:
-            issues.extend(_pydantic_issues(exc, locator, ("map", i)))
-    issues.extend(cross_check(valid.get("server"), valid.get("auth"), valid.get("generic"), rules))
-    return issues
-
-
-_HINTS: dict[str, str] = {
-    "extra_forbidden": "remove it or fix its spelling; config/README.md lists every field",
-    "missing": "add it; config/README.md describes it",
-    "literal_error": "use one of the values listed",
-    "int_parsing": "write a whole number",
-    "int_type": "write a whole number without quotes or a decimal point, e.g. 5000",
-    "float_parsing": "write a number",
-    "float_type": "write a number without quotes, e.g. 0.5",
-    "greater_than_equal": "raise the value",
-    "less_than_equal": "lower the value",
-    "bool_type": "write true or false, without quotes",
-    "bool_parsing": "write true or false",
-    "string_type": "write a quoted string",
-    "list_type": 'write an array, e.g. ["a", "b"]',
-    "dict_type": "write a table",
-}
-
-
-def _pydantic_issues(
-    exc: ValidationError, locator: TomlLocator, prefix: tuple[Any, ...] = ()
-) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
-    seen: set[tuple[str, str]] = set()
-    for err in exc.errors(include_url=False):
-        loc = _dotted(_strip_union_tags([*prefix, *err["loc"]]))
-        msg = str(err["msg"])
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        hint = _HINTS.get(err["type"], "config/README.md describes this field and its values")
-        if " (hint: " in msg:
-            msg, _, rest = msg.partition(" (hint: ")
-            hint = rest.removesuffix(")")
-        if (loc, msg) in seen:
-            continue
-        seen.add((loc, msg))
-        issues.append(ConfigIssue(loc or "(top level)", msg, hint, locator.line_of(loc)))
-    return issues
-
-
-_UNION_TAGS = frozenset({"int", "str", "float", "bool"})
-
-
-def _strip_union_tags(loc: Sequence[Any]) -> list[Any]:
-    # pydantic inserts union members and validator wrappers into locations
-    # ("int", "constrained-int", "function-after[...]"); users know only TOML paths.
-    return [
-        p
-        for p in loc
-        if not (
-            isinstance(p, str) and (p in _UNION_TAGS or p.startswith(("function-", "constrained-")))
-        )
-    ]
-
-
-def _dotted(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-class TomlLocator:
-    """Finds the line of a dotted TOML path (``map[1].codec``) in the file's text.
-
-    A light scan of table headers and ``key =`` lines; good enough to point a user at
-    the right line in hand-written files. Returns ``None`` when it cannot tell.
-    """
-
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(?:#.*)?$")
-    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=")
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[str, int] = {}
-        self._counts: dict[str, int] = {}
-        table = ""
-        for n, line in enumerate(text.splitlines(), start=1):
-            h = self._HEADER.match(line)
-            if h:
-                parts = h.group(2).replace(" ", "").replace('"', "").split(".")
-                if h.group(1) == "[[":
-                    parent = self._resolve(parts[:-1])
-                    base = f"{parent}.{parts[-1]}" if parent else parts[-1]
-                    idx = self._counts.get(base, 0)
-                    self._counts[base] = idx + 1
-                    table = f"{base}[{idx}]"
-                else:
-                    table = self._resolve(parts)
-                self.lines.setdefault(table, n)
-                continue
-            k = self._KEY.match(line)
-            if k:
-                key = k.group(1).strip('"')
-                self.lines.setdefault(f"{table}.{key}" if table else key, n)
-
-    def _resolve(self, parts: list[str]) -> str:
-        # A table inside an array of tables ([map.fields] after [[map]]) belongs to the
-        # array's latest element: map[2].fields.
-        out = ""
-        for part in parts:
-            out = f"{out}.{part}" if out else part
-            if out in self._counts:
-                out = f"{out}[{self._counts[out] - 1}]"
-        return out
-
-    def line_of(self, location: str) -> int | None:
-        """Line of ``location`` or of its nearest enclosing table; ``None`` if unknown."""
-        loc = location
-        while loc:
-            if loc in self.lines:
-                return self.lines[loc]
-            cut = max(loc.rfind("."), loc.rfind("["))
-            if cut <= 0:
-                break
-            loc = loc[:cut]
-        return None
