@@ -9,6 +9,11 @@
 // Usage: node bench/dashboard_bench.mjs [--records N] [--seconds S]
 // (after scripts/bootstrap-js.sh --with-test-deps). Prints a JSON summary, and writes it to
 // bench/results/dashboard.json.
+// On a series already in a running TStorage (e.g. one loaded by bench/scale_bench.py --keep,
+// served by `tstorage-server --data-dir DIR --port P`): --tstorage 127.0.0.1:P [--key KEY]
+// [--index-cid C] times only figure 1 (cold and warm) of KEY (default meters/1/1: cid 1 mid 1
+// moid 1), writing nothing into that TStorage; --index-cid points the fresh gateway at chunk
+// summaries saved earlier under that cid (scale_bench.py prints its run's index_cid).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startGateway, startTStorage, startWriter, python, ROOT } from '../js/test/helpers.js';
@@ -18,8 +23,17 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
+const text = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+};
 const RECORDS = arg('--records', 1_000_000);
 const SECONDS = arg('--seconds', 10);
+const EXISTING = text('--tstorage', null); // HOST:PORT of a TStorage holding the series
+const INDEX_CID = arg('--index-cid', null);
+if (EXISTING !== null && !/^(127\.0\.0\.1:)?\d+$/.test(EXISTING)) {
+  throw new Error(`--tstorage takes 127.0.0.1:PORT (a local server), got ${EXISTING}`);
+}
 const now = () => Date.now() / 1000;
 
 async function firstDraw(browser, url) {
@@ -72,6 +86,42 @@ async function framesWhileStreaming(browser, writer, mid, moid) {
     longest_frame_ms: Math.round(sorted[sorted.length - 1] ?? 0),
     p99_frame_ms: Math.round((sorted[Math.floor(sorted.length * 0.99)] ?? 0) * 10) / 10,
   };
+}
+
+/** Figure 1 alone, on the series KEY of a TStorage that already holds it. */
+async function existingSeries() {
+  const port = Number(EXISTING.split(':').pop());
+  const key = text('--key', 'meters/1/1');
+  // the long reads of a huge series on a cold gateway (as bench/scale_bench.py allows them)
+  const settings = `timeout = 600\n${INDEX_CID === null ? '' : `index_cid = ${INDEX_CID}\n`}`;
+  const gw = await startGateway({ tstorage: { port, settings } });
+  let browser;
+  try {
+    browser = await openBrowser();
+    const url = `${gw.url}/#series=${encodeURIComponent(key)}&range=all`;
+    const cold = await firstDraw(browser, url);
+    const coldCount = await browser.page.evaluate(() => window.dashboard.latest().count);
+    const warm = await firstDraw(browser, url);
+    return {
+      tstorage: `127.0.0.1:${port}`,
+      key,
+      index_cid: INDEX_CID,
+      count_on_page: coldCount,
+      first_chart_ms: { cold: cold.ms, warm: warm.ms, window: warm.window },
+      chromium: await browser.page.evaluate(() => navigator.userAgent),
+    };
+  } finally {
+    await browser?.close();
+    await gw.stop();
+  }
+}
+
+if (EXISTING !== null) {
+  const result = await existingSeries();
+  console.log(JSON.stringify(result, null, 2));
+  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench', 'results', 'dashboard-existing.json'), JSON.stringify(result, null, 2));
+  process.exit(0);
 }
 
 const ts = await startTStorage();

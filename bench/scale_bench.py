@@ -11,7 +11,17 @@ design runs the gateway as a process on it and measures, through ``znsocket.Clie
   random 1% window: the first call in a fresh gateway, then warm (median of ``--repeats``);
 * the gateway's resident memory (VmRSS) after them, and its peak (VmHWM);
 * for the summaries, the one-time build (``gateway index build``: it reads the series once
-  and saves its summaries, in records/s), then a fresh gateway that starts from them.
+  and saves its summaries, in records/s), then a fresh gateway that starts from them;
+* then, while that gateway still serves the series, an outside writer: one record PUT with a
+  plain ``tstorage_client`` ``Channel`` into the middle of the series (a fresh cap between two
+  records), and the time until ``len``, ``lst[i]`` at its position and a 10-bucket
+  ``ts:range`` around it all show it, and whether each shows it exactly.
+
+Every answer is checked against the records the bench wrote: ``lst[i]`` against the value
+at ``i``, the ``ts:range`` buckets (the whole 1% window; three buckets of the whole series)
+against numpy over those records. A failed check is reported under ``checks``, not raised.
+Records added by the outside writer are kept in ``DIR/outside.json``, so a kept data
+directory stays checkable run after run (each run adds one record per design).
 
 The designs: ``summaries`` (this tree) and ``whole`` (the whole-series in-memory index, run
 from another checkout given by ``--old-tree``; skipped with ``--old-tree ''`` or when it
@@ -26,12 +36,19 @@ Usage::
 
 ``--build-only`` times only the one-time build, by this tree and by each other checkout
 given, taking turns (``--repeats`` builds each).
+
+With ``--data DIR --keep`` a directory loaded by an earlier run (it holds a ``loaded`` file
+with its record count, which must equal ``--records``) is measured without loading again.
+The summaries' ``index_cid`` of the run is in the output: a fresh gateway given that cid
+(e.g. ``bench/dashboard_bench.mjs --index-cid``) starts from them.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
+import math
 import os
 import random
 import re
@@ -44,16 +61,20 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import znsocket  # noqa: E402
-from gateway.timeseries.proxy import TimeSeries  # noqa: E402
+from gateway.config import ServerConfig, TStorageConfig  # noqa: E402
+from gateway.timeseries.downsample import slice_edges  # noqa: E402
+from gateway.timeseries.proxy import Downsampled, TimeSeries  # noqa: E402
 from tests._config_text import meter_rules  # noqa: E402
 from tests._servers import VENV_BIN, ServerProcess, spawn  # noqa: E402
 from tstorage_client.channel import Channel  # noqa: E402
@@ -61,27 +82,36 @@ from tstorage_client.payload_type import NumpyPayloadType  # noqa: E402
 from tstorage_client.timestamp import EPOCH_OFFSET_NS  # noqa: E402
 
 CID, MID, MOID, DICT_MID, FIELDS = 1, 1, 1, 2, 16
-T0 = 800_000_000 * 10**9
+T0 = 800_000_000 * 10**9  # TStorage ns of record 0
 STEP = 10**6  # 1 ms between records
 BATCH = 2_000_000
+OUTSIDE_FILE = "outside.json"
+CALL_TIMEOUT = 600  # s: the gateway's request timeout and the client's
+
+
+def put_records(
+    port: int, mid: int, moid: int, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> None:
+    """One numpy PUT of ``struct:<d`` records, as any ``tstorage_client`` program writes."""
+    with Channel("127.0.0.1", port, NumpyPayloadType("<f8"), timeout=600) as ch:
+        res = ch.put(
+            {  # type: ignore[arg-type]  # numpy payload types take a dict of columns
+                "cid": np.full(len(caps), CID, dtype=np.int32),
+                "mid": np.full(len(caps), mid, dtype=np.int64),
+                "moid": np.full(len(caps), moid, dtype=np.int32),
+                "cap": caps,
+                "v0": values,
+            }
+        )
+        if not res.is_ok():
+            raise RuntimeError(f"PUT failed: {res.status}")
 
 
 def put_series(port: int, mid: int, moid: int, start: int, n: int) -> None:
-    with Channel("127.0.0.1", port, NumpyPayloadType("<f8"), timeout=600) as ch:
-        for a in range(0, n, BATCH):
-            b = min(a + BATCH, n)
-            i = np.arange(start + a, start + b, dtype=np.int64)
-            res = ch.put(
-                {  # type: ignore[arg-type]  # numpy payload types take a dict of columns
-                    "cid": np.full(b - a, CID, dtype=np.int32),
-                    "mid": np.full(b - a, mid, dtype=np.int64),
-                    "moid": np.full(b - a, moid, dtype=np.int32),
-                    "cap": T0 + i * STEP,
-                    "v0": np.sin(i / 1000.0),
-                }
-            )
-            if not res.is_ok():
-                raise RuntimeError(f"PUT failed: {res.status}")
+    for a in range(0, n, BATCH):
+        b = min(a + BATCH, n)
+        i = np.arange(start + a, start + b, dtype=np.int64)
+        put_records(port, mid, moid, T0 + i * STEP, np.sin(i / 1000.0))
 
 
 def load(port: int, records: int) -> float:
@@ -94,13 +124,99 @@ def load(port: int, records: int) -> float:
     return time.perf_counter() - t0
 
 
+@dataclass
+class Series:
+    """The records of the measured series, to check answers against: ``records`` loaded by
+    :func:`load` (record ``i`` at ``T0 + i * STEP``, value ``sin(i / 1000)``) plus the ones
+    the outside writer added, each between two loaded records (``outside``: sorted
+    ``(cap, value)``)."""
+
+    records: int
+    outside: list[tuple[int, float]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.records + len(self.outside)
+
+    def position(self, cap: int) -> int:
+        """Index in the List of the first record at or after ``cap``."""
+        base = min(self.records, max(0, -(-(cap - T0) // STEP)))
+        return base + bisect.bisect_left(self.outside, (cap, -math.inf))
+
+    def value_at(self, i: int) -> float:
+        for j, (cap, value) in enumerate(self.outside):
+            at = (cap - T0) // STEP + 1 + j  # after its loaded neighbour and earlier outsiders
+            if i == at:
+                return value
+            if i < at:
+                return float(np.sin((i - j) / 1000.0))
+        return float(np.sin((i - len(self.outside)) / 1000.0))
+
+    def between(self, lo: int, hi: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Caps and values of the records with ``lo <= cap < hi``."""
+        a = min(self.records, max(0, -(-(lo - T0) // STEP)))
+        b = min(self.records, max(0, -(-(hi - T0) // STEP)))
+        i = np.arange(a, b, dtype=np.int64)
+        caps, values = T0 + i * STEP, np.sin(i / 1000.0)
+        inside = [(c, v) for c, v in self.outside if lo <= c < hi]
+        if inside:
+            at = np.searchsorted(caps, [c for c, _ in inside])
+            caps = np.insert(caps, at, [c for c, _ in inside])
+            values = np.insert(values, at, [v for _, v in inside])
+        return caps, values
+
+    @property
+    def last_cap(self) -> int:
+        return max([T0 + (self.records - 1) * STEP] + [c for c, _ in self.outside])
+
+
+def unix_ns(cap: int) -> int:
+    """A TStorage cap as the unix ns ``TimeSeries`` takes."""
+    return cap + EPOCH_OFFSET_NS
+
+
+def bucket_errors(
+    got: Downsampled, series: Series, lo: int, hi: int, count: int, which: list[int] | None
+) -> list[str]:
+    """How ``got`` (``ts:range`` of ``[lo, hi)`` in ``count`` buckets) differs from numpy over
+    the records; ``which``: the buckets to check (all when ``None``)."""
+    edges = slice_edges(lo, hi, count)
+    starts = got.t.astype("datetime64[ns]").astype(np.int64) - EPOCH_OFFSET_NS
+    errors = []
+    for k in range(count) if which is None else which:
+        caps, values = series.between(int(edges[k]), int(edges[k + 1]))
+        hit = np.flatnonzero(starts == edges[k])
+        if not len(caps):
+            if len(hit):
+                errors.append(f"bucket {k}: {got.n[hit[0]]} records, expected none")
+            continue
+        if not len(hit):
+            errors.append(f"bucket {k} missing, expected {len(caps)} records")
+            continue
+        j = int(hit[0])
+        want = (len(caps), values.min(), values.max(), values.mean(), values[-1])
+        have = (int(got.n[j]), got.min[j], got.max[j], got.mean[j], got.last[j])
+        if (
+            have[0] != want[0]
+            or have[1] != want[1]
+            or have[2] != want[2]
+            or not math.isclose(have[3], want[3], rel_tol=1e-9, abs_tol=1e-12)
+            or have[4] != want[4]
+        ):
+            errors.append(f"bucket {k}: (n, min, max, mean, last) = {have}, numpy {want}")
+    return errors
+
+
 def config_text(port: int, generic_cid: int, extra: str = "") -> str:
+    # a first read of a huge series may take minutes on a cold gateway: measured, not cut
     return textwrap.dedent(
         f"""
+        [server]
+        request_timeout = {CALL_TIMEOUT}
+
         [tstorage]
         host = "127.0.0.1"
         port = {port}
-        timeout = 600
+        timeout = {CALL_TIMEOUT}
         {extra}
 
         [generic]
@@ -119,61 +235,171 @@ def memory(pid: int) -> dict[str, float]:
     return out
 
 
-def timed_ms(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
-    fn()
-    return round((time.perf_counter() - t0) * 1e3, 2)
+    out = fn()
+    return round((time.perf_counter() - t0) * 1e3, 2), out
 
 
-def workload(address: str, records: int, repeats: int, seed: int) -> dict[str, Any]:
-    """First calls (in the order listed), then warm medians."""
+WINDOW_BUCKETS = 1000
+
+
+def workload(address: str, series: Series, repeats: int, seed: int) -> dict[str, Any]:
+    """First calls (in the order listed), then warm medians; every answer checked."""
     rng = random.Random(seed)
-    c = znsocket.Client.from_url(address)
+    c = znsocket.Client.from_url(address, call_timeout=CALL_TIMEOUT)
     try:
         lst = znsocket.List(c, f"meters/{MID}/{MOID}")
         d = znsocket.Dict(c, f"meters/{DICT_MID}")
         ts = TimeSeries(c, f"meters/{MID}/{MOID}")
-        span = records * STEP
-        # gateway.TimeSeries takes unix times (the series' caps are TStorage ns)
-        w0 = T0 + EPOCH_OFFSET_NS + rng.randrange(0, span - span // 100)
+        n = len(series)
+        first_cap, hi = T0, series.last_cap + 1  # the window of an open ts:range
+        span = series.records * STEP
+        w0 = T0 + rng.randrange(0, span - span // 100)
+        w1 = w0 + span // 100
+        # the whole series' buckets checked against numpy: the first, the last, one at random
+        sample = [0, WINDOW_BUCKETS - 1, rng.randrange(WINDOW_BUCKETS)]
 
-        def checked_len() -> None:
-            assert len(lst) == records
+        def index() -> tuple[int, Any]:
+            i = rng.randrange(n)
+            return i, lst[i]
 
-        def checked_index() -> None:
-            i = rng.randrange(records)
-            assert lst[i] == float(np.sin(i / 1000.0))
+        def whole() -> Downsampled:
+            return ts.range(buckets=WINDOW_BUCKETS)
 
-        def checked_tail() -> None:
-            assert len(lst[-1000:]) == 1000
+        def window() -> Downsampled:
+            return ts.range(unix_ns(w0), unix_ns(w1), buckets=WINDOW_BUCKETS)
 
-        def checked_dict() -> None:
-            assert len(dict(d.items())) == FIELDS
+        def check_index(r: tuple[int, Any]) -> list[str]:
+            want = series.value_at(r[0])
+            return [] if r[1] == want else [f"lst[{r[0]}] = {r[1]!r}, expected {want!r}"]
 
-        def checked_latest() -> None:
-            assert len(ts.latest(1).v) == 1
+        def check_whole(r: Downsampled) -> list[str]:
+            errors = bucket_errors(r, series, first_cap, hi, WINDOW_BUCKETS, sample)
+            total = int(r.n.sum())
+            return errors + ([] if total == n else [f"{total} records in all, expected {n}"])
 
-        def checked_whole() -> None:
-            assert int(ts.range(buckets=1000).n.sum()) == records
+        calls: dict[str, tuple[Callable[[], Any], Callable[[Any], list[str]]]] = {
+            "len": (lambda: len(lst), lambda r: [] if r == n else [f"len {r}, expected {n}"]),
+            "lst[i]": (index, check_index),
+            "lst[-1000:]": (
+                lambda: lst[-1000:],
+                lambda r: [] if r == [series.value_at(i) for i in range(n - 1000, n)]
+                else ["lst[-1000:] differs from the last 1,000 records"],
+            ),
+            "dict_16": (
+                lambda: dict(d.items()),
+                lambda r: [] if len(r) == FIELDS else [f"{len(r)} fields, expected {FIELDS}"],
+            ),
+            "ts:latest": (
+                lambda: ts.latest(1),
+                lambda r: [] if list(r.v) == [series.value_at(n - 1)] else [f"latest {r.v}"],
+            ),
+            "range_1000_whole": (whole, check_whole),
+            "range_1000_1pct": (
+                window, lambda r: bucket_errors(r, series, w0, w1, WINDOW_BUCKETS, None)
+            ),
+        }  # fmt: skip
+        first: dict[str, float | None] = {}
+        warm: dict[str, float | None] = {}
+        failed: dict[str, list[str]] = {}
+        for name, (call, check) in calls.items():
+            try:
+                first[name], answer = timed(call)
+            except Exception as exc:  # one read failing leaves the others to measure
+                first[name], failed[name] = None, [f"{type(exc).__name__}: {exc}"]
+                continue
+            if errors := check(answer):
+                failed[name] = errors[:5]
+        for name, (call, check) in calls.items():
+            times = []
+            try:
+                for _ in range(repeats):
+                    ms, answer = timed(call)
+                    times.append(ms)
+                    # the checks of the whole series cost a numpy pass: the first answer's only
+                    if name in ("lst[i]", "len") and (errors := check(answer)):
+                        failed.setdefault(name, errors[:5])
+            except Exception as exc:
+                failed.setdefault(name, []).append(f"warm: {type(exc).__name__}: {exc}")
+            warm[name] = round(statistics.median(times), 2) if times else None
+        return {"first_ms": first, "warm_ms": warm, "checks": failed or "all exact"}
+    finally:
+        c.close()
 
-        def checked_window() -> None:
-            assert len(ts.range(w0, w0 + span // 100, buckets=1000).n) > 0
 
-        calls = {
-            "len": checked_len,
-            "lst[i]": checked_index,
-            "lst[-1000:]": checked_tail,
-            "dict_16": checked_dict,
-            "ts:latest": checked_latest,
-            "range_1000_whole": checked_whole,
-            "range_1000_1pct": checked_window,
-        }
-        first = {name: timed_ms(fn) for name, fn in calls.items()}
-        warm = {
-            name: round(statistics.median(timed_ms(fn) for _ in range(repeats)), 2)
-            for name, fn in calls.items()
-        }
-        return {"first_ms": first, "warm_ms": warm}
+def outside_write(address: str, ts_port: int, series: Series, data: Path) -> dict[str, Any]:
+    """One record PUT by a plain ``tstorage_client`` writer into the middle of the series,
+    between two records, while the gateway at ``address`` serves it: the time from the PUT's
+    answer until ``len``, ``lst[i]`` at its position and the ``ts:range`` bucket holding it
+    each show it, and whether each shows it exactly."""
+    limits = {
+        "tstorage.max_staleness_s": TStorageConfig.model_fields["max_staleness"].default,
+        "server.follow_interval_s": ServerConfig.model_fields["follow_interval"].default,
+    }
+    k = series.records // 2
+    cap = T0 + k * STEP + STEP // 2 + len(series.outside)  # fresh: no record holds it
+    value = 2.0 + len(series.outside) / 1000  # above every sin(): the bucket's max changes
+    lo, hi, count = cap - 500 * STEP, cap + 500 * STEP, 10
+    bucket = int(np.searchsorted(slice_edges(lo, hi, count), cap, side="right")) - 1
+    c = znsocket.Client.from_url(address, call_timeout=CALL_TIMEOUT)
+    try:
+        lst = znsocket.List(c, f"meters/{MID}/{MOID}")
+        ts = TimeSeries(c, f"meters/{MID}/{MOID}")
+        at = series.position(cap)
+        before = {"len": len(lst), "lst[i]": lst[at]}
+        rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count)
+        starts = rows.t.astype("datetime64[ns]").astype(np.int64) - EPOCH_OFFSET_NS
+        j = int(np.flatnonzero(starts == slice_edges(lo, hi, count)[bucket])[0])
+        b0 = (
+            int(rows.n[j]),
+            float(rows.min[j]),
+            float(rows.max[j]),
+            float(rows.mean[j] * rows.n[j]),
+        )
+        t_put = time.perf_counter()
+        put_records(ts_port, MID, MOID, np.array([cap], np.int64), np.array([value]))
+        put_ms = round((time.perf_counter() - t_put) * 1e3, 2)
+        t_acked = time.perf_counter()
+        # what the data now holds, kept with a kept data directory before anything can fail
+        series.outside = sorted([*series.outside, (cap, value)])
+        (data / OUTSIDE_FILE).write_text(json.dumps(series.outside))
+        shown_ms: dict[str, float] = {}
+        exact: dict[str, bool | str] = {}
+        polls = 0
+        while len(shown_ms) < 3 and time.perf_counter() - t_acked < 60:
+            polls += 1
+            if "len" not in shown_ms and (got := len(lst)) != before["len"]:
+                shown_ms["len"] = round((time.perf_counter() - t_acked) * 1e3, 2)
+                exact["len"] = got == before["len"] + 1 or f"{before['len']} -> {got}"
+            if "lst[i]" not in shown_ms and (got := lst[at]) != before["lst[i]"]:
+                shown_ms["lst[i]"] = round((time.perf_counter() - t_acked) * 1e3, 2)
+                exact["lst[i]"] = got == value or f"lst[{at}] = {got!r}, PUT {value!r}"
+            if "ts:range" not in shown_ms:
+                rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count)
+                if int(rows.n[j]) != b0[0]:
+                    shown_ms["ts:range"] = round((time.perf_counter() - t_acked) * 1e3, 2)
+                    b1 = (int(rows.n[j]), float(rows.min[j]), float(rows.max[j]))
+                    sum1 = float(rows.mean[j]) * b1[0]
+                    ok = (
+                        b1 == (b0[0] + 1, min(b0[1], value), max(b0[2], value))
+                        and math.isclose(sum1, b0[3] + value, rel_tol=1e-9)
+                        and not bucket_errors(rows, series, lo, hi, count, None)
+                    )
+                    exact["ts:range"] = ok or f"bucket (n, min, max, sum) {b0} -> {(*b1, sum1)}"
+            time.sleep(0.005)
+        return {
+            "cap": cap,
+            "position": at,
+            "value": value,
+            "put_ms": put_ms,
+            "shown_after_put_ms": shown_ms,
+            "exact": exact,
+            "polls": polls,
+            "within": {name: all(ms <= s * 1e3 for ms in shown_ms.values())
+                       for name, s in limits.items()} if len(shown_ms) == 3 else False,
+            **limits,
+        }  # fmt: skip
     finally:
         c.close()
 
@@ -218,22 +444,37 @@ def one_time_build(config: Path, tree: Path) -> dict[str, Any]:
 
 
 def run_design(
-    name: str, tree: Path, ts_port: int, tmp: Path, records: int, repeats: int, gcid: int
+    name: str,
+    tree: Path,
+    ts_port: int,
+    tmp: Path,
+    data: Path,
+    series: Series,
+    repeats: int,
+    gcid: int,
 ) -> dict[str, Any]:
     config = tmp / f"{name}.toml"
-    # summaries of an earlier run on kept data are not reused: a cid of this run's own
-    extra = f"index_cid = {gcid + 500_000}" if name == "summaries" else ""
-    config.write_text(config_text(ts_port, gcid, extra))
     out: dict[str, Any] = {}
+    # summaries of an earlier run on kept data are not reused: a cid of this run's own
+    extra = ""
+    if name == "summaries":
+        out["index_cid"] = gcid + 500_000
+        extra = f"index_cid = {gcid + 500_000}"
+    config.write_text(config_text(ts_port, gcid, extra))
     if name == "summaries":
         # the one-time build, ahead of time: the gateways below start from its summaries
         out.update(one_time_build(config, tree))
     with gateway(config, tree) as gw:
+        address = f"znsocket://127.0.0.1:{gw.port}"
         try:
-            out.update(workload(f"znsocket://127.0.0.1:{gw.port}", records, repeats, records))
+            out.update(workload(address, series, repeats, series.records))
         except Exception as exc:  # e.g. a first read so long that the client gave up
             out["error"] = f"{type(exc).__name__}: {exc}"
         out["memory_mb"] = memory(gw.pid)
+        try:
+            out["outside_writer"] = outside_write(address, ts_port, series, data)
+        except Exception as exc:
+            out["outside_writer"] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
 
 
@@ -280,8 +521,16 @@ def main() -> None:
     args = parser.parse_args()
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="scale-bench-"))
     loaded = (data / "loaded").exists() and args.keep
+    if loaded and int((data / "loaded").read_text()) != args.records:
+        parser.error(f"{data} holds {(data / 'loaded').read_text()} records, not --records")
     data.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"records": args.records}
+    outside = data / OUTSIDE_FILE
+    series = Series(
+        args.records,
+        [(int(c), float(v)) for c, v in json.loads(outside.read_text())] if loaded
+        and outside.exists() else [],
+    )  # fmt: skip
+    result: dict[str, Any] = {"records": args.records, "outside_records": len(series.outside)}
     ts = spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"], timeout=600)
     try:
         if not loaded:
@@ -299,7 +548,7 @@ def main() -> None:
                 # a generic cid per run: the gateways start with nothing of an earlier run
                 gcid = 2_000_000_000 + int(time.time()) % 1_000_000 + i
                 result[name] = run_design(
-                    name, tree, ts.port, Path(tmp), args.records, args.repeats, gcid
+                    name, tree, ts.port, Path(tmp), data, series, args.repeats, gcid
                 )
     finally:
         ts.stop()

@@ -91,14 +91,15 @@ allow_corrections = true
 
 /**
  * Start a gateway on a temporary embedded TStorage (or on `tstorage` when given).
- * @param {{tstorage?: {port: number}, extra?: string, env?: Record<string, string>, port?: number, dir?: string}} [options]
- *   `port`/`dir`: restart a stopped gateway on the same port with the same files.
+ * @param {{tstorage?: {port: number, settings?: string}, extra?: string, env?: Record<string, string>, port?: number, dir?: string}} [options]
+ *   `port`/`dir`: restart a stopped gateway on the same port with the same files;
+ *   `tstorage.settings`: more lines of its `[tstorage]` table (e.g. `index_cid = 7`).
  * @returns {Promise<{url: string, port: number, dir: string, config: string, tstoragePort: number|null, output: () => string, stop: () => Promise<void>}>}
  */
 export async function startGateway(options = {}) {
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), 'gw-js-'));
   const storage = options.tstorage
-    ? `[tstorage]\nhost = "127.0.0.1"\nport = ${options.tstorage.port}\nreconnect_max_delay = 0.5\n`
+    ? `[tstorage]\nhost = "127.0.0.1"\nport = ${options.tstorage.port}\nreconnect_max_delay = 0.5\n${options.tstorage.settings ?? ''}\n`
     : `[tstorage.embedded]\ndata_dir = "${path.join(dir, 'data')}"\n`;
   const config = path.join(dir, 'gateway.toml');
   writeFileSync(config, `[server]\nhost = "127.0.0.1"\nport = 0\n${options.extra ?? ''}\n${storage}\n${MAP_RULES}`);
