@@ -196,12 +196,13 @@ class CapIndex:
             self.add(cap_a)
             return
         n = self._n
+        # a batch read from TStorage (sorted) is the common case: no order check before it
+        if not own and self._append_sorted(cap_a, acq_a, pay_a):
+            return
         increasing = cap_a.size == 1 or bool((cap_a[1:] > cap_a[:-1]).all())
         if own and increasing and (n == 0 or int(cap_a[0]) > int(self._buf[n - 1])):
             # own records after the last one (a bulk append): no acq to compare
             self._append(cap_a, acq_a, pay_a)
-            return
-        if not own and self._append_sorted(cap_a, acq_a, pay_a):
             return
         size = self.payload_size
         if not increasing:  # else already one record per cap, in order
@@ -317,6 +318,11 @@ class CapIndex:
         out._n = n
         out.unsettled = self.unsettled
         return out
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` records in all (e.g. the count a summary expects of a chunk
+        about to be read), so that the appends of a read grow no array."""
+        self._reserve(n)
 
     def _drop_columns(self) -> None:
         self._acq = self._pay = None

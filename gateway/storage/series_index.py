@@ -203,9 +203,11 @@ class SeriesIndexes:
                 excess -= box.size
                 box.forget()
 
-    def _load_chunk(self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int) -> CapIndex:
+    def _load_chunk(
+        self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int, expect: int = 0
+    ) -> CapIndex:
         """Records of caps ``[lo_cap, hi_cap)`` of one series, acquired below the box's
-        watermark (what its summaries count)."""
+        watermark (what its summaries count); room is made for ``expect`` of them."""
         self._evict()  # room for the chunk about to be read
         s = SeriesKey(box.lo[0], box.lo[1], moid)
         lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
@@ -214,6 +216,7 @@ class SeriesIndexes:
         if box.acq0 == ACQ_MIN:
             return data
         if size:
+            data.reserve(expect)
 
             def take_columns(arr: Any) -> None:
                 sel = arr["moid"] == moid

@@ -52,8 +52,9 @@ _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "
 #: that a slice edge cuts, and takes the others' rows.
 BLOCK_RECORDS = 64
 
-Loader = Callable[[int, int], CapIndex]
-"""Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark)."""
+Loader = Callable[[int, int, int], CapIndex]
+"""Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark);
+the third argument is how many the summaries expect (room is made for them up front)."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +154,13 @@ class ChunkCache:
         Returns the records freed.
         """
         freed = 0
+        dropped: list[tuple[int, int]] = []
         with self._lock:
-            for key in list(self._lru):
+            # from the oldest on, only as far as needed: a full cache evicts on every chunk
+            # read, and copying the whole LRU order each time would cost more than the read
+            for key, series in self._lru.items():
                 if freed >= excess:
                     break
-                series = self._lru[key]
                 # a series being read or changed right now keeps its chunks this time
                 if series.pinned(key[1]) or not series.lock.acquire(blocking=False):
                     continue
@@ -165,6 +168,8 @@ class ChunkCache:
                     freed += series.drop(key[1])
                 finally:
                     series.lock.release()
+                dropped.append(key)
+            for key in dropped:
                 self._remove(key)
         return freed
 
@@ -301,8 +306,9 @@ class SeriesIndex:
 
     def _count_row(self, k: int, data: CapIndex) -> None:
         n = len(data)
-        self.count[k] = n
-        self._starts = None
+        if self.count[k] != n:  # else the prefix counts (and len) stay as they are
+            self.count[k] = n
+            self._starts = None
         if n == 0:
             self.numeric[k] = False
             return
@@ -362,11 +368,16 @@ class SeriesIndex:
             data = self._data.get(lo)
             if data is None:
                 hi = int(self.lo[k + 1]) if k + 1 < self.chunks else CAP_RANGE[1] + 1
-                data = self._data[lo] = self.loader(lo, hi)
+                data = self._data[lo] = self.loader(lo, hi, self._expected(k, k + 1))
                 self.stale.discard(lo)
                 self._recount(k, data)
             self.cache.touch(self, lo)
             return data
+
+    def _expected(self, a: int, b: int) -> int:
+        # a hint only: summaries not yet recounted may be off, so no chunk counts for more
+        # than twice its size
+        return int(np.minimum(self.count[a:b], 2 * self.chunk_records).sum())
 
     def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> None:
         """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
@@ -387,7 +398,7 @@ class SeriesIndex:
                 run = list(range(run[0], run[-1] + 1))
                 a, b = run[0], run[-1] + 1
                 hi = int(self.lo[b]) if b < self.chunks else CAP_RANGE[1] + 1
-                data = self.loader(int(self.lo[a]), hi)
+                data = self.loader(int(self.lo[a]), hi, self._expected(a, b))
                 cuts = np.searchsorted(data.caps, self.lo[a + 1 : b]).tolist()
                 for k, j0, j1 in zip(run, [0, *cuts], [*cuts, len(data)], strict=True):
                     piece = data.slice(j0, j1)

@@ -109,7 +109,7 @@ def test_value_cache_keeps_newest_and_stays_bounded() -> None:
 def _in_memory_box(chunk: int = 3) -> BoxIndex:
     """A box whose series are cut into chunks of ``chunk`` caps, all held (no TStorage)."""
 
-    def no_tstorage(lo: int, hi: int) -> CapIndex:
+    def no_tstorage(lo: int, hi: int, expect: int) -> CapIndex:
         raise AssertionError("every chunk is held: nothing is read")
 
     return BoxIndex(

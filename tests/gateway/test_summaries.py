@@ -209,3 +209,31 @@ def test_a_first_read_that_asks_for_own_writes_counts_every_record(
     assert gw.llen("znsocket.List:meters/8/1") == 3000
     model = dict(zip(caps.tolist(), vals.tolist(), strict=True))
     check_against(gw, reads, "meters/8/1", model)
+
+
+def test_a_cold_chunk_read_holds_no_slack_and_keeps_the_prefix_counts(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    # A chunk read from TStorage gets the room its summary expects up front (no arrays
+    # grown by doubling while it streams in), and a read that finds the count the summary
+    # had leaves the prefix counts of the series as they were (no recount of them all).
+    cid = fresh_cid()
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=37, budget=1000))
+    reads = TimeSeriesReads(gw)
+    caps = T0 + np.arange(0, 3000, dtype=np.int64) * 100
+    vals = np.sin(np.arange(3000) / 7.0)
+    put(tstorage, cid, 3, 1, caps, vals)
+    t = reads.target("meters/3/1")
+    assert reads.info(t)[0] == 3000
+    _, lock, idx = gw.series.series_index(t)
+    with lock:
+        cold = [k for k in range(idx.chunks) if idx.held(int(idx.lo[k])) == 0]
+        assert len(cold) > 10  # most chunks are not cached (the budget): the test means something
+        starts = idx.starts()
+        for k in cold[:5]:
+            data = idx.chunk(k)
+            n = int(idx.count[k])
+            assert len(data) == n and data.caps.tolist() == caps[starts[k] : starts[k] + n].tolist()
+            assert data.nbytes == n * (8 + 8 + 8)  # caps, acqs and 8-byte payloads, no slack
+            assert idx.starts() is starts
+    check_against(gw, reads, "meters/3/1", dict(zip(caps.tolist(), vals.tolist(), strict=True)))
