@@ -202,6 +202,14 @@ class BlockReader(abc.ABC):
         """The whole stored block described by ``meta``."""
         return self.columns(meta).block(0, meta.count)
 
+    def part(self, meta: BlockMeta, corners: tuple[np.ndarray, np.ndarray]) -> RecordBlock:
+        """The records of the block described by ``meta`` between a box's ``corners`` (see
+        :func:`blocks.box_corners`), as views where the store allows; a store that can read
+        a range of a block without the rest overrides this."""
+        columns = self.columns(meta)
+        start, stop = B.box_range(columns.keys, corners)
+        return columns.block(start, stop)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """End the read transaction."""
 
@@ -323,12 +331,11 @@ class BlockSnapshot(Snapshot):
         for meta in sorted(group, key=lambda m: m.block_id):
             # Only the part of the block between the box's corners is ever looked at, so
             # a narrow GET into a huge block costs its result, not the block.
-            columns = self._reader.columns(meta)
-            start, stop = B.box_range(columns.keys, corners)
-            if start == stop:
+            part = self._reader.part(meta, corners)
+            if not len(part.keys):
                 continue
             unsure = B.unsure_components(corners, meta.mins, meta.maxs, kmin, kmax)
-            cursors.append(_Cursor(columns.block(start, stop), unsure))
+            cursors.append(_Cursor(part, unsure))
         while True:
             active = [c for c in cursors if c.pos < c.count]
             if not active:
