@@ -147,20 +147,23 @@ class _LmdbReader(BlockReader):
         offsets = np.frombuffer(self._get(meta.block_id, b"o"), dtype=np.int64)
         return StoredColumns(keys, payload, offsets)
 
-    def part(self, meta: BlockMeta, corners: tuple[np.ndarray, np.ndarray]) -> RecordBlock:
+    def parts(self, meta: BlockMeta, corners: tuple[np.ndarray, np.ndarray]) -> list[RecordBlock]:
         fences = self._fences(meta)
         if fences is None:
-            return super().part(meta, corners)
+            return super().parts(meta, corners)
         low, high = corners
         # Records equal to the low corner may begin in the segment before the first one
         # that starts at or after it; none past the high corner can be in a later segment.
         first = max(0, int(np.searchsorted(fences, low)[0]) - 1)
         stop = int(np.searchsorted(fences, high, side="right")[0])
-        if stop <= first:
-            return RecordBlock.empty()
-        columns = self._segments(meta, first, stop)
-        start, end = B.box_range(columns.keys, corners)
-        return columns.block(start, end)
+        out = []
+        for i in range(first, stop):
+            # one view per segment: a wide GET must not copy the block
+            columns = self._segments(meta, i, i + 1)
+            start, end = B.box_range(columns.keys, corners)
+            if end > start:
+                out.append(columns.block(start, end))
+        return out
 
     def close(self) -> None:
         self._txn.abort()
