@@ -342,3 +342,47 @@ def test_lmdb_store_interval_mode_keeps_records_across_reopen(tmp_path: Path) ->
     got = records(again)
     again.close()
     assert [(k[:4], p) for k, p in got] == [((1, 2, 3, 4), b"x" * 8)]
+
+
+def test_lmdb_store_keeps_a_big_block_in_bounded_values(tmp_path: Path) -> None:
+    """A block of more than ``segment_records`` records is stored as values of at most that
+    many records (a narrow GET reads only those it needs); blocks stored whole before, by a
+    store with a larger setting, read the same; compaction leaves no segment behind."""
+    import lmdb
+
+    keys = [(1, 1, 1, i // 3, i) for i in range(1000)]  # equal caps across segment ends
+    payloads = [b"p%d" % i * (i % 4) for i in range(1000)]
+    whole = LmdbStore(tmp_path, segment_records=10**6)
+    whole.put_blocks([make_block(keys, payloads)], assign_acq=False)
+    whole.close()
+    store = LmdbStore(tmp_path, segment_records=64)
+    try:
+        store.put_blocks([make_block(keys, payloads)], assign_acq=False)
+        for lo, hi in [(0, 1), (20, 22), (63, 130), (300, 334), (332, 400)]:
+            box = ((1, 1, 1, lo, 0), (2, 2, 2, hi, 10**6))
+            expected = [(k, p) for k, p in zip(keys, payloads, strict=True) if lo <= k[3] < hi]
+            expected = sorted(expected * 2, key=lambda r: r[0])
+            assert records(store, *box, piece_records=7) == expected
+        before = records(store)
+        for i in range(40):  # small blocks: compaction merges all into a segmented block
+            store.put_blocks([make_block([(2, 0, 0, i, 0)], [b"x"])], assign_acq=False)
+        while store.compact():
+            pass
+        assert records(store)[:2000] == before
+        assert len(records(store)) == 2040
+    finally:
+        store.close()
+    env = lmdb.open(str(tmp_path / "tstorage.lmdb"), max_dbs=4, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            blocks = env.open_db(b"blocks", txn=txn, create=False)
+            index = env.open_db(b"index", txn=txn, create=False)
+            sizes = [(k[8:9], len(v)) for k, v in txn.cursor(db=blocks)]
+            ids = {int.from_bytes(k[:8], "big") for k, _ in txn.cursor(db=blocks)}
+            indexed = {int.from_bytes(k, "big") for k, _ in txn.cursor(db=index)}
+    finally:
+        env.close()
+    assert max(n for kind, n in sizes if kind in (b"K", b"k")) == 64 * KEY_DTYPE.itemsize
+    assert ids == indexed  # the merged blocks left no part behind
+    with pytest.raises(ValueError, match="segment_records must be at least 1"):
+        LmdbStore(tmp_path / "other", segment_records=0)

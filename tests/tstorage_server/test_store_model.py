@@ -68,6 +68,18 @@ def test_lmdb_store_matches_the_model(program: list[tuple[Any, ...]]) -> None:
             store.close()
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops)
+def test_lmdb_store_in_segments_matches_the_model(program: list[tuple[Any, ...]]) -> None:
+    """Blocks cut into segments of 2 records (equal keys across segment ends)."""
+    with tempfile.TemporaryDirectory() as d:
+        store = LmdbStore(d, segment_records=2)
+        try:
+            check(store, program)
+        finally:
+            store.close()
+
+
 def _bound(draw: Any, size: int) -> tuple[int, int]:
     """A component's half-open range: often one value, sometimes empty or everything."""
     lo = draw(st.integers(min_value=-1, max_value=size))
@@ -105,7 +117,8 @@ def test_boxes_into_large_blocks_match_a_brute_force_filter(
     stored: list[tuple[tuple[int, ...], bytes]] = []
     stores: list[Store] = [MemoryStore()]
     with tempfile.TemporaryDirectory() as d:
-        stores.append(LmdbStore(d))
+        stores.append(LmdbStore(f"{d}/one"))
+        stores.append(LmdbStore(f"{d}/segments", segment_records=int(rng.integers(1, 100))))
         try:
             for b in range(int(rng.integers(1, 5))):
                 n = int(rng.integers(1, 700))

@@ -202,6 +202,15 @@ class BlockReader(abc.ABC):
         """The whole stored block described by ``meta``."""
         return self.columns(meta).block(0, meta.count)
 
+    def parts(self, meta: BlockMeta, corners: tuple[np.ndarray, np.ndarray]) -> list[RecordBlock]:
+        """The records of the block described by ``meta`` between a box's ``corners`` (see
+        :func:`blocks.box_corners`), in key order, as one or more consecutive sorted parts
+        (views where the store allows, never the whole block copied); a store that can
+        read a range of a block without the rest overrides this."""
+        columns = self.columns(meta)
+        start, stop = B.box_range(columns.keys, corners)
+        return [columns.block(start, stop)] if stop > start else []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """End the read transaction."""
 
@@ -319,19 +328,23 @@ class BlockSnapshot(Snapshot):
         corners = B.box_corners(kmin, kmax)
         if corners is None:
             return
-        cursors = []
+        cursors: list[_Cursor] = []
         for meta in sorted(group, key=lambda m: m.block_id):
             # Only the part of the block between the box's corners is ever looked at, so
             # a narrow GET into a huge block costs its result, not the block.
-            columns = self._reader.columns(meta)
-            start, stop = B.box_range(columns.keys, corners)
-            if start == stop:
-                continue
-            unsure = B.unsure_components(corners, meta.mins, meta.maxs, kmin, kmax)
-            cursors.append(_Cursor(columns.block(start, stop), unsure))
+            parts = self._reader.parts(meta, corners)
+            if parts:
+                unsure = B.unsure_components(corners, meta.mins, meta.maxs, kmin, kmax)
+                # consecutive parts of one block in order: equal keys keep their order
+                cursors.extend(_Cursor(part, unsure) for part in parts)
+        # A round may end short of a piece (at a block part's end): its last piece waits
+        # for the next round's records, so pieces stay full where records remain.
+        held: RecordBlock | None = None
         while True:
             active = [c for c in cursors if c.pos < c.count]
             if not active:
+                if held is not None:
+                    yield held
                 return
             if len(active) == 1:
                 stop = active[0].window_end(piece_records, piece_bytes)
@@ -351,7 +364,13 @@ class BlockSnapshot(Snapshot):
             merged = RecordBlock.concat(parts)
             if len(parts) > 1 and not B.is_sorted(merged.keys):
                 merged = merged.take(B.sort_order(merged.keys))
-            yield from B.split(merged, piece_records, piece_bytes)
+            if held is not None:
+                merged, held = RecordBlock.concat([held, merged]), None
+            pieces = B.split(merged, piece_records, piece_bytes)
+            last = pieces[-1]
+            if len(last.keys) < piece_records and int(last.offsets[-1]) < piece_bytes:
+                held = pieces.pop()
+            yield from pieces
 
 
 class _Cursor:

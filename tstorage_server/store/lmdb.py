@@ -20,6 +20,13 @@ Layout (one environment in ``DATA_DIR/tstorage.lmdb``):
 
 * ``blocks``: ``block id (8 bytes, big-endian) + b"k"`` → keys column (``KEY_DTYPE``),
   ``+ b"o"`` → offsets (int64, only when payload lengths differ), ``+ b"p"`` → payload bytes;
+  a block of more than ``segment_records`` records is instead cut into segments of that
+  many records: ``+ b"f"`` → the first key of every segment, and for segment ``i``
+  (4 bytes, big-endian) ``+ b"K" + i`` → its keys, ``+ b"O" + i`` → its offsets from 0
+  (only when payload lengths differ), ``+ b"P" + i`` → its payload bytes. The binding
+  (py-lmdb) touches every page of a value it returns, so a narrow GET into a block held
+  as one value would read all of it from disk; with segments it reads the ones it needs.
+  Both layouts are read; which one a block has is known from its ``f`` value;
 * ``index``: block id → one ``META_DTYPE`` row (count, bounds, first/last key, uniform length);
 * ``state``: ``b"acq_floor"`` → the acquisition clock's last value (int64).
 
@@ -63,6 +70,8 @@ assert META_ROW.size == META_DTYPE.itemsize
 _FLOOR_KEY = b"acq_floor"
 # Address space reserved for the map; the file only grows as data is written.
 DEFAULT_MAP_SIZE = 1 << 40
+#: records per stored segment of a big block (see the module docstring)
+DEFAULT_SEGMENT_RECORDS = 8192
 SyncMode = Literal["commit", "interval"]
 SYNC_MODES: tuple[SyncMode, ...] = ("commit", "interval")
 #: fsync period of ``sync="interval"`` by default, and its upper bound (seconds)
@@ -83,17 +92,53 @@ def _bkey(block_id: int, kind: bytes) -> bytes:
     return block_id.to_bytes(8, "big") + kind
 
 
+def _skey(block_id: int, kind: bytes, segment: int) -> bytes:
+    return block_id.to_bytes(8, "big") + kind + segment.to_bytes(4, "big")
+
+
 class _LmdbReader(BlockReader):
     def __init__(self, env: lmdb.Environment, db: Any) -> None:
         self._txn = env.begin(db=db, buffers=True)
 
-    def _get(self, block_id: int, kind: bytes) -> memoryview:
-        value = self._txn.get(_bkey(block_id, kind))
+    def _get(self, block_id: int, kind: bytes, segment: int = -1) -> memoryview:
+        key = _bkey(block_id, kind) if segment < 0 else _skey(block_id, kind, segment)
+        value = self._txn.get(key)
         if value is None:
-            raise RuntimeError(f"block {block_id} part {kind!r} is missing from the store")
+            raise RuntimeError(f"block {block_id} part {key[8:]!r} is missing from the store")
         return value
 
+    def _fences(self, meta: BlockMeta) -> np.ndarray | None:
+        """First key of every segment of a segmented block, None for a one-value block."""
+        value = self._txn.get(_bkey(meta.block_id, b"f"))
+        return None if value is None else np.frombuffer(value, dtype=KEY_DTYPE)
+
+    def _segments(self, meta: BlockMeta, first: int, stop: int) -> StoredColumns:
+        """Segments ``first`` to ``stop - 1`` of a segmented block as one set of columns
+        (views when it is one segment)."""
+        keys, payloads, offsets = [], [], []
+        base = 0
+        for i in range(first, stop):
+            keys.append(np.frombuffer(self._get(meta.block_id, b"K", i), dtype=KEY_DTYPE))
+            payload = self._get(meta.block_id, b"P", i)
+            payloads.append(payload)
+            if meta.uniform < 0:
+                local = np.frombuffer(self._get(meta.block_id, b"O", i), dtype=np.int64)
+                offsets.append((local[:-1] + base) if i + 1 < stop else (local + base))
+                base += len(payload)
+        if len(keys) == 1:
+            payload_all: bytes | memoryview = payloads[0]
+            key_all = keys[0]
+        else:
+            payload_all = b"".join(payloads)
+            key_all = np.concatenate(keys)
+        if meta.uniform >= 0:
+            return StoredColumns(key_all, payload_all, None, meta.uniform)
+        return StoredColumns(key_all, payload_all, np.concatenate(offsets))
+
     def columns(self, meta: BlockMeta) -> StoredColumns:
+        fences = self._fences(meta)
+        if fences is not None:
+            return self._segments(meta, 0, len(fences))
         keys = np.frombuffer(self._get(meta.block_id, b"k"), dtype=KEY_DTYPE)
         payload = self._get(meta.block_id, b"p")
         if meta.uniform >= 0:
@@ -101,6 +146,24 @@ class _LmdbReader(BlockReader):
             return StoredColumns(keys, payload, None, meta.uniform)
         offsets = np.frombuffer(self._get(meta.block_id, b"o"), dtype=np.int64)
         return StoredColumns(keys, payload, offsets)
+
+    def parts(self, meta: BlockMeta, corners: tuple[np.ndarray, np.ndarray]) -> list[RecordBlock]:
+        fences = self._fences(meta)
+        if fences is None:
+            return super().parts(meta, corners)
+        low, high = corners
+        # Records equal to the low corner may begin in the segment before the first one
+        # that starts at or after it; none past the high corner can be in a later segment.
+        first = max(0, int(np.searchsorted(fences, low)[0]) - 1)
+        stop = int(np.searchsorted(fences, high, side="right")[0])
+        out = []
+        for i in range(first, stop):
+            # one view per segment: a wide GET must not copy the block
+            columns = self._segments(meta, i, i + 1)
+            start, end = B.box_range(columns.keys, corners)
+            if end > start:
+                out.append(columns.block(start, end))
+        return out
 
     def close(self) -> None:
         self._txn.abort()
@@ -115,10 +178,14 @@ class LmdbStore(BlockStore):
         sync: ``"commit"`` (fsync before a PUT is answered) or ``"interval"`` (fsync at
             least every ``sync_interval``); see the module docstring for what each survives.
         sync_interval: seconds between fsyncs with ``sync="interval"`` (0 < s <= 1).
+        segment_records: a block of more records is stored in segments of this many, so
+            that a narrow GET reads from disk only the segments it needs (module docstring).
+            Blocks already stored keep their layout.
 
     Raises:
         DataDirInUse: another process has this directory open.
-        ValueError: an unknown ``sync`` or a ``sync_interval`` outside (0, 1].
+        ValueError: an unknown ``sync``, a ``sync_interval`` outside (0, 1] or a
+            ``segment_records`` below 1.
     """
 
     def __init__(
@@ -128,7 +195,11 @@ class LmdbStore(BlockStore):
         *,
         sync: SyncMode = "commit",
         sync_interval: float = DEFAULT_SYNC_INTERVAL_S,
+        segment_records: int = DEFAULT_SEGMENT_RECORDS,
     ) -> None:
+        if segment_records < 1:
+            raise ValueError(f"segment_records must be at least 1, got {segment_records!r}")
+        self.segment_records = segment_records
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
         if not 0 < sync_interval <= MAX_SYNC_INTERVAL_S:
@@ -202,20 +273,38 @@ class LmdbStore(BlockStore):
 
     def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
         with self._env.begin(write=True) as txn:
+            cursor = txn.cursor(db=self._blocks)
             for meta in old:
-                for kind in (b"k", b"o", b"p"):
-                    txn.delete(_bkey(meta.block_id, kind), db=self._blocks)
-                txn.delete(meta.block_id.to_bytes(8, "big"), db=self._meta)
+                # every part of the block, in either layout, begins with its id
+                prefix = meta.block_id.to_bytes(8, "big")
+                found = cursor.set_range(prefix)
+                while found and cursor.key()[:8] == prefix:
+                    found = cursor.delete()
+                txn.delete(prefix, db=self._meta)
             self._write_block(txn, new, block)
 
     def _write_block(self, txn: lmdb.Transaction, meta: BlockMeta, block: RecordBlock) -> None:
         meta.uniform = B.uniform_length(block)
         keys = np.ascontiguousarray(block.keys)
-        txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
-        txn.put(_bkey(meta.block_id, b"p"), block.payload, db=self._blocks)
-        if meta.uniform < 0:
-            offsets = np.ascontiguousarray(block.offsets, dtype=np.int64)
-            txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)
+        offsets = np.ascontiguousarray(block.offsets, dtype=np.int64)
+        size = self.segment_records
+        if meta.count <= size:
+            txn.put(_bkey(meta.block_id, b"k"), keys.data, db=self._blocks)
+            txn.put(_bkey(meta.block_id, b"p"), block.payload, db=self._blocks)
+            if meta.uniform < 0:
+                txn.put(_bkey(meta.block_id, b"o"), offsets.data, db=self._blocks)
+        else:
+            payload = memoryview(block.payload)
+            fences = np.ascontiguousarray(keys[::size])
+            txn.put(_bkey(meta.block_id, b"f"), fences.data, db=self._blocks)
+            for i, start in enumerate(range(0, meta.count, size)):
+                stop = min(start + size, meta.count)
+                lo, hi = int(offsets[start]), int(offsets[stop])
+                txn.put(_skey(meta.block_id, b"K", i), keys[start:stop].data, db=self._blocks)
+                txn.put(_skey(meta.block_id, b"P", i), payload[lo:hi], db=self._blocks)
+                if meta.uniform < 0:
+                    local = offsets[start : stop + 1] - lo
+                    txn.put(_skey(meta.block_id, b"O", i), local.data, db=self._blocks)
         row = META_ROW.pack(
             meta.count,
             meta.uniform,
