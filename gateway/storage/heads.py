@@ -30,7 +30,7 @@ import base64
 import json
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.keymap import ACQ_END, ACQ_MIN, CAP_END, CAP_RANGE, KeyTuple, SeriesKey, key_box
@@ -134,6 +134,11 @@ class HeadStore:
         self.link = link
         self.cid = cid
         self.clock = clock
+        # Heads proven current by the last read of each series, at that read's watermark:
+        # the next listing reads the change feed from there, not from the saved head's
+        # (older, the more a series is written between saves). One small head per listed
+        # series, as the catalog holds its key.
+        self._proven: dict[SeriesKey, Head] = {}
 
     def record(self, s: SeriesKey, head: Head) -> PutRecord:
         """The record that saves ``head`` of ``s`` (stored by the summaries' PUT)."""
@@ -186,6 +191,7 @@ class HeadStore:
         """
         if not heads:
             return {}, ACQ_MIN
+        heads = {s: self._newer(s, h) for s, h in heads.items()}
         series = list(heads)
         since = min(h.watermark for h in heads.values())
         lo, hi = _box(series[0].cid, series, (CAP_RANGE[0], CAP_END), (since, ACQ_END))
@@ -202,9 +208,20 @@ class HeadStore:
         out: dict[SeriesKey, Head] = {}
         for s, head in heads.items():
             now = head.appended(fed.get(s, ()))
-            if now is not None:
-                out[s] = now
+            if now is None:
+                self._proven.pop(s, None)
+                continue
+            out[s] = now
+            if acq > now.watermark:
+                # exact below acq: every record acquired since its watermark was read
+                self._proven[s] = replace(now, watermark=acq)
         return out, acq
+
+    def _newer(self, s: SeriesKey, saved: Head) -> Head:
+        # The head to read the feed from: the one proven current last, unless a newer one
+        # was saved since.
+        proven = self._proven.get(s)
+        return proven if proven is not None and proven.watermark > saved.watermark else saved
 
 
 def _box(

@@ -167,3 +167,50 @@ def test_summaries_saved_without_heads_get_them_at_the_first_listing(
     after = Listing(make_storage(config(tstorage, cid, fresh_cid())))
     assert after(limit=10) == recount(model)
     assert after.from_summaries == []
+
+
+def test_each_listing_reads_only_what_arrived_since_the_one_before(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    # A series written between listings (a live page re-lists every few seconds) must not
+    # make every listing re-read all it received since its head was last saved.
+    cid = fresh_cid()
+    model = loaded(tstorage, cid)
+    gw = make_storage(config(tstorage, cid, fresh_cid()))
+    listing = Listing(gw)
+    assert listing() == recount(model)
+    heads = gw.series.heads
+    assert heads is not None
+    streamed: list[int] = []
+
+    class Counted:
+        # the heads' link, counting the records of the feed they read
+        def __init__(self, link: Any) -> None:
+            self.link = link
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.link, name)
+
+        def stream(self, lo: Any, hi: Any, sink: Any, batch_bytes: Any = None) -> int:
+            def count(batch: Any) -> None:
+                streamed.append(len(batch))
+                sink(batch)
+
+            return int(self.link.stream(lo, hi, count, batch_bytes))
+
+    heads.link = Counted(heads.link)  # type: ignore[assignment]
+    write(tstorage, cid, model, 1, 1, T0 + np.arange(100, 140, dtype=np.int64) * 10**9)
+    streamed.clear()
+    assert listing() == recount(model)
+    assert listing.from_summaries == [] and sum(streamed) == 40
+    streamed.clear()
+    assert listing() == recount(model)
+    assert sum(streamed) == 0
+    write(tstorage, cid, model, 1, 1, T0 + np.arange(140, 150, dtype=np.int64) * 10**9)
+    streamed.clear()
+    assert listing() == recount(model)
+    assert sum(streamed) == 10
+    # a correction after the proven head still sends that series to its summaries
+    write(tstorage, cid, model, 1, 1, [T0 + 3 * 10**9])
+    listing()
+    assert listing.from_summaries == ["znsocket.List:meters/1/1"]

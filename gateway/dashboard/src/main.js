@@ -65,7 +65,7 @@ const status = new StatusView($('status'), $('outage'));
 const table = new SeriesTable(
   /** @type {HTMLTableElement} */ ($('series')),
   $('series-empty'),
-  (key) => pick(key),
+  (key) => void pick(key),
   (key, on) => setOverlays(on ? [...state.overlays, key] : state.overlays.filter((k) => k !== key)),
   /** @type {HTMLInputElement} */ ($('series-search')),
   $('series-shown'),
@@ -107,7 +107,7 @@ async function refreshSeries() {
   else {
     // Nothing picked yet (the address named no series): show the newest series.
     const newest = newestListed();
-    if (newest !== null) pick(newest);
+    if (newest !== null) void pick(newest);
   }
 }
 
@@ -158,8 +158,9 @@ function newestListed() {
  * @param {{range?: string, view?: {min: number, max: number} | null, overlays?: string[]}} [how]
  *   The range to open on (by default a live window when the series is being written, else
  *   all of it), and the series to draw over it (by default those drawn already).
+ * @returns {Promise<void>} settled once the first read of the series is sent
  */
-function pick(key, how = {}) {
+async function pick(key, how = {}) {
   if (key === state.key) return;
   state.key = key;
   state.lastT = null;
@@ -177,7 +178,10 @@ function pick(key, how = {}) {
   setMeta(state.listed.get(key));
   chart.set({ mode: 'raw', t: [], v: [], min: [], max: [] }, null);
   if (how.range !== undefined) setRange(how.range, how.view ?? null);
-  else void defaultRange(key).then((range) => { if (state.key === key) setRange(range); });
+  else {
+    const range = await defaultRange(key);
+    if (state.key === key) setRange(range);
+  }
 }
 
 /**
@@ -608,15 +612,16 @@ async function start() {
     }
   });
   // A series named in the address is drawn at once, in the range the address names; the
-  // listing (a scan of TStorage the first time) runs alongside.
+  // listing (a scan of TStorage the first time) runs alongside, asked once the window's
+  // reads are sent so that the gateway answers them first.
   const wanted = params.get('series');
-  if (wanted) pick(wanted, addressRange());
+  const picked = wanted ? pick(wanted, addressRange()) : Promise.resolve();
   // A link pasted into this tab changes only the address's fragment: follow it.
   window.addEventListener('hashchange', () => {
     params = new URLSearchParams(location.hash.slice(1));
     const series = params.get('series');
     const how = addressRange();
-    if (series && series !== state.key) pick(series, how);
+    if (series && series !== state.key) void pick(series, how);
     else {
       state.overlays = how.overlays.filter((k) => k !== state.key).slice(0, MAX_LINES - 1);
       table.setOverlays(state.overlays);
@@ -624,6 +629,7 @@ async function start() {
       else void load();
     }
   });
+  await picked;
   await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
   setInterval(() => {
