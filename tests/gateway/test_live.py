@@ -68,6 +68,7 @@ def on_refresh(data):
 lst.on_refresh(on_refresh)
 print("ready", n0, flush=True)
 arrived.wait(20)
+sys.stdin.readline()  # the writer's PUTs are all answered (a slow fsync may take seconds)
 time.sleep(1.0)  # more events would arrive within this second if the burst were split up
 print(json.dumps({"events": got, "len": len(lst), "last": lst[-1]}), flush=True)
 """
@@ -85,7 +86,8 @@ def test_outside_writer_fires_an_upstream_on_refresh(
     env.pop("PYTHONPATH", None)
     watcher = subprocess.Popen(
         [str(upstream_python()), "-c", UPSTREAM_WATCHER, f"znsocket://127.0.0.1:{gw.port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd="/tmp",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd="/tmp",
     )  # fmt: skip
     try:
         assert watcher.stdout is not None
@@ -94,7 +96,7 @@ def test_outside_writer_fires_an_upstream_on_refresh(
         caps = [T0 + 2 + i for i in range(300)]
         for part in range(3):
             put_direct(tstorage, values(cid, caps[part * 100 : (part + 1) * 100], 100.0 * part))
-        out, err = watcher.communicate(timeout=60)
+        out, err = watcher.communicate("done\n", timeout=60)
     finally:
         watcher.kill()
     result = json.loads(out.strip().splitlines()[-1])
