@@ -35,13 +35,11 @@ from typing import Any
 
 from gateway.keymap import ACQ_END, ACQ_MIN, CAP_END, CAP_RANGE, KeyTuple, SeriesKey, key_box
 from gateway.storage.link import Fetched, PutRecord, TStorageLink
+from gateway.storage.reserved import ReservedStore, lookback
 
 __all__ = ["Head", "HeadStore", "head_cap"]
 
 FORMAT = 1
-_HOUR_NS = 3600 * 10**9
-#: how far back a reader looks for the newest heads, widening for the series not found yet
-_LOOKBACK_NS = (_HOUR_NS, 24 * _HOUR_NS, 31 * 24 * _HOUR_NS, 366 * 24 * _HOUR_NS, None)
 
 
 def head_cap(cid: int) -> int:
@@ -121,19 +119,12 @@ class Head:
         return Head(self.watermark, self.count + len(newest), first, last, newest[last][1])
 
 
-class HeadStore:
-    """Reads and writes series heads under one reserved cid.
-
-    Args:
-        link: the TStorage link.
-        cid: the reserved client id (``[tstorage] index_cid``).
-        clock: now in TStorage ns (where the search for the newest heads starts).
-    """
+class HeadStore(ReservedStore):
+    """Reads and writes series heads under one reserved cid (``link``, ``cid``, ``clock``
+    as :class:`~gateway.storage.reserved.ReservedStore`)."""
 
     def __init__(self, link: TStorageLink, cid: int, clock: Callable[[], int]) -> None:
-        self.link = link
-        self.cid = cid
-        self.clock = clock
+        super().__init__(link, cid, clock)
         # Heads proven current by the last read of each series, at that read's watermark:
         # the next listing reads the change feed from there, not from the saved head's
         # (older, the more a series is written between saves). One small head per listed
@@ -160,12 +151,10 @@ class HeadStore:
         cid = series[0].cid
         cap = head_cap(cid)
         wanted = {(s.mid, s.moid): s for s in series}
-        now = self.clock()
-        for back in _LOOKBACK_NS:
+        for since in lookback(self.clock()):  # widening for the series not found yet
             missing = [s for s in wanted.values() if s not in out]
             if not missing:
                 break
-            since = ACQ_MIN if back is None else now - back
             lo, hi = _box(self.cid, missing, (cap, cap + 1), (since, ACQ_END))
             records, _ = self.link.get(lo, hi)
             found: dict[SeriesKey, tuple[int, bytes]] = {}

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +36,13 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.keymap import ACQ_MIN, CAP_RANGE, Box, SeriesKey, record_box
-from gateway.storage.link import PutRecord, TStorageLink
+from gateway.storage.link import PutRecord
+from gateway.storage.reserved import ReservedStore
 
 FORMAT = 1
 PAGE_ROWS = 8192
 _HEADER_SLOT = 0
 _GENERATIONS = 1 << 16
-_HOUR_NS = 3600 * 10**9
-#: how far back a reader looks for the newest header, widening until found
-_LOOKBACK_NS = (_HOUR_NS, 24 * _HOUR_NS, 31 * 24 * _HOUR_NS, 366 * 24 * _HOUR_NS, None)
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("lo", "<i8"),
     ("count", "<i8"),
@@ -118,35 +116,15 @@ def _page_columns(data: bytes) -> dict[str, npt.NDArray[Any]]:
     return out
 
 
-class SummaryStore:
-    """Reads and writes the persisted summaries of series under one reserved cid.
-
-    Args:
-        link: the TStorage link.
-        cid: the reserved client id (``[tstorage] index_cid``).
-        clock: now in TStorage ns (where the search for the newest header starts).
-    """
-
-    def __init__(self, link: TStorageLink, cid: int, clock: Callable[[], int]) -> None:
-        self.link = link
-        self.cid = cid
-        self.clock = clock
+class SummaryStore(ReservedStore):
+    """Reads and writes the persisted summaries of series under one reserved cid
+    (``link``, ``cid``, ``clock`` as :class:`~gateway.storage.reserved.ReservedStore`)."""
 
     def _cap(self, s: SeriesKey, generation: int, slot: int) -> int:
         return (s.cid << 32) | (generation << 16) | slot
 
     def _box(self, s: SeriesKey, cap: int, acq_min: int) -> Box:
         return record_box(self.cid, s.mid, s.moid, cap, acq_min)
-
-    def _newest(self, s: SeriesKey, cap: int) -> tuple[int, bytes] | None:
-        now = self.clock()
-        for back in _LOOKBACK_NS:
-            since = ACQ_MIN if back is None else now - back
-            records, _ = self.link.get(*self._box(s, cap, since))
-            mine = [(k.acq, p) for k, p in records if k.mid == s.mid and k.moid == s.moid]
-            if mine:
-                return max(mine, key=lambda r: r[0])
-        return None
 
     def load(self, s: SeriesKey, shape: Shape) -> Snapshot | None:
         """The newest persisted summaries of ``s``, or ``None`` if there are none.
@@ -155,7 +133,7 @@ class SummaryStore:
             CorruptSummary: a header or page fails a check, or was made for another shape.
             TStorageUnavailable: TStorage did not answer.
         """
-        found = self._newest(s, self._cap(s, 0, _HEADER_SLOT))
+        found = self.newest_version(s.mid, s.moid, self._cap(s, 0, _HEADER_SLOT))
         if found is None:
             return None
         try:

@@ -11,7 +11,7 @@ Layout, under the reserved client id ``[tstorage] index_cid`` (beside the chunk 
   with the box's lower ``mid``/``moid``; ``box`` repeats the whole box, so a record of
   another box at the same key is ignored. Every series holding a record acquired below
   ``w`` has its marker: markers are stored before the watermark that covers them. A reader
-  takes the newest version (looking back an hour, then all).
+  takes the newest version (:mod:`gateway.storage.reserved`).
 
 A gateway loads the markers and the watermark, then reads the box from ``w`` (the change
 feed) for what arrived since: the listing stays exact, whoever wrote the records.
@@ -26,30 +26,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.keymap import ACQ_MIN, KeyTuple, key_box, record_box
-from gateway.storage.link import PutRecord, TStorageLink
+from gateway.keymap import KeyTuple, key_box
+from gateway.storage.link import PutRecord
+from gateway.storage.reserved import ReservedStore
 
 __all__ = ["CatalogStore"]
 
 FORMAT = 1
-_HOUR_NS = 3600 * 10**9
 #: markers per PUT (about 40 bytes each on the wire)
 _PUT_BATCH = 10_000
 
 
-class CatalogStore:
-    """Reads and writes discovery markers and watermarks under one reserved cid.
-
-    Args:
-        link: the TStorage link.
-        cid: the reserved client id (``[tstorage] index_cid``).
-        clock: now in TStorage ns (where the search for the newest watermark starts).
-    """
-
-    def __init__(self, link: TStorageLink, cid: int, clock: Callable[[], int]) -> None:
-        self.link = link
-        self.cid = cid
-        self.clock = clock
+class CatalogStore(ReservedStore):
+    """Reads and writes discovery markers and watermarks under one reserved cid
+    (``link``, ``cid``, ``clock`` as :class:`~gateway.storage.reserved.ReservedStore`)."""
 
     def markers(
         self, cid: int, sink: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int32]], None]
@@ -80,20 +70,17 @@ class CatalogStore:
         Raises:
             TStorageUnavailable: TStorage could not be read.
         """
-        cid, mid, moid, cap = self._watermark_key(box)
-        now = self.clock()
-        for since in (now - _HOUR_NS, ACQ_MIN):
-            records, _ = self.link.get(*record_box(cid, mid, moid, cap, since))
-            mine = [(k.acq, p) for k, p in records if (k.mid, k.moid, k.cap) == (mid, moid, cap)]
-            if mine:
-                try:
-                    head = json.loads(max(mine, key=lambda r: r[0])[1])
-                    if head["format"] == FORMAT and head["box"] == [list(box[0]), list(box[1])]:
-                        return int(head["w"])
-                except (ValueError, KeyError, TypeError):
-                    pass
-                return None  # another box's record at this key, or unreadable: stream it all
-        return None
+        _, mid, moid, cap = self._watermark_key(box)
+        found = self.newest_version(mid, moid, cap)
+        if found is None:
+            return None
+        try:
+            head = json.loads(found[1])
+            if head["format"] == FORMAT and head["box"] == [list(box[0]), list(box[1])]:
+                return int(head["w"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        return None  # another box's record at this key, or unreadable: stream it all
 
     def save(
         self,
