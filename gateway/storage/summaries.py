@@ -53,6 +53,9 @@ DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
             "vfirst", "vlast")  # fmt: skip
 
+#: Bytes of one summary row (the columns above: 8 bytes each, 1 for ``numeric``)
+_ROW_BYTES = 8 * (len(_COLUMNS) - 1) + 1
+
 #: Records per block row of a cached chunk: a rollup reads the records only of the blocks
 #: that a slice edge cuts, and takes the others' rows.
 BLOCK_RECORDS = 64
@@ -146,6 +149,10 @@ class ChunkCache:
         key = (id(series), lo)
         held = (series.held(lo), series.held_bytes(lo))
         with self._lock:
+            if not held[1]:  # evicted meanwhile (by a read of others after it)
+                if key in self._lru:
+                    self._remove(key)
+                return
             self._lru[key] = series
             self._lru.move_to_end(key, last=not cold)
             before = self._held.get(key, (0, 0))
@@ -393,11 +400,9 @@ class SeriesIndex:
         return 8 if self.payload_size is None else 16 + self.payload_size
 
     def summary_bytes(self) -> int:
-        """Bytes the summary rows take (and their prefix counts when computed)."""
-        starts = self._starts
-        return sum(a.nbytes for a in self.columns().values()) + (
-            0 if starts is None else starts.nbytes
-        )
+        """Bytes the summary rows and their prefix counts take (by arithmetic: the budget
+        check sums this over every series held)."""
+        return self.chunks * (_ROW_BYTES + 8) + 8
 
     def uncached(self, i0: int, i1: int) -> int:
         """Records of the chunks holding positions ``i0..i1-1`` that are not cached (what a
