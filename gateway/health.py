@@ -15,8 +15,9 @@ indexes hold against ``[tstorage] index_budget_bytes`` and ``index_budget``
 (:meth:`gateway.storage.series_index.SeriesIndexes.memory`): ``held_bytes`` (summary rows
 plus cached chunks, at most ``budget_bytes`` once a read has made room), ``summary_rows``
 and ``summary_bytes``, ``cached_chunks``, ``cached_records`` and ``cached_bytes``, and
-``held_records`` against ``budget_records``. The endpoint reports state the gateway already
-holds; it sends nothing to TStorage, so probing it costs TStorage nothing.
+``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set). The
+endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
+it costs TStorage nothing.
 It needs no token: it shows no data, only whether the server behind the gateway runs.
 """
 
@@ -47,7 +48,7 @@ class HealthEndpoint:
         app: Any,
         link: TStorageLink,
         embedded: EmbeddedTStorage | None,
-        index: Callable[[], dict[str, int]] | None = None,
+        index: Callable[[], dict[str, int | None]] | None = None,
     ) -> None:
         self.app = app
         self.link = link
@@ -93,7 +94,7 @@ def mount(
     app: Any,
     link: TStorageLink,
     embedded: EmbeddedTStorage | None,
-    index: Callable[[], dict[str, int]] | None = None,
+    index: Callable[[], dict[str, int | None]] | None = None,
 ) -> HealthEndpoint:
     """Serve :data:`HEALTH_PATH` from the gateway's ``app`` (its ``wsgi_app`` is wrapped)."""
     endpoint = HealthEndpoint(app.wsgi_app, link, embedded, index)

@@ -4,8 +4,8 @@
 the target, whose rule tells how its payloads are held), builds them by one streamed GET
 or starts them from persisted summaries, catches them up through the change feed when
 older than ``max_staleness``, announces what arrived from elsewhere, bounds their memory
-by ``index_budget_bytes`` (and ``index_budget`` records) and reads the records a read
-needs. It also holds what List and Dict writes share: the rule's read-only check, the
+by ``index_budget_bytes`` (and ``index_budget`` records if set) and reads the records a
+read needs. It also holds what List and Dict writes share: the rule's read-only check, the
 caps of appends, and own records entering the index at once. The summaries themselves
 are :mod:`gateway.storage.summaries` (persisted by :mod:`gateway.storage.persisted`); the
 List and Dict commands over them live in :mod:`gateway.storage.list_view` and
@@ -118,7 +118,7 @@ class SeriesIndexes:
         link: TStorageLink,
         *,
         max_staleness: float = 0.1,
-        index_budget: int = 10_000_000,
+        index_budget: int | None = None,
         index_budget_bytes: int = DEFAULT_BUDGET_BYTES,
         index_chunk: int = DEFAULT_CHUNK_RECORDS,
         value_cache: int = 200_000,
@@ -137,6 +137,7 @@ class SeriesIndexes:
         #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.max_staleness = max_staleness
+        #: records the indexes may hold (None: only the byte budget bounds them)
         self.index_budget = index_budget
         self.index_budget_bytes = index_budget_bytes
         self.index_chunk = index_chunk
@@ -186,7 +187,7 @@ class SeriesIndexes:
 
     def held(self) -> int:
         """Memory held by indexes, in records (summary rows weighted): what
-        ``index_budget`` bounds."""
+        ``index_budget`` bounds when set."""
         with self._guard:
             summaries = sum(b.size for b in self._boxes.values())
         return summaries + self._chunks.records()
@@ -198,7 +199,7 @@ class SeriesIndexes:
             summaries = sum(b.nbytes for b in self._boxes.values())
         return summaries + self._chunks.nbytes()
 
-    def memory(self) -> dict[str, int]:
+    def memory(self) -> dict[str, int | None]:
         """What the indexes hold against their budgets (for ``/health``)."""
         with self._guard:
             boxes = list(self._boxes.values())
@@ -224,11 +225,9 @@ class SeriesIndexes:
         with self._guard:
             boxes = list(self._boxes.values())
         summaries, summary_bytes = sum(b.size for b in boxes), sum(b.nbytes for b in boxes)
-        self._chunks.room = (
-            self.index_budget - summaries,
-            self.index_budget_bytes - summary_bytes,
-        )
-        excess = summaries + self._chunks.records() + records - self.index_budget
+        budget = 2**62 if self.index_budget is None else self.index_budget
+        self._chunks.room = (budget - summaries, self.index_budget_bytes - summary_bytes)
+        excess = summaries + self._chunks.records() + records - budget
         excess_b = summary_bytes + self._chunks.nbytes() + nbytes - self.index_budget_bytes
         if excess <= 0 and excess_b <= 0:
             return
