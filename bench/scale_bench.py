@@ -9,7 +9,8 @@ design runs the gateway as a process on it and measures, through ``znsocket.Clie
 * ``len``, ``lst[i]`` at a random ``i``, ``lst[-1000:]``, the Dict's 16 latest values,
   ``ts:latest``, and ``ts:range`` with 1,000 buckets over the whole series and over a
   random 1% window: the first call in a fresh gateway, then warm (median of ``--repeats``);
-* the gateway's resident memory (VmRSS) after them, and its peak (VmHWM);
+* the gateway's resident memory (VmRSS) after them, and its peak (VmHWM), with what its
+  indexes hold against ``[tstorage] index_budget_bytes`` by its own count (``/health``);
 * for the summaries, the one-time build (``gateway index build``: it reads the series once
   and saves its summaries, in records/s), then a fresh gateway that starts from them;
 * then, while that gateway still serves the series, an outside writer: one record PUT with a
@@ -33,6 +34,10 @@ Usage::
     .venv/bin/python bench/scale_bench.py --records 10000000 --old-tree /path/to/old/checkout
     .venv/bin/python bench/scale_bench.py --records 100000000 --data /work/scale-data --keep
     .venv/bin/python bench/scale_bench.py --records 10000000 --build-only /path/to/old/checkout
+
+``--index-cid N`` starts the gateway from the summaries an earlier run saved under that
+cid (its output names it) instead of building them again; ``--extra`` adds lines to the
+gateway's ``[tstorage]`` section (e.g. ``index_budget_bytes = 268435456``).
 
 ``--build-only`` times only the one-time build, by this tree and by each other checkout
 given, taking turns (``--repeats`` builds each).
@@ -60,6 +65,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -452,16 +458,19 @@ def run_design(
     series: Series,
     repeats: int,
     gcid: int,
+    index_cid: int = 0,
+    tstorage_extra: str = "",
 ) -> dict[str, Any]:
     config = tmp / f"{name}.toml"
     out: dict[str, Any] = {}
-    # summaries of an earlier run on kept data are not reused: a cid of this run's own
+    # summaries of an earlier run on kept data are reused only when asked: else a cid of
+    # this run's own
     extra = ""
     if name == "summaries":
-        out["index_cid"] = gcid + 500_000
-        extra = f"index_cid = {gcid + 500_000}"
+        out["index_cid"] = index_cid or gcid + 500_000
+        extra = f"index_cid = {out['index_cid']}\n{tstorage_extra}"
     config.write_text(config_text(ts_port, gcid, extra))
-    if name == "summaries":
+    if name == "summaries" and not index_cid:
         # the one-time build, ahead of time: the gateways below start from its summaries
         out.update(one_time_build(config, tree))
     with gateway(config, tree) as gw:
@@ -471,6 +480,11 @@ def run_design(
         except Exception as exc:  # e.g. a first read so long that the client gave up
             out["error"] = f"{type(exc).__name__}: {exc}"
         out["memory_mb"] = memory(gw.pid)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{gw.port}/health", timeout=30) as res:
+                out["index_memory"] = json.loads(res.read()).get("index")
+        except OSError as exc:
+            out["index_memory"] = f"{type(exc).__name__}: {exc}"
         try:
             out["outside_writer"] = outside_write(address, ts_port, series, data)
         except Exception as exc:
@@ -512,6 +526,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep and reuse --data")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument(
+        "--index-cid", type=int, default=0, help="start from summaries saved under this cid"
+    )
+    parser.add_argument("--extra", default="", help="lines added to [tstorage] (\\n apart)")
+    parser.add_argument(
         "--build-only",
         nargs="*",
         metavar="TREE",
@@ -548,8 +566,9 @@ def main() -> None:
                 # a generic cid per run: the gateways start with nothing of an earlier run
                 gcid = 2_000_000_000 + int(time.time()) % 1_000_000 + i
                 result[name] = run_design(
-                    name, tree, ts.port, Path(tmp), data, series, args.repeats, gcid
-                )
+                    name, tree, ts.port, Path(tmp), data, series, args.repeats, gcid,
+                    args.index_cid, args.extra.replace("\\n", "\n"),
+                )  # fmt: skip
     finally:
         ts.stop()
         if not args.keep:

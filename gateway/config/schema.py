@@ -214,7 +214,8 @@ class TStorageConfig(_Section):
     connections: Annotated[int, Field(ge=1, le=256)] = 4
     reconnect_max_delay: Annotated[float, Field(gt=0)] = 5.0
     max_staleness: Annotated[float, Field(ge=0, le=60)] = 0.1
-    index_budget: Annotated[int, Field(ge=1000)] = 10_000_000
+    index_budget: Annotated[int, Field(ge=1000)] | None = None
+    index_budget_bytes: Annotated[int, Field(ge=1 << 16)] = 128 * 1024 * 1024
     index_chunk: Annotated[int, Field(ge=2, le=1_000_000)] = 4096
     index_persist: bool = True
     index_cid: Annotated[int, Field(ge=0, le=keymap.CID_RANGE[1])] = 2_147_483_001

@@ -115,6 +115,7 @@ class GatewayStorage(StorageCommands):
             link,
             max_staleness=t.max_staleness,
             index_budget=t.index_budget,
+            index_budget_bytes=t.index_budget_bytes,
             index_chunk=t.index_chunk,
             index_cid=t.index_cid if t.index_persist else None,
             index_save=t.index_save,

@@ -4,12 +4,12 @@
 the target, whose rule tells how its payloads are held), builds them by one streamed GET
 or starts them from persisted summaries, catches them up through the change feed when
 older than ``max_staleness``, announces what arrived from elsewhere, bounds their memory
-by ``index_budget`` and reads the records a read needs. It also holds what List and Dict
-writes share: the rule's read-only check, the caps of appends, and own records entering
-the index at once. The summaries themselves are :mod:`gateway.storage.summaries` (persisted
-by :mod:`gateway.storage.persisted`); the List and Dict commands over them live in
-:mod:`gateway.storage.list_view` and :mod:`gateway.storage.dict_view`;
-``docs/data-model.md`` describes the model.
+by ``index_budget_bytes`` (and ``index_budget`` records if set) and reads the records a
+read needs. It also holds what List and Dict writes share: the rule's read-only check, the
+caps of appends, and own records entering the index at once. The summaries themselves
+are :mod:`gateway.storage.summaries` (persisted by :mod:`gateway.storage.persisted`); the
+List and Dict commands over them live in :mod:`gateway.storage.list_view` and
+:mod:`gateway.storage.dict_view`; ``docs/data-model.md`` describes the model.
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ from gateway.storage.heads import Head, HeadStore
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
 from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
-from gateway.storage.summaries import DEFAULT_CHUNK_RECORDS, BoxIndex, ChunkCache, SeriesIndex
+from gateway.storage.summaries import (
+    DEFAULT_BUDGET_BYTES,
+    DEFAULT_CHUNK_RECORDS,
+    BoxIndex,
+    ChunkCache,
+    SeriesIndex,
+)
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from gateway.timeseries.downsample import numeric_dtype
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
@@ -112,7 +118,8 @@ class SeriesIndexes:
         link: TStorageLink,
         *,
         max_staleness: float = 0.1,
-        index_budget: int = 10_000_000,
+        index_budget: int | None = None,
+        index_budget_bytes: int = DEFAULT_BUDGET_BYTES,
         index_chunk: int = DEFAULT_CHUNK_RECORDS,
         value_cache: int = 200_000,
         index_cid: int | None = None,
@@ -130,13 +137,16 @@ class SeriesIndexes:
         #: ``(full_key, refresh_payload)`` callback for records that arrived from elsewhere.
         self.on_change: Callable[[str, dict[str, Any]], None] | None = None
         self.max_staleness = max_staleness
+        #: records the indexes may hold (None: only the byte budget bounds them)
         self.index_budget = index_budget
+        self.index_budget_bytes = index_budget_bytes
         self.index_chunk = index_chunk
         self.clock = clock
         self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
         self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
-        self._chunks = ChunkCache()
+        # one read of neighbouring chunks brings in at most an eighth of the budget at once
+        self._chunks = ChunkCache(run_bytes=max(1, index_budget_bytes // 8))
         #: when this gateway last saved the head of a series
         self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
             weakref.WeakKeyDictionary()
@@ -176,24 +186,56 @@ class SeriesIndexes:
             return box, self._locks[key]
 
     def held(self) -> int:
-        """Memory held by indexes, in records (summary rows weighted): what the budget bounds."""
+        """Memory held by indexes, in records (summary rows weighted): what
+        ``index_budget`` bounds when set."""
         with self._guard:
             summaries = sum(b.size for b in self._boxes.values())
         return summaries + self._chunks.records()
 
-    def _evict(self) -> None:
-        # Cached chunks go first (least recently used); whole boxes (their summaries) only
-        # when summaries alone exceed the budget. The box in use and boxes being built (in
-        # the background) stay.
+    def held_bytes(self) -> int:
+        """Memory held by indexes, in bytes (summary rows, cached chunks and their block
+        rows): what ``index_budget_bytes`` bounds."""
         with self._guard:
-            summaries = sum(b.size for b in self._boxes.values())
-        excess = summaries + self._chunks.records() - self.index_budget
-        if excess <= 0:
+            summaries = sum(b.nbytes for b in self._boxes.values())
+        return summaries + self._chunks.nbytes()
+
+    def memory(self) -> dict[str, int | None]:
+        """What the indexes hold against their budgets (for ``/health``)."""
+        with self._guard:
+            boxes = list(self._boxes.values())
+        rows = sum(i.chunks for b in boxes for i in b.moids.values())
+        summary_bytes = sum(b.nbytes for b in boxes)
+        return {
+            "held_bytes": summary_bytes + self._chunks.nbytes(),
+            "budget_bytes": self.index_budget_bytes,
+            "summary_rows": rows,
+            "summary_bytes": summary_bytes,
+            "cached_chunks": len(self._chunks),
+            "cached_records": self._chunks.records(),
+            "cached_bytes": self._chunks.nbytes(),
+            "held_records": self.held(),
+            "budget_records": self.index_budget,
+        }
+
+    def _evict(self, records: int = 0, nbytes: int = 0) -> None:
+        # Room for ``records`` records of ``nbytes`` bytes about to be read: cached chunks
+        # go first (least recently used); whole boxes (their summaries) only when
+        # summaries alone exceed a budget. The box in use and boxes being built (in the
+        # background) stay.
+        with self._guard:
+            boxes = list(self._boxes.values())
+        summaries, summary_bytes = sum(b.size for b in boxes), sum(b.nbytes for b in boxes)
+        budget = 2**62 if self.index_budget is None else self.index_budget
+        self._chunks.room = (budget - summaries, self.index_budget_bytes - summary_bytes)
+        excess = summaries + self._chunks.records() + records - budget
+        excess_b = summary_bytes + self._chunks.nbytes() + nbytes - self.index_budget_bytes
+        if excess <= 0 and excess_b <= 0:
             return
-        excess -= self._chunks.evict(excess)
+        freed, freed_b = self._chunks.evict(excess, excess_b)
+        excess, excess_b = excess - freed, excess_b - freed_b
         with self._guard:
             for key in list(self._boxes)[:-1]:
-                if excess <= 0:
+                if excess <= 0 and excess_b <= 0:
                     break
                 box = self._boxes[key]
                 if box in self._building:
@@ -201,6 +243,7 @@ class SeriesIndexes:
                 del self._boxes[key]
                 self._locks.pop(key, None)
                 excess -= box.size
+                excess_b -= box.nbytes
                 box.forget()
 
     def _load_chunk(
@@ -208,10 +251,11 @@ class SeriesIndexes:
     ) -> CapIndex:
         """Records of caps ``[lo_cap, hi_cap)`` of one series, acquired below the box's
         watermark (what its summaries count); room is made for ``expect`` of them."""
-        self._evict()  # room for the chunk about to be read
+        size = box.payload_size
+        # room for the chunks about to be read
+        self._evict(expect, expect * (8 if size is None else 16 + size))
         s = SeriesKey(box.lo[0], box.lo[1], moid)
         lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
-        size = box.payload_size
         data = CapIndex(size)
         if box.acq0 == ACQ_MIN:
             return data

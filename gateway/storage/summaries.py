@@ -43,10 +43,18 @@ from gateway.storage.index import CapIndex
 #: A summary row counts as this many held records in ``index_budget`` (about its bytes
 #: over the 8 bytes of a cap).
 SUMMARY_WEIGHT = 8
+#: Bytes a cached chunk costs beyond its arrays, counted in ``index_budget_bytes`` (its
+#: Python objects and cache entries; matters for tiny chunks only).
+CHUNK_OVERHEAD = 1024
 DEFAULT_CHUNK_RECORDS = 4096
+#: Default of ``index_budget_bytes``: summaries plus cached chunks of every series.
+DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024
 
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
             "vfirst", "vlast")  # fmt: skip
+
+#: Bytes of one summary row (the columns above: 8 bytes each, 1 for ``numeric``)
+_ROW_BYTES = 8 * (len(_COLUMNS) - 1) + 1
 
 #: Records per block row of a cached chunk: a rollup reads the records only of the blocks
 #: that a slice edge cuts, and takes the others' rows.
@@ -108,31 +116,58 @@ class Blocks:
 class ChunkCache:
     """The least-recently-used chunk data of every series (bounded by the owner's budget).
 
-    The records each chunk holds are counted when it is touched (every change to a
-    chunk's records touches it), so :meth:`records` is a running total: the budget is
-    checked after every batch of a streamed build, and summing thousands of cached chunks
-    each time would cost more than the batch.
+    What each chunk holds (records, and bytes: its arrays as allocated, its block rows and
+    :data:`CHUNK_OVERHEAD`) is counted when it is touched (every change to a chunk's
+    records or block rows touches it), so :meth:`records` and :meth:`nbytes` are running
+    totals: the budget is checked after every batch of a streamed build and before every
+    chunk read, and summing thousands of cached chunks each time would cost more than
+    the batch.
+
+    Args:
+        run_bytes: most bytes one read of neighbouring chunks brings in at once (see
+            :meth:`SeriesIndex.preload`): a read's working set beyond the budget.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, run_bytes: int = 16 * 1024 * 1024) -> None:
+        self.run_bytes = run_bytes
+        #: Records and bytes the chunks may hold: the owner's budgets less what summaries
+        #: took when it last looked. A touch that leaves more evicts at once, so the budget
+        #: holds after reads that load nothing but grow a chunk (its block rows).
+        self.room = (2**62, 2**62)
         self._lru: OrderedDict[tuple[int, int], SeriesIndex] = OrderedDict()
-        self._held: dict[tuple[int, int], int] = {}
-        self._total = 0
+        self._held: dict[tuple[int, int], tuple[int, int]] = {}
+        self._records = 0
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def touch(self, series: SeriesIndex, lo: int) -> None:
-        """Mark a chunk of ``series`` as just used (and count the records it holds now)."""
+    def touch(self, series: SeriesIndex, lo: int, *, cold: bool = False) -> None:
+        """Mark a chunk of ``series`` as just used (and count what it holds now).
+
+        ``cold``: a chunk read only because it lay between chunks a read asked for (one
+        GET for all of them): it is the first to go when room is needed.
+        """
         key = (id(series), lo)
-        held = series.held(lo)
+        held = (series.held(lo), series.held_bytes(lo))
         with self._lock:
+            if not held[1]:  # evicted meanwhile (by a read of others after it)
+                if key in self._lru:
+                    self._remove(key)
+                return
             self._lru[key] = series
-            self._lru.move_to_end(key)
-            self._total += held - self._held.get(key, 0)
+            self._lru.move_to_end(key, last=not cold)
+            before = self._held.get(key, (0, 0))
+            self._records += held[0] - before[0]
+            self._bytes += held[1] - before[1]
             self._held[key] = held
+            over = (self._records - self.room[0], self._bytes - self.room[1])
+        if over[0] > 0 or over[1] > 0:
+            self.evict(*over)
 
     def _remove(self, key: tuple[int, int]) -> None:
         del self._lru[key]
-        self._total -= self._held.pop(key, 0)
+        records, nbytes = self._held.pop(key, (0, 0))
+        self._records -= records
+        self._bytes -= nbytes
 
     def forget(self, series: SeriesIndex, lo: int | None = None) -> None:
         """Drop one chunk of ``series`` (or all of them) from the bookkeeping."""
@@ -146,32 +181,44 @@ class ChunkCache:
 
     def records(self) -> int:
         """Records held by cached chunks."""
-        return self._total
+        return self._records
 
-    def evict(self, excess: int) -> int:
-        """Drop least-recently-used chunks (not pinned) until ``excess`` records are freed.
+    def nbytes(self) -> int:
+        """Bytes held by cached chunks (their arrays, block rows and bookkeeping)."""
+        return self._bytes
 
-        Returns the records freed.
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def evict(self, records: int, nbytes: int = 0) -> tuple[int, int]:
+        """Drop least-recently-used chunks (not pinned) until ``records`` records and
+        ``nbytes`` bytes are freed (each bound alone suffices to stop when the other is
+        met already).
+
+        Returns the records and bytes freed.
         """
-        freed = 0
+        freed_r = freed_b = 0
         dropped: list[tuple[int, int]] = []
         with self._lock:
             # from the oldest on, only as far as needed: a full cache evicts on every chunk
             # read, and copying the whole LRU order each time would cost more than the read
             for key, series in self._lru.items():
-                if freed >= excess:
+                if freed_r >= records and freed_b >= nbytes:
                     break
                 # a series being read or changed right now keeps its chunks this time
                 if series.pinned(key[1]) or not series.lock.acquire(blocking=False):
                     continue
                 try:
-                    freed += series.drop(key[1])
+                    series.drop(key[1])
                 finally:
                     series.lock.release()
+                held_r, held_b = self._held.get(key, (0, 0))
+                freed_r += held_r
+                freed_b += held_b
                 dropped.append(key)
             for key in dropped:
                 self._remove(key)
-        return freed
+        return freed_r, freed_b
 
 
 def _empty_f() -> npt.NDArray[np.float64]:
@@ -337,6 +384,26 @@ class SeriesIndex:
         data = self._data.get(lo)
         return len(data) if data is not None else 0
 
+    def held_bytes(self, lo: int) -> int:
+        """Bytes chunk ``lo`` holds in memory: its arrays as allocated, its block rows,
+        and :data:`CHUNK_OVERHEAD` (0 if not cached)."""
+        data = self._data.get(lo)
+        if data is None:
+            return 0
+        blocks = self._blocks.get(lo)
+        extra = 0 if blocks is None else sum(a.nbytes for a in vars(blocks).values())
+        return data.nbytes + extra + CHUNK_OVERHEAD
+
+    def record_bytes(self) -> int:
+        """Bytes a cached record takes (its cap, and with payload columns its acq and
+        payload), without the spare room of a growing chunk."""
+        return 8 if self.payload_size is None else 16 + self.payload_size
+
+    def summary_bytes(self) -> int:
+        """Bytes the summary rows and their prefix counts take (by arithmetic: the budget
+        check sums this over every series held)."""
+        return self.chunks * (_ROW_BYTES + 8) + 8
+
     def uncached(self, i0: int, i1: int) -> int:
         """Records of the chunks holding positions ``i0..i1-1`` that are not cached (what a
         read of those positions through the cache would fetch from TStorage)."""
@@ -381,10 +448,15 @@ class SeriesIndex:
 
     def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> None:
         """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
-        each: a run spans at most ``most`` chunks and bridges up to ``gap`` chunks not asked
-        for (reading a few more records costs less than another GET)."""
+        each: a run spans at most ``most`` chunks (fewer when that many would hold more
+        than the cache's ``run_bytes``) and bridges up to ``gap`` chunks not asked for
+        (reading a few more records costs less than another GET). Bridged chunks are
+        cached cold: they are the first to make room."""
+        per_chunk = max(1, self.chunk_records * self.record_bytes())
+        most = max(1, min(most, self.cache.run_bytes // per_chunk))
         with self.lock:
-            missing = [k for k in sorted(set(ks)) if int(self.lo[k]) not in self._data]
+            asked = set(ks)
+            missing = [k for k in sorted(asked) if int(self.lo[k]) not in self._data]
             runs: list[list[int]] = []
             for k in missing:
                 if runs and k - runs[-1][-1] <= gap + 1 and k - runs[-1][0] < most:
@@ -406,7 +478,8 @@ class SeriesIndex:
                     self._data[lo] = piece
                     self.stale.discard(lo)
                     self._recount(k, piece)
-                    self.cache.touch(self, lo)
+                    self.cache.touch(self, lo, cold=k not in asked)
+                del data  # the run's arrays go before the next run is read
 
     # ------------------------------------------------------------ positions
     def cap_at(self, i: int) -> int:
@@ -765,3 +838,8 @@ class BoxIndex:
     def size(self) -> int:
         """Summary rows held, weighted as records (the memory budget counts these)."""
         return sum(i.chunks for i in self.moids.values() if len(i)) * SUMMARY_WEIGHT
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the summary rows held (``index_budget_bytes`` counts these)."""
+        return sum(i.summary_bytes() for i in self.moids.values())

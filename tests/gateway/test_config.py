@@ -224,9 +224,11 @@ def test_check_config_command(tmp_path: Path) -> None:
 
 def test_tstorage_tuning_defaults_and_bounds(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
-    assert (cfg.tstorage.max_staleness, cfg.tstorage.index_budget, cfg.tstorage.value_cache) == (
+    t = cfg.tstorage
+    assert (t.max_staleness, t.index_budget, t.index_budget_bytes, t.value_cache) == (
         0.1,
-        10_000_000,
+        None,  # the byte budget alone bounds the indexes
+        128 * 1024 * 1024,
         200_000,
     )
     bad = MINIMAL.replace(

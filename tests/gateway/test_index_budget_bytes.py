@@ -1,0 +1,166 @@
+"""``[tstorage] index_budget_bytes`` bounds what the series indexes hold, in bytes: summary
+rows plus cached chunks (their arrays, block rows and bookkeeping), whatever the length of a
+series. Reads across many chunks of a series far larger than the budget stay exact, the
+gateway's own accounting (``/health``) stays within the budget, and so does its memory."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import znsocket
+from gateway.config import load_config
+from gateway.storage import GatewayStorage
+from gateway.timeseries.downsample import slice_edges
+from gateway.timeseries.proxy import TimeSeries
+from gateway.timeseries.reads import TimeSeriesReads
+from tests._servers import ServerProcess
+from tests.gateway.conftest import meter_config
+from tests.gateway.test_index_build import put
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
+
+Make = Callable[[str], GatewayStorage]
+T0 = 800_000_000 * 10**9
+UNIX_OFFSET = EPOCH_OFFSET_NS  # ts:range takes Unix ns
+
+
+def budgeted(tstorage: ServerProcess, cid: int, generic: int, chunk: int, nbytes: int) -> str:
+    """The meters config with a small chunk size and byte budget (no record bound hit)."""
+    lines = f"index_chunk = {chunk}\nindex_budget_bytes = {nbytes}\nindex_persist = false"
+    return meter_config(tstorage, cid, generic).replace("[generic]", f"{lines}\n\n[generic]", 1)
+
+
+def accounted(gw: GatewayStorage) -> dict[str, int]:
+    """The gateway's accounting, checked against what its indexes hold."""
+    mem = gw.series.memory()
+    assert mem["held_bytes"] == gw.series.held_bytes()
+    assert mem["held_bytes"] == mem["summary_bytes"] + mem["cached_bytes"]
+    return mem
+
+
+def test_reads_across_many_chunks_stay_exact_within_a_tiny_byte_budget(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """100,000 records (2.4 MB of caps, acqs and payloads), a budget of 256 KiB: random
+    positions, slices and rollups anywhere read what they need and drop the rest."""
+    cid = fresh_cid()
+    n, chunk, budget = 100_000, 256, 256 * 1024
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.sin(np.arange(n) / 100.0)
+    put(tstorage, cid, 4, 1, caps, vals)
+    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), chunk, budget))
+    full = "znsocket.List:meters/4/1"
+    reads = TimeSeriesReads(gw)
+    t = reads.target("meters/4/1")
+    assert gw.llen(full) == n
+    rng = np.random.default_rng(5)
+    most = 0
+    for i in rng.integers(0, n, 60).tolist():
+        assert gw.lindex(full, i) == str(vals[i])
+        most = max(most, accounted(gw)["held_bytes"])
+    for a in rng.integers(0, n - 3000, 5).tolist():  # slices of a dozen chunks
+        assert gw.lrange(full, a, a + 2999) == [str(v) for v in vals[a : a + 3000].tolist()]
+        most = max(most, accounted(gw)["held_bytes"])
+    # rollups: every bucket edge lies in another chunk (more edge chunks than fit)
+    for lo, hi in ((int(caps[0]), int(caps[-1]) + 1), (int(caps[7_777]), int(caps[91_234]))):
+        buckets = reads.downsampled(t, 200, lo, hi).buckets
+        inside = (caps >= lo) & (caps < hi)
+        which = np.searchsorted(slice_edges(lo, hi, 200), caps[inside], side="right") - 1
+        v = vals[inside]
+        assert buckets.n.tolist() == np.bincount(which, minlength=200).tolist()
+        assert buckets.min.tolist() == [v[which == k].min() for k in range(200)]
+        assert buckets.max.tolist() == [v[which == k].max() for k in range(200)]
+        assert buckets.last.tolist() == [v[which == k][-1] for k in range(200)]
+        most = max(most, accounted(gw)["held_bytes"])
+    mem = accounted(gw)
+    assert most <= budget
+    # the budget was used, and the cache turned over: the reads touched far more chunks
+    assert mem["cached_chunks"] > 10 and mem["held_bytes"] > budget // 2
+    assert mem["summary_rows"] >= n // chunk and mem["budget_bytes"] == budget
+    # what is counted is what the arrays take
+    _, lock, idx = gw.series.series_index(t)
+    with lock:
+        cached = [lo for lo in idx.lo.tolist() if idx.held(lo)]
+        arrays = sum(a.nbytes for a in idx.columns().values()) + idx.starts().nbytes
+        assert mem["summary_bytes"] == arrays
+        assert mem["cached_chunks"] == len(cached)
+        assert mem["cached_bytes"] == sum(idx.held_bytes(lo) for lo in cached)
+        assert all(idx.held_bytes(lo) >= 24 * idx.held(lo) for lo in cached)
+
+
+def test_index_budget_bytes_is_checked_and_documented(tmp_path: Path) -> None:
+    path = tmp_path / "g.toml"
+    base = '[tstorage]\nhost = "127.0.0.1"\nport = 1\n'
+    path.write_text(base)
+    assert load_config(path).tstorage.index_budget_bytes == 128 * 1024 * 1024
+    path.write_text(base + "index_budget_bytes = 1000\n")
+    with pytest.raises(Exception, match="index_budget_bytes"):
+        load_config(path)
+    doc = (Path(__file__).resolve().parents[2] / "config" / "README.md").read_text()
+    assert "`index_budget_bytes`" in doc
+
+
+def _vm(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0]) / 1024
+    return out
+
+
+def _health(gw: ServerProcess) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{gw.url}/health", timeout=10) as res:
+        return json.loads(res.read())  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_a_gateway_process_holds_a_long_series_within_its_byte_budget(
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    start_gateway: Callable[[str], ServerProcess],
+) -> None:
+    """2M records (48 MB of chunks once read), a budget of 8 MiB: after the first build,
+    rollups over the whole series and over windows anywhere, positions and slices,
+    ``/health`` shows the indexes within the budget and the process grew by about the
+    budget, not by the series (before the byte bound: by 57 MB, the whole series cached)."""
+    cid = fresh_cid()
+    n, budget = 2_000_000, 8 * 1024 * 1024
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.cos(np.arange(n) / 1000.0)
+    for a in range(0, n, 500_000):
+        put(tstorage, cid, 4, 1, caps[a : a + 500_000], vals[a : a + 500_000])
+    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), 1024, budget))
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", call_timeout=300)
+    try:
+        lst = znsocket.List(c, "meters/4/1")
+        ts = TimeSeries(c, "meters/4/1")
+        before = _vm(gw.pid)["VmRSS"]  # a fresh gateway
+        assert len(lst) == n  # the summaries built (one streamed read of the series)
+        rng = np.random.default_rng(9)
+        got = ts.range(buckets=100)
+        assert int(got.n.sum()) == n and float(got.max.max()) == float(vals.max())
+        for _ in range(5):  # rollups of windows anywhere, positions, slices
+            a = int(rng.integers(0, n - 200_000))
+            got = ts.range(int(caps[a]) + UNIX_OFFSET, int(caps[a + 200_000]) + UNIX_OFFSET,
+                           buckets=100)  # fmt: skip
+            assert got.n.tolist() == [2000] * 100
+            assert got.max.tolist() == vals[a : a + 200_000].reshape(100, -1).max(1).tolist()
+            for i in rng.integers(0, n, 20).tolist():
+                assert lst[i] == vals[i]
+            assert lst[a : a + 10_000] == vals[a : a + 10_000].tolist()
+        index = _health(gw)["index"]
+        after = _vm(gw.pid)
+    finally:
+        c.close()
+    assert index["budget_bytes"] == budget
+    assert 0 < index["held_bytes"] <= budget
+    assert index["summary_rows"] >= n // 1024
+    # the budget, one read's working set (a few MB here) and the build's stream batches
+    assert after["VmRSS"] - before < budget / 2**20 + 16, (before, after)
