@@ -386,3 +386,80 @@ def test_lmdb_store_keeps_a_big_block_in_bounded_values(tmp_path: Path) -> None:
     assert ids == indexed  # the merged blocks left no part behind
     with pytest.raises(ValueError, match="segment_records must be at least 1"):
         LmdbStore(tmp_path / "other", segment_records=0)
+
+
+def test_try_put_commits_at_once_only_without_fsync_and_with_the_commit_lock_free(
+    tmp_path: Path,
+) -> None:
+    one = make_block([(1, 2, 3, 4, 0)], [b"x" * 8])
+    durable = LmdbStore(tmp_path / "commit")  # sync="commit": every commit waits for fsync
+    try:
+        assert durable.try_put_blocks([one], assign_acq=True) is None
+        assert records(durable) == []
+    finally:
+        durable.close()
+    store = LmdbStore(tmp_path / "interval", sync="interval")
+    try:
+        got = store.try_put_blocks([one], assign_acq=True)
+        assert got is not None and got.count == 1 and got.acq_min == got.acq_max
+        assert [k for k, _ in records(store)] == [(1, 2, 3, 4, got.acq_min)]
+        # A compaction (or another commit) holds the commit lock: nothing is queued or
+        # stored, and a put_blocks that may wait stores the records once it is free.
+        store._commit_lock.acquire()
+        try:
+            assert (
+                store.try_put_blocks([make_block([(1, 2, 3, 5, 0)], [b"y"])], assign_acq=True)
+                is None
+            )
+            assert len(records(store)) == 1
+            waiting = threading.Thread(
+                target=store.put_blocks,
+                args=([make_block([(1, 2, 3, 6, 0)], [b"z"])],),
+                kwargs={"assign_acq": True},
+            )
+            waiting.start()
+            time.sleep(0.1)
+            assert waiting.is_alive() and len(records(store)) == 1
+        finally:
+            store._commit_lock.release()
+        waiting.join(5)
+        assert [(k[3], p) for k, p in records(store)] == [(4, b"x" * 8), (6, b"z")]
+    finally:
+        store.close()
+    again = LmdbStore(tmp_path / "interval")
+    try:
+        assert [(k[3], p) for k, p in records(again)] == [(4, b"x" * 8), (6, b"z")]
+    finally:
+        again.close()
+
+
+def test_many_one_record_blocks_read_back_in_order_inside_the_box(store: Store) -> None:
+    from tstorage_server.store.base import COMPACT_TRIGGER
+
+    # one-record PUTs (each its own block, none overlapping the next; fewer than the
+    # compaction trigger), a block of many records among them, and a box that leaves
+    # some of each out in every way
+    written = []
+    for i in range(COMPACT_TRIGGER - 2):
+        if i == 10:
+            many = [(1, 5, 0, 1000 + j, 0) for j in range(200)]
+            store.put_blocks([make_block(many, [b"m%d" % j for j in range(200)])], assign_acq=True)
+        got = store.put_blocks(
+            [make_block([(1, 5 + i % 2, 0, i, 0)], [b"v" * (i % 3) + b"%d" % i])],
+            assign_acq=True,
+        )
+        written.append(got.acq_min)
+    everything = records(store)
+    assert len(everything) == COMPACT_TRIGGER - 2 + 200
+    assert [k for k, _ in everything] == sorted(k for k, _ in everything)
+    kmin = (1, 5, 0, 3, written[4])
+    kmax = (2, 7, 1, 1100, written[-3])
+    inside = [
+        (k, p)
+        for k, p in everything
+        if all(lo <= x < hi for lo, x, hi in zip(kmin, k, kmax, strict=True))
+    ]
+    assert 10 < len(inside) < len(everything)
+    for piece in (1, 3, 1000):
+        assert records(store, kmin, kmax, piece_records=piece) == inside
+    assert records(store, kmin, kmax, piece_bytes=4) == inside

@@ -60,6 +60,9 @@ DEFAULT_PIECE_BYTES = 8 << 20
 SMALL_BLOCK_RECORDS = 4096
 COMPACT_MAX_RECORDS = 65536
 COMPACT_TRIGGER = 32
+# A block of at most this many records that overlaps no other is read together with its
+# like neighbours (see BlockSnapshot._emit_lone).
+LONE_BLOCK_RECORDS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,14 @@ class Store(abc.ABC):
         Returns:
             How many records were stored and their acq range.
         """
+
+    def try_put_blocks(
+        self, blocks: Sequence[RecordBlock], *, assign_acq: bool
+    ) -> PutResult | None:
+        """:meth:`put_blocks` if it can finish without waiting (no fsync, no lock held by
+        other work), else None with nothing stored: the caller then calls :meth:`put_blocks`
+        where it may wait. This default never commits."""
+        return None
 
     @abc.abstractmethod
     def snapshot(self) -> Snapshot:
@@ -295,17 +306,46 @@ class BlockSnapshot(Snapshot):
         candidates = [self._metas[i] for i in np.flatnonzero(hit).tolist()]
         # Stable sort by first key keeps insertion order among blocks that start alike.
         candidates.sort(key=lambda m: m.first)
-        group: list[BlockMeta] = []
-        group_last: KeyTuple | None = None
-        for meta in candidates:
-            if group_last is not None and meta.first > group_last:
-                yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
-                group = []
-                group_last = None
-            group.append(meta)
-            group_last = meta.last if group_last is None else max(group_last, meta.last)
-        if group:
+        lone: list[BlockMeta] = []
+        for group in _overlapping(candidates):
+            if len(group) == 1 and group[0].count <= LONE_BLOCK_RECORDS:
+                lone.append(group[0])
+                continue
+            if lone:
+                yield from self._emit_lone(lone, kmin, kmax, piece_records, piece_bytes)
+                lone = []
             yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
+        if lone:
+            yield from self._emit_lone(lone, kmin, kmax, piece_records, piece_bytes)
+
+    def _emit_lone(
+        self,
+        metas: list[BlockMeta],
+        kmin: KeyTuple,
+        kmax: KeyTuple,
+        piece_records: int,
+        piece_bytes: int,
+    ) -> Iterator[RecordBlock]:
+        """The records in the box of consecutive small blocks that overlap no other block
+        (so each follows the previous one in key order), read together: one box test and
+        one piece per run of blocks, not a merge and a piece per block (many one-record
+        PUTs make such runs)."""
+        corners = B.box_corners(kmin, kmax)
+        if corners is None:
+            return
+        parts: list[RecordBlock] = []
+        records = nbytes = 0
+        for meta in metas:
+            for part in self._reader.parts(meta, corners):
+                parts.append(part)
+                records += len(part.keys)
+                nbytes += int(part.offsets[-1])
+            if records >= piece_records or nbytes >= piece_bytes:
+                yield from _in_box(parts, kmin, kmax, piece_records, piece_bytes)
+                parts = []
+                records = nbytes = 0
+        if parts:
+            yield from _in_box(parts, kmin, kmax, piece_records, piece_bytes)
 
     def _emit(
         self,
@@ -373,6 +413,33 @@ class BlockSnapshot(Snapshot):
             yield from pieces
 
 
+def _overlapping(candidates: list[BlockMeta]) -> Iterator[list[BlockMeta]]:
+    """Groups of blocks (sorted by first key) whose key ranges overlap, in key order."""
+    group: list[BlockMeta] = []
+    group_last: KeyTuple | None = None
+    for meta in candidates:
+        if group_last is not None and meta.first > group_last:
+            yield group
+            group = []
+            group_last = None
+        group.append(meta)
+        group_last = meta.last if group_last is None else max(group_last, meta.last)
+    if group:
+        yield group
+
+
+def _in_box(
+    parts: list[RecordBlock], kmin: KeyTuple, kmax: KeyTuple, piece_records: int, piece_bytes: int
+) -> Iterator[RecordBlock]:
+    """The records of ``parts`` (in key order) inside the box, in bounded pieces."""
+    block = RecordBlock.concat(parts)
+    inside = B.box_mask(block.keys, kmin, kmax)
+    if not inside.all():
+        block = block.take(np.flatnonzero(inside))
+    if len(block.keys):
+        yield from B.split(block, piece_records, piece_bytes)
+
+
 class _Cursor:
     """Read position in one sorted block during a merge."""
 
@@ -423,6 +490,10 @@ class BlockStore(Store):
     Args:
         clock_floor: the largest acq handed out before (restored by the subclass).
     """
+
+    #: True when a commit waits for the disk (fsync): :meth:`try_put_blocks` then leaves
+    #: every commit to :meth:`put_blocks`
+    commits_wait = False
 
     def __init__(self, clock_floor: int = -(2**63)) -> None:
         self._clock = AcqClock(clock_floor)
@@ -530,6 +601,41 @@ class BlockStore(Store):
 
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
+        pending = self._pending(blocks, assign_acq)
+        if isinstance(pending, PutResult):
+            return pending
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit_lock:
+            if not pending.done:
+                self._commit_queued()
+        return _outcome(pending)
+
+    def try_put_blocks(
+        self, blocks: Sequence[RecordBlock], *, assign_acq: bool
+    ) -> PutResult | None:
+        """:meth:`put_blocks` on the caller's thread, only if the commit need not wait.
+
+        A store whose commits do not fsync (``commits_wait = False``) commits at once when
+        no other commit or compaction holds the commit lock (taking every PUT queued
+        meanwhile along, as :meth:`put_blocks` does); otherwise nothing is queued or stored
+        and the answer is None, and the caller uses :meth:`put_blocks` where waiting is fine.
+        """
+        if self.commits_wait or not self._commit_lock.acquire(blocking=False):
+            return None
+        try:
+            pending = self._pending(blocks, assign_acq)
+            if isinstance(pending, PutResult):
+                return pending
+            with self._queue_lock:
+                self._queue.append(pending)
+            self._commit_queued()
+        finally:
+            self._commit_lock.release()
+        return _outcome(pending)
+
+    def _pending(self, blocks: Sequence[RecordBlock], assign_acq: bool) -> _Pending | PutResult:
+        """The request's records as one sorted block for the queue (the result if empty)."""
         self._check_open()
         block = RecordBlock.concat(blocks)
         if len(block.keys) == 0:
@@ -547,18 +653,13 @@ class BlockStore(Store):
                 block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
         elif not B.is_sorted(block.keys):
             block = block.take(B.sort_order(block.keys))
-        pending = _Pending(block, order, assign_acq)
+        return _Pending(block, order, assign_acq)
+
+    def _commit_queued(self) -> None:
+        """Commit everything queued (the caller holds the commit lock)."""
         with self._queue_lock:
-            self._queue.append(pending)
-        with self._commit_lock:
-            if not pending.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+            batch, self._queue = self._queue, []
+        self._commit(batch)
 
     def snapshot(self) -> Snapshot:
         self._check_open()
@@ -631,6 +732,14 @@ class BlockStore(Store):
             for start in reserved:
                 self._in_flight.remove(start)
         self._maybe_compact()
+
+
+def _outcome(pending: _Pending) -> PutResult:
+    """The result of a committed request, or its commit's error."""
+    if pending.error is not None:
+        raise pending.error
+    assert pending.result is not None
+    return pending.result
 
 
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:

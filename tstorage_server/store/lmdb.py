@@ -209,6 +209,7 @@ class LmdbStore(BlockStore):
             )
         self.sync = sync
         self.sync_interval = sync_interval
+        self.commits_wait = sync == "commit"
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(path / LOCK_FILE, "a+b")  # noqa: SIM115 - held for the store's life
