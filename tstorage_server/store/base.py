@@ -24,7 +24,10 @@ While a PUT is being written its reserved range is "in flight" and W is capped a
 smallest in-flight acq, so every record that will ever be committed with a server-assigned
 acq below W is already visible in a snapshot taken with W. Writers queue their blocks and
 whichever writer holds ``_commit_lock`` commits everything queued in one transaction
-(group commit: one fsync for many concurrent PUTs).
+(group commit: one fsync for many concurrent PUTs). A store whose commits do not fsync
+also offers ``try_put_blocks``: a commit at once on the caller's thread when the commit lock
+is free, and none otherwise (the server commits small PUTs so on its event loop, without
+the round trip to a worker thread, and hands the others to a worker).
 
 Compaction: many small PUTs make many small blocks, and a GET pays per candidate block.
 Once enough small blocks exist, a background thread merges runs of *consecutive* small
