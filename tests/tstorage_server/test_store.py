@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -463,3 +464,60 @@ def test_many_one_record_blocks_read_back_in_order_inside_the_box(store: Store) 
     for piece in (1, 3, 1000):
         assert records(store, kmin, kmax, piece_records=piece) == inside
     assert records(store, kmin, kmax, piece_bytes=4) == inside
+
+
+def test_compaction_keeps_a_block_per_cid_so_later_appends_stay_apart(store: Store) -> None:
+    from tstorage_server.store.base import COMPACT_TRIGGER, BlockSnapshot, BlockStore
+
+    assert isinstance(store, BlockStore)
+    # a writer's one-record appends under cid 1 and, now and then, a record under another
+    # cid (as the gateway's summaries and heads), committed in turn; fewer blocks than the
+    # trigger, so no background compaction races this test
+    for i in range(COMPACT_TRIGGER - 5):
+        store.put_blocks([make_block([(1, 5, 1, i, 0)], [b"a%d" % i])], assign_acq=True)
+        if i % 8 == 0:
+            store.put_blocks([make_block([(900, 5, 1, -7, 0)], [b"h%d" % i])], assign_acq=True)
+    blocks = store.block_count
+    before = records(store)
+    assert store.compact() == blocks - 2
+    assert store.block_count == 2  # one per cid, not one spanning both
+    assert records(store) == before
+    # a later append overlaps no stored block: a GET reads it after them, without a merge
+    store.put_blocks([make_block([(1, 5, 1, 10**6, 0)], [b"later"])], assign_acq=True)
+    with store.snapshot() as snap:
+        assert isinstance(snap, BlockSnapshot)
+        spans = sorted((m.first, m.last) for m in snap._metas)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
+    after = records(store)
+    assert after == [
+        *before[: COMPACT_TRIGGER - 5],
+        after[COMPACT_TRIGGER - 5],
+        *before[COMPACT_TRIGGER - 5 :],
+    ]
+    assert after[COMPACT_TRIGGER - 5][1] == b"later"
+
+
+def test_compaction_keeps_one_block_when_cids_are_many(store: Store) -> None:
+    from tstorage_server.store.base import BlockStore
+
+    assert isinstance(store, BlockStore)
+    for i in range(8):  # 8 blocks, 8 cids: a block per cid would remove nothing
+        store.put_blocks([make_block([(i, 5, 1, i, 0)], [b"%d" % i])], assign_acq=True)
+    before = records(store)
+    assert store.compact() == 7 and store.block_count == 1
+    assert records(store) == before
+
+
+def test_lmdb_compaction_into_a_block_per_cid_survives_reopen(tmp_path: Path) -> None:
+    s = LmdbStore(tmp_path)
+    for i in range(12):
+        s.put_blocks([make_block([(1 + i % 2, 5, 1, i, 0)], [b"%d" % i])], assign_acq=True)
+    before = records(s)
+    assert s.compact() == 10
+    s.close()
+    s = LmdbStore(tmp_path)
+    try:
+        assert s.block_count == 2
+        assert records(s) == before
+    finally:
+        s.close()

@@ -33,12 +33,15 @@ Compaction: many small PUTs make many small blocks, and a GET pays per candidate
 Once enough small blocks exist, a background thread merges runs of *consecutive* small
 blocks (consecutive in commit order, so equal keys keep their arrival order) into one
 sorted block that takes the id of the run's first block, replacing them in one
-transaction. Snapshots taken before keep reading the old blocks.
+transaction; a run whose records fall under a few cids becomes a block per cid instead
+(the ids of the run's first blocks), so that a merged block does not span the keys of
+later blocks. Snapshots taken before keep reading the old blocks.
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -521,8 +524,9 @@ class BlockStore(Store):
         """Begin a read transaction that sees at least every published block."""
 
     @abc.abstractmethod
-    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
-        """Atomically and durably drop the blocks ``old`` and store ``block`` as ``new``."""
+    def _replace(self, old: list[BlockMeta], new: list[tuple[BlockMeta, RecordBlock]]) -> None:
+        """Atomically and durably drop the blocks ``old`` and store the blocks ``new`` (which
+        may reuse ids of ``old``)."""
 
     def _restore(self, meta: BlockMeta) -> None:
         """Add a block found on disk to the index (used while opening)."""
@@ -560,7 +564,7 @@ class BlockStore(Store):
                 runs.append(run)
             if not runs:
                 return 0
-            replaced: dict[int, BlockMeta] = {}
+            replaced: dict[int, list[BlockMeta]] = {}
             dropped: set[int] = set()
             reader = self._reader()
             try:
@@ -573,17 +577,23 @@ class BlockStore(Store):
             finally:
                 reader.close()
             for run, block in merged:
-                meta = _meta_for(run[0].block_id, block)
+                pieces = _by_cid(block, len(run) // 4)
+                # The pieces take the ids of the run's first blocks: in the run's place in
+                # commit order, and in id order among themselves.
+                new = [(_meta_for(m.block_id, b), b) for m, b in zip(run, pieces, strict=False)]
                 # Readers must never see the new data with the old index or the reverse.
                 with self._clock_lock:
-                    self._replace(run, meta, block)
-                    replaced[run[0].block_id] = meta
+                    self._replace(run, new)
+                    replaced[run[0].block_id] = [meta for meta, _ in new]
                     dropped.update(m.block_id for m in run[1:])
-                    new_metas = [
-                        replaced.get(m.block_id, m) for m in metas if m.block_id not in dropped
-                    ]
+                    new_metas = []
+                    for m in metas:
+                        if m.block_id in replaced:
+                            new_metas.extend(replaced[m.block_id])
+                        elif m.block_id not in dropped:
+                            new_metas.append(m)
                     self._index = _BlockIndex.from_metas(new_metas)
-                removed += len(run) - 1
+                removed += len(run) - len(new)
             self._small_blocks = sum(1 for m in self._index.metas if m.count < SMALL_BLOCK_RECORDS)
         return removed
 
@@ -735,6 +745,26 @@ class BlockStore(Store):
             for start in reserved:
                 self._in_flight.remove(start)
         self._maybe_compact()
+
+
+def _by_cid(block: RecordBlock, most: int) -> list[RecordBlock]:
+    """A merged (sorted) block cut into one block per cid when that makes at most ``most``
+    blocks, else ``[block]``.
+
+    A block that spans several cids (a series' appends and the gateway's records under its
+    reserved cid, committed in turn) would overlap every later block of the cids between,
+    and a GET would merge them all record by record. Records of different cids never share
+    a key, so the cut changes no order; ``most`` keeps a compaction from making about as
+    many blocks as it merged (it would run again at once).
+    """
+    cids = block.keys["cid"]
+    if int(cids[0]) == int(cids[-1]):
+        return [block]
+    cuts = (np.flatnonzero(cids[1:] != cids[:-1]) + 1).tolist()
+    if len(cuts) + 1 > most:
+        return [block]
+    bounds = [0, *cuts, len(cids)]
+    return [block.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
 
 
 def _outcome(pending: _Pending) -> PutResult:
