@@ -4,7 +4,8 @@ A :class:`Connection` drives a ``tstorage_client.protocol.ServerConnection`` (th
 sans-IO core: it decodes requests and encodes responses) and hands requests to
 :mod:`tstorage_server.dispatch`; store work runs in the server's worker threads, but for
 a small PUT/PUTA that a store without an fsync per commit can commit at once (no other
-commit or compaction holds its commit lock): that one is committed on the event loop.
+commit or compaction holds its commit lock, no other PUT waits for it): that one is
+committed on the event loop.
 
 Limits (:class:`~tstorage_server.limits.Limits`): the bytes a request holds (decoded PUT
 records waiting for the end marker, plus received bytes not decoded yet) are counted per
@@ -63,8 +64,8 @@ READ_BYTES = 1 << 20
 # Decoding this much buffered input is left to a worker thread, not the event loop.
 OFFLOAD_DECODE_BYTES = 1 << 20
 # A PUT/PUTA holding at most this much is committed on the event loop when the store can
-# commit it without waiting (no fsync per commit, no compaction running): the round trip
-# to a worker thread and back would cost more than the commit.
+# commit it without waiting (no fsync per commit, no compaction or other PUT under way):
+# the round trip to a worker thread and back would cost more than the commit.
 INLINE_COMMIT_BYTES = 64 << 10
 # Encoded GET bytes produced per round trip to a worker thread, and so about the most a
 # GET answer holds beyond what the kernel's socket buffer took.

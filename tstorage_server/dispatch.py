@@ -153,8 +153,8 @@ def put(store: Store, blocks: Sequence[RecordBlock], with_acq: bool) -> PutResul
 
 def try_put(store: Store, blocks: Sequence[RecordBlock], with_acq: bool) -> PutResult | None:
     """:func:`put` if the store can commit without waiting (``Store.try_put_blocks``: no
-    fsync per commit, the commit lock free), else None: nothing was stored, and the
-    caller calls :func:`put` where it may wait."""
+    fsync per commit, the commit lock free, no other PUT queued), else None: nothing was
+    stored, and the caller calls :func:`put` where it may wait."""
     kept = [storable(b, with_acq) for b in blocks]
     stored = store.try_put_blocks(kept, assign_acq=not with_acq)
     return None if stored is None else _put_result(store, stored, with_acq)

@@ -14,7 +14,7 @@ import pytest
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
-from tstorage_server.store import LmdbStore, MemoryStore, Store
+from tstorage_server.store import LmdbStore, MemoryStore, PutResult, Store
 from tstorage_server.store.blocks import KeyTuple
 
 I64_MAX = 2**63 - 1
@@ -430,6 +430,17 @@ def test_try_put_commits_at_once_only_without_fsync_and_with_the_commit_lock_fre
     again = LmdbStore(tmp_path / "interval")
     try:
         assert [(k[3], p) for k, p in records(again)] == [(4, b"x" * 8), (6, b"z")]
+        # Another PUT waits for the commit lock (it may be big): it is left to its own
+        # thread, and these records too.
+        queued = again._pending([make_block([(1, 2, 3, 7, 0)], [b"q"])], True)
+        assert not isinstance(queued, PutResult)
+        again._queue.append(queued)
+        assert (
+            again.try_put_blocks([make_block([(1, 2, 3, 8, 0)], [b"w"])], assign_acq=True) is None
+        )
+        assert len(records(again)) == 2
+        again.put_blocks([make_block([(1, 2, 3, 8, 0)], [b"w"])], assign_acq=True)
+        assert [p for _, p in records(again)] == [b"x" * 8, b"z", b"q", b"w"]
     finally:
         again.close()
 

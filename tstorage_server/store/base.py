@@ -26,7 +26,7 @@ acq below W is already visible in a snapshot taken with W. Writers queue their b
 whichever writer holds ``_commit_lock`` commits everything queued in one transaction
 (group commit: one fsync for many concurrent PUTs). A store whose commits do not fsync
 also offers ``try_put_blocks``: a commit at once on the caller's thread when the commit lock
-is free, and none otherwise (the server commits small PUTs so on its event loop, without
+is free and no other PUT is queued, and none otherwise (the server commits small PUTs so on its event loop, without
 the round trip to a worker thread, and hands the others to a worker).
 
 Compaction: many small PUTs make many small blocks, and a GET pays per candidate block.
@@ -629,20 +629,22 @@ class BlockStore(Store):
     ) -> PutResult | None:
         """:meth:`put_blocks` on the caller's thread, only if the commit need not wait.
 
-        A store whose commits do not fsync (``commits_wait = False``) commits at once when
-        no other commit or compaction holds the commit lock (taking every PUT queued
-        meanwhile along, as :meth:`put_blocks` does); otherwise nothing is queued or stored
-        and the answer is None, and the caller uses :meth:`put_blocks` where waiting is fine.
+        A store whose commits do not fsync (``commits_wait = False``) commits these records
+        alone, at once, when no other commit or compaction holds the commit lock and no
+        other PUT is queued for it (those may be big: they are left to their own threads);
+        otherwise nothing is queued or stored and the answer is None, and the caller uses
+        :meth:`put_blocks` where waiting is fine.
         """
         if self.commits_wait or not self._commit_lock.acquire(blocking=False):
             return None
         try:
+            with self._queue_lock:
+                if self._queue:
+                    return None
             pending = self._pending(blocks, assign_acq)
             if isinstance(pending, PutResult):
                 return pending
-            with self._queue_lock:
-                self._queue.append(pending)
-            self._commit_queued()
+            self._commit([pending])
         finally:
             self._commit_lock.release()
         return _outcome(pending)
