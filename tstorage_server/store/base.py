@@ -25,9 +25,9 @@ smallest in-flight acq, so every record that will ever be committed with a serve
 acq below W is already visible in a snapshot taken with W. Writers queue their blocks and
 whichever writer holds ``_commit_lock`` commits everything queued in one transaction
 (group commit: one fsync for many concurrent PUTs). A store whose commits do not fsync
-also offers ``try_put_blocks``: a commit at once on the caller's thread when the commit lock
-is free and no other PUT is queued, and none otherwise (the server commits small PUTs so on its event loop, without
-the round trip to a worker thread, and hands the others to a worker).
+also offers ``try_put_blocks``: a commit at once on the caller's thread when the commit
+lock is free and no other PUT is queued, and none otherwise (the server commits small
+PUTs so on its event loop, without the round trip to a worker thread).
 
 Compaction: many small PUTs make many small blocks, and a GET pays per candidate block.
 Once enough small blocks exist, a background thread merges runs of *consecutive* small
@@ -153,8 +153,8 @@ class Store(abc.ABC):
         self, blocks: Sequence[RecordBlock], *, assign_acq: bool
     ) -> PutResult | None:
         """:meth:`put_blocks` if it can finish without waiting (no fsync, no lock held by
-        other work), else None with nothing stored: the caller then calls :meth:`put_blocks`
-        where it may wait. This default never commits."""
+        other work, no other PUT queued), else None with nothing stored: the caller then
+        calls :meth:`put_blocks` where it may wait. This default never commits."""
         return None
 
     @abc.abstractmethod
@@ -621,7 +621,9 @@ class BlockStore(Store):
             self._queue.append(pending)
         with self._commit_lock:
             if not pending.done:
-                self._commit_queued()
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
         return _outcome(pending)
 
     def try_put_blocks(
@@ -669,12 +671,6 @@ class BlockStore(Store):
         elif not B.is_sorted(block.keys):
             block = block.take(B.sort_order(block.keys))
         return _Pending(block, order, assign_acq)
-
-    def _commit_queued(self) -> None:
-        """Commit everything queued (the caller holds the commit lock)."""
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-        self._commit(batch)
 
     def snapshot(self) -> Snapshot:
         self._check_open()
