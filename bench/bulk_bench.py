@@ -30,6 +30,7 @@ Usage::
     .venv/bin/python bench/bulk_bench.py --points 1000000 --json out.json
     .venv/bin/python bench/bulk_bench.py --old-tree /tmp/base  # the tree before, then this one
     .venv/bin/python bench/bulk_bench.py --read-only --reads 3  # the writes, then 3 reads each
+    .venv/bin/python bench/bulk_bench.py --only append --appends 4000  # the append rates only
 """
 
 from __future__ import annotations
@@ -207,111 +208,122 @@ def append_rate(address: str, key: str, appends: int) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp_s:
+        tmp = Path(tmp_s)
+        if args.only != "append":
+            bulk(args, tmp, out)
+        if args.read_only and args.only != "append":
+            return {**out, "ratios": _ratios(out)}
+        appends(args, tmp, out)
+    out["ratios"] = _ratios(out)
+    return out
+
+
+def bulk(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
+    """The bulk write and read figures, into ``out``."""
     n = args.points
     caps = T0 + np.arange(n, dtype=np.int64) * STEP
     values = np.sin(np.arange(n) / 1000.0)
     times = (caps + 978_307_200 * 10**9).astype("datetime64[ns]")
-    out: dict[str, Any] = {"points": n}
-    with tempfile.TemporaryDirectory(prefix="bulk-bench-") as tmp_s:
-        tmp = Path(tmp_s)
-        gw, ts_port = start_gateway(tmp, "commit", "commit")
-        try:
-            address = f"znsocket://127.0.0.1:{gw.port}"
-            c = znsocket.Client.from_url(address)
-            ts = TimeSeries(c, "meters/1/1")
-            pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
-            with cpu_per(n, pids) as cpu_w:
-                with peak_rss(gw.pid) as mem_w:
-                    length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
-                # the change feed brings the last own records back (follow_interval 0.25 s)
-                time.sleep(0.5)
-            assert length == n, length
-            out["write_columns"] = rate(n, s)
-            out["write_columns"]["points_per_event"] = args.chunk or "default"
-            out["write_columns_gateway_rss"] = mem_w
-            out["write_columns_cpu_us_per_point"] = cpu_w
-            # the JSON series too with --read-only: the two together exceed index_budget
-            # (10M records), so a read goes to TStorage for the chunks given way
-            lst = znsocket.List(c, "meters/2/1")
-            m = args.json_points
-            jv = values[:m].tolist()
+    out["points"] = n
+    gw, ts_port = start_gateway(tmp, "commit", "commit")
+    try:
+        address = f"znsocket://127.0.0.1:{gw.port}"
+        c = znsocket.Client.from_url(address)
+        ts = TimeSeries(c, "meters/1/1")
+        pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
+        with cpu_per(n, pids) as cpu_w:
+            with peak_rss(gw.pid) as mem_w:
+                length, s = timed(lambda: ts.extend(times, values, chunk=args.chunk))
+            # the change feed brings the last own records back (follow_interval 0.25 s)
+            time.sleep(0.5)
+        assert length == n, length
+        out["write_columns"] = rate(n, s)
+        out["write_columns"]["points_per_event"] = args.chunk or "default"
+        out["write_columns_gateway_rss"] = mem_w
+        out["write_columns_cpu_us_per_point"] = cpu_w
+        # the JSON series too with --read-only: the two together exceed index_budget
+        # (10M records), so a read goes to TStorage for the chunks given way
+        lst = znsocket.List(c, "meters/2/1")
+        m = args.json_points
+        jv = values[:m].tolist()
 
-            def json_extend() -> None:
-                for i in range(0, m, 100_000):
-                    lst.extend(jv[i : i + 100_000])
+        def json_extend() -> None:
+            for i in range(0, m, 100_000):
+                lst.extend(jv[i : i + 100_000])
 
-            _, s = timed(json_extend)
-            out["write_json_list_extend"] = rate(m, s)
-            if not args.read_only:
-                _, s = timed(lambda: direct_put(ts_port, 3, caps, values, args.direct_chunk))
-                out["write_direct_numpy_put"] = rate(n, s)
-                out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
-            assert len(ts) == n
-            reads: list[float] = []
-            for k in range(args.reads):  # gateway and direct in turn: the load moves
-                with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
-                    window, s = timed(ts.range)
-                assert len(window) == n and float(window.v[-1]) == float(values[-1])
-                reads.append(s)
-                if k == 0:
-                    out["read_columns_gateway_rss"] = mem_r
-                    out["read_columns_cpu_us_per_point"] = cpu_r
-                del window
-                got, s = timed(lambda: direct_get(ts_port, 1))
-                assert got == n, got
-                out.setdefault("read_direct_s", []).append(s)
-            # the first read is the one that finds chunks given way; later ones find them held
-            out["read_columns"] = rate(n, reads[0])
-            out["read_columns"]["rounds_points_per_s"] = [rate(n, x)["points_per_s"] for x in reads]
-            if len(reads) > 1:
-                out["read_columns_again"] = rate(n, statistics.median(reads[1:]))
-            out["read_direct_numpy_get"] = rate(n, statistics.median(out.pop("read_direct_s")))
-            c.sio.disconnect()
-        except Exception:
-            print(gw.text()[-5000:], file=sys.stderr)
-            raise
-        finally:
-            gw.stop()
-        if args.read_only:
-            return {**out, "ratios": _ratios(out)}
-        # Both servers up at once, rounds taken in turn: on a shared machine the load moves
-        # within seconds, so one figure each would compare different moments.
-        gw, _ = start_gateway(tmp, "interval", "interval")
-        mem = spawn(["znsocket", "--host", "127.0.0.1", "--port", "0", "--storage", "memory",
-                     "--log-level", "WARNING"])  # fmt: skip
-        try:
-            per_round = max(1, args.appends // args.rounds)
-            rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
-            cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "memory": []}
-            servers = {
-                "gateway": {"gateway": gw.pid, "tstorage": child_pid(gw.pid)},
-                "memory": {"znsocket": mem.pid},
+        _, s = timed(json_extend)
+        out["write_json_list_extend"] = rate(m, s)
+        if not args.read_only:
+            _, s = timed(lambda: direct_put(ts_port, 3, caps, values, args.direct_chunk))
+            out["write_direct_numpy_put"] = rate(n, s)
+            out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
+        assert len(ts) == n
+        reads: list[float] = []
+        for k in range(args.reads):  # gateway and direct in turn: the load moves
+            with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
+                window, s = timed(ts.range)
+            assert len(window) == n and float(window.v[-1]) == float(values[-1])
+            reads.append(s)
+            if k == 0:
+                out["read_columns_gateway_rss"] = mem_r
+                out["read_columns_cpu_us_per_point"] = cpu_r
+            del window
+            got, s = timed(lambda: direct_get(ts_port, 1))
+            assert got == n, got
+            out.setdefault("read_direct_s", []).append(s)
+        # the first read is the one that finds chunks given way; later ones find them held
+        out["read_columns"] = rate(n, reads[0])
+        out["read_columns"]["rounds_points_per_s"] = [rate(n, x)["points_per_s"] for x in reads]
+        if len(reads) > 1:
+            out["read_columns_again"] = rate(n, statistics.median(reads[1:]))
+        out["read_direct_numpy_get"] = rate(n, statistics.median(out.pop("read_direct_s")))
+        c.sio.disconnect()
+    except Exception:
+        print(gw.text()[-5000:], file=sys.stderr)
+        raise
+    finally:
+        gw.stop()
+
+
+def appends(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
+    """One writer's append rate on a gateway and on the in-memory server, into ``out``."""
+    # Both servers up at once, rounds taken in turn: on a shared machine the load moves
+    # within seconds, so one figure each would compare different moments.
+    gw, _ = start_gateway(tmp, "interval", "interval")
+    mem = spawn(["znsocket", "--host", "127.0.0.1", "--port", "0", "--storage", "memory",
+                 "--log-level", "WARNING"])  # fmt: skip
+    try:
+        per_round = max(1, args.appends // args.rounds)
+        rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
+        cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "memory": []}
+        servers = {
+            "gateway": {"gateway": gw.pid, "tstorage": child_pid(gw.pid)},
+            "memory": {"znsocket": mem.pid},
+        }
+        for k in range(args.rounds):
+            for name, proc in (("gateway", gw), ("memory", mem)):
+                with cpu_per(per_round, {**servers[name], "client": os.getpid()}) as used:
+                    got = append_rate(
+                        f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
+                    )
+                rounds[name].append(got["points_per_s"])
+                cpu[name].append(used)
+        for name, key in (("gateway", "append_gateway_sync_interval"),
+                          ("memory", "append_memory_znsocket")):  # fmt: skip
+            out[key] = {
+                "points_per_round": per_round,
+                "rounds_points_per_s": rounds[name],
+                "points_per_s": round(statistics.median(rounds[name])),
+                # median over the rounds, per process (the client: this one)
+                "cpu_us_per_append": {
+                    p: round(statistics.median(c[p] for c in cpu[name]), 1) for p in cpu[name][0]
+                },
             }
-            for k in range(args.rounds):
-                for name, proc in (("gateway", gw), ("memory", mem)):
-                    with cpu_per(per_round, {**servers[name], "client": os.getpid()}) as used:
-                        got = append_rate(
-                            f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
-                        )
-                    rounds[name].append(got["points_per_s"])
-                    cpu[name].append(used)
-            for name, key in (("gateway", "append_gateway_sync_interval"),
-                              ("memory", "append_memory_znsocket")):  # fmt: skip
-                out[key] = {
-                    "points_per_round": per_round,
-                    "rounds_points_per_s": rounds[name],
-                    "points_per_s": round(statistics.median(rounds[name])),
-                    # median over the rounds, per process (the client: this one)
-                    "cpu_us_per_append": {
-                        p: round(statistics.median(c[p] for c in cpu[name]), 1)
-                        for p in cpu[name][0]
-                    },
-                }
-        finally:
-            gw.stop()
-            mem.stop()
-    out["ratios"] = _ratios(out)
-    return out
+    finally:
+        gw.stop()
+        mem.stop()
 
 
 def _ratios(out: dict[str, Any]) -> dict[str, float]:
@@ -368,6 +380,13 @@ def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
 def summary(r: dict[str, Any]) -> str:
     """One line of a run's main figures."""
+    if "write_columns" not in r:  # --only append
+        return (
+            f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s vs memory "
+            f"{r['append_memory_znsocket']['points_per_s']:,}/s "
+            f"(ratio {r['ratios']['append_interval_vs_memory']}), "
+            f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
+        )
     if "append_memory_znsocket" not in r:  # --read-only
         return (
             f"write {r['write_columns']['points_per_s']:,}/s, "
@@ -407,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         "--read-only",
         action="store_true",
         help="only the writes (no direct PUT) the reads need, then the reads",
+    )
+    ap.add_argument(
+        "--only",
+        choices=("all", "append"),
+        default="all",
+        help="append: only the one-writer append rates (no bulk write or read)",
     )
     ap.add_argument("--reads", type=int, default=1, help="reads of each kind, in turn (the median)")
     ap.add_argument("--old-tree", help="also measure this checkout's code, in turn with this one")

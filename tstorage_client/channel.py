@@ -122,6 +122,19 @@ class Channel(_ChannelMixin[T]):
         that must not be used. Never blocks."""
         if self._socket is None:
             return True
+        # A cooperative (green) socket keeps the OS socket, non-blocking, as ``fd``: a peek
+        # at it answers at once, where a green select would take a turn of the event hub
+        # on every request. TLS records cannot be peeked at: those take the select.
+        raw = getattr(self._socket, "fd", None)
+        if self._ssl_context is None and isinstance(raw, socket.SocketType):
+            try:
+                if raw.gettimeout() == 0.0:
+                    raw.recv(1, socket.MSG_PEEK)
+                    return True  # end of stream, or bytes nobody asked for
+            except BlockingIOError:
+                return False  # nothing to read: open and quiet
+            except OSError:
+                return True
         try:
             readable, _, _ = select.select([self._socket], [], [], 0)
         except (OSError, ValueError):

@@ -2,7 +2,10 @@
 
 A :class:`Connection` drives a ``tstorage_client.protocol.ServerConnection`` (the shared
 sans-IO core: it decodes requests and encodes responses) and hands requests to
-:mod:`tstorage_server.dispatch`; store work runs in the server's worker threads.
+:mod:`tstorage_server.dispatch`; store work runs in the server's worker threads, but for
+a small PUT/PUTA that a store without an fsync per commit can commit at once (no other
+commit or compaction holds its commit lock, no other PUT waits for it): that one is
+committed on the event loop.
 
 Limits (:class:`~tstorage_server.limits.Limits`): the bytes a request holds (decoded PUT
 records waiting for the end marker, plus received bytes not decoded yet) are counted per
@@ -60,6 +63,10 @@ T = TypeVar("T")
 READ_BYTES = 1 << 20
 # Decoding this much buffered input is left to a worker thread, not the event loop.
 OFFLOAD_DECODE_BYTES = 1 << 20
+# A PUT/PUTA holding at most this much is committed on the event loop when the store can
+# commit it without waiting (no fsync per commit, no compaction or other PUT under way):
+# the round trip to a worker thread and back would cost more than the commit.
+INLINE_COMMIT_BYTES = 64 << 10
 # Encoded GET bytes produced per round trip to a worker thread, and so about the most a
 # GET answer holds beyond what the kernel's socket buffer took.
 GET_WRITE_BYTES = 1 << 20
@@ -229,8 +236,13 @@ class Connection:
     async def _commit(self) -> bool:
         """Store the PUT/PUTA received; False when the connection must end."""
         blocks, with_acq = self._blocks, self._with_acq
+        store = self.shared.store
         try:
-            result = await self.shared.pool.run(dispatch.put, self.shared.store, blocks, with_acq)
+            result = None
+            if self._blocks_bytes <= INLINE_COMMIT_BYTES:
+                result = dispatch.try_put(store, blocks, with_acq)
+            if result is None:
+                result = await self.shared.pool.run(dispatch.put, store, blocks, with_acq)
         except Exception as exc:
             log.error("%s: %s failed: %r", self.peer, self._put, exc, exc_info=True)
             del blocks
@@ -386,9 +398,15 @@ class Connection:
         Raises:
             _Stalled: it took nothing for the write-stall timeout.
         """
+        writer = self.writer
+        if not writer.transport.get_write_buffer_size():
+            # The socket took everything: drain() cannot wait (it still reports a lost
+            # connection), so no deadline needs to be armed.
+            await writer.drain()
+            return
         deadline = asyncio.get_running_loop().time() + self.shared.limits.write_stall_timeout
         try:
-            await _until(self.writer.drain(), deadline)
+            await _until(writer.drain(), deadline)
         except _TIMEOUTS:
             raise _Stalled from None
 

@@ -23,6 +23,7 @@ from tstorage_client.events import (
     PutResult,
 )
 from tstorage_client.record import INT32_MAX, INT64_MAX, Key
+from tstorage_server.store import PutResult as StoredResult
 from tstorage_server.store import Snapshot, Store
 from tstorage_server.store.blocks import KeyTuple
 
@@ -147,7 +148,19 @@ def put(store: Store, blocks: Sequence[RecordBlock], with_acq: bool) -> PutResul
         PUT: the acq range assigned (both W when nothing was stored); PUTA: (-1, -1).
     """
     kept = [storable(b, with_acq) for b in blocks]
-    result = store.put_blocks(kept, assign_acq=not with_acq)
+    return _put_result(store, store.put_blocks(kept, assign_acq=not with_acq), with_acq)
+
+
+def try_put(store: Store, blocks: Sequence[RecordBlock], with_acq: bool) -> PutResult | None:
+    """:func:`put` if the store can commit without waiting (``Store.try_put_blocks``: no
+    fsync per commit, the commit lock free, no other PUT queued), else None: nothing was
+    stored, and the caller calls :func:`put` where it may wait."""
+    kept = [storable(b, with_acq) for b in blocks]
+    stored = store.try_put_blocks(kept, assign_acq=not with_acq)
+    return None if stored is None else _put_result(store, stored, with_acq)
+
+
+def _put_result(store: Store, result: StoredResult, with_acq: bool) -> PutResult:
     if with_acq:
         return PutResult(-1, -1)
     if result.count == 0:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
+from tests._servers import ROOT
 from tests.tstorage_client.conftest import start_server
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType
@@ -63,3 +67,54 @@ def test_peer_closed_spots_an_idle_connection_the_server_dropped(tmp_path: Path)
             time.sleep(0.02)
         ch.close()
         assert ch.peer_closed() and not ch.connected
+
+
+def test_peer_closed_under_eventlet_answers_without_yielding_to_other_green_threads(
+    tmp_path: Path,
+) -> None:
+    # The gateway checks every pooled connection before a request; the check must not
+    # hand the hub a turn (a green select did, on every PUT) and must still be right.
+    script = textwrap.dedent(
+        """
+        import sys, time, warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import eventlet
+        eventlet.monkey_patch()
+        from tstorage_client.channel import Channel
+        from tstorage_client.payload_type import BytesPayloadType
+        from tstorage_client.record import Key
+
+        ch = Channel("127.0.0.1", int(sys.argv[1]), BytesPayloadType(), timeout=5)
+        assert ch.connect().is_ok()
+        assert ch.get_acq(Key(1, 0, 0, 0, 0), Key(2, 1, 1, 1, 1)).is_ok()
+        ran = []
+        eventlet.spawn(ran.append, "other")
+        print(ch.peer_closed(), ran)
+        sys.stdout.flush()
+        sys.stdin.readline()  # the server is killed meanwhile
+        deadline = time.monotonic() + 5
+        while not ch.peer_closed() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print(ch.peer_closed())
+        """
+    )
+    with start_server(tmp_path) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script, str(server.port)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout.readline().strip() == "False []"  # open; no turn handed over
+            server.kill()
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        assert out.strip() == "True", err

@@ -122,3 +122,26 @@ def test_kill9_during_concurrent_commits_leaves_whole_requests_only(
         assert all(p == b"p" * 32 for _, p in got)
     finally:
         proc.stop()
+
+
+@SYNC_MODES
+def test_one_record_puts_answered_just_before_kill9_are_all_kept(data_dir: Path, sync: str) -> None:
+    # One record per PUT: with --sync interval these are committed on the server's event
+    # loop (no worker thread); each answer must still mean "in the store".
+    proc = spawn(synced_argv(data_dir, sync))
+    answered = []
+    try:
+        with Raw(proc.port) as c:
+            for i in range(200):
+                status, acq_min, acq_max = c.put([((4, i, 0, 100 + i, 0), b"one-%d" % i)])
+                assert status == 0 and acq_min == acq_max
+                answered.append(((4, i, 0, 100 + i, acq_min), b"one-%d" % i))
+    finally:
+        proc.kill()
+    proc = spawn(synced_argv(data_dir, sync))
+    try:
+        with Raw(proc.port) as c:
+            status, got, _ = c.get()
+        assert status == 0 and got == answered
+    finally:
+        proc.stop()

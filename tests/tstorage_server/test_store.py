@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
-from tstorage_server.store import LmdbStore, MemoryStore, Store
+from tstorage_server.store import LmdbStore, MemoryStore, PutResult, Store
 from tstorage_server.store.blocks import KeyTuple
 
 I64_MAX = 2**63 - 1
@@ -386,3 +387,148 @@ def test_lmdb_store_keeps_a_big_block_in_bounded_values(tmp_path: Path) -> None:
     assert ids == indexed  # the merged blocks left no part behind
     with pytest.raises(ValueError, match="segment_records must be at least 1"):
         LmdbStore(tmp_path / "other", segment_records=0)
+
+
+def test_try_put_commits_at_once_only_without_fsync_and_with_the_commit_lock_free(
+    tmp_path: Path,
+) -> None:
+    one = make_block([(1, 2, 3, 4, 0)], [b"x" * 8])
+    durable = LmdbStore(tmp_path / "commit")  # sync="commit": every commit waits for fsync
+    try:
+        assert durable.try_put_blocks([one], assign_acq=True) is None
+        assert records(durable) == []
+    finally:
+        durable.close()
+    store = LmdbStore(tmp_path / "interval", sync="interval")
+    try:
+        got = store.try_put_blocks([one], assign_acq=True)
+        assert got is not None and got.count == 1 and got.acq_min == got.acq_max
+        assert [k for k, _ in records(store)] == [(1, 2, 3, 4, got.acq_min)]
+        # A compaction (or another commit) holds the commit lock: nothing is queued or
+        # stored, and a put_blocks that may wait stores the records once it is free.
+        store._commit_lock.acquire()
+        try:
+            assert (
+                store.try_put_blocks([make_block([(1, 2, 3, 5, 0)], [b"y"])], assign_acq=True)
+                is None
+            )
+            assert len(records(store)) == 1
+            waiting = threading.Thread(
+                target=store.put_blocks,
+                args=([make_block([(1, 2, 3, 6, 0)], [b"z"])],),
+                kwargs={"assign_acq": True},
+            )
+            waiting.start()
+            time.sleep(0.1)
+            assert waiting.is_alive() and len(records(store)) == 1
+        finally:
+            store._commit_lock.release()
+        waiting.join(5)
+        assert [(k[3], p) for k, p in records(store)] == [(4, b"x" * 8), (6, b"z")]
+    finally:
+        store.close()
+    again = LmdbStore(tmp_path / "interval")
+    try:
+        assert [(k[3], p) for k, p in records(again)] == [(4, b"x" * 8), (6, b"z")]
+        # Another PUT waits for the commit lock (it may be big): it is left to its own
+        # thread, and these records too.
+        queued = again._pending([make_block([(1, 2, 3, 7, 0)], [b"q"])], True)
+        assert not isinstance(queued, PutResult)
+        again._queue.append(queued)
+        assert (
+            again.try_put_blocks([make_block([(1, 2, 3, 8, 0)], [b"w"])], assign_acq=True) is None
+        )
+        assert len(records(again)) == 2
+        again.put_blocks([make_block([(1, 2, 3, 8, 0)], [b"w"])], assign_acq=True)
+        assert [p for _, p in records(again)] == [b"x" * 8, b"z", b"q", b"w"]
+    finally:
+        again.close()
+
+
+def test_many_one_record_blocks_read_back_in_order_inside_the_box(store: Store) -> None:
+    from tstorage_server.store.base import COMPACT_TRIGGER
+
+    # one-record PUTs (each its own block, none overlapping the next; fewer than the
+    # compaction trigger), a block of many records among them, and a box that leaves
+    # some of each out in every way
+    written = []
+    for i in range(COMPACT_TRIGGER - 2):
+        if i == 10:
+            many = [(1, 5, 0, 1000 + j, 0) for j in range(200)]
+            store.put_blocks([make_block(many, [b"m%d" % j for j in range(200)])], assign_acq=True)
+        got = store.put_blocks(
+            [make_block([(1, 5 + i % 2, 0, i, 0)], [b"v" * (i % 3) + b"%d" % i])],
+            assign_acq=True,
+        )
+        written.append(got.acq_min)
+    everything = records(store)
+    assert len(everything) == COMPACT_TRIGGER - 2 + 200
+    assert [k for k, _ in everything] == sorted(k for k, _ in everything)
+    kmin = (1, 5, 0, 3, written[4])
+    kmax = (2, 7, 1, 1100, written[-3])
+    inside = [
+        (k, p)
+        for k, p in everything
+        if all(lo <= x < hi for lo, x, hi in zip(kmin, k, kmax, strict=True))
+    ]
+    assert 10 < len(inside) < len(everything)
+    for piece in (1, 3, 1000):
+        assert records(store, kmin, kmax, piece_records=piece) == inside
+    assert records(store, kmin, kmax, piece_bytes=4) == inside
+
+
+def test_compaction_keeps_a_block_per_cid_so_later_appends_stay_apart(store: Store) -> None:
+    from tstorage_server.store.base import COMPACT_TRIGGER, BlockSnapshot, BlockStore
+
+    assert isinstance(store, BlockStore)
+    # a writer's one-record appends under cid 1 and, now and then, a record under another
+    # cid (as the gateway's summaries and heads), committed in turn; fewer blocks than the
+    # trigger, so no background compaction races this test
+    for i in range(COMPACT_TRIGGER - 5):
+        store.put_blocks([make_block([(1, 5, 1, i, 0)], [b"a%d" % i])], assign_acq=True)
+        if i % 8 == 0:
+            store.put_blocks([make_block([(900, 5, 1, -7, 0)], [b"h%d" % i])], assign_acq=True)
+    blocks = store.block_count
+    before = records(store)
+    assert store.compact() == blocks - 2
+    assert store.block_count == 2  # one per cid, not one spanning both
+    assert records(store) == before
+    # a later append overlaps no stored block: a GET reads it after them, without a merge
+    store.put_blocks([make_block([(1, 5, 1, 10**6, 0)], [b"later"])], assign_acq=True)
+    with store.snapshot() as snap:
+        assert isinstance(snap, BlockSnapshot)
+        spans = sorted((m.first, m.last) for m in snap._metas)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
+    after = records(store)
+    assert after == [
+        *before[: COMPACT_TRIGGER - 5],
+        after[COMPACT_TRIGGER - 5],
+        *before[COMPACT_TRIGGER - 5 :],
+    ]
+    assert after[COMPACT_TRIGGER - 5][1] == b"later"
+
+
+def test_compaction_keeps_one_block_when_cids_are_many(store: Store) -> None:
+    from tstorage_server.store.base import BlockStore
+
+    assert isinstance(store, BlockStore)
+    for i in range(8):  # 8 blocks, 8 cids: a block per cid would remove nothing
+        store.put_blocks([make_block([(i, 5, 1, i, 0)], [b"%d" % i])], assign_acq=True)
+    before = records(store)
+    assert store.compact() == 7 and store.block_count == 1
+    assert records(store) == before
+
+
+def test_lmdb_compaction_into_a_block_per_cid_survives_reopen(tmp_path: Path) -> None:
+    s = LmdbStore(tmp_path)
+    for i in range(12):
+        s.put_blocks([make_block([(1 + i % 2, 5, 1, i, 0)], [b"%d" % i])], assign_acq=True)
+    before = records(s)
+    assert s.compact() == 10
+    s.close()
+    s = LmdbStore(tmp_path)
+    try:
+        assert s.block_count == 2
+        assert records(s) == before
+    finally:
+        s.close()

@@ -24,18 +24,24 @@ While a PUT is being written its reserved range is "in flight" and W is capped a
 smallest in-flight acq, so every record that will ever be committed with a server-assigned
 acq below W is already visible in a snapshot taken with W. Writers queue their blocks and
 whichever writer holds ``_commit_lock`` commits everything queued in one transaction
-(group commit: one fsync for many concurrent PUTs).
+(group commit: one fsync for many concurrent PUTs). A store whose commits do not fsync
+also offers ``try_put_blocks``: a commit at once on the caller's thread when the commit
+lock is free and no other PUT is queued, and none otherwise (the server commits small
+PUTs so on its event loop, without the round trip to a worker thread).
 
 Compaction: many small PUTs make many small blocks, and a GET pays per candidate block.
 Once enough small blocks exist, a background thread merges runs of *consecutive* small
 blocks (consecutive in commit order, so equal keys keep their arrival order) into one
 sorted block that takes the id of the run's first block, replacing them in one
-transaction. Snapshots taken before keep reading the old blocks.
+transaction; a run whose records fall under a few cids becomes a block per cid instead
+(the ids of the run's first blocks), so that a merged block does not span the keys of
+later blocks. Snapshots taken before keep reading the old blocks.
 """
 
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -60,6 +66,9 @@ DEFAULT_PIECE_BYTES = 8 << 20
 SMALL_BLOCK_RECORDS = 4096
 COMPACT_MAX_RECORDS = 65536
 COMPACT_TRIGGER = 32
+# A block of at most this many records that overlaps no other is read together with its
+# like neighbours (see BlockSnapshot._emit_lone).
+LONE_BLOCK_RECORDS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,14 @@ class Store(abc.ABC):
         Returns:
             How many records were stored and their acq range.
         """
+
+    def try_put_blocks(
+        self, blocks: Sequence[RecordBlock], *, assign_acq: bool
+    ) -> PutResult | None:
+        """:meth:`put_blocks` if it can finish without waiting (no fsync, no lock held by
+        other work, no other PUT queued), else None with nothing stored: the caller then
+        calls :meth:`put_blocks` where it may wait. This default never commits."""
+        return None
 
     @abc.abstractmethod
     def snapshot(self) -> Snapshot:
@@ -295,17 +312,46 @@ class BlockSnapshot(Snapshot):
         candidates = [self._metas[i] for i in np.flatnonzero(hit).tolist()]
         # Stable sort by first key keeps insertion order among blocks that start alike.
         candidates.sort(key=lambda m: m.first)
-        group: list[BlockMeta] = []
-        group_last: KeyTuple | None = None
-        for meta in candidates:
-            if group_last is not None and meta.first > group_last:
-                yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
-                group = []
-                group_last = None
-            group.append(meta)
-            group_last = meta.last if group_last is None else max(group_last, meta.last)
-        if group:
+        lone: list[BlockMeta] = []
+        for group in _overlapping(candidates):
+            if len(group) == 1 and group[0].count <= LONE_BLOCK_RECORDS:
+                lone.append(group[0])
+                continue
+            if lone:
+                yield from self._emit_lone(lone, kmin, kmax, piece_records, piece_bytes)
+                lone = []
             yield from self._emit(group, kmin, kmax, piece_records, piece_bytes)
+        if lone:
+            yield from self._emit_lone(lone, kmin, kmax, piece_records, piece_bytes)
+
+    def _emit_lone(
+        self,
+        metas: list[BlockMeta],
+        kmin: KeyTuple,
+        kmax: KeyTuple,
+        piece_records: int,
+        piece_bytes: int,
+    ) -> Iterator[RecordBlock]:
+        """The records in the box of consecutive small blocks that overlap no other block
+        (so each follows the previous one in key order), read together: one box test and
+        one piece per run of blocks, not a merge and a piece per block (many one-record
+        PUTs make such runs)."""
+        corners = B.box_corners(kmin, kmax)
+        if corners is None:
+            return
+        parts: list[RecordBlock] = []
+        records = nbytes = 0
+        for meta in metas:
+            for part in self._reader.parts(meta, corners):
+                parts.append(part)
+                records += len(part.keys)
+                nbytes += int(part.offsets[-1])
+            if records >= piece_records or nbytes >= piece_bytes:
+                yield from _in_box(parts, kmin, kmax, piece_records, piece_bytes)
+                parts = []
+                records = nbytes = 0
+        if parts:
+            yield from _in_box(parts, kmin, kmax, piece_records, piece_bytes)
 
     def _emit(
         self,
@@ -373,6 +419,33 @@ class BlockSnapshot(Snapshot):
             yield from pieces
 
 
+def _overlapping(candidates: list[BlockMeta]) -> Iterator[list[BlockMeta]]:
+    """Groups of blocks (sorted by first key) whose key ranges overlap, in key order."""
+    group: list[BlockMeta] = []
+    group_last: KeyTuple | None = None
+    for meta in candidates:
+        if group_last is not None and meta.first > group_last:
+            yield group
+            group = []
+            group_last = None
+        group.append(meta)
+        group_last = meta.last if group_last is None else max(group_last, meta.last)
+    if group:
+        yield group
+
+
+def _in_box(
+    parts: list[RecordBlock], kmin: KeyTuple, kmax: KeyTuple, piece_records: int, piece_bytes: int
+) -> Iterator[RecordBlock]:
+    """The records of ``parts`` (in key order) inside the box, in bounded pieces."""
+    block = RecordBlock.concat(parts)
+    inside = B.box_mask(block.keys, kmin, kmax)
+    if not inside.all():
+        block = block.take(np.flatnonzero(inside))
+    if len(block.keys):
+        yield from B.split(block, piece_records, piece_bytes)
+
+
 class _Cursor:
     """Read position in one sorted block during a merge."""
 
@@ -424,6 +497,10 @@ class BlockStore(Store):
         clock_floor: the largest acq handed out before (restored by the subclass).
     """
 
+    #: True when a commit waits for the disk (fsync): :meth:`try_put_blocks` then leaves
+    #: every commit to :meth:`put_blocks`
+    commits_wait = False
+
     def __init__(self, clock_floor: int = -(2**63)) -> None:
         self._clock = AcqClock(clock_floor)
         self._clock_lock = threading.Lock()
@@ -447,8 +524,9 @@ class BlockStore(Store):
         """Begin a read transaction that sees at least every published block."""
 
     @abc.abstractmethod
-    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
-        """Atomically and durably drop the blocks ``old`` and store ``block`` as ``new``."""
+    def _replace(self, old: list[BlockMeta], new: list[tuple[BlockMeta, RecordBlock]]) -> None:
+        """Atomically and durably drop the blocks ``old`` and store the blocks ``new`` (which
+        may reuse ids of ``old``)."""
 
     def _restore(self, meta: BlockMeta) -> None:
         """Add a block found on disk to the index (used while opening)."""
@@ -486,7 +564,7 @@ class BlockStore(Store):
                 runs.append(run)
             if not runs:
                 return 0
-            replaced: dict[int, BlockMeta] = {}
+            replaced: dict[int, list[BlockMeta]] = {}
             dropped: set[int] = set()
             reader = self._reader()
             try:
@@ -499,17 +577,23 @@ class BlockStore(Store):
             finally:
                 reader.close()
             for run, block in merged:
-                meta = _meta_for(run[0].block_id, block)
+                pieces = _by_cid(block, len(run) // 4)
+                # The pieces take the ids of the run's first blocks: in the run's place in
+                # commit order, and in id order among themselves.
+                new = [(_meta_for(m.block_id, b), b) for m, b in zip(run, pieces, strict=False)]
                 # Readers must never see the new data with the old index or the reverse.
                 with self._clock_lock:
-                    self._replace(run, meta, block)
-                    replaced[run[0].block_id] = meta
+                    self._replace(run, new)
+                    replaced[run[0].block_id] = [meta for meta, _ in new]
                     dropped.update(m.block_id for m in run[1:])
-                    new_metas = [
-                        replaced.get(m.block_id, m) for m in metas if m.block_id not in dropped
-                    ]
+                    new_metas = []
+                    for m in metas:
+                        if m.block_id in replaced:
+                            new_metas.extend(replaced[m.block_id])
+                        elif m.block_id not in dropped:
+                            new_metas.append(m)
                     self._index = _BlockIndex.from_metas(new_metas)
-                removed += len(run) - 1
+                removed += len(run) - len(new)
             self._small_blocks = sum(1 for m in self._index.metas if m.count < SMALL_BLOCK_RECORDS)
         return removed
 
@@ -530,6 +614,45 @@ class BlockStore(Store):
 
     # -- Store ------------------------------------------------------------------------------
     def put_blocks(self, blocks: Sequence[RecordBlock], *, assign_acq: bool) -> PutResult:
+        pending = self._pending(blocks, assign_acq)
+        if isinstance(pending, PutResult):
+            return pending
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._commit_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        return _outcome(pending)
+
+    def try_put_blocks(
+        self, blocks: Sequence[RecordBlock], *, assign_acq: bool
+    ) -> PutResult | None:
+        """:meth:`put_blocks` on the caller's thread, only if the commit need not wait.
+
+        A store whose commits do not fsync (``commits_wait = False``) commits these records
+        alone, at once, when no other commit or compaction holds the commit lock and no
+        other PUT is queued for it (those may be big: they are left to their own threads);
+        otherwise nothing is queued or stored and the answer is None, and the caller uses
+        :meth:`put_blocks` where waiting is fine.
+        """
+        if self.commits_wait or not self._commit_lock.acquire(blocking=False):
+            return None
+        try:
+            with self._queue_lock:
+                if self._queue:
+                    return None
+            pending = self._pending(blocks, assign_acq)
+            if isinstance(pending, PutResult):
+                return pending
+            self._commit([pending])
+        finally:
+            self._commit_lock.release()
+        return _outcome(pending)
+
+    def _pending(self, blocks: Sequence[RecordBlock], assign_acq: bool) -> _Pending | PutResult:
+        """The request's records as one sorted block for the queue (the result if empty)."""
         self._check_open()
         block = RecordBlock.concat(blocks)
         if len(block.keys) == 0:
@@ -547,18 +670,7 @@ class BlockStore(Store):
                 block = RecordBlock(block.keys.copy(), block.offsets, block.payload)
         elif not B.is_sorted(block.keys):
             block = block.take(B.sort_order(block.keys))
-        pending = _Pending(block, order, assign_acq)
-        with self._queue_lock:
-            self._queue.append(pending)
-        with self._commit_lock:
-            if not pending.done:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        if pending.error is not None:
-            raise pending.error
-        assert pending.result is not None
-        return pending.result
+        return _Pending(block, order, assign_acq)
 
     def snapshot(self) -> Snapshot:
         self._check_open()
@@ -631,6 +743,34 @@ class BlockStore(Store):
             for start in reserved:
                 self._in_flight.remove(start)
         self._maybe_compact()
+
+
+def _by_cid(block: RecordBlock, most: int) -> list[RecordBlock]:
+    """A merged (sorted) block cut into one block per cid when that makes at most ``most``
+    blocks, else ``[block]``.
+
+    A block that spans several cids (a series' appends and the gateway's records under its
+    reserved cid, committed in turn) would overlap every later block of the cids between,
+    and a GET would merge them all record by record. Records of different cids never share
+    a key, so the cut changes no order; ``most`` keeps a compaction from making about as
+    many blocks as it merged (it would run again at once).
+    """
+    cids = block.keys["cid"]
+    if int(cids[0]) == int(cids[-1]):
+        return [block]
+    cuts = (np.flatnonzero(cids[1:] != cids[:-1]) + 1).tolist()
+    if len(cuts) + 1 > most:
+        return [block]
+    bounds = [0, *cuts, len(cids)]
+    return [block.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _outcome(pending: _Pending) -> PutResult:
+    """The result of a committed request, or its commit's error."""
+    if pending.error is not None:
+        raise pending.error
+    assert pending.result is not None
+    return pending.result
 
 
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:

@@ -209,6 +209,7 @@ class LmdbStore(BlockStore):
             )
         self.sync = sync
         self.sync_interval = sync_interval
+        self.commits_wait = sync == "commit"
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(path / LOCK_FILE, "a+b")  # noqa: SIM115 - held for the store's life
@@ -271,7 +272,7 @@ class LmdbStore(BlockStore):
                 self._write_block(txn, meta, block)
             txn.put(_FLOOR_KEY, clock_floor.to_bytes(8, "little", signed=True), db=self._state)
 
-    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
+    def _replace(self, old: list[BlockMeta], new: list[tuple[BlockMeta, RecordBlock]]) -> None:
         with self._env.begin(write=True) as txn:
             cursor = txn.cursor(db=self._blocks)
             for meta in old:
@@ -281,7 +282,8 @@ class LmdbStore(BlockStore):
                 while found and cursor.key()[:8] == prefix:
                     found = cursor.delete()
                 txn.delete(prefix, db=self._meta)
-            self._write_block(txn, new, block)
+            for meta, block in new:
+                self._write_block(txn, meta, block)
 
     def _write_block(self, txn: lmdb.Transaction, meta: BlockMeta, block: RecordBlock) -> None:
         meta.uniform = B.uniform_length(block)

@@ -32,10 +32,11 @@ class MemoryStore(BlockStore):
     def _reader(self) -> BlockReader:
         return _MemoryReader(self._blocks)
 
-    def _replace(self, old: list[BlockMeta], new: BlockMeta, block: RecordBlock) -> None:
+    def _replace(self, old: list[BlockMeta], new: list[tuple[BlockMeta, RecordBlock]]) -> None:
         # Copy on write: open snapshots keep the mapping they started with.
         blocks = {k: v for k, v in self._blocks.items() if k not in {m.block_id for m in old}}
-        blocks[new.block_id] = RecordBlock(
-            block.keys.copy(), block.offsets.copy(), bytes(block.payload)
-        )
+        for meta, block in new:
+            blocks[meta.block_id] = RecordBlock(
+                block.keys.copy(), block.offsets.copy(), bytes(block.payload)
+            )
         self._blocks = blocks
