@@ -461,13 +461,13 @@ class TimeSeriesReads:
         # (one gather per chunk, no Python per block or per record). With a shift, edges
         # first move off the blocks inside the window where they may.
         got = idx.rollup_of(ks)
-        numeric = [(c, v, b) for c, v, b in got if b is not None]
+        numeric = [(d, b) for d, b in got if b is not None]
         caps_of: list[npt.NDArray[np.int64]] = []
         values_of: list[npt.NDArray[np.float64]] = []
         pieces: list[npt.NDArray[np.int64]] = []  # which block each record read came from
         parts: list[Part] = []
         if numeric:
-            blocks = [b for _, _, b in numeric]
+            blocks = [b for _, b in numeric]
             sizes = [len(b.start) for b in blocks]
             first = np.concatenate([b.first_cap for b in blocks])
             last = np.concatenate([b.last_cap for b in blocks])
@@ -494,7 +494,7 @@ class TimeSeriesReads:
             at = (cut - np.r_[0, np.cumsum(sizes)][owners]) * size
             if cut.size:
                 # records per cut block (only a chunk's last block may hold fewer)
-                lens = np.asarray([len(c) for c, _, _ in numeric], dtype=np.int64)
+                lens = np.asarray([len(d) for d, _ in numeric], dtype=np.int64)
                 n_cut = np.minimum(size, lens[owners] - at)
                 runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
                 ends = np.r_[0, np.cumsum(n_cut)][runs].tolist()
@@ -502,13 +502,15 @@ class TimeSeriesReads:
                 for (r0, r1), (e0, e1) in zip(
                     itertools.pairwise(runs.tolist()), itertools.pairwise(ends), strict=True
                 ):
-                    c, v, _ = numeric[int(owners[r0])]
+                    data = numeric[int(owners[r0])][0]
+                    v = idx.numbers(data)
+                    assert v is not None  # the chunk has block rows
                     take = (at[r0:r1, None] + step).ravel()[: e1 - e0]
-                    caps_of.append(c[take])
+                    caps_of.append(data.caps[take])
                     values_of.append(v[take])
                 pieces.append(np.repeat(cut, n_cut))
         extra = int(owner.size) if numeric else 0
-        for k, (_, _, b) in zip(ks, got, strict=True):
+        for k, (_, b) in zip(ks, got, strict=True):
             if b is None:  # no numeric payloads held: decode the records
                 i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
                 i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
