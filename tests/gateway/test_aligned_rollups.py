@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+import znsocket
+from gateway import TimeSeries
 from gateway.keymap import CAP_RANGE
 from gateway.storage import GatewayStorage, summaries
 from gateway.timeseries.downsample import interval_slices, slice_edges
@@ -25,6 +27,7 @@ from gateway.timeseries.times import parse_unit
 from tests._servers import ServerProcess
 from tests.gateway.test_index_build import put
 from tests.gateway.test_persisted_summaries import config
+from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
 Make = Callable[[str], GatewayStorage]
@@ -225,3 +228,43 @@ def test_align_is_checked_and_answered_with_each_buckets_end_and_record_times(
     # default answers keep their fields
     plain = buckets_answer(KEY, reads.downsampled(t, 10), parse_unit("tstorage_ns"))
     assert "t_end" not in plain and "align" not in plain
+
+
+def test_aligned_buckets_over_the_wire_and_through_time_series(
+    start_gateway: Callable[[str], ServerProcess],
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+) -> None:
+    """``ts:range`` with ``align`` on a ``gateway run`` process: ``gateway.TimeSeries`` gets
+    each slice's end and record times; a bad ``align`` is a clear error and the connection
+    keeps serving."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(3000, dtype=np.int64) * 1000
+    vals = np.cos(np.arange(3000) / 100.0)
+    put(tstorage, cid, 6, 1, caps, vals)
+    gw = start_gateway(config(tstorage, cid, fresh_cid()))
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        ts = TimeSeries(client, KEY)
+        d = ts.range(buckets=50, align="rows")
+        assert d.t_end is not None and d.t_first is not None and d.t_last is not None
+        assert d.first is not None
+        assert int(d.n.sum()) == 3000 and d.count == 3000
+        unix = (caps + EPOCH_OFFSET_NS).astype("datetime64[ns]")
+        for k in range(len(d.t)):
+            sel = (unix >= d.t[k]) & (unix < d.t_end[k])
+            assert d.n[k] == int(sel.sum())
+            assert (d.t_first[k], d.t_last[k]) == (unix[sel][0], unix[sel][-1])
+            assert (d.min[k], d.max[k], d.first[k], d.last[k]) == (
+                vals[sel].min(), vals[sel].max(), vals[sel][0], vals[sel][-1]
+            )  # fmt: skip
+        assert set(d.to_records()) >= {"t_end", "t_first", "t_last", "first"}
+        plain = ts.range(buckets=50)
+        assert plain.t_end is None and "t_end" not in plain.to_records()
+        for bad, says in (({"buckets": 5, "align": "chunks"}, "align"),
+                          ({"align": "rows"}, "align applies to downsampled reads")):  # fmt: skip
+            got = client.call("ts:range", KEY, **bad)
+            assert got["error"]["type"] == "DataError" and says in got["error"]["msg"], got
+        assert client.call("ts:info", KEY)["data"]["count"] == 3000  # still serving
+    finally:
+        client.close()
