@@ -301,10 +301,10 @@ async function readRaw(client, key, options) {
 
 /**
  * The records of a view, through the gateway's ts:* events: raw when they fit one per
- * pixel twice over, else downsampled to one bucket per pixel. The whole series (no view)
- * is asked raw and downsampled at once, one round trip whatever its size: its buckets are
- * aligned to the gateway's chunk summaries (`align: 'rows'`), so a long series is drawn
- * from them without reading its records; each bucket is drawn at its own start.
+ * pixel twice over, else downsampled to one bucket per pixel, in buckets aligned to the
+ * gateway's chunk summaries (`align: 'rows'`): a long series is drawn from them without
+ * reading its records, each bucket at its own start. The whole series (no view) is asked
+ * raw and downsampled at once, one round trip whatever its size.
  * @param {import('../../../js/src/client.js').Client} client
  * @param {string} key
  * @param {{min: number, max: number} | null} view
@@ -334,7 +334,7 @@ async function readWindow(client, key, view) {
       if ('error' in got) throw got.error;
       b = got.b;
     } else {
-      b = await timeseries.downsample(client, key, chart.pixels, { start, end });
+      b = await timeseries.downsample(client, key, chart.pixels, { start, end, align: 'rows' });
     }
     const lo = start ?? info.first;
     const hi = end ?? info.last;
@@ -347,7 +347,8 @@ async function readWindow(client, key, view) {
       const [min, max, mean, last] = cols;
       return { ...head, ...stats, mode: 'buckets', t, min, max, mean, last, maxStep: 2 * width };
     }
-    // Slices are equal: a step of more than one and a half slices skipped empty ones.
+    // Slices are equal (a gateway without aligned buckets): a step of more than one and a
+    // half slices skipped empty ones.
     return { ...head, ...stats, mode: 'buckets', t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last, maxStep: 1.5 * width };
   } catch (exc) {
     if (!(exc instanceof DataError)) throw exc;
