@@ -13,7 +13,6 @@ import './style.css';
 
 const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
 const SERIES_MS = 2000;
-const LISTING_WAIT_MS = 3000; // the first listing waits at most this long for the first chart's reads
 const RAW_LIMIT = 20000; // new records read at most per poll (more: the view is reloaded)
 /** The time range presets (seconds back from now); `all` is the whole series. */
 const RANGES = /** @type {Record<string, number|null>} */ ({ '5m': 300, '1h': 3600, '24h': 86400, '7d': 604800, all: null });
@@ -361,27 +360,16 @@ async function readWindow(client, key, view) {
   return { ...head, mode: 'raw', truncated: true, part, in_window: raw.count, t: shown.t, v: shown.v };
 }
 
-/** Called once the page's first window read is answered (or failed, or could not be sent). */
-let firstReadDone = () => {};
-/** Settles then: the series listing waits for it, so the gateway serves the chart first. */
-const firstRead = new Promise((resolve) => {
-  firstReadDone = () => resolve(undefined);
-});
-
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
 async function load() {
   const client = state.client;
   const key = state.key;
-  if (!client?.connected || key === null) {
-    firstReadDone();
-    return;
-  }
+  if (!client?.connected || key === null) return;
   const seq = ++state.loadSeq;
   const view = currentView();
   state.loading++;
   state.loadedAt = nowS();
   const w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
-  firstReadDone();
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   if (state.defaultPending) {
     state.defaultPending = false;
@@ -656,8 +644,8 @@ async function start() {
     }
   });
   // A series named in the address is drawn at once, in the range the address names; the
-  // listing (a scan of TStorage the first time) is asked once the window's reads are
-  // answered, so that the gateway spends no time on it before them.
+  // listing (a scan of TStorage the first time) runs alongside, asked once the window's
+  // reads are sent so that the gateway takes them first.
   const wanted = params.get('series');
   const picked = wanted ? pick(wanted, addressRange()) : Promise.resolve();
   // A link pasted into this tab changes only the address's fragment: follow it.
@@ -674,7 +662,6 @@ async function start() {
     }
   });
   await picked;
-  if (wanted) await Promise.race([firstRead, new Promise((r) => setTimeout(r, LISTING_WAIT_MS))]);
   await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
   setInterval(() => {
