@@ -82,6 +82,10 @@ before(async () => {
   const points = Array.from({ length: 20000 }, (_, i) => [T_OLD + i * 0.1, Math.sin(i / 300) + (i % 7) * 0.01]);
   assert.equal((await writer.write({ cid: 1, mid: 40, moid: 1, points })).ok, true);
   assert.equal((await writer.write({ cid: 1, mid: 41, moid: 1, points: [[T_OLD, 1.5], [T_OLD + 1, 2.5]] })).ok, true);
+  // being written: one record two hours ago, three in the last minute
+  const t = nowS();
+  const live = [[t - 7200, 1], [t - 50, 2], [t - 20, 3], [t - 5, 4]];
+  assert.equal((await writer.write({ cid: 1, mid: 42, moid: 1, points: live })).ok, true);
   browser = await openBrowser();
   await browser.page.addInitScript(logWire);
 });
@@ -107,10 +111,12 @@ async function open(address) {
   return packets(await page.evaluate(() => /** @type {any} */ (window).__wire));
 }
 
-for (const [what, address] of [
-  ['named without a range', '#series=meters/40/1'],
-  ['named with range=all', '#series=meters/40/1&range=all'],
-  ['a small series named without a range', '#series=meters/41/1'],
+for (const [what, address, range, shown] of [
+  ['named without a range', '#series=meters/40/1', 'all', 20000],
+  ['named with range=all', '#series=meters/40/1&range=all', 'all', 20000],
+  ['a small series named without a range', '#series=meters/41/1', 'all', 2],
+  // read whole, then shown on its live hour: the records of the hour, not read again
+  ['a small series being written, named without a range', '#series=meters/42/1', '1h', 3],
 ]) {
   test(`the first chart (${what}) is read in one round trip, before the series listing`, async () => {
     const { page } = browser;
@@ -129,9 +135,10 @@ for (const [what, address] of [
     // The listing is asked only once the chart's reads are out.
     const listing = calls.find((p) => p.event === 'dashboard:series');
     assert.ok(listing && log.indexOf(listing) > log.indexOf(firstRange), `the listing after the first window read: ${order}`);
-    const shown = await page.evaluate(() => window.dashboard.state.window);
-    assert.equal(shown.in_window, what.includes('small') ? 2 : 20000);
-    assert.equal(await page.evaluate(() => window.dashboard.state.range), 'all');
+    assert.equal((await page.evaluate(() => window.dashboard.state.window)).in_window, shown);
+    assert.equal(await page.evaluate(() => window.dashboard.state.range), range);
+    const drawn = await page.evaluate(() => window.dashboard.chartData());
+    assert.equal(drawn.t.length, drawn.mode === 'raw' ? shown : (await page.evaluate(() => window.dashboard.state.window)).points);
     assert.deepEqual(browser.errors, []);
   });
 }

@@ -218,6 +218,16 @@ function setOverlays(keys) {
  * @param {{min: number, max: number} | null} [view] The custom range.
  */
 function setRange(range, view = null) {
+  showRange(range, view);
+  void load();
+}
+
+/**
+ * Take a range as {@link setRange} does, without reading it (the records are read already).
+ * @param {string} range
+ * @param {{min: number, max: number} | null} [view]
+ */
+function showRange(range, view = null) {
   state.defaultPending = false;
   const custom = range === 'custom' && view !== null;
   state.range = custom ? 'custom' : range in RANGES ? range : 'all';
@@ -228,7 +238,6 @@ function setRange(range, view = null) {
     b.setAttribute('aria-pressed', String(/** @type {HTMLElement} */ (b).dataset.range === state.range));
   }
   writeAddress();
-  void load();
 }
 
 /**
@@ -366,16 +375,23 @@ async function load() {
   const key = state.key;
   if (!client?.connected || key === null) return;
   const seq = ++state.loadSeq;
-  const view = currentView();
+  let view = currentView();
   state.loading++;
   state.loadedAt = nowS();
-  const w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
+  let w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   if (state.defaultPending) {
     state.defaultPending = false;
     const range = defaultRange(w.last_time);
-    if (range !== state.range) {
-      setRange(range); // a live series: its live window instead (this read is not drawn)
+    if (range !== state.range && w.mode === 'raw' && !w.truncated) {
+      // A live series whose every record was read: its live window is a part of them.
+      showRange(range);
+      view = /** @type {{min: number, max: number}} */ (currentView());
+      let i = 0;
+      while (i < w.t.length && w.t[i] < view.min) i++;
+      w = { ...w, t: w.t.slice(i), v: w.v.slice(i), in_window: w.t.length - i };
+    } else if (range !== state.range) {
+      setRange(range); // a long live series: its live window is read instead of this
       return;
     }
   }
