@@ -548,16 +548,14 @@ class SeriesIndex:
             return None
         return self.chunk(int(nonempty[-1])).last_payload()
 
-    def rollup_of(
-        self, ks: Sequence[int]
-    ) -> list[tuple[npt.NDArray[np.int64], Any, Blocks | None]]:
-        """Per chunk of ``ks``: its caps, its values as float64 and its block rows (both
-        ``None`` when the chunk holds no numeric payloads). The chunks not cached are read
-        together first.
+    def rollup_of(self, ks: Sequence[int]) -> list[tuple[CapIndex, Blocks | None]]:
+        """Per chunk of ``ks``: its records and its block rows (``None`` when the chunk
+        holds no numeric payloads; :meth:`numbers` gives its values). The chunks not cached
+        are read together first.
 
-        The arrays are views of the cached chunks: use them under :attr:`lock`.
+        The records are the cached chunks themselves: use them under :attr:`lock`.
         """
-        out: list[tuple[npt.NDArray[np.int64], Any, Blocks | None]] = []
+        out: list[tuple[CapIndex, Blocks | None]] = []
         with self.lock:
             self.preload(ks)
             los = self.lo[ks].tolist()
@@ -565,15 +563,21 @@ class SeriesIndex:
                 data = self._data.get(key)
                 if data is None:  # evicted meanwhile to make room for the others
                     data = self.chunk(k)
-                caps = data.caps
-                values = self._numbers(data, 0, len(caps))
                 blocks = self._blocks.get(key)
-                if blocks is None and values is not None:
-                    blocks = self._blocks[key] = Blocks.of(caps, values, self.block_records)
-                out.append((caps, values, blocks))
+                if blocks is None:
+                    values = self.numbers(data)
+                    if values is not None:
+                        blocks = Blocks.of(data.caps, values, self.block_records)
+                        self._blocks[key] = blocks
+                out.append((data, blocks))
             for key in los:
                 self.cache.touch(self, key)
         return out
+
+    def numbers(self, data: CapIndex) -> npt.NDArray[np.float64] | None:
+        """A chunk's values as float64 (a view when the payloads are float64), or ``None``
+        when it holds no numeric payloads."""
+        return self._numbers(data, 0, len(data))
 
     # ------------------------------------------------------------ updates
     def add(

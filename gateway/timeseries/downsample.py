@@ -3,6 +3,10 @@
 The records arrive as two numpy arrays (sorted capture times and float values), straight
 from an index's columns, so a slice's statistics are ``ufunc.reduceat`` over contiguous
 runs: a 10,000,000-record window costs a few passes over 80 MB, no Python per record.
+
+Aligned slices (:func:`snap_edges`) move each inner edge that cuts a summary row to the
+nearest end of that row, when that is close enough, so whole rows count by their summaries
+and the records under them are not read (``align="rows"`` of ``ts:range``).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ class Buckets:
         n: records per slice.
         min, max, mean, first, last: value statistics; ``first``/``last`` are the values of
             the oldest/newest record (with min and max, what M4 drawing needs).
+        end: end of each slice (exclusive): the slice holds the records with
+            ``start <= cap < end``.
+        first_cap, last_cap: capture times of each slice's oldest and newest record.
     """
 
     start: npt.NDArray[np.int64]
@@ -36,6 +43,9 @@ class Buckets:
     mean: npt.NDArray[np.float64]
     last: npt.NDArray[np.float64]
     first: npt.NDArray[np.float64] | None = None
+    end: npt.NDArray[np.int64] | None = None
+    first_cap: npt.NDArray[np.int64] | None = None
+    last_cap: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,10 +55,12 @@ class Part:
 
     Attributes:
         cap: the first capture time of each row (decides its slice).
+        cap_last: the last capture time of each row.
         n, min, max, sum, first, last: the row's record count and value statistics.
     """
 
     cap: npt.NDArray[np.int64]
+    cap_last: npt.NDArray[np.int64]
     n: npt.NDArray[np.int64]
     min: npt.NDArray[np.float64]
     max: npt.NDArray[np.float64]
@@ -60,7 +72,7 @@ class Part:
     def raw(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> Part:
         """One row per record."""
         ones = np.ones(len(caps), dtype=np.int64)
-        return cls(caps, ones, values, values, values, values, values)
+        return cls(caps, caps, ones, values, values, values, values, values)
 
     @classmethod
     def reduced(
@@ -92,6 +104,7 @@ class Part:
             sums = np.add.reduceat(values, starts)
         return cls(
             caps[starts],
+            caps[stops - 1],
             (stops - starts).astype(np.int64),
             np.minimum.reduceat(values, starts),
             np.maximum.reduceat(values, starts),
@@ -103,7 +116,7 @@ class Part:
     @classmethod
     def merged(cls, parts: list[Part]) -> Part:
         """The rows of ``parts`` in one part, ascending by cap (rows hold distinct caps)."""
-        names = ("cap", "n", "min", "max", "sum", "first", "last")
+        names = ("cap", "cap_last", "n", "min", "max", "sum", "first", "last")
         cols = {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
         order = np.argsort(cols["cap"], kind="stable")
         return cls(*(cols[name][order] for name in names))
@@ -173,9 +186,21 @@ def rollup(parts: list[Part], lo: int, hi: int, count: int) -> Buckets:
             summary row must not straddle a slice edge.
         lo, hi, count: the window and its number of slices.
     """
-    edges = slice_edges(lo, hi, count)
+    return rollup_at(parts, slice_edges(lo, hi, count))
+
+
+def rollup_at(parts: list[Part], edges: npt.NDArray[np.int64]) -> Buckets:
+    """:func:`rollup` over the slices between ``edges`` (ascending; equal neighbours make an
+    empty slice), e.g. edges moved by :func:`snap_edges`.
+
+    Args:
+        parts: rows ascending by cap (concatenated in order), all in
+            ``[edges[0], edges[-1])``; a summary row must not straddle an edge.
+        edges: the slices' edges.
+    """
     if parts:
         cap = np.concatenate([p.cap for p in parts])
+        cap_last = np.concatenate([p.cap_last for p in parts])
         n_rows = np.concatenate([p.n for p in parts])
         cols = {
             name: np.concatenate([getattr(p, name) for p in parts]).astype(np.float64)
@@ -189,8 +214,9 @@ def rollup(parts: list[Part], lo: int, hi: int, count: int) -> Buckets:
     starts, stops = starts[filled], stops[filled]
     if starts.size == 0:
         empty_f = np.empty(0, dtype=np.float64)
-        return Buckets(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64),
-                       empty_f, empty_f, empty_f, empty_f, empty_f)  # fmt: skip
+        empty_i = np.empty(0, dtype=np.int64)
+        return Buckets(empty_i, empty_i, empty_f, empty_f, empty_f, empty_f, empty_f,
+                       empty_i, empty_i, empty_i)  # fmt: skip
     # reduceat over the filled slices only: their starts are strictly increasing
     n = np.add.reduceat(n_rows, starts).astype(np.int64)
     sums = np.add.reduceat(cols["sum"], starts)
@@ -202,7 +228,46 @@ def rollup(parts: list[Part], lo: int, hi: int, count: int) -> Buckets:
         mean=sums / n,
         last=cols["last"][stops - 1],
         first=cols["first"][starts],
+        end=edges[1:][filled],
+        first_cap=cap[starts],
+        last_cap=cap_last[stops - 1],
     )
+
+
+def snap_edges(
+    edges: npt.NDArray[np.int64],
+    first: npt.NDArray[np.int64],
+    last: npt.NDArray[np.int64],
+    shift: int,
+) -> npt.NDArray[np.int64]:
+    """Move each inner edge that cuts a row to the nearer end of that row, if it moves by at
+    most ``shift`` ns: to the row's first cap (the row joins the slice after the edge) or
+    just after its last cap (the slice before). The outer edges stay.
+
+    Args:
+        edges: ascending slice edges.
+        first, last: first and last cap of each row (rows ascending and disjoint, e.g. the
+            chunk summaries of a series, or the block rows of its chunks); only rows that
+            may count whole (inside the window) are given.
+        shift: the most an edge may move; below half the narrowest slice, so edges stay in
+            order and no slice closes.
+
+    Returns:
+        The edges, moved (a new array).
+    """
+    out = edges.copy()
+    if edges.size < 3 or first.size == 0 or shift <= 0:
+        return out
+    inner = edges[1:-1]
+    # the last row starting before the edge: the edge cuts it if it lies within
+    j = np.searchsorted(first, inner, side="left") - 1
+    row = np.maximum(j, 0)
+    down, up = first[row], last[row] + 1
+    cut = (j >= 0) & (inner <= last[row])
+    to = np.where(inner - down <= up - inner, down, up)
+    moved = cut & (np.abs(to - inner) <= shift)
+    out[1:-1] = np.where(moved, to, inner)
+    return out
 
 
 def numeric_dtype(codec: PayloadCodec) -> np.dtype[np.generic] | None:

@@ -47,7 +47,7 @@ EXTEND, MRANGE = "ts:extend", "ts:mrange"
 EVENTS = frozenset({INFO, RANGE, LATEST, RESUME, EXTEND, MRANGE})
 #: series one ``ts:mrange`` reads at most by default (``[server] max_mrange_series``)
 MAX_MRANGE_SERIES = 100
-_WINDOW = {"start", "end", "limit", "buckets", "every", "as_of", "unit"}
+_WINDOW = {"start", "end", "limit", "buckets", "every", "align", "as_of", "unit"}
 
 _ALLOWED = {
     INFO: {"key", "unit"},
@@ -131,9 +131,10 @@ def columns_answer(key: str, w: RawWindow, unit: Unit, dtype: np.dtype[Any]) -> 
 
 
 def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
-    """The JSON answer of a downsampled window."""
+    """The JSON answer of a downsampled window (aligned: with each bucket's end, first and
+    last record time and first value)."""
     b = w.buckets
-    return {
+    out: dict[str, Any] = {
         "key": key,
         "mode": "buckets",
         "count": w.count,
@@ -145,8 +146,19 @@ def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
         "max": _numbers(b.max),
         "mean": _numbers(b.mean),
         "last": _numbers(b.last),
-        "watermark": watermark_text(w.watermark),
     }
+    if w.align is not None:
+        assert b.end is not None and b.first_cap is not None and b.last_cap is not None
+        assert b.first is not None
+        out.update(
+            align=w.align,
+            t_end=caps_in_unit(b.end, unit),
+            t_first=caps_in_unit(b.first_cap, unit),
+            t_last=caps_in_unit(b.last_cap, unit),
+            first=_numbers(b.first),
+        )
+    out["watermark"] = watermark_text(w.watermark)
+    return out
 
 
 class TimeSeriesEvents:
@@ -198,8 +210,12 @@ class TimeSeriesEvents:
         every = _every(kwargs)
         self.check(sid, t.key)
         if kwargs.get("buckets") is not None or every is not None:
-            w = self.reads.downsampled(t, kwargs.get("buckets"), start, end, as_of, every=every)
+            w = self.reads.downsampled(
+                t, kwargs.get("buckets"), start, end, as_of, every=every, align=kwargs.get("align")
+            )
             return buckets_answer(user_key(t.key), w, unit)
+        if kwargs.get("align") is not None:
+            raise DataError(f"{RANGE}: align applies to downsampled reads (buckets or every)")
         if kwargs.get("columns"):
             dtype = self._dtype(RANGE, t)
             column_offset(unit, RANGE)  # a bad unit is refused before the read
@@ -223,7 +239,7 @@ class TimeSeriesEvents:
         buckets = kwargs.get("buckets")
         windows: Sequence[RawWindow | BucketWindow] = self.reads.many(
             targets, start, end, limit=kwargs.get("limit"), buckets=buckets, every=every,
-            as_of=as_of,
+            as_of=as_of, align=kwargs.get("align"),
         )  # fmt: skip
         answers: list[dict[str, Any]] = []
         for t, w in zip(targets, windows, strict=True):

@@ -243,7 +243,9 @@ class Downsampled:
     """A downsampled window: per non-empty slice its start ``t`` and statistics.
 
     ``every`` is the slices' duration when cut by interval (``range(..., every=...)``),
-    else ``None``.
+    else ``None``. Aligned slices (``range(..., align="rows")``) also give each slice's end
+    ``t_end`` (exclusive), the times of its oldest and newest record (``t_first``,
+    ``t_last``) and the oldest record's value (``first``); otherwise these are ``None``.
     """
 
     t: npt.NDArray[np.datetime64]
@@ -255,6 +257,10 @@ class Downsampled:
     count: int
     watermark: str
     every: np.timedelta64 | None = None
+    t_end: npt.NDArray[np.datetime64] | None = None
+    t_first: npt.NDArray[np.datetime64] | None = None
+    t_last: npt.NDArray[np.datetime64] | None = None
+    first: npt.NDArray[np.float64] | None = None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -263,6 +269,7 @@ class Downsampled:
     def _of(cls, data: dict[str, Any]) -> Downsampled:
         stats = [_values(data[k]) for k in ("min", "max", "mean", "last")]
         every = data.get("every")
+        aligned = data.get("align") is not None
         return cls(
             t=_times(data["t"]),
             n=np.asarray(data["n"], dtype=np.int64),
@@ -273,11 +280,18 @@ class Downsampled:
             count=data["count"],
             watermark=data["watermark"],
             every=None if every is None else np.timedelta64(int(every), "ns"),
+            t_end=_times(data["t_end"]) if aligned else None,
+            t_first=_times(data["t_first"]) if aligned else None,
+            t_last=_times(data["t_last"]) if aligned else None,
+            first=_values(data["first"]) if aligned else None,
         )
 
     def to_records(self) -> dict[str, npt.NDArray[Any]]:
-        """Columns as a dict of arrays."""
-        return {k: getattr(self, k) for k in ("t", "n", "min", "max", "mean", "last")}
+        """Columns as a dict of arrays (aligned slices: with their ends and record times)."""
+        names = ["t", "n", "min", "max", "mean", "last"]
+        if self.t_end is not None:
+            names += ["t_end", "t_first", "t_last", "first"]
+        return {k: getattr(self, k) for k in names}
 
     def to_pandas(self) -> Any:
         """A ``pandas.DataFrame`` indexed by slice start, a UTC ``DatetimeIndex`` (needs
@@ -502,6 +516,7 @@ class TimeSeries:
         *,
         buckets: int | None = None,
         every: DurationLike | None = None,
+        align: str | None = None,
     ) -> Any:
         """Records of ``[start, stop)``: a :class:`Window`, or :class:`Downsampled` with
         ``buckets`` (that many equal slices) or ``every`` (slices of that duration, e.g.
@@ -509,14 +524,20 @@ class TimeSeries:
         10,000 slices).
 
         ``None`` leaves a side open (downsampled: it ends at the first/last record).
+        ``align="rows"`` lets each inner slice edge move (by at most a quarter of a slice)
+        to a boundary of the gateway's chunk summaries, so a long series is downsampled from
+        them without reading its records; each slice's real end and record times are then
+        in the answer (``t_end``, ``t_first``, ``t_last``), exact for those edges.
         """
         if buckets is not None or every is not None:
             data = self._call(
                 "ts:range", self.key, start=_wire_time(start), end=_wire_time(stop),
                 buckets=buckets, every=None if every is None else _duration_ns(every, "every"),
-                unit="unix_ns", as_of=self.as_of_acq,
+                unit="unix_ns", as_of=self.as_of_acq, **({"align": align} if align else {}),
             )  # fmt: skip
             return Downsampled._of(data)
+        if align is not None:
+            raise ValueError("align applies to downsampled reads (buckets or every)")
         parts = list(self.pages(start, stop, MAX_COLUMN_LIMIT if self.columns else _PAGE))
         return Window(
             np.concatenate([p.t for p in parts]),
@@ -531,6 +552,7 @@ class TimeSeries:
         *,
         buckets: int | None = None,
         every: DurationLike | None = None,
+        align: str | None = None,
     ) -> Any:
         """The records of the last ``window`` before now (``"1h"``, ``"5min"``, ``"30s"``,
         ``"7d"``, a ``timedelta``): :meth:`range` from now (this machine's clock, UTC)
@@ -539,7 +561,7 @@ class TimeSeries:
         Example: ``ts.last("1h", every="1min").to_pandas()``.
         """
         start = time.time_ns() - _duration_ns(window, "window")
-        return self.range(start, None, buckets=buckets, every=every)
+        return self.range(start, None, buckets=buckets, every=every, align=align)
 
     def latest(self, n: int = 1) -> Window:
         """The newest ``n`` records, oldest first."""

@@ -35,15 +35,17 @@ from gateway.timeseries.catalog import SeriesCatalog, listed_keys
 from gateway.timeseries.downsample import (
     Buckets,
     Part,
-    downsample,
     interval_slices,
-    rollup,
+    rollup_at,
     slice_edges,
+    snap_edges,
 )
 from gateway.timeseries.shared import SharedReads
 from znsocket.exceptions import DataError
 
 __all__ = [
+    "ALIGNS",
+    "ALIGN_SHIFT",
     "DEFAULT_LIMIT",
     "MAX_BUCKETS",
     "MAX_LIMIT",
@@ -66,6 +68,12 @@ MAX_AS_OF_RECORDS = 1_000_000
 #: a numeric window read streams from TStorage when its chunks not cached hold at least
 #: this many chunks' records (``index_chunk`` records each); the cache path reads 64 at a time
 STREAM_CHUNKS = 64
+#: the bucket alignments of :meth:`TimeSeriesReads.downsampled`: ``None`` (equal slices)
+#: or ``"rows"`` (inner edges moved to the nearest summary row boundary)
+ALIGNS = (None, "rows")
+#: how far an aligned inner edge may move, as a fraction of the narrowest slice: slices stay
+#: between half and one and a half times their nominal width
+ALIGN_SHIFT = 0.25
 
 
 def list_key(key: Any) -> str:
@@ -105,7 +113,9 @@ class RawWindow:
 
 @dataclass(frozen=True)
 class BucketWindow:
-    """A downsampled window: ``slices`` equal slices, empty ones left out."""
+    """A downsampled window: ``slices`` equal slices (or, aligned, slices whose inner edges
+    moved to summary row boundaries: ``buckets.start``/``end`` say where), empty ones left
+    out."""
 
     count: int
     slices: int
@@ -113,6 +123,8 @@ class BucketWindow:
     watermark: int
     #: the slices' duration in ns when cut by interval, else ``None``
     every: int | None = None
+    #: ``"rows"`` when the edges were aligned, else ``None``
+    align: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +157,13 @@ def _slices(lo: int, hi: int, buckets: int | None, every: int | None) -> tuple[i
         assert buckets is not None
         return lo, hi, buckets
     return interval_slices(lo, hi, every, MAX_BUCKETS)
+
+
+def _shift(edges: npt.NDArray[np.int64]) -> int:
+    # the most an aligned edge may move: a fraction of the narrowest slice
+    if edges.size < 2:
+        return 0
+    return int(int(np.diff(edges).min()) * ALIGN_SHIFT)
 
 
 def _over(total: int, what: str, asked: str, series: int) -> None:
@@ -335,6 +354,7 @@ class TimeSeriesReads:
         as_of: int | None = None,
         *,
         every: int | None = None,
+        align: str | None = None,
     ) -> BucketWindow:
         """The window cut into time slices with min/max/mean/last each.
 
@@ -343,9 +363,17 @@ class TimeSeriesReads:
         the first and last may hold only part of the window). An unbounded side of the
         window ends at the first/last record. Values must be numbers.
 
+        With ``align="rows"`` each inner edge that would cut a chunk's summary row moves to
+        the nearer end of that row when that moves it by at most :data:`ALIGN_SHIFT` of
+        a slice (else to the nearer end of one of the chunk's block rows, if as close; else
+        it stays). Whole rows count by their summaries, so only the chunks at the window's
+        two ends and those an edge could not leave are read: a long series costs about the
+        summaries of the window, not one chunk read per bucket. The answer is exact for the
+        edges it reports (``buckets.start``/``end``); the window's own ends do not move.
+
         Raises:
             DataError: bad bounds, both or neither of ``buckets`` and ``every``, more than
-                10,000 slices, or values that are not numbers.
+                10,000 slices, an unknown ``align``, or values that are not numbers.
         """
         if (buckets is None) == (every is None):
             raise DataError("downsampling takes buckets (a count) or every (an interval), one")
@@ -353,33 +381,53 @@ class TimeSeriesReads:
             buckets = _bounded(buckets, "buckets", 1, MAX_BUCKETS)
         elif isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise DataError(f"every: expected a positive number of nanoseconds, got {every!r}")
+        if align not in ALIGNS:
+            raise DataError(f"align: expected 'rows' or null, got {align!r}")
         lo, hi = self._window(start, end)
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             values = _as_floats(self._decode(t, payloads))
-            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every)
+            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every, align)
         with self._snapshot(t) as (idx, wm):
             # Under the series lock: values may be views of cached chunks' payloads,
             # which a correction could change in place.
             i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
             if i1 <= i0:
-                return self._bucketed(_NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every)
-            lo = idx.cap_at(i0) if start is None else lo
-            hi = idx.cap_at(i1 - 1) + 1 if end is None else hi
+                return self._bucketed(
+                    _NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every, align
+                )
+            # an open side ends at the first/last record, known from the summaries
+            first, last = idx.first(), idx.last()
+            assert first is not None and last is not None  # the window holds records
+            lo = first if start is None else lo
+            hi = last + 1 if end is None else hi
             # the records of [lo, hi); the slices may reach past it (whole intervals)
             s_lo, s_hi, count = _slices(lo, hi, buckets, every)
-            parts = self._parts(t, idx, lo, hi, slice_edges(s_lo, s_hi, count))
-            return BucketWindow(i1 - i0, count, rollup(parts, s_lo, s_hi, count), wm, every)
+            edges = slice_edges(s_lo, s_hi, count)
+            shift = _shift(edges) if align is not None else 0
+            parts, edges = self._parts(t, idx, lo, hi, edges, shift)
+            return BucketWindow(i1 - i0, count, rollup_at(parts, edges), wm, every, align)
 
     def _parts(
-        self, t: ListTarget, idx: SeriesIndex, lo: int, hi: int, edges: npt.NDArray[np.int64]
-    ) -> list[Part]:
+        self,
+        t: ListTarget,
+        idx: SeriesIndex,
+        lo: int,
+        hi: int,
+        edges: npt.NDArray[np.int64],
+        shift: int = 0,
+    ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # Whole chunks inside one slice count by their summary rows; the chunks that
         # straddle a slice edge (or hold no numbers) are read, and counted by their block
         # rows and the records of the blocks an edge cuts (one numpy pass over those).
+        # With a shift, edges first move off the chunks inside the window where they may,
+        # then off the block rows of the chunks read; returns the edges as moved.
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
         counts = idx.count[k0:k1]
         first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
+        if shift:
+            inside = np.flatnonzero((counts > 0) & (first >= lo) & (last < hi))
+            edges = snap_edges(edges, first[inside], last[inside], shift)
         whole = (
             (counts > 0)
             & idx.numeric[k0:k1]
@@ -389,13 +437,14 @@ class TimeSeriesReads:
         )
         sel = np.flatnonzero(whole) + k0
         parts = [
-            Part(idx.first_cap[sel], idx.count[sel], idx.vmin[sel], idx.vmax[sel],
-                 idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
+            Part(idx.first_cap[sel], idx.last_cap[sel], idx.count[sel], idx.vmin[sel],
+                 idx.vmax[sel], idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
         ]  # fmt: skip
         read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
         if read:
-            parts.extend(self._edge_parts(t, idx, read, lo, hi, edges))
-        return [Part.merged(parts)]
+            more, edges = self._edge_parts(t, idx, read, lo, hi, edges, shift)
+            parts.extend(more)
+        return [Part.merged(parts)], edges
 
     def _edge_parts(
         self,
@@ -405,21 +454,26 @@ class TimeSeriesReads:
         lo: int,
         hi: int,
         edges: npt.NDArray[np.int64],
-    ) -> list[Part]:
+        shift: int = 0,
+    ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # The chunks that straddle a slice edge or an end of the window: of their blocks,
         # those inside one slice count by their rows, the records of the others are read
-        # (one gather per chunk, no Python per block or per record).
+        # (one gather per chunk, no Python per block or per record). With a shift, edges
+        # first move off the blocks inside the window where they may.
         got = idx.rollup_of(ks)
-        numeric = [(c, v, b) for c, v, b in got if b is not None]
+        numeric = [(d, b) for d, b in got if b is not None]
         caps_of: list[npt.NDArray[np.int64]] = []
         values_of: list[npt.NDArray[np.float64]] = []
         pieces: list[npt.NDArray[np.int64]] = []  # which block each record read came from
         parts: list[Part] = []
         if numeric:
-            blocks = [b for _, _, b in numeric]
+            blocks = [b for _, b in numeric]
             sizes = [len(b.start) for b in blocks]
             first = np.concatenate([b.first_cap for b in blocks])
             last = np.concatenate([b.last_cap for b in blocks])
+            if shift:
+                within = np.flatnonzero((first >= lo) & (last < hi))
+                edges = snap_edges(edges, first[within], last[within], shift)
             inside = (
                 (first >= lo)
                 & (last < hi)
@@ -429,8 +483,8 @@ class TimeSeriesReads:
             if keep.size:
                 parts.append(
                     Part(*(np.concatenate([getattr(b, name) for b in blocks])[keep]
-                           for name in ("first_cap", "count", "min", "max", "sum", "first",
-                                        "last")))
+                           for name in ("first_cap", "last_cap", "count", "min", "max", "sum",
+                                        "first", "last")))
                 )  # fmt: skip
             # the blocks cut by an edge or by an end of the window
             owner = np.repeat(np.arange(len(blocks)), sizes)
@@ -440,7 +494,7 @@ class TimeSeriesReads:
             at = (cut - np.r_[0, np.cumsum(sizes)][owners]) * size
             if cut.size:
                 # records per cut block (only a chunk's last block may hold fewer)
-                lens = np.asarray([len(c) for c, _, _ in numeric], dtype=np.int64)
+                lens = np.asarray([len(d) for d, _ in numeric], dtype=np.int64)
                 n_cut = np.minimum(size, lens[owners] - at)
                 runs = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
                 ends = np.r_[0, np.cumsum(n_cut)][runs].tolist()
@@ -448,13 +502,15 @@ class TimeSeriesReads:
                 for (r0, r1), (e0, e1) in zip(
                     itertools.pairwise(runs.tolist()), itertools.pairwise(ends), strict=True
                 ):
-                    c, v, _ = numeric[int(owners[r0])]
+                    data = numeric[int(owners[r0])][0]
+                    v = idx.numbers(data)
+                    assert v is not None  # the chunk has block rows
                     take = (at[r0:r1, None] + step).ravel()[: e1 - e0]
-                    caps_of.append(c[take])
+                    caps_of.append(data.caps[take])
                     values_of.append(v[take])
                 pieces.append(np.repeat(cut, n_cut))
         extra = int(owner.size) if numeric else 0
-        for k, (_, _, b) in zip(ks, got, strict=True):
+        for k, (_, b) in zip(ks, got, strict=True):
             if b is None:  # no numeric payloads held: decode the records
                 i0 = idx.searchsorted(max(lo, int(idx.first_cap[k])))
                 i1 = idx.searchsorted(min(hi, int(idx.last_cap[k]) + 1))
@@ -470,7 +526,7 @@ class TimeSeriesReads:
             caps, values, piece = caps[mine], values[mine], piece[mine]
             cuts = np.flatnonzero(piece[1:] != piece[:-1]) + 1
             parts.append(Part.reduced(caps, values, edges, cuts))
-        return parts
+        return parts, edges
 
     @staticmethod
     def _bucketed(
@@ -483,17 +539,18 @@ class TimeSeriesReads:
         buckets: int | None,
         wm: int,
         every: int | None = None,
+        align: str | None = None,
     ) -> BucketWindow:
-        # as-of reads: the records themselves
+        # as-of reads (the records themselves: aligned edges stay where they are) and
+        # empty windows
         if len(caps):
             lo = int(caps[0]) if start is None else lo
             hi = int(caps[-1]) + 1 if end is None else hi
         if every is not None and not len(caps) and (start is None or end is None):
             lo, hi = (start, start) if start is not None else (end or 0, end or 0)
         s_lo, s_hi, count = _slices(lo, hi, buckets, every)
-        return BucketWindow(
-            len(caps), count, downsample(caps, values, s_lo, s_hi, count), wm, every
-        )
+        got = rollup_at([Part.raw(caps, values)], slice_edges(s_lo, s_hi, count))
+        return BucketWindow(len(caps), count, got, wm, every, align)
 
     # ------------------------------------------------------------------ many series
     def many(
@@ -506,6 +563,7 @@ class TimeSeriesReads:
         buckets: int | None = None,
         every: int | None = None,
         as_of: int | None = None,
+        align: str | None = None,
     ) -> list[RawWindow] | list[BucketWindow]:
         """One window of each series: raw (:meth:`range`) or downsampled (:meth:`downsampled`).
 
@@ -518,13 +576,16 @@ class TimeSeriesReads:
             start, end, as_of: as for :meth:`range`.
             limit: raw records per series (default 10,000, or fewer so that all the series
                 together stay within 100,000).
-            buckets, every: downsample (as :meth:`downsampled`).
+            buckets, every, align: downsample (as :meth:`downsampled`; aligned, each
+                series' edges move on its own rows).
 
         Raises:
             DataError: more than :data:`MAX_MANY_POINTS` records or slices in all.
         """
         n = max(len(targets), 1)
         if buckets is None and every is None:
+            if align is not None:
+                raise DataError("align applies to downsampled reads (buckets or every)")
             if limit is None:
                 limit = max(1, min(DEFAULT_LIMIT, MAX_MANY_POINTS // n))
             limit = _bounded(limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)
@@ -546,7 +607,10 @@ class TimeSeriesReads:
         elif buckets is not None:
             _over(_bounded(buckets, "buckets", 1, MAX_BUCKETS) * n, "buckets",
                   f"buckets={buckets}", n)  # fmt: skip
-        return [self.downsampled(t, buckets, start, end, as_of, every=every) for t in targets]
+        return [
+            self.downsampled(t, buckets, start, end, as_of, every=every, align=align)
+            for t in targets
+        ]
 
     # ------------------------------------------------------------------ resume
     def resume(

@@ -75,6 +75,13 @@ const EPOCH_US = 978307200000000n;
  * @property {(number|null)[]} max
  * @property {(number|null)[]} mean
  * @property {(number|null)[]} last Value of each slice's newest record.
+ * @property {'rows'} [align] Set when the slices were aligned (`align: 'rows'`); the
+ *   following fields are then given too.
+ * @property {number[]} [t_end] End (exclusive) of each slice in `unit`: the slice holds the
+ *   records with `t <= time < t_end`.
+ * @property {number[]} [t_first] Time of each slice's oldest record.
+ * @property {number[]} [t_last] Time of each slice's newest record.
+ * @property {(number|null)[]} [first] Value of each slice's oldest record.
  * @property {string} watermark
  */
 
@@ -222,6 +229,10 @@ export async function info(client, key, options = {}) {
  *   the oldest of the window come first, and when more remain the answer has
  *   `truncated: true` and `next` (continue with `start: next`).
  * @property {number} [buckets] Downsample to this many equal time slices (1..10,000).
+ * @property {'rows'} [align] With `buckets`: let each inner slice edge move, by at most a
+ *   quarter of a slice, to a boundary of the gateway's chunk summaries, so a long series is
+ *   downsampled from them without reading its records (the answer gives each slice's real
+ *   end and record times: `t_end`, `t_first`, `t_last`).
  * @property {TimeLike} [asOf] Read the series as it was at this watermark/time.
  * @property {Unit} [unit] Unit of the times in the answer (default `unix_s`).
  */
@@ -263,7 +274,7 @@ function callRange(client, key, options, unit, extra) {
  * @returns {Promise<RawAnswer | BucketsAnswer>}
  */
 export async function range(client, key, options = {}) {
-  return callRange(client, key, options, 'unix_s', { buckets: options.buckets });
+  return callRange(client, key, options, 'unix_s', { buckets: options.buckets, align: options.align });
 }
 
 /**
@@ -273,7 +284,7 @@ export async function range(client, key, options = {}) {
  * float64 values); a truncated answer continues with `start: next`.
  * @param {import('./client.js').Client} client
  * @param {string} key
- * @param {Omit<RangeOptions, 'buckets' | 'unit'> & {unit?: 'unix_ns' | 'tstorage_ns'}} [options]
+ * @param {Omit<RangeOptions, 'buckets' | 'align' | 'unit'> & {unit?: 'unix_ns' | 'tstorage_ns'}} [options]
  *   `unit` of the times (default `unix_ns`).
  * @returns {Promise<ColumnsAnswer>}
  */
@@ -287,9 +298,10 @@ export async function rangeColumns(client, key, options = {}) {
 }
 
 /**
- * A window downsampled to `buckets` slices of equal duration (min/max/mean/last/n each).
- * An unbounded side of the window ends at the first/last record. Values must be numbers,
- * else the gateway answers `DataError`.
+ * A window downsampled to `buckets` slices of equal duration (min/max/mean/last/n each),
+ * or with `align: 'rows'` slices whose inner edges moved to the gateway's chunk summaries
+ * (see {@link RangeOptions}). An unbounded side of the window ends at the first/last
+ * record. Values must be numbers, else the gateway answers `DataError`.
  * @param {import('./client.js').Client} client
  * @param {string} key
  * @param {number} buckets 1..10,000.

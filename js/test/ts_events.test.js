@@ -135,6 +135,26 @@ test('ts:range with buckets: min/max/mean/last/n per slice, as the Python client
   assert.ok(closeTimes(all.t, py.t));
 });
 
+test('ts:range with buckets aligned to the gateway\'s summary rows: each slice\'s real end and record times, as the Python client gets them', async () => {
+  const d = await timeseries.downsample(client, KEY, 4, { align: 'rows' });
+  assert.equal(d.align, 'rows');
+  assert.equal(d.n.reduce((a, x) => a + x, 0), N);
+  assert.deepEqual(d.t_end.slice(0, -1), d.t.slice(1)); // edge to edge: no hole in the records
+  const nominal = (times[N - 1] + 1e-9 - T0) / 4;
+  for (let b = 0; b < d.t.length; b++) {
+    assert.ok(d.t_end[b] - d.t[b] >= 0.5 * nominal && d.t_end[b] - d.t[b] <= 1.5 * nominal, `width ${b}`);
+    const inside = times.map((t, i) => [t, values[i]]).filter(([t]) => t >= d.t_first[b] - 1e-6 && t <= d.t_last[b] + 1e-6);
+    assert.equal(inside.length, d.n[b], `n ${b}`);
+    assert.equal(d.last[b], inside[inside.length - 1][1]);
+    assert.equal(d.first[b], inside[0][1]);
+  }
+  const [py] = await pyReads([{ op: 'downsample', buckets: 4, align: 'rows' }]);
+  for (const k of ['n', 'min', 'max', 'mean', 'last']) assert.deepEqual(py[k], d[k], k);
+  for (const k of ['t', 't_end', 't_first', 't_last']) assert.ok(closeTimes(d[k], py[k]), k);
+  // equal slices, as before, when not asked
+  assert.equal((await timeseries.downsample(client, KEY, 4)).t_end, undefined);
+});
+
 test('ts:resume returns exactly the records acquired since a watermark; asOf reads the series as it was', async () => {
   const { watermark } = await timeseries.info(client, KEY);
   const writer = startWriter(gw.tstoragePort);

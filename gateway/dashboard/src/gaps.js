@@ -47,3 +47,25 @@ export function breakGaps(t, cols, maxStep, before = null) {
   }
   return { t: outT, cols: outCols };
 }
+
+/**
+ * Aligned buckets (each with its own end): a null row inside every hole, i.e. where a
+ * bucket starts after the end of the one before (buckets with no record are not sent).
+ * @param {number[]} t Bucket starts, ascending.
+ * @param {number[]} ends Bucket ends (exclusive), as long as `t`.
+ * @param {(number|null)[][]} cols Columns beside `t`.
+ * @returns {{t: number[], cols: (number|null)[][]}}
+ */
+export function breakAtEnds(t, ends, cols) {
+  const outT = [];
+  const outCols = cols.map(() => /** @type {(number|null)[]} */ ([]));
+  for (let i = 0; i < t.length; i++) {
+    if (i > 0 && t[i] > ends[i - 1]) {
+      outT.push((ends[i - 1] + t[i]) / 2);
+      for (const c of outCols) c.push(null);
+    }
+    outT.push(t[i]);
+    cols.forEach((c, j) => outCols[j].push(c[i]));
+  }
+  return { t: outT, cols: outCols };
+}

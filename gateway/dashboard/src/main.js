@@ -8,7 +8,7 @@ import { SeriesChart } from './chart.js';
 import { SeriesTable, MAX_LINES } from './seriesTable.js';
 import { StatusView } from './status.js';
 import { formatCount, formatTime, formatValue, timeZoneLabel } from './format.js';
-import { rawMaxStep } from './gaps.js';
+import { breakAtEnds, rawMaxStep } from './gaps.js';
 import './style.css';
 
 const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
@@ -31,6 +31,8 @@ const state = {
   follow: true,
   /** @type {string} a key of RANGES, or 'custom' (a range the user zoomed or panned to) */
   range: 'all',
+  /** The range was not chosen: the first read of the whole series picks it (live or all). */
+  defaultPending: false,
   /** @type {{min: number, max: number} | null} the custom range */
   view: null,
   /** @type {import('./chart.js').SeriesMeta} */
@@ -179,22 +181,23 @@ async function pick(key, how = {}) {
   chart.set({ mode: 'raw', t: [], v: [], min: [], max: [] }, null);
   if (how.range !== undefined) setRange(how.range, how.view ?? null);
   else {
-    const range = await defaultRange(key);
-    if (state.key === key) setRange(range);
+    // A live window for a series written within its span, else all of it. Not listed
+    // yet, the series is read whole at once (no round trip to ask first): its newest
+    // time then decides, and a live series is read again on the live window.
+    const last = state.listed.get(key)?.last_time;
+    setRange(last === undefined ? 'all' : defaultRange(last));
+    state.defaultPending = last === undefined;
   }
 }
 
 /**
  * A live window for a series written within its span, else all of it.
- * @param {string} key
- * @returns {Promise<string>}
+ * @param {number|null} last The series' newest time (unix s), null when empty.
+ * @returns {string}
  */
-async function defaultRange(key) {
-  const client = state.client;
-  let last = state.listed.get(key)?.last_time;
-  if (last === undefined && client) last = (await guarded(() => timeseries.info(client, key)))?.last ?? null;
+function defaultRange(last) {
   const live = /** @type {number} */ (RANGES[LIVE_DEFAULT]);
-  return last !== null && last !== undefined && nowS() - last < live ? LIVE_DEFAULT : 'all';
+  return last !== null && nowS() - last < live ? LIVE_DEFAULT : 'all';
 }
 
 /**
@@ -215,6 +218,17 @@ function setOverlays(keys) {
  * @param {{min: number, max: number} | null} [view] The custom range.
  */
 function setRange(range, view = null) {
+  showRange(range, view);
+  void load();
+}
+
+/**
+ * Take a range as {@link setRange} does, without reading it (the records are read already).
+ * @param {string} range
+ * @param {{min: number, max: number} | null} [view]
+ */
+function showRange(range, view = null) {
+  state.defaultPending = false;
   const custom = range === 'custom' && view !== null;
   state.range = custom ? 'custom' : range in RANGES ? range : 'all';
   state.view = custom ? view : null;
@@ -224,7 +238,6 @@ function setRange(range, view = null) {
     b.setAttribute('aria-pressed', String(/** @type {HTMLElement} */ (b).dataset.range === state.range));
   }
   writeAddress();
-  void load();
 }
 
 /**
@@ -296,7 +309,10 @@ async function readRaw(client, key, options) {
 
 /**
  * The records of a view, through the gateway's ts:* events: raw when they fit one per
- * pixel twice over, else downsampled to one bucket per pixel.
+ * pixel twice over, else downsampled to one bucket per pixel, in buckets aligned to the
+ * gateway's chunk summaries (`align: 'rows'`): a long series is drawn from them without
+ * reading its records, each bucket at its own start. The whole series (no view) is asked
+ * raw and downsampled at once, one round trip whatever its size.
  * @param {import('../../../js/src/client.js').Client} client
  * @param {string} key
  * @param {{min: number, max: number} | null} view
@@ -306,6 +322,10 @@ async function readRaw(client, key, options) {
 async function readWindow(client, key, view) {
   const start = view?.min ?? null;
   const end = view?.max ?? null;
+  // Asked with the raw read, not after it; a failure is seen only if the buckets are used.
+  const overview = view === null
+    ? timeseries.downsample(client, key, chart.pixels, { align: 'rows' }).then((b) => ({ b }), (error) => ({ error }))
+    : null;
   const [info, raw] = await Promise.all([
     timeseries.info(client, key),
     readRaw(client, key, { start, end, limit: 2 * chart.pixels }),
@@ -316,15 +336,28 @@ async function readWindow(client, key, view) {
     return { ...head, mode: 'raw', truncated: false, in_window: raw.count, t: raw.t, v: raw.v };
   }
   try {
-    const b = await timeseries.downsample(client, key, chart.pixels, { start, end });
-    // Slices are equal: a step of more than one and a half slices skipped empty ones.
+    let b;
+    if (overview) {
+      const got = await overview;
+      if ('error' in got) throw got.error;
+      b = got.b;
+    } else {
+      b = await timeseries.downsample(client, key, chart.pixels, { start, end, align: 'rows' });
+    }
     const lo = start ?? info.first;
     const hi = end ?? info.last;
     const width = lo !== null && hi !== null && hi > lo ? (hi - lo) / chart.pixels : Infinity;
-    return {
-      ...head, mode: 'buckets', in_window: b.count, t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last,
-      maxStep: 1.5 * width,
-    };
+    const stats = { in_window: b.count, points: b.t.length };
+    if (b.t_end) {
+      // Aligned buckets are half to one and a half slices wide: a hole is where one starts
+      // after the end of the one before.
+      const { t, cols } = breakAtEnds(b.t, b.t_end, [b.min, b.max, b.mean, b.last]);
+      const [min, max, mean, last] = cols;
+      return { ...head, ...stats, mode: 'buckets', t, min, max, mean, last, maxStep: 2 * width };
+    }
+    // Slices are equal (a gateway without aligned buckets): a step of more than one and a
+    // half slices skipped empty ones.
+    return { ...head, ...stats, mode: 'buckets', t: b.t, min: b.min, max: b.max, mean: b.mean, last: b.last, maxStep: 1.5 * width };
   } catch (exc) {
     if (!(exc instanceof DataError)) throw exc;
   }
@@ -342,11 +375,26 @@ async function load() {
   const key = state.key;
   if (!client?.connected || key === null) return;
   const seq = ++state.loadSeq;
-  const view = currentView();
+  let view = currentView();
   state.loading++;
   state.loadedAt = nowS();
-  const w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
+  let w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
   if (!w || seq !== state.loadSeq || key !== state.key) return;
+  if (state.defaultPending) {
+    state.defaultPending = false;
+    const range = defaultRange(w.last_time);
+    if (range !== state.range && w.mode === 'raw' && !w.truncated) {
+      // A live series whose every record was read: its live window is a part of them.
+      showRange(range);
+      view = /** @type {{min: number, max: number}} */ (currentView());
+      let i = 0;
+      while (i < w.t.length && w.t[i] < view.min) i++;
+      w = { ...w, t: w.t.slice(i), v: w.v.slice(i), in_window: w.t.length - i };
+    } else if (range !== state.range) {
+      setRange(range); // a long live series: its live window is read instead of this
+      return;
+    }
+  }
   const data =
     w.mode === 'raw'
       ? { mode: 'raw', t: w.t, v: numbers(w.v), min: new Array(w.t.length).fill(null), max: new Array(w.t.length).fill(null), maxStep: rawMaxStep(w.t) }
@@ -358,7 +406,7 @@ async function load() {
   state.window = {
     mode: w.mode,
     in_window: w.in_window,
-    points: w.t.length,
+    points: w.points ?? w.t.length,
     numeric: w.mode === 'buckets' || w.v.length === 0 || ArrayBuffer.isView(w.v) || w.v.some((/** @type {unknown} */ x) => typeof x === 'number'),
     truncated: Boolean(w.truncated),
     part: w.part ?? 'newest',
@@ -613,7 +661,7 @@ async function start() {
   });
   // A series named in the address is drawn at once, in the range the address names; the
   // listing (a scan of TStorage the first time) runs alongside, asked once the window's
-  // reads are sent so that the gateway answers them first.
+  // reads are sent so that the gateway takes them first.
   const wanted = params.get('series');
   const picked = wanted ? pick(wanted, addressRange()) : Promise.resolve();
   // A link pasted into this tab changes only the address's fragment: follow it.

@@ -5,8 +5,8 @@ Argument: JSON ``{"url", "key", "ops": [op, ...]}``; each op is an object with `
 * ``{"op": "info"}``: ``{"count", "first", "last", "watermark"}``.
 * ``{"op": "range", "start"?, "end"?}``: every record of ``[start, end)`` (paged by the
   proxy), ``{"count", "t", "v"}``.
-* ``{"op": "downsample", "buckets", "start"?, "end"?}``: ``{"count", "t", "n", "min",
-  "max", "mean", "last"}``.
+* ``{"op": "downsample", "buckets", "start"?, "end"?, "align"?}``: ``{"count", "t", "n",
+  "min", "max", "mean", "last"}`` (aligned: also ``"t_end"``, ``"t_first"``, ``"t_last"``).
 * ``{"op": "latest", "n"}``: ``{"count", "t", "v"}``.
 * ``{"op": "resume", "since"}``: ``{"watermark", "t", "v", "acq"}``.
 
@@ -50,9 +50,14 @@ def run(ts: TimeSeries, op: dict[str, Any]) -> Any:
         w = ts.range(op.get("start"), op.get("end"))
         return {"count": w.count, "t": _ns(w.t), "v": _json(w.v)}
     if kind == "downsample":
-        d = ts.range(op.get("start"), op.get("end"), buckets=op["buckets"])
+        d = ts.range(op.get("start"), op.get("end"), buckets=op["buckets"], align=op.get("align"))
         stats = {k: _json(getattr(d, k)) for k in ("min", "max", "mean", "last")}
-        return {"count": d.count, "t": _ns(d.t), "n": d.n.tolist(), **stats}
+        edges = (
+            {k: _ns(getattr(d, k)) for k in ("t_end", "t_first", "t_last")}
+            if d.t_end is not None
+            else {}
+        )
+        return {"count": d.count, "t": _ns(d.t), "n": d.n.tolist(), **stats, **edges}
     if kind == "latest":
         w = ts.latest(op["n"])
         return {"count": w.count, "t": _ns(w.t), "v": _json(w.v)}
