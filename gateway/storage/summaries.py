@@ -397,8 +397,10 @@ class SeriesIndex:
         if vals is not None:
             if vals.size == 1:  # a List.append: Python floats add as float64 does
                 v = float(vals[0])
-                self.vmin[k] = np.minimum(self.vmin[k], v)  # NaN wins, as in np.min
-                self.vmax[k] = np.maximum(self.vmax[k], v)
+                low, high = float(self.vmin[k]), float(self.vmax[k])
+                # NaN wins, as in np.min/np.max (a comparison with NaN is False)
+                self.vmin[k] = v if v < low or v != v else low
+                self.vmax[k] = v if v > high or v != v else high
                 self.vsum[k] = float(self.vsum[k]) + v
                 self.vlast[k] = v
             else:
@@ -636,7 +638,8 @@ class SeriesIndex:
             touched: dict[int, CapIndex] = {}
             after: dict[int, int] = {}  # chunk -> its records before, all new ones after them
             groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
-            if int(cap_a.min()) >= int(self.lo[-1]):  # appends (a streamed build): last chunk
+            least = int(cap_a[0]) if cap_a.size == 1 else int(cap_a.min())
+            if least >= int(self.lo[-1]):  # appends (a streamed build): last chunk
                 groups = [(self.chunks - 1, None)]
             elif cap_a.size > 1 and bool((cap_a[1:] >= cap_a[:-1]).all()):
                 # records in cap order (a feed, a bulk write): each chunk's are one run,
