@@ -333,6 +333,8 @@ class SeriesIndex:
 
     def last(self) -> int | None:
         """The largest cap, or ``None`` when empty."""
+        if self.count[-1]:  # the last chunk holds it (an append asks for it every time)
+            return int(self.last_cap[-1])
         nonempty = np.flatnonzero(self.count)
         return int(self.last_cap[nonempty[-1]]) if nonempty.size else None
 
@@ -392,7 +394,11 @@ class SeriesIndex:
         if (numeric and vals is None) or (not numeric and self.dtype is not None and data.columnar):
             return False  # the chunk's kind of payloads changed
         self.count[k] = n
-        self._starts = None
+        s = self._starts
+        if s is not None:  # a new array: a reader may hold the old one outside the lock
+            s = s.copy()
+            s[k + 1 :] += n - n0
+        self._starts = s
         self.last_cap[k] = data.caps[n - 1]
         if vals is not None:
             if vals.size == 1:  # a List.append: Python floats add as float64 does

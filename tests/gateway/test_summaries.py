@@ -264,6 +264,10 @@ def test_appended_records_update_their_chunk_row_to_the_bits_of_a_recount(
         i += n
     t = reads.target(key)
     caps = reads.range(t, limit=1000).caps
+    assert gw.llen(full) == len(caps) == len(vals)  # and positions across chunk starts:
+    assert [gw.lindex(full, i) for i in (0, 49, 50, 51, 299, -1)] == [
+        str(vals[i]) for i in (0, 49, 50, 51, 299, -1)
+    ]
 
     def rows(g: GatewayStorage) -> list[tuple[Any, ...]]:
         _, lock, idx = g.series.series_index(TimeSeriesReads(g).target(key))
