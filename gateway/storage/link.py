@@ -240,8 +240,10 @@ class TStorageLink:
         self._scope.put_tried = True
         ticket = _Ticket(records, self._deadline())
         with self._put_lock:
-            self._put_queue.append(ticket)
             lead = not self._put_leader
+            if not lead:  # only a caller queued behind a PUT in flight waits to be woken
+                ticket.done = threading.Event()
+            self._put_queue.append(ticket)
             self._put_leader = True
         if not lead:
             self._await(ticket)
@@ -304,7 +306,8 @@ class TStorageLink:
                             t.error = TStorageOutcomeUnknown(
                                 "the write was interrupted; it may or may not be stored"
                             )
-                            t.done.set()
+                            if t is not mine:
+                                t.done.set()
                         raise
                 for t in batch:
                     t.error = error
@@ -556,6 +559,9 @@ class TStorageLink:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+_NEVER_WAITED = threading.Event()
+
+
 class _Ticket:
     """One caller's records waiting for a shared PUT."""
 
@@ -564,7 +570,9 @@ class _Ticket:
     def __init__(self, records: Sequence[PutRecord], deadline: float) -> None:
         self.records = records
         self.deadline = deadline  # time.monotonic() by which the caller hears the outcome
-        self.done = threading.Event()
+        # set for a caller that waits (see TStorageLink.put); a leading caller's ticket is
+        # never waited for or woken, and an Event per append is not free
+        self.done = _NEVER_WAITED
         self.error: BaseException | None = None
         self.lead = False  # set when the caller must lead the next PUTs
 

@@ -18,8 +18,9 @@ chunks, whatever the length of the series.
 
 A chunk's data is a :class:`~gateway.storage.index.CapIndex` (caps, and for fixed-size codecs
 the newest payload of each cap), so corrections and late records update it exactly as they
-updated the whole-series index before; its summary row is recomputed from it after every
-change (a chunk is small).
+updated the whole-series index before. Records added after a chunk's last one (appends)
+update its summary row by themselves (the sum adds values in cap order, so the row has the
+bits a recount gives); any other change recounts the row from the chunk (a chunk is small).
 
 A :class:`BoxIndex` holds the summaries of every series of one key box (a List's series, a
 Dict's meter) with the box's change-feed watermark; :class:`ChunkCache` is the cache the
@@ -225,6 +226,14 @@ def _empty_f() -> npt.NDArray[np.float64]:
     return np.full(1, np.nan)
 
 
+def _sum_in_order(vals: npt.NDArray[np.float64]) -> float:
+    """The sum of ``vals`` added one after the other, first to last: what a chunk's running
+    sum reaches when its records are appended one at a time, to the bit (numpy's ``sum``
+    adds pairwise, in another order)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+        return float(np.add.accumulate(vals)[-1])
+
+
 class SeriesIndex:
     """Chunk summaries of one series, with its chunks' records read on demand.
 
@@ -324,6 +333,8 @@ class SeriesIndex:
 
     def last(self) -> int | None:
         """The largest cap, or ``None`` when empty."""
+        if self.count[-1]:  # the last chunk holds it (an append asks for it every time)
+            return int(self.last_cap[-1])
         nonempty = np.flatnonzero(self.count)
         return int(self.last_cap[nonempty[-1]]) if nonempty.size else None
 
@@ -368,9 +379,43 @@ class SeriesIndex:
             return
         self.numeric[k] = True
         self.vmin[k], self.vmax[k] = np.min(vals), np.max(vals)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
-            self.vsum[k] = np.add.reduce(vals)
+        self.vsum[k] = _sum_in_order(vals)
         self.vfirst[k], self.vlast[k] = vals[0], vals[n - 1]
+
+    def _extend_row(self, k: int, data: CapIndex, n0: int) -> bool:
+        # Row k after records were added past the chunk's last one (positions n0.. of
+        # data; the rest as counted): updated by the new records alone, to the same bits
+        # a recount gives. False when it must be recounted instead.
+        n = len(data)
+        if n0 == 0 or n <= n0 or int(self.count[k]) != n0:
+            return False
+        numeric = bool(self.numeric[k])
+        vals = self._numbers(data, n0, n) if numeric else None
+        if (numeric and vals is None) or (not numeric and self.dtype is not None and data.columnar):
+            return False  # the chunk's kind of payloads changed
+        self.count[k] = n
+        s = self._starts
+        if s is not None:  # a new array: a reader may hold the old one outside the lock
+            s = s.copy()
+            s[k + 1 :] += n - n0
+        self._starts = s
+        self.last_cap[k] = data.caps[n - 1]
+        if vals is not None:
+            if vals.size == 1:  # a List.append: Python floats add as float64 does
+                v = float(vals[0])
+                low, high = float(self.vmin[k]), float(self.vmax[k])
+                # NaN wins, as in np.min/np.max (a comparison with NaN is False)
+                self.vmin[k] = v if v < low or v != v else low
+                self.vmax[k] = v if v > high or v != v else high
+                self.vsum[k] = float(self.vsum[k]) + v
+                self.vlast[k] = v
+            else:
+                self.vmin[k] = np.min(np.r_[self.vmin[k], vals])
+                self.vmax[k] = np.max(np.r_[self.vmax[k], vals])
+                self.vsum[k] = _sum_in_order(np.r_[self.vsum[k], vals])
+                self.vlast[k] = vals[-1]
+        self.dirty = True
+        return True
 
     def _numbers(self, data: CapIndex, j0: int, j1: int) -> npt.NDArray[np.float64] | None:
         if self.dtype is None or not data.columnar:
@@ -601,8 +646,10 @@ class SeriesIndex:
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
             touched: dict[int, CapIndex] = {}
+            after: dict[int, int] = {}  # chunk -> its records before, all new ones after them
             groups: list[tuple[int, npt.NDArray[Any] | slice | None]]
-            if int(cap_a.min()) >= int(self.lo[-1]):  # appends (a streamed build): last chunk
+            least = int(cap_a[0]) if cap_a.size == 1 else int(cap_a.min())
+            if least >= int(self.lo[-1]):  # appends (a streamed build): last chunk
                 groups = [(self.chunks - 1, None)]
             elif cap_a.size > 1 and bool((cap_a[1:] >= cap_a[:-1]).all()):
                 # records in cap order (a feed, a bulk write): each chunk's are one run,
@@ -634,6 +681,9 @@ class SeriesIndex:
                     c, a, p = cap_a[sel], acq_a[sel], list(payloads[sel])
                 else:
                     c, a, p = cap_a[sel], acq_a[sel], [payloads[i] for i in sel.tolist()]
+                n0 = len(data)
+                if n0 and int(c[0] if c.size == 1 else c.min()) > int(data.caps[n0 - 1]):
+                    after[k] = n0
                 if isinstance(p, np.ndarray) and data.columnar:
                     data.add_arrays(c, a, p, own=own)
                 else:
@@ -644,8 +694,13 @@ class SeriesIndex:
                 touched[k] = data
             # from the last row back: a split inserts rows after its own
             for k in sorted(touched, reverse=True):
-                if not self._split(k, touched[k]):  # a split counts its pieces' rows
-                    self._recount(k, touched[k])
+                data = touched[k]
+                if self._split(k, data):  # a split counts its pieces' rows
+                    continue
+                # records only after the chunk's last (appends) update its row; others
+                # (corrections, late records) recount it
+                if not (k in after and self._extend_row(k, data, after[k])):
+                    self._recount(k, data)
 
     @staticmethod
     def _groups(ks: npt.NDArray[np.int64]) -> list[tuple[int, npt.NDArray[Any] | slice | None]]:
@@ -719,12 +774,10 @@ class SeriesIndex:
         self.numeric[rows] = True
         self.vmin[rows] = np.minimum.reduceat(vals, starts)
         self.vmax[rows] = np.maximum.reduceat(vals, starts)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
-            # each piece summed as _count_row sums a chunk (reduceat adds in another order)
-            sums = [
-                np.add.reduce(v) for p in pieces if (v := self._numbers(p, 0, len(p))) is not None
-            ]
-            self.vsum[rows] = sums
+        # each piece summed as _count_row sums a chunk (reduceat adds in another order)
+        self.vsum[rows] = [
+            _sum_in_order(v) for p in pieces if (v := self._numbers(p, 0, len(p))) is not None
+        ]
         self.vfirst[rows], self.vlast[rows] = vals[starts], vals[ends - 1]
 
     def finish_build(self) -> None:

@@ -5,6 +5,7 @@ for one series far larger than it."""
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -237,3 +238,73 @@ def test_a_cold_chunk_read_holds_no_slack_and_keeps_the_prefix_counts(
             assert data.nbytes == n * (8 + 8 + 8)  # caps, acqs and 8-byte payloads, no slack
             assert idx.starts() is starts
     check_against(gw, reads, "meters/3/1", dict(zip(caps.tolist(), vals.tolist(), strict=True)))
+
+
+def test_appended_records_update_their_chunk_row_to_the_bits_of_a_recount(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """Appends one at a time and a few at once (a NaN and infinities among them) keep each
+    chunk's row exactly what a recount gives: the count, caps, min/max/first/last, and the
+    sum of its values added in cap order; the same after the chunks are read back from
+    TStorage, and in a fresh gateway that starts from the persisted summaries."""
+    cid = fresh_cid()
+    text = tiny(tstorage, cid, fresh_cid(), chunk=50, budget=100_000).replace(
+        "[generic]", "index_save = 0\n\n[generic]", 1
+    )
+    gw = make_storage(text)
+    reads = TimeSeriesReads(gw)
+    key, full = "meters/4/1", "znsocket.List:meters/4/1"
+    rng = np.random.default_rng(21)
+    vals = (rng.normal(size=420) * 1e3 + 1e-3).tolist()  # sums that depend on their order
+    vals[130], vals[260], vals[261] = float("nan"), float("inf"), float("-inf")
+    i = 0
+    while i < len(vals):
+        n = 1 if i % 100 < 80 else 3
+        assert gw.rpush(full, *(json.dumps(v) for v in vals[i : i + n])) == min(i + n, len(vals))
+        i += n
+    t = reads.target(key)
+    caps = reads.range(t, limit=1000).caps
+    assert gw.llen(full) == len(caps) == len(vals)  # and positions across chunk starts:
+    assert [gw.lindex(full, i) for i in (0, 49, 50, 51, 299, -1)] == [
+        str(vals[i]) for i in (0, 49, 50, 51, 299, -1)
+    ]
+
+    def rows(g: GatewayStorage) -> list[tuple[Any, ...]]:
+        _, lock, idx = g.series.series_index(TimeSeriesReads(g).target(key))
+        with lock:
+            return [tuple(vars(idx.summary(k)).values()) for k in range(idx.chunks)]
+
+    def recount(lo: int, cs: np.ndarray, vs: list[float]) -> tuple[Any, ...]:
+        total = 0.0
+        for v in vs:  # one after the other, as the chunk received them
+            total += v
+        a = np.asarray(vs)
+        return (lo, len(vs), int(cs[0]), int(cs[-1]), True, a.min(), a.max(), total, vs[0], vs[-1])
+
+    _, lock, idx = gw.series.series_index(t)
+    with lock:
+        los = idx.lo.tolist()
+    assert len(los) >= 8  # rows were appended to, and full chunks cut
+    bounds = np.searchsorted(caps, [*los[1:], 2**63 - 1])
+    want = [
+        recount(lo, caps[a:b], vals[a:b])
+        for lo, a, b in zip(los, [0, *bounds[:-1]], bounds, strict=True)
+    ]
+    assert any(np.isnan(w[5]) for w in want) and any(np.isnan(w[7]) for w in want)
+
+    def same(got: list[tuple[Any, ...]]) -> None:
+        assert [r[:5] for r in got] == [w[:5] for w in want]
+        # the values exactly (NaN where a NaN is)
+        np.testing.assert_array_equal([r[5:] for r in got], [w[5:] for w in want])
+
+    same(rows(gw))
+    gw.series.series_index(t, fresh=True)  # the feed brings the appends back (their acq)
+    with lock:  # every chunk read back from TStorage and recounted
+        for lo in los:
+            idx.drop(lo)
+        idx.preload(range(idx.chunks))
+    same(rows(gw))
+    fresh = make_storage(text)  # starts from the persisted summaries
+    same(rows(fresh))
+    model = dict(zip(caps.tolist(), vals, strict=True))
+    assert len(model) == len(vals) and len(fresh.lrange(full, 0, -1)) == len(vals)
