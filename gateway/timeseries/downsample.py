@@ -128,6 +128,9 @@ def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:
     Python integers do the arithmetic: ``hi - lo`` may exceed int64 for unbounded windows.
     """
     span = hi - lo
+    if span > 0 and span * count < _INT64[1] and _INT64[0] <= lo and hi <= _INT64[1]:
+        # no product overflows int64, and numpy's // floors as Python's does
+        return lo + span * np.arange(count + 1, dtype=np.int64) // count
     return np.asarray([lo + span * k // count for k in range(count + 1)], dtype=np.int64)
 
 

@@ -9,7 +9,7 @@ in the answer and nothing else. As-of reads and resumes are one acq-bounded TSto
 A numeric window read (:meth:`TimeSeriesReads.range_array`) whose chunks are mostly not
 cached (at least :data:`STREAM_CHUNKS` chunks' worth of records) streams its records
 straight from TStorage in numpy batches instead, bounded by the same watermark, and leaves
-the chunk cache as it was: paging through a series larger than ``index_budget`` would
+the chunk cache as it was: paging through a series larger than ``index_budget_bytes`` would
 otherwise read every chunk into the cache and evict it again before the next page.
 """
 
@@ -157,6 +157,11 @@ def _slices(lo: int, hi: int, buckets: int | None, every: int | None) -> tuple[i
         assert buckets is not None
         return lo, hi, buckets
     return interval_slices(lo, hi, every, MAX_BUCKETS)
+
+
+def _chunks(idx: SeriesIndex, i0: int, i1: int) -> int:
+    # how many chunks hold the records i0..i1-1
+    return idx.chunk_of_position(i1 - 1) + 1 - idx.chunk_of_position(i0)
 
 
 def _shift(edges: npt.NDArray[np.int64]) -> int:
@@ -404,7 +409,10 @@ class TimeSeriesReads:
             # the records of [lo, hi); the slices may reach past it (whole intervals)
             s_lo, s_hi, count = _slices(lo, hi, buckets, every)
             edges = slice_edges(s_lo, s_hi, count)
-            shift = _shift(edges) if align is not None else 0
+            # Edges move to spare chunk reads. Over no more chunks than slices, each chunk
+            # is about a slice wide or wider and is read either way: equal slices then.
+            moved = align is not None and _chunks(idx, i0, i1) > count
+            shift = _shift(edges) if moved else 0
             parts, edges = self._parts(t, idx, lo, hi, edges, shift)
             return BucketWindow(i1 - i0, count, rollup_at(parts, edges), wm, every, align)
 

@@ -202,6 +202,38 @@ def test_an_aligned_read_reads_only_the_chunks_at_the_window_ends(
     assert len(seen) >= 15
 
 
+def test_an_aligned_read_over_no_more_chunks_than_slices_keeps_equal_slices(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """4,000 records in 250 chunks of 16: 400 buckets (a chunk wider than a slice, read
+    whichever way the edges lie) keep equal slices, on a fresh gateway and warm alike;
+    100 buckets (2.5 chunks a slice) move their edges to chunk ends. Every answer is exact
+    for its edges."""
+    cid = fresh_cid()
+    n = 4000
+    caps = T0 + np.arange(n, dtype=np.int64) * 100
+    vals = np.cos(np.arange(n) / 30.0)
+    put(tstorage, cid, 6, 1, caps, vals)
+    builder = make_storage(config(tstorage, cid, fresh_cid()))
+    TimeSeriesReads(builder).info(TimeSeriesReads(builder).target(KEY))  # builds and saves
+    reads = TimeSeriesReads(make_storage(config(tstorage, cid, fresh_cid())))
+    t = reads.target(KEY)
+    lo, hi = int(caps[0]), int(caps[-1]) + 1
+    for _ in ("fresh", "warm"):
+        nominal = slice_edges(lo, hi, 400)
+        w = reads.downsampled(t, 400, align="rows")
+        check_window(w, caps, vals, lo, hi, nominal)
+        np.testing.assert_array_equal(w.buckets.start, nominal[:-1])
+        np.testing.assert_array_equal(w.buckets.end, nominal[1:])
+        assert w.align == "rows"
+        nominal = slice_edges(lo, hi, 100)
+        w = reads.downsampled(t, 100, align="rows")
+        check_window(w, caps, vals, lo, hi, nominal)
+        assert not np.array_equal(w.buckets.start, nominal[:-1])
+        ends = set(caps[::16].tolist()) | set((caps[15::16] + 1).tolist())  # chunk ends
+        assert set(w.buckets.start[1:].tolist()) <= ends | set(nominal.tolist())
+
+
 def test_align_is_checked_and_answered_with_each_buckets_end_and_record_times(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
