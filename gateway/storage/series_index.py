@@ -203,7 +203,7 @@ class SeriesIndexes:
         """What the indexes hold against their budgets (for ``/health``)."""
         with self._guard:
             boxes = list(self._boxes.values())
-        rows = sum(i.chunks for b in boxes for i in b.moids.values())
+        rows = sum(i.chunks for b in boxes for i in list(b.moids.values()))
         summary_bytes = sum(b.nbytes for b in boxes)
         return {
             "held_bytes": summary_bytes + self._chunks.nbytes(),
@@ -505,21 +505,34 @@ class SeriesIndexes:
         gained: dict[int, int] = {}
         changed: dict[int, set[int]] = {}
         count = 0
-        for arr in parts:  # batch by batch: no copy of the whole feed
-            if not len(arr):
-                continue
-            count += len(arr)
-            moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
-            if self.on_change is not None:
-                first = int(moids[0])
-                if bool((moids == first).all()):  # one series (a List's box): no selection
-                    _news(box.series(first), caps, rows, first, gained, changed)
-                else:
-                    for moid in np.unique(moids).tolist():
-                        sel = moids == moid
-                        _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
-            box.add_columns(moids, caps, arr["acq"], rows)
-        box.acq0 = max(box.acq0, acq)
+        # In key order, a chunk gets records from two batches only where one batch ends
+        # and the next goes on: that chunk stays cached meanwhile (see SeriesIndex.feed_pin).
+        pinned: SeriesIndex | None = None
+        try:
+            for arr in parts:  # batch by batch: no copy of the whole feed
+                if not len(arr):
+                    continue
+                count += len(arr)
+                moids, caps, rows = arr["moid"], arr["cap"], _payload_rows(arr, size)
+                if self.on_change is not None:
+                    first = int(moids[0])
+                    if bool((moids == first).all()):  # one series (a List's box): no selection
+                        _news(box.series(first), caps, rows, first, gained, changed)
+                    else:
+                        for moid in np.unique(moids).tolist():
+                            sel = moids == moid
+                            _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
+                box.add_columns(moids, caps, arr["acq"], rows)
+                # moved only now: the previous batch's last chunk stayed pinned while this
+                # batch (its news, its records) went in
+                last = box.series(int(moids[-1]))
+                if pinned is not None and pinned is not last:
+                    pinned.feed_pin = None
+                last.feed_pin, pinned = int(caps[-1]), last
+            box.acq0 = max(box.acq0, acq)
+        finally:
+            if pinned is not None:
+                pinned.feed_pin = None
         if gained or changed:
             self._announce(box, gained, changed)
         return count

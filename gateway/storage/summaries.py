@@ -287,6 +287,10 @@ class SeriesIndex:
         self.unsettled = False
         #: a streamed build is running: its last chunk stays cached
         self.building = False
+        #: a cap whose chunk the change feed's next batch may add records to: that chunk
+        #: stays cached until the feed is over (read again below the feed's watermark, it
+        #: would lack the records of the batches applied before)
+        self.feed_pin: int | None = None
         #: summaries changed since they were last persisted
         self.dirty = False
         #: the persisted summaries this index last loaded or saved, and when (monotonic)
@@ -463,8 +467,11 @@ class SeriesIndex:
         return sum(int(self.count[k]) for k in range(k0, k1) if int(self.lo[k]) not in self._data)
 
     def pinned(self, lo: int) -> bool:
-        """True when chunk ``lo`` must stay cached (own writes unsettled, build tail)."""
-        return self.unsettled or (self.building and lo == int(self.lo[-1]))
+        """True when chunk ``lo`` must stay cached (own writes unsettled, build tail, the
+        chunk a change feed's batches share)."""
+        if self.unsettled or (self.building and lo == int(self.lo[-1])):
+            return True
+        return self.feed_pin is not None and lo == int(self.lo[self.chunk_of_cap(self.feed_pin)])
 
     def drop(self, lo: int) -> int:
         """Forget the cached records of chunk ``lo``; returns how many."""
@@ -899,9 +906,10 @@ class BoxIndex:
     @property
     def size(self) -> int:
         """Summary rows held, weighted as records (the memory budget counts these)."""
-        return sum(i.chunks for i in self.moids.values() if len(i)) * SUMMARY_WEIGHT
+        # a copy: other threads add series (a feed, a Dict's new field) without this lock
+        return sum(i.chunks for i in list(self.moids.values()) if len(i)) * SUMMARY_WEIGHT
 
     @property
     def nbytes(self) -> int:
         """Bytes of the summary rows held (``index_budget_bytes`` counts these)."""
-        return sum(i.summary_bytes() for i in self.moids.values())
+        return sum(i.summary_bytes() for i in list(self.moids.values()))  # a copy, as above
