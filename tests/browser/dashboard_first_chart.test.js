@@ -50,6 +50,42 @@ function logWire() {
   });
 }
 
+const HOLD_MS = 1500;
+
+// Runs in the page before its scripts when the address asks for it (`?hold-raw`): holds
+// the answer of the first raw read in binary columns, and every message after it, for
+// HOLD_MS, then hands them to the page in order. What the page draws meanwhile did not
+// wait for that answer.
+function holdRawAnswer(/** @type {number} */ ms) {
+  if (!location.search.includes('hold-raw')) return;
+  /** @type {{from: number|null, until: number|null, held: number}} */
+  const hold = { from: null, until: null, held: 0 };
+  // @ts-ignore
+  window.__hold = hold;
+  /** @type {MessageEvent[]} */
+  const queue = [];
+  const onmessage = /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage'));
+  Object.defineProperty(WebSocket.prototype, 'onmessage', {
+    configurable: true,
+    get() { return onmessage.get?.call(this); },
+    set(fn) {
+      onmessage.set?.call(this, (/** @type {MessageEvent} */ ev) => {
+        const columns = typeof ev.data === 'string' && /^46\d+-\/znsocket,\d+\[\{"data":\{[^}]*"mode":"columns"/.test(ev.data);
+        if (hold.from === null && columns) {
+          hold.from = performance.now();
+          setTimeout(() => {
+            hold.until = performance.now();
+            for (const held of queue.splice(0)) fn(held);
+          }, ms);
+        }
+        if (hold.from === null || hold.until !== null) return fn(ev);
+        hold.held++;
+        queue.push(ev);
+      });
+    },
+  });
+}
+
 /**
  * The page's calls and answers in order: `{dir, event?, id, at, text}` per socket.io packet
  * (a polling payload holds several).
@@ -88,6 +124,7 @@ before(async () => {
   assert.equal((await writer.write({ cid: 1, mid: 42, moid: 1, points: live })).ok, true);
   browser = await openBrowser();
   await browser.page.addInitScript(logWire);
+  await browser.page.addInitScript(holdRawAnswer, HOLD_MS);
 });
 
 after(async () => {
@@ -142,6 +179,24 @@ for (const [what, address, range, shown] of [
     assert.deepEqual(browser.errors, []);
   });
 }
+
+test('the first chart of a long whole series does not wait for its raw read', async () => {
+  const { page } = browser;
+  await page.goto('about:blank');
+  await page.goto(`${gw.url}/?hold-raw#series=meters/40/1&range=all`);
+  const state = () => window.dashboard.state;
+  await waitInPage(page, () => window.dashboard.state.firstDrawMs !== null && window.dashboard.state.window !== null, 10000, 'the first chart');
+  const hold = await page.evaluate(() => /** @type {any} */ (window).__hold);
+  assert.ok(hold.from !== null && hold.held > 0, 'the raw answer came over the WebSocket and was held');
+  const { firstDrawMs, window: shown } = await page.evaluate(state);
+  assert.ok(hold.until === null || firstDrawMs < hold.until, `drawn at ${firstDrawMs} ms, the raw answer handed over at ${hold.until} ms`);
+  assert.equal(shown.mode, 'buckets');
+  assert.equal(shown.in_window, 20000);
+  // the held answers, handed over later, change nothing and raise nothing
+  await waitInPage(page, () => /** @type {any} */ (window).__hold.until !== null, 10000, 'the held answers');
+  assert.deepEqual(await page.evaluate(() => window.dashboard.state.window), shown);
+  assert.deepEqual(browser.errors, []);
+});
 
 test('the whole series is drawn from aligned buckets, each at its own start', async () => {
   const { page } = browser;
