@@ -50,6 +50,54 @@ function logWire() {
   });
 }
 
+const HOLD_MS = 1500;
+
+// Runs in the page before its scripts when the address asks for it (`?hold-raw`): holds
+// the answer of the first raw read in binary columns, and every message after it, for
+// HOLD_MS, then hands them to the page in order (over the WebSocket or, before the
+// upgrade, in a polling answer). What the page draws meanwhile did not wait for it.
+function holdRawAnswer(/** @type {number} */ ms) {
+  if (!location.search.includes('hold-raw')) return;
+  /** @type {{from: number|null, until: number|null, held: number}} */
+  const hold = { from: null, until: null, held: 0 };
+  // @ts-ignore
+  window.__hold = hold;
+  /** @type {(() => void)[]} */
+  const queue = [];
+  const columns = /(^|\x1e)46\d+-\/znsocket,\d+\[\{"data":\{[^}]*"mode":"columns"/;
+  /** Hand `deliver` over now, or queue it while the hold lasts. @param {unknown} data @param {() => void} deliver */
+  const pass = (data, deliver) => {
+    if (hold.from === null && typeof data === 'string' && columns.test(data)) {
+      hold.from = performance.now();
+      setTimeout(() => {
+        hold.until = performance.now();
+        for (const held of queue.splice(0)) held();
+      }, ms);
+    }
+    if (hold.from === null || hold.until !== null) return deliver();
+    hold.held++;
+    queue.push(deliver);
+  };
+  const onmessage = /** @type {PropertyDescriptor} */ (Object.getOwnPropertyDescriptor(WebSocket.prototype, 'onmessage'));
+  Object.defineProperty(WebSocket.prototype, 'onmessage', {
+    configurable: true,
+    get() { return onmessage.get?.call(this); },
+    set(fn) {
+      onmessage.set?.call(this, (/** @type {MessageEvent} */ ev) => pass(ev.data, () => fn(ev)));
+    },
+  });
+  const xhrSend = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (body) {
+    const handler = this.onreadystatechange;
+    const xhr = this;
+    this.onreadystatechange = function (ev) {
+      if (xhr.readyState !== 4) return handler?.call(this, ev);
+      pass(xhr.responseText, () => handler?.call(this, ev));
+    };
+    return xhrSend.call(this, body);
+  };
+}
+
 /**
  * The page's calls and answers in order: `{dir, event?, id, at, text}` per socket.io packet
  * (a polling payload holds several).
@@ -88,6 +136,7 @@ before(async () => {
   assert.equal((await writer.write({ cid: 1, mid: 42, moid: 1, points: live })).ok, true);
   browser = await openBrowser();
   await browser.page.addInitScript(logWire);
+  await browser.page.addInitScript(holdRawAnswer, HOLD_MS);
 });
 
 after(async () => {
@@ -118,7 +167,7 @@ for (const [what, address, range, shown] of [
   // read whole, then shown on its live hour: the records of the hour, not read again
   ['a small series being written, named without a range', '#series=meters/42/1', '1h', 3],
 ]) {
-  test(`the first chart (${what}) is read in one round trip, before the series listing`, async () => {
+  test(`the first chart (${what}) is read in one round trip, then the series listing`, async () => {
     const { page } = browser;
     const log = await open(address);
     const drawnAt = await page.evaluate(() => window.dashboard.state.firstDrawMs);
@@ -132,9 +181,10 @@ for (const [what, address, range, shown] of [
     const late = calls.filter((p) => p.event === 'ts:range' && p.at <= drawnAt && log.indexOf(p) > log.indexOf(firstAnswer));
     const order = JSON.stringify(log.map((p) => [p.dir, p.event, p.id]));
     assert.deepEqual(late.map((p) => p.id), [], `a window read sent after an answer, before the chart: ${order}`);
-    // The listing is asked only once the chart's reads are out.
+    // The listing is asked only once the chart's reads are answered: it does not compete
+    // with them in the gateway.
     const listing = calls.find((p) => p.event === 'dashboard:series');
-    assert.ok(listing && log.indexOf(listing) > log.indexOf(firstRange), `the listing after the first window read: ${order}`);
+    assert.ok(listing && log.indexOf(listing) > log.indexOf(firstAnswer), `the listing after the window's answers: ${order}`);
     assert.equal((await page.evaluate(() => window.dashboard.state.window)).in_window, shown);
     assert.equal(await page.evaluate(() => window.dashboard.state.range), range);
     const drawn = await page.evaluate(() => window.dashboard.chartData());
@@ -142,6 +192,24 @@ for (const [what, address, range, shown] of [
     assert.deepEqual(browser.errors, []);
   });
 }
+
+test('the first chart of a long whole series does not wait for its raw read', async () => {
+  const { page } = browser;
+  await page.goto('about:blank');
+  await page.goto(`${gw.url}/?hold-raw#series=meters/40/1&range=all`);
+  const state = () => window.dashboard.state;
+  await waitInPage(page, () => window.dashboard.state.firstDrawMs !== null && window.dashboard.state.window !== null, 10000, 'the first chart');
+  const hold = await page.evaluate(() => /** @type {any} */ (window).__hold);
+  assert.ok(hold.from !== null && hold.held > 0, 'the raw answer was held');
+  const { firstDrawMs, window: shown } = await page.evaluate(state);
+  assert.ok(hold.until === null || firstDrawMs < hold.until, `drawn at ${firstDrawMs} ms, the raw answer handed over at ${hold.until} ms`);
+  assert.equal(shown.mode, 'buckets');
+  assert.equal(shown.in_window, 20000);
+  // the held answers, handed over later, change nothing and raise nothing
+  await waitInPage(page, () => /** @type {any} */ (window).__hold.until !== null, 10000, 'the held answers');
+  assert.deepEqual(await page.evaluate(() => window.dashboard.state.window), shown);
+  assert.deepEqual(browser.errors, []);
+});
 
 test('the whole series is drawn from aligned buckets, each at its own start', async () => {
   const { page } = browser;

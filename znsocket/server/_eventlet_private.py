@@ -15,6 +15,10 @@ rows 1 and 2):
   :class:`BufferedSocket` fills a buffer with one ``recv`` of up to 64 KiB.
 * ``unmask``: eventlet unmasks client frames one byte at a time in a Python generator
   (``_apply_mask``); :func:`unmask` XORs whole buffers at once.
+* ``fast_deflate``: with permessage-deflate (browsers ask for it), eventlet compresses every
+  message at zlib's default level 6, several milliseconds of the one event loop for an
+  answer of 100 KiB of JSON numbers; :data:`DEFLATE_LEVEL` compresses it about five times
+  faster into about a tenth more bytes. The client inflates the same message either way.
 
 Guards (on with the fast paths off): a reader that has run for :data:`TURN_S` lets the
 other green threads run before it reads on (:class:`BufferedSocket`). eventlet bounds each frame but joins the fragments of
@@ -28,6 +32,7 @@ while its connection owes more than its bound.
 from __future__ import annotations
 
 import warnings
+import zlib
 from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +47,7 @@ from znsocket.protocol.masking import xor_mask
 from znsocket.server.doors import Door
 
 __all__ = [
+    "DEFLATE_LEVEL",
     "DOOR",
     "READ_SIZE_BYTES",
     "TURN_S",
@@ -57,7 +63,7 @@ DOOR = Door(
     "eventlet",
     "0.39",
     "0.42",
-    ("buffered_reads", "unmask"),
+    ("buffered_reads", "unmask", "fast_deflate"),
     "its fast paths, the bound on the fragments of one WebSocket message, skipping empty "
     "frames, and the per-connection bound on unsent answers (send_buffer_per_connection)",
 )
@@ -67,6 +73,8 @@ READ_SIZE_BYTES = 65536
 #: Longest time (seconds) a reader serves a connection whose data never runs out before
 #: letting the other green threads run.
 TURN_S = 0.005
+#: zlib level of the messages sent with permessage-deflate on the fast path (1: fastest).
+DEFLATE_LEVEL = 1
 
 
 def unmask(data: bytes, mask: Any, length: int | None = None, offset: int = 0) -> bytes:
@@ -183,9 +191,30 @@ class GuardedWebSocket(eventlet_websocket.RFC6455WebSocket):
 
 
 class FastWebSocket(GuardedWebSocket):
-    """:class:`GuardedWebSocket` unmasking whole buffers at once."""
+    """:class:`GuardedWebSocket` unmasking whole buffers at once and compressing at
+    :data:`DEFLATE_LEVEL` (permessage-deflate)."""
 
     _apply_mask = staticmethod(unmask)
+    _deflate_enc: Any  # eventlet's (set in its __init__)
+
+    def _get_permessage_deflate_enc(self) -> Any:
+        # eventlet's own choice of compressor (window bits, context takeover negotiated at
+        # the handshake), at a faster level; eventlet calls this once per message
+        options = self.extensions.get("permessage-deflate")
+        if options is None or self.client:
+            return super()._get_permessage_deflate_enc()
+        _used["fast_deflate"] += 1
+        if options.get("server_no_context_takeover"):
+            return _deflater(options)
+        if self._deflate_enc is None:
+            self._deflate_enc = _deflater(options)
+        return self._deflate_enc
+
+
+def _deflater(options: dict[str, Any]) -> Any:
+    """A raw-deflate compressor with the window the client accepted (RFC 7692)."""
+    bits = options.get("server_max_window_bits", zlib.MAX_WBITS)
+    return zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, -bits)
 
 
 class HookedWebSocketWSGI(engineio_eventlet.WebSocketWSGI):

@@ -13,6 +13,8 @@ import './style.css';
 
 const POLL_MS = 250; // new points show within a poll plus the gateway's 100 ms staleness bound
 const SERIES_MS = 2000;
+/** The listing waits at most this long for the first chart's reads (a slow first read). */
+const LISTING_WAIT_MS = 1000;
 const RAW_LIMIT = 20000; // new records read at most per poll (more: the view is reloaded)
 /** The time range presets (seconds back from now); `all` is the whole series. */
 const RANGES = /** @type {Record<string, number|null>} */ ({ '5m': 300, '1h': 3600, '24h': 86400, '7d': 604800, all: null });
@@ -326,10 +328,15 @@ async function readWindow(client, key, view) {
   const overview = view === null
     ? timeseries.downsample(client, key, chart.pixels, { align: 'rows' }).then((b) => ({ b }), (error) => ({ error }))
     : null;
-  const [info, raw] = await Promise.all([
-    timeseries.info(client, key),
-    readRaw(client, key, { start, end, limit: 2 * chart.pixels }),
-  ]);
+  const limit = 2 * chart.pixels;
+  const askedInfo = timeseries.info(client, key);
+  const asked = readRaw(client, key, { start, end, limit });
+  asked.catch(() => {}); // a failure is seen below, where the raw answer is waited for
+  const info = await askedInfo;
+  // A whole series of more records than the raw read returns is drawn from its buckets:
+  // its raw answer (truncated, answered after the buckets) is not waited for.
+  const truncated = overview !== null && info.count > limit;
+  const raw = truncated ? { mode: 'raw', truncated: true, count: info.count } : await asked;
   const head = { count: info.count, last_time: info.last, first_time: info.first };
   if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
   if (!raw.truncated) {
@@ -369,16 +376,26 @@ async function readWindow(client, key, view) {
   return { ...head, mode: 'raw', truncated: true, part, in_window: raw.count, t: shown.t, v: shown.v };
 }
 
+/** Called once a window read was answered (or failed, or could not be sent). */
+let windowAnswered = () => {};
+/** Settles when the page's first window read was answered: the listing waits for it. */
+const firstWindow = new Promise((resolve) => {
+  windowAnswered = () => resolve(undefined);
+});
+
 /** (Re)load the visible window: downsampled to one bucket per pixel when large. */
 async function load() {
   const client = state.client;
   const key = state.key;
-  if (!client?.connected || key === null) return;
+  if (!client?.connected || key === null) return windowAnswered();
   const seq = ++state.loadSeq;
   let view = currentView();
   state.loading++;
   state.loadedAt = nowS();
-  let w = await guarded(() => readWindow(client, key, view)).finally(() => state.loading--);
+  let w = await guarded(() => readWindow(client, key, view)).finally(() => {
+    state.loading--;
+    windowAnswered();
+  });
   if (!w || seq !== state.loadSeq || key !== state.key) return;
   if (state.defaultPending) {
     state.defaultPending = false;
@@ -660,8 +677,8 @@ async function start() {
     }
   });
   // A series named in the address is drawn at once, in the range the address names; the
-  // listing (a scan of TStorage the first time) runs alongside, asked once the window's
-  // reads are sent so that the gateway takes them first.
+  // listing (reads of TStorage, a scan the first time) is asked once the window's reads
+  // are answered (or after LISTING_WAIT_MS), so that it does not compete with them.
   const wanted = params.get('series');
   const picked = wanted ? pick(wanted, addressRange()) : Promise.resolve();
   // A link pasted into this tab changes only the address's fragment: follow it.
@@ -678,6 +695,7 @@ async function start() {
     }
   });
   await picked;
+  if (wanted) await Promise.race([firstWindow, new Promise((r) => setTimeout(r, LISTING_WAIT_MS))]);
   await refreshSeries();
   setInterval(refreshSeries, SERIES_MS);
   setInterval(() => {

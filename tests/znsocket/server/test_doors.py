@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -17,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Ping, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 
 import znsocket
 from tests._servers import ROOT, ServerProcess, spawn
-from tests.znsocket.server.conftest import RawClient
+from tests.znsocket.server.conftest import NAMESPACE, RawClient
 from znsocket.protocol.framing import encode_buffer
 from znsocket.server import _engineio_private, _eventlet_private, _socketio_private
 
@@ -93,6 +97,9 @@ def exercise(url: str) -> dict[str, Any]:
             "unknown": client.cmd("no_such_command"),
             "config": client.call("server_config"),
         }
+        # a value of 120 kB of numbers, read back as a browser reads it (compressed)
+        client.cmd("set", "numbers", json.dumps([i / 7 for i in range(6000)]))
+        answers["deflated"] = deflated_call(url, "get", ["numbers"])
         client.emit("refresh", {"target": "znsocket.List:l", "data": {"start": 0}})
         lst = znsocket.List(znsocket.Client.from_url(url.replace("http", "znsocket")), "zl")
         lst.extend(["x", "y"])
@@ -102,6 +109,46 @@ def exercise(url: str) -> dict[str, Any]:
     finally:
         client.close()
         watcher.close()
+
+
+def deflated_call(url: str, event: str, args: list[Any], timeout: float = 10.0) -> Any:
+    """Call ``event`` over a WebSocket that negotiated permessage-deflate, as browsers do
+    (wsproto, which python-engineio's simple-websocket brings); returns the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    ws = WSConnection(ConnectionType.CLIENT)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    request = Request(
+        host=f"{host}:{port}",
+        target="/socket.io/?EIO=4&transport=websocket",
+        extensions=[PerMessageDeflate()],
+    )
+    sock.sendall(ws.send(request))
+    sent = False
+    try:
+        while True:
+            data = sock.recv(65536)
+            assert data, "the server closed the connection"
+            ws.receive_data(data)
+            for ev in ws.events():
+                if isinstance(ev, AcceptConnection):
+                    assert [e.name for e in ev.extensions] == ["permessage-deflate"]
+                elif isinstance(ev, Ping):
+                    sock.sendall(ws.send(ev.response()))
+                elif isinstance(ev, TextMessage):
+                    assert ev.message_finished
+                    text = ev.data
+                    if text.startswith("0"):  # Engine.IO open: join the namespace
+                        sock.sendall(ws.send(TextMessage(data=f"40{NAMESPACE},")))
+                    elif text == "2":
+                        sock.sendall(ws.send(TextMessage(data="3")))
+                    elif text.startswith(f"40{NAMESPACE},") and not sent:
+                        call = json.dumps([event, [args, {}]])
+                        sock.sendall(ws.send(TextMessage(data=f"42{NAMESPACE},1{call}")))
+                        sent = True
+                    elif text.startswith(f"43{NAMESPACE},1"):
+                        return json.loads(text.removeprefix(f"43{NAMESPACE},1"))[0]
+    finally:
+        sock.close()
 
 
 def _wait(get: Any, timeout: float = 10.0) -> Any:
@@ -131,7 +178,10 @@ def default_run(script: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any], 
 def test_every_fast_path_runs_by_default(
     default_run: tuple[dict[str, Any], dict[str, Any], str],
 ) -> None:
-    _answers, report, log = default_run
+    answers, report, log = default_run
+    # the compressed answer inflates to the value, compressed on the faster path
+    assert json.loads(answers["deflated"]["data"]) == [i / 7 for i in range(6000)]
+    assert report["eventlet"]["used"]["fast_deflate"] > 0
     assert set(report) == set(LIBRARIES)
     for library, door in report.items():
         assert door["open"] and door["fast"], library
