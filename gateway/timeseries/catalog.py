@@ -175,11 +175,21 @@ class SeriesCatalog:
                 # one series in the whole batch (the usual case): no sort of the rows
                 seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
             elif len(arr):
-                keys = np.unique(np.stack([arr["cid"], arr["mid"], arr["moid"]], axis=1), axis=0)
-                seen.update(map(tuple, keys.tolist()))
+                seen.update(_series_of(arr))
 
         # through the link: its TLS context, deadline and error messages
         return self.storage.link.stream_columns(lo, hi, size, take, _DISCOVERY_BATCH_BYTES)
+
+
+def _series_of(arr: Any) -> set[tuple[int, int, int]]:
+    """The distinct ``(cid, mid, moid)`` of a batch of records: those of the rows that
+    start a run of one series. Exact in any row order (every row is in a run whose first
+    row names its series); streams come in key order, so the runs are few and no sort of
+    the rows is needed."""
+    cols = [arr[f] for f in _SERIES_FIELDS]
+    starts = np.ones(len(arr), dtype=bool)
+    starts[1:] = np.logical_or.reduce([c[1:] != c[:-1] for c in cols])
+    return set(zip(*(c[starts].tolist() for c in cols), strict=True))
 
 
 def _template(rule: Rule) -> str | None:

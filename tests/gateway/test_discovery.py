@@ -12,12 +12,13 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 import znsocket
 from gateway.keymap import KeyMap, Rule, SeriesKey, compile_pattern
-from gateway.timeseries.catalog import _list_keys, _template
+from gateway.timeseries.catalog import _list_keys, _series_of, _template
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_keymap import _JSON, _rules, mids, moids
@@ -220,3 +221,20 @@ def test_listed_keys_are_those_the_key_map_shows_for_the_series(
     for km in _keymaps():
         lists = [(rule, _template(rule)) for rule in km.rules if rule.kind == "list"]
         assert _list_keys(km, lists, s) == [k for k, f in km.keys_for_series(s) if f is None]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(-2, 2), st.integers(0, 3)), max_size=60),
+    st.booleans(),
+)
+def test_a_batchs_series_are_found_in_any_row_order(
+    rows: list[tuple[int, int, int]], in_key_order: bool
+) -> None:
+    """Discovery takes the rows that start a run of one series: every series of a batch is
+    found, whether the rows come in key order (as streams do) or not."""
+    if in_key_order:
+        rows = sorted(rows)
+    arr = np.zeros(len(rows), dtype=[("cid", "<i4"), ("mid", "<i8"), ("moid", "<i4")])
+    for i, row in enumerate(rows):
+        arr[i] = row
+    assert _series_of(arr) == set(rows)
