@@ -18,7 +18,7 @@ random positions. The data directory is only read, but LMDB needs it writable: p
 Usage::
 
     .venv/bin/python bench/tstorage_narrow_get.py --data /tmp/narrow-10m --records 10000000 \\
-        --old-tree /path/to/old/checkout
+        --old-tree /path/to/old/checkout [--sizes 64,4096,100000,1000000]
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ SIZES = (64, 4096, 100_000)
 ACQ_MAX = 2**62
 
 
-def boxes(records: int, repeats: int, seed: int) -> dict[int, list[tuple[int, int]]]:
+def boxes(
+    records: int, repeats: int, seed: int, sizes: tuple[int, ...] = SIZES
+) -> dict[int, list[tuple[int, int]]]:
     """For each size, ``repeats`` cap ranges ``[a, b)`` of that many records."""
     rng = random.Random(seed)
     out = {}
-    for n in SIZES:
+    for n in sizes:
         starts = [rng.randrange(0, records - n) for _ in range(repeats)]
         out[n] = [(T0 + i * STEP, T0 + (i + n) * STEP) for i in starts]
     return out
@@ -73,7 +75,7 @@ def timed(
 ) -> dict[str, Any]:
     """Times ``count(a, b)`` (records with cap in ``[a, b)``) over the plan, after a few
     GETs elsewhere so that a fresh process's first calls are not what is measured."""
-    for a, b in plan[SIZES[0]][:WARM_UP]:
+    for a, b in plan[min(plan)][:WARM_UP]:
         count(a + STEP * 7919, b + STEP * 7919)
     out: dict[str, Any] = {}
     for n, ranges in plan.items():
@@ -156,6 +158,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--old-tree", default="", help="checkout to compare with ('' skips it)")
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="records per GET, comma-separated (default %(default)s)",
+    )
     parser.add_argument("--inner-store", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner_store:
@@ -177,13 +184,14 @@ def main() -> None:
             print(f"loaded in {seconds:.1f} s", file=sys.stderr)
         marker.write_text(str(args.records))
     records = int(marker.read_text())
-    plan = boxes(records, args.repeats, args.seed)
+    sizes = tuple(int(n) for n in args.sizes.split(","))
+    plan = boxes(records, args.repeats, args.seed, sizes)
     trees = [("old", Path(args.old_tree))] if args.old_tree else []
     trees.append(("new", ROOT))
     results = {name: run_tree(tree, args.data, plan) for name, tree in trees}
     print(json.dumps({"records": records, "repeats": args.repeats, **results}, indent=1))
     print(f"\n{'records':>8} {'path':>5} " + " ".join(f"{name:>18}" for name, _ in trees))
-    for n in SIZES:
+    for n in sizes:
         for path in ("store", "wire"):
             cells = [
                 f"{results[name][path][str(n)]['median_ms']:>8} ({results[name][path][str(n)]['p90_ms']})"

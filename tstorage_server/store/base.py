@@ -363,59 +363,76 @@ class BlockSnapshot(Snapshot):
     ) -> Iterator[RecordBlock]:
         """Merge a group of blocks whose key ranges overlap, a window at a time.
 
-        Every block is sorted, so each round takes from every block the records up to a cut
-        key K (the smallest of the blocks' window-end keys): no record left behind can sort
-        before what is emitted, and at most about ``piece_records`` records and
-        ``piece_bytes`` payload bytes per block are held (more only when many records share
-        the cut key, or one record is larger).
+        A block may come in several parts (its stored segments): they are consecutive in
+        key order, so only a block's first part with records left takes part in a round,
+        and a block alone in the group is copied out window by window with no key
+        compared. Among several blocks, each round takes from every block the records up
+        to a cut key K (the smallest of the blocks' window-end keys): no record left
+        behind can sort before what is emitted, and at most about ``piece_records``
+        records and ``piece_bytes`` payload bytes per block are held (more only when many
+        records share the cut key, or one record is larger).
         Equal keys stay in insertion order: parts are concatenated in block order and the
         sort is stable.
         """
         corners = B.box_corners(kmin, kmax)
         if corners is None:
             return
-        cursors: list[_Cursor] = []
+        chains: list[list[_Cursor]] = []  # per block, its parts in key order
         for meta in sorted(group, key=lambda m: m.block_id):
             # Only the part of the block between the box's corners is ever looked at, so
             # a narrow GET into a huge block costs its result, not the block.
             parts = self._reader.parts(meta, corners)
             if parts:
                 unsure = B.unsure_components(corners, meta.mins, meta.maxs, kmin, kmax)
-                # consecutive parts of one block in order: equal keys keep their order
-                cursors.extend(_Cursor(part, unsure) for part in parts)
-        # A round may end short of a piece (at a block part's end): its last piece waits
-        # for the next round's records, so pieces stay full where records remain.
-        held: RecordBlock | None = None
+                chains.append([_Cursor(part, unsure) for part in parts])
+        # Records taken but not yet sent: a piece goes out once full, so pieces stay full
+        # where records remain, and each record is copied into a piece once.
+        pending: list[RecordBlock] = []
+        held_r = held_b = 0
         while True:
-            active = [c for c in cursors if c.pos < c.count]
-            if not active:
-                if held is not None:
-                    yield held
+            for chain in chains:
+                while chain and chain[0].pos >= chain[0].count:
+                    chain.pop(0)
+            chains = [chain for chain in chains if chain]
+            if not chains:
+                if pending:
+                    yield RecordBlock.concat(pending)
                 return
-            if len(active) == 1:
-                stop = active[0].window_end(piece_records, piece_bytes)
+            if len(chains) == 1:
+                head = chains[0][0]
+                stop = head.window_end(piece_records - held_r, max(1, piece_bytes - held_b))
+                taken = head.take(stop, kmin, kmax)
             else:
-                cut = min(c.key_at(c.window_end(piece_records, piece_bytes) - 1) for c in active)
-                stop = -1
-            parts = []
-            for c in active:
-                # All records equal to the cut go now, also past a block's window, or a
-                # later round would put them after equal keys of younger blocks.
-                end = stop if len(active) == 1 else c.upper(cut, c.count)
-                part = c.take(end, kmin, kmax)
-                if len(part.keys):
-                    parts.append(part)
-            if not parts:
+                cut = min(
+                    c[0].key_at(c[0].window_end(piece_records, piece_bytes) - 1) for c in chains
+                )
+                parts = []
+                for chain in chains:
+                    # All records equal to the cut go now, also past a block's window or
+                    # into its next part, or a later round would put them after equal
+                    # keys of younger blocks.
+                    for cursor in chain:
+                        end = cursor.upper(cut, cursor.count)
+                        part = cursor.take(end, kmin, kmax)
+                        if len(part.keys):
+                            parts.append(part)
+                        if end < cursor.count:
+                            break
+                taken = RecordBlock.concat(parts)
+                if len(parts) > 1 and not B.is_sorted(taken.keys):
+                    taken = taken.take(B.sort_order(taken.keys))
+            if not len(taken.keys):
                 continue
-            merged = RecordBlock.concat(parts)
-            if len(parts) > 1 and not B.is_sorted(merged.keys):
-                merged = merged.take(B.sort_order(merged.keys))
-            if held is not None:
-                merged, held = RecordBlock.concat([held, merged]), None
-            pieces = B.split(merged, piece_records, piece_bytes)
+            pending.append(taken)
+            held_r += len(taken.keys)
+            held_b += int(taken.offsets[-1])
+            if held_r < piece_records and held_b < piece_bytes:
+                continue
+            pieces = B.split(RecordBlock.concat(pending), piece_records, piece_bytes)
             last = pieces[-1]
+            pending, held_r, held_b = [], 0, 0
             if len(last.keys) < piece_records and int(last.offsets[-1]) < piece_bytes:
-                held = pieces.pop()
+                pending, held_r, held_b = [pieces.pop()], len(last.keys), int(last.offsets[-1])
             yield from pieces
 
 
