@@ -44,6 +44,10 @@ gateway's ``[tstorage]`` section (e.g. ``index_budget_bytes = 268435456``).
 ``--build-only`` times only the one-time build, by this tree and by each other checkout
 given, taking turns (``--repeats`` builds each).
 
+``--windows 0.0001,0.001,0.01`` adds the first 1,000-bucket ``ts:range`` over random
+windows of those fractions of the series, aligned and equal, each in a fresh gateway
+started from the run's summaries (``--window-rounds`` windows per size).
+
 With ``--data DIR --keep`` a directory loaded by an earlier run (it holds a ``loaded`` file
 with its record count, which must equal ``--records``) is measured without loading again.
 The summaries' ``index_cid`` of the run is in the output: a fresh gateway given that cid
@@ -544,6 +548,50 @@ def run_design(
     return out
 
 
+def window_sweep(
+    config: Path, tree: Path, series: Series, fractions: list[float], rounds: int, seed: int
+) -> dict[str, Any]:
+    """First 1,000-bucket ``ts:range`` over random windows of each size (a fraction of the
+    series), aligned and equal, each read by a fresh gateway started from the saved
+    summaries (nothing cached), every answer checked against the records."""
+    rng = random.Random(seed)
+    span = series.records * STEP
+    out: dict[str, Any] = {}
+    for fraction in fractions:
+        width = max(STEP, int(span * fraction))
+        row: dict[str, Any] = {"records": width // STEP}
+        for align in ("rows", None):
+            times: list[float] = []
+            errors: list[str] = []
+            for _ in range(rounds):
+                w0 = T0 + rng.randrange(0, span - width + 1)
+                with gateway(config, tree) as gw:
+                    c = znsocket.Client.from_url(
+                        f"znsocket://127.0.0.1:{gw.port}", call_timeout=CALL_TIMEOUT
+                    )
+                    try:
+                        ts = TimeSeries(c, f"meters/{MID}/{MOID}")
+                        t0 = time.perf_counter()
+                        got = ts.range(
+                            unix_ns(w0), unix_ns(w0 + width), buckets=WINDOW_BUCKETS, align=align
+                        )
+                        ms = round((time.perf_counter() - t0) * 1e3, 2)
+                    finally:
+                        c.close()
+                times.append(ms)
+                if align is None:
+                    errors += bucket_errors(got, series, w0, w0 + width, WINDOW_BUCKETS, None)
+                else:
+                    errors += aligned_errors(got, series, w0, w0 + width, WINDOW_BUCKETS, None)
+            row["aligned" if align else "equal"] = {
+                "first_ms": times,
+                "checks": errors[:5] or "all exact",
+            }
+        out[f"{fraction:g}"] = row
+        print(f"  window {fraction:g}: {row}", file=sys.stderr)
+    return out
+
+
 def builds(trees: list[Path], ts_port: int, tmp: Path, repeats: int) -> dict[str, Any]:
     """Build rates of the one-time build by each tree, the trees taking turns (a loaded
     machine then weighs on each alike); each build saves summaries of its own."""
@@ -581,6 +629,13 @@ def main() -> None:
         "--index-cid", type=int, default=0, help="start from summaries saved under this cid"
     )
     parser.add_argument("--extra", default="", help="lines added to [tstorage] (\\n apart)")
+    parser.add_argument(
+        "--windows",
+        default="",
+        help="also a sweep of first reads over random windows of these sizes (fractions of "
+        "the series, comma-separated), each in a fresh gateway",
+    )
+    parser.add_argument("--window-rounds", type=int, default=3, help="windows per size")
     parser.add_argument(
         "--build-only",
         nargs="*",
@@ -621,6 +676,12 @@ def main() -> None:
                     name, tree, ts.port, Path(tmp), data, series, args.repeats, gcid,
                     args.index_cid, args.extra.replace("\\n", "\n"),
                 )  # fmt: skip
+            if args.windows and args.build_only is None:
+                config = Path(tmp) / "summaries.toml"  # the summaries' run: its index_cid
+                fractions = [float(f) for f in args.windows.split(",")]
+                result["windows"] = window_sweep(
+                    config, ROOT, series, fractions, args.window_rounds, args.records
+                )
     finally:
         ts.stop()
         if not args.keep:
