@@ -27,6 +27,7 @@ from gateway.timeseries.times import parse_unit
 from tests._servers import ServerProcess
 from tests.gateway.test_index_build import put
 from tests.gateway.test_persisted_summaries import config
+from tests.gateway.test_rollup_edges import outside_changes
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
@@ -49,6 +50,17 @@ def chunk_reads(gw: GatewayStorage, cid: int) -> list[tuple[Any, Any]]:
 
         setattr(gw.link, name, spy)
     return seen
+
+
+def saved_series(
+    make_storage: Make, tstorage: ServerProcess, cid: int, generic: int, caps: np.ndarray,
+    vals: np.ndarray, index_chunk: int = 16,
+) -> None:  # fmt: skip
+    """Store the records of ``KEY`` and let a gateway build and save their summaries (the
+    gateways of the test then start from them)."""
+    put(tstorage, cid, 6, 1, caps, vals)
+    builder = make_storage(config(tstorage, cid, generic, index_chunk))
+    TimeSeriesReads(builder).info(TimeSeriesReads(builder).target(KEY))
 
 
 def check_window(
@@ -140,23 +152,14 @@ def test_aligned_buckets_agree_with_numpy_at_the_edges_they_report(
     caps = T0 + np.cumsum(steps)
     vals = rng.normal(size=caps.size).round(2)
     vals[[100, 2000]] = np.nan
-    put(tstorage, cid, 6, 1, caps, vals)
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, chunk)
     model = dict(zip(caps.tolist(), vals.tolist(), strict=True))
-    builder = make_storage(config(tstorage, cid, fresh_cid(), chunk))
-    TimeSeriesReads(builder).info(TimeSeriesReads(builder).target(KEY))  # builds and saves
     fresh = make_storage(config(tstorage, cid, fresh_cid(), chunk))
     reads = TimeSeriesReads(fresh)
     moved = check(reads, model, rng, 30)  # first reads: chunks cached as they are read
     moved += check(reads, model, rng, 30)  # warm
     assert moved > 50  # edges did move: the test means something
-    fix = rng.choice(caps, 60, replace=False)
-    late = rng.choice(caps[:-1], 60, replace=False) + 1
-    late = late[~np.isin(late, caps)]
-    tail = caps[-1] + 3 * np.arange(1, 201, dtype=np.int64)  # grows and splits the last chunk
-    more = np.concatenate([fix, late, tail])
-    more_vals = rng.normal(size=more.size).round(2)
-    put(tstorage, cid, 6, 1, more, more_vals)
-    model.update(zip(more.tolist(), more_vals.tolist(), strict=True))
+    outside_changes(tstorage, cid, 6, caps, model, rng, 60)
     fresh.series.series_index(reads.target(KEY), fresh=True)  # the change feed, now
     check(reads, model, rng, 30)
     # and a gateway that starts from the summaries saved before the writes catches up
@@ -174,9 +177,7 @@ def test_an_aligned_read_reads_only_the_chunks_at_the_window_ends(
     n = 4000
     caps = T0 + np.arange(n, dtype=np.int64) * 100
     vals = np.sin(np.arange(n) / 40.0)
-    put(tstorage, cid, 6, 1, caps, vals)
-    builder = make_storage(config(tstorage, cid, fresh_cid()))
-    TimeSeriesReads(builder).info(TimeSeriesReads(builder).target(KEY))  # builds and saves
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals)
 
     def fresh_reads() -> tuple[TimeSeriesReads, list[tuple[Any, Any]]]:
         gw = make_storage(config(tstorage, cid, fresh_cid()))
@@ -213,9 +214,7 @@ def test_an_aligned_read_over_no_more_chunks_than_slices_keeps_equal_slices(
     n = 4000
     caps = T0 + np.arange(n, dtype=np.int64) * 100
     vals = np.cos(np.arange(n) / 30.0)
-    put(tstorage, cid, 6, 1, caps, vals)
-    builder = make_storage(config(tstorage, cid, fresh_cid()))
-    TimeSeriesReads(builder).info(TimeSeriesReads(builder).target(KEY))  # builds and saves
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals)
     reads = TimeSeriesReads(make_storage(config(tstorage, cid, fresh_cid())))
     t = reads.target(KEY)
     lo, hi = int(caps[0]), int(caps[-1]) + 1

@@ -42,6 +42,23 @@ def expect(
     }
 
 
+def outside_changes(
+    ts: ServerProcess, cid: int, mid: int, caps: np.ndarray, model: dict[int, float],
+    rng: np.random.Generator, n: int,
+) -> None:  # fmt: skip
+    """One PUT by another writer of ``n`` corrections of held caps, up to ``n`` late records
+    between them and ``2 * n + 20`` appends (they grow and split the last chunk); ``model``
+    follows it."""
+    fix = rng.choice(caps, n, replace=False)
+    late = rng.choice(caps[:-1], n, replace=False) + 1
+    late = late[~np.isin(late, caps)]
+    tail = caps[-1] + 3 * np.arange(1, 2 * n + 21, dtype=np.int64)
+    more = np.concatenate([fix, late, tail])
+    more_vals = rng.normal(size=more.size).round(2)
+    put(ts, cid, mid, 1, more, more_vals)
+    model.update(zip(more.tolist(), more_vals.tolist(), strict=True))
+
+
 def check(reads: TimeSeriesReads, key: str, model: dict[int, float], rng: np.random.Generator,
           rounds: int) -> None:  # fmt: skip
     t = reads.target(key)
@@ -106,14 +123,7 @@ def test_rollups_agree_with_numpy_at_every_edge(
     reads = TimeSeriesReads(gw)
     check(reads, "meters/5/1", model, rng, 40)
     # corrections, late records and appends land in cached and uncached chunks alike
-    fix = rng.choice(caps, 40, replace=False)
-    late = rng.choice(caps[:-1], 40, replace=False) + 1
-    late = late[~np.isin(late, caps)]
-    tail = caps[-1] + 3 * np.arange(1, 101, dtype=np.int64)  # grows and splits the last chunk
-    more = np.concatenate([fix, late, tail])
-    more_vals = rng.normal(size=more.size).round(2)
-    put(tstorage, cid, 5, 1, more, more_vals)
-    model.update(zip(more.tolist(), more_vals.tolist(), strict=True))
+    outside_changes(tstorage, cid, 5, caps, model, rng, 40)
     gw.series.series_index(reads.target("meters/5/1"), fresh=True)
     check(reads, "meters/5/1", model, rng, 40)
     _, _, idx = gw.series.series_index(reads.target("meters/5/1"))
