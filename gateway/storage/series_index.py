@@ -482,12 +482,13 @@ class SeriesIndexes:
                     held = idx.payload(k.cap)
                     if held is not None and held != p:
                         changed.setdefault(k.moid, set()).add(k.cap)
-        box.add_records((k.moid, k.cap, k.acq, p) for k, p in got)
+        with box.feeding():
+            box.add_records((k.moid, k.cap, k.acq, p) for k, p in got)
+            box.acq0 = max(box.acq0, acq)
         if box.payload_size is None:
             # recent records are likely read next: cache them
             for k, payload in got:
                 self.values.offer((k.cid, k.mid, k.moid, k.cap), k.acq, payload)
-        box.acq0 = max(box.acq0, acq)
         if gained or changed:
             self._announce(box, gained, changed)
         return len(got)
@@ -505,10 +506,7 @@ class SeriesIndexes:
         gained: dict[int, int] = {}
         changed: dict[int, set[int]] = {}
         count = 0
-        # In key order, a chunk gets records from two batches only where one batch ends
-        # and the next goes on: that chunk stays cached meanwhile (see SeriesIndex.feed_pin).
-        pinned: SeriesIndex | None = None
-        try:
+        with box.feeding():
             for arr in parts:  # batch by batch: no copy of the whole feed
                 if not len(arr):
                     continue
@@ -523,16 +521,7 @@ class SeriesIndexes:
                             sel = moids == moid
                             _news(box.series(moid), caps[sel], rows[sel], moid, gained, changed)
                 box.add_columns(moids, caps, arr["acq"], rows)
-                # moved only now: the previous batch's last chunk stayed pinned while this
-                # batch (its news, its records) went in
-                last = box.series(int(moids[-1]))
-                if pinned is not None and pinned is not last:
-                    pinned.feed_pin = None
-                last.feed_pin, pinned = int(caps[-1]), last
             box.acq0 = max(box.acq0, acq)
-        finally:
-            if pinned is not None:
-                pinned.feed_pin = None
         if gained or changed:
             self._announce(box, gained, changed)
         return count

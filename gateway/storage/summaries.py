@@ -29,6 +29,7 @@ chunks of all series share.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -287,10 +288,10 @@ class SeriesIndex:
         self.unsettled = False
         #: a streamed build is running: its last chunk stays cached
         self.building = False
-        #: a cap whose chunk the change feed's next batch may add records to: that chunk
-        #: stays cached until the feed is over (read again below the feed's watermark, it
-        #: would lack the records of the batches applied before)
-        self.feed_pin: int | None = None
+        #: a change feed is being applied (:meth:`BoxIndex.feeding`): the records it added
+        #: are above the box's watermark until it ends, so a chunk dropped meanwhile would
+        #: be read again without them; every chunk stays
+        self.feeding = False
         #: summaries changed since they were last persisted
         self.dirty = False
         #: the persisted summaries this index last loaded or saved, and when (monotonic)
@@ -467,11 +468,9 @@ class SeriesIndex:
         return sum(int(self.count[k]) for k in range(k0, k1) if int(self.lo[k]) not in self._data)
 
     def pinned(self, lo: int) -> bool:
-        """True when chunk ``lo`` must stay cached (own writes unsettled, build tail, the
-        chunk a change feed's batches share)."""
-        if self.unsettled or (self.building and lo == int(self.lo[-1])):
-            return True
-        return self.feed_pin is not None and lo == int(self.lo[self.chunk_of_cap(self.feed_pin)])
+        """True when chunk ``lo`` must stay cached (own writes unsettled, a change feed
+        being applied, build tail)."""
+        return self.unsettled or self.feeding or (self.building and lo == int(self.lo[-1]))
 
     def drop(self, lo: int) -> int:
         """Forget the cached records of chunk ``lo``; returns how many."""
@@ -503,12 +502,16 @@ class SeriesIndex:
         # than twice its size
         return int(np.minimum(self.count[a:b], 2 * self.chunk_records).sum())
 
-    def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> None:
+    def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> dict[int, CapIndex]:
         """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
         each: a run spans at most ``most`` chunks (fewer when that many would hold more
         than the cache's ``run_bytes``) and bridges up to ``gap`` chunks not asked for
         (reading a few more records costs less than another GET). Bridged chunks are
-        cached cold: they are the first to make room."""
+        cached cold: they are the first to make room.
+
+        Returns the chunks of ``ks`` it read, by their first cap: room made for later runs
+        may drop them from the cache before the caller uses them."""
+        read: dict[int, CapIndex] = {}
         per_chunk = max(1, self.chunk_records * self.record_bytes())
         most = max(1, min(most, self.cache.run_bytes // per_chunk))
         with self.lock:
@@ -522,7 +525,7 @@ class SeriesIndex:
                     runs.append([k])
             for run in runs:
                 if len(run) == 1:
-                    self.chunk(run[0])
+                    read[int(self.lo[run[0]])] = self.chunk(run[0])
                     continue
                 run = list(range(run[0], run[-1] + 1))
                 a, b = run[0], run[-1] + 1
@@ -536,7 +539,10 @@ class SeriesIndex:
                     self.stale.discard(lo)
                     self._recount(k, piece)
                     self.cache.touch(self, lo, cold=k not in asked)
+                    if k in asked:
+                        read[lo] = piece
                 del data  # the run's arrays go before the next run is read
+        return read
 
     # ------------------------------------------------------------ positions
     def cap_at(self, i: int) -> int:
@@ -614,11 +620,14 @@ class SeriesIndex:
         """
         out: list[tuple[CapIndex, Blocks | None]] = []
         with self.lock:
-            self.preload(ks)
+            read = self.preload(ks)
             los = self.lo[ks].tolist()
             for k, key in zip(ks, los, strict=True):
+                # a chunk this read brought in may have made room for the others already
                 data = self._data.get(key)
-                if data is None:  # evicted meanwhile to make room for the others
+                if data is None:
+                    data = read.get(key)
+                if data is None:
                     data = self.chunk(k)
                 blocks = self._blocks.get(key)
                 if blocks is None:
@@ -839,6 +848,7 @@ class BoxIndex:
         self.moids: dict[int, SeriesIndex] = {}
         self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
         self._make = make
+        self._feeding = False
 
     @property
     def building(self) -> bool:
@@ -860,7 +870,23 @@ class BoxIndex:
         idx = self.moids.get(moid)
         if idx is None:
             idx = self.moids[moid] = self._make(self, moid)
+            idx.feeding = self._feeding
         return idx
+
+    @contextlib.contextmanager
+    def feeding(self) -> Iterator[None]:
+        """While a change feed's records are applied (until ``acq0`` covers them): every
+        chunk of the box's series stays cached, as with own writes not settled yet. The
+        cache may hold the chunks the feed changes beyond its budget meanwhile."""
+        self._feeding = True
+        for idx in list(self.moids.values()):
+            idx.feeding = True
+        try:
+            yield
+        finally:
+            self._feeding = False
+            for idx in list(self.moids.values()):
+                idx.feeding = False
 
     def add_records(
         self, records: Iterable[tuple[int, int, int, bytes]], *, own: bool = False

@@ -10,6 +10,7 @@ the two chunks at the window's ends, none for the whole series."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -299,3 +300,28 @@ def test_aligned_buckets_over_the_wire_and_through_time_series(
         assert client.call("ts:info", KEY)["data"]["count"] == 3000  # still serving
     finally:
         client.close()
+
+
+def test_a_read_of_more_chunks_than_the_cache_holds_reads_each_once(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """1,280 records in 80 chunks of 16, a record budget (1,000) below what the read needs:
+    the chunks a read brings in serve it even when they made room for each other, so a
+    rollup over all of them is one GET per run of chunks, not one more per chunk dropped."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(1280, dtype=np.int64) * 100
+    vals = np.sin(np.arange(1280) / 25.0)
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals)
+    gw = make_storage(
+        config(tstorage, cid, fresh_cid()).replace("index_budget = 100000", "index_budget = 1000")
+    )
+    reads = TimeSeriesReads(gw)
+    t = reads.target(KEY)
+    assert reads.info(t)[0] == 1280
+    seen = chunk_reads(gw, cid)
+    lo, hi = int(caps[0]), int(caps[-1]) + 1
+    w = reads.downsampled(t, 200)  # 2.5 slices a chunk: every chunk is read
+    check_window(w, caps, vals, lo, hi, slice_edges(lo, hi, 200))
+    spans = sorted((lo[3], hi[3]) for lo, hi in seen)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # each once
+    assert 1 <= len(spans) <= 2

@@ -6,6 +6,7 @@ gateway's own accounting (``/health``) stays within the budget, and so does its 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -169,11 +170,14 @@ def test_a_gateway_process_holds_a_long_series_within_its_byte_budget(
 
 
 @pytest.mark.parametrize(
-    ("budget_line", "chunk"),
+    ("budget_line", "chunk", "held", "added", "moids"),
     [
-        ("index_budget_bytes = 65536", 64),  # many chunks, more than the budget holds
-        ("index_budget_bytes = 65536", 4096),  # one chunk outgrows the budget
-        ("index_budget = 1000", 4096),  # the record bound, not the byte one
+        ("index_budget_bytes = 65536", 64, 10, 4000, 1),  # many chunks, more than it holds
+        ("index_budget_bytes = 65536", 4096, 10, 4000, 1),  # one chunk outgrows the budget
+        ("index_budget_bytes = 65536", 4096, 10, 5000, 1),  # ... and splits
+        ("index_budget = 1000", 4096, 10, 4000, 1),  # the record bound, not the byte one
+        ("index_budget = 1000", 4096, 2000, 4000, 1),  # over the budget before, not cached
+        ("index_budget_bytes = 65536", 256, 500, 3000, 3),  # three Lists and their Dict
     ],
 )
 def test_a_change_feed_in_many_batches_keeps_every_record_within_a_tight_budget(
@@ -183,26 +187,41 @@ def test_a_change_feed_in_many_batches_keeps_every_record_within_a_tight_budget(
     monkeypatch: pytest.MonkeyPatch,
     budget_line: str,
     chunk: int,
+    held: int,
+    added: int,
+    moids: int,
 ) -> None:
-    """An outside writer appends 4,000 records to a 10-record series; the gateway's change
-    feed brings them in ~50-record batches while its budget drops chunks. The chunk one
-    batch ends in and the next goes on in is not dropped in between: read again below the
-    feed's watermark, it would lack the first batch's records for good."""
+    """An outside writer appends to series the gateway holds; its change feed brings the
+    records in ~50-record batches while the budget drops chunks. No chunk the feed changed
+    is dropped before the feed is over: read again below the feed's watermark, it would
+    lack the feed's earlier records for good."""
     monkeypatch.setattr(series_module, "_STREAM_BATCH_BYTES", 2048)
     cid = fresh_cid()
-    caps = T0 + np.arange(4010, dtype=np.int64) * 10
-    vals = np.arange(4010, dtype=np.float64)
-    put(tstorage, cid, 4, 1, caps[:10], vals[:10])
+    n = held + added
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.arange(n, dtype=np.float64)
+    for moid in range(1, moids + 1):
+        put(tstorage, cid, 4, moid, caps[:held], vals[:held] + moid)
     lines = f"index_chunk = {chunk}\n{budget_line}\nindex_persist = false"
     config = meter_config(tstorage, cid, fresh_cid())
     gw = make_storage(config.replace("[generic]", f"{lines}\n\n[generic]", 1))
-    full = "znsocket.List:meters/4/1"
-    assert gw.llen(full) == 10
-    put(tstorage, cid, 4, 1, caps[10:], vals[10:])
     reads = TimeSeriesReads(gw)
-    t = reads.target("meters/4/1")
-    gw.series.series_index(t, fresh=True)  # the change feed, now
-    assert gw.llen(full) == 4010
-    window = reads.range(t, limit=10_000)
-    assert window.caps.tolist() == caps.tolist()
-    assert window.values == vals.tolist()
+    for moid in range(1, moids + 1):
+        assert gw.llen(f"znsocket.List:meters/4/{moid}") == held
+    if moids > 1:
+        assert gw.hgetall("znsocket.Dict:meters/4")  # the Dict's box: every moid at once
+    for moid in range(1, moids + 1):
+        put(tstorage, cid, 4, moid, caps[held:], vals[held:] + moid)
+    if moids > 1:  # the Dict's box (its three series fed at once), after max_staleness
+        time.sleep(0.3)
+        got = gw.hgetall("znsocket.Dict:meters/4")
+        assert {k: float(v) for k, v in got.items()} == {
+            str(m): float(vals[-1] + m) for m in range(1, moids + 1)
+        }
+    for moid in range(1, moids + 1):
+        t = reads.target(f"meters/4/{moid}")
+        gw.series.series_index(t, fresh=True)  # the change feed, now
+        assert gw.llen(f"znsocket.List:meters/4/{moid}") == n
+        window = reads.range(t, limit=10_000)
+        assert window.caps.tolist() == caps.tolist()
+        assert window.values == (vals + moid).tolist()
