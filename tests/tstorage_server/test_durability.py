@@ -145,3 +145,26 @@ def test_one_record_puts_answered_just_before_kill9_are_all_kept(data_dir: Path,
         assert status == 0 and got == answered
     finally:
         proc.stop()
+
+
+@SYNC_MODES
+def test_a_put_larger_than_the_inline_commit_answered_before_kill9_is_kept(
+    data_dir: Path, sync: str
+) -> None:
+    # Over INLINE_COMMIT_BYTES (64 KiB) a PUT is committed by a worker thread in both modes:
+    # its answer too means "in the store".
+    records = [((5, i, 0, 100 + i, 0), b"%040d" % i) for i in range(3000)]  # ~200 KB
+    proc = spawn(synced_argv(data_dir, sync))
+    try:
+        with Raw(proc.port) as c:
+            status, acq_min, acq_max = c.put(records)
+            assert status == 0 and acq_max - acq_min == len(records) - 1
+    finally:
+        proc.kill()
+    proc = spawn(synced_argv(data_dir, sync))
+    try:
+        with Raw(proc.port) as c:
+            status, got, _ = c.get()
+        assert status == 0 and [(k[:4], p) for k, p in got] == [(k[:4], p) for k, p in records]
+    finally:
+        proc.stop()

@@ -15,6 +15,7 @@ import pytest
 from tstorage_client.block import KEY_DTYPE, RecordBlock
 from tstorage_server.clock import now_tstorage_ns
 from tstorage_server.store import LmdbStore, MemoryStore, PutResult, Store
+from tstorage_server.store.base import DEFAULT_PIECE_BYTES, DEFAULT_PIECE_RECORDS
 from tstorage_server.store.blocks import KeyTuple
 
 I64_MAX = 2**63 - 1
@@ -33,12 +34,18 @@ def make_block(keys: list[tuple[int, int, int, int, int]], payloads: list[bytes]
 def records(
     store: Store, kmin: KeyTuple = KMIN, kmax: KeyTuple = KMAX, **kw: Any
 ) -> list[tuple[tuple[int, ...], bytes]]:
+    """Every record a query returns, checking each piece's bounds on the way (at most
+    ``piece_records`` records and ``piece_bytes`` payload bytes, or a single record)."""
+    most_records = kw.get("piece_records", DEFAULT_PIECE_RECORDS)
+    most_bytes = kw.get("piece_bytes", DEFAULT_PIECE_BYTES)
     out = []
     with store.snapshot() as snap:
         for block in snap.query(kmin, kmax, **kw):
             payload = bytes(block.payload)
             offsets = block.offsets.tolist()
             assert offsets[0] == 0 and offsets[-1] == len(payload)
+            assert 0 < len(block.keys) <= most_records
+            assert len(block.keys) == 1 or len(payload) <= most_bytes
             for i, row in enumerate(block.keys.tolist()):
                 out.append((tuple(row), payload[offsets[i] : offsets[i + 1]]))
     return out
@@ -508,6 +515,26 @@ def test_compaction_keeps_a_block_per_cid_so_later_appends_stay_apart(store: Sto
     assert after[COMPACT_TRIGGER - 5][1] == b"later"
 
 
+def test_a_later_compaction_does_not_merge_the_blocks_of_a_cid_again(store: Store) -> None:
+    from tstorage_server.store.base import BlockStore
+
+    assert isinstance(store, BlockStore)
+    for i in range(12):  # one-record blocks of two cids, committed in turn
+        cid = 1 if i % 2 else 900
+        store.put_blocks([make_block([(cid, 5, 1, i, 0)], [b"%d" % i])], assign_acq=True)
+    store.compact()
+    assert store.block_count == 2
+    # a large block after them: the two per-cid blocks are a run of their own now
+    big = [(500, 5, 1, i, 0) for i in range(5000)]
+    store.put_blocks([make_block(big, [b"b"] * len(big))], assign_acq=True)
+    before = records(store)
+    store.compact()
+    with store.snapshot() as snap:
+        spans = sorted((m.first[0], m.last[0]) for m in snap._metas)  # type: ignore[attr-defined]
+    assert spans == [(1, 1), (500, 500), (900, 900)]  # no block spans two cids
+    assert records(store) == before
+
+
 def test_compaction_keeps_one_block_when_cids_are_many(store: Store) -> None:
     from tstorage_server.store.base import BlockStore
 
@@ -532,3 +559,29 @@ def test_lmdb_compaction_into_a_block_per_cid_survives_reopen(tmp_path: Path) ->
         assert records(s) == before
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 8])
+@pytest.mark.parametrize("piece", [1, 2, 5, 64])
+def test_equal_keys_across_segment_ends_of_overlapping_blocks_keep_their_order(
+    tmp_path: Path, segment: int, piece: int
+) -> None:
+    """Three overlapping blocks in segments of a few records, every key repeated within and
+    across blocks: a GET returns them in key order, equal keys in the order they were
+    stored (block by block, then within a block), each once, in bounded pieces."""
+    rng = np.random.default_rng(segment * 100 + piece)
+    store = LmdbStore(tmp_path, segment_records=segment)
+    stored: list[tuple[tuple[int, ...], bytes]] = []
+    try:
+        for b in range(3):
+            keys = sorted((1, 1, 1, int(c), 7) for c in rng.integers(0, 6, 40))
+            payloads = [b"b%d-%d" % (b, i) for i in range(len(keys))]
+            store.put_blocks([make_block(keys, payloads)], assign_acq=False)
+            stored += list(zip(keys, payloads, strict=True))
+        expected = sorted(stored, key=lambda r: r[0])  # stable: storing order among equals
+        assert records(store, piece_records=piece) == expected
+        box = ((1, 1, 1, 2, 0), (2, 2, 2, 4, 10))
+        inside = [r for r in expected if 2 <= r[0][3] < 4]
+        assert records(store, *box, piece_records=piece) == inside
+    finally:
+        store.close()

@@ -400,8 +400,12 @@ class BlockSnapshot(Snapshot):
                 return
             if len(chains) == 1:
                 head = chains[0][0]
-                stop = head.window_end(piece_records - held_r, max(1, piece_bytes - held_b))
-                taken = head.take(stop, kmin, kmax)
+                # a window of what the piece still lacks fills it exactly; one the box
+                # filters would shrink round by round, so it is taken whole and cut below
+                room = (piece_records, piece_bytes)
+                if not head.unsure:
+                    room = (piece_records - held_r, piece_bytes - held_b)
+                taken = head.take(head.window_end(*room), kmin, kmax)
             else:
                 cut = min(
                     c[0].key_at(c[0].window_end(piece_records, piece_bytes) - 1) for c in chains
@@ -594,7 +598,9 @@ class BlockStore(Store):
             finally:
                 reader.close()
             for run, block in merged:
-                pieces = _by_cid(block, len(run) // 4)
+                pieces = _by_cid(block, max(2, len(run) // 4))
+                if len(pieces) >= len(run):
+                    continue  # blocks of a cid each already (an earlier compaction's): kept
                 # The pieces take the ids of the run's first blocks: in the run's place in
                 # commit order, and in id order among themselves.
                 new = [(_meta_for(m.block_id, b), b) for m, b in zip(run, pieces, strict=False)]
