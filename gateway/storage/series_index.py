@@ -50,6 +50,7 @@ from gateway.storage.summaries import (
     BoxIndex,
     ChunkCache,
     SeriesIndex,
+    record_bytes,
 )
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from gateway.timeseries.downsample import numeric_dtype
@@ -253,7 +254,7 @@ class SeriesIndexes:
         watermark (what its summaries count); room is made for ``expect`` of them."""
         size = box.payload_size
         # room for the chunks about to be read
-        self._evict(expect, expect * (8 if size is None else 16 + size))
+        self._evict(expect, expect * record_bytes(size))
         s = SeriesKey(box.lo[0], box.lo[1], moid)
         lo, hi = s.key_range(lo_cap, hi_cap, acq_max=box.acq0)
         data = CapIndex(size)

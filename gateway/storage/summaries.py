@@ -120,6 +120,12 @@ class Blocks:
         )  # fmt: skip
 
 
+def record_bytes(payload_size: int | None) -> int:
+    """Bytes a cached record takes (its cap, and with payload columns of ``payload_size``
+    its acq and payload), without the spare room of a growing chunk."""
+    return 8 if payload_size is None else 16 + payload_size
+
+
 class ChunkCache:
     """The least-recently-used chunk data of every series (bounded by the owner's budget).
 
@@ -450,9 +456,8 @@ class SeriesIndex:
         return data.nbytes + extra + CHUNK_OVERHEAD
 
     def record_bytes(self) -> int:
-        """Bytes a cached record takes (its cap, and with payload columns its acq and
-        payload), without the spare room of a growing chunk."""
-        return 8 if self.payload_size is None else 16 + self.payload_size
+        """Bytes a cached record of this series takes (:func:`record_bytes`)."""
+        return record_bytes(self.payload_size)
 
     def summary_bytes(self) -> int:
         """Bytes the summary rows and their prefix counts take (by arithmetic: the budget

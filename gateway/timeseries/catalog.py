@@ -171,10 +171,7 @@ class SeriesCatalog:
 
         def take(arr: Any) -> None:
             give_way()  # between batches
-            if len(arr) and all(bool((arr[f] == arr[f][0]).all()) for f in _SERIES_FIELDS):
-                # one series in the whole batch (the usual case): no sort of the rows
-                seen.add((int(arr["cid"][0]), int(arr["mid"][0]), int(arr["moid"][0])))
-            elif len(arr):
+            if len(arr):
                 seen.update(_series_of(arr))
 
         # through the link: its TLS context, deadline and error messages

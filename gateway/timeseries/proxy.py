@@ -533,7 +533,7 @@ class TimeSeries:
             data = self._call(
                 "ts:range", self.key, start=_wire_time(start), end=_wire_time(stop),
                 buckets=buckets, every=None if every is None else _duration_ns(every, "every"),
-                unit="unix_ns", as_of=self.as_of_acq, **({"align": align} if align else {}),
+                unit="unix_ns", as_of=self.as_of_acq, **({"align": align} if align is not None else {}),
             )  # fmt: skip
             return Downsampled._of(data)
         if align is not None:

@@ -35,6 +35,7 @@ from gateway.timeseries.catalog import SeriesCatalog, listed_keys
 from gateway.timeseries.downsample import (
     Buckets,
     Part,
+    downsample,
     interval_slices,
     rollup_at,
     slice_edges,
@@ -557,7 +558,7 @@ class TimeSeriesReads:
         if every is not None and not len(caps) and (start is None or end is None):
             lo, hi = (start, start) if start is not None else (end or 0, end or 0)
         s_lo, s_hi, count = _slices(lo, hi, buckets, every)
-        got = rollup_at([Part.raw(caps, values)], slice_edges(s_lo, s_hi, count))
+        got = downsample(caps, values, s_lo, s_hi, count)
         return BucketWindow(len(caps), count, got, wm, every, align)
 
     # ------------------------------------------------------------------ many series

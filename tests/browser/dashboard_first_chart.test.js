@@ -238,3 +238,23 @@ test('the whole series is drawn from aligned buckets, each at its own start', as
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-aligned.png') });
   assert.deepEqual(browser.errors, []);
 });
+
+test('once listed as longer than a raw read returns, a whole series is read again without its raw read', async () => {
+  const { page } = browser;
+  const first = await open('#series=meters/40/1&range=all'); // the listing holds its count now
+  const seen = first.length;
+  const drawn = await page.evaluate(() => window.dashboard.state.firstDrawMs);
+  await page.click('[data-range="all"]');
+  await waitInPage(page, () => window.dashboard.state.loading === 0 && /** @type {any} */ (window).__wire.length > 0, 10000, 'the reload');
+  await waitInPage(page, () => {
+    const w = /** @type {any} */ (window).__wire;
+    return w.some((/** @type {any} */ p, /** @type {number} */ i) => i > 0 && p.dir === 'got' && p.text.includes('"align":"rows"'));
+  }, 10000, 'the aligned answer');
+  const after = packets(await page.evaluate(() => /** @type {any} */ (window).__wire)).slice(seen);
+  const reads = after.filter((p) => p.dir === 'sent' && p.event.startsWith('ts:'));
+  assert.ok(reads.some((p) => p.event === 'ts:range' && p.text.includes('"align":"rows"')), JSON.stringify(reads));
+  assert.deepEqual(reads.filter((p) => p.event === 'ts:range' && !p.text.includes('"buckets"')), [], 'no raw read');
+  assert.equal((await page.evaluate(() => window.dashboard.state.window)).in_window, 20000);
+  assert.ok(drawn !== null);
+  assert.deepEqual(browser.errors, []);
+});

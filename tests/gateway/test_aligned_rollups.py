@@ -16,12 +16,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import znsocket
 from gateway import TimeSeries
 from gateway.keymap import CAP_RANGE
 from gateway.storage import GatewayStorage, summaries
-from gateway.timeseries.downsample import interval_slices, slice_edges
+from gateway.timeseries.downsample import interval_slices, slice_edges, snap_edges
 from gateway.timeseries.events import buckets_answer
 from gateway.timeseries.reads import ALIGN_SHIFT, MAX_BUCKETS, BucketWindow, TimeSeriesReads
 from gateway.timeseries.times import parse_unit
@@ -243,8 +245,9 @@ def test_align_is_checked_and_answered_with_each_buckets_end_and_record_times(
     gw = make_storage(config(tstorage, cid, fresh_cid()))
     reads = TimeSeriesReads(gw)
     t = reads.target(KEY)
-    with pytest.raises(DataError, match="align"):
-        reads.downsampled(t, 10, align="chunks")
+    for bad in ("chunks", "", "ROWS", 1, ["rows"], {"rows": 1}):
+        with pytest.raises(DataError, match="align"):
+            reads.downsampled(t, 10, align=bad)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="align applies to downsampled reads"):
         reads.many([t], align="rows")
     w = reads.downsampled(t, 10, align="rows")
@@ -325,3 +328,31 @@ def test_a_read_of_more_chunks_than_the_cache_holds_reads_each_once(
     spans = sorted((lo[3], hi[3]) for lo, hi in seen)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # each once
     assert 1 <= len(spans) <= 2
+
+
+@given(
+    st.lists(st.integers(0, 10_000), min_size=2, max_size=40, unique=True),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 300)), max_size=30),
+    st.integers(0, 400),
+)
+def test_snapped_edges_stay_in_order_move_at_most_the_shift_and_cut_no_row(
+    edge_list: list[int], row_list: list[tuple[int, int]], shift: int
+) -> None:
+    """Whatever the rows and the shift: the outer edges stay, edges stay strictly
+    ascending, none moves by more than the shift (bounded below half the narrowest slice,
+    as the reads bound it), and an edge that moved lies at an end of the row it cut."""
+    edges = np.asarray(sorted(edge_list), dtype=np.int64)
+    shift = min(shift, max(0, int(np.diff(edges).min()) // 2 - 1))
+    rows: list[tuple[int, int]] = []
+    for start, width in sorted(row_list):  # disjoint ascending rows [first, last]
+        if not rows or start > rows[-1][1]:
+            rows.append((start, start + width))
+    first = np.asarray([a for a, _ in rows], dtype=np.int64)
+    last = np.asarray([b for _, b in rows], dtype=np.int64)
+    out = snap_edges(edges, first, last, shift)
+    assert out[0] == edges[0] and out[-1] == edges[-1]
+    assert bool((np.diff(out) > 0).all())
+    assert bool((np.abs(out - edges) <= shift).all())
+    for e, moved in zip(out[1:-1].tolist(), (out != edges)[1:-1].tolist(), strict=True):
+        if moved:  # onto a row's first cap, or just after its last one
+            assert any(e in (a, b + 1) for a, b in rows)

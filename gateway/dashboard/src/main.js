@@ -329,14 +329,19 @@ async function readWindow(client, key, view) {
     ? timeseries.downsample(client, key, chart.pixels, { align: 'rows' }).then((b) => ({ b }), (error) => ({ error }))
     : null;
   const limit = 2 * chart.pixels;
+  // Once the listing says the whole series holds more records than a raw read returns,
+  // the raw read is not asked: only its buckets are drawn.
+  const knownLong = overview !== null && (state.listed.get(key)?.count ?? 0) > limit;
   const askedInfo = timeseries.info(client, key);
-  const asked = readRaw(client, key, { start, end, limit });
-  asked.catch(() => {}); // a failure is seen below, where the raw answer is waited for
+  const asked = knownLong ? null : readRaw(client, key, { start, end, limit });
+  asked?.catch(() => {}); // a failure is seen below, where the raw answer is waited for
   const info = await askedInfo;
   // A whole series of more records than the raw read returns is drawn from its buckets:
   // its raw answer (truncated, answered after the buckets) is not waited for.
   const truncated = overview !== null && info.count > limit;
-  const raw = truncated ? { mode: 'raw', truncated: true, count: info.count } : await asked;
+  const raw = truncated
+    ? { mode: 'raw', truncated: true, count: info.count }
+    : await (asked ?? readRaw(client, key, { start, end, limit }));
   const head = { count: info.count, last_time: info.last, first_time: info.first };
   if (raw.mode !== 'raw') throw new Error(`unexpected ${raw.mode} answer`);
   if (!raw.truncated) {
