@@ -191,7 +191,7 @@ def test_existing_keys_need_replace(
     assert check.exists("fresh") == 0  # nothing of the failing batch was written
     assert state(check, "tags") == ("set", {"a"}) and check.get("name") == "old"
 
-    soon = round(time.time() + 600)
+    soon = int(time.time()) + 600  # whole seconds, not rounded up: at most 600 s away
     f.write_text(
         f'{{"key": "tags", "type": "string", "value": "x", "expire_at": {soon}}}\n'
         '{"key": "name", "type": "list", "value": ["1", "2"]}\n'
