@@ -52,7 +52,7 @@ _WINDOW = {"start", "end", "limit", "buckets", "every", "align", "as_of", "unit"
 _ALLOWED = {
     INFO: {"key", "unit"},
     RANGE: {"key", "columns"} | _WINDOW,
-    MRANGE: {"pattern", "keys"} | _WINDOW,
+    MRANGE: {"pattern", "keys", "columns"} | _WINDOW,
     EXTEND: {"key", "t", "v", "dtype", "unit"},
     LATEST: {"key", "n", "as_of", "unit"},
     RESUME: {"keys", "since", "unit"},
@@ -130,9 +130,15 @@ def columns_answer(key: str, w: RawWindow, unit: Unit, dtype: np.dtype[Any]) -> 
     return _raw_window_answer(key, "columns", w, t, values_column(w.values, dtype), dtype=dtype.str)
 
 
-def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
-    """The JSON answer of a downsampled window (aligned: with each bucket's end, first and
-    last record time and first value)."""
+def _buckets_answer(
+    key: str,
+    w: BucketWindow,
+    times: Callable[[npt.NDArray[np.int64]], Any],
+    stats: Callable[[npt.NDArray[np.float64]], Any],
+    counts: Callable[[npt.NDArray[np.int64]], Any],
+    **extra: Any,
+) -> dict[str, Any]:
+    # the fields JSON and column answers share, each array through the form's encoder
     b = w.buckets
     out: dict[str, Any] = {
         "key": key,
@@ -140,25 +146,46 @@ def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
         "count": w.count,
         "buckets": w.slices,
         "every": w.every,
-        "t": caps_in_unit(b.start, unit),
-        "n": b.n.tolist(),
-        "min": _numbers(b.min),
-        "max": _numbers(b.max),
-        "mean": _numbers(b.mean),
-        "last": _numbers(b.last),
+        **extra,
+        "t": times(b.start),
+        "n": counts(b.n),
+        "min": stats(b.min),
+        "max": stats(b.max),
+        "mean": stats(b.mean),
+        "last": stats(b.last),
     }
     if w.align is not None:
         assert b.end is not None and b.first_cap is not None and b.last_cap is not None
         assert b.first is not None
         out.update(
             align=w.align,
-            t_end=caps_in_unit(b.end, unit),
-            t_first=caps_in_unit(b.first_cap, unit),
-            t_last=caps_in_unit(b.last_cap, unit),
-            first=_numbers(b.first),
+            t_end=times(b.end),
+            t_first=times(b.first_cap),
+            t_last=times(b.last_cap),
+            first=stats(b.first),
         )
     out["watermark"] = watermark_text(w.watermark)
     return out
+
+
+def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
+    """The JSON answer of a downsampled window (aligned: with each bucket's end, first and
+    last record time and first value)."""
+    return _buckets_answer(key, w, lambda a: caps_in_unit(a, unit), _numbers, lambda a: a.tolist())
+
+
+def bucket_columns_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
+    """The answer of a downsampled window in binary columns: the JSON answer's fields, each
+    array as bytes (times and counts ``<i8``, statistics ``<f8``, empty values NaN)."""
+    return _buckets_answer(
+        key,
+        w,
+        lambda a: caps_column(a, unit, RANGE),
+        lambda a: a.astype("<f8", copy=False).tobytes(),
+        lambda a: a.astype("<i8", copy=False).tobytes(),
+        columns=True,
+        dtype="<f8",
+    )
 
 
 class TimeSeriesEvents:
@@ -210,9 +237,14 @@ class TimeSeriesEvents:
         every = _every(kwargs)
         self.check(sid, t.key)
         if kwargs.get("buckets") is not None or every is not None:
+            columns = bool(kwargs.get("columns"))
+            if columns:
+                column_offset(unit, RANGE)  # a bad unit is refused before the read
             w = self.reads.downsampled(
                 t, kwargs.get("buckets"), start, end, as_of, every=every, align=kwargs.get("align")
             )
+            if columns:
+                return bucket_columns_answer(user_key(t.key), w, unit)
             return buckets_answer(user_key(t.key), w, unit)
         if kwargs.get("align") is not None:
             raise DataError(f"{RANGE}: align applies to downsampled reads (buckets or every)")
@@ -236,17 +268,26 @@ class TimeSeriesEvents:
         as_of = parse_time(kwargs.get("as_of"), "as_of")
         every = _every(kwargs)
         targets = self._series_of(sid, kwargs)
+        columns = bool(kwargs.get("columns"))
+        dtypes = [self._dtype(MRANGE, t) for t in targets] if columns else []
+        if columns:
+            column_offset(unit, MRANGE)  # a bad unit is refused before the reads
         buckets = kwargs.get("buckets")
         windows: Sequence[RawWindow | BucketWindow] = self.reads.many(
             targets, start, end, limit=kwargs.get("limit"), buckets=buckets, every=every,
             as_of=as_of, align=kwargs.get("align"),
         )  # fmt: skip
         answers: list[dict[str, Any]] = []
-        for t, w in zip(targets, windows, strict=True):
+        for i, (t, w) in enumerate(zip(targets, windows, strict=True)):
+            key = user_key(t.key)
             if isinstance(w, BucketWindow):
-                answers.append(buckets_answer(user_key(t.key), w, unit))
+                answers.append(
+                    bucket_columns_answer(key, w, unit) if columns else buckets_answer(key, w, unit)
+                )
+            elif columns:
+                answers.append(columns_answer(key, w, unit, dtypes[i]))
             else:
-                answers.append(raw_answer(user_key(t.key), w, unit))
+                answers.append(raw_answer(key, w, unit))
         mode = "raw" if buckets is None and every is None else "buckets"
         return {"mode": mode, "series": answers}
 

@@ -195,6 +195,38 @@ def _values(values: list[Any]) -> npt.NDArray[Any]:
         return out
 
 
+def _stats(data: dict[str, Any], name: str) -> npt.NDArray[Any]:
+    # a bucket statistic, sent as JSON or (``columns``) as a float64 column
+    raw = data[name]
+    if isinstance(raw, (bytes, bytearray)):
+        return np.frombuffer(raw, dtype=np.dtype(data.get("dtype", "<f8"))).astype(np.float64)
+    return _values(raw)
+
+
+def _counts(raw: list[int] | bytes) -> npt.NDArray[np.int64]:
+    if isinstance(raw, (bytes, bytearray)):
+        return np.frombuffer(raw, dtype="<i8").astype(np.int64)
+    return np.asarray(raw, dtype=np.int64)
+
+
+def _call_binary(client: Any, event: str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``event`` straight on the client's Socket.IO connection, so ``bytes`` travel as
+    binary attachments (a client's ``call()`` would serialise them as JSON text, upstream,
+    or compress them)."""
+    sio = getattr(client, "sio", None)
+    if sio is None:
+        raise TypeError("binary columns need a znsocket client (with .sio)")
+    namespace = getattr(client, "namespace", "/znsocket")
+    timeout = getattr(client, "call_timeout", None) or 60
+    answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
+    return _raise(answer, event)
+
+
+def _no_columns(exc: Exception) -> bool:
+    # a rule whose codec is not one number, or a gateway that reads no columns here
+    return isinstance(exc, TypeError) or "columns" in str(exc)
+
+
 def _pandas() -> Any:
     try:
         import pandas
@@ -267,12 +299,12 @@ class Downsampled:
 
     @classmethod
     def _of(cls, data: dict[str, Any]) -> Downsampled:
-        stats = [_values(data[k]) for k in ("min", "max", "mean", "last")]
+        stats = [_stats(data, k) for k in ("min", "max", "mean", "last")]
         every = data.get("every")
         aligned = data.get("align") is not None
         return cls(
-            t=_times(data["t"]),
-            n=np.asarray(data["n"], dtype=np.int64),
+            t=_times(data["t"]).copy(),
+            n=_counts(data["n"]),
             min=stats[0],
             max=stats[1],
             mean=stats[2],
@@ -280,10 +312,10 @@ class Downsampled:
             count=data["count"],
             watermark=data["watermark"],
             every=None if every is None else np.timedelta64(int(every), "ns"),
-            t_end=_times(data["t_end"]) if aligned else None,
-            t_first=_times(data["t_first"]) if aligned else None,
-            t_last=_times(data["t_last"]) if aligned else None,
-            first=_values(data["first"]) if aligned else None,
+            t_end=_times(data["t_end"]).copy() if aligned else None,
+            t_first=_times(data["t_first"]).copy() if aligned else None,
+            t_last=_times(data["t_last"]).copy() if aligned else None,
+            first=_stats(data, "first") if aligned else None,
         )
 
     def to_records(self) -> dict[str, npt.NDArray[Any]]:
@@ -339,15 +371,7 @@ class TimeSeries:
         return _raise(self.client.call(event, *args, **kwargs), event)
 
     def _call_binary(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        # straight on the Socket.IO connection: a client's call() would serialise bytes as
-        # JSON text (upstream) or compress them, where Socket.IO sends them as attachments
-        sio = getattr(self.client, "sio", None)
-        if sio is None:
-            raise TypeError("binary columns need a znsocket client (with .sio)")
-        namespace = getattr(self.client, "namespace", "/znsocket")
-        timeout = getattr(self.client, "call_timeout", None) or 60
-        answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
-        return _raise(answer, event)
+        return _call_binary(self.client, event, *args, **kwargs)
 
     def append(self, t: TimeLike, v: Any) -> int:
         """Append one record at time ``t``; returns the series' new length.
@@ -530,12 +554,21 @@ class TimeSeries:
         in the answer (``t_end``, ``t_first``, ``t_last``), exact for those edges.
         """
         if buckets is not None or every is not None:
-            data = self._call(
-                "ts:range", self.key, start=_wire_time(start), end=_wire_time(stop),
-                buckets=buckets, every=None if every is None else _duration_ns(every, "every"),
-                unit="unix_ns", as_of=self.as_of_acq, **({"align": align} if align is not None else {}),
+            ask: dict[str, Any] = dict(
+                start=_wire_time(start), end=_wire_time(stop), buckets=buckets,
+                every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
+                as_of=self.as_of_acq, **({"align": align} if align is not None else {}),
             )  # fmt: skip
-            return Downsampled._of(data)
+            if self.columns:
+                try:
+                    got = self._call_binary("ts:range", self.key, columns=True, **ask)
+                except (zn_exceptions.DataError, TypeError) as exc:
+                    if not _no_columns(exc):
+                        raise
+                    self.columns = False
+                else:
+                    return Downsampled._of(got)
+            return Downsampled._of(self._call("ts:range", self.key, **ask))
         if align is not None:
             raise ValueError("align applies to downsampled reads (buckets or every)")
         parts = list(self.pages(start, stop, MAX_COLUMN_LIMIT if self.columns else _PAGE))
@@ -633,21 +666,30 @@ class TimeSeries:
             {"pattern": pattern} if isinstance(pattern, str) else {"keys": list(pattern)}
         )
         end = _wire_time(stop)
-        data = _raise(
-            client.call(
-                "ts:mrange", start=_wire_time(start), end=end, buckets=buckets,
-                every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
-                **keys,
-            ),
-            "ts:mrange",
+        ask: dict[str, Any] = dict(
+            start=_wire_time(start), end=end, buckets=buckets,
+            every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
+            **keys,
         )  # fmt: skip
+        try:
+            # binary columns where every named series holds one number, else JSON
+            data = _call_binary(client, "ts:mrange", columns=True, **ask)
+        except (zn_exceptions.DataError, TypeError) as exc:
+            if not _no_columns(exc):
+                raise
+            data = _raise(client.call("ts:mrange", **ask), "ts:mrange")
         out: dict[str, Any] = {}
         for got in data["series"]:
             key = got["key"]
             if data["mode"] == "buckets":
                 out[key] = Downsampled._of(got)
                 continue
-            first = Window(_times(got["t"]), _values(got["v"]), got["count"], got["watermark"])
+            v = (
+                np.frombuffer(got["v"], dtype=np.dtype(got["dtype"])).copy()
+                if got["mode"] == "columns"
+                else _values(got["v"])
+            )
+            first = Window(_times(got["t"]).copy(), v, got["count"], got["watermark"])
             if not got["truncated"]:
                 out[key] = first
                 continue

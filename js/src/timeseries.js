@@ -16,10 +16,11 @@
  * Watermarks (`watermark`, `acq`) are decimal strings: pass them back unchanged (as
  * `since` of {@link resume} or `asOf`).
  *
- * Bulk reads: {@link rangeColumns} asks for binary columns (rules whose codec holds one
- * number) and returns typed arrays: times as a `BigInt64Array` of exact nanoseconds,
- * values as the codec's typed array (`Float64Array` for `struct:<d`); {@link secondsOf}
- * turns the times into a `Float64Array` of unix seconds for charts.
+ * Bulk reads: {@link rangeColumns} (raw) and {@link downsampleColumns} (buckets) ask for
+ * binary columns (rules whose codec holds one number) and return typed arrays: times as a
+ * `BigInt64Array` of exact nanoseconds, values as the codec's typed array (`Float64Array`
+ * for `struct:<d`); {@link secondsOf} turns the times into a `Float64Array` of unix
+ * seconds for charts.
  * @module timeseries
  */
 
@@ -82,6 +83,29 @@ const EPOCH_US = 978307200000000n;
  * @property {number[]} [t_first] Time of each slice's oldest record.
  * @property {number[]} [t_last] Time of each slice's newest record.
  * @property {(number|null)[]} [first] Value of each slice's oldest record.
+ * @property {string} watermark
+ */
+
+/**
+ * @typedef {object} BucketColumnsAnswer
+ * A {@link BucketsAnswer} whose arrays are typed: times (`t`, and aligned `t_end`,
+ * `t_first`, `t_last`) a `BigInt64Array` of exact nanoseconds in `unit`, counts `n` a
+ * `Float64Array`, statistics `Float64Array`s (NaN where the JSON form shows `null`).
+ * @property {string} key
+ * @property {'buckets'} mode
+ * @property {number} count
+ * @property {number} buckets
+ * @property {BigInt64Array} t
+ * @property {Float64Array} n
+ * @property {Float64Array} min
+ * @property {Float64Array} max
+ * @property {Float64Array} mean
+ * @property {Float64Array} last
+ * @property {'rows'} [align]
+ * @property {BigInt64Array} [t_end]
+ * @property {BigInt64Array} [t_first]
+ * @property {BigInt64Array} [t_last]
+ * @property {Float64Array} [first]
  * @property {string} watermark
  */
 
@@ -310,6 +334,29 @@ export async function rangeColumns(client, key, options = {}) {
  */
 export async function downsample(client, key, buckets, options = {}) {
   return /** @type {Promise<BucketsAnswer>} */ (range(client, key, { ...options, buckets }));
+}
+
+/**
+ * {@link downsample} with the answer in binary columns: typed arrays, no JSON number per
+ * bucket (see {@link BucketColumnsAnswer}).
+ * @param {import('./client.js').Client} client
+ * @param {string} key
+ * @param {number} buckets 1..10,000.
+ * @param {Omit<RangeOptions, 'buckets' | 'limit' | 'unit'> & {unit?: 'unix_ns' | 'tstorage_ns'}} [options]
+ *   `unit` of the times (default `unix_ns`).
+ * @returns {Promise<BucketColumnsAnswer>}
+ */
+export async function downsampleColumns(client, key, buckets, options = {}) {
+  const answer = await callRange(client, key, options, 'unix_ns', { buckets, align: options.align, columns: true });
+  const out = { ...answer };
+  for (const name of ['t', 't_end', 't_first', 't_last']) {
+    if (name in answer) out[name] = typedColumn(answer[name], '<i8');
+  }
+  for (const name of ['min', 'max', 'mean', 'last', 'first']) {
+    if (name in answer) out[name] = typedColumn(answer[name], answer.dtype);
+  }
+  out.n = Float64Array.from(/** @type {BigInt64Array} */ (typedColumn(answer.n, '<i8')), Number);
+  return /** @type {BucketColumnsAnswer} */ (out);
 }
 
 /**

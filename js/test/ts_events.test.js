@@ -215,6 +215,24 @@ test('rangeColumns gives typed arrays: exact nanosecond times and the codec\'s F
   await assert.rejects(timeseries.rangeColumns(client, KEY, { unit: /** @type {any} */ ('unix_s') }), DataError);
 });
 
+test('downsampleColumns gives the JSON buckets as typed arrays', async () => {
+  for (const align of [undefined, 'rows']) {
+    const opts = { end: T0 + 10, align };
+    const json = await timeseries.downsample(client, KEY, 7, { ...opts, unit: 'unix_ns' });
+    const got = await timeseries.downsampleColumns(client, KEY, 7, opts);
+    assert.equal(got.mode, 'buckets');
+    assert.equal(got.count, json.count);
+    assert.ok(got.t instanceof BigInt64Array && got.mean instanceof Float64Array && got.n instanceof Float64Array);
+    assert.deepEqual(Array.from(got.n), json.n);
+    for (const k of ['min', 'max', 'mean', 'last']) assert.deepEqual(Array.from(got[k]), json[k], k);
+    const times = align ? ['t', 't_end', 't_first', 't_last'] : ['t'];
+    for (const k of times) assert.ok(Array.from(got[k]).every((t, i) => Math.abs(Number(t) - json[k][i]) < 1000), k);
+    if (align) assert.deepEqual(Array.from(got.first), json.first);
+    else assert.equal(got.t_end, undefined);
+  }
+  await assert.rejects(timeseries.downsampleColumns(client, KEY, 4, { unit: /** @type {any} */ ('unix_ms') }), DataError);
+});
+
 test('typedColumn reads any byte order and alignment', () => {
   const le = new Uint8Array(new Float64Array([1.5, -2]).buffer);
   const shifted = new Uint8Array(17);

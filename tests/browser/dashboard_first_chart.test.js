@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startGateway, startTStorage, startWriter, ROOT } from '../../js/test/helpers.js';
+import { connect, timeseries } from '../../js/src/index.js';
 import { openBrowser, waitInPage } from './browser.js';
 
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -217,9 +218,22 @@ test('the whole series is drawn from aligned buckets, each at its own start', as
   const asked = log.find((p) => p.dir === 'sent' && p.event === 'ts:range' && p.text.includes('"align":"rows"'));
   assert.ok(asked, 'an aligned ts:range');
   const answer = log.find((p) => p.dir === 'got' && p.id === asked.id);
-  const b = JSON.parse(answer.text.slice(answer.text.indexOf('['))) [0].data;
-  assert.equal(b.align, 'rows');
-  assert.equal(b.count, 20000);
+  // binary columns: the answer's text holds the fields, its arrays come as attachments
+  const head = JSON.parse(answer.text.slice(answer.text.indexOf('['))) [0].data;
+  assert.ok(/^46\d+-/.test(answer.text), 'a binary answer');
+  assert.deepEqual([head.align, head.columns, head.count, head.t._placeholder], ['rows', true, 20000, true]);
+  // its columns, as a client asking the same read gets them
+  const [[key], request] = JSON.parse(asked.text.slice(asked.text.indexOf('['))).slice(1)[0];
+  assert.equal(request.columns, true);
+  const client = await connect(gw.url);
+  let b;
+  try {
+    const got = await timeseries.downsampleColumns(client, key, request.buckets, { align: 'rows' });
+    const secs = (/** @type {BigInt64Array} */ t) => Array.from(timeseries.secondsOf(t));
+    b = { ...got, n: Array.from(got.n), t: secs(got.t), t_end: secs(got.t_end), min: Array.from(got.min), max: Array.from(got.max), mean: Array.from(got.mean) };
+  } finally {
+    client.close();
+  }
   assert.equal(b.n.reduce((a, x) => a + x, 0), 20000);
   // buckets edge to edge (no hole in this series), some of them moved off equal slices
   assert.deepEqual(b.t_end.slice(0, -1), b.t.slice(1));

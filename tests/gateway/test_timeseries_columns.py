@@ -118,6 +118,46 @@ def test_range_answers_binary_columns(
     assert (window.t.astype(np.int64) - EPOCH_OFFSET_NS).tolist() == caps
 
 
+def test_bucket_reads_answer_binary_columns(
+    setup: tuple[znsocket.Client, int], tstorage: ServerProcess
+) -> None:
+    client, cid = setup
+    caps = [T0 + i * SEC for i in range(200)] + [T0 + 500 * SEC + i * SEC for i in range(10)]
+    values = [float((i * 7) % 13) for i in range(len(caps))]
+    put_direct(tstorage, [((cid, 7, 3, c), struct.pack("<d", v)) for c, v in zip(caps, values)])
+    for align in ({}, {"align": "rows"}):
+        ask = dict(buckets=8, unit="unix_ns", **align)
+        as_json = client.call("ts:range", "meters/7/3", **ask)["data"]
+        got = client.call("ts:range", "meters/7/3", columns=True, **ask)["data"]
+        assert got["mode"] == "buckets" and got["columns"] is True and got["dtype"] == "<f8"
+        assert got["count"] == as_json["count"] == 210 and got["buckets"] == 8
+        # the gap leaves buckets out: fewer rows than buckets, the same ones in both forms
+        assert 2 < len(as_json["t"]) < 8
+        times = ["t"] + (["t_end", "t_first", "t_last"] if align else [])
+        stats = ["min", "max", "mean", "last"] + (["first"] if align else [])
+        assert sorted(k for k, v in got.items() if isinstance(v, bytes)) == sorted(
+            times + stats + ["n"]
+        )
+        for k in times + ["n"]:
+            assert np.frombuffer(got[k], dtype="<i8").tolist() == as_json[k], k
+        for k in stats:
+            assert np.frombuffer(got[k], dtype="<f8").tolist() == as_json[k], k
+        # TimeSeries reads them as columns and gives what the JSON answer says
+        d = TimeSeries(client, "meters/7/3").range(buckets=8, **align)
+        assert d.n.tolist() == as_json["n"] and d.mean.tolist() == as_json["mean"]
+        assert d.t.astype(np.int64).tolist() == as_json["t"]
+        assert d.mean.flags.writeable and d.t.flags.writeable
+        if align:
+            assert d.t_end is not None and d.t_end.astype(np.int64).tolist() == as_json["t_end"]
+    # times in columns are int64 ns; a values rule that is not numbers cannot be downsampled
+    msg = client.call("ts:range", "meters/7/3", buckets=4, columns=True, unit="unix_s")
+    assert msg["error"]["type"] == "DataError" and "int64 nanoseconds" in msg["error"]["msg"]
+    znsocket.List(client, "notes/1").append({"text": "not a number"})
+    msg = client.call("ts:range", "notes/1", buckets=4, columns=True, unit="unix_ns")
+    assert msg["error"]["type"] == "DataError"
+    assert client.call("ts:info", "meters/7/3")["data"]["count"] == 210  # still serving
+
+
 def test_extend_casts_only_exactly_and_keeps_the_codec_dtype(
     setup: tuple[znsocket.Client, int], tstorage: ServerProcess
 ) -> None:

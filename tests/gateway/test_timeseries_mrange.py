@@ -120,9 +120,30 @@ def test_mrange_is_bounded_and_says_why(setup: tuple[znsocket.Client, int]) -> N
     assert "pattern=" in error(client.call("ts:mrange", pattern="meters/*", keys=keys))
     assert "non-empty" in error(client.call("ts:mrange", keys=[]))
     assert error(client.call("ts:mrange", keys=["meters/7"]), "KeyMappingError")
-    assert "unknown argument" in error(client.call("ts:mrange", pattern="a*", columns=True))
+    assert "unknown argument" in error(client.call("ts:mrange", pattern="a*", column=True))
     # the gateway still serves
     assert len(data(client.call("ts:mrange", keys=keys[:1]))["series"]) == 1
+
+
+def test_mrange_answers_binary_columns(setup: tuple[znsocket.Client, int]) -> None:
+    client, _ = setup
+    keys = ["meters/7/1", "meters/7/2", "meters/7/3"]
+    for window in ({"limit": 5}, {"every": "1min"}, {"buckets": 3, "align": "rows"}):
+        as_json = data(client.call("ts:mrange", keys=keys, unit="unix_ns", **window))
+        got = data(client.call("ts:mrange", keys=keys, unit="unix_ns", columns=True, **window))
+        assert got["mode"] == as_json["mode"] and len(got["series"]) == 3
+        for c, j in zip(got["series"], as_json["series"], strict=True):
+            assert c["key"] == j["key"] and c["count"] == j["count"]
+            assert np.frombuffer(c["t"], dtype="<i8").tolist() == j["t"]
+            if as_json["mode"] == "raw":
+                assert c["mode"] == "columns" and c["truncated"] == j["truncated"]
+                assert np.frombuffer(c["v"], dtype=c["dtype"]).tolist() == j["v"]
+            else:
+                assert c["columns"] is True
+                assert np.frombuffer(c["n"], dtype="<i8").tolist() == j["n"]
+                assert np.frombuffer(c["mean"], dtype="<f8").tolist() == j["mean"]
+    msg = error(client.call("ts:mrange", keys=keys, columns=True, unit="unix_ms"))
+    assert "int64 nanoseconds" in msg
 
 
 def test_time_series_mrange_and_many(

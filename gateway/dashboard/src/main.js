@@ -310,6 +310,19 @@ async function readRaw(client, key, options) {
 }
 
 /**
+ * `chart.pixels` buckets of `[start, end)` aligned to the gateway's summary rows, in binary
+ * columns (typed arrays: no JSON number per bucket); times as unix seconds.
+ * @param {import('../../../js/src/client.js').Client} client
+ * @param {string} key
+ * @param {{start?: number|null, end?: number|null}} window
+ * @returns {Promise<any>} `{count, t, t_end, n, min, max, mean, last}`
+ */
+async function readBuckets(client, key, window) {
+  const b = await timeseries.downsampleColumns(client, key, chart.pixels, { ...window, align: 'rows' });
+  return { ...b, t: timeseries.secondsOf(b.t), t_end: b.t_end && timeseries.secondsOf(b.t_end) };
+}
+
+/**
  * The records of a view, through the gateway's ts:* events: raw when they fit one per
  * pixel twice over, else downsampled to one bucket per pixel, in buckets aligned to the
  * gateway's chunk summaries (`align: 'rows'`): a long series is drawn from them without
@@ -326,7 +339,7 @@ async function readWindow(client, key, view) {
   const end = view?.max ?? null;
   // Asked with the raw read, not after it; a failure is seen only if the buckets are used.
   const overview = view === null
-    ? timeseries.downsample(client, key, chart.pixels, { align: 'rows' }).then((b) => ({ b }), (error) => ({ error }))
+    ? readBuckets(client, key, {}).then((b) => ({ b }), (error) => ({ error }))
     : null;
   const limit = 2 * chart.pixels;
   // Once the listing says the whole series holds more records than a raw read returns,
@@ -354,7 +367,7 @@ async function readWindow(client, key, view) {
       if ('error' in got) throw got.error;
       b = got.b;
     } else {
-      b = await timeseries.downsample(client, key, chart.pixels, { start, end, align: 'rows' });
+      b = await readBuckets(client, key, { start, end });
     }
     const lo = start ?? info.first;
     const hi = end ?? info.last;
