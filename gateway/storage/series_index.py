@@ -50,6 +50,7 @@ from gateway.storage.summaries import (
     BoxIndex,
     ChunkCache,
     SeriesIndex,
+    SummaryTally,
     record_bytes,
 )
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
@@ -148,6 +149,8 @@ class SeriesIndexes:
         self._guard = threading.Lock()
         # one read of neighbouring chunks brings in at most an eighth of the budget at once
         self._chunks = ChunkCache(run_bytes=max(1, index_budget_bytes // 8))
+        #: summary rows and series of every box held
+        self._tally = SummaryTally()
         #: when this gateway last saved the head of a series
         self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
             weakref.WeakKeyDictionary()
@@ -177,6 +180,7 @@ class SeriesIndexes:
                         self._chunks,
                         functools.partial(self._load_chunk, box, moid),
                         lock,
+                        self._tally,
                     )
                     idx.building = box.building
                     return idx
@@ -189,27 +193,20 @@ class SeriesIndexes:
     def held(self) -> int:
         """Memory held by indexes, in records (summary rows weighted): what
         ``index_budget`` bounds when set."""
-        with self._guard:
-            summaries = sum(b.size for b in self._boxes.values())
-        return summaries + self._chunks.records()
+        return self._tally.size + self._chunks.records()
 
     def held_bytes(self) -> int:
         """Memory held by indexes, in bytes (summary rows, cached chunks and their block
         rows): what ``index_budget_bytes`` bounds."""
-        with self._guard:
-            summaries = sum(b.nbytes for b in self._boxes.values())
-        return summaries + self._chunks.nbytes()
+        return self._tally.nbytes + self._chunks.nbytes()
 
     def memory(self) -> dict[str, int | None]:
         """What the indexes hold against their budgets (for ``/health``)."""
-        with self._guard:
-            boxes = list(self._boxes.values())
-        rows = sum(i.chunks for b in boxes for i in list(b.moids.values()))
-        summary_bytes = sum(b.nbytes for b in boxes)
+        summary_bytes = self._tally.nbytes
         return {
             "held_bytes": summary_bytes + self._chunks.nbytes(),
             "budget_bytes": self.index_budget_bytes,
-            "summary_rows": rows,
+            "summary_rows": self._tally.rows,
             "summary_bytes": summary_bytes,
             "cached_chunks": len(self._chunks),
             "cached_records": self._chunks.records(),
@@ -223,9 +220,7 @@ class SeriesIndexes:
         # go first (least recently used); whole boxes (their summaries) only when
         # summaries alone exceed a budget. The box in use and boxes being built (in the
         # background) stay.
-        with self._guard:
-            boxes = list(self._boxes.values())
-        summaries, summary_bytes = sum(b.size for b in boxes), sum(b.nbytes for b in boxes)
+        summaries, summary_bytes = self._tally.size, self._tally.nbytes
         budget = 2**62 if self.index_budget is None else self.index_budget
         self._chunks.room = (budget - summaries, self.index_budget_bytes - summary_bytes)
         excess = summaries + self._chunks.records() + records - budget

@@ -126,6 +126,34 @@ def record_bytes(payload_size: int | None) -> int:
     return 8 if payload_size is None else 16 + payload_size
 
 
+class SummaryTally:
+    """Running totals of the summary rows and series a gateway holds, kept by the series
+    as their rows change: the budget is checked before every chunk read, and summing the
+    rows of every series held each time would cost O(series) (100,000 series: tens of ms)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.series = 0
+        self._lock = threading.Lock()
+
+    def add(self, rows: int, series: int = 0) -> None:
+        """Count ``rows`` more summary rows (negative: fewer) and ``series`` more series."""
+        with self._lock:
+            self.rows += rows
+            self.series += series
+
+    @property
+    def size(self) -> int:
+        """Summary rows weighted as records (what ``index_budget`` counts)."""
+        return self.rows * SUMMARY_WEIGHT
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the summary rows and their prefix counts
+        (:meth:`SeriesIndex.summary_bytes` summed over every series)."""
+        return self.rows * (_ROW_BYTES + 8) + 8 * self.series
+
+
 class ChunkCache:
     """The least-recently-used chunk data of every series (bounded by the owner's budget).
 
@@ -258,6 +286,8 @@ class SeriesIndex:
         cache: the shared chunk cache.
         loader: reads a chunk's records from TStorage.
         lock: the lock of the series' box (a new one if not given).
+        tally: the gateway's running totals of summary rows, told of every change to
+            this series' rows (none: not counted).
     """
 
     def __init__(
@@ -268,7 +298,12 @@ class SeriesIndex:
         cache: ChunkCache,
         loader: Loader,
         lock: threading.RLock | None = None,
+        tally: SummaryTally | None = None,
     ) -> None:
+        self.tally = tally
+        self._lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
+        if tally is not None:
+            tally.add(1, 1)
         self.payload_size = payload_size
         self.dtype = dtype
         self.chunk_records = chunk_records
@@ -276,7 +311,6 @@ class SeriesIndex:
         self.block_records = BLOCK_RECORDS
         self.cache = cache
         self.loader = loader
-        self.lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
         self.count: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         self.first_cap: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         self.last_cap: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
@@ -307,6 +341,24 @@ class SeriesIndex:
         self.lock = lock or threading.RLock()
 
     # ------------------------------------------------------------ summary rows
+    @property
+    def lo(self) -> npt.NDArray[np.int64]:
+        """Lower cap of each chunk (the first is the smallest cap TStorage allows)."""
+        return self._lo
+
+    @lo.setter
+    def lo(self, lo: npt.NDArray[np.int64]) -> None:
+        grown = lo.size - self._lo.size
+        self._lo = lo
+        if grown and self.tally is not None:
+            self.tally.add(grown)
+
+    def untally(self) -> None:
+        """Stop counting this series in its tally (it is no longer held)."""
+        if self.tally is not None:
+            self.tally.add(-self.chunks, -1)
+            self.tally = None
+
     @property
     def chunks(self) -> int:
         """Number of chunks (summary rows)."""
@@ -932,13 +984,14 @@ class BoxIndex:
         """Drop every series' cached chunks and summaries."""
         for idx in self.moids.values():
             idx.drop_all()
+            idx.untally()
         self.moids.clear()
 
     @property
     def size(self) -> int:
         """Summary rows held, weighted as records (the memory budget counts these)."""
         # a copy: other threads add series (a feed, a Dict's new field) without this lock
-        return sum(i.chunks for i in list(self.moids.values()) if len(i)) * SUMMARY_WEIGHT
+        return sum(i.chunks for i in list(self.moids.values())) * SUMMARY_WEIGHT
 
     @property
     def nbytes(self) -> int:

@@ -43,6 +43,10 @@ def accounted(gw: GatewayStorage) -> dict[str, int]:
     mem = {k: v for k, v in gw.series.memory().items() if v is not None}
     assert mem["held_bytes"] == gw.series.held_bytes()
     assert mem["held_bytes"] == mem["summary_bytes"] + mem["cached_bytes"]
+    # the running totals agree with a recount of the series held
+    boxes = list(gw.series._boxes.values())
+    assert mem["summary_rows"] == sum(i.chunks for b in boxes for i in b.moids.values())
+    assert mem["summary_bytes"] == sum(b.nbytes for b in boxes)
     return mem
 
 
@@ -94,6 +98,33 @@ def test_reads_across_many_chunks_stay_exact_within_a_tiny_byte_budget(
         assert mem["cached_chunks"] == len(cached)
         assert mem["cached_bytes"] == sum(idx.held_bytes(lo) for lo in cached)
         assert all(idx.held_bytes(lo) >= 24 * idx.held(lo) for lo in cached)
+
+
+def test_summary_totals_follow_series_that_grow_split_and_are_dropped(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """40 series of 50 summary rows each (about 160 KB) under a 64 KiB budget: whole
+    series are dropped to make room and built again when read; the budget check's running
+    totals of summary rows stay equal to a recount throughout."""
+    cid = fresh_cid()
+    n, series = 100, 40
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    for moid in range(1, series + 1):
+        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
+    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    for moid in [*range(1, series + 1), 1, 2, 3]:
+        full = f"znsocket.List:meters/6/{moid}"
+        assert gw.llen(full) == n
+        assert gw.lindex(full, n // 2) == str(float(moid))
+        mem = accounted(gw)
+    assert mem["summary_rows"] < series * n // 2  # some series were dropped
+    # appends split the last chunk of a series held: the totals grow with it
+    full = "znsocket.List:meters/6/3"
+    before = accounted(gw)["summary_rows"]
+    for i in range(6):
+        gw.rpush(full, str(100.0 + i))
+    assert gw.llen(full) == n + 6
+    assert accounted(gw)["summary_rows"] > before
 
 
 def test_index_budget_bytes_is_checked_and_documented(tmp_path: Path) -> None:

@@ -124,7 +124,10 @@ def test_bucket_reads_answer_binary_columns(
     client, cid = setup
     caps = [T0 + i * SEC for i in range(200)] + [T0 + 500 * SEC + i * SEC for i in range(10)]
     values = [float((i * 7) % 13) for i in range(len(caps))]
-    put_direct(tstorage, [((cid, 7, 3, c), struct.pack("<d", v)) for c, v in zip(caps, values)])
+    put_direct(
+        tstorage,
+        [((cid, 7, 3, c), struct.pack("<d", v)) for c, v in zip(caps, values, strict=True)],
+    )
     for align in ({}, {"align": "rows"}):
         ask = dict(buckets=8, unit="unix_ns", **align)
         as_json = client.call("ts:range", "meters/7/3", **ask)["data"]
@@ -136,9 +139,9 @@ def test_bucket_reads_answer_binary_columns(
         times = ["t"] + (["t_end", "t_first", "t_last"] if align else [])
         stats = ["min", "max", "mean", "last"] + (["first"] if align else [])
         assert sorted(k for k, v in got.items() if isinstance(v, bytes)) == sorted(
-            times + stats + ["n"]
+            [*times, *stats, "n"]
         )
-        for k in times + ["n"]:
+        for k in [*times, "n"]:
             assert np.frombuffer(got[k], dtype="<i8").tolist() == as_json[k], k
         for k in stats:
             assert np.frombuffer(got[k], dtype="<f8").tolist() == as_json[k], k
