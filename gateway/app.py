@@ -132,7 +132,7 @@ def build(config: GatewayConfig) -> Gateway:
         mount_dashboard(app, reads, authorize)
         from gateway.health import mount as mount_health
 
-        mount_health(app, link, embedded, storage.series.memory, reads.read_ahead_counts)
+        mount_health(app, link, embedded, storage.series.memory)
     except BaseException:
         if embedded is not None:
             embedded.stop()

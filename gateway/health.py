@@ -7,8 +7,7 @@ running (between a crash and its restart)::
      "tstorage": {"address": "127.0.0.1:45517",
                   "embedded": {"mode": "process", "address": "127.0.0.1:45517",
                                "running": true, "pid": 4242, "restarts": 1}},
-     "index": {"held_bytes": 131052544, "budget_bytes": 134217728, ...},
-     "read_ahead": {"used": 41, "dropped": 2, "pages": 2}}
+     "index": {"held_bytes": 131052544, "budget_bytes": 134217728, ...}}
 
 ``embedded`` is ``null`` for a remote TStorage. ``restarts`` counts the times the
 supervisor replaced a child that had exited unexpectedly. ``index`` is what the series
@@ -16,10 +15,8 @@ indexes hold against ``[tstorage] index_budget_bytes`` and ``index_budget``
 (:meth:`gateway.storage.series_index.SeriesIndexes.memory`): ``held_bytes`` (summary rows
 plus cached chunks, at most ``budget_bytes`` once a read has made room), ``summary_rows``
 and ``summary_bytes``, ``cached_chunks``, ``cached_records`` and ``cached_bytes``, and
-``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set).
-``read_ahead`` counts the pages of bulk column reads read ahead and used, and those dropped
-(not asked for in time, or the series changed meanwhile), against ``[server]
-read_ahead_pages`` (``gateway/timeseries/read_ahead.py``). The endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
+``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set). The
+endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
 it costs TStorage nothing.
 It needs no token: it shows no data, only whether the server behind the gateway runs.
 """
@@ -52,13 +49,11 @@ class HealthEndpoint:
         link: TStorageLink,
         embedded: EmbeddedTStorage | None,
         index: Callable[[], dict[str, int | None]] | None = None,
-        read_ahead: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.app = app
         self.link = link
         self.embedded = embedded
         self.index = index
-        self.read_ahead = read_ahead
 
     def state(self) -> dict[str, Any]:
         """The JSON document the endpoint answers."""
@@ -70,8 +65,6 @@ class HealthEndpoint:
         }
         if self.index is not None:
             state["index"] = self.index()
-        if self.read_ahead is not None:
-            state["read_ahead"] = self.read_ahead()
         return state
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -102,9 +95,8 @@ def mount(
     link: TStorageLink,
     embedded: EmbeddedTStorage | None,
     index: Callable[[], dict[str, int | None]] | None = None,
-    read_ahead: Callable[[], dict[str, int]] | None = None,
 ) -> HealthEndpoint:
     """Serve :data:`HEALTH_PATH` from the gateway's ``app`` (its ``wsgi_app`` is wrapped)."""
-    endpoint = HealthEndpoint(app.wsgi_app, link, embedded, index, read_ahead)
+    endpoint = HealthEndpoint(app.wsgi_app, link, embedded, index)
     app.wsgi_app = endpoint
     return endpoint

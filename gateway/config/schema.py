@@ -44,8 +44,6 @@ class ServerConfig(_Section):
     watch_window: Annotated[float, Field(ge=1, le=86_400)] = 60.0
     #: series one ``ts:mrange`` request reads at most
     max_mrange_series: Annotated[int, Field(ge=1, le=10_000)] = 100
-    #: pages of bulk column reads read ahead at once, in all (0: none)
-    read_ahead_pages: Annotated[int, Field(ge=0, le=64)] = 2
     message_queue: str | None = None
     # limits on what one client can make the server hold (docs/deployment.md, "Limits")
     max_connections: Annotated[int, Field(ge=1)] = 10_000

@@ -334,9 +334,6 @@ class SeriesIndex:
         self.feeding = False
         #: summaries changed since they were last persisted
         self.dirty = False
-        #: counts every batch of records added and every restore: a read made when it
-        #: had the same value saw the same records
-        self.changes = 0
         #: the persisted summaries this index last loaded or saved, and when (monotonic)
         self.persisted: Any = None
         self.persisted_at = float("-inf")
@@ -416,7 +413,6 @@ class SeriesIndex:
     def restore(self, columns: dict[str, npt.NDArray[Any]]) -> None:
         """Take summary columns (persisted ones); no chunk is cached after this."""
         with self.lock:
-            self.changes += 1
             self.drop_all()
             for name in _COLUMNS:
                 setattr(self, name, np.array(columns[name], dtype=getattr(self, name).dtype))
@@ -433,7 +429,6 @@ class SeriesIndex:
         self._count_row(k, data)
         if self._row(k) != before:
             self.dirty = True
-            self.changes += 1
 
     def _count_row(self, k: int, data: CapIndex) -> None:
         n = len(data)
@@ -728,7 +723,6 @@ class SeriesIndex:
             return
         acq_a = np.asarray(acqs, dtype=np.int64)
         with self.lock:
-            self.changes += 1
             touched: dict[int, CapIndex] = {}
             after: dict[int, int] = {}  # chunk -> its records before, all new ones after them
             groups: list[tuple[int, npt.NDArray[Any] | slice | None]]

@@ -26,7 +26,6 @@ from gateway.timeseries.columns import (
     values_column,
 )
 from gateway.timeseries.downsample import numeric_dtype
-from gateway.timeseries.read_ahead import MIN_POINTS, ReadAhead
 from gateway.timeseries.reads import BucketWindow, RawWindow, TimeSeriesReads
 from gateway.timeseries.times import (
     Unit,
@@ -198,14 +197,11 @@ class TimeSeriesEvents:
         check: Callable[[str, str], None],
         check_write: Callable[[str, str], None] | None = None,
         max_series: int = MAX_MRANGE_SERIES,
-        read_ahead_pages: int = 2,
     ) -> None:
         self.reads = reads
         self.check = check
         self.check_write = check_write or check
         self.max_series = max_series
-        #: the next page of bulk column reads, read while the client takes the current one
-        self.ahead = ReadAhead(reads, read_ahead_pages)
 
     def _dtype(self, event: str, t: Any) -> np.dtype[Any]:
         codec = t.rule.shape.codec
@@ -255,19 +251,9 @@ class TimeSeriesEvents:
         if kwargs.get("columns"):
             dtype = self._dtype(RANGE, t)
             column_offset(unit, RANGE)  # a bad unit is refused before the read
-            limit = kwargs.get("limit")
-            raw = None if as_of is not None else self.ahead.take(sid, t, (t.key, start, end, limit))
-            if raw is None:
-                raw = self.reads.range_array(t, dtype, start, end, limit, as_of, MAX_COLUMN_LIMIT)
-            nxt = raw.next_cap
-            if nxt is not None and as_of is None and len(raw.caps) >= MIN_POINTS:
-                self.ahead.start(
-                    sid,
-                    (t.key, nxt, end, limit),
-                    lambda: self.reads.range_array(
-                        t, dtype, nxt, end, limit, None, MAX_COLUMN_LIMIT
-                    ),
-                )
+            raw = self.reads.range_array(
+                t, dtype, start, end, kwargs.get("limit"), as_of, MAX_COLUMN_LIMIT
+            )
             return columns_answer(user_key(t.key), raw, unit, dtype)
         raw = self.reads.range(t, start, end, kwargs.get("limit"), as_of)
         return raw_answer(user_key(t.key), raw, unit)
@@ -416,11 +402,7 @@ def mount(app: Any, storage: GatewayStorage, authorize: Authorize | None = None)
         if authorize is not None:
             authorize(principals.get(sid), "rpush", [full_key], {})
 
-    server = storage.config.server
-    handlers = TimeSeriesEvents(
-        reads, check, check_write, server.max_mrange_series, server.read_ahead_pages
-    )
-    reads.read_ahead_counts = handlers.ahead.counts
+    handlers = TimeSeriesEvents(reads, check, check_write, storage.config.server.max_mrange_series)
     table: dict[str, Callable[[str, list[Any], dict[str, Any]], dict[str, Any]]] = {
         INFO: handlers.info,
         RANGE: handlers.range,

@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,9 +105,6 @@ class RawWindow:
     count: int
     next_cap: int | None
     watermark: int
-    #: the series index and its change count the window was read at (see
-    #: :meth:`TimeSeriesReads.as_now`), ``None`` for as-of reads
-    source: tuple[Any, int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def truncated(self) -> bool:
@@ -215,8 +212,6 @@ class TimeSeriesReads:
         self.resumes: SharedReads[Changes] = SharedReads(reuse_s)
         #: series discovery, shared by ``ts:mrange`` and the dashboard's listing
         self.catalog = SeriesCatalog(storage)
-        #: what the ``ts:range`` handlers' read-ahead did (set when they are mounted)
-        self.read_ahead_counts: Callable[[], dict[str, int]] | None = None
 
     def series_keys(self) -> list[str]:
         """Every full List key that holds a series (or is fixed by the configuration).
@@ -320,35 +315,18 @@ class TimeSeriesReads:
             values = self._decode(t, payloads[:limit])
             return RawWindow(shown, _array(values, dtype), len(caps), nxt, wm)
         with self._snapshot(t) as (idx, wm):
-            source = (idx, idx.changes)
             i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
             j1 = min(i1, i0 + limit)
             nxt = idx.cap_at(j1) if j1 < i1 else None
             if dtype is None or not stream or j1 <= i0 or idx.uncached(i0, j1) < self.stream_from:
                 caps, values = self._elements(t, idx, i0, j1, dtype)
-                return RawWindow(caps, values, i1 - i0, nxt, wm, source)
+                return RawWindow(caps, values, i1 - i0, nxt, wm)
         # Out of the lock: records with acq below wm no longer change. [lo, nxt) holds the
         # same records as positions i0..j1-1 (no chunk is read to find their caps).
         got = self._streamed(t, lo, hi if nxt is None else nxt, wm, dtype)
         if got is None:  # a payload of another size: through the cache, record by record
             return self._range(t, start, end, limit, as_of, dtype, stream=False)
-        return RawWindow(got[0], got[1], i1 - i0, nxt, wm, source)
-
-    def as_now(self, t: ListTarget, w: RawWindow) -> RawWindow | None:
-        """``w`` (read earlier, not as of a watermark) as a read of the same window now
-        would answer it, or ``None`` when that could differ.
-
-        The series is caught up as for any read; if its index is the one ``w`` was read
-        from and no record was added to it since, a read now finds the same records at the
-        same positions (later records would have been added on the way to the newer
-        watermark), so ``w`` is exact at the watermark of now."""
-        if w.source is None:
-            return None
-        with self._snapshot(t) as (idx, wm):
-            then, changes = w.source
-            if idx is not then or idx.changes != changes:
-                return None
-            return replace(w, watermark=wm)
+        return RawWindow(got[0], got[1], i1 - i0, nxt, wm)
 
     def latest(self, t: ListTarget, n: int | None = None, as_of: int | None = None) -> RawWindow:
         """The newest ``n`` records (default 1, at most 100,000), oldest first."""
