@@ -34,6 +34,9 @@ const FRAME_OVERHEAD = 256;
  * @property {number} [timeout] Milliseconds for the connection and for each call (default 10000).
  * @property {boolean} [reconnection] Reconnect automatically after a drop (default true).
  * @property {string[]} [transports] socket.io transports (default: polling, then upgrade to websocket).
+ * @property {boolean} [tryAllTransports] When the first of `transports` fails to open, try
+ *   the next (e.g. `transports: ['websocket', 'polling']`: a WebSocket at once, polling
+ *   where a proxy refuses WebSockets). Default false.
  */
 
 /**
@@ -321,6 +324,7 @@ export async function connect(url, options = {}) {
     reconnectionDelayMax: 2000,
     timeout,
     transports: options.transports,
+    tryAllTransports: options.tryAllTransports ?? false,
     forceNew: true,
   });
   await new Promise((resolve, reject) => {

@@ -678,7 +678,13 @@ async function start() {
   wireControls();
   for (;;) {
     try {
-      state.client = await connect(location.origin, { token: params.get('token') ?? undefined });
+      // A WebSocket at once (no polling handshake and upgrade before the first read: three
+      // HTTP round trips fewer per page load), polling where something refuses WebSockets.
+      state.client = await connect(location.origin, {
+        token: params.get('token') ?? undefined,
+        transports: ['websocket', 'polling'],
+        tryAllTransports: true,
+      });
       break;
     } catch (exc) {
       status.setGateway(exc instanceof Error ? exc.message : String(exc));
