@@ -34,7 +34,7 @@ a box from its watermark (:func:`box_since`). The bounds of each key component a
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -296,6 +296,38 @@ def box_since(box: Box, acq0: int) -> Box:
     the watermark ``acq0`` of an earlier read of ``box``."""
     lo, hi = box
     return (lo[0], lo[1], lo[2], lo[3], acq0), hi
+
+
+def boxes_without(box: Box, series: Iterable[tuple[int, int]]) -> list[Box]:
+    """``box`` (of one cid) cut into boxes that hold every key of it except those of the
+    ``(mid, moid)`` series given; series outside the box are ignored.
+
+    A GET selects a product of half-open intervals (``docs`` of the TStorage protocol,
+    "the box query"), so leaving out one series takes the mids before its mid, the moids
+    before and after it at its mid, and the mids after: at most two boxes per mid left out
+    plus one per series."""
+    lo, hi = box
+    cut = sorted({(m, o) for m, o in series if lo[1] <= m < hi[1] and lo[2] <= o < hi[2]})
+    out: list[Box] = []
+
+    def add(m0: int, m1: int, o0: int, o1: int) -> None:
+        if m0 < m1 and o0 < o1:
+            out.append(((lo[0], m0, o0, lo[3], lo[4]), (hi[0], m1, o1, hi[3], hi[4])))
+
+    mid_from = lo[1]
+    i = 0
+    while i < len(cut):
+        mid = cut[i][0]
+        add(mid_from, mid, lo[2], hi[2])
+        moid_from = lo[2]
+        while i < len(cut) and cut[i][0] == mid:
+            add(mid, mid + 1, moid_from, cut[i][1])
+            moid_from = cut[i][1] + 1
+            i += 1
+        add(mid, mid + 1, moid_from, hi[2])
+        mid_from = mid + 1
+    add(mid_from, hi[1], lo[2], hi[2])
+    return out
 
 
 @dataclass(frozen=True)

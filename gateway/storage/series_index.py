@@ -190,6 +190,22 @@ class SeriesIndexes:
             self._boxes.move_to_end(key)
             return box, self._locks[key]
 
+    def nonempty_series(self, lo: KeyTuple, hi: KeyTuple) -> set[tuple[int, int, int]]:
+        """``(cid, mid, moid)`` of the series held whose summaries count records, among the
+        keys of the box ``[lo, hi)`` (a series once non-empty stays so: TStorage deletes
+        nothing)."""
+        with self._guard:
+            boxes = list(self._boxes.values())
+        out: set[tuple[int, int, int]] = set()
+        for box in boxes:
+            cid, mid = box.lo[0], box.lo[1]
+            if not (lo[0] <= cid < hi[0] and lo[1] <= mid < hi[1]):
+                continue
+            for moid, idx in list(box.moids.items()):
+                if lo[2] <= moid < hi[2] and len(idx):
+                    out.add((cid, mid, moid))
+        return out
+
     def held(self) -> int:
         """Memory held by indexes, in records (summary rows weighted): what
         ``index_budget`` bounds when set."""

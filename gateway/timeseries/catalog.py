@@ -5,7 +5,9 @@ was discovered is saved in TStorage (:mod:`gateway.timeseries.catalog_store`: a 
 series, a watermark per rule box), so a gateway's first call reads the markers and then
 each box from its saved watermark only. Otherwise (or before anything was saved) the first
 call streams each list rule's box once (into numpy columns when the rule's payloads have a
-fixed size) and keeps the distinct ``(cid, mid, moid)``. Later calls re-read the boxes from
+fixed size) and keeps the distinct ``(cid, mid, moid)``, leaving out the series whose
+summaries the gateway holds already (they are known to have records: a series charted
+first, or a huge one, is not streamed a second time). Later calls re-read the boxes from
 their watermark ``acq0`` (the change feed), which returns only what arrived since. All
 reads go through the gateway's :class:`~gateway.storage.link.TStorageLink` (its TLS context
 and deadlines). The dashboard's listing and ``ts:mrange`` share one catalog
@@ -33,6 +35,7 @@ from gateway.keymap import (
     Rule,
     SeriesKey,
     box_since,
+    boxes_without,
 )
 from gateway.storage import GatewayStorage
 from gateway.storage.link import ColumnsUnavailable, Fetched
@@ -93,15 +96,17 @@ class SeriesCatalog:
             if self.store is not None and not self._loaded:
                 self._load()
             for box, (acq0, size) in list(self._boxes.items()):
-                since, hi = box_since(box, acq0)
                 found: set[tuple[int, int, int]] = set()
-                acq = None
-                if size is not None:
-                    with contextlib.suppress(ColumnsUnavailable):
-                        acq = self._stream_columns(since, hi, size, found)
-                if acq is None:
-                    found.clear()
-                    acq = self._stream_records(since, hi, found)
+                parts = [box]
+                if acq0 == ACQ_MIN and box[1][0] - box[0][0] == 1:
+                    # The first read of a box leaves out the series whose summaries the
+                    # gateway holds: they are known to have records, and a series just
+                    # charted (or a huge one) would otherwise be streamed once more here.
+                    found = self.storage.series.nonempty_series(*box)
+                    if found:
+                        parts = boxes_without(box, [(mid, moid) for _, mid, moid in found])
+                acqs = [self._stream(box_since(part, acq0), size, found) for part in parts]
+                acq = min(acqs, default=acq0)
                 new = found - self._seen
                 self._seen |= new
                 acq = max(acq0, acq)
@@ -158,6 +163,16 @@ class SeriesCatalog:
         pending.clear()
         self._saved[box] = acq
         self._saved_at[box] = time.monotonic()
+
+    def _stream(
+        self, box: tuple[KeyTuple, KeyTuple], size: int | None, seen: set[tuple[int, int, int]]
+    ) -> int:
+        """Add the series of the records in ``box`` to ``seen``; returns the read's
+        watermark (records with a lower acq were all seen)."""
+        if size is not None:
+            with contextlib.suppress(ColumnsUnavailable):
+                return self._stream_columns(*box, size, seen)
+        return self._stream_records(*box, seen)
 
     def _stream_records(self, lo: KeyTuple, hi: KeyTuple, seen: set[tuple[int, int, int]]) -> int:
         def take(batch: list[Fetched]) -> None:

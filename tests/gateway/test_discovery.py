@@ -17,8 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import znsocket
-from gateway.keymap import KeyMap, Rule, SeriesKey, compile_pattern
+from gateway.keymap import KeyMap, Rule, SeriesKey, boxes_without, compile_pattern
+from gateway.storage import GatewayStorage
 from gateway.timeseries.catalog import _list_keys, _series_of, _template
+from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ServerProcess
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_keymap import _JSON, _rules, mids, moids
@@ -87,6 +89,60 @@ def test_a_new_gateway_lists_from_the_saved_discovery_and_the_feed(
     assert data["next"] is None
     assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 1), (3, 7)}
     assert second.alive()
+
+
+def test_the_first_discovery_does_not_stream_the_series_whose_summaries_are_held(
+    tstorage: ServerProcess,
+    make_storage: Callable[[str], GatewayStorage],
+    fresh_cid: Callable[[], int],
+) -> None:
+    cid = fresh_cid()
+    put_direct(
+        tstorage, records(cid, 1, 1, 20_000) + records(cid, 1, 2, 10) + records(cid, 2, 5, 5)
+    )
+    storage = make_storage(meter_config(tstorage, cid, fresh_cid()))
+    reads = TimeSeriesReads(storage)
+    assert storage.llen("znsocket.List:meters/1/1") == 20_000  # its summaries are built
+    streamed = [0]
+    stream_columns = storage.link.stream_columns
+
+    def counting(lo: Any, hi: Any, size: int, take: Any, *args: Any) -> int:
+        def counted(arr: Any) -> None:
+            streamed[0] += len(arr)
+            take(arr)
+
+        return stream_columns(lo, hi, size, counted, *args)
+
+    storage.link.stream_columns = counting  # type: ignore[method-assign,assignment]
+    keys = reads.series_keys()
+    assert keys == [f"znsocket.List:meters/{k}" for k in ("1/1", "1/2", "2/5")]
+    assert streamed[0] == 15  # the records of the other two series only
+    # what it found is saved, the charted series too; later records of any series show
+    assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 5)}
+    put_direct(tstorage, records(cid, 1, 1, 1, start=20_000) + records(cid, 3, 3, 2))
+    assert reads.series_keys()[-1] == "znsocket.List:meters/3/3"
+
+
+@given(
+    st.integers(0, 4),
+    st.integers(1, 5),
+    st.integers(0, 4),
+    st.integers(1, 5),
+    st.sets(st.tuples(st.integers(-1, 9), st.integers(-1, 9)), max_size=12),
+)
+def test_a_box_without_some_series_covers_every_other_key_once(
+    m0: int, dm: int, o0: int, do: int, left_out: set[tuple[int, int]]
+) -> None:
+    box = ((7, m0, o0, 11, 12), (8, m0 + dm, o0 + do, 13, 14))
+    parts = boxes_without(box, left_out)
+    for lo, hi in parts:
+        assert (lo[0], lo[3], lo[4], hi[0], hi[3], hi[4]) == (7, 11, 12, 8, 13, 14)
+        assert lo[1] < hi[1] and lo[2] < hi[2]
+    for mid in range(m0 - 1, m0 + dm + 1):
+        for moid in range(o0 - 1, o0 + do + 1):
+            inside = m0 <= mid < m0 + dm and o0 <= moid < o0 + do
+            covered = sum(lo[1] <= mid < hi[1] and lo[2] <= moid < hi[2] for lo, hi in parts)
+            assert covered == (1 if inside and (mid, moid) not in left_out else 0)
 
 
 def test_the_listing_pages_by_prefix_glob_and_cursor(
