@@ -202,7 +202,8 @@ class SeriesIndexes:
             if not (lo[0] <= cid < hi[0] and lo[1] <= mid < hi[1]):
                 continue
             for moid, idx in list(box.moids.items()):
-                if lo[2] <= moid < hi[2] and len(idx):
+                # the counts, not len(): no wait for the series lock a build may hold
+                if lo[2] <= moid < hi[2] and bool(idx.count.any()):
                     out.add((cid, mid, moid))
         return out
 
