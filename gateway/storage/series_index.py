@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from gateway.cooperative import give_way
 from gateway.elements import ElementShape
-from gateway.errors import CodecError, TStorageUnavailable
+from gateway.errors import CodecError, GatewayError, TStorageUnavailable
 from gateway.keymap import (
     ACQ_MIN,
     CAP_RANGE,
@@ -110,6 +110,18 @@ def _newest_per_cap(records: Sequence[Fetched]) -> dict[tuple[int, int], tuple[i
         if prev is None or key.acq > prev[0]:
             out[k] = (key.acq, payload)
     return out
+
+
+#: times a read takes a box that other reads drop for room before it gives up
+_BOX_TRIES = 64
+
+
+def _dropped(key: str) -> GatewayError:
+    return GatewayError(
+        f"{key}: its index was dropped for room {_BOX_TRIES} times while this read waited "
+        "([tstorage] index_budget_bytes is too small for the reads running at once); "
+        "nothing was read"
+    )
 
 
 class SeriesIndexes:
@@ -257,7 +269,7 @@ class SeriesIndexes:
                 self._locks.pop(key, None)
                 excess -= box.size
                 excess_b -= box.nbytes
-                box.forget()
+                box.drop()
 
     def _load_chunk(
         self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int, expect: int = 0
@@ -578,18 +590,27 @@ class SeriesIndexes:
     def _series_box(
         self, t: ListTarget, force: bool = False, *, patient: bool = False
     ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
-        box, lock = self._box(t)
-        box.views[t.key] = t
-        box.used_at = time.monotonic()
-        self._catch_up(box, lock, force, patient=patient)
-        return box, lock, box.series(t.series.moid)
+        for _ in range(_BOX_TRIES):
+            box, lock = self._box(t)
+            box.views[t.key] = t
+            box.used_at = time.monotonic()
+            self._catch_up(box, lock, force, patient=patient)
+            idx = box.series(t.series.moid)
+            # dropped for room by another read meanwhile: a series made in it would be
+            # empty; the box is made (and caught up) again
+            if not box.forgotten:
+                return box, lock, idx
+        raise _dropped(t.key)
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
-        box, lock = self._box(target)
-        box.views[target.key] = target
-        box.used_at = time.monotonic()
-        self._catch_up(box, lock)
-        return box, lock
+        for _ in range(_BOX_TRIES):
+            box, lock = self._box(target)
+            box.views[target.key] = target
+            box.used_at = time.monotonic()
+            self._catch_up(box, lock)
+            if not box.forgotten:  # as for a List's box
+                return box, lock
+        raise _dropped(target.key)
 
     def series_index(
         self, t: ListTarget, *, fresh: bool = False, settled: bool = False

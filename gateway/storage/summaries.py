@@ -134,13 +134,8 @@ class SummaryTally:
     def __init__(self) -> None:
         self.rows = 0
         self.series = 0
-        self._lock = threading.Lock()
-
-    def add(self, rows: int, series: int = 0) -> None:
-        """Count ``rows`` more summary rows (negative: fewer) and ``series`` more series."""
-        with self._lock:
-            self.rows += rows
-            self.series += series
+        #: held while a series changes the totals (and its own rows with them)
+        self.lock = threading.Lock()
 
     @property
     def size(self) -> int:
@@ -301,9 +296,9 @@ class SeriesIndex:
         tally: SummaryTally | None = None,
     ) -> None:
         self.tally = tally
+        #: counted in :attr:`tally` (from :meth:`tally_in` to :meth:`untally`)
+        self._tallied = False
         self._lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
-        if tally is not None:
-            tally.add(1, 1)
         self.payload_size = payload_size
         self.dtype = dtype
         self.chunk_records = chunk_records
@@ -348,16 +343,32 @@ class SeriesIndex:
 
     @lo.setter
     def lo(self, lo: npt.NDArray[np.int64]) -> None:
-        grown = lo.size - self._lo.size
-        self._lo = lo
-        if grown and self.tally is not None:
-            self.tally.add(grown)
+        tally = self.tally
+        if tally is None:
+            self._lo = lo
+            return
+        with tally.lock:  # with untally(): the rows counted are the rows held
+            if self._tallied:
+                tally.rows += lo.size - self._lo.size
+            self._lo = lo
+
+    def tally_in(self) -> None:
+        """Count this series in its tally (its box holds it now)."""
+        if self.tally is not None:
+            with self.tally.lock:
+                if not self._tallied:
+                    self.tally.rows += self._lo.size
+                    self.tally.series += 1
+                    self._tallied = True
 
     def untally(self) -> None:
         """Stop counting this series in its tally (it is no longer held)."""
         if self.tally is not None:
-            self.tally.add(-self.chunks, -1)
-            self.tally = None
+            with self.tally.lock:
+                if self._tallied:
+                    self.tally.rows -= self._lo.size
+                    self.tally.series -= 1
+                    self._tallied = False
 
     @property
     def chunks(self) -> int:
@@ -906,6 +917,8 @@ class BoxIndex:
         self.views: dict[str, Any] = {}  # full key -> ListTarget/DictTarget shown from this box
         self._make = make
         self._feeding = False
+        self._forgotten = False
+        self._insert = threading.Lock()
 
     @property
     def building(self) -> bool:
@@ -922,12 +935,24 @@ class BoxIndex:
             for idx in self.moids.values():
                 idx.building = True
 
+    @property
+    def forgotten(self) -> bool:
+        """The owner dropped this box (:meth:`drop`): a series made in it now is empty
+        however many records it has, and is not counted; read through a box held."""
+        return self._forgotten
+
     def series(self, moid: int) -> SeriesIndex:
         """The index of one moid (empty if the moid has no record yet)."""
         idx = self.moids.get(moid)
         if idx is None:
-            idx = self.moids[moid] = self._make(self, moid)
-            idx.feeding = self._feeding
+            with self._insert:  # one index per moid, counted once
+                idx = self.moids.get(moid)
+                if idx is None:
+                    idx = self._make(self, moid)
+                    idx.feeding = self._feeding
+                    if not self._forgotten:
+                        idx.tally_in()
+                    self.moids[moid] = idx
         return idx
 
     @contextlib.contextmanager
@@ -981,11 +1006,19 @@ class BoxIndex:
         return box_since((self.lo, self.hi), self.acq0)
 
     def forget(self) -> None:
-        """Drop every series' cached chunks and summaries."""
-        for idx in self.moids.values():
-            idx.drop_all()
-            idx.untally()
-        self.moids.clear()
+        """Drop every series' cached chunks and summaries (the box is built again)."""
+        with self._insert:
+            for idx in self.moids.values():
+                idx.drop_all()
+                idx.untally()
+            self.moids.clear()
+
+    def drop(self) -> None:
+        """:meth:`forget`, for a box its owner no longer holds: a read that took the box
+        before must take it again (:attr:`forgotten`)."""
+        with self._insert:
+            self._forgotten = True
+        self.forget()
 
     @property
     def size(self) -> int:
