@@ -202,21 +202,24 @@ class SeriesIndexes:
             self._boxes.move_to_end(key)
             return box, self._locks[key]
 
-    def nonempty_series(self, lo: KeyTuple, hi: KeyTuple) -> set[tuple[int, int, int]]:
+    def nonempty_series(self, lo: KeyTuple, hi: KeyTuple) -> dict[tuple[int, int, int], int]:
         """``(cid, mid, moid)`` of the series held whose summaries count records, among the
-        keys of the box ``[lo, hi)`` (a series once non-empty stays so: TStorage deletes
-        nothing)."""
+        keys of the box ``[lo, hi)``, with the records counted (a series once non-empty
+        stays so: TStorage deletes nothing)."""
         with self._guard:
             boxes = list(self._boxes.values())
-        out: set[tuple[int, int, int]] = set()
+        out: dict[tuple[int, int, int], int] = {}
         for box in boxes:
             cid, mid = box.lo[0], box.lo[1]
             if not (lo[0] <= cid < hi[0] and lo[1] <= mid < hi[1]):
                 continue
             for moid, idx in list(box.moids.items()):
+                if not lo[2] <= moid < hi[2]:
+                    continue
                 # the counts, not len(): no wait for the series lock a build may hold
-                if lo[2] <= moid < hi[2] and bool(idx.count.any()):
-                    out.add((cid, mid, moid))
+                records = int(idx.count.sum())
+                if records:
+                    out[(cid, mid, moid)] = max(records, out.get((cid, mid, moid), 0))
         return out
 
     def held(self) -> int:

@@ -5,9 +5,9 @@ was discovered is saved in TStorage (:mod:`gateway.timeseries.catalog_store`: a 
 series, a watermark per rule box), so a gateway's first call reads the markers and then
 each box from its saved watermark only. Otherwise (or before anything was saved) the first
 call streams each list rule's box once (into numpy columns when the rule's payloads have a
-fixed size) and keeps the distinct ``(cid, mid, moid)``, leaving out the series whose
-summaries the gateway holds already (they are known to have records: a series charted
-first, or a huge one, is not streamed a second time). Later calls re-read the boxes from
+fixed size) and keeps the distinct ``(cid, mid, moid)``, leaving out the longest series
+whose summaries the gateway holds already (they are known to have records: a series
+charted first, or a huge one, is not streamed a second time). Later calls re-read the boxes from
 their watermark ``acq0`` (the change feed), which returns only what arrived since. All
 reads go through the gateway's :class:`~gateway.storage.link.TStorageLink` (its TLS context
 and deadlines). The dashboard's listing and ``ts:mrange`` share one catalog
@@ -45,6 +45,10 @@ from gateway.timeseries.catalog_store import CatalogStore
 __all__ = ["SeriesCatalog", "listed_keys"]
 
 _DISCOVERY_BATCH_BYTES = 4 * 1024 * 1024
+#: a series held with at least this many records is not streamed by a box's first read
+LEAVE_OUT_RECORDS = 65_536
+#: at most this many series are left out of one box's first read (the longest)
+LEAVE_OUT_MOST = 32
 _SERIES_FIELDS = ("cid", "mid", "moid")
 
 log = logging.getLogger("gateway.catalog")
@@ -99,12 +103,16 @@ class SeriesCatalog:
                 found: set[tuple[int, int, int]] = set()
                 parts = [box]
                 if acq0 == ACQ_MIN and box[1][0] - box[0][0] == 1:
-                    # The first read of a box leaves out the series whose summaries the
-                    # gateway holds: they are known to have records, and a series just
+                    # The first read of a box leaves out the long series whose summaries
+                    # the gateway holds: they are known to have records, and one just
                     # charted (or a huge one) would otherwise be streamed once more here.
-                    found = self.storage.series.nonempty_series(*box)
-                    if found:
-                        parts = boxes_without(box, [(mid, moid) for _, mid, moid in found])
+                    # Only the longest few: each one left out costs up to two more GETs.
+                    held = self.storage.series.nonempty_series(*box)
+                    found = set(held)
+                    long = sorted((n, s) for s, n in held.items() if n >= LEAVE_OUT_RECORDS)
+                    out = [(mid, moid) for _, (_, mid, moid) in long[-LEAVE_OUT_MOST:]]
+                    if out:
+                        parts = boxes_without(box, out)
                 acqs = [self._stream(box_since(part, acq0), size, found) for part in parts]
                 acq = min(acqs, default=acq0)
                 new = found - self._seen

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import znsocket
 from gateway.keymap import KeyMap, Rule, SeriesKey, boxes_without, compile_pattern
 from gateway.storage import GatewayStorage
+from gateway.timeseries import catalog
 from gateway.timeseries.catalog import _list_keys, _series_of, _template
 from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ServerProcess
@@ -91,19 +93,28 @@ def test_a_new_gateway_lists_from_the_saved_discovery_and_the_feed(
     assert second.alive()
 
 
-def test_the_first_discovery_does_not_stream_the_series_whose_summaries_are_held(
+def test_the_first_discovery_does_not_stream_the_longest_series_whose_summaries_are_held(
     tstorage: ServerProcess,
     make_storage: Callable[[str], GatewayStorage],
     fresh_cid: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # (at the defaults a series left out holds 65,536 records or more, 32 at most per box)
+    monkeypatch.setattr(catalog, "LEAVE_OUT_RECORDS", 10_000)
+    monkeypatch.setattr(catalog, "LEAVE_OUT_MOST", 1)
     cid = fresh_cid()
     put_direct(
-        tstorage, records(cid, 1, 1, 20_000) + records(cid, 1, 2, 10) + records(cid, 2, 5, 5)
+        tstorage,
+        records(cid, 1, 1, 20_000)
+        + records(cid, 1, 2, 10)
+        + records(cid, 2, 5, 5)
+        + records(cid, 3, 1, 15_000),
     )
     storage = make_storage(meter_config(tstorage, cid, fresh_cid()))
     reads = TimeSeriesReads(storage)
-    assert storage.llen("znsocket.List:meters/1/1") == 20_000  # its summaries are built
-    streamed = [0]
+    for key, n in (("1/1", 20_000), ("3/1", 15_000), ("1/2", 10)):  # their summaries are held
+        assert storage.llen(f"znsocket.List:meters/{key}") == n
+    streamed, gets = [0], [0]
     stream_columns = storage.link.stream_columns
 
     def counting(lo: Any, hi: Any, size: int, take: Any, *args: Any) -> int:
@@ -111,16 +122,20 @@ def test_the_first_discovery_does_not_stream_the_series_whose_summaries_are_held
             streamed[0] += len(arr)
             take(arr)
 
+        gets[0] += 1
         return stream_columns(lo, hi, size, counted, *args)
 
     storage.link.stream_columns = counting  # type: ignore[method-assign,assignment]
     keys = reads.series_keys()
-    assert keys == [f"znsocket.List:meters/{k}" for k in ("1/1", "1/2", "2/5")]
-    assert streamed[0] == 15  # the records of the other two series only
-    # what it found is saved, the charted series too; later records of any series show
-    assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 5)}
-    put_direct(tstorage, records(cid, 1, 1, 1, start=20_000) + records(cid, 3, 3, 2))
-    assert reads.series_keys()[-1] == "znsocket.List:meters/3/3"
+    assert keys == [f"znsocket.List:meters/{k}" for k in ("1/1", "1/2", "2/5", "3/1")]
+    # the longest series held is left out (four boxes around it: mids before and after,
+    # moids before and after at its mid; one more GET reads the saved markers), the
+    # others are read
+    assert (streamed[0], gets[0]) == (15_015, 5)
+    # what it found is saved, the series left out too; later records of any series show
+    assert markers(tstorage, cid) == {(1, 1), (1, 2), (2, 5), (3, 1)}
+    put_direct(tstorage, records(cid, 1, 1, 1, start=20_000) + records(cid, 4, 4, 2))
+    assert reads.series_keys()[-1] == "znsocket.List:meters/4/4"
 
 
 @given(
