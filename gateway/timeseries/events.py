@@ -269,10 +269,12 @@ class TimeSeriesEvents:
         every = _every(kwargs)
         targets = self._series_of(sid, kwargs)
         columns = bool(kwargs.get("columns"))
-        dtypes = [self._dtype(MRANGE, t) for t in targets] if columns else []
+        buckets = kwargs.get("buckets")
+        raw_mode = buckets is None and every is None
+        # raw windows need the codec's dtype; downsampled ones are float64 statistics
+        dtypes = [self._dtype(MRANGE, t) for t in targets] if columns and raw_mode else []
         if columns:
             column_offset(unit, MRANGE)  # a bad unit is refused before the reads
-        buckets = kwargs.get("buckets")
         windows: Sequence[RawWindow | BucketWindow] = self.reads.many(
             targets, start, end, limit=kwargs.get("limit"), buckets=buckets, every=every,
             as_of=as_of, align=kwargs.get("align"),
@@ -288,7 +290,7 @@ class TimeSeriesEvents:
                 answers.append(columns_answer(key, w, unit, dtypes[i]))
             else:
                 answers.append(raw_answer(key, w, unit))
-        mode = "raw" if buckets is None and every is None else "buckets"
+        mode = "raw" if raw_mode else "buckets"
         return {"mode": mode, "series": answers}
 
     def _series_of(self, sid: str, kwargs: dict[str, Any]) -> list[ListTarget]:

@@ -215,16 +215,23 @@ def _call_binary(client: Any, event: str, *args: Any, **kwargs: Any) -> Any:
     or compress them)."""
     sio = getattr(client, "sio", None)
     if sio is None:
-        raise TypeError("binary columns need a znsocket client (with .sio)")
+        raise _NoBinary("binary columns need a znsocket client (with .sio)")
     namespace = getattr(client, "namespace", "/znsocket")
     timeout = getattr(client, "call_timeout", None) or 60
     answer = sio.call(event, [list(args), kwargs], namespace=namespace, timeout=timeout)
     return _raise(answer, event)
 
 
+class _NoBinary(TypeError):
+    """The client has no Socket.IO connection to send binary columns on."""
+
+
 def _no_columns(exc: Exception) -> bool:
-    # a rule whose codec is not one number, or a gateway that reads no columns here
-    return isinstance(exc, TypeError) or "columns" in str(exc)
+    # a client without .sio, a rule whose codec is not one number, or a gateway that reads
+    # no columns here ("unknown argument(s) columns"); any other error is the caller's
+    return isinstance(exc, _NoBinary) or (
+        isinstance(exc, zn_exceptions.DataError) and "columns" in str(exc)
+    )
 
 
 def _pandas() -> Any:

@@ -8,9 +8,11 @@ directly are read back through the gateway.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,6 +71,32 @@ def setup(
 
 def unix(caps: np.ndarray) -> np.ndarray:
     return (caps + EPOCH_OFFSET_NS).astype("datetime64[ns]")
+
+
+@contextlib.contextmanager
+def _calls(client: znsocket.Client) -> Iterator[tuple[list[str], list[str]]]:
+    """The events a client sends as JSON calls and, with ``columns``, on its Socket.IO
+    connection while the block runs."""
+    as_text: list[str] = []
+    as_binary: list[str] = []
+    call, sio_call = client.call, client.sio.call
+
+    def text(event: str, *args: Any, **kwargs: Any) -> Any:
+        as_text.append(event)
+        return call(event, *args, **kwargs)
+
+    def binary(event: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(data, list) and len(data) == 2 and data[1].get("columns"):
+            as_binary.append(event)
+        return sio_call(event, data, *args, **kwargs)
+
+    client.call = text  # type: ignore[method-assign]
+    client.sio.call = binary  # type: ignore[method-assign]
+    try:
+        yield as_text, as_binary
+    finally:
+        client.call = call  # type: ignore[method-assign]
+        client.sio.call = sio_call  # type: ignore[method-assign]
 
 
 def test_extend_numpy_columns_stores_every_point(
@@ -146,7 +174,9 @@ def test_bucket_reads_answer_binary_columns(
         for k in stats:
             assert np.frombuffer(got[k], dtype="<f8").tolist() == as_json[k], k
         # TimeSeries reads them as columns and gives what the JSON answer says
-        d = TimeSeries(client, "meters/7/3").range(buckets=8, **align)
+        with _calls(client) as (as_text, as_binary):
+            d = TimeSeries(client, "meters/7/3").range(buckets=8, **align)
+        assert as_text == [] and as_binary == ["ts:range"]  # columns, no JSON fallback
         assert d.n.tolist() == as_json["n"] and d.mean.tolist() == as_json["mean"]
         assert d.t.astype(np.int64).tolist() == as_json["t"]
         assert d.mean.flags.writeable and d.t.flags.writeable
@@ -156,6 +186,12 @@ def test_bucket_reads_answer_binary_columns(
     msg = client.call("ts:range", "meters/7/3", buckets=4, columns=True, unit="unix_s")
     assert msg["error"]["type"] == "DataError" and "int64 nanoseconds" in msg["error"]["msg"]
     znsocket.List(client, "notes/1").append({"text": "not a number"})
+    # a json rule holding numbers is downsampled in columns, by ts:range and ts:mrange
+    znsocket.List(client, "notes/2").extend([1.5, 2.5, 4.0])
+    for event, ask in (("ts:range", {"key": "notes/2"}), ("ts:mrange", {"keys": ["notes/2"]})):
+        got = client.call(event, buckets=1, columns=True, unit="unix_ns", **ask)["data"]
+        one = got if event == "ts:range" else got["series"][0]
+        assert np.frombuffer(one["mean"], dtype="<f8").tolist() == [8.0 / 3], event
     msg = client.call("ts:range", "notes/1", buckets=4, columns=True, unit="unix_ns")
     assert msg["error"]["type"] == "DataError"
     assert client.call("ts:info", "meters/7/3")["data"]["count"] == 210  # still serving

@@ -18,6 +18,7 @@ from gateway.timeseries import Downsampled, Window
 from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct
+from tests.gateway.test_timeseries_columns import _calls
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError
 
@@ -152,7 +153,9 @@ def test_time_series_mrange_and_many(
     client, cid = setup
     caps = [T0 + 10 * MIN + i * SEC for i in range(12_000)]
     put_series(tstorage, cid, 9, 1, caps, [float(i) for i in range(12_000)])
-    got = TimeSeries.mrange(client, "meters/7/*", every="1min")
+    with _calls(client) as (as_text, as_binary):
+        got = TimeSeries.mrange(client, "meters/7/*", every="1min")
+    assert as_text == [] and as_binary == ["ts:mrange"]  # columns, no JSON fallback
     assert list(got) == ["meters/7/1", "meters/7/2", "meters/7/3"]
     assert all(isinstance(w, Downsampled) for w in got.values())
     assert got["meters/7/2"].t[0] == np.datetime64(U0 + MIN, "ns")
