@@ -176,7 +176,8 @@ def buckets_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
 
 def bucket_columns_answer(key: str, w: BucketWindow, unit: Unit) -> dict[str, Any]:
     """The answer of a downsampled window in binary columns: the JSON answer's fields, each
-    array as bytes (times and counts ``<i8``, statistics ``<f8``, empty values NaN)."""
+    array as bytes (times and counts ``<i8``, statistics ``<f8``: NaN and infinities as they
+    are, where JSON shows null)."""
     return _buckets_answer(
         key,
         w,

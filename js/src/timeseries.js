@@ -90,7 +90,8 @@ const EPOCH_US = 978307200000000n;
  * @typedef {object} BucketColumnsAnswer
  * A {@link BucketsAnswer} whose arrays are typed: times (`t`, and aligned `t_end`,
  * `t_first`, `t_last`) a `BigInt64Array` of exact nanoseconds in `unit`, counts `n` a
- * `Float64Array`, statistics `Float64Array`s (NaN where the JSON form shows `null`).
+ * `Float64Array`, statistics `Float64Array`s (NaN and infinities as they are, where the
+ * JSON form shows `null`).
  * @property {string} key
  * @property {'buckets'} mode
  * @property {number} count
@@ -125,7 +126,8 @@ const EPOCH_US = 978307200000000n;
  * @property {string|null} next As in {@link RawAnswer}.
  * @property {BigInt64Array} t Capture times in `unit` (`unix_ns` or `tstorage_ns`), exact.
  * @property {Float64Array|Float32Array|Int32Array|Int16Array|Int8Array|Uint32Array|Uint16Array|Uint8Array|BigInt64Array|BigUint64Array} v
- *   Values in the codec's type (`dtype`); NaN where the JSON form shows `null`.
+ *   Values in the codec's type (`dtype`); NaN and infinities as stored, where the JSON form
+ *   shows `null`.
  * @property {string} dtype The values' numpy dtype (`"<f8"` for `struct:<d`).
  * @property {string} watermark
  */

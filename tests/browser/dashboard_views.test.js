@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startGateway, ROOT, VENV_BIN } from '../../js/test/helpers.js';
+import { startGateway, python, ROOT, VENV_BIN } from '../../js/test/helpers.js';
 import { connect, List } from '../../js/src/index.js';
 import { openBrowser, waitInPage } from './browser.js';
 
@@ -112,6 +112,31 @@ test('a pause in the data breaks the line, raw and downsampled', async () => {
   assert.ok(nulls[0] > t0 + 1499 && nulls[0] < t0 + 1620);
   assert.ok(Math.abs(raw.view.min - (t0 + 1400)) < 0.01 && Math.abs(raw.view.max - (t0 + 1700)) < 0.01, 'the range from the address');
   await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-gap.png') });
+  assert.deepEqual(browser.errors, []);
+});
+
+test('values that are not finite are gaps in the chart, downsampled and raw', async () => {
+  const { page } = browser;
+  const t0 = Math.floor(nowS()) - 5000;
+  /** @type {[number, number | string][]} */
+  const points = Array.from({ length: 3000 }, (_, i) => [t0 + i, Math.sin(i / 50)]);
+  points[1000][1] = 'inf';
+  points[2000][1] = '-inf';
+  points[2500][1] = 'nan';
+  await python('tstorage_put.py', { port: gw.tstoragePort, cid: 1, mid: 62, moid: 1, points });
+  await page.goto(`${gw.url}/#series=meters/62/1&range=all`);
+  await waitInPage(page, () => window.dashboard.state.window?.in_window === 3000, 10000, 'the series');
+  const d = await page.evaluate(() => window.dashboard.chartData());
+  assert.equal(d.mode, 'buckets');
+  const finite = (/** @type {(number|null)[]} */ col) => col.every((x) => x === null || Number.isFinite(x));
+  assert.ok(finite(d.v) && finite(d.min) && finite(d.max), 'only numbers and gaps are drawn');
+  const near = (/** @type {number} */ t, /** @type {number} */ at) => Math.abs(t - at) < 60;
+  assert.ok(d.t.some((t, i) => d.v[i] === null && near(t, t0 + 1000)), 'the bucket holding inf is a gap');
+  // zoomed in to the raw records around one: that record is a gap
+  await page.goto(`${gw.url}/#series=meters/62/1&from=${t0 + 990}&to=${t0 + 1010}`);
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'raw' && window.dashboard.state.range === 'custom', 10000, 'raw records');
+  const raw = await page.evaluate(() => window.dashboard.chartData());
+  assert.deepEqual(raw.t.filter((_, i) => raw.v[i] === null).map((t) => Math.round(t - t0)), [1000]);
   assert.deepEqual(browser.errors, []);
 });
 

@@ -280,9 +280,23 @@ function writeAddress() {
 
 /**
  * @param {unknown[] | ArrayLike<number>} v Values as the codec gives them (a typed array
- *   from binary columns is numbers already): the chart draws numbers only.
+ *   from binary columns is numbers already): the chart draws finite numbers only, others
+ *   as gaps.
  */
-const numbers = (v) => (ArrayBuffer.isView(v) ? v : /** @type {unknown[]} */ (v).map((x) => (typeof x === 'number' ? x : null)));
+const numbers = (v) => (ArrayBuffer.isView(v) ? drawable(/** @type {Float64Array} */ (v)) : /** @type {unknown[]} */ (v).map((x) => (typeof x === 'number' && Number.isFinite(x) ? x : null)));
+
+/**
+ * Values from binary columns as the chart draws them: NaN and infinities (which JSON
+ * answers show as null) become gaps, as there; the typed array itself when all are finite.
+ * @param {Float64Array} v
+ * @returns {Float64Array | (number|null)[]}
+ */
+function drawable(v) {
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i])) return Array.from(v, (x) => (Number.isFinite(x) ? x : null));
+  }
+  return v;
+}
 
 /** Keys whose rule has no binary columns (values that are not one number): JSON reads. */
 const jsonOnly = new Set();
@@ -433,7 +447,7 @@ async function load() {
   const data =
     w.mode === 'raw'
       ? { mode: 'raw', t: w.t, v: numbers(w.v), min: new Array(w.t.length).fill(null), max: new Array(w.t.length).fill(null), maxStep: rawMaxStep(w.t) }
-      : { mode: 'buckets', t: w.t, v: w.mean, min: w.min, max: w.max, maxStep: w.maxStep };
+      : { mode: 'buckets', t: w.t, v: numbers(w.mean), min: numbers(w.min), max: numbers(w.max), maxStep: w.maxStep };
   const reachesEnd = view === null || (w.last_time !== null && view.max >= w.last_time);
   if (reachesEnd) state.lastT = w.last_time;
   state.firstT = w.first_time;
@@ -478,7 +492,7 @@ async function loadOverlays(client, view, seq) {
     Promise.all(
       keys.map(async (key) => {
         const w = await readWindow(client, key, view);
-        const v = w.mode === 'raw' ? numbers(w.v) : w.mean;
+        const v = numbers(w.mode === 'raw' ? w.v : w.mean);
         const maxStep = w.mode === 'raw' ? rawMaxStep(w.t) : w.maxStep;
         return { key, meta: metaOf(state.listed.get(key)), t: w.t, v, maxStep, last: w.last_time };
       }),

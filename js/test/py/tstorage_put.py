@@ -1,7 +1,8 @@
 """Write records straight into TStorage with tstorage_client (as another program would).
 
 Argument: JSON ``{"port", "cid", "mid", "moid", "points": [[unix_seconds, value], ...]}``
-(values stored as ``struct:<d``) or, for a generated series, ``{"port", "cid", "mid",
+(values stored as ``struct:<d``; a value may be a string float() reads, such as
+``"inf"`` or ``"nan"``) or, for a generated series, ``{"port", "cid", "mid",
 "moid", "generate": {"count", "start", "step"}}`` (value i = sin(i / 1000) * 100 + i / count).
 Prints ``{"written": n}``.
 """
@@ -32,7 +33,7 @@ def main() -> None:
     with Channel("127.0.0.1", spec["port"], BytesPayloadType(), timeout=30) as ch:
         for lo in range(0, len(points), 100_000):
             batch = [
-                Record(Key(cid, mid, moid, round(t * 1e9) - EPOCH_NS, 0), struct.pack("<d", v))
+                Record(Key(cid, mid, moid, round(t * 1e9) - EPOCH_NS, 0), struct.pack("<d", float(v)))
                 for t, v in points[lo : lo + 100_000]
             ]
             res = ch.put(batch)
