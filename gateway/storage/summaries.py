@@ -474,10 +474,14 @@ class SeriesIndex:
             return False  # the chunk's kind of payloads changed
         self.count[k] = n
         s = self._starts
-        if s is not None:  # a new array: a reader may hold the old one outside the lock
+        if s is not None and k + 2 == s.size:
+            # the last chunk: only the length moves, one store a reader holding the array
+            # outside the lock sees whole (it only grows); no copy of every chunk's start
+            s[k + 1] += n - n0
+        elif s is not None:  # a new array: a reader may hold the old one outside the lock
             s = s.copy()
             s[k + 1 :] += n - n0
-        self._starts = s
+            self._starts = s
         self.last_cap[k] = data.caps[n - 1]
         if vals is not None:
             if vals.size == 1:  # a List.append: Python floats add as float64 does

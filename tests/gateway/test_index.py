@@ -235,3 +235,22 @@ def test_growth_in_place_keeps_views_held_by_readers_valid() -> None:
     assert list(view) == list(range(20)) and rows.reshape(-1).view("<f8")[19] == 19.0
     assert list(idx.caps) == list(range(64))
     assert idx.payload(63) == struct.pack("<d", 63)
+
+
+@given(st.lists(st.tuples(st.integers(-20, 80), st.integers(0, 2**32 - 1)), max_size=60))
+def test_positions_stay_right_as_records_come_one_by_one_while_readers_ask_the_length(
+    records: list[tuple[int, int]],
+) -> None:
+    """Appends move only the series' length in the prefix counts (no copy of every chunk's
+    start); records into an earlier chunk move the starts after it; both while the
+    prefix counts are held (a reader asked ``len`` after every record)."""
+    box = _in_memory_box(chunk=4)
+    idx = box.series(1)
+    held: dict[int, tuple[int, int]] = {}
+    for acq, (cap, value) in enumerate(records):
+        _, c, a, p = _columns([(1, cap, acq, value)])
+        idx.add(c, a, p)
+        held[cap] = (acq, value)
+        assert len(idx) == len(held)  # keeps the prefix counts
+        assert idx.cap_at(len(held) - 1) == max(held)
+    _check_summaries(idx, held)
