@@ -593,26 +593,28 @@ class SeriesIndexes:
     def _series_box(
         self, t: ListTarget, force: bool = False, *, patient: bool = False
     ) -> tuple[BoxIndex, threading.RLock, SeriesIndex]:
-        for _ in range(_BOX_TRIES):
-            box, lock = self._box(t)
-            box.views[t.key] = t
-            box.used_at = time.monotonic()
-            self._catch_up(box, lock, force, patient=patient)
-            idx = box.series(t.series.moid)
-            # dropped for room by another read meanwhile: a series made in it would be
-            # empty; the box is made (and caught up) again
-            if not box.forgotten:
-                return box, lock, idx
-        raise _dropped(t.key)
+        box, lock, idx = self._held_box(t, force, patient=patient, moid=t.series.moid)
+        assert idx is not None
+        return box, lock, idx
 
     def _meter_box(self, target: DictTarget) -> tuple[BoxIndex, threading.RLock]:
+        box, lock, _ = self._held_box(target)
+        return box, lock
+
+    def _held_box(
+        self, target: Target, force: bool = False, *, patient: bool = False, moid: int | None = None
+    ) -> tuple[BoxIndex, threading.RLock, SeriesIndex | None]:
+        # The box of a List or Dict, caught up, with the index of ``moid`` when given.
         for _ in range(_BOX_TRIES):
             box, lock = self._box(target)
             box.views[target.key] = target
             box.used_at = time.monotonic()
-            self._catch_up(box, lock)
-            if not box.forgotten:  # as for a List's box
-                return box, lock
+            self._catch_up(box, lock, force, patient=patient)
+            idx = None if moid is None else box.series(moid)
+            # dropped for room by another read meanwhile: a series made in it would be
+            # empty; the box is made (and caught up) again
+            if not box.forgotten:
+                return box, lock, idx
         raise _dropped(target.key)
 
     def series_index(

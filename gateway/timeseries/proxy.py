@@ -226,12 +226,19 @@ class _NoBinary(TypeError):
     """The client has no Socket.IO connection to send binary columns on."""
 
 
-def _no_columns(exc: Exception) -> bool:
-    # a client without .sio, a rule whose codec is not one number, or a gateway that reads
-    # no columns here ("unknown argument(s) columns"); any other error is the caller's
-    return isinstance(exc, _NoBinary) or (
-        isinstance(exc, zn_exceptions.DataError) and "columns" in str(exc)
-    )
+def _in_columns(client: Any, event: str, *args: Any, **kwargs: Any) -> Any:
+    """``event`` asked with ``columns=True`` (see :func:`_call_binary`); ``None`` when it
+    cannot be answered in columns: a client without ``.sio``, a rule whose codec is not one
+    number, or a gateway that reads no columns there ("unknown argument(s) columns"). Any
+    other error is raised."""
+    try:
+        return _call_binary(client, event, *args, columns=True, **kwargs)
+    except _NoBinary:
+        return None
+    except zn_exceptions.DataError as exc:
+        if "columns" not in str(exc):
+            raise
+        return None
 
 
 def _pandas() -> Any:
@@ -502,15 +509,14 @@ class TimeSeries:
     def _pages(self, cursor: str | None, end: str | None, page: int) -> Iterator[Window]:
         # cursor: a wire time, or the "next" of a truncated answer (TStorage ns, as sent)
         if self.columns:
-            try:
-                first = self._column_page(cursor, end, page)
-            except zn_exceptions.DataError as exc:
-                if "columns" not in str(exc):
-                    raise
-                self.columns = False  # a rule without a numeric codec, or an older gateway
-            else:
+            first = _in_columns(
+                self.client, "ts:range", self.key, start=cursor, end=end, limit=page,
+                unit="unix_ns", as_of=self.as_of_acq,
+            )  # fmt: skip
+            if first is not None:
                 yield from self._column_pages(first, end, page)
                 return
+            self.columns = False
         page = min(page, _PAGE)
         while True:
             data = self._call(
@@ -566,15 +572,10 @@ class TimeSeries:
                 every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
                 as_of=self.as_of_acq, **({"align": align} if align is not None else {}),
             )  # fmt: skip
-            if self.columns:
-                try:
-                    got = self._call_binary("ts:range", self.key, columns=True, **ask)
-                except (zn_exceptions.DataError, TypeError) as exc:
-                    if not _no_columns(exc):
-                        raise
-                    self.columns = False
-                else:
-                    return Downsampled._of(got)
+            got = _in_columns(self.client, "ts:range", self.key, **ask) if self.columns else None
+            if got is not None:
+                return Downsampled._of(got)
+            self.columns = False
             return Downsampled._of(self._call("ts:range", self.key, **ask))
         if align is not None:
             raise ValueError("align applies to downsampled reads (buckets or every)")
@@ -678,12 +679,9 @@ class TimeSeries:
             every=None if every is None else _duration_ns(every, "every"), unit="unix_ns",
             **keys,
         )  # fmt: skip
-        try:
-            # binary columns where every named series holds one number, else JSON
-            data = _call_binary(client, "ts:mrange", columns=True, **ask)
-        except (zn_exceptions.DataError, TypeError) as exc:
-            if not _no_columns(exc):
-                raise
+        # binary columns where every named series allows them, else JSON
+        data = _in_columns(client, "ts:mrange", **ask)
+        if data is None:
             data = _raise(client.call("ts:mrange", **ask), "ts:mrange")
         out: dict[str, Any] = {}
         for got in data["series"]:
