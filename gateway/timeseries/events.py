@@ -91,6 +91,15 @@ def _key_arg(event: str, positional: list[Any], kwargs: dict[str, Any]) -> Any:
     return kwargs["key"]
 
 
+def _columns(event: str, kwargs: dict[str, Any]) -> bool:
+    value = kwargs.get("columns")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise DataError(f"{event}: columns must be true or false, got {value!r}")
+    return value
+
+
 def _every(kwargs: dict[str, Any]) -> int | None:
     value = kwargs.get("every")
     return None if value is None else parse_duration(value, "every")
@@ -236,9 +245,9 @@ class TimeSeriesEvents:
         end = parse_time(kwargs.get("end"), "end")
         as_of = parse_time(kwargs.get("as_of"), "as_of")
         every = _every(kwargs)
+        columns = _columns(RANGE, kwargs)
         self.check(sid, t.key)
         if kwargs.get("buckets") is not None or every is not None:
-            columns = bool(kwargs.get("columns"))
             if columns:
                 column_offset(unit, RANGE)  # a bad unit is refused before the read
             w = self.reads.downsampled(
@@ -249,7 +258,7 @@ class TimeSeriesEvents:
             return buckets_answer(user_key(t.key), w, unit)
         if kwargs.get("align") is not None:
             raise DataError(f"{RANGE}: align applies to downsampled reads (buckets or every)")
-        if kwargs.get("columns"):
+        if columns:
             dtype = self._dtype(RANGE, t)
             column_offset(unit, RANGE)  # a bad unit is refused before the read
             raw = self.reads.range_array(
@@ -269,7 +278,7 @@ class TimeSeriesEvents:
         as_of = parse_time(kwargs.get("as_of"), "as_of")
         every = _every(kwargs)
         targets = self._series_of(sid, kwargs)
-        columns = bool(kwargs.get("columns"))
+        columns = _columns(MRANGE, kwargs)
         buckets = kwargs.get("buckets")
         raw_mode = buckets is None and every is None
         # raw windows need the codec's dtype; downsampled ones are float64 statistics

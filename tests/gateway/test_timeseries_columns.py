@@ -188,13 +188,42 @@ def test_bucket_reads_answer_binary_columns(
     znsocket.List(client, "notes/1").append({"text": "not a number"})
     # a json rule holding numbers is downsampled in columns, by ts:range and ts:mrange
     znsocket.List(client, "notes/2").extend([1.5, 2.5, 4.0])
-    for event, ask in (("ts:range", {"key": "notes/2"}), ("ts:mrange", {"keys": ["notes/2"]})):
+    asks: list[tuple[str, dict[str, Any]]] = [
+        ("ts:range", {"key": "notes/2"}),
+        ("ts:mrange", {"keys": ["notes/2"]}),
+    ]
+    for event, ask in asks:
         got = client.call(event, buckets=1, columns=True, unit="unix_ns", **ask)["data"]
         one = got if event == "ts:range" else got["series"][0]
         assert np.frombuffer(one["mean"], dtype="<f8").tolist() == [8.0 / 3], event
     msg = client.call("ts:range", "notes/1", buckets=4, columns=True, unit="unix_ns")
     assert msg["error"]["type"] == "DataError"
     assert client.call("ts:info", "meters/7/3")["data"]["count"] == 210  # still serving
+
+
+def test_a_columns_flag_that_is_not_true_or_false_is_refused(
+    setup: tuple[znsocket.Client, int], tstorage: ServerProcess
+) -> None:
+    client, cid = setup
+    put_direct(tstorage, [((cid, 7, 3, T0 + i * SEC), struct.pack("<d", i)) for i in range(5)])
+    other = znsocket.Client.from_url(client.address)
+    try:
+        for bad in ("yes", 1, [True], {"on": True}):
+            for event, ask in (
+                ("ts:range", {"key": "meters/7/3"}),
+                ("ts:mrange", {"keys": ["meters/7/3"]}),
+            ):
+                for window in ({}, {"buckets": 2}):
+                    got = client.call(event, columns=bad, unit="unix_ns", **ask, **window)
+                    assert got["error"]["type"] == "DataError", (event, bad, got)
+                    assert "columns must be true or false" in got["error"]["msg"]
+                    # another client is answered meanwhile, in columns
+                    ok = other.call("ts:range", "meters/7/3", columns=True, unit="unix_ns")["data"]
+                    assert np.frombuffer(ok["v"], dtype="<f8").tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+        # null means no columns, as leaving it out
+        assert client.call("ts:range", "meters/7/3", columns=None)["data"]["mode"] == "raw"
+    finally:
+        other.sio.disconnect()
 
 
 def test_extend_casts_only_exactly_and_keeps_the_codec_dtype(
