@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,18 @@ SYNC_MODES = pytest.mark.parametrize("sync", ["commit", "interval"])
 def synced_argv(data_dir: Path, sync: str) -> list[str]:
     # the longest interval: a kill -9 comes well before the next fsync
     return [*server_argv(data_dir), "--sync", sync, "--sync-interval", "1"]
+
+
+def stored_after_restart(data_dir: Path, sync: str) -> list[Any]:
+    """Every record the server finds in ``data_dir`` when started again (then stopped)."""
+    proc = spawn(synced_argv(data_dir, sync))
+    try:
+        with Raw(proc.port) as c:
+            status, got, _ = c.get()
+        assert status == 0
+        return list(got)
+    finally:
+        proc.stop()
 
 
 @SYNC_MODES
@@ -111,17 +124,11 @@ def test_kill9_during_concurrent_commits_leaves_whole_requests_only(
     for t in threads:
         t.join()
     assert len(acknowledged) > 4
-    proc = spawn(synced_argv(data_dir, sync))
-    try:
-        with Raw(proc.port) as c:
-            status, got, _ = c.get()
-        assert status == 0
-        per_req = Counter((k[0], k[1] // per_request) for k, _ in got)
-        assert set(per_req.values()) == {per_request}, "a request was stored in part"
-        assert set(acknowledged) <= set(per_req), "an acknowledged request was lost"
-        assert all(p == b"p" * 32 for _, p in got)
-    finally:
-        proc.stop()
+    got = stored_after_restart(data_dir, sync)
+    per_req = Counter((k[0], k[1] // per_request) for k, _ in got)
+    assert set(per_req.values()) == {per_request}, "a request was stored in part"
+    assert set(acknowledged) <= set(per_req), "an acknowledged request was lost"
+    assert all(p == b"p" * 32 for _, p in got)
 
 
 @SYNC_MODES
@@ -138,13 +145,7 @@ def test_one_record_puts_answered_just_before_kill9_are_all_kept(data_dir: Path,
                 answered.append(((4, i, 0, 100 + i, acq_min), b"one-%d" % i))
     finally:
         proc.kill()
-    proc = spawn(synced_argv(data_dir, sync))
-    try:
-        with Raw(proc.port) as c:
-            status, got, _ = c.get()
-        assert status == 0 and got == answered
-    finally:
-        proc.stop()
+    assert stored_after_restart(data_dir, sync) == answered
 
 
 @SYNC_MODES
@@ -161,10 +162,5 @@ def test_a_put_larger_than_the_inline_commit_answered_before_kill9_is_kept(
             assert status == 0 and acq_max - acq_min == len(records) - 1
     finally:
         proc.kill()
-    proc = spawn(synced_argv(data_dir, sync))
-    try:
-        with Raw(proc.port) as c:
-            status, got, _ = c.get()
-        assert status == 0 and [(k[:4], p) for k, p in got] == [(k[:4], p) for k, p in records]
-    finally:
-        proc.stop()
+    got = stored_after_restart(data_dir, sync)
+    assert [(k[:4], p) for k, p in got] == [(k[:4], p) for k, p in records]
