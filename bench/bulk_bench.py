@@ -12,7 +12,8 @@ One run, side by side (every server a real process on 127.0.0.1):
   1,048,576 points) and with a direct numpy GET;
 * one writer's ``List.append`` rate (``--appends`` points, one at a time, in ``--rounds``
   rounds taken in turn; the median round) on a second gateway whose TStorage runs with
-  ``sync = "interval"``, and on our in-memory znsocket server;
+  ``sync = "interval"``, on a third that also acknowledges writes from its journal
+  (``[tstorage.journal]``), and on our in-memory znsocket server;
 * the gateway process's resident memory (its TStorage child excluded), sampled every 20 ms
   during the bulk write and the bulk read;
 * the CPU time each process spends (``/proc``, Linux): the gateway and its TStorage per point
@@ -148,10 +149,15 @@ def config(data_dir: Path, ts_port: int, sync: str) -> str:
     )
 
 
-def start_gateway(tmp: Path, name: str, sync: str) -> tuple[ServerProcess, int]:
+def start_gateway(
+    tmp: Path, name: str, sync: str, journal: bool = False
+) -> tuple[ServerProcess, int]:
     ts_port = free_port()
     path = tmp / f"{name}.toml"
-    path.write_text(config(tmp / name, ts_port, sync))
+    text = config(tmp / name, ts_port, sync)
+    if journal:  # writes acknowledged from the gateway's journal, stored right after
+        text += f'\n[tstorage.journal]\ndir = "{tmp / name}-journal"\n'
+    path.write_text(text)
     proc = spawn(["gateway", "run", "--config", str(path), "--port", "0", "--log-level", "WARNING"])
     return proc, ts_port
 
@@ -292,18 +298,21 @@ def appends(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
     # Both servers up at once, rounds taken in turn: on a shared machine the load moves
     # within seconds, so one figure each would compare different moments.
     gw, _ = start_gateway(tmp, "interval", "interval")
+    gj, _ = start_gateway(tmp, "journal", "interval", journal=True)
     mem = spawn(["znsocket", "--host", "127.0.0.1", "--port", "0", "--storage", "memory",
                  "--log-level", "WARNING"])  # fmt: skip
     try:
         per_round = max(1, args.appends // args.rounds)
-        rounds: dict[str, list[float]] = {"gateway": [], "memory": []}
-        cpu: dict[str, list[dict[str, float]]] = {"gateway": [], "memory": []}
+        names = ("gateway", "journal", "memory")
+        rounds: dict[str, list[float]] = {n: [] for n in names}
+        cpu: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         servers = {
             "gateway": {"gateway": gw.pid, "tstorage": child_pid(gw.pid)},
+            "journal": {"gateway": gj.pid, "tstorage": child_pid(gj.pid)},
             "memory": {"znsocket": mem.pid},
         }
         for k in range(args.rounds):
-            for name, proc in (("gateway", gw), ("memory", mem)):
+            for name, proc in (("gateway", gw), ("journal", gj), ("memory", mem)):
                 with cpu_per(per_round, {**servers[name], "client": os.getpid()}) as used:
                     got = append_rate(
                         f"znsocket://127.0.0.1:{proc.port}", f"meters/5/{k + 1}", per_round
@@ -311,6 +320,7 @@ def appends(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
                 rounds[name].append(got["points_per_s"])
                 cpu[name].append(used)
         for name, key in (("gateway", "append_gateway_sync_interval"),
+                          ("journal", "append_gateway_journal"),
                           ("memory", "append_memory_znsocket")):  # fmt: skip
             out[key] = {
                 "points_per_round": per_round,
@@ -323,6 +333,7 @@ def appends(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
             }
     finally:
         gw.stop()
+        gj.stop()
         mem.stop()
 
 
@@ -335,6 +346,7 @@ def _ratios(out: dict[str, Any]) -> dict[str, float]:
         "append_interval_vs_memory": (
             "append_gateway_sync_interval", "append_memory_znsocket", 2
         ),
+        "append_journal_vs_memory": ("append_gateway_journal", "append_memory_znsocket", 2),
     }  # fmt: skip
     return {
         name: round(out[a]["points_per_s"] / out[b]["points_per_s"], digits)
@@ -381,12 +393,7 @@ def compare(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 def summary(r: dict[str, Any]) -> str:
     """One line of a run's main figures."""
     if "write_columns" not in r:  # --only append
-        return (
-            f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s vs memory "
-            f"{r['append_memory_znsocket']['points_per_s']:,}/s "
-            f"(ratio {r['ratios']['append_interval_vs_memory']}), "
-            f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
-        )
+        return f"{_appends(r)}, load {r.get('load_average_before')}-{r.get('load_average_after')}"
     if "append_memory_znsocket" not in r:  # --read-only
         return (
             f"write {r['write_columns']['points_per_s']:,}/s, "
@@ -401,10 +408,19 @@ def summary(r: dict[str, Any]) -> str:
         f"ratio {r['ratios']['write_columns_vs_direct']}), "
         f"read {r['read_columns']['points_per_s']:,}/s "
         f"(direct {r['read_direct_numpy_get']['points_per_s']:,}/s), "
-        f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s vs memory "
-        f"{r['append_memory_znsocket']['points_per_s']:,}/s "
-        f"(ratio {r['ratios']['append_interval_vs_memory']}), "
-        f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
+        f"{_appends(r)}, load {r.get('load_average_before')}-{r.get('load_average_after')}"
+    )
+
+
+def _appends(r: dict[str, Any]) -> str:
+    journal = r.get("append_gateway_journal")  # absent in runs of a tree without a journal
+    return (
+        f"append {r['append_gateway_sync_interval']['points_per_s']:,}/s"
+        + (f", with the journal {journal['points_per_s']:,}/s" if journal else "")
+        + f" vs memory {r['append_memory_znsocket']['points_per_s']:,}/s (ratios "
+        f"{r['ratios']['append_interval_vs_memory']}"
+        + (f", {r['ratios']['append_journal_vs_memory']}" if journal else "")
+        + ")"
     )
 
 

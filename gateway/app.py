@@ -105,6 +105,11 @@ def build(config: GatewayConfig) -> Gateway:
         log.info("TStorage: remote at %s:%s%s", host, port, " (TLS)" if t.tls else "")
     try:
         link = TStorageLink(LinkSettings.for_config(t, host, port))
+        if t.journal is not None:
+            from gateway.storage.write_behind import WriteBehindSettings
+
+            link.write_behind(t.journal.dir, WriteBehindSettings.for_config(t.journal, t.timeout))
+            log.info("writes acknowledged from the journal in %s", t.journal.dir)
         storage = GatewayStorage(link, config)
         storage.load()
         authenticate, authorize, audience = policy_hooks(config.auth)

@@ -15,8 +15,10 @@ indexes hold against ``[tstorage] index_budget_bytes`` and ``index_budget``
 (:meth:`gateway.storage.series_index.SeriesIndexes.memory`): ``held_bytes`` (summary rows
 plus cached chunks, at most ``budget_bytes`` once a read has made room), ``summary_rows``
 and ``summary_bytes``, ``cached_chunks``, ``cached_records`` and ``cached_bytes``, and
-``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set). The
-endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
+``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set).
+With ``[tstorage.journal]``, ``journal`` says what was acknowledged and is not yet in
+TStorage: ``pending_records``, ``pending_bytes``, and while TStorage refuses or does not
+answer, ``failing_for_s`` and ``last_error``. The endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
 it costs TStorage nothing.
 It needs no token: it shows no data, only whether the server behind the gateway runs.
 """
@@ -65,6 +67,9 @@ class HealthEndpoint:
         }
         if self.index is not None:
             state["index"] = self.index()
+        behind = self.link.journal
+        if behind is not None:
+            state["journal"] = behind.status()
         return state
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

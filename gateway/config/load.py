@@ -32,7 +32,8 @@ else:  # pragma: no cover
 def load_config(path: str | os.PathLike[str], *, strict: bool = True) -> GatewayConfig:
     """Read, validate and return the configuration in ``path``.
 
-    Relative ``tstorage.embedded.data_dir`` values are resolved against the file's folder.
+    Relative ``tstorage.embedded.data_dir`` and ``tstorage.journal.dir`` values are
+    resolved against the file's folder.
 
     Args:
         path: the TOML file.
@@ -95,6 +96,12 @@ def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, li
             cfg = cfg.model_copy(
                 update={"tstorage": cfg.tstorage.model_copy(update={"embedded": emb})}
             )
+    journal = cfg.tstorage.journal if cfg is not None else None
+    if cfg is not None and journal is not None and not journal.dir.is_absolute():
+        journal = journal.model_copy(update={"dir": (file.parent / journal.dir).resolve()})
+        cfg = cfg.model_copy(
+            update={"tstorage": cfg.tstorage.model_copy(update={"journal": journal})}
+        )
     if cfg is not None and cfg.tstorage.tls is not None:
         tls = cfg.tstorage.tls.resolved(file.parent)
         cfg = cfg.model_copy(update={"tstorage": cfg.tstorage.model_copy(update={"tls": tls})})

@@ -202,11 +202,34 @@ class TlsConfig(_Section):
         return ctx
 
 
+class JournalConfig(_Section):
+    """``[tstorage.journal]``: acknowledge writes from a journal, store them moments later.
+
+    A write is acknowledged once it is in the journal (written to the OS, not fsynced) and
+    stored in TStorage in the background (``gateway.storage.write_behind``): one writer
+    waits for no TStorage round trip. Reads through this gateway wait until what it
+    acknowledged is stored, so they always see it. ``kill -9`` of the gateway or of TStorage
+    loses nothing (the journal is replayed at the next start); a power loss loses at most
+    the last ``sync_interval`` seconds, as ``sync = "interval"`` does.
+    """
+
+    #: the journal's folder (relative: to the config file's folder); one gateway per folder
+    dir: _LaxPath
+    #: acknowledged writes not yet in TStorage, at most (then writers wait, and are refused
+    #: with "not stored" after [tstorage] timeout)
+    max_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
+    #: seconds the background writer waits for more writes to join one PUT
+    linger: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    #: the journal is fsynced at least this often (seconds)
+    sync_interval: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
 class TStorageConfig(_Section):
     """``[tstorage]``: the TStorage the gateway stores in (embedded or remote)."""
 
     embedded: EmbeddedConfig | None = None
     tls: TlsConfig | None = None
+    journal: JournalConfig | None = None
     host: str | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
     timeout: Annotated[float, Field(gt=0)] = 5.0
@@ -236,6 +259,19 @@ class TStorageConfig(_Section):
                 "[tstorage.tls] is for a remote TStorage; the embedded server listens on "
                 "loopback without TLS (hint: remove [tstorage.tls], or use host/port)"
             )
+        if self.journal is not None and self.embedded is not None:
+            if self.embedded.sync == "commit":
+                raise ValueError(
+                    "[tstorage.journal] acknowledges writes before they are fsynced, while "
+                    '[tstorage.embedded] sync = "commit" promises that every acknowledged write '
+                    'survives a power loss (hint: set sync = "interval", or remove '
+                    "[tstorage.journal])"
+                )
+            if self.journal.dir.resolve() == self.embedded.data_dir.resolve():
+                raise ValueError(
+                    "[tstorage.journal] dir is the embedded TStorage's data_dir "
+                    '(hint: a folder of its own, e.g. dir = "data/journal")'
+                )
         if self.embedded is None and (self.host is None or self.port is None):
             raise ValueError(
                 "needs [tstorage.embedded] with data_dir, or both host and port of a remote "

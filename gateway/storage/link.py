@@ -26,7 +26,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,9 @@ from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType, NumpyPayloadType
 from tstorage_client.record import Key, Record
 from tstorage_client.response import ResponseAcq, ResponseStatus
+
+if TYPE_CHECKING:
+    from gateway.storage.write_behind import WriteBehind, WriteBehindSettings
 
 PutRecord = tuple[tuple[int, int, int, int], bytes]
 """((cid, mid, moid, cap), payload): a record to PUT (TStorage assigns acq)."""
@@ -86,6 +90,7 @@ class TStorageLink:
         self._put_queue: list[_Ticket] = []
         self._put_leader = False
         self._scope = threading.local()  # green-thread local in the (patched) gateway
+        self._behind: WriteBehind | None = None
 
     @contextlib.contextmanager
     def request(self, writes: bool = False) -> Iterator[None]:
@@ -212,12 +217,41 @@ class TStorageLink:
             _close(ch)
 
     def close(self) -> None:
-        """Close every idle channel (busy ones close when their request ends)."""
+        """Store the journal's queued writes (for at most ``timeout``), then close every idle
+        channel (busy ones close when their request ends)."""
+        if self._behind is not None:
+            self._behind.close(self.settings.timeout)
         with self._lock:
             idle, self._idle = self._idle, {}
         for chs in idle.values():
             for ch in chs:
                 _close(ch)
+
+    # -------------------------------------------------------------- journal
+    def write_behind(self, directory: Path, settings: WriteBehindSettings) -> WriteBehind:
+        """From now on acknowledge writes from a journal in ``directory`` and store them in
+        TStorage in the background (:mod:`gateway.storage.write_behind`); first the writes
+        the journal holds unstored are queued (every request waits for them)."""
+        from gateway.storage.journal import Journal  # they build on this module's PutRecord
+        from gateway.storage.write_behind import WriteBehind
+
+        assert self._behind is None
+        behind = WriteBehind(Journal(directory), self._ship, settings, self.address)
+        self._behind = behind.start()
+        return behind
+
+    @property
+    def journal(self) -> WriteBehind | None:
+        """The journal's queue when writes are acknowledged from it, else None."""
+        return self._behind
+
+    def _ship(self, records: Sequence[PutRecord], deadline: float) -> None:
+        self._put_now(records, deadline)
+
+    def _settle(self) -> None:
+        # what this gateway acknowledged must be in TStorage before it asks anything
+        if self._behind is not None:
+            self._behind.settle(self._deadline())
 
     # -------------------------------------------------------------- commands
     def put(self, records: Sequence[PutRecord]) -> None:
@@ -238,6 +272,9 @@ class TStorageLink:
         if not records:
             return
         self._scope.put_tried = True
+        if self._behind is not None:
+            self._behind.add(records, self._deadline())
+            return
         ticket = _Ticket(records, self._deadline())
         with self._put_lock:
             lead = not self._put_leader
@@ -393,6 +430,7 @@ class TStorageLink:
         n = len(caps)
         if n == 0:
             return
+        self._settle()
         size = int(payloads.shape[1])
         cid, mid, moid = series
         data: Any = {
@@ -527,6 +565,7 @@ class TStorageLink:
         # One streamed GET on a pooled channel (a new connection per read costs a connect
         # and an accept each: hundreds when a rollup reads its edge chunks). A pooled
         # channel found stale before any batch arrived is replaced once.
+        self._settle()
         delivered = [0]
         timeout = self.settings.timeout
         deadline = self._deadline()

@@ -7,7 +7,9 @@ stands in for a flush between tests.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
+import signal
 import subprocess
 import textwrap
 import time
@@ -18,6 +20,7 @@ import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
+from gateway.storage.write_behind import WriteBehindSettings
 from tests._config_text import meter_rules
 from tests._servers import ServerProcess, spawn
 from tests._upstream import free_port
@@ -31,6 +34,20 @@ def tstorage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess
     data = tmp_path_factory.mktemp("tstorage")
     with spawn(["tstorage-server", "--data-dir", str(data), "--port", "0"]) as proc:
         yield proc
+
+
+def tstorage_server(data: Path, port: int = 0, *extra: str) -> ServerProcess:
+    return spawn(["tstorage-server", "--data-dir", str(data), "--port", str(port), *extra])
+
+
+@pytest.fixture
+def own_tstorage(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A TStorage server of the test's own, which it may stop (SIGSTOP) or kill."""
+    proc = tstorage_server(tmp_path / "ts")
+    yield proc
+    if proc.alive():
+        os.kill(proc.pid, signal.SIGCONT)
+    proc.stop()
 
 
 @pytest.fixture
@@ -79,7 +96,8 @@ def meter_config(tstorage: ServerProcess, cid: int, generic_cid: int, extra: str
 def make_storage(
     tstorage: ServerProcess, tmp_path: Path
 ) -> Iterator[Callable[[str], GatewayStorage]]:
-    """Build a :class:`GatewayStorage` from config text (on the session's TStorage)."""
+    """Build a :class:`GatewayStorage` from config text (on the session's TStorage; with
+    ``[tstorage.journal]``, writes are acknowledged from its journal as ``gateway run`` does)."""
     links: list[TStorageLink] = []
 
     def make(text: str) -> GatewayStorage:
@@ -89,6 +107,8 @@ def make_storage(
         t = cfg.tstorage
         assert t.host is not None and t.port is not None
         link = TStorageLink(LinkSettings.for_config(t, t.host, t.port))
+        if t.journal is not None:
+            link.write_behind(t.journal.dir, WriteBehindSettings.for_config(t.journal, t.timeout))
         links.append(link)
         storage = GatewayStorage(link, cfg)
         storage.load()

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ import pytest
 import znsocket
 from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
-from tests._servers import ServerProcess, spawn
-from tests.gateway.conftest import meter_config
+from tests._servers import ServerProcess
+from tests.gateway.conftest import meter_config, tstorage_server
 from tests.gateway.test_e2e import client, eventually
 from tests.gateway.test_storage_series import records_of
 from tests.znsocket.server.conftest import RawClient
@@ -44,19 +44,6 @@ QUIET = """
 [server]
 follow_interval = 60
 """
-
-
-def tstorage_server(data: Path, port: int = 0, *extra: str) -> ServerProcess:
-    return spawn(["tstorage-server", "--data-dir", str(data), "--port", str(port), *extra])
-
-
-@pytest.fixture
-def own_tstorage(tmp_path: Path) -> Iterator[ServerProcess]:
-    proc = tstorage_server(tmp_path / "ts")
-    yield proc
-    if proc.alive():
-        os.kill(proc.pid, signal.SIGCONT)
-    proc.stop()
 
 
 def config_text(ts: ServerProcess, cid: int, gcid: int, staleness: float = 60) -> str:

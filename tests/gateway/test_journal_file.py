@@ -1,0 +1,152 @@
+"""The write journal's frames and files: what a restart replays, and what it must not.
+
+No server here: these check the file format and the recovery rules that the end-to-end
+tests in ``test_journal.py`` rely on (a crash mid-write, damage, stored writes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.storage.journal import (
+    RECORDS,
+    STORED,
+    Damaged,
+    Journal,
+    JournalInUse,
+    encode_records,
+    encode_stored,
+    read_frames,
+)
+from gateway.storage.link import PutRecord
+
+I32 = st.integers(-(2**31), 2**31 - 1)
+I64 = st.integers(-(2**63), 2**63 - 1)
+RECORD = st.tuples(st.tuples(I32, I64, I32, I64), st.binary(max_size=40))
+
+
+def recs(*caps: int) -> list[PutRecord]:
+    return [((1, 2, 3, c), c.to_bytes(8, "little")) for c in caps]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(RECORD, max_size=6), max_size=6))
+def test_frames_read_back_as_written(writes: list[list[PutRecord]]) -> None:
+    data = b"".join(encode_records(i + 1, w) for i, w in enumerate(writes)) + encode_stored(2)
+    frames = [f for f, _ in read_frames(data)]
+    assert [(f.kind, f.seq, f.records) for f in frames] == [
+        *((RECORDS, i + 1, w) for i, w in enumerate(writes)),
+        (STORED, 2, []),
+    ]
+
+
+def test_a_frame_cut_short_ends_the_readable_part_at_every_length() -> None:
+    first, second = encode_records(1, recs(10, 11)), encode_records(2, recs(12))
+    for cut in range(len(second)):
+        frames = [f for f, _ in read_frames(first + second[:cut])]
+        assert [f.seq for f in frames] == [1]  # the torn write was never acknowledged
+
+
+def test_a_changed_byte_is_damage_not_a_record() -> None:
+    frame = bytearray(encode_records(1, recs(10)))
+    for at in range(len(frame)):
+        bad = bytearray(frame)
+        bad[at] ^= 0x01
+        try:
+            got = [f for f, _ in read_frames(bytes(bad))]
+        except Damaged:
+            continue
+        # a change in the length field may only make the frame look cut short
+        assert got == [] and at < 4, at
+
+
+def test_a_restart_replays_exactly_the_writes_not_yet_stored(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    assert j.recover() == []
+    _, s2, s3 = j.append(recs(1)), j.append(recs(2, 3)), j.append(recs(4))
+    j.stored(s2)
+    j.close()
+    j = Journal(tmp_path)
+    assert j.recover() == [(s3, recs(4))]
+    s4 = j.append(recs(5))
+    assert s4 > s3  # seqs never repeat, so a stored mark can never cover a newer write
+    j.close()
+    j = Journal(tmp_path)
+    assert j.recover() == [(s3, recs(4)), (s4, recs(5))]
+    j.stored(s4)
+    j.close()
+    j = Journal(tmp_path)
+    assert j.recover() == []
+    j.close()
+
+
+def test_a_write_torn_by_a_crash_is_dropped_and_later_writes_still_replay(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path)
+    j.recover()
+    j.append(recs(1))
+    j.append(recs(2))
+    j.close()
+    (segment,) = tmp_path.glob("*.journal")
+    os.truncate(segment, segment.stat().st_size - 3)  # the crash hit the second write
+    j = Journal(tmp_path)
+    assert [r for _, r in j.recover()] == [recs(1)]
+    j.append(recs(3))  # goes to a new segment, after the torn one
+    j.close()
+    j = Journal(tmp_path)
+    assert [r for _, r in j.recover()] == [recs(1), recs(3)]
+    j.close()
+
+
+def test_a_damaged_segment_is_kept_aside_and_the_rest_replays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    j = Journal(tmp_path, segment_bytes=1)  # a segment per write
+    j.recover()
+    for c in (1, 2, 3):
+        j.append(recs(c))
+    j.close()
+    segments = sorted(tmp_path.glob("*.journal"))
+    assert len(segments) == 3
+    second = segments[1]
+    data = bytearray(second.read_bytes())
+    data[-1] ^= 0xFF
+    second.write_bytes(bytes(data))
+    j = Journal(tmp_path)
+    assert [r for _, r in j.recover()] == [recs(1), recs(3)]
+    j.close()
+    assert second.with_suffix(".damaged").exists()
+    assert "checksum mismatch" in caplog.text and ".damaged" in caplog.text
+
+
+def test_segments_are_deleted_once_all_their_writes_are_stored(tmp_path: Path) -> None:
+    j = Journal(tmp_path, segment_bytes=200)
+    j.recover()
+    seqs = [j.append(recs(c, c + 1, c + 2)) for c in range(0, 60, 3)]
+    assert len(list(tmp_path.glob("*.journal"))) > 3
+    j.stored(seqs[9])
+    frames = []
+    for path in sorted(tmp_path.glob("*.journal")):
+        frames += [f for f, _ in read_frames(path.read_bytes()) if f.kind == RECORDS]
+    assert min(f.seq for f in frames) <= seqs[10]  # nothing unstored was deleted
+    assert {f.seq for f in frames} >= set(seqs[10:])
+    j.stored(seqs[-1])
+    assert len(list(tmp_path.glob("*.journal"))) == 1  # the segment being written
+    j.close()
+
+
+def test_one_journal_folder_serves_one_gateway(tmp_path: Path) -> None:
+    j = Journal(tmp_path)
+    j.recover()
+    with pytest.raises(JournalInUse, match="used by another gateway"):
+        Journal(tmp_path).recover()
+    j.close()
+    other = Journal(tmp_path)  # released by close
+    other.recover()
+    other.close()
