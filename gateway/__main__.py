@@ -157,6 +157,17 @@ def _open_storage(config: str, tstorage: str | None = None) -> tuple[Any, Any, s
 
     cfg = load_config(config)
     t = cfg.tstorage
+    if t.journal is not None:
+        from gateway.errors import GatewayError
+        from gateway.storage.journal import Journal
+
+        left = Journal.unstored(t.journal.dir)
+        if left:
+            raise GatewayError(
+                f"the journal in {t.journal.dir} holds {left} acknowledged record(s) that a "
+                "stopped gateway has not stored in TStorage yet: start the gateway once (it "
+                "stores them first), then run this command again"
+            )
     embedded = None
     note = None
     host: str | None

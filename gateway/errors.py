@@ -99,6 +99,14 @@ class TStorageUnavailable(GatewayError):
     """
 
 
+class TStorageRefused(TStorageUnavailable):
+    """TStorage answered a write with an error: nothing of it was stored.
+
+    Sending the same records again is refused again (e.g. a request over the server's
+    limits), unlike a write that found TStorage unreachable.
+    """
+
+
 class TStorageOutcomeUnknown(TStorageUnavailable):
     """A write was sent to TStorage but no answer came back (timeout, connection lost).
 

@@ -116,6 +116,29 @@ class Channel(_ChannelMixin[T]):
         """True while the connection is open (a transport or protocol failure closes it)."""
         return self._socket is not None
 
+    def keep_alive(self, idle_s: int = 10, interval_s: int = 5, probes: int = 3) -> None:
+        """Have the OS probe the open connection after ``idle_s`` seconds of silence, every
+        ``interval_s``, and fail it after ``probes`` unanswered probes (TCP keepalive).
+
+        Beyond the official client: lets a request wait for its answer without a timeout
+        and still end when the peer's host or the network is gone. Options the OS lacks
+        are skipped.
+
+        Raises:
+            OSError: not connected, or the OS refused the option.
+        """
+        if self._socket is None:
+            raise OSError("not connected")
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", idle_s),
+            ("TCP_KEEPINTVL", interval_s),
+            ("TCP_KEEPCNT", probes),
+        ):
+            option = getattr(socket, name, None)
+            if option is not None:
+                self._socket.setsockopt(socket.IPPROTO_TCP, option, value)
+
     def peer_closed(self) -> bool:
         """True when the connection is closed, or readable while no request is under way
         (the server closed it, reset it or sent something unasked): an idle connection

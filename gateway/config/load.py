@@ -102,6 +102,16 @@ def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, li
         cfg = cfg.model_copy(
             update={"tstorage": cfg.tstorage.model_copy(update={"journal": journal})}
         )
+    emb_now = cfg.tstorage.embedded if cfg is not None else None
+    if journal is not None and emb_now is not None and journal.dir == emb_now.data_dir:
+        issues.append(
+            ConfigIssue(
+                "tstorage.journal.dir",
+                f"{journal.dir} is the embedded TStorage's data_dir",
+                'give the journal a folder of its own, e.g. dir = "data/journal"',
+                locator.line_of("tstorage.journal.dir"),
+            )
+        )
     if cfg is not None and cfg.tstorage.tls is not None:
         tls = cfg.tstorage.tls.resolved(file.parent)
         cfg = cfg.model_copy(update={"tstorage": cfg.tstorage.model_copy(update={"tls": tls})})

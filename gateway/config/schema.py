@@ -259,19 +259,17 @@ class TStorageConfig(_Section):
                 "[tstorage.tls] is for a remote TStorage; the embedded server listens on "
                 "loopback without TLS (hint: remove [tstorage.tls], or use host/port)"
             )
-        if self.journal is not None and self.embedded is not None:
-            if self.embedded.sync == "commit":
-                raise ValueError(
-                    "[tstorage.journal] acknowledges writes before they are fsynced, while "
-                    '[tstorage.embedded] sync = "commit" promises that every acknowledged write '
-                    'survives a power loss (hint: set sync = "interval", or remove '
-                    "[tstorage.journal])"
-                )
-            if self.journal.dir.resolve() == self.embedded.data_dir.resolve():
-                raise ValueError(
-                    "[tstorage.journal] dir is the embedded TStorage's data_dir "
-                    '(hint: a folder of its own, e.g. dir = "data/journal")'
-                )
+        if (
+            self.journal is not None
+            and self.embedded is not None
+            and self.embedded.sync == "commit"
+        ):
+            raise ValueError(
+                "[tstorage.journal] acknowledges writes before they are fsynced, while "
+                '[tstorage.embedded] sync = "commit" promises that every acknowledged write '
+                'survives a power loss (hint: set sync = "interval", or remove '
+                "[tstorage.journal])"
+            )
         if self.embedded is None and (self.host is None or self.port is None):
             raise ValueError(
                 "needs [tstorage.embedded] with data_dir, or both host and port of a remote "

@@ -156,7 +156,7 @@ class DictViews(SeriesIndexes):
                 ((t.cid, t.mid, m, next(cursor[m])), payload)
                 for m, (_, payload) in zip(moids, parsed, strict=True)
             ]
-            self.link.put(records)
+            self.link.put(records, replayable=True)
             for moid in planned:
                 self._own(box.series(moid), [r for r in records if r[0][2] == moid])
         return new_fields

@@ -1,7 +1,7 @@
 """The gateway's write journal: records acknowledged before TStorage has stored them.
 
-With ``[tstorage.journal]`` a write is acknowledged once it is in this journal (written to
-the OS, as Redis acknowledges with ``appendfsync everysec``), and
+With ``[tstorage.journal]`` a List or Dict write is acknowledged once it is in this journal
+(written to the OS, as Redis acknowledges with ``appendfsync everysec``), and
 :mod:`gateway.storage.write_behind` stores it in TStorage moments later. The journal is what
 makes that safe: a gateway killed (even ``kill -9``) before TStorage stored a record
 replays it at its next start.
@@ -12,8 +12,10 @@ On disk: a folder of segment files ``<first seq>.journal``, each a sequence of f
 
 all little-endian, the CRC over kind, seq and body. A ``RECORDS`` frame holds one write's
 records (``cid i32, mid i64, moid i32, cap i64, payload length u32, payload`` each); a
-``STORED`` frame says that every ``RECORDS`` frame up to its seq is in TStorage. A frame
-cut short by a crash ends the segment's readable part: its write was never acknowledged.
+``STORED`` frame says that every ``RECORDS`` frame up to its seq is in TStorage. Only the
+newest segment may end in a frame cut short (the write a crash interrupted, never
+acknowledged); anywhere else that, or a frame failing its CRC, is damage. Writes TStorage
+refused are kept in ``rejected.journal`` (same frames) for the operator.
 
 Encoding and decoding (:func:`encode_records`, :func:`encode_stored`, :func:`read_frames`)
 do no I/O; :class:`Journal` is the file side.
@@ -26,7 +28,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,9 +42,12 @@ STORED = 2
 _HEAD = struct.Struct("<IIBQ")
 _CHECKED = struct.Struct("<BQ")  # the part of the head the CRC covers
 _RECORD = struct.Struct("<iqiqI")
+MAX_FRAME = 1 << 30
+"""A length past this is damage, not a frame (a write is far smaller)."""
 SEGMENT_BYTES = 8 << 20
 """A segment is closed for appends past this size; it is deleted once all of it is stored."""
 SUFFIX = ".journal"
+REJECTED = "rejected.journal"
 
 
 def encode_records(seq: int, records: Sequence[PutRecord]) -> bytes:
@@ -73,29 +78,40 @@ class Frame:
     records: list[PutRecord] = field(default_factory=list)
 
 
+class Damaged(ValueError):
+    """A frame whose checksum or contents are wrong, or one cut short where a crash
+    cannot have cut it."""
+
+
 class JournalInUse(GatewayError):
     """Another process holds the journal's folder."""
 
 
-class Damaged(ValueError):
-    """A frame whose checksum or contents are wrong (not merely cut short)."""
+def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, int]]:
+    """The whole frames of ``data`` and the offset after each.
 
-
-def read_frames(data: bytes) -> Iterator[tuple[Frame, int]]:
-    """The whole frames at the start of ``data`` and the offset after each.
-
-    Stops quietly at a frame cut short (the tail of a write a crash interrupted).
+    Args:
+        newest: ``data`` is the newest segment, the only one a crash may have cut short:
+            there a frame cut short ends the frames quietly.
 
     Raises:
-        Damaged: a whole frame fails its checksum or does not parse.
+        Damaged: a frame fails its checksum or does not parse, or is cut short elsewhere.
     """
     view = memoryview(data)
     at = 0
-    while at + _HEAD.size <= len(data):
+    while at < len(data):
+        if at + _HEAD.size > len(data):
+            if newest:
+                return
+            raise Damaged(f"frame at byte {at}: cut short in a segment that is not the newest")
         length, crc, kind, seq = _HEAD.unpack_from(view, at)
         end = at + _HEAD.size + length
+        if length > MAX_FRAME:
+            raise Damaged(f"frame at byte {at}: impossible length {length}")
         if end > len(data):
-            return
+            if newest:
+                return
+            raise Damaged(f"frame at byte {at}: cut short in a segment that is not the newest")
         body = view[at + _HEAD.size : end]
         if zlib.crc32(body, zlib.crc32(_CHECKED.pack(kind, seq))) != crc:
             raise Damaged(f"frame at byte {at}: checksum mismatch")
@@ -130,9 +146,10 @@ class _Segment:
 
 
 class Journal:
-    """Append-only segment files in ``directory``; one writer (the gateway) at a time.
+    """Append-only segment files in ``directory``; one gateway at a time (a lock file).
 
     Not thread-safe: :class:`~gateway.storage.write_behind.WriteBehind` serialises calls.
+    fsyncs are left to :meth:`take_sync`, whose work runs outside the caller's lock.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
@@ -142,49 +159,60 @@ class Journal:
         self._fd: int | None = None
         self._size = 0
         self._dirty = False
+        self._dir_dirty = False
+        self._retired: list[int] = []  # closed-for-append segments' fds, to fsync and close
         self._lock_fd: int | None = None
         self.next_seq = 1
 
     def recover(self) -> list[tuple[int, list[PutRecord]]]:
         """Open the journal: the writes not yet stored in TStorage, ``(seq, records)`` in order.
 
-        A segment with a damaged frame is read up to it, logged, and renamed
-        ``*.damaged`` for the operator (what follows the damage cannot be trusted).
+        They are written again, alone, to a new segment (fsynced) before the old segments
+        go, so that what a start found survives the next crash whatever becomes of them.
+        A segment with damage is read up to it, logged, and kept as ``*.damaged``.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        old = sorted(self.directory.glob(f"*{SUFFIX}"))
+        old = [p for p in old if p.name != REJECTED]
         frames: list[Frame] = []
-        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            data = path.read_bytes()
-            seg = _Segment(path)
+        damaged: list[Path] = []
+        for i, path in enumerate(old):
             try:
-                for frame, _ in read_frames(data):
+                for frame, _ in read_frames(path.read_bytes(), newest=i == len(old) - 1):
                     frames.append(frame)
-                    if frame.kind == RECORDS:
-                        seg.last_records = frame.seq
             except Damaged as exc:
-                damaged = path.with_suffix(".damaged")
                 log.error(
                     "journal %s: %s; the writes before it are replayed, the file is kept as "
                     "%s (writes after the damage, if any were acknowledged, are lost)",
                     path,
                     exc,
-                    damaged,
+                    path.with_suffix(".damaged"),
                 )
-                path.rename(damaged)
-                continue
-            self._segments.append(seg)
+                damaged.append(path)
         stored = max((f.seq for f in frames if f.kind == STORED), default=0)
-        # past every seq and every segment's name, so the new segment is a new file
-        names = [int(s.path.stem) for s in self._segments if s.path.stem.isdigit()]
-        self.next_seq = max([f.seq for f in frames] + names + [0]) + 1
         pending = [(f.seq, f.records) for f in frames if f.kind == RECORDS and f.seq > stored]
+        names = [int(p.stem) for p in old if p.stem.isdigit()]
+        # past every seq and every segment's name, so the new segment is a new file
+        self.next_seq = max([f.seq for f in frames] + names + [0]) + 1
         self._open_segment()
-        self.stored(stored)  # drops the segments already all stored
+        for seq, records in pending:
+            self._write(encode_records(seq, records))
+            self._segments[-1].last_records = seq
+        os.fsync(self._current())
+        _fsync_dir(self.directory)
+        self._dirty = False
+        for path in old:
+            if path in damaged:
+                path.rename(path.with_suffix(".damaged"))
+            else:
+                path.unlink()
+        _fsync_dir(self.directory)
         return pending
 
     def append(self, records: Sequence[PutRecord]) -> int:
-        """Write one ``RECORDS`` frame (to the OS, not fsynced); returns its seq.
+        """Write one ``RECORDS`` frame (to the OS; fsynced by :meth:`take_sync`'s work);
+        returns its seq.
 
         Raises:
             OSError: not written (the segment is cut back to its previous end).
@@ -199,33 +227,90 @@ class Journal:
 
     def stored(self, seq: int) -> None:
         """Note that every write up to ``seq`` is in TStorage; delete segments left with none."""
-        if seq <= 0:
-            return
         self._write(encode_stored(seq))
-        self.next_seq = max(self.next_seq, seq + 1)
         keep = []
         for seg in self._segments[:-1]:
             if seg.last_records <= seq:
                 seg.path.unlink(missing_ok=True)
+                self._dir_dirty = True
             else:
                 keep.append(seg)
         self._segments[:-1] = keep
 
-    def sync(self) -> None:
-        """fsync what was written since the last call (no-op when nothing was)."""
-        if self._dirty and self._fd is not None:
-            self._dirty = False
-            os.fsync(self._fd)
+    def reject(self, seq: int, records: Sequence[PutRecord]) -> Path:
+        """Keep a write TStorage refused in ``rejected.journal`` (fsynced), for the operator;
+        returns that file's path. The caller then marks it stored."""
+        path = self.directory / REJECTED
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, encode_records(seq, records))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return path
+
+    def take_sync(self) -> Callable[[], None] | None:
+        """The fsyncs owed so far, as work to run without the caller's lock (None: none).
+
+        The work holds its own descriptors, so appends and rotations may go on meanwhile.
+        """
+        fds = [os.dup(self._fd)] if self._dirty and self._fd is not None else []
+        fds += self._retired
+        sync_dir = self._dir_dirty
+        self._retired, self._dirty, self._dir_dirty = [], False, False
+        if not fds and not sync_dir:
+            return None
+        directory = self.directory
+
+        def work() -> None:
+            try:
+                for fd in fds:
+                    os.fsync(fd)
+                if sync_dir:
+                    _fsync_dir(directory)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+        return work
 
     def close(self) -> None:
-        """fsync and close the current segment; another process may open the journal."""
+        """fsync and close every segment; another process may open the journal."""
+        work = self.take_sync()
+        if work is not None:
+            work()
         if self._fd is not None:
-            self.sync()
             os.close(self._fd)
             self._fd = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock
             self._lock_fd = None
+
+    @staticmethod
+    def unstored(directory: Path) -> int | None:
+        """Records of writes a stopped gateway acknowledged and did not store, in the journal
+        at ``directory`` (0 when there is none); None while a gateway holds it."""
+        if not directory.is_dir():
+            return 0
+        probe = Journal(directory)
+        try:
+            probe._take_lock()
+        except JournalInUse:
+            return None
+        try:
+            old = sorted(p for p in directory.glob(f"*{SUFFIX}") if p.name != REJECTED)
+            frames: list[Frame] = []
+            for i, path in enumerate(old):
+                try:
+                    frames += [
+                        f for f, _ in read_frames(path.read_bytes(), newest=i == len(old) - 1)
+                    ]
+                except Damaged:
+                    continue  # the gateway's start reports it
+            stored = max((f.seq for f in frames if f.kind == STORED), default=0)
+            return sum(len(f.records) for f in frames if f.kind == RECORDS and f.seq > stored)
+        finally:
+            probe.close()
 
     def _take_lock(self) -> None:
         fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -239,30 +324,39 @@ class Journal:
             ) from None
         self._lock_fd = fd
 
+    def _current(self) -> int:
+        assert self._fd is not None
+        return self._fd
+
     def _open_segment(self) -> None:
-        if self._fd is not None:
-            self.sync()
-            os.close(self._fd)
         path = self.directory / f"{self.next_seq:020d}{SUFFIX}"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._size = os.fstat(self._fd).st_size
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if self._fd is not None:
+            if self._dirty:
+                self._retired.append(self._fd)  # fsynced, then closed, by take_sync's work
+            else:
+                os.close(self._fd)
+        self._fd, self._size, self._dirty = fd, os.fstat(fd).st_size, False
         self._segments.append(_Segment(path))
-        # the new name must survive a power loss as well as its contents
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        self._dir_dirty = True  # the new name must survive a power loss too
 
     def _write(self, frame: bytes) -> None:
-        assert self._fd is not None
+        fd = self._current()
         try:
-            written = os.write(self._fd, frame)
+            written = os.write(fd, frame)
             if written != len(frame):
                 raise OSError(f"short write to the journal ({written} of {len(frame)} bytes)")
         except OSError:
             # A partial frame would end the segment's readable part for every later frame.
-            os.ftruncate(self._fd, self._size)
+            os.ftruncate(fd, self._size)
             raise
         self._size += len(frame)
         self._dirty = True
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.config import TStorageConfig
-from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
+from gateway.errors import TStorageOutcomeUnknown, TStorageRefused, TStorageUnavailable
 from gateway.keymap import KeyTuple
 from gateway.storage.connect_failure import connect_failure
 from tstorage_client.channel import Channel
@@ -91,6 +91,7 @@ class TStorageLink:
         self._put_leader = False
         self._scope = threading.local()  # green-thread local in the (patched) gateway
         self._behind: WriteBehind | None = None
+        self._ship_channel: Channel[Any] | None = None
 
     @contextlib.contextmanager
     def request(self, writes: bool = False) -> Iterator[None]:
@@ -221,6 +222,8 @@ class TStorageLink:
         channel (busy ones close when their request ends)."""
         if self._behind is not None:
             self._behind.close(self.settings.timeout)
+            if self._ship_channel is not None:
+                _close(self._ship_channel)
         with self._lock:
             idle, self._idle = self._idle, {}
         for chs in idle.values():
@@ -229,15 +232,24 @@ class TStorageLink:
 
     # -------------------------------------------------------------- journal
     def write_behind(self, directory: Path, settings: WriteBehindSettings) -> WriteBehind:
-        """From now on acknowledge writes from a journal in ``directory`` and store them in
-        TStorage in the background (:mod:`gateway.storage.write_behind`); first the writes
-        the journal holds unstored are queued (every request waits for them)."""
+        """From now on acknowledge replayable writes from a journal in ``directory`` and store
+        them in TStorage in the background (:mod:`gateway.storage.write_behind`).
+
+        The writes the journal holds unstored (a gateway stopped before storing them) are
+        stored first: this returns once they are.
+
+        Raises:
+            TStorageUnavailable: TStorage did not take them within ``10 x timeout``.
+            JournalInUse: another gateway holds the folder.
+        """
         from gateway.storage.journal import Journal  # they build on this module's PutRecord
         from gateway.storage.write_behind import WriteBehind
 
         assert self._behind is None
         behind = WriteBehind(Journal(directory), self._ship, settings, self.address)
-        self._behind = behind.start()
+        self._behind = behind
+        if behind.start():
+            behind.settle(time.monotonic() + 10 * self.settings.timeout)
         return behind
 
     @property
@@ -245,8 +257,32 @@ class TStorageLink:
         """The journal's queue when writes are acknowledged from it, else None."""
         return self._behind
 
-    def _ship(self, records: Sequence[PutRecord], deadline: float) -> None:
-        self._put_now(records, deadline)
+    def _ship(self, records: Sequence[PutRecord]) -> None:
+        # The journal's PUTs, on a connection of their own that waits for each answer as
+        # long as it lives: a PUT is sent again only once the connection that carried it
+        # is gone, so no earlier copy can land after a later write.
+        ch = self._ship_channel
+        if ch is None or ch.peer_closed():
+            if ch is not None:
+                _close(ch)
+            self._ship_channel = None
+            ch = self._open(time.monotonic() + self.settings.timeout)
+            ch.deadline = None
+            ch.timeout = None
+            ch.keep_alive()
+            self._ship_channel = ch
+        res = ch.put([Record(Key(cid, mid, moid, cap), p) for (cid, mid, moid, cap), p in records])
+        if res.is_ok():
+            return
+        refused = res.status == ResponseStatus.ERROR and ch.answered
+        _close(ch)
+        self._ship_channel = None
+        if refused:
+            raise TStorageRefused(f"TStorage at {self.address} refused the write; not stored")
+        raise TStorageOutcomeUnknown(
+            f"the connection to TStorage at {self.address} ended before it answered a write "
+            f"({res.status.name})"
+        )
 
     def _settle(self) -> None:
         # what this gateway acknowledged must be in TStorage before it asks anything
@@ -254,8 +290,12 @@ class TStorageLink:
             self._behind.settle(self._deadline())
 
     # -------------------------------------------------------------- commands
-    def put(self, records: Sequence[PutRecord]) -> None:
-        """Store records; returns only once TStorage answered OK.
+    def put(self, records: Sequence[PutRecord], *, replayable: bool = False) -> None:
+        """Store records; returns only once TStorage answered OK, or with a journal
+        (:meth:`write_behind`) and ``replayable``, once they are in the journal.
+
+        ``replayable``: storing the records twice changes nothing readers see (a series'
+        records, where the newest of equal records wins; not operations on unmapped keys).
 
         Concurrent callers share PUTs (group commit): while one PUT is on the wire, the
         records of the callers that arrive meanwhile are queued and go out together in the
@@ -271,10 +311,13 @@ class TStorageLink:
         """
         if not records:
             return
-        self._scope.put_tried = True
         if self._behind is not None:
-            self._behind.add(records, self._deadline())
-            return
+            if replayable:
+                self._scope.put_tried = True
+                self._behind.add(records, self._deadline())
+                return
+            self._settle()  # after the journal's writes, as they were acknowledged
+        self._scope.put_tried = True
         ticket = _Ticket(records, self._deadline())
         with self._put_lock:
             lead = not self._put_leader
@@ -388,7 +431,7 @@ class TStorageLink:
                 if sent:
                     raise self._outcome_unknown(failed.status) from None
                 if failed.refused:
-                    raise TStorageUnavailable(
+                    raise TStorageRefused(
                         f"TStorage at {self.address} refused the write; not stored"
                     ) from None
                 raise TStorageUnavailable(

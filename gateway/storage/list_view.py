@@ -111,7 +111,7 @@ class ListViews(SeriesIndexes):
                 ((s.cid, s.mid, s.moid, cap), payload)
                 for cap, (_, payload) in zip(caps, parsed, strict=True)
             ]
-            self.link.put(records)
+            self.link.put(records, replayable=True)
             self._own(idx, records)
             return len(idx)
 
@@ -190,6 +190,6 @@ class ListViews(SeriesIndexes):
                 )
             s = t.series
             correction: list[PutRecord] = [((s.cid, s.mid, s.moid, cap), payload)]
-            self.link.put(correction)
+            self.link.put(correction, replayable=True)
             self._own(idx, correction)
         return True

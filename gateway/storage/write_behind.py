@@ -1,16 +1,24 @@
-"""Writes acknowledged from the gateway's journal and stored in TStorage moments later.
+"""List and Dict writes acknowledged from the gateway's journal, stored in TStorage right after.
 
 With ``[tstorage.journal]``, :meth:`TStorageLink.put <gateway.storage.link.TStorageLink.put>`
-writes the records to the :class:`~gateway.storage.journal.Journal` and returns; one
-background thread stores the queued writes in TStorage, as few PUTs as it can (all that
-queued while the previous PUT was on the wire, after waiting ``linger`` for more), and
-notes each stored one in the journal. A writer then waits for its journal write, not for a
-round trip to TStorage and its commit.
+of records that may be stored twice without changing what readers see (a series' records:
+the newest of equal records wins) writes them to the
+:class:`~gateway.storage.journal.Journal` and returns; one background thread stores the
+queued writes in TStorage in as few PUTs as it can (all that queued while the previous
+PUT was on the wire, after waiting ``linger`` for more), and notes each stored one in the
+journal. A writer then waits for its journal write, not for a round trip to TStorage.
 
 Every other request of the link first waits until the writes acknowledged before it are
-in TStorage (:meth:`WriteBehind.settle`), so a read through this gateway always sees
-them. Readers elsewhere (another gateway, a ``tstorage_client``) see them once stored:
-normally within a few milliseconds.
+in TStorage (:meth:`WriteBehind.settle`), so a read through this gateway always sees them
+and writes that are not journalled (unmapped keys, whose records are operations) keep
+their order. Readers elsewhere (another gateway, a ``tstorage_client``) see them once
+stored: normally within a few milliseconds.
+
+A PUT is sent again only once the connection that carried it is gone (the background
+thread waits for the answer however long it takes, with TCP keepalive), so an earlier
+copy can never land after a later write. A write TStorage refuses (e.g. over its request
+limit) is set aside in the journal folder's ``rejected.journal`` and logged, so that it
+does not hold up the writes behind it.
 
 What it survives: ``kill -9`` of the gateway (the journal is replayed at the next start)
 and of TStorage (the writes stay queued and are stored once it answers again); a power
@@ -30,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.schema import JournalConfig
-from gateway.errors import TStorageOutcomeUnknown, TStorageUnavailable
+from gateway.errors import TStorageRefused, TStorageUnavailable
 from gateway.storage.journal import Journal
 from gateway.storage.link import PutRecord
 
@@ -42,8 +50,9 @@ BATCH_BYTES = 4 << 20
 """At most this much goes into one PUT (far below TStorage's request limits)."""
 RETRY_MAX_DELAY = 1.0
 
-Ship = Callable[[Sequence[PutRecord], float], None]
-"""``ship(records, deadline)``: store records in TStorage, or raise."""
+Ship = Callable[[Sequence[PutRecord]], None]
+"""``ship(records)``: store records in TStorage, or raise :class:`TStorageUnavailable`
+(:class:`TStorageRefused` when TStorage answered with an error)."""
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,20 @@ class WriteBehindSettings:
 
     @classmethod
     def for_config(cls, journal: JournalConfig, timeout: float) -> WriteBehindSettings:
-        """The settings of ``[tstorage.journal]``; ``timeout`` bounds each PUT."""
+        """The settings of ``[tstorage.journal]``; ``timeout`` bounds a writer's wait for room."""
         return cls(journal.max_bytes, journal.linger, journal.sync_interval, timeout)
 
 
+@dataclass
+class _Write:
+    seq: int
+    records: Sequence[PutRecord]
+    size: int
+    at: float  # when it was acknowledged (monotonic)
+
+
 class WriteBehind:
-    """The queue between the journal and TStorage, and the thread that empties it."""
+    """The queue between the journal and TStorage, and the threads that empty and fsync it."""
 
     def __init__(
         self, journal: Journal, ship: Ship, settings: WriteBehindSettings, address: str
@@ -71,25 +88,28 @@ class WriteBehind:
         self.settings = settings
         self.address = address
         self._ship = ship
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[tuple[int, Sequence[PutRecord], int]] = deque()
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # the shipper waits here for writes
+        self._done = threading.Condition(self._lock)  # writers and readers wait for stores
+        self._queue: deque[_Write] = deque()
         self.pending_bytes = 0
         self.pending_records = 0
+        self.rejected_records = 0
         self._added = 0  # seq of the last write acknowledged
-        self._stored = 0  # every write up to this seq is in TStorage
+        self._stored = 0  # every write up to this seq is in TStorage (or set aside)
+        self._single_until = 0  # a batch was refused: its writes go one at a time
         self._closing = False
         self._closed = False
-        self._close_by = 0.0
         self.last_error: str | None = None
         self._failing_since: float | None = None
-        self._thread: threading.Thread | None = None
-        self._last_sync = time.monotonic()
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ life
-    def start(self) -> WriteBehind:
-        """Replay what the journal holds unstored, then start storing in the background."""
+    def start(self) -> list[tuple[int, list[PutRecord]]]:
+        """Open the journal, queue what it holds unstored (returned), and start the threads
+        that store and fsync."""
         recovered = self.journal.recover()
-        with self._cond:
+        with self._lock:
             self._added = self._stored = self.journal.next_seq - 1
             if recovered:
                 self._stored = recovered[0][0] - 1
@@ -103,27 +123,26 @@ class WriteBehind:
                 len(recovered),
                 self.pending_records,
             )
-        self._thread = threading.Thread(target=self._run, name="gateway-journal", daemon=True)
-        self._thread.start()
-        return self
+        for target, name in ((self._run, "gateway-journal"), (self._syncer, "journal-fsync")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return recovered
 
     def close(self, timeout: float) -> int:
         """Store what is queued (for at most ``timeout`` s), stop; returns records left over.
 
         Records left over stay in the journal: the next start stores them.
         """
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._close_by = end = time.monotonic() + timeout
-            self._cond.notify_all()
+            self._work.notify_all()
+            end = time.monotonic() + timeout
             while self._queue and time.monotonic() < end:
-                self._cond.wait(end - time.monotonic())
-            left = self.pending_records
-        if self._thread is not None:
-            self._thread.join(max(end - time.monotonic(), 0.0) + 0.1)
-        with self._cond:
+                self._done.wait(end - time.monotonic())
             self._closed = True
             left = self.pending_records
+            self._work.notify_all()
             self.journal.close()
         if left:
             log.warning(
@@ -137,14 +156,17 @@ class WriteBehind:
 
     def status(self) -> dict[str, Any]:
         """For ``/health``: what is acknowledged and not yet in TStorage, and why."""
-        with self._cond:
+        with self._lock:
+            now = time.monotonic()
             since = self._failing_since
             return {
                 "dir": str(self.journal.directory),
                 "pending_records": self.pending_records,
                 "pending_bytes": self.pending_bytes,
-                "failing_for_s": None if since is None else round(time.monotonic() - since, 3),
+                "oldest_pending_s": round(now - self._queue[0].at, 3) if self._queue else None,
+                "failing_for_s": None if since is None else round(now - since, 3),
                 "last_error": self.last_error,
+                "rejected_records": self.rejected_records,
             }
 
     # ------------------------------------------------------------ the link's side
@@ -153,19 +175,22 @@ class WriteBehind:
 
         Raises:
             TStorageUnavailable: not stored: the queue stayed full (TStorage is not taking
-                writes) until ``deadline``, or the journal could not be written.
+                writes) until ``deadline``, the journal could not be written, or the
+                gateway is stopping.
         """
         size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
-        with self._cond:
+        with self._lock:
             while self._queue and self.pending_bytes + size > self.settings.max_bytes:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self._closing:
                     raise TStorageUnavailable(
                         f"{self.pending_records} acknowledged record(s) "
                         f"({self.pending_bytes} bytes, [tstorage.journal] max_bytes) are "
                         f"waiting for TStorage at {self.address}{self._why()}; not stored"
                     )
-                self._cond.wait(left)
+                self._done.wait(left)
+            if self._closing:
+                raise TStorageUnavailable("the gateway is stopping; not stored")
             try:
                 seq = self.journal.append(records)
             except OSError as exc:
@@ -174,7 +199,7 @@ class WriteBehind:
                     "not stored"
                 ) from exc
             self._enqueue(seq, records)
-            self._cond.notify_all()
+            self._work.notify()
 
     def settle(self, deadline: float) -> None:
         """Wait until every write acknowledged so far is in TStorage.
@@ -185,7 +210,7 @@ class WriteBehind:
         """
         if self._stored >= self._added:  # read without the lock: both only grow
             return
-        with self._cond:
+        with self._lock:
             target = self._added
             while self._stored < target:
                 left = deadline - time.monotonic()
@@ -194,49 +219,58 @@ class WriteBehind:
                         f"TStorage at {self.address} has not yet stored "
                         f"{self.pending_records} acknowledged record(s){self._why()}; they are "
                         "kept in the journal and stored once it takes them; this request, "
-                        "which must see them, was not made"
+                        "which must come after them, was not made"
                     )
-                self._cond.wait(left)
+                self._done.wait(left)
 
     # ------------------------------------------------------------------ inside
     def _enqueue(self, seq: int, records: Sequence[PutRecord]) -> None:
         size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
-        self._queue.append((seq, records, size))
+        self._queue.append(_Write(seq, records, size, time.monotonic()))
         self.pending_bytes += size
         self.pending_records += len(records)
         self._added = seq
 
     def _why(self) -> str:
-        return f" (last error: {self.last_error})" if self.last_error else ""
+        if self.last_error:
+            return f" (last error: {self.last_error})"
+        if self._queue:
+            return f" (the oldest for {time.monotonic() - self._queue[0].at:.1f} s)"
+        return ""
 
     def _run(self) -> None:
         delay = 0.0
         while True:
-            with self._cond:
-                while not self._queue:
-                    if self._closing:
-                        return
-                    self._cond.wait(self._until_sync())
-                    self._maybe_sync()
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._work.wait()
+                if self._closed:
+                    return
             if self.settings.linger and not self._closing and delay == 0.0:
                 time.sleep(self.settings.linger)  # let more writes join this PUT
-            with self._cond:
-                batch: list[Sequence[PutRecord]] = []
+            with self._lock:
+                if self._closed:
+                    return
+                batch: list[_Write] = []
                 taken = 0
-                for _, records, size in self._queue:
-                    if batch and taken + size > BATCH_BYTES:
+                for w in self._queue:
+                    if batch and (w.seq <= self._single_until or taken + w.size > BATCH_BYTES):
                         break
-                    batch.append(records)
-                    taken += size
+                    batch.append(w)
+                    taken += w.size
             try:
-                self._ship([r for records in batch for r in records], self._deadline())
-            except (TStorageUnavailable, TStorageOutcomeUnknown) as exc:
-                # An uncertain PUT is sent again: the same records once more read back the
-                # same (the newest of equal records wins).
+                self._ship([r for w in batch for r in w.records])
+            except TStorageRefused as exc:
+                if len(batch) > 1:  # which write does TStorage refuse? one at a time
+                    self._single_until = batch[-1].seq
+                    continue
+                self._set_aside(batch[0], str(exc))
+                continue
+            except TStorageUnavailable as exc:
+                # Only once the connection that carried the PUT is gone: sending it again
+                # stores what readers see already, never an old copy after a newer write.
                 delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
                 self._failed(str(exc))
-                if self._closing and time.monotonic() > self._close_by:
-                    return
                 time.sleep(delay)
                 continue
             except Exception:
@@ -245,35 +279,53 @@ class WriteBehind:
                 time.sleep(delay)
                 continue
             delay = 0.0
-            with self._cond:
-                if self._closed:  # close() gave up waiting: the journal replays these
-                    return
-                last = 0
-                for _ in batch:
-                    last, records, size = self._queue.popleft()
-                    self.pending_bytes -= size
-                    self.pending_records -= len(records)
-                self._stored = last
-                if self._failing_since is not None:
-                    log.warning(
-                        "journal: TStorage at %s takes writes again; %d record(s) still queued",
-                        self.address,
-                        self.pending_records,
-                    )
-                self._failing_since = None
-                self.last_error = None
-                try:
-                    self.journal.stored(last)
-                except OSError as exc:  # replayed once more at the next start: harmless
-                    log.error("journal %s: %s", self.journal.directory, exc)
-                self._maybe_sync()
-                self._cond.notify_all()
+            self._stored_now(batch)
 
-    def _deadline(self) -> float:
-        return time.monotonic() + self.settings.timeout
+    def _stored_now(self, batch: list[_Write]) -> None:
+        with self._lock:
+            if self._closed:  # close() gave up waiting: the journal replays these
+                return
+            for _ in batch:
+                w = self._queue.popleft()
+                self.pending_bytes -= w.size
+                self.pending_records -= len(w.records)
+            self._stored = batch[-1].seq
+            if self._failing_since is not None:
+                log.warning(
+                    "journal: TStorage at %s takes writes again; %d record(s) still queued",
+                    self.address,
+                    self.pending_records,
+                )
+            self._failing_since = None
+            self.last_error = None
+            try:
+                self.journal.stored(self._stored)
+            except OSError as exc:  # stored again at the next start: what readers see already
+                log.error("journal %s: %s", self.journal.directory, exc)
+            self._done.notify_all()
+
+    def _set_aside(self, w: _Write, why: str) -> None:
+        try:
+            path = self.journal.reject(w.seq, w.records)
+        except OSError as exc:
+            log.error("journal: a write TStorage refuses could not be set aside (%s)", exc)
+            self._failed(why)
+            time.sleep(RETRY_MAX_DELAY)
+            return
+        log.error(
+            "journal: TStorage at %s refuses an acknowledged write of %d record(s) (%s); it is "
+            "kept in %s and the writes behind it go on",
+            self.address,
+            len(w.records),
+            why,
+            path,
+        )
+        with self._lock:
+            self.rejected_records += len(w.records)
+        self._stored_now([w])
 
     def _failed(self, why: str) -> None:
-        with self._cond:
+        with self._lock:
             first = self._failing_since is None
             if first:
                 self._failing_since = time.monotonic()
@@ -287,19 +339,24 @@ class WriteBehind:
                 why,
             )
 
-    def _until_sync(self) -> float:
-        return max(self._last_sync + self.settings.sync_interval - time.monotonic(), 0.001)
-
-    def _maybe_sync(self) -> None:
-        # Called with the lock held: the fsync happens in an OS thread when eventlet runs
-        # the process, so that other clients are served meanwhile.
-        if time.monotonic() - self._last_sync < self.settings.sync_interval:
-            return
-        self._last_sync = time.monotonic()
-        _off_hub(self.journal.sync)
+    def _syncer(self) -> None:
+        # fsyncs on a clock of their own: they go on while TStorage is down or slow
+        while True:
+            time.sleep(self.settings.sync_interval)
+            with self._lock:
+                if self._closed:
+                    return
+                work = self.journal.take_sync()
+            if work is not None:
+                try:
+                    _off_hub(work)
+                except OSError as exc:
+                    log.error("journal %s: fsync failed: %s", self.journal.directory, exc)
 
 
 def _off_hub(fn: Callable[[], None]) -> None:
+    # An fsync blocks its thread: in the eventlet-run gateway, a real OS thread, so that
+    # the clients are served meanwhile.
     eventlet = sys.modules.get("eventlet")
     if eventlet is not None and eventlet.patcher.is_monkey_patched("thread"):
         from eventlet import tpool

@@ -8,8 +8,10 @@ a write refused is never stored; reads through the gateway see acknowledged writ
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -27,9 +29,13 @@ from gateway.errors import ConfigError
 from gateway.storage import LinkSettings, TStorageLink
 from gateway.storage.write_behind import WriteBehindSettings
 from tests._servers import ServerProcess
+from tests.gateway.conftest import tstorage_server
 from tests.gateway.test_e2e import client, eventually
 from tests.gateway.test_faults import SLACK, TIMEOUT, config_text, health, wait_for
 from tests.gateway.test_storage_series import records_of
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key
 
 pytestmark = pytest.mark.slow
 LO, HI = -(2**63), 2**63 - 1
@@ -69,8 +75,10 @@ def test_writes_acknowledged_before_a_kill_9_of_the_gateway_are_stored_at_its_re
     assert len(values_in_tstorage(own_tstorage, cid)) < 101  # the journal must bring the rest
     again = start_gateway(text)
     assert znsocket.List(client(again), "meters/1/1")[:] == [float(i) for i in range(101)]
+    # every acknowledged cap with its value (the PUT on the wire at the kill may have been
+    # stored and replayed too: the same record twice, which reads back once)
     stored = values_in_tstorage(own_tstorage, cid)
-    assert sorted(stored.values()) == [float(i) for i in range(101)]  # each cap once
+    assert sorted(stored.values()) == [float(i) for i in range(101)]
     assert "not yet in TStorage: storing them now" in again.text()
 
 
@@ -128,6 +136,12 @@ def test_a_killed_embedded_tstorage_loses_no_acknowledged_write(
         writer.join(30)
     assert not errors, errors  # writes were acknowledged all along, TStorage down or not
     assert lst[:] == acknowledged
+    emb = health(gw)[1]["tstorage"]["embedded"]
+    port = int(emb["address"].rsplit(":", 1)[1])
+    with Channel("127.0.0.1", port, BytesPayloadType(), timeout=10) as ch:
+        res = ch.get(Key(1, 1, 1, LO, LO), Key(2, 2, 2, HI, HI))
+        newest = {r.key.cap: struct.unpack("<d", r.value)[0] for r in res.data}
+    assert [newest[c] for c in sorted(newest)] == acknowledged  # in TStorage itself
     # (the gateway's own summary records go through the journal too)
     eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0))
 
@@ -164,11 +178,13 @@ def test_the_queue_is_bounded_and_a_refused_write_is_never_stored(
     assert TIMEOUT * 0.9 < took < TIMEOUT + SLACK
     assert "max_bytes" in str(refused.value) and "not stored" in str(refused.value)
     assert state["pending_records"] == 14 * batch
-    assert state["last_error"] and state["failing_for_s"] is not None
+    # a stalled TStorage is waited for (the PUT is never sent twice): the age says it
+    assert state["oldest_pending_s"] > TIMEOUT * 0.9 and state["last_error"] is None
+    assert "the oldest for" in str(refused.value)
     expected = [-1.0] + [float(i) for i in range(14 * batch)]
-    eventually(lambda: assert_equal(lst[:], expected), timeout=20)
-    assert sorted(values_in_tstorage(own_tstorage, cid).values()) == expected
+    assert lst[:] == expected
     eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0))
+    assert sorted(values_in_tstorage(own_tstorage, cid).values()) == expected
 
 
 def assert_equal(a: object, b: object) -> None:
@@ -250,12 +266,15 @@ def test_one_journal_folder_serves_one_gateway(
     [
         ('sync = "commit"', 'set sync = "interval"'),
         ('sync = "interval"\ndata_dir = "j"', "is the embedded TStorage's data_dir"),
+        # the same folder, written once relative and once absolute
+        ('sync = "interval"\ndata_dir = "{tmp}/j"', "is the embedded TStorage's data_dir"),
     ],
 )
 def test_a_journal_that_would_break_a_promise_is_refused(
     tmp_path: Path, embedded: str, needle: str
 ) -> None:
     data_dir = "" if "data_dir" in embedded else 'data_dir = "data"\n'
+    embedded = embedded.replace("{tmp}", str(tmp_path))
     path = tmp_path / "g.toml"
     path.write_text(f'[tstorage.embedded]\n{data_dir}{embedded}\n\n[tstorage.journal]\ndir = "j"\n')
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
@@ -284,11 +303,11 @@ def test_every_request_to_tstorage_waits_for_the_writes_acknowledged_before_it(
     link.write_behind(tmp_path / "journal", WriteBehindSettings(linger=0.1, timeout=TIMEOUT))
     try:
         for n in range(1, 6):
-            link.put([((cid, 1, 1, n), b"v%d" % n)])
+            link.put([((cid, 1, 1, n), b"v%d" % n)], replayable=True)
             got, _ = link.get((cid, 1, 1, LO, LO), (cid + 1, 2, 2, HI, HI))
             assert [k.cap for k, _ in got] == list(range(1, n + 1))
         caps = np.arange(10, 20, dtype=np.int64)
-        link.put([((cid, 2, 1, 1), b"first")])
+        link.put([((cid, 2, 1, 1), b"first")], replayable=True)
         link.put_columns((cid, 2, 1), caps, np.zeros((10, 2), dtype=np.uint8))
         # a column write too goes after the writes acknowledged before it
         assert [k.cap for k, _ in link.get((cid, 2, 1, LO, LO), (cid + 1, 3, 2, HI, HI))[0]] == [
@@ -298,3 +317,181 @@ def test_every_request_to_tstorage_waits_for_the_writes_acknowledged_before_it(
     finally:
         link.close()
     assert link.journal is not None and link.journal.pending_records == 0
+
+
+def test_a_write_tstorage_refuses_is_set_aside_and_the_writes_behind_it_go_on(
+    start_gateway: Callable[[str], ServerProcess],
+    fresh_cid: Callable[[], int],
+    tmp_path: Path,
+) -> None:
+    ts = tstorage_server(tmp_path / "ts", 0, "--max-request-bytes", "100000")
+    try:
+        cid = fresh_cid()
+        gw = start_gateway(with_journal(config_text(ts, cid, fresh_cid()), tmp_path / "j"))
+        c = client(gw)
+        lst = znsocket.List(c, "meters/1/1")
+        meter = znsocket.Dict(c, "meters/3")
+        lst.append(1.0)
+        # acknowledged from the journal, but one PUT of it is over TStorage's request limit
+        big = [float(i) for i in range(20_000)]
+        lst.extend(big)
+        meter["1"] = 2.5  # behind it in the journal: must not wait forever
+        lst.append(3.0)
+        eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0))
+        state = health(gw)[1]["journal"]
+        assert state["rejected_records"] == len(big)
+        assert "refuses an acknowledged write of 20000 record(s)" in gw.text()
+        assert (tmp_path / "j" / "rejected.journal").stat().st_size > 20_000 * 8
+        stored = values_in_tstorage(ts, cid)
+        assert [stored[c] for c in sorted(stored)] == [1.0, 3.0]
+        assert znsocket.Dict(client(gw), "meters/3")["1"] == 2.5
+    finally:
+        ts.stop()
+
+
+def test_unmapped_keys_are_not_journalled_but_wait_for_what_was(
+    start_gateway: Callable[[str], ServerProcess],
+    own_tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    tmp_path: Path,
+) -> None:
+    # An unmapped key's records are operations (a second copy would push twice): they
+    # are stored at once, after the List writes acknowledged before them.
+    gw = start_gateway(
+        with_journal(config_text(own_tstorage, fresh_cid(), fresh_cid()), tmp_path / "j")
+    )
+    c = client(gw)
+    lst = znsocket.List(c, "meters/1/1")
+    lst.append(0.0)
+    os.kill(own_tstorage.pid, signal.SIGSTOP)
+    try:
+        lst.append(1.0)  # acknowledged from the journal
+        t0 = time.monotonic()
+        with pytest.raises(znsocket.exceptions.ZnSocketError, match="not stored"):
+            c.rpush("plain", "a")
+        assert TIMEOUT * 0.9 < time.monotonic() - t0 < TIMEOUT + SLACK
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+    c.rpush("plain", "b")
+    assert lst[:] == [0.0, 1.0]
+    assert c.lrange("plain", 0, -1) == ["b"]
+
+
+def test_commands_beside_a_stopped_gateway_wait_for_its_journal(
+    start_gateway: Callable[[str], ServerProcess],
+    own_tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    tmp_path: Path,
+) -> None:
+    text = with_journal(config_text(own_tstorage, fresh_cid(), fresh_cid()), tmp_path / "j")
+    gw = start_gateway(text)
+    lst = znsocket.List(client(gw), "meters/1/1")
+    lst.append(0.0)
+    os.kill(own_tstorage.pid, signal.SIGSTOP)
+    try:
+        lst.append(1.0)
+        gw.kill()
+    finally:
+        os.kill(own_tstorage.pid, signal.SIGCONT)
+    path = tmp_path / "export.toml"
+    path.write_text(text)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "export", "--config", str(path), "--key", "meters/1/1",
+         "-o", str(tmp_path / "out.csv")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "acknowledged record(s) that a stopped gateway has not stored" in out.stderr
+    start_gateway(text).stop()  # it stores them first
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "export", "--config", str(path), "--key", "meters/1/1",
+         "-o", str(tmp_path / "out.csv")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out.csv").read_text().count("\n") == 3  # header + 2 rows
+
+
+class HoldingProxy:
+    """A TCP relay on 127.0.0.1 to a server, which can hold back what one connection sends
+    for a while (as a stalled network or server would), then deliver it."""
+
+    def __init__(self, upstream: int, hold_s: float) -> None:
+        self.upstream, self.hold_s = upstream, hold_s
+        self.armed = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client_side, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client_side,), daemon=True).start()
+
+    def _relay(self, c: socket.socket) -> None:
+        u = socket.create_connection(("127.0.0.1", self.upstream))
+
+        def back() -> None:
+            with contextlib.suppress(OSError):
+                while data := u.recv(65536):
+                    c.sendall(data)
+            with contextlib.suppress(OSError):
+                c.close()
+
+        threading.Thread(target=back, daemon=True).start()
+        held: bytearray | None = None
+        release_at = 0.0
+        with contextlib.suppress(OSError):
+            while True:
+                if held is not None:
+                    c.settimeout(max(release_at - time.monotonic(), 0.001))
+                try:
+                    data = c.recv(65536)
+                except TimeoutError:
+                    data = None
+                if held is None and data and self.armed.is_set():
+                    self.armed.clear()
+                    held, release_at = bytearray(), time.monotonic() + self.hold_s
+                if held is not None and data:
+                    held += data  # everything the client sends meanwhile, even if it closes
+                elif data:
+                    u.sendall(data)
+                if held is not None and (time.monotonic() >= release_at or not data):
+                    time.sleep(max(release_at - time.monotonic(), 0.0))
+                    u.sendall(bytes(held))  # delivered late, as a stalled link would
+                    held = None
+                    c.settimeout(None)
+                if data is not None and not data:
+                    break
+        with contextlib.suppress(OSError):
+            u.shutdown(socket.SHUT_WR)
+
+
+def test_a_slow_put_is_waited_for_never_sent_again_to_land_after_a_later_write(
+    own_tstorage: ServerProcess, fresh_cid: Callable[[], int], tmp_path: Path
+) -> None:
+    # Sent again on another connection while the first copy was held up, a PUT would
+    # land twice, the old copy last: a correction made meanwhile would be undone.
+    cid = fresh_cid()
+    proxy = HoldingProxy(own_tstorage.port, hold_s=2 * 1.0 + 0.5)
+    link = TStorageLink(LinkSettings("127.0.0.1", proxy.port, timeout=1.0))
+    behind = link.write_behind(tmp_path / "j", WriteBehindSettings(linger=0, timeout=1.0))
+    try:
+        link.put([((cid, 1, 1, 1), b"warm")], replayable=True)
+        eventually(lambda: assert_equal(behind.pending_records, 0))
+        proxy.armed.set()
+        held_until = time.monotonic() + proxy.hold_s
+        link.put([((cid, 1, 1, 5), b"first")], replayable=True)
+        link.put([((cid, 1, 1, 5), b"correction")], replayable=True)
+        eventually(lambda: assert_equal(behind.pending_records, 0), timeout=20)
+        time.sleep(max(held_until - time.monotonic(), 0.0) + 1.0)  # what was held lands
+        with Channel("127.0.0.1", own_tstorage.port, BytesPayloadType(), timeout=5) as ch:
+            res = ch.get(Key(cid, 1, 1, 5, LO), Key(cid + 1, 2, 2, 6, HI))
+        by_acq = [r.value for r in sorted(res.data, key=lambda r: r.key.acq)]
+        assert by_acq == [b"first", b"correction"]
+    finally:
+        link.close()
+        proxy.listener.close()
