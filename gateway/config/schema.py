@@ -218,8 +218,9 @@ class JournalConfig(_Section):
     #: acknowledged writes not yet in TStorage, at most (then writers wait, and are refused
     #: with "not stored" after [tstorage] timeout)
     max_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
-    #: seconds the background writer waits for more writes to join one PUT
-    linger: Annotated[float, Field(ge=0, le=0.1)] = 0.002
+    #: seconds the background writer waits for more writes to join one PUT (cut short
+    #: when a request of this gateway must see them)
+    linger: Annotated[float, Field(ge=0, le=0.1)] = 0.01
     #: the journal is fsynced at least this often (seconds)
     sync_interval: Annotated[float, Field(gt=0, le=1)] = 1.0
 

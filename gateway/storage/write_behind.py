@@ -5,14 +5,14 @@ of records that may be stored twice without changing what readers see (a series'
 the newest of equal records wins) writes them to the
 :class:`~gateway.storage.journal.Journal` and returns; one background thread stores the
 queued writes in TStorage in as few PUTs as it can (all that queued while the previous
-PUT was on the wire, after waiting ``linger`` for more), and notes each stored one in the
-journal. A writer then waits for its journal write, not for a round trip to TStorage.
+PUT was on the wire, after waiting up to ``linger`` for more while no request waits for
+them), and notes each stored one in the journal. A writer then waits for its journal write, not for a round trip to TStorage.
 
 Every other request of the link first waits until the writes acknowledged before it are
 in TStorage (:meth:`WriteBehind.settle`), so a read through this gateway always sees them
 and writes that are not journalled (unmapped keys, whose records are operations) keep
 their order. Readers elsewhere (another gateway, a ``tstorage_client``) see them once
-stored: normally within a few milliseconds.
+stored: within about ``linger`` plus one PUT.
 
 A PUT is sent again only once the connection that carried it is gone (the background
 thread waits for the answer however long it takes, with TCP keepalive), so an earlier
@@ -60,7 +60,7 @@ class WriteBehindSettings:
     """The bounds of writes acknowledged ahead of TStorage."""
 
     max_bytes: int = 64 << 20
-    linger: float = 0.002
+    linger: float = 0.01
     sync_interval: float = 1.0
     timeout: float = 5.0
 
@@ -98,6 +98,7 @@ class WriteBehind:
         self._added = 0  # seq of the last write acknowledged
         self._stored = 0  # every write up to this seq is in TStorage (or set aside)
         self._single_until = 0  # a batch was refused: its writes go one at a time
+        self._hurry = False  # a request waits for the queue: no lingering
         self._closing = False
         self._closed = False
         self.last_error: str | None = None
@@ -212,6 +213,8 @@ class WriteBehind:
             return
         with self._lock:
             target = self._added
+            self._hurry = True
+            self._work.notify()
             while self._stored < target:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -246,9 +249,12 @@ class WriteBehind:
                     self._work.wait()
                 if self._closed:
                     return
-            if self.settings.linger and not self._closing and delay == 0.0:
-                time.sleep(self.settings.linger)  # let more writes join this PUT
             with self._lock:
+                # let more writes join this PUT, unless a request waits for them
+                end = time.monotonic() + self.settings.linger
+                while not (self._hurry or self._closing or delay) and time.monotonic() < end:
+                    self._work.wait(end - time.monotonic())
+                self._hurry = False
                 if self._closed:
                     return
                 batch: list[_Write] = []
