@@ -9,7 +9,9 @@ One run, side by side (every server a real process on 127.0.0.1):
   numpy PUT straight to the gateway's embedded TStorage (``--direct-chunk`` points per PUT);
   the gateway's TStorage runs with ``sync = "commit"`` (fsync before every answer);
 * read the series back into numpy with ``TimeSeries.range()`` (binary columns, pages of
-  1,048,576 points) and with a direct numpy GET;
+  1,048,576 points) and with a direct numpy GET: the first read of each kind in a new
+  client process (a process's first large arrays cost page faults that its later reads
+  reuse), then ``--reads`` more of each in turn in this process;
 * one writer's ``List.append`` rate (``--appends`` points, one at a time, in ``--rounds``
   rounds taken in turn; the median round) on a second gateway whose TStorage runs with
   ``sync = "interval"``, on a third that also acknowledges writes from its journal
@@ -198,6 +200,31 @@ def direct_get(ts_port: int, mid: int) -> int:
         return sum(len(a) for a in arrays)
 
 
+def fresh_read(how: list[str], n: int) -> float:
+    """Seconds of one read of the bulk series by a new client process (``--read-*``)."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *how],
+        stdout=subprocess.PIPE,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    got = json.loads(done.stdout)
+    assert got["points"] == n, got
+    return float(got["s"])
+
+
+def read_once(how: str, where: str) -> dict[str, float]:
+    """One read of the bulk series (meters/1/1) in this process: through the gateway at
+    ``where`` (``znsocket://...``) or straight from TStorage on port ``where``."""
+    if how == "gateway":
+        c = znsocket.Client.from_url(where)
+        window, s = timed(TimeSeries(c, "meters/1/1").range)
+        c.sio.disconnect()
+        return {"points": len(window), "s": s}
+    got, s = timed(lambda: direct_get(int(where), 1))
+    return {"points": got, "s": s}
+
+
 def append_rate(address: str, key: str, appends: int) -> dict[str, float]:
     c = znsocket.Client.from_url(address)
     try:
@@ -266,25 +293,32 @@ def bulk(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
             out["write_direct_numpy_put"] = rate(n, s)
             out["write_direct_numpy_put"]["points_per_put"] = args.direct_chunk
         assert len(ts) == n
+        # The first read of each kind runs in a fresh client process: a process's first
+        # large arrays cost page faults that later ones reuse (a direct GET in a fresh
+        # process runs at about half the speed of the next), so first reads are compared
+        # with first reads, and later reads, in this process, with later reads.
+        pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
+        with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
+            s = fresh_read(["--read-gateway", address], n)
+        out["read_columns"] = rate(n, s)
+        out["read_columns_gateway_rss"] = mem_r
+        out["read_columns_cpu_us_per_point"] = cpu_r
+        out["read_direct_first"] = rate(n, fresh_read(["--read-direct", str(ts_port)], n))
         reads: list[float] = []
-        for k in range(args.reads):  # gateway and direct in turn: the load moves
-            with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:
-                window, s = timed(ts.range)
+        for _ in range(args.reads):  # gateway and direct in turn: the load moves
+            window, s = timed(ts.range)
             assert len(window) == n and float(window.v[-1]) == float(values[-1])
             reads.append(s)
-            if k == 0:
-                out["read_columns_gateway_rss"] = mem_r
-                out["read_columns_cpu_us_per_point"] = cpu_r
             del window
             got, s = timed(lambda: direct_get(ts_port, 1))
             assert got == n, got
             out.setdefault("read_direct_s", []).append(s)
-        # the first read is the one that finds chunks given way; later ones find them held
-        out["read_columns"] = rate(n, reads[0])
-        out["read_columns"]["rounds_points_per_s"] = [rate(n, x)["points_per_s"] for x in reads]
-        if len(reads) > 1:
-            out["read_columns_again"] = rate(n, statistics.median(reads[1:]))
-        out["read_direct_numpy_get"] = rate(n, statistics.median(out.pop("read_direct_s")))
+        if reads:
+            out["read_columns_again"] = rate(n, statistics.median(reads))
+            out["read_columns_again"]["rounds_points_per_s"] = [
+                rate(n, x)["points_per_s"] for x in reads
+            ]
+            out["read_direct_numpy_get"] = rate(n, statistics.median(out.pop("read_direct_s")))
         c.sio.disconnect()
     except Exception:
         print(gw.text()[-5000:], file=sys.stderr)
@@ -342,7 +376,8 @@ def _ratios(out: dict[str, Any]) -> dict[str, float]:
     pairs = {
         "write_columns_vs_direct": ("write_columns", "write_direct_numpy_put", 2),
         "write_columns_vs_json": ("write_columns", "write_json_list_extend", 1),
-        "read_columns_vs_direct": ("read_columns", "read_direct_numpy_get", 2),
+        "read_columns_vs_direct": ("read_columns", "read_direct_first", 2),
+        "read_again_vs_direct": ("read_columns_again", "read_direct_numpy_get", 2),
         "append_interval_vs_memory": (
             "append_gateway_sync_interval", "append_memory_znsocket", 2
         ),
@@ -397,19 +432,32 @@ def summary(r: dict[str, Any]) -> str:
     if "append_memory_znsocket" not in r:  # --read-only
         return (
             f"write {r['write_columns']['points_per_s']:,}/s, "
-            f"read {r['read_columns']['points_per_s']:,}/s "
-            f"(direct {r['read_direct_numpy_get']['points_per_s']:,}/s, "
-            f"ratio {r['ratios']['read_columns_vs_direct']}), "
+            f"{_reads(r)}, "
             f"load {r.get('load_average_before')}-{r.get('load_average_after')}"
         )
     return (
         f"write {r['write_columns']['points_per_s']:,}/s "
         f"(direct {r['write_direct_numpy_put']['points_per_s']:,}/s, "
         f"ratio {r['ratios']['write_columns_vs_direct']}), "
-        f"read {r['read_columns']['points_per_s']:,}/s "
-        f"(direct {r['read_direct_numpy_get']['points_per_s']:,}/s), "
+        f"{_reads(r)}, "
         f"{_appends(r)}, load {r.get('load_average_before')}-{r.get('load_average_after')}"
     )
+
+
+def _reads(r: dict[str, Any]) -> str:
+    first = r.get("read_direct_first")  # absent in runs of a tree before fresh first reads
+    text = f"first read {r['read_columns']['points_per_s']:,}/s"
+    if first:
+        text += (
+            f" (direct {first['points_per_s']:,}/s, ratio {r['ratios']['read_columns_vs_direct']})"
+        )
+    if "read_columns_again" in r and "read_direct_numpy_get" in r:
+        text += (
+            f", later reads {r['read_columns_again']['points_per_s']:,}/s (direct "
+            f"{r['read_direct_numpy_get']['points_per_s']:,}/s, ratio "
+            f"{r['ratios'].get('read_again_vs_direct')})"
+        )
+    return text
 
 
 def _appends(r: dict[str, Any]) -> str:
@@ -449,12 +497,21 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help="append: only the one-writer append rates (no bulk write or read)",
     )
-    ap.add_argument("--reads", type=int, default=1, help="reads of each kind, in turn (the median)")
+    ap.add_argument(
+        "--reads", type=int, default=1, help="later reads of each kind, in turn (the median)"
+    )
     ap.add_argument("--old-tree", help="also measure this checkout's code, in turn with this one")
     ap.add_argument("--runs", type=int, default=1, help="with --old-tree: runs of each tree")
     ap.add_argument("--json", dest="json_out", help="write the results here")
+    # one read in this (new) process, for the first reads of a run
+    ap.add_argument("--read-gateway", metavar="ADDRESS", help=argparse.SUPPRESS)
+    ap.add_argument("--read-direct", metavar="PORT", help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    if args.read_gateway or args.read_direct:
+        how = "gateway" if args.read_gateway else "direct"
+        print(json.dumps(read_once(how, args.read_gateway or args.read_direct)))
+        return 0
     results: dict[str, Any]
     if args.old_tree:
         results = compare(args, argv)
