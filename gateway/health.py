@@ -16,9 +16,9 @@ indexes hold against ``[tstorage] index_budget_bytes`` and ``index_budget``
 plus cached chunks, at most ``budget_bytes`` once a read has made room), ``summary_rows``
 and ``summary_bytes``, ``cached_chunks``, ``cached_records`` and ``cached_bytes``, and
 ``held_records`` against ``budget_records`` (``null`` unless ``index_budget`` is set).
-With ``[tstorage.journal]``, ``journal`` says what was acknowledged and is not yet in
-TStorage: ``pending_records``, ``pending_bytes``, and while TStorage refuses or does not
-answer, ``failing_for_s`` and ``last_error``. The endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
+With ``[tstorage.journal]``, ``journal`` is
+:meth:`gateway.storage.write_behind.WriteBehind.status` (what was acknowledged and is not
+yet in TStorage, and why). The endpoint reports state the gateway already holds; it sends nothing to TStorage, so probing
 it costs TStorage nothing.
 It needs no token: it shows no data, only whether the server behind the gateway runs.
 """
