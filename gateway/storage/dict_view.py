@@ -14,7 +14,7 @@ from gateway.storage.series_index import (
     _newest_per_cap,
     _parse,
 )
-from gateway.storage.summaries import BoxIndex
+from gateway.storage.summaries import BoxIndex, SeriesIndex
 from znsocket.exceptions import DataError
 
 
@@ -28,13 +28,19 @@ class DictViews(SeriesIndexes):
             return [(name, m) for name, m in t.rule.fields if m in present]
         return [(str(m), m) for m in sorted(present)]
 
+    @staticmethod
+    def _indexes(box: BoxIndex, moids: Sequence[int]) -> dict[int, SeriesIndex]:
+        # Taken at once from the box just caught up: a read below may wait for TStorage,
+        # and another client's read meanwhile may drop the box for room (its series
+        # forgotten), while these indexes stay whole.
+        return {m: box.series(m) for m in moids}
+
     def _latest(
-        self, t: DictTarget, box: BoxIndex, moids: Sequence[int]
+        self, t: DictTarget, indexes: dict[int, SeriesIndex]
     ) -> dict[int, tuple[int, bytes]]:
         out: dict[int, tuple[int, bytes]] = {}
         lasts_known: dict[int, int] = {}
-        for m in moids:
-            held = box.series(m)
+        for m, held in indexes.items():
             c = held.last()
             if c is None:
                 continue
@@ -52,7 +58,7 @@ class DictViews(SeriesIndexes):
         # One GET over all fields when their latest records sit close together in time
         # (the index tells exactly how many records the window holds), else one per field.
         in_window = sum(
-            box.series(m).searchsorted(hi_cap, "right") - box.series(m).searchsorted(lo_cap)
+            indexes[m].searchsorted(hi_cap, "right") - indexes[m].searchsorted(lo_cap)
             for m in lasts_known
         )
         windows: list[tuple[list[int], int, int]]
@@ -73,7 +79,7 @@ class DictViews(SeriesIndexes):
         """Every field with its latest element. Redis HGETALL."""
         box, _ = self._meter_box(t)
         fields = self._fields(t, box)
-        latest = self._latest(t, box, [m for _, m in fields])
+        latest = self._latest(t, self._indexes(box, [m for _, m in fields]))
         shape = t.rule.shape
         return {name: shape.to_json(*latest[m]) for name, m in fields if m in latest}
 
@@ -88,7 +94,7 @@ class DictViews(SeriesIndexes):
                 moids.append(t.moid_for_field(str(name)))
             except KeyMappingError:
                 moids.append(None)
-        latest = self._latest(t, box, [m for m in moids if m is not None])
+        latest = self._latest(t, self._indexes(box, [m for m in moids if m is not None]))
         shape = t.rule.shape
         return [shape.to_json(*latest[m]) if m is not None and m in latest else None for m in moids]
 

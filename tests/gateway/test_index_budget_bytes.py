@@ -160,6 +160,44 @@ def test_a_box_dropped_for_room_while_a_read_uses_it_is_read_again(
         accounted(gw)
 
 
+def test_a_dict_read_whose_box_is_dropped_while_it_waits_for_tstorage_shows_every_field(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """A Dict read waits for TStorage (a field's last chunk is not cached); meanwhile
+    another read drops the meter's box for room: the fields still read come from the
+    indexes the read took with the box, not from the emptied box (no field goes missing)."""
+    cid = fresh_cid()
+    n = 1000
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    for moid in (1, 2, 3):
+        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
+    put(tstorage, cid, 7, 1, caps, np.ones(n))
+    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    meter, other = "znsocket.Dict:meters/6", "znsocket.List:meters/7/1"
+    link = gw.series.link
+    stream_columns = link.stream_columns
+    armed = [0]
+
+    def then_other(*args: Any, **kwargs: Any) -> Any:
+        got = stream_columns(*args, **kwargs)
+        if armed[0]:
+            armed[0] -= 1
+            assert gw.llen(other) == n  # as another client's read may, during this wait
+        return got
+
+    link.stream_columns = then_other  # type: ignore[method-assign]
+    dropped = 0
+    for _ in range(4):
+        boxes_before = set(map(id, gw.series._boxes.values()))
+        armed[0] = 1
+        assert gw.hgetall(meter) == {"1": "1.0", "2": "2.0", "3": "3.0"}
+        dropped += len(boxes_before - set(map(id, gw.series._boxes.values())))
+        armed[0] = 1
+        assert gw.hmget(meter, ["3", "1"]) == ["3.0", "1.0"]
+        accounted(gw)
+    assert dropped  # the interleaving did drop the meter's box
+
+
 def test_two_first_reads_of_one_series_count_it_once(
     make_storage: Make,
     tstorage: ServerProcess,
