@@ -116,13 +116,16 @@ class Channel(_ChannelMixin[T]):
         """True while the connection is open (a transport or protocol failure closes it)."""
         return self._socket is not None
 
-    def keep_alive(self, idle_s: int = 10, interval_s: int = 5, probes: int = 3) -> None:
+    def keep_alive(
+        self, idle_s: int = 10, interval_s: int = 5, probes: int = 3, unacked_s: int = 30
+    ) -> None:
         """Have the OS probe the open connection after ``idle_s`` seconds of silence, every
-        ``interval_s``, and fail it after ``probes`` unanswered probes (TCP keepalive).
+        ``interval_s``, and fail it after ``probes`` unanswered probes (TCP keepalive), or
+        once data it sent stayed unacknowledged for ``unacked_s`` (TCP_USER_TIMEOUT).
 
         Beyond the official client: lets a request wait for its answer without a timeout
-        and still end when the peer's host or the network is gone. Options the OS lacks
-        are skipped.
+        and still end when the peer's host or the network is gone (a peer that is only
+        slow keeps it open). Options the OS lacks are skipped.
 
         Raises:
             OSError: not connected, or the OS refused the option.
@@ -134,6 +137,7 @@ class Channel(_ChannelMixin[T]):
             ("TCP_KEEPIDLE", idle_s),
             ("TCP_KEEPINTVL", interval_s),
             ("TCP_KEEPCNT", probes),
+            ("TCP_USER_TIMEOUT", unacked_s * 1000),
         ):
             option = getattr(socket, name, None)
             if option is not None:

@@ -103,7 +103,11 @@ def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, li
             update={"tstorage": cfg.tstorage.model_copy(update={"journal": journal})}
         )
     emb_now = cfg.tstorage.embedded if cfg is not None else None
-    if journal is not None and emb_now is not None and journal.dir == emb_now.data_dir:
+    if (
+        journal is not None
+        and emb_now is not None
+        and journal.dir.resolve() == emb_now.data_dir.resolve()
+    ):
         issues.append(
             ConfigIssue(
                 "tstorage.journal.dir",

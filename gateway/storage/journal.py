@@ -8,14 +8,14 @@ replays it at its next start.
 
 On disk: a folder of segment files ``<first seq>.journal``, each a sequence of frames::
 
-    length u32 | crc32 u32 | kind u8 | seq u64 | body (length bytes)
+    length u32 | head crc32 u32 | body crc32 u32 | kind u8 | seq u64 | body (length bytes)
 
-all little-endian, the CRC over kind, seq and body. A ``RECORDS`` frame holds one write's
-records (``cid i32, mid i64, moid i32, cap i64, payload length u32, payload`` each); a
-``STORED`` frame says that every ``RECORDS`` frame up to its seq is in TStorage. Only the
-newest segment may end in a frame cut short (the write a crash interrupted, never
-acknowledged); anywhere else that, or a frame failing its CRC, is damage. Writes TStorage
-refused are kept in ``rejected.journal`` (same frames) for the operator.
+all little-endian, the head CRC over length, kind and seq, the body CRC over the body. A
+``RECORDS`` frame holds one write's records (``cid i32, mid i64, moid i32, cap i64,
+payload length u32, payload`` each); a ``STORED`` frame says that every ``RECORDS`` frame up
+to its seq is in TStorage. Only the newest segment may end in a frame cut short (a whole,
+valid head and too few body bytes, or too few head bytes: the write a crash interrupted,
+never acknowledged); anything else that does not check out is damage.
 
 Encoding and decoding (:func:`encode_records`, :func:`encode_stored`, :func:`read_frames`)
 do no I/O; :class:`Journal` is the file side.
@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import struct
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,15 +40,14 @@ log = logging.getLogger(__name__)
 
 RECORDS = 1
 STORED = 2
-_HEAD = struct.Struct("<IIBQ")
-_CHECKED = struct.Struct("<BQ")  # the part of the head the CRC covers
+_HEAD = struct.Struct("<IIIBQ")
+_CHECKED = struct.Struct("<IBQ")  # what the head CRC covers: length, kind, seq
 _RECORD = struct.Struct("<iqiqI")
-MAX_FRAME = 1 << 30
-"""A length past this is damage, not a frame (a write is far smaller)."""
 SEGMENT_BYTES = 8 << 20
 """A segment is closed for appends past this size; it is deleted once all of it is stored."""
 SUFFIX = ".journal"
-REJECTED = "rejected.journal"
+LOCK_WAIT_S = 3.0
+"""How long opening waits for the folder's lock (a command checking it holds it briefly)."""
 
 
 def encode_records(seq: int, records: Sequence[PutRecord]) -> bytes:
@@ -65,8 +65,8 @@ def encode_stored(seq: int) -> bytes:
 
 
 def _frame(kind: int, seq: int, body: bytes) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(_CHECKED.pack(kind, seq)))
-    return _HEAD.pack(len(body), crc, kind, seq) + body
+    head_crc = zlib.crc32(_CHECKED.pack(len(body), kind, seq))
+    return _HEAD.pack(len(body), head_crc, zlib.crc32(body), kind, seq) + body
 
 
 @dataclass
@@ -95,7 +95,7 @@ def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, in
             there a frame cut short ends the frames quietly.
 
     Raises:
-        Damaged: a frame fails its checksum or does not parse, or is cut short elsewhere.
+        Damaged: a frame fails a checksum or does not parse, or is cut short elsewhere.
     """
     view = memoryview(data)
     at = 0
@@ -104,16 +104,16 @@ def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, in
             if newest:
                 return
             raise Damaged(f"frame at byte {at}: cut short in a segment that is not the newest")
-        length, crc, kind, seq = _HEAD.unpack_from(view, at)
+        length, head_crc, body_crc, kind, seq = _HEAD.unpack_from(view, at)
+        if zlib.crc32(_CHECKED.pack(length, kind, seq)) != head_crc:
+            raise Damaged(f"frame at byte {at}: head checksum mismatch")
         end = at + _HEAD.size + length
-        if length > MAX_FRAME:
-            raise Damaged(f"frame at byte {at}: impossible length {length}")
         if end > len(data):
             if newest:
                 return
             raise Damaged(f"frame at byte {at}: cut short in a segment that is not the newest")
         body = view[at + _HEAD.size : end]
-        if zlib.crc32(body, zlib.crc32(_CHECKED.pack(kind, seq))) != crc:
+        if zlib.crc32(body) != body_crc:
             raise Damaged(f"frame at byte {at}: checksum mismatch")
         if kind == STORED:
             yield Frame(STORED, seq), end
@@ -122,6 +122,27 @@ def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, in
         else:
             raise Damaged(f"frame at byte {at}: unknown kind {kind}")
         at = end
+
+
+def read_segments(paths: Sequence[Path]) -> tuple[list[Frame], list[tuple[Path, Damaged]]]:
+    """The frames of segment files in order (the last is the newest), each read up to any
+    damage, and the damaged files with their damage."""
+    frames: list[Frame] = []
+    damaged: list[tuple[Path, Damaged]] = []
+    for i, path in enumerate(paths):
+        try:
+            for frame, _ in read_frames(path.read_bytes(), newest=i == len(paths) - 1):
+                frames.append(frame)
+        except Damaged as exc:
+            damaged.append((path, exc))
+    return frames, damaged
+
+
+def unstored_writes(frames: Sequence[Frame]) -> list[tuple[int, list[PutRecord]]]:
+    """The ``RECORDS`` frames no ``STORED`` frame covers, one per seq, in seq order."""
+    stored = max((f.seq for f in frames if f.kind == STORED), default=0)
+    pending = {f.seq: f.records for f in frames if f.kind == RECORDS and f.seq > stored}
+    return sorted(pending.items())
 
 
 def _records(body: memoryview, frame_at: int) -> list[PutRecord]:
@@ -173,37 +194,39 @@ class Journal:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        old = sorted(self.directory.glob(f"*{SUFFIX}"))
-        old = [p for p in old if p.name != REJECTED]
-        frames: list[Frame] = []
-        damaged: list[Path] = []
-        for i, path in enumerate(old):
-            try:
-                for frame, _ in read_frames(path.read_bytes(), newest=i == len(old) - 1):
-                    frames.append(frame)
-            except Damaged as exc:
-                log.error(
-                    "journal %s: %s; the writes before it are replayed, the file is kept as "
-                    "%s (writes after the damage, if any were acknowledged, are lost)",
-                    path,
-                    exc,
-                    path.with_suffix(".damaged"),
-                )
-                damaged.append(path)
-        stored = max((f.seq for f in frames if f.kind == STORED), default=0)
-        pending = [(f.seq, f.records) for f in frames if f.kind == RECORDS and f.seq > stored]
+        old = _segment_files(self.directory)
+        frames, damaged = read_segments(old)
+        for path, exc in damaged:
+            log.error(
+                "journal %s: %s; the writes before it are replayed, the file is kept as "
+                "%s (writes after the damage, if any were acknowledged, are lost)",
+                path,
+                exc,
+                path.with_suffix(".damaged"),
+            )
+        # one copy per seq in seq order: a start that stopped while rewriting them left
+        # a second copy of some, in a newer file
+        pending = unstored_writes(frames)
         names = [int(p.stem) for p in old if p.stem.isdigit()]
         # past every seq and every segment's name, so the new segment is a new file
         self.next_seq = max([f.seq for f in frames] + names + [0]) + 1
         self._open_segment()
-        for seq, records in pending:
-            self._write(encode_records(seq, records))
-            self._segments[-1].last_records = seq
-        os.fsync(self._current())
-        _fsync_dir(self.directory)
+        try:
+            for seq, records in pending:
+                self._write(encode_records(seq, records))
+                self._segments[-1].last_records = seq
+            os.fsync(self._current())
+            _fsync_dir(self.directory)
+        except OSError:
+            # the old segments stay whole: the next start reads them again
+            self._segments[-1].path.unlink(missing_ok=True)
+            os.close(self._current())
+            self._fd = None
+            raise
         self._dirty = False
+        bad = {path for path, _ in damaged}
         for path in old:
-            if path in damaged:
+            if path in bad:
                 path.rename(path.with_suffix(".damaged"))
             else:
                 path.unlink()
@@ -237,18 +260,6 @@ class Journal:
                 keep.append(seg)
         self._segments[:-1] = keep
 
-    def reject(self, seq: int, records: Sequence[PutRecord]) -> Path:
-        """Keep a write TStorage refused in ``rejected.journal`` (fsynced), for the operator;
-        returns that file's path. The caller then marks it stored."""
-        path = self.directory / REJECTED
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, encode_records(seq, records))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return path
-
     def take_sync(self) -> Callable[[], None] | None:
         """The fsyncs owed so far, as work to run without the caller's lock (None: none).
 
@@ -274,6 +285,10 @@ class Journal:
 
         return work
 
+    def owe_sync(self) -> None:
+        """A sync failed: the next :meth:`take_sync` syncs the current segment again."""
+        self._dirty = True
+
     def close(self) -> None:
         """fsync and close every segment; another process may open the journal."""
         work = self.take_sync()
@@ -294,29 +309,26 @@ class Journal:
             return 0
         probe = Journal(directory)
         try:
-            probe._take_lock()
+            probe._take_lock(wait_s=0)
         except JournalInUse:
             return None
         try:
-            old = sorted(p for p in directory.glob(f"*{SUFFIX}") if p.name != REJECTED)
-            frames: list[Frame] = []
-            for i, path in enumerate(old):
-                try:
-                    frames += [
-                        f for f, _ in read_frames(path.read_bytes(), newest=i == len(old) - 1)
-                    ]
-                except Damaged:
-                    continue  # the gateway's start reports it
-            stored = max((f.seq for f in frames if f.kind == STORED), default=0)
-            return sum(len(f.records) for f in frames if f.kind == RECORDS and f.seq > stored)
+            frames, _ = read_segments(_segment_files(directory))
+            return sum(len(records) for _, records in unstored_writes(frames))
         finally:
             probe.close()
 
-    def _take_lock(self) -> None:
+    def _take_lock(self, wait_s: float = LOCK_WAIT_S) -> None:
         fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        end = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < end:
+                    time.sleep(0.05)
+                    continue
             os.close(fd)
             raise JournalInUse(
                 f"the journal in {self.directory} is used by another gateway (each gateway "
@@ -352,6 +364,10 @@ class Journal:
             raise
         self._size += len(frame)
         self._dirty = True
+
+
+def _segment_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"*{SUFFIX}"))
 
 
 def _fsync_dir(directory: Path) -> None:

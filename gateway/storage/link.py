@@ -269,7 +269,13 @@ class TStorageLink:
             ch = self._open(time.monotonic() + self.settings.timeout)
             ch.deadline = None
             ch.timeout = None
-            ch.keep_alive()
+            try:
+                ch.keep_alive()
+            except OSError as exc:
+                _close(ch)
+                raise TStorageUnavailable(
+                    f"TStorage at {self.address}: keepalive refused ({exc}); not sent"
+                ) from exc
             self._ship_channel = ch
         res = ch.put([Record(Key(cid, mid, moid, cap), p) for (cid, mid, moid, cap), p in records])
         if res.is_ok():
@@ -312,7 +318,7 @@ class TStorageLink:
         if not records:
             return
         if self._behind is not None:
-            if replayable:
+            if replayable and self._behind.accepts(records):
                 self._scope.put_tried = True
                 self._behind.add(records, self._deadline())
                 return

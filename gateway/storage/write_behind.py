@@ -15,10 +15,13 @@ their order. Readers elsewhere (another gateway, a ``tstorage_client``) see them
 stored: within about ``linger`` plus one PUT.
 
 A PUT is sent again only once the connection that carried it is gone (the background
-thread waits for the answer however long it takes, with TCP keepalive), so an earlier
-copy can never land after a later write. A write TStorage refuses (e.g. over its request
-limit) is set aside in the journal folder's ``rejected.journal`` and logged, so that it
-does not hold up the writes behind it.
+thread waits for the answer as long as the connection lives, with TCP keepalive), so an
+earlier copy can never land after a later write. Only writes of at most
+:data:`MAX_WRITE_BYTES` are journalled (a larger one is stored at once, and a refusal
+reaches its writer as "not stored"). When TStorage refuses a PUT (an answer of ERROR: over
+a limit, out of room, busy), the writes are tried again in halves down to one at a time,
+and then again after a growing pause: an acknowledged write is never dropped, and
+``/health`` shows the writes waiting and the last error.
 
 What it survives: ``kill -9`` of the gateway (the journal is replayed at the next start)
 and of TStorage (the writes stay queued and are stored once it answers again); a power
@@ -48,6 +51,8 @@ RECORD_OVERHEAD = 64
 """Bytes counted per queued record beyond its payload (key, tuple and list slots)."""
 BATCH_BYTES = 4 << 20
 """At most this much goes into one PUT (far below TStorage's request limits)."""
+MAX_WRITE_BYTES = 1 << 20
+"""A write larger than this (payloads and keys) is not journalled: stored at once instead."""
 RETRY_MAX_DELAY = 1.0
 
 Ship = Callable[[Sequence[PutRecord]], None]
@@ -94,11 +99,11 @@ class WriteBehind:
         self._queue: deque[_Write] = deque()
         self.pending_bytes = 0
         self.pending_records = 0
-        self.rejected_records = 0
         self._added = 0  # seq of the last write acknowledged
-        self._stored = 0  # every write up to this seq is in TStorage (or set aside)
-        self._single_until = 0  # a batch was refused: its writes go one at a time
-        self._hurry = False  # a request waits for the queue: no lingering
+        self._stored = 0  # every write up to this seq is in TStorage
+        self._batch_cap: int | None = None  # writes per PUT while TStorage refuses some
+        self._waiting = 0  # requests waiting in settle(): no lingering meanwhile
+        self._sending_since: float | None = None
         self._closing = False
         self._closed = False
         self.last_error: str | None = None
@@ -144,6 +149,7 @@ class WriteBehind:
             self._closed = True
             left = self.pending_records
             self._work.notify_all()
+            self._done.notify_all()  # writers waiting for room hear "stopping" at once
             self.journal.close()
         if left:
             log.warning(
@@ -165,12 +171,19 @@ class WriteBehind:
                 "pending_records": self.pending_records,
                 "pending_bytes": self.pending_bytes,
                 "oldest_pending_s": round(now - self._queue[0].at, 3) if self._queue else None,
+                "put_in_flight_s": None
+                if self._sending_since is None
+                else round(now - self._sending_since, 3),
                 "failing_for_s": None if since is None else round(now - since, 3),
                 "last_error": self.last_error,
-                "rejected_records": self.rejected_records,
             }
 
     # ------------------------------------------------------------ the link's side
+    @staticmethod
+    def accepts(records: Sequence[PutRecord]) -> bool:
+        """Whether ``records`` may be journalled: small enough to be stored by any PUT."""
+        return sum(len(p) for _, p in records) + 32 * len(records) <= MAX_WRITE_BYTES
+
     def add(self, records: Sequence[PutRecord], deadline: float) -> None:
         """Acknowledge ``records``: in the journal (and the OS) when this returns.
 
@@ -213,18 +226,21 @@ class WriteBehind:
             return
         with self._lock:
             target = self._added
-            self._hurry = True
+            self._waiting += 1
             self._work.notify()
-            while self._stored < target:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TStorageUnavailable(
-                        f"TStorage at {self.address} has not yet stored "
-                        f"{self.pending_records} acknowledged record(s){self._why()}; they are "
-                        "kept in the journal and stored once it takes them; this request, "
-                        "which must come after them, was not made"
-                    )
-                self._done.wait(left)
+            try:
+                while self._stored < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TStorageUnavailable(
+                            f"TStorage at {self.address} has not yet stored "
+                            f"{self.pending_records} acknowledged record(s){self._why()}; they "
+                            "are kept in the journal and stored once it takes them; this "
+                            "request, which must come after them, was not made"
+                        )
+                    self._done.wait(left)
+            finally:
+                self._waiting -= 1
 
     # ------------------------------------------------------------------ inside
     def _enqueue(self, seq: int, records: Sequence[PutRecord]) -> None:
@@ -238,7 +254,11 @@ class WriteBehind:
         if self.last_error:
             return f" (last error: {self.last_error})"
         if self._queue:
-            return f" (the oldest for {time.monotonic() - self._queue[0].at:.1f} s)"
+            text = f" (the oldest for {time.monotonic() - self._queue[0].at:.1f} s"
+            if self._sending_since is not None:
+                took = time.monotonic() - self._sending_since
+                text += f"; TStorage has not answered a PUT for {took:.1f} s"
+            return text + ")"
         return ""
 
     def _run(self) -> None:
@@ -249,28 +269,35 @@ class WriteBehind:
                     self._work.wait()
                 if self._closed:
                     return
-            with self._lock:
                 # let more writes join this PUT, unless a request waits for them
                 end = time.monotonic() + self.settings.linger
-                while not (self._hurry or self._closing or delay) and time.monotonic() < end:
+                while (
+                    not (self._waiting or self._closing or delay or self._batch_cap)
+                    and time.monotonic() < end
+                ):
                     self._work.wait(end - time.monotonic())
-                self._hurry = False
                 if self._closed:
                     return
                 batch: list[_Write] = []
                 taken = 0
                 for w in self._queue:
-                    if batch and (w.seq <= self._single_until or taken + w.size > BATCH_BYTES):
+                    full = self._batch_cap is not None and len(batch) >= self._batch_cap
+                    if batch and (full or taken + w.size > BATCH_BYTES):
                         break
                     batch.append(w)
                     taken += w.size
+                self._sending_since = time.monotonic()
             try:
                 self._ship([r for w in batch for r in w.records])
             except TStorageRefused as exc:
-                if len(batch) > 1:  # which write does TStorage refuse? one at a time
-                    self._single_until = batch[-1].seq
+                if len(batch) > 1:  # too much at once? halves, down to one write a PUT
+                    self._batch_cap = len(batch) // 2
                     continue
-                self._set_aside(batch[0], str(exc))
+                # One write refused alone: a limit, a full disk, a busy server. Kept and
+                # tried again; never dropped.
+                delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
+                self._failed(str(exc))
+                time.sleep(delay)
                 continue
             except TStorageUnavailable as exc:
                 # Only once the connection that carried the PUT is gone: sending it again
@@ -279,12 +306,18 @@ class WriteBehind:
                 self._failed(str(exc))
                 time.sleep(delay)
                 continue
-            except Exception:
+            except Exception as exc:
                 log.exception("journal: storing queued writes failed; retrying")
                 delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
+                self._failed(f"{type(exc).__name__}: {exc}")
                 time.sleep(delay)
                 continue
+            finally:
+                with self._lock:
+                    self._sending_since = None
             delay = 0.0
+            if self._batch_cap is not None:  # stored: try twice as many next time
+                self._batch_cap = None if self._batch_cap >= 4096 else self._batch_cap * 2
             self._stored_now(batch)
 
     def _stored_now(self, batch: list[_Write]) -> None:
@@ -306,29 +339,9 @@ class WriteBehind:
             self.last_error = None
             try:
                 self.journal.stored(self._stored)
-            except OSError as exc:  # stored again at the next start: what readers see already
+            except OSError as exc:  # stored again at the next start
                 log.error("journal %s: %s", self.journal.directory, exc)
             self._done.notify_all()
-
-    def _set_aside(self, w: _Write, why: str) -> None:
-        try:
-            path = self.journal.reject(w.seq, w.records)
-        except OSError as exc:
-            log.error("journal: a write TStorage refuses could not be set aside (%s)", exc)
-            self._failed(why)
-            time.sleep(RETRY_MAX_DELAY)
-            return
-        log.error(
-            "journal: TStorage at %s refuses an acknowledged write of %d record(s) (%s); it is "
-            "kept in %s and the writes behind it go on",
-            self.address,
-            len(w.records),
-            why,
-            path,
-        )
-        with self._lock:
-            self.rejected_records += len(w.records)
-        self._stored_now([w])
 
     def _failed(self, why: str) -> None:
         with self._lock:
@@ -349,15 +362,17 @@ class WriteBehind:
         # fsyncs on a clock of their own: they go on while TStorage is down or slow
         while True:
             time.sleep(self.settings.sync_interval)
-            with self._lock:
-                if self._closed:
-                    return
-                work = self.journal.take_sync()
-            if work is not None:
-                try:
+            try:
+                with self._lock:
+                    if self._closed:
+                        return
+                    work = self.journal.take_sync()
+                if work is not None:
                     _off_hub(work)
-                except OSError as exc:
-                    log.error("journal %s: fsync failed: %s", self.journal.directory, exc)
+            except Exception as exc:  # tried again next time; the journal stays unsynced
+                log.error("journal %s: fsync failed: %s", self.journal.directory, exc)
+                with self._lock:
+                    self.journal.owe_sync()
 
 
 def _off_hub(fn: Callable[[], None]) -> None:

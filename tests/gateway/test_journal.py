@@ -318,7 +318,7 @@ def test_every_request_to_tstorage_waits_for_the_writes_acknowledged_before_it(
     assert link.journal is not None and link.journal.pending_records == 0
 
 
-def test_a_write_tstorage_refuses_is_set_aside_and_the_writes_behind_it_go_on(
+def test_writes_tstorage_refuses_together_are_stored_apart_and_a_big_one_is_not_journalled(
     start_gateway: Callable[[str], ServerProcess],
     fresh_cid: Callable[[], int],
     tmp_path: Path,
@@ -327,23 +327,25 @@ def test_a_write_tstorage_refuses_is_set_aside_and_the_writes_behind_it_go_on(
     try:
         cid = fresh_cid()
         gw = start_gateway(with_journal(config_text(ts, cid, fresh_cid()), tmp_path / "j"))
-        c = client(gw)
-        lst = znsocket.List(c, "meters/1/1")
-        meter = znsocket.Dict(c, "meters/3")
-        lst.append(1.0)
-        # acknowledged from the journal, but one PUT of it is over TStorage's request limit
-        big = [float(i) for i in range(20_000)]
-        lst.extend(big)
-        meter["1"] = 2.5  # behind it in the journal: must not wait forever
-        lst.append(3.0)
+        lst = znsocket.List(client(gw), "meters/1/1")
+        lst.append(-1.0)
         eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0))
-        state = health(gw)[1]["journal"]
-        assert state["rejected_records"] == len(big)
-        assert "refuses an acknowledged write of 20000 record(s)" in gw.text()
-        assert (tmp_path / "j" / "rejected.journal").stat().st_size > 20_000 * 8
-        stored = values_in_tstorage(ts, cid)
-        assert [stored[c] for c in sorted(stored)] == [1.0, 3.0]
-        assert znsocket.Dict(client(gw), "meters/3")["1"] == 2.5
+        # queued while TStorage is stopped: one PUT of all of them is over its request limit
+        os.kill(ts.pid, signal.SIGSTOP)
+        try:
+            writes = [[float(w * 500 + i) for i in range(500)] for w in range(20)]
+            for values in writes:
+                lst.extend(values)  # each about 20 KB on the wire, acknowledged at once
+        finally:
+            os.kill(ts.pid, signal.SIGCONT)
+        eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0), 30)
+        expected = [-1.0] + [v for values in writes for v in values]
+        assert sorted(values_in_tstorage(ts, cid).values()) == expected
+        # a write of more than 1 MiB is not journalled: TStorage's refusal reaches the writer
+        with pytest.raises(znsocket.exceptions.ZnSocketError, match="refused the write; not"):
+            lst.extend([0.5] * 40_000)
+        assert lst[:] == expected
+        assert sorted(values_in_tstorage(ts, cid).values()) == expected
     finally:
         ts.stop()
 
