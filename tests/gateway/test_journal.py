@@ -45,6 +45,19 @@ def with_journal(text: str, journal: Path, extra: str = "") -> str:
     return text + f'\n[tstorage.journal]\ndir = "{journal}"\n{extra}'
 
 
+def journalled(
+    start: Callable[[str], ServerProcess],
+    ts: ServerProcess,
+    fresh_cid: Callable[[], int],
+    journal: Path,
+    extra: str = "",
+) -> tuple[ServerProcess, str, int]:
+    """A gateway on ``ts`` with a journal in ``journal``: it, its config text and its cid."""
+    cid = fresh_cid()
+    text = with_journal(config_text(ts, cid, fresh_cid()), journal, extra)
+    return start(text), text, cid
+
+
 def values_in_tstorage(ts: ServerProcess, cid: int) -> dict[int, float]:
     """cap -> value of the series meters/1/1 as TStorage holds it (newest of equal caps)."""
     return {k[3]: struct.unpack("<d", v)[0] for k, v in records_of(ts, cid) if k[1:3] == (1, 1)}
@@ -56,9 +69,7 @@ def test_writes_acknowledged_before_a_kill_9_of_the_gateway_are_stored_at_its_re
     fresh_cid: Callable[[], int],
     tmp_path: Path,
 ) -> None:
-    cid = fresh_cid()
-    text = with_journal(config_text(own_tstorage, cid, fresh_cid()), tmp_path / "journal")
-    gw = start_gateway(text)
+    gw, text, cid = journalled(start_gateway, own_tstorage, fresh_cid, tmp_path / "journal")
     lst = znsocket.List(client(gw), "meters/1/1")
     lst.append(0.0)
     os.kill(own_tstorage.pid, signal.SIGSTOP)  # TStorage takes nothing from here on
@@ -151,13 +162,8 @@ def test_the_queue_is_bounded_and_a_refused_write_is_never_stored(
     fresh_cid: Callable[[], int],
     tmp_path: Path,
 ) -> None:
-    cid = fresh_cid()
-    gw = start_gateway(
-        with_journal(
-            config_text(own_tstorage, cid, fresh_cid()),
-            tmp_path / "journal",
-            f"max_bytes = {1 << 20}\n",
-        )
+    gw, _, cid = journalled(
+        start_gateway, own_tstorage, fresh_cid, tmp_path / "journal", f"max_bytes = {1 << 20}\n"
     )
     lst = znsocket.List(client(gw), "meters/1/1")
     lst.append(-1.0)
@@ -226,9 +232,7 @@ def test_a_clean_stop_stores_everything_and_leaves_nothing_to_replay(
     fresh_cid: Callable[[], int],
     tmp_path: Path,
 ) -> None:
-    cid = fresh_cid()
-    text = with_journal(config_text(own_tstorage, cid, fresh_cid()), tmp_path / "journal")
-    gw = start_gateway(text)
+    gw, text, cid = journalled(start_gateway, own_tstorage, fresh_cid, tmp_path / "journal")
     lst = znsocket.List(client(gw), "meters/1/1")
     lst.extend([float(i) for i in range(500)])
     for i in range(500, 600):
@@ -325,8 +329,7 @@ def test_writes_tstorage_refuses_together_are_stored_apart_and_a_big_one_is_not_
 ) -> None:
     ts = tstorage_server(tmp_path / "ts", 0, "--max-request-bytes", "100000")
     try:
-        cid = fresh_cid()
-        gw = start_gateway(with_journal(config_text(ts, cid, fresh_cid()), tmp_path / "j"))
+        gw, _, cid = journalled(start_gateway, ts, fresh_cid, tmp_path / "j")
         lst = znsocket.List(client(gw), "meters/1/1")
         lst.append(-1.0)
         eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0))
@@ -358,9 +361,7 @@ def test_unmapped_keys_are_not_journalled_but_wait_for_what_was(
 ) -> None:
     # An unmapped key's records are operations (a second copy would push twice): they
     # are stored at once, after the List writes acknowledged before them.
-    gw = start_gateway(
-        with_journal(config_text(own_tstorage, fresh_cid(), fresh_cid()), tmp_path / "j")
-    )
+    gw, _, _ = journalled(start_gateway, own_tstorage, fresh_cid, tmp_path / "j")
     c = client(gw)
     lst = znsocket.List(c, "meters/1/1")
     lst.append(0.0)
@@ -384,8 +385,7 @@ def test_commands_beside_a_stopped_gateway_wait_for_its_journal(
     fresh_cid: Callable[[], int],
     tmp_path: Path,
 ) -> None:
-    text = with_journal(config_text(own_tstorage, fresh_cid(), fresh_cid()), tmp_path / "j")
-    gw = start_gateway(text)
+    gw, text, _ = journalled(start_gateway, own_tstorage, fresh_cid, tmp_path / "j")
     lst = znsocket.List(client(gw), "meters/1/1")
     lst.append(0.0)
     os.kill(own_tstorage.pid, signal.SIGSTOP)
