@@ -218,6 +218,9 @@ class JournalConfig(_Section):
     #: acknowledged writes not yet in TStorage, at most (then writers wait, and are refused
     #: with "not stored" after [tstorage] timeout)
     max_bytes: Annotated[int, Field(ge=1 << 20)] = 64 << 20
+    #: a write larger than this (payloads plus 32 bytes a record) is not journalled but
+    #: stored at once; TStorage must take a request of this size
+    max_write_bytes: Annotated[int, Field(ge=4096, le=16 << 20)] = 1 << 20
     #: seconds the background writer waits for more writes to join one PUT (cut short
     #: when a request of this gateway must see them)
     linger: Annotated[float, Field(ge=0, le=0.1)] = 0.01
@@ -259,6 +262,18 @@ class TStorageConfig(_Section):
             raise ValueError(
                 "[tstorage.tls] is for a remote TStorage; the embedded server listens on "
                 "loopback without TLS (hint: remove [tstorage.tls], or use host/port)"
+            )
+        limit = self.embedded.limits.max_request_bytes if self.embedded is not None else None
+        if (
+            self.journal is not None
+            and limit is not None
+            and limit < 4 * self.journal.max_write_bytes
+        ):
+            raise ValueError(
+                f"[tstorage.embedded.limits] max_request_bytes = {limit} is below 4 x "
+                f"[tstorage.journal] max_write_bytes ({self.journal.max_write_bytes}): a "
+                "journalled write it refuses could never be stored (hint: lower max_write_bytes "
+                "or raise max_request_bytes)"
             )
         if (
             self.journal is not None

@@ -183,6 +183,7 @@ class Journal:
         self._dir_dirty = False
         self._retired: list[int] = []  # closed-for-append segments' fds, to fsync and close
         self._lock_fd: int | None = None
+        self._broken: OSError | None = None  # a failed write that could not be cut back
         self.next_seq = 1
 
     def recover(self) -> list[tuple[int, list[PutRecord]]]:
@@ -353,6 +354,8 @@ class Journal:
         self._dir_dirty = True  # the new name must survive a power loss too
 
     def _write(self, frame: bytes) -> None:
+        if self._broken is not None:
+            raise OSError(f"the journal is unusable until the gateway restarts ({self._broken})")
         fd = self._current()
         try:
             written = os.write(fd, frame)
@@ -360,7 +363,10 @@ class Journal:
                 raise OSError(f"short write to the journal ({written} of {len(frame)} bytes)")
         except OSError:
             # A partial frame would end the segment's readable part for every later frame.
-            os.ftruncate(fd, self._size)
+            try:
+                os.ftruncate(fd, self._size)
+            except OSError as exc:
+                self._broken = exc  # frames after a partial one would read as damage
             raise
         self._size += len(frame)
         self._dirty = True

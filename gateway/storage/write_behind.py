@@ -17,11 +17,12 @@ stored: within about ``linger`` plus one PUT.
 A PUT is sent again only once the connection that carried it is gone (the background
 thread waits for the answer as long as the connection lives, with TCP keepalive), so an
 earlier copy can never land after a later write. Only writes of at most
-:data:`MAX_WRITE_BYTES` are journalled (a larger one is stored at once, and a refusal
-reaches its writer as "not stored"). When TStorage refuses a PUT (an answer of ERROR: over
-a limit, out of room, busy), the writes are tried again in halves down to one at a time,
-and then again after a growing pause: an acknowledged write is never dropped, and
-``/health`` shows the writes waiting and the last error.
+``max_write_bytes`` are journalled (a larger one is stored at once, and a refusal reaches
+its writer as "not stored"). When TStorage refuses a PUT (an answer of ERROR: over a limit,
+out of room, busy), the writes are tried again in halves down to one at a time, a write
+refused alone in parts of its records down to one record, and then again after a growing
+pause: an acknowledged write is never dropped, and ``/health`` shows what waits and the
+last error.
 
 What it survives: ``kill -9`` of the gateway (the journal is replayed at the next start)
 and of TStorage (the writes stay queued and are stored once it answers again); a power
@@ -51,8 +52,8 @@ RECORD_OVERHEAD = 64
 """Bytes counted per queued record beyond its payload (key, tuple and list slots)."""
 BATCH_BYTES = 4 << 20
 """At most this much goes into one PUT (far below TStorage's request limits)."""
-MAX_WRITE_BYTES = 1 << 20
-"""A write larger than this (payloads and keys) is not journalled: stored at once instead."""
+RECORD_KEY_BYTES = 32
+"""Bytes a record's key adds to a PUT, as :meth:`WriteBehind.accepts` counts them."""
 RETRY_MAX_DELAY = 1.0
 
 Ship = Callable[[Sequence[PutRecord]], None]
@@ -68,11 +69,15 @@ class WriteBehindSettings:
     linger: float = 0.01
     sync_interval: float = 1.0
     timeout: float = 5.0
+    max_write_bytes: int = 1 << 20
 
     @classmethod
     def for_config(cls, journal: JournalConfig, timeout: float) -> WriteBehindSettings:
         """The settings of ``[tstorage.journal]``; ``timeout`` bounds a writer's wait for room."""
-        return cls(journal.max_bytes, journal.linger, journal.sync_interval, timeout)
+        return cls(
+            journal.max_bytes, journal.linger, journal.sync_interval, timeout,
+            journal.max_write_bytes,
+        )  # fmt: skip
 
 
 @dataclass
@@ -104,6 +109,9 @@ class WriteBehind:
         self._batch_cap: int | None = None  # writes per PUT while TStorage refuses some
         self._waiting = 0  # requests waiting in settle(): no lingering meanwhile
         self._sending_since: float | None = None
+        # the last STORED mark could not be written: until it is, a restart would replay
+        # stored writes, so nothing may go to TStorage after them
+        self._mark_owed = False
         self._closing = False
         self._closed = False
         self.last_error: str | None = None
@@ -179,10 +187,10 @@ class WriteBehind:
             }
 
     # ------------------------------------------------------------ the link's side
-    @staticmethod
-    def accepts(records: Sequence[PutRecord]) -> bool:
-        """Whether ``records`` may be journalled: small enough to be stored by any PUT."""
-        return sum(len(p) for _, p in records) + 32 * len(records) <= MAX_WRITE_BYTES
+    def accepts(self, records: Sequence[PutRecord]) -> bool:
+        """Whether ``records`` may be journalled: at most ``max_write_bytes``."""
+        size = sum(len(p) for _, p in records) + RECORD_KEY_BYTES * len(records)
+        return size <= self.settings.max_write_bytes
 
     def add(self, records: Sequence[PutRecord], deadline: float) -> None:
         """Acknowledge ``records``: in the journal (and the OS) when this returns.
@@ -222,14 +230,14 @@ class WriteBehind:
             TStorageUnavailable: they were not all stored by ``deadline`` (they stay queued
                 and in the journal).
         """
-        if self._stored >= self._added:  # read without the lock: both only grow
+        if self._stored >= self._added and not self._mark_owed:  # read without the lock
             return
         with self._lock:
             target = self._added
             self._waiting += 1
             self._work.notify()
             try:
-                while self._stored < target:
+                while self._stored < target or self._mark_owed:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TStorageUnavailable(
@@ -265,8 +273,14 @@ class WriteBehind:
         delay = 0.0
         while True:
             with self._lock:
-                while not self._queue and not self._closed:
-                    self._work.wait()
+                while (not self._queue or self._mark_owed) and not self._closed:
+                    if self._mark_owed:
+                        self._note_stored()
+                        if self._mark_owed:
+                            self._work.wait(RETRY_MAX_DELAY)
+                            continue
+                    if not self._queue:
+                        self._work.wait()
                 if self._closed:
                     return
                 # let more writes join this PUT, unless a request waits for them
@@ -289,16 +303,19 @@ class WriteBehind:
                 self._sending_since = time.monotonic()
             try:
                 self._ship([r for w in batch for r in w.records])
-            except TStorageRefused as exc:
+            except TStorageRefused:
                 if len(batch) > 1:  # too much at once? halves, down to one write a PUT
                     self._batch_cap = len(batch) // 2
                     continue
-                # One write refused alone: a limit, a full disk, a busy server. Kept and
-                # tried again; never dropped.
-                delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
-                self._failed(str(exc))
-                time.sleep(delay)
-                continue
+                try:  # one write alone: in parts of its records (each stands alone)
+                    self._ship_in_parts(batch[0].records)
+                except TStorageUnavailable as exc:
+                    # a record refused alone (a full disk, a busy server, a limit below a
+                    # record), or TStorage gone: kept and tried again, never dropped
+                    delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
+                    self._failed(str(exc))
+                    time.sleep(delay)
+                    continue
             except TStorageUnavailable as exc:
                 # Only once the connection that carried the PUT is gone: sending it again
                 # stores what readers see already, never an old copy after a newer write.
@@ -320,6 +337,19 @@ class WriteBehind:
                 self._batch_cap = None if self._batch_cap >= 4096 else self._batch_cap * 2
             self._stored_now(batch)
 
+    def _ship_in_parts(self, records: Sequence[PutRecord]) -> None:
+        cap, i = max(1, len(records) // 2), 0
+        while i < len(records):
+            part = records[i : i + cap]
+            try:
+                self._ship(part)
+            except TStorageRefused:
+                if cap == 1:
+                    raise
+                cap //= 2
+                continue
+            i += len(part)
+
     def _stored_now(self, batch: list[_Write]) -> None:
         with self._lock:
             if self._closed:  # close() gave up waiting: the journal replays these
@@ -337,10 +367,27 @@ class WriteBehind:
                 )
             self._failing_since = None
             self.last_error = None
-            try:
-                self.journal.stored(self._stored)
-            except OSError as exc:  # stored again at the next start
-                log.error("journal %s: %s", self.journal.directory, exc)
+            self._note_stored()
+            self._done.notify_all()
+
+    def _note_stored(self) -> None:
+        # with the lock held: the STORED mark of everything stored so far
+        try:
+            self.journal.stored(self._stored)
+        except OSError as exc:
+            if not self._mark_owed:
+                log.error(
+                    "journal %s: cannot note stored writes (%s); requests that must come "
+                    "after them wait until it can",
+                    self.journal.directory,
+                    exc,
+                )
+            self._mark_owed = True
+            self.last_error = f"the journal cannot note stored writes: {exc}"
+            return
+        if self._mark_owed:
+            self._mark_owed = False
+            self.last_error = None
             self._done.notify_all()
 
     def _failed(self, why: str) -> None:

@@ -269,6 +269,10 @@ def test_one_journal_folder_serves_one_gateway(
     [
         ('sync = "commit"', 'set sync = "interval"'),
         ('sync = "interval"\ndata_dir = "j"', "is the embedded TStorage's data_dir"),
+        (
+            'sync = "interval"\n[tstorage.embedded.limits]\nmax_request_bytes = 1000000',
+            "below 4 x",
+        ),
         # the same folder, written once relative and once absolute
         ('sync = "interval"\ndata_dir = "{tmp}/j"', "is the embedded TStorage's data_dir"),
     ],
@@ -341,6 +345,9 @@ def test_writes_tstorage_refuses_together_are_stored_apart_and_a_big_one_is_not_
                 lst.extend(values)  # each about 20 KB on the wire, acknowledged at once
         finally:
             os.kill(ts.pid, signal.SIGCONT)
+        # one write over the limit alone, under max_write_bytes: stored in parts of its records
+        writes.append([float(10_000 + i) for i in range(5000)])  # about 200 KB on the wire
+        lst.extend(writes[-1])
         eventually(lambda: assert_equal(health(gw)[1]["journal"]["pending_records"], 0), 30)
         expected = [-1.0] + [v for values in writes for v in values]
         assert sorted(values_in_tstorage(ts, cid).values()) == expected
