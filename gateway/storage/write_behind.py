@@ -309,7 +309,7 @@ class WriteBehind:
                     continue
                 try:  # one write alone: in parts of its records (each stands alone)
                     self._ship_in_parts(batch[0].records)
-                except TStorageUnavailable as exc:
+                except Exception as exc:  # (raised here, the handlers below would miss it)
                     # a record refused alone (a full disk, a busy server, a limit below a
                     # record), or TStorage gone: kept and tried again, never dropped
                     delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
