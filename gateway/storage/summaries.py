@@ -175,6 +175,12 @@ class ChunkCache:
         self._records = 0
         self._bytes = 0
         self._lock = threading.Lock()
+        # Eviction may stop finding anything: every chunk cached belongs to a series whose
+        # chunks all stay (own writes unsettled, a feed being applied), as during a bulk
+        # write. Then, until a chunk that may go is touched or such a series lets go
+        # (:meth:`unpinned`), another pass would scan the whole cache for nothing.
+        self._candidates = 0  # counts events that may have made a chunk evictable
+        self._futile_at = -1  # _candidates when a pass last found nothing to drop
 
     def touch(self, series: SeriesIndex, lo: int, *, cold: bool = False) -> None:
         """Mark a chunk of ``series`` as just used (and count what it holds now).
@@ -191,6 +197,8 @@ class ChunkCache:
                 return
             self._lru[key] = series
             self._lru.move_to_end(key, last=not cold)
+            if not (series.unsettled or series.feeding):  # it may go (now or soon)
+                self._candidates += 1
             before = self._held.get(key, (0, 0))
             self._records += held[0] - before[0]
             self._bytes += held[1] - before[1]
@@ -236,13 +244,19 @@ class ChunkCache:
         freed_r = freed_b = 0
         dropped: list[tuple[int, int]] = []
         with self._lock:
+            if self._futile_at == self._candidates:
+                return 0, 0
+            busy = False
             # from the oldest on, only as far as needed: a full cache evicts on every chunk
             # read, and copying the whole LRU order each time would cost more than the read
             for key, series in self._lru.items():
                 if freed_r >= records and freed_b >= nbytes:
                     break
+                if series.pinned(key[1]):
+                    continue
                 # a series being read or changed right now keeps its chunks this time
-                if series.pinned(key[1]) or not series.lock.acquire(blocking=False):
+                if not series.lock.acquire(blocking=False):
+                    busy = True
                     continue
                 try:
                     series.drop(key[1])
@@ -254,7 +268,14 @@ class ChunkCache:
                 dropped.append(key)
             for key in dropped:
                 self._remove(key)
+            if not dropped and not busy:
+                self._futile_at = self._candidates
         return freed_r, freed_b
+
+    def unpinned(self) -> None:
+        """A series let go of its chunks (:meth:`SeriesIndex.pinned` turned false)."""
+        with self._lock:
+            self._candidates += 1
 
 
 def _empty_f() -> npt.NDArray[np.float64]:
@@ -318,15 +339,9 @@ class SeriesIndex:
         self._starts: npt.NDArray[np.int64] | None = None
         #: chunks (by lo) whose summary must be recounted from TStorage
         self.stale: set[int] = set()
-        #: Records of this gateway's own writes are held whose acq TStorage has not told
-        #: yet (their chunks stay cached until the change feed brings them back).
-        self.unsettled = False
-        #: a streamed build is running: its last chunk stays cached
-        self.building = False
-        #: a change feed is being applied (:meth:`BoxIndex.feeding`): the records it added
-        #: are above the box's watermark until it ends, so a chunk dropped meanwhile would
-        #: be read again without them; every chunk stays
-        self.feeding = False
+        self._unsettled = False
+        self._building = False
+        self._feeding = False
         #: summaries changed since they were last persisted
         self.dirty = False
         #: the persisted summaries this index last loaded or saved, and when (monotonic)
@@ -538,6 +553,42 @@ class SeriesIndex:
             return 0
         k0, k1 = self.chunk_of_position(i0), self.chunk_of_position(i1 - 1) + 1
         return sum(int(self.count[k]) for k in range(k0, k1) if int(self.lo[k]) not in self._data)
+
+    @property
+    def unsettled(self) -> bool:
+        """Records of this gateway's own writes are held whose acq TStorage has not told
+        yet (their chunks stay cached until the change feed brings them back)."""
+        return self._unsettled
+
+    @unsettled.setter
+    def unsettled(self, value: bool) -> None:
+        if self._unsettled and not value:
+            self.cache.unpinned()
+        self._unsettled = value
+
+    @property
+    def building(self) -> bool:
+        """A streamed build is running: its last chunk stays cached."""
+        return self._building
+
+    @building.setter
+    def building(self, value: bool) -> None:
+        if self._building and not value:
+            self.cache.unpinned()
+        self._building = value
+
+    @property
+    def feeding(self) -> bool:
+        """A change feed is being applied (:meth:`BoxIndex.feeding`): the records it added
+        are above the box's watermark until it ends, so a chunk dropped meanwhile would be
+        read again without them; every chunk stays."""
+        return self._feeding
+
+    @feeding.setter
+    def feeding(self, value: bool) -> None:
+        if self._feeding and not value:
+            self.cache.unpinned()
+        self._feeding = value
 
     def pinned(self, lo: int) -> bool:
         """True when chunk ``lo`` must stay cached (own writes unsettled, a change feed

@@ -19,6 +19,7 @@ import pytest
 import gateway.storage.series_index as series_module
 import znsocket
 from gateway.config import load_config
+from gateway.keymap import ListTarget
 from gateway.storage import GatewayStorage
 from gateway.timeseries.downsample import slice_edges
 from gateway.timeseries.proxy import TimeSeries
@@ -99,6 +100,45 @@ def test_reads_across_many_chunks_stay_exact_within_a_tiny_byte_budget(
         assert mem["cached_chunks"] == len(cached)
         assert mem["cached_bytes"] == sum(idx.held_bytes(lo) for lo in cached)
         assert all(idx.held_bytes(lo) >= 24 * idx.held(lo) for lo in cached)
+
+
+def test_a_bulk_write_over_the_budget_costs_no_scan_of_the_cache_per_chunk(
+    make_storage: Make,
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Own writes whose acq TStorage has not told yet keep their chunks cached, past the
+    budget: eviction then finds nothing to drop, and must not look through every cached
+    chunk again for each chunk the write adds (quadratic in the write). Once the change
+    feed brings the writes back, the budget holds again."""
+    cid = fresh_cid()
+    put(tstorage, cid, 7, 1, T0 + np.arange(100, dtype=np.int64), np.ones(100))
+    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    assert gw.lindex("znsocket.List:meters/7/1", 50) == "1.0"  # a chunk read: the budget set
+    full = "znsocket.List:meters/6/1"
+    t = gw.resolve(full)
+    assert isinstance(t, ListTarget)
+    checks = [0]
+    pinned = series_module.SeriesIndex.pinned
+
+    def counted(self: Any, lo: int) -> bool:
+        checks[0] += 1
+        return bool(pinned(self, lo))
+
+    monkeypatch.setattr(series_module.SeriesIndex, "pinned", counted)
+    n, batch = 6000, 500  # 3,000 chunks of 2 records, far over a 64 KiB budget
+    for i in range(0, n, batch):
+        caps = T0 + np.arange(i, i + batch, dtype=np.int64) * 10
+        payloads = np.arange(i, i + batch, dtype="<f8").view(np.uint8).reshape(batch, 8)
+        gw.series.extend_columns(t, caps, payloads)
+    assert gw.llen(full) == n
+    assert checks[0] < 10 * (n // 2), checks[0]  # without the shortcut: millions
+    gw.series.series_index(t, settled=True)  # the change feed settles the own writes
+    assert gw.lindex(full, 0) == "0.0"
+    mem = accounted(gw)
+    # the budget holds again for chunks (the summaries of a series in use always stay)
+    assert mem["cached_bytes"] <= 1 << 16, mem
 
 
 def test_summary_totals_follow_series_that_grow_split_and_are_dropped(
