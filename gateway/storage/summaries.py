@@ -290,6 +290,22 @@ def _sum_in_order(vals: npt.NDArray[np.float64]) -> float:
         return float(np.add.accumulate(vals)[-1])
 
 
+class _PinFlag:
+    """A flag of :class:`SeriesIndex` that keeps chunks cached while set; clearing it tells
+    the cache that chunks may go again (:meth:`ChunkCache.unpinned`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = f"_{name}"
+
+    def __get__(self, index: SeriesIndex, owner: type | None = None) -> bool:
+        return bool(getattr(index, self.attr))
+
+    def __set__(self, index: SeriesIndex, value: bool) -> None:
+        if getattr(index, self.attr) and not value:
+            index.cache.unpinned()
+        setattr(index, self.attr, value)
+
+
 class SeriesIndex:
     """Chunk summaries of one series, with its chunks' records read on demand.
 
@@ -305,6 +321,16 @@ class SeriesIndex:
         tally: the gateway's running totals of summary rows, told of every change to
             this series' rows (none: not counted).
     """
+
+    #: Records of this gateway's own writes are held whose acq TStorage has not told yet
+    #: (their chunks stay cached until the change feed brings them back).
+    unsettled = _PinFlag()
+    #: A streamed build is running: its last chunk stays cached.
+    building = _PinFlag()
+    #: A change feed is being applied (:meth:`BoxIndex.feeding`): the records it added are
+    #: above the box's watermark until it ends, so a chunk dropped meanwhile would be read
+    #: again without them; every chunk stays.
+    feeding = _PinFlag()
 
     def __init__(
         self,
@@ -553,42 +579,6 @@ class SeriesIndex:
             return 0
         k0, k1 = self.chunk_of_position(i0), self.chunk_of_position(i1 - 1) + 1
         return sum(int(self.count[k]) for k in range(k0, k1) if int(self.lo[k]) not in self._data)
-
-    @property
-    def unsettled(self) -> bool:
-        """Records of this gateway's own writes are held whose acq TStorage has not told
-        yet (their chunks stay cached until the change feed brings them back)."""
-        return self._unsettled
-
-    @unsettled.setter
-    def unsettled(self, value: bool) -> None:
-        if self._unsettled and not value:
-            self.cache.unpinned()
-        self._unsettled = value
-
-    @property
-    def building(self) -> bool:
-        """A streamed build is running: its last chunk stays cached."""
-        return self._building
-
-    @building.setter
-    def building(self, value: bool) -> None:
-        if self._building and not value:
-            self.cache.unpinned()
-        self._building = value
-
-    @property
-    def feeding(self) -> bool:
-        """A change feed is being applied (:meth:`BoxIndex.feeding`): the records it added
-        are above the box's watermark until it ends, so a chunk dropped meanwhile would be
-        read again without them; every chunk stays."""
-        return self._feeding
-
-    @feeding.setter
-    def feeding(self, value: bool) -> None:
-        if self._feeding and not value:
-            self.cache.unpinned()
-        self._feeding = value
 
     def pinned(self, lo: int) -> bool:
         """True when chunk ``lo`` must stay cached (own writes unsettled, a change feed
