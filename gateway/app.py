@@ -106,9 +106,7 @@ def build(config: GatewayConfig) -> Gateway:
     try:
         link = TStorageLink(LinkSettings.for_config(t, host, port))
         if t.journal is not None:
-            from gateway.storage.write_behind import WriteBehindSettings
-
-            link.write_behind(t.journal.dir, WriteBehindSettings.for_config(t.journal, t.timeout))
+            link.write_behind(t.journal)
             log.info("writes acknowledged from the journal in %s", t.journal.dir)
         storage = GatewayStorage(link, config)
         storage.load()

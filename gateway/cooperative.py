@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 
 def give_way() -> None:
@@ -28,3 +29,15 @@ def give_way() -> None:
     eventlet = sys.modules.get("eventlet")
     if eventlet is not None and eventlet.patcher.is_monkey_patched("time"):
         time.sleep(0)
+
+
+def off_hub(fn: Callable[[], None]) -> None:
+    """Run ``fn``, which blocks its thread (an fsync), in a real OS thread when eventlet
+    runs the process, so that the other clients are served meanwhile; else just call it."""
+    eventlet = sys.modules.get("eventlet")
+    if eventlet is not None and eventlet.patcher.is_monkey_patched("thread"):
+        from eventlet import tpool
+
+        tpool.execute(fn)
+    else:
+        fn()

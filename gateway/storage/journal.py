@@ -87,8 +87,8 @@ class JournalInUse(GatewayError):
     """Another process holds the journal's folder."""
 
 
-def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, int]]:
-    """The whole frames of ``data`` and the offset after each.
+def read_frames(data: bytes, *, newest: bool = True) -> Iterator[Frame]:
+    """The whole frames of ``data``, in order.
 
     Args:
         newest: ``data`` is the newest segment, the only one a crash may have cut short:
@@ -116,9 +116,9 @@ def read_frames(data: bytes, *, newest: bool = True) -> Iterator[tuple[Frame, in
         if zlib.crc32(body) != body_crc:
             raise Damaged(f"frame at byte {at}: checksum mismatch")
         if kind == STORED:
-            yield Frame(STORED, seq), end
+            yield Frame(STORED, seq)
         elif kind == RECORDS:
-            yield Frame(RECORDS, seq, _records(body, at)), end
+            yield Frame(RECORDS, seq, _records(body, at))
         else:
             raise Damaged(f"frame at byte {at}: unknown kind {kind}")
         at = end
@@ -131,8 +131,7 @@ def read_segments(paths: Sequence[Path]) -> tuple[list[Frame], list[tuple[Path, 
     damaged: list[tuple[Path, Damaged]] = []
     for i, path in enumerate(paths):
         try:
-            for frame, _ in read_frames(path.read_bytes(), newest=i == len(paths) - 1):
-                frames.append(frame)
+            frames.extend(read_frames(path.read_bytes(), newest=i == len(paths) - 1))
         except Damaged as exc:
             damaged.append((path, exc))
     return frames, damaged

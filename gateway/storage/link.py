@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +41,8 @@ from tstorage_client.record import Key, Record
 from tstorage_client.response import ResponseAcq, ResponseStatus
 
 if TYPE_CHECKING:
-    from gateway.storage.write_behind import WriteBehind, WriteBehindSettings
+    from gateway.config.schema import JournalConfig
+    from gateway.storage.write_behind import WriteBehind
 
 PutRecord = tuple[tuple[int, int, int, int], bytes]
 """((cid, mid, moid, cap), payload): a record to PUT (TStorage assigns acq)."""
@@ -231,9 +231,10 @@ class TStorageLink:
                 _close(ch)
 
     # -------------------------------------------------------------- journal
-    def write_behind(self, directory: Path, settings: WriteBehindSettings) -> WriteBehind:
-        """From now on acknowledge replayable writes from a journal in ``directory`` and store
-        them in TStorage in the background (:mod:`gateway.storage.write_behind`).
+    def write_behind(self, config: JournalConfig) -> WriteBehind:
+        """From now on acknowledge replayable writes from the journal ``[tstorage.journal]``
+        describes, and store them in TStorage in the background
+        (:mod:`gateway.storage.write_behind`).
 
         The writes the journal holds unstored (a gateway stopped before storing them) are
         stored first: this returns once they are.
@@ -246,7 +247,7 @@ class TStorageLink:
         from gateway.storage.write_behind import WriteBehind
 
         assert self._behind is None
-        behind = WriteBehind(Journal(directory), self._ship, settings, self.address)
+        behind = WriteBehind(Journal(config.dir), self._ship, config, self.address)
         self._behind = behind
         if behind.start():
             behind.settle(time.monotonic() + 10 * self.settings.timeout)
@@ -277,7 +278,7 @@ class TStorageLink:
                     f"TStorage at {self.address}: keepalive refused ({exc}); not sent"
                 ) from exc
             self._ship_channel = ch
-        res = ch.put([Record(Key(cid, mid, moid, cap), p) for (cid, mid, moid, cap), p in records])
+        res = ch.put(_as_records(records))
         if res.is_ok():
             return
         refused = res.status == ResponseStatus.ERROR and ch.answered
@@ -318,9 +319,8 @@ class TStorageLink:
         if not records:
             return
         if self._behind is not None:
-            if replayable and self._behind.accepts(records):
+            if replayable and self._behind.add(records, self._deadline()):
                 self._scope.put_tried = True
-                self._behind.add(records, self._deadline())
                 return
             self._settle()  # after the journal's writes, as they were acknowledged
         self._scope.put_tried = True
@@ -411,9 +411,7 @@ class TStorageLink:
                     self._put_leader = False
 
     def _put_now(self, records: Sequence[PutRecord], deadline: float) -> None:
-        data = [
-            Record(Key(cid, mid, moid, cap), payload) for (cid, mid, moid, cap), payload in records
-        ]
+        data = _as_records(records)
         # A pooled connection may have died with a restarted TStorage: then one more try
         # on a fresh connection. Should the first PUT have been stored after all, the
         # second stores the same records again, which reads back the same (newest wins).
@@ -692,3 +690,7 @@ def _payload_type(size: int | None) -> Any:
 def _close(ch: Channel[Any]) -> None:
     with contextlib.suppress(Exception):
         ch.close()
+
+
+def _as_records(records: Sequence[PutRecord]) -> list[Record]:
+    return [Record(Key(cid, mid, moid, cap), p) for (cid, mid, moid, cap), p in records]

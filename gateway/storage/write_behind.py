@@ -33,7 +33,6 @@ loss loses at most the last ``sync_interval`` of acknowledged writes, as
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import deque
@@ -42,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.schema import JournalConfig
+from gateway.cooperative import off_hub
 from gateway.errors import TStorageRefused, TStorageUnavailable
 from gateway.storage.journal import Journal
 from gateway.storage.link import PutRecord
@@ -53,31 +53,12 @@ RECORD_OVERHEAD = 64
 BATCH_BYTES = 4 << 20
 """At most this much goes into one PUT (far below TStorage's request limits)."""
 RECORD_KEY_BYTES = 32
-"""Bytes a record's key adds to a PUT, as :meth:`WriteBehind.accepts` counts them."""
+"""Bytes a record's key adds to a PUT, as :meth:`WriteBehind.add` counts a write's size."""
 RETRY_MAX_DELAY = 1.0
 
 Ship = Callable[[Sequence[PutRecord]], None]
 """``ship(records)``: store records in TStorage, or raise :class:`TStorageUnavailable`
 (:class:`TStorageRefused` when TStorage answered with an error)."""
-
-
-@dataclass(frozen=True)
-class WriteBehindSettings:
-    """The bounds of writes acknowledged ahead of TStorage."""
-
-    max_bytes: int = 64 << 20
-    linger: float = 0.01
-    sync_interval: float = 1.0
-    timeout: float = 5.0
-    max_write_bytes: int = 1 << 20
-
-    @classmethod
-    def for_config(cls, journal: JournalConfig, timeout: float) -> WriteBehindSettings:
-        """The settings of ``[tstorage.journal]``; ``timeout`` bounds a writer's wait for room."""
-        return cls(
-            journal.max_bytes, journal.linger, journal.sync_interval, timeout,
-            journal.max_write_bytes,
-        )  # fmt: skip
 
 
 @dataclass
@@ -91,9 +72,7 @@ class _Write:
 class WriteBehind:
     """The queue between the journal and TStorage, and the threads that empty and fsync it."""
 
-    def __init__(
-        self, journal: Journal, ship: Ship, settings: WriteBehindSettings, address: str
-    ) -> None:
+    def __init__(self, journal: Journal, ship: Ship, settings: JournalConfig, address: str) -> None:
         self.journal = journal
         self.settings = settings
         self.address = address
@@ -116,7 +95,6 @@ class WriteBehind:
         self._closed = False
         self.last_error: str | None = None
         self._failing_since: float | None = None
-        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ life
     def start(self) -> list[tuple[int, list[PutRecord]]]:
@@ -128,7 +106,8 @@ class WriteBehind:
             if recovered:
                 self._stored = recovered[0][0] - 1
             for seq, records in recovered:
-                self._enqueue(seq, records)
+                size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
+                self._enqueue(seq, records, size)
         if recovered:
             log.warning(
                 "journal %s: %d write(s), %d record(s), acknowledged before the gateway "
@@ -138,15 +117,13 @@ class WriteBehind:
                 self.pending_records,
             )
         for target, name in ((self._run, "gateway-journal"), (self._syncer, "journal-fsync")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            threading.Thread(target=target, name=name, daemon=True).start()
         return recovered
 
-    def close(self, timeout: float) -> int:
-        """Store what is queued (for at most ``timeout`` s), stop; returns records left over.
+    def close(self, timeout: float) -> None:
+        """Store what is queued (for at most ``timeout`` s), then stop.
 
-        Records left over stay in the journal: the next start stores them.
+        Records left over stay in the journal (and are logged): the next start stores them.
         """
         with self._lock:
             self._closing = True
@@ -167,7 +144,6 @@ class WriteBehind:
                 left,
                 self.address,
             )
-        return left
 
     def status(self) -> dict[str, Any]:
         """For ``/health``: what is acknowledged and not yet in TStorage, and why."""
@@ -187,20 +163,21 @@ class WriteBehind:
             }
 
     # ------------------------------------------------------------ the link's side
-    def accepts(self, records: Sequence[PutRecord]) -> bool:
-        """Whether ``records`` may be journalled: at most ``max_write_bytes``."""
-        size = sum(len(p) for _, p in records) + RECORD_KEY_BYTES * len(records)
-        return size <= self.settings.max_write_bytes
+    def add(self, records: Sequence[PutRecord], deadline: float) -> bool:
+        """Acknowledge ``records``: in the journal (and the OS) when this returns True.
 
-    def add(self, records: Sequence[PutRecord], deadline: float) -> None:
-        """Acknowledge ``records``: in the journal (and the OS) when this returns.
+        False (nothing done): the write is larger than ``max_write_bytes`` and is not for
+        the journal.
 
         Raises:
             TStorageUnavailable: not stored: the queue stayed full (TStorage is not taking
                 writes) until ``deadline``, the journal could not be written, or the
                 gateway is stopping.
         """
-        size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
+        payload = sum(len(p) for _, p in records)
+        if payload + RECORD_KEY_BYTES * len(records) > self.settings.max_write_bytes:
+            return False
+        size = payload + RECORD_OVERHEAD * len(records)
         with self._lock:
             while self._queue and self.pending_bytes + size > self.settings.max_bytes:
                 left = deadline - time.monotonic()
@@ -220,8 +197,9 @@ class WriteBehind:
                     f"the journal in {self.journal.directory} could not be written ({exc}); "
                     "not stored"
                 ) from exc
-            self._enqueue(seq, records)
+            self._enqueue(seq, records, size)
             self._work.notify()
+        return True
 
     def settle(self, deadline: float) -> None:
         """Wait until every write acknowledged so far is in TStorage.
@@ -251,8 +229,7 @@ class WriteBehind:
                 self._waiting -= 1
 
     # ------------------------------------------------------------------ inside
-    def _enqueue(self, seq: int, records: Sequence[PutRecord]) -> None:
-        size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
+    def _enqueue(self, seq: int, records: Sequence[PutRecord], size: int) -> None:
         self._queue.append(_Write(seq, records, size, time.monotonic()))
         self.pending_bytes += size
         self.pending_records += len(records)
@@ -312,22 +289,16 @@ class WriteBehind:
                 except Exception as exc:  # (raised here, the handlers below would miss it)
                     # a record refused alone (a full disk, a busy server, a limit below a
                     # record), or TStorage gone: kept and tried again, never dropped
-                    delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
-                    self._failed(str(exc))
-                    time.sleep(delay)
+                    delay = self._back_off(delay, str(exc))
                     continue
             except TStorageUnavailable as exc:
                 # Only once the connection that carried the PUT is gone: sending it again
                 # stores what readers see already, never an old copy after a newer write.
-                delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
-                self._failed(str(exc))
-                time.sleep(delay)
+                delay = self._back_off(delay, str(exc))
                 continue
             except Exception as exc:
                 log.exception("journal: storing queued writes failed; retrying")
-                delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
-                self._failed(f"{type(exc).__name__}: {exc}")
-                time.sleep(delay)
+                delay = self._back_off(delay, f"{type(exc).__name__}: {exc}")
                 continue
             finally:
                 with self._lock:
@@ -390,6 +361,13 @@ class WriteBehind:
             self.last_error = None
             self._done.notify_all()
 
+    def _back_off(self, delay: float, why: str) -> float:
+        # a failed PUT: noted for /health, then a pause that doubles up to a bound
+        delay = min(max(delay * 2, 0.05), RETRY_MAX_DELAY)
+        self._failed(why)
+        time.sleep(delay)
+        return delay
+
     def _failed(self, why: str) -> None:
         with self._lock:
             first = self._failing_since is None
@@ -415,20 +393,8 @@ class WriteBehind:
                         return
                     work = self.journal.take_sync()
                 if work is not None:
-                    _off_hub(work)
+                    off_hub(work)
             except Exception as exc:  # tried again next time; the journal stays unsynced
                 log.error("journal %s: fsync failed: %s", self.journal.directory, exc)
                 with self._lock:
                     self.journal.owe_sync()
-
-
-def _off_hub(fn: Callable[[], None]) -> None:
-    # An fsync blocks its thread: in the eventlet-run gateway, a real OS thread, so that
-    # the clients are served meanwhile.
-    eventlet = sys.modules.get("eventlet")
-    if eventlet is not None and eventlet.patcher.is_monkey_patched("thread"):
-        from eventlet import tpool
-
-        tpool.execute(fn)
-    else:
-        fn()

@@ -20,7 +20,6 @@ import pytest
 
 from gateway.config import GatewayConfig, load_config
 from gateway.storage import GatewayStorage, LinkSettings, TStorageLink
-from gateway.storage.write_behind import WriteBehindSettings
 from tests._config_text import meter_rules
 from tests._servers import ServerProcess, spawn
 from tests._upstream import free_port
@@ -108,7 +107,7 @@ def make_storage(
         assert t.host is not None and t.port is not None
         link = TStorageLink(LinkSettings.for_config(t, t.host, t.port))
         if t.journal is not None:
-            link.write_behind(t.journal.dir, WriteBehindSettings.for_config(t.journal, t.timeout))
+            link.write_behind(t.journal)
         links.append(link)
         storage = GatewayStorage(link, cfg)
         storage.load()

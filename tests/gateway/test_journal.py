@@ -8,10 +8,8 @@ a write refused is never stored; reads through the gateway see acknowledged writ
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -25,14 +23,15 @@ import pytest
 
 import znsocket
 from gateway.config import load_config
+from gateway.config.schema import JournalConfig
 from gateway.errors import ConfigError
 from gateway.storage import LinkSettings, TStorageLink
-from gateway.storage.write_behind import WriteBehindSettings
 from tests._servers import ServerProcess
 from tests.gateway.conftest import tstorage_server
 from tests.gateway.test_e2e import client, eventually
 from tests.gateway.test_faults import SLACK, TIMEOUT, config_text, health, wait_for
 from tests.gateway.test_storage_series import records_of
+from tests.tstorage_client._proxy import Relay
 from tstorage_client.channel import Channel
 from tstorage_client.payload_type import BytesPayloadType
 from tstorage_client.record import Key
@@ -307,7 +306,7 @@ def test_every_request_to_tstorage_waits_for_the_writes_acknowledged_before_it(
     # acknowledged before (the background PUT lingers 0.1 s here).
     cid = fresh_cid()
     link = TStorageLink(LinkSettings("127.0.0.1", own_tstorage.port, timeout=TIMEOUT))
-    link.write_behind(tmp_path / "journal", WriteBehindSettings(linger=0.1, timeout=TIMEOUT))
+    link.write_behind(JournalConfig(dir=tmp_path / "journal", linger=0.1))
     try:
         for n in range(1, 6):
             link.put([((cid, 1, 1, n), b"v%d" % n)], replayable=True)
@@ -420,86 +419,28 @@ def test_commands_beside_a_stopped_gateway_wait_for_its_journal(
     assert (tmp_path / "out.csv").read_text().count("\n") == 3  # header + 2 rows
 
 
-class HoldingProxy:
-    """A TCP relay on 127.0.0.1 to a server, which can hold back what one connection sends
-    for a while (as a stalled network or server would), then deliver it."""
-
-    def __init__(self, upstream: int, hold_s: float) -> None:
-        self.upstream, self.hold_s = upstream, hold_s
-        self.armed = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client_side, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client_side,), daemon=True).start()
-
-    def _relay(self, c: socket.socket) -> None:
-        u = socket.create_connection(("127.0.0.1", self.upstream))
-
-        def back() -> None:
-            with contextlib.suppress(OSError):
-                while data := u.recv(65536):
-                    c.sendall(data)
-            with contextlib.suppress(OSError):
-                c.close()
-
-        threading.Thread(target=back, daemon=True).start()
-        held: bytearray | None = None
-        release_at = 0.0
-        with contextlib.suppress(OSError):
-            while True:
-                if held is not None:
-                    c.settimeout(max(release_at - time.monotonic(), 0.001))
-                try:
-                    data = c.recv(65536)
-                except TimeoutError:
-                    data = None
-                if held is None and data and self.armed.is_set():
-                    self.armed.clear()
-                    held, release_at = bytearray(), time.monotonic() + self.hold_s
-                if held is not None and data:
-                    held += data  # everything the client sends meanwhile, even if it closes
-                elif data:
-                    u.sendall(data)
-                if held is not None and (time.monotonic() >= release_at or not data):
-                    time.sleep(max(release_at - time.monotonic(), 0.0))
-                    u.sendall(bytes(held))  # delivered late, as a stalled link would
-                    held = None
-                    c.settimeout(None)
-                if data is not None and not data:
-                    break
-        with contextlib.suppress(OSError):
-            u.shutdown(socket.SHUT_WR)
-
-
 def test_a_slow_put_is_waited_for_never_sent_again_to_land_after_a_later_write(
     own_tstorage: ServerProcess, fresh_cid: Callable[[], int], tmp_path: Path
 ) -> None:
     # Sent again on another connection while the first copy was held up, a PUT would
     # land twice, the old copy last: a correction made meanwhile would be undone.
     cid = fresh_cid()
-    proxy = HoldingProxy(own_tstorage.port, hold_s=2 * 1.0 + 0.5)
-    link = TStorageLink(LinkSettings("127.0.0.1", proxy.port, timeout=1.0))
-    behind = link.write_behind(tmp_path / "j", WriteBehindSettings(linger=0, timeout=1.0))
-    try:
-        link.put([((cid, 1, 1, 1), b"warm")], replayable=True)
-        eventually(lambda: assert_equal(behind.pending_records, 0))
-        proxy.armed.set()
-        held_until = time.monotonic() + proxy.hold_s
-        link.put([((cid, 1, 1, 5), b"first")], replayable=True)
-        link.put([((cid, 1, 1, 5), b"correction")], replayable=True)
-        eventually(lambda: assert_equal(behind.pending_records, 0), timeout=20)
-        time.sleep(max(held_until - time.monotonic(), 0.0) + 1.0)  # what was held lands
-        with Channel("127.0.0.1", own_tstorage.port, BytesPayloadType(), timeout=5) as ch:
-            res = ch.get(Key(cid, 1, 1, 5, LO), Key(cid + 1, 2, 2, 6, HI))
-        by_acq = [r.value for r in sorted(res.data, key=lambda r: r.key.acq)]
-        assert by_acq == [b"first", b"correction"]
-    finally:
-        link.close()
-        proxy.listener.close()
+    hold_s = 2.5  # more than twice the link's timeout
+    with Relay(own_tstorage.port) as relay:
+        link = TStorageLink(LinkSettings("127.0.0.1", relay.port, timeout=1.0))
+        behind = link.write_behind(JournalConfig(dir=tmp_path / "j", linger=0))
+        try:
+            link.put([((cid, 1, 1, 1), b"warm")], replayable=True)
+            eventually(lambda: assert_equal(behind.pending_records, 0))
+            relay.hold_next(hold_s)
+            held_until = time.monotonic() + hold_s
+            link.put([((cid, 1, 1, 5), b"first")], replayable=True)
+            link.put([((cid, 1, 1, 5), b"correction")], replayable=True)
+            eventually(lambda: assert_equal(behind.pending_records, 0), timeout=20)
+            time.sleep(max(held_until - time.monotonic(), 0.0) + 1.0)  # what was held lands
+        finally:
+            link.close()
+    with Channel("127.0.0.1", own_tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(cid, 1, 1, 5, LO), Key(cid + 1, 2, 2, 6, HI))
+    by_acq = [r.value for r in sorted(res.data, key=lambda r: r.key.acq)]
+    assert by_acq == [b"first", b"correction"]

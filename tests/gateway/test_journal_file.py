@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.config.schema import JournalConfig
 from gateway.errors import TStorageUnavailable
 from gateway.storage.journal import (
     RECORDS,
@@ -26,7 +27,7 @@ from gateway.storage.journal import (
     read_frames,
 )
 from gateway.storage.link import PutRecord
-from gateway.storage.write_behind import WriteBehind, WriteBehindSettings
+from gateway.storage.write_behind import WriteBehind
 
 I32 = st.integers(-(2**31), 2**31 - 1)
 I64 = st.integers(-(2**63), 2**63 - 1)
@@ -41,7 +42,7 @@ def recs(*caps: int) -> list[PutRecord]:
 @given(st.lists(st.lists(RECORD, max_size=6), max_size=6))
 def test_frames_read_back_as_written(writes: list[list[PutRecord]]) -> None:
     data = b"".join(encode_records(i + 1, w) for i, w in enumerate(writes)) + encode_stored(2)
-    frames = [f for f, _ in read_frames(data)]
+    frames = [f for f in read_frames(data)]
     assert [(f.kind, f.seq, f.records) for f in frames] == [
         *((RECORDS, i + 1, w) for i, w in enumerate(writes)),
         (STORED, 2, []),
@@ -51,7 +52,7 @@ def test_frames_read_back_as_written(writes: list[list[PutRecord]]) -> None:
 def test_a_frame_cut_short_ends_the_readable_part_at_every_length() -> None:
     first, second = encode_records(1, recs(10, 11)), encode_records(2, recs(12))
     for cut in range(len(second)):
-        frames = [f for f, _ in read_frames(first + second[:cut])]
+        frames = [f for f in read_frames(first + second[:cut])]
         assert [f.seq for f in frames] == [1]  # the torn write was never acknowledged
 
 
@@ -186,7 +187,9 @@ def test_fsyncs_go_on_while_tstorage_takes_nothing(
     def down(records: object) -> None:
         raise TStorageUnavailable("TStorage at 127.0.0.1:1 is unreachable")
 
-    behind = WriteBehind(Journal(tmp_path), down, WriteBehindSettings(sync_interval=0.05), "x")
+    behind = WriteBehind(
+        Journal(tmp_path), down, JournalConfig(dir=tmp_path, sync_interval=0.05), "x"
+    )
     behind.start()
     synced.clear()
     for i in range(10):
@@ -205,7 +208,7 @@ def test_segments_are_deleted_once_all_their_writes_are_stored(tmp_path: Path) -
     j.stored(seqs[9])
     frames = []
     for path in sorted(tmp_path.glob("*.journal")):
-        frames += [f for f, _ in read_frames(path.read_bytes()) if f.kind == RECORDS]
+        frames += [f for f in read_frames(path.read_bytes()) if f.kind == RECORDS]
     assert min(f.seq for f in frames) <= seqs[10]  # nothing unstored was deleted
     assert {f.seq for f in frames} >= set(seqs[10:])
     j.stored(seqs[-1])
@@ -231,7 +234,9 @@ def test_requests_wait_until_the_journal_notes_what_was_stored(
     # through the journal (a column write of the same times) must not be stored before
     # the mark is, or the replay would put the older value back over it.
     shipped: list[object] = []
-    behind = WriteBehind(Journal(tmp_path), shipped.append, WriteBehindSettings(linger=0), "x")
+    behind = WriteBehind(
+        Journal(tmp_path), shipped.append, JournalConfig(dir=tmp_path, linger=0), "x"
+    )
     behind.start()
     failing = [True]
     real = Journal.stored
@@ -250,3 +255,44 @@ def test_requests_wait_until_the_journal_notes_what_was_stored(
     behind.settle(time.monotonic() + 3)  # the mark is written again within a second
     behind.close(1)
     assert Journal.unstored(tmp_path) == 0
+
+
+def test_a_failed_write_is_cut_back_and_the_journal_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    j = Journal(tmp_path)
+    j.recover()
+    j.append(recs(1))
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, data[: len(data) // 2]))
+    with pytest.raises(OSError, match="short write"):
+        j.append(recs(2))  # half a frame reached the file: it is cut away
+    monkeypatch.setattr(os, "write", real)
+    j.append(recs(3))
+    j.close()
+    assert [r for _, r in Journal(tmp_path).recover()] == [recs(1), recs(3)]
+
+
+def test_a_write_that_cannot_be_cut_back_leaves_the_journal_refusing_not_lying(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # frames after a partial one would read as damage: no write may be acknowledged after it
+    behind = WriteBehind(Journal(tmp_path), lambda records: None, JournalConfig(dir=tmp_path), "x")
+    behind.start()
+    real_write = os.write
+
+    def broken(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def no_truncate(fd: int, size: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "write", broken)
+    monkeypatch.setattr(os, "ftruncate", no_truncate)
+    with pytest.raises(TStorageUnavailable, match=r"could not be written.*not stored"):
+        behind.add(recs(1), time.monotonic() + 1)
+    monkeypatch.setattr(os, "write", real_write)
+    with pytest.raises(TStorageUnavailable, match="unusable until the gateway restarts"):
+        behind.add(recs(2), time.monotonic() + 1)
+    monkeypatch.undo()
+    behind.close(1)

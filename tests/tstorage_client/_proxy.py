@@ -1,9 +1,11 @@
-"""A TCP relay for integration tests: TLS termination and byte-at-a-time delivery.
+"""A TCP relay for integration tests: TLS termination, byte-at-a-time delivery, stalls.
 
 The relay runs an asyncio loop in a thread, accepts on 127.0.0.1 (optionally with TLS)
 and forwards every connection to the real server, optionally cutting the server's bytes
 into pieces of ``chunk`` bytes with a flush after each (so the client receives responses
-split at every possible boundary).
+split at every possible boundary), or holding back what a client sends once armed
+(:meth:`Relay.hold_next`), as a stalled network or server would, and delivering it late
+even if the client has gone meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ class Relay:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, daemon=True)
         self._server: asyncio.base_events.Server | None = None
+        self._hold_s = 0.0
+        self._armed = threading.Event()
+
+    def hold_next(self, seconds: float) -> None:
+        """Hold the next bytes any client sends (and what follows on that connection) for
+        ``seconds`` before they go on to the server."""
+        self._hold_s = seconds
+        self._armed.set()
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -55,10 +65,14 @@ class Relay:
         writer: asyncio.StreamWriter,
         chunk: int,
         cut: int | None = None,
+        holds: bool = False,
     ) -> None:
         sent = 0
         try:
             while data := await reader.read(65536):
+                if holds and self._armed.is_set():
+                    self._armed.clear()
+                    await asyncio.sleep(self._hold_s)  # the client's bytes wait meanwhile
                 if cut and sent + len(data) >= cut:
                     writer.write(data[: cut - sent])
                     await writer.drain()
@@ -80,7 +94,7 @@ class Relay:
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         await asyncio.gather(
-            self._pipe(client_r, server_w, 0),
+            self._pipe(client_r, server_w, 0, holds=True),
             self._pipe(server_r, client_w, self.chunk, self.cut_after),
         )
 
