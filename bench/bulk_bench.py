@@ -299,7 +299,6 @@ def bulk(args: argparse.Namespace, tmp: Path, out: dict[str, Any]) -> None:
         # with first reads, and later reads, in this process, with later reads.
         # Whichever goes first finds TStorage's own first-read costs still to pay: the
         # gateway's by default (the figure it could lose by), --direct-first the other way.
-        pids = {"gateway": gw.pid, "tstorage": child_pid(gw.pid)}
         if args.direct_first:
             out["read_direct_first"] = rate(n, fresh_read(["--read-direct", str(ts_port)], n))
         with cpu_per(n, pids) as cpu_r, peak_rss(gw.pid) as mem_r:

@@ -89,33 +89,32 @@ def check_config(path: str | os.PathLike[str]) -> tuple[GatewayConfig | None, li
                 locator.line_of(issue.location),
                 issue.severity,
             )
-    if cfg is not None and cfg.tstorage.embedded is not None:
-        emb = cfg.tstorage.embedded
-        if not emb.data_dir.is_absolute():
-            emb = emb.model_copy(update={"data_dir": (file.parent / emb.data_dir).resolve()})
-            cfg = cfg.model_copy(
-                update={"tstorage": cfg.tstorage.model_copy(update={"embedded": emb})}
+    if cfg is not None:  # folders named relative to the file's folder
+        t = cfg.tstorage
+        update: dict[str, Any] = {}
+        if t.embedded is not None:
+            update["embedded"] = t.embedded.model_copy(
+                update={"data_dir": _under(file.parent, t.embedded.data_dir)}
             )
-    journal = cfg.tstorage.journal if cfg is not None else None
-    if cfg is not None and journal is not None and not journal.dir.is_absolute():
-        journal = journal.model_copy(update={"dir": (file.parent / journal.dir).resolve()})
-        cfg = cfg.model_copy(
-            update={"tstorage": cfg.tstorage.model_copy(update={"journal": journal})}
-        )
-    emb_now = cfg.tstorage.embedded if cfg is not None else None
-    if (
-        journal is not None
-        and emb_now is not None
-        and journal.dir.resolve() == emb_now.data_dir.resolve()
-    ):
-        issues.append(
-            ConfigIssue(
-                "tstorage.journal.dir",
-                f"{journal.dir} is the embedded TStorage's data_dir",
-                'give the journal a folder of its own, e.g. dir = "data/journal"',
-                locator.line_of("tstorage.journal.dir"),
+        if t.journal is not None:
+            update["journal"] = t.journal.model_copy(
+                update={"dir": _under(file.parent, t.journal.dir)}
             )
-        )
+        cfg = cfg.model_copy(update={"tstorage": t.model_copy(update=update)})
+        journal, emb = cfg.tstorage.journal, cfg.tstorage.embedded
+        if (
+            journal is not None
+            and emb is not None
+            and journal.dir.resolve() == emb.data_dir.resolve()
+        ):
+            issues.append(
+                ConfigIssue(
+                    "tstorage.journal.dir",
+                    f"{journal.dir} is the embedded TStorage's data_dir",
+                    'give the journal a folder of its own, e.g. dir = "data/journal"',
+                    locator.line_of("tstorage.journal.dir"),
+                )
+            )
     if cfg is not None and cfg.tstorage.tls is not None:
         tls = cfg.tstorage.tls.resolved(file.parent)
         cfg = cfg.model_copy(update={"tstorage": cfg.tstorage.model_copy(update={"tls": tls})})
@@ -188,3 +187,8 @@ def _validate_by_section(data: dict[str, Any], locator: TomlLocator) -> list[Con
             issues.extend(_pydantic_issues(exc, locator, ("map", i)))
     issues.extend(cross_check(valid.get("server"), valid.get("auth"), valid.get("generic"), rules))
     return issues
+
+
+def _under(base: Path, path: Path) -> Path:
+    """``path``, taken from ``base`` when relative."""
+    return path if path.is_absolute() else (base / path).resolve()
