@@ -14,6 +14,10 @@ The summaries of series ``(cid, mid, moid)`` are records under the reserved clie
   of every summary column. A save writes only the pages whose bytes changed, under a new
   generation, so a page key holds one version (generations wrap after 65,536 saves; a page
   read back must match the header's length and CRC, else the summaries are rebuilt).
+* slot ``FINE_SLOT + p`` of a generation, **fine page** ``p``: the fine rows of chunks
+  ``p * PAGE_CHUNKS`` on (:mod:`gateway.storage.fine_rows`), listed in the header as pages
+  are, with the first chunk's lower cap. They are read only for the chunks a rollup needs;
+  one that is missing or fails its CRC is not used (the chunks are read instead).
 
 A reader finds the newest header without reading the whole history of saves: it reads the
 header's versions acquired in the last hour, then the last day, month, year, then all.
@@ -36,11 +40,17 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.keymap import ACQ_MIN, CAP_RANGE, Box, SeriesKey, record_box
+from gateway.storage.fine_rows import FINE_PER_CHUNK, PAGE_CHUNKS, BadPage, FineRows, decode_page
 from gateway.storage.link import PutRecord
 from gateway.storage.reserved import ReservedStore
 
-FORMAT = 1
+#: 2: summary rows with the digest of their chunk's records, and fine pages
+FORMAT = 2
 PAGE_ROWS = 8192
+#: slot of fine page 0 (summary pages stay below it: 268M chunks)
+FINE_SLOT = 0x8000
+#: most bytes of fine pages in one PUT
+_FINE_PUT_BYTES = 8 * 1024 * 1024
 _HEADER_SLOT = 0
 _GENERATIONS = 1 << 16
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -54,6 +64,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("vsum", "<f8"),
     ("vfirst", "<f8"),
     ("vlast", "<f8"),
+    ("digest", "<i8"),
+    ("fine", "<i8"),
 )
 _ROW_BYTES = sum(np.dtype(d).itemsize for _, d in COLUMNS)
 
@@ -62,6 +74,10 @@ log = logging.getLogger("gateway.index")
 
 class CorruptSummary(Exception):
     """A persisted summary failed a check (it is rebuilt, never used)."""
+
+
+FinePage = tuple[int, int, int, int]
+"""``(generation, length, crc32, first lo)`` of a persisted fine page."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +89,15 @@ class Snapshot:
         watermark: every record with ``acq`` below it is counted.
         generation: the generation of the save.
         pages: ``(generation, length, crc32)`` of each page.
+        fine_pages: ``(generation, length, crc32, first lo)`` of each fine page (``None``:
+            not written).
     """
 
     columns: dict[str, npt.NDArray[Any]]
     watermark: int
     generation: int
     pages: list[tuple[int, int, int]]
+    fine_pages: list[FinePage | None]
 
 
 @dataclass(frozen=True)
@@ -144,6 +163,11 @@ class SummaryStore(ReservedStore):
                 raise CorruptSummary("made for another chunk size or codec")
             watermark, generation, rows = int(head["w"]), int(head["gen"]), int(head["rows"])
             pages = [(int(g), int(n), int(c)) for g, n, c in head["pages"]]
+            fine: list[FinePage | None] = []
+            if (head.get("fine_per_chunk"), head.get("fine_page")) == (FINE_PER_CHUNK, PAGE_CHUNKS):
+                # (else made for other page shapes: not used, written again as needed)
+                fine = [None if f is None else (int(f[0]), int(f[1]), int(f[2]), int(f[3]))
+                        for f in head.get("fine", [])]  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptSummary(f"unreadable header: {exc}") from None
         parts: list[dict[str, npt.NDArray[Any]]] = []
@@ -169,7 +193,59 @@ class SummaryStore(ReservedStore):
             raise CorruptSummary("chunk ranges do not cover the caps in order")
         if (columns["count"] < 0).any():
             raise CorruptSummary("negative counts")
-        return Snapshot(columns, watermark, generation, pages)
+        return Snapshot(columns, watermark, generation, pages, fine)
+
+    def next_generation(self, previous: Snapshot | None) -> int:
+        """The generation the save after ``previous`` writes its pages under."""
+        return ((previous.generation if previous else 0) + 1) % _GENERATIONS
+
+    def load_fine(self, s: SeriesKey, p: int, page: FinePage) -> dict[int, FineRows] | None:
+        """The entries of fine page ``p`` of ``s`` (listed as ``page``) by chunk lo, or
+        ``None`` when no stored version matches its length and CRC or decodes.
+
+        Raises:
+            TStorageUnavailable: TStorage did not answer.
+        """
+        gen, length, crc, _ = page
+        records, _ = self.link.get(*self._box(s, self._cap(s, gen, FINE_SLOT + p), ACQ_MIN))
+        for k, data in sorted(records, key=lambda r: -r[0].acq):
+            if (k.mid, k.moid) != (s.mid, s.moid) or len(data) != length:
+                continue
+            if zlib.crc32(data) != crc:
+                continue
+            try:
+                return decode_page(data)
+            except BadPage as exc:
+                log.warning("fine page %d of series %s is not used: %s", p, s, exc)
+                return None
+        return None
+
+    def save_fine(
+        self, s: SeriesKey, generation: int, pages: dict[int, tuple[bytes, int]]
+    ) -> dict[int, FinePage]:
+        """Write fine pages of ``s`` (page number: its bytes and first chunk lo) under
+        ``generation``, in PUTs of at most 8 MiB; returns what a header lists for them.
+        They are used once a header that lists them is saved.
+
+        Raises:
+            TStorageUnavailable: not stored (what is persisted stays as it was).
+        """
+        out: dict[int, FinePage] = {}
+        batch: list[PutRecord] = []
+        size = 0
+        for p, (data, first_lo) in sorted(pages.items()):
+            if FINE_SLOT + p >= _GENERATIONS:
+                break  # past the slots of a generation: those chunks keep no fine rows
+            batch.append(((self.cid, s.mid, s.moid, self._cap(s, generation, FINE_SLOT + p)),
+                          data))  # fmt: skip
+            out[p] = (generation, len(data), zlib.crc32(data), first_lo)
+            size += len(data)
+            if size >= _FINE_PUT_BYTES:
+                self.link.put(batch)
+                batch, size = [], 0
+        if batch:
+            self.link.put(batch)
+        return out
 
     def save(
         self,
@@ -179,15 +255,16 @@ class SummaryStore(ReservedStore):
         watermark: int,
         previous: Snapshot | None,
         extra: Sequence[PutRecord] = (),
+        fine_pages: Sequence[FinePage | None] = (),
     ) -> Snapshot:
         """Write the summaries of ``s`` (exact below ``watermark``) in one PUT: the pages
         that changed since ``previous``, ``extra`` records (the series' head) and a new
-        header.
+        header, which lists ``fine_pages`` (written before, :meth:`save_fine`).
 
         Raises:
             TStorageUnavailable: not stored (the previous save stays the newest).
         """
-        generation = ((previous.generation if previous else 0) + 1) % _GENERATIONS
+        generation = self.next_generation(previous)
         rows = len(columns["lo"])
         old = previous.pages if previous else []
         pages: list[tuple[int, int, int]] = []
@@ -200,10 +277,12 @@ class SummaryStore(ReservedStore):
                 continue
             pages.append((generation, len(data), crc))
             records.append(((self.cid, s.mid, s.moid, self._cap(s, generation, 1 + p)), data))
+        fine = list(fine_pages)
         head = {"format": FORMAT, **shape.as_json(), "w": watermark, "gen": generation,
-                "rows": rows, "pages": pages}  # fmt: skip
+                "rows": rows, "pages": pages, "fine_per_chunk": FINE_PER_CHUNK,
+                "fine_page": PAGE_CHUNKS, "fine": fine}  # fmt: skip
         header = json.dumps(head, separators=(",", ":")).encode()
         records.extend(extra)
         records.append(((self.cid, s.mid, s.moid, self._cap(s, 0, _HEADER_SLOT)), header))
         self.link.put(records)
-        return Snapshot(columns, watermark, generation, pages)
+        return Snapshot(columns, watermark, generation, pages, fine)

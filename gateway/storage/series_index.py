@@ -40,13 +40,15 @@ from gateway.keymap import (
     Target,
 )
 from gateway.storage.background_build import Build
+from gateway.storage.fine_rows import PAGE_CHUNKS, FineRows, encode_page
 from gateway.storage.heads import Head, HeadStore
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
-from gateway.storage.persisted import CorruptSummary, Shape, Snapshot, SummaryStore
+from gateway.storage.persisted import CorruptSummary, FinePage, Shape, Snapshot, SummaryStore
 from gateway.storage.summaries import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_CHUNK_RECORDS,
+    FINE_PENDING_CHUNKS,
     BoxIndex,
     ChunkCache,
     SeriesIndex,
@@ -62,6 +64,8 @@ log = logging.getLogger("gateway.index")
 _STREAM_BATCH_BYTES = 4 * 1024 * 1024
 # (cid, mid, moid_lo, moid_hi, payload size held per record or None, numeric dtype or None)
 _BoxKey = tuple[int, int, int, int, int | None, str | None]
+#: most bytes of persisted fine pages kept after a read (besides ``index_budget_bytes``)
+FINE_CACHE_BYTES = 8 * 1024 * 1024
 
 
 class _Progress:
@@ -171,6 +175,13 @@ class SeriesIndexes:
         self._building: dict[BoxIndex, Build] = {}
         #: how long a request waits for a build it started or joined (None: to the end)
         self.build_wait = build_wait
+        #: fine pages read lately: (series, page, what the header lists) -> entries, bytes
+        self._fine_cache: OrderedDict[
+            tuple[int, int, FinePage], tuple[dict[int, FineRows], int]
+        ] = OrderedDict()
+        self._fine_cache_bytes = 0
+        self._fine_guard = threading.Lock()
+        self.fine_cache_limit = min(FINE_CACHE_BYTES, index_budget_bytes // 16)
 
     # ------------------------------------------------------------------ indexes
     def _box(self, target: Target) -> tuple[BoxIndex, threading.RLock]:
@@ -193,6 +204,7 @@ class SeriesIndexes:
                         functools.partial(self._load_chunk, box, moid),
                         lock,
                         self._tally,
+                        functools.partial(self._load_fine, box, moid),
                     )
                     idx.building = box.building
                     return idx
@@ -245,6 +257,7 @@ class SeriesIndexes:
             "cached_bytes": self._chunks.nbytes(),
             "held_records": self.held(),
             "budget_records": self.index_budget,
+            "fine_page_bytes": self._fine_cache_bytes,
         }
 
     def _evict(self, records: int = 0, nbytes: int = 0) -> None:
@@ -312,6 +325,61 @@ class SeriesIndexes:
 
         self.link.stream(lo, hi, take)
         return data
+
+    def _load_fine(
+        self, box: BoxIndex, moid: int, idx: SeriesIndex, p: int
+    ) -> dict[int, FineRows] | None:
+        """Fine page ``p`` of a series (its entries by chunk lo), from the few pages read
+        lately or from TStorage; ``None`` when the header lists none or it is unreadable."""
+        store = self.store
+        page = idx.fine_pages[p] if 0 <= p < len(idx.fine_pages) else None
+        if store is None or page is None:
+            return None
+        key = (id(idx), p, page)
+        with self._fine_guard:
+            hit = self._fine_cache.get(key)
+            if hit is not None:
+                self._fine_cache.move_to_end(key)
+                return hit[0]
+        got = store.load_fine(SeriesKey(box.lo[0], box.lo[1], moid), p, page)
+        if got is None:
+            log.warning("fine page %d of series %s/%s is not used: missing or damaged", p,
+                        box.lo[1], moid)  # fmt: skip
+            return None
+        size = page[1]
+        with self._fine_guard:
+            if key not in self._fine_cache:
+                self._fine_cache[key] = (got, size)
+                self._fine_cache_bytes += size
+            while self._fine_cache_bytes > self.fine_cache_limit and self._fine_cache:
+                _, (_, n) = self._fine_cache.popitem(last=False)
+                self._fine_cache_bytes -= n
+        return got
+
+    def _write_fine(self, box: BoxIndex, moid: int, idx: SeriesIndex, *, final: bool) -> None:
+        """Write the fine pages of a series that rows made here changed (not ``final``: only
+        pages of complete chunks, as a build goes), under the generation of its next save,
+        and list them in the series' directory; its next save lists them in its header.
+
+        Raises:
+            TStorageUnavailable: not written (the rows are made again another time).
+        """
+        store = self.store
+        if store is None:
+            return
+        owed = idx.fine_owed(final)
+        if not owed:
+            return
+        pages = {p: (encode_page(idx.fine_page(p)), int(idx.lo[p * PAGE_CHUNKS])) for p in owed}
+        generation = store.next_generation(idx.persisted)
+        written = store.save_fine(SeriesKey(box.lo[0], box.lo[1], moid), generation, pages)
+        if written:
+            top = max(written) + 1
+            if len(idx.fine_pages) < top:
+                idx.fine_pages.extend([None] * (top - len(idx.fine_pages)))
+            for p, page in written.items():
+                idx.fine_pages[p] = page
+            idx.dirty = True
 
     def _catch_up(
         self, box: BoxIndex, lock: threading.RLock, force: bool = False, *, patient: bool = False
@@ -394,6 +462,7 @@ class SeriesIndexes:
         for moid, snap in found.items():
             idx = box.series(moid)
             idx.restore(snap.columns)
+            idx.fine_pages = list(snap.fine_pages)
             idx.persisted, idx.persisted_at = snap, time.monotonic()
         # every series counts all records below its watermark; from the lowest one, the
         # feed brings the rest (records counted already land in their chunk again, which
@@ -414,10 +483,12 @@ class SeriesIndexes:
                 continue
             s = SeriesKey(box.lo[0], box.lo[1], moid)
             try:
+                self._write_fine(box, moid, idx, final=True)
                 extra = [] if heads is None else [heads.record(s, self._head(s, idx, box.acq0))]
                 idx.persisted = self.store.save(
-                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted, extra
-                )
+                    s, self._shape(box), idx.columns(), box.acq0, idx.persisted, extra,
+                    idx.fine_pages,
+                )  # fmt: skip
             except TStorageUnavailable as exc:
                 log.warning("summaries of series %s not saved (retried later): %s", s, exc)
                 continue
@@ -444,6 +515,7 @@ class SeriesIndexes:
             give_way()  # building a large index is seconds of CPU
             count[0] += len(batch)
             box.add_records((k.moid, k.cap, k.acq, p) for k, p in batch)
+            self._flush_fine(box)
             self._evict()
             progress.update(count[0])
 
@@ -469,6 +541,17 @@ class SeriesIndexes:
         self._persist(box, now=True)
         return count[0]
 
+    def _flush_fine(self, box: BoxIndex) -> None:
+        # A build makes fine rows for every chunk it completes: past a few MB waiting, the
+        # pages they complete are written (the save at its end lists them).
+        for moid, idx in list(box.moids.items()):
+            if len(idx.fine_pending) >= FINE_PENDING_CHUNKS:
+                try:
+                    self._write_fine(box, moid, idx, final=False)
+                except TStorageUnavailable as exc:  # the build's own GET decides its fate
+                    log.warning("fine rows of series %s/%s not saved: %s", box.lo[1], moid, exc)
+                    idx.fine_pending.clear()
+
     def _build_columns(
         self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int], progress: _Progress
     ) -> int | None:
@@ -481,6 +564,7 @@ class SeriesIndexes:
             give_way()  # between batches (a few ms each)
             count[0] += len(arr)
             box.add_columns(arr["moid"], arr["cap"], arr["acq"], _payload_rows(arr, size))
+            self._flush_fine(box)
             self._evict()
             progress.update(count[0])
 

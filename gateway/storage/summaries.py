@@ -22,6 +22,12 @@ updated the whole-series index before. Records added after a chunk's last one (a
 update its summary row by themselves (the sum adds values in cap order, so the row has the
 bits a recount gives); any other change recounts the row from the chunk (a chunk is small).
 
+Each row also holds a digest of its chunk's records, which tells whether the chunk's fine
+rows (:mod:`gateway.storage.fine_rows`: 16 per chunk, for aligned rollups) still describe
+it. Fine rows are made when a chunk is completed (cut by a split) or leaves the cache, wait
+in :attr:`SeriesIndex.fine_pending` until their page is written, and are read back from
+their persisted page only for the chunks a rollup needs.
+
 A :class:`BoxIndex` holds the summaries of every series of one key box (a List's series, a
 Dict's meter) with the box's change-feed watermark; :class:`ChunkCache` is the cache the
 chunks of all series share.
@@ -40,6 +46,15 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.keymap import CAP_RANGE, KeyTuple, box_since
+from gateway.storage.fine_rows import (
+    PAGE_CHUNKS,
+    FineRows,
+    add_digests,
+    digest,
+    digest_one,
+    digests,
+    fine_size,
+)
 from gateway.storage.index import CapIndex
 
 #: A summary row counts as this many held records in ``index_budget`` (about its bytes
@@ -53,7 +68,7 @@ DEFAULT_CHUNK_RECORDS = 4096
 DEFAULT_BUDGET_BYTES = 128 * 1024 * 1024
 
 _COLUMNS = ("lo", "count", "first_cap", "last_cap", "numeric", "vmin", "vmax", "vsum",
-            "vfirst", "vlast")  # fmt: skip
+            "vfirst", "vlast", "digest", "fine")  # fmt: skip
 
 #: Bytes of one summary row (the columns above: 8 bytes each, 1 for ``numeric``)
 _ROW_BYTES = 8 * (len(_COLUMNS) - 1) + 1
@@ -65,6 +80,14 @@ BLOCK_RECORDS = 64
 Loader = Callable[[int, int, int], CapIndex]
 """Reads the records of caps ``[lo, hi)`` of a series from TStorage (below its watermark);
 the third argument is how many the summaries expect (room is made for them up front)."""
+
+FineLoader = Callable[["SeriesIndex", int], "dict[int, FineRows] | None"]
+"""Reads a persisted page of a series' fine rows (by page number; ``None``: not readable)."""
+
+#: Chunks whose fine rows a series keeps waiting for their page to be written (about
+#: 1 KB each); past it, a chunk leaving the cache does not leave its rows (they are made
+#: again another time) and a streamed build writes the pages it completed.
+FINE_PENDING_CHUNKS = 4096
 
 
 @dataclass(frozen=True)
@@ -320,6 +343,8 @@ class SeriesIndex:
         lock: the lock of the series' box (a new one if not given).
         tally: the gateway's running totals of summary rows, told of every change to
             this series' rows (none: not counted).
+        fine_loader: reads a persisted page of this series' fine rows (none: fine rows
+            are only those made from chunks this gateway read).
     """
 
     #: Records of this gateway's own writes are held whose acq TStorage has not told yet
@@ -341,8 +366,10 @@ class SeriesIndex:
         loader: Loader,
         lock: threading.RLock | None = None,
         tally: SummaryTally | None = None,
+        fine_loader: FineLoader | None = None,
     ) -> None:
         self.tally = tally
+        self.fine_loader = fine_loader
         #: counted in :attr:`tally` (from :meth:`tally_in` to :meth:`untally`)
         self._tallied = False
         self._lo: npt.NDArray[np.int64] = np.asarray([CAP_RANGE[0]], dtype=np.int64)
@@ -359,9 +386,24 @@ class SeriesIndex:
         self.numeric: npt.NDArray[np.bool_] = np.zeros(1, dtype=bool)
         self.vmin, self.vmax, self.vsum = _empty_f(), _empty_f(), _empty_f()
         self.vfirst, self.vlast = _empty_f(), _empty_f()
+        #: digest of each chunk's records (:func:`~gateway.storage.fine_rows.digest`; 0
+        #: for chunks with no numbers), and the digest its persisted fine rows were made
+        #: for (0: none persisted)
+        self.digest: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        self.fine: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
+        #: records per fine row
+        self.fine_size = fine_size(chunk_records)
+        #: fine rows made here whose page is not written yet (by chunk lo)
+        self.fine_pending: dict[int, FineRows] = {}
+        self._fine_lock = threading.Lock()
+        #: the persisted pages of fine rows: ``(generation, length, crc32, first lo)`` of
+        #: each page (``None``: not written)
+        self.fine_pages: list[tuple[int, int, int, int] | None] = []
         self._data: dict[int, CapIndex] = {}
         #: block rows of cached chunks (by lo), made when a rollup first needs them
         self._blocks: dict[int, Blocks] = {}
+        #: fine rows of cached chunks (by lo), made when a rollup first needs them
+        self._fines: dict[int, FineRows] = {}
         self._starts: npt.NDArray[np.int64] | None = None
         #: chunks (by lo) whose summary must be recounted from TStorage
         self.stale: set[int] = set()
@@ -471,12 +513,15 @@ class SeriesIndex:
             self._starts = None
             self.stale.clear()
             self.dirty = False
+            with self._fine_lock:
+                self.fine_pending.clear()
 
     def _row(self, k: int) -> tuple[bytes, ...]:
         return tuple(getattr(self, name)[k].tobytes() for name in _COLUMNS[1:])
 
     def _recount(self, k: int, data: CapIndex) -> None:
         self._blocks.pop(int(self.lo[k]), None)  # the chunk's records changed
+        self._fines.pop(int(self.lo[k]), None)
         before = self._row(k)
         self._count_row(k, data)
         if self._row(k) != before:
@@ -489,6 +534,7 @@ class SeriesIndex:
             self._starts = None
         if n == 0:
             self.numeric[k] = False
+            self.digest[k] = 0
             return
         caps = data.caps
         self.first_cap[k], self.last_cap[k] = caps[0], caps[n - 1]
@@ -496,11 +542,13 @@ class SeriesIndex:
         if vals is None:
             self.numeric[k] = False
             self.vmin[k] = self.vmax[k] = self.vsum[k] = self.vfirst[k] = self.vlast[k] = np.nan
+            self.digest[k] = 0
             return
         self.numeric[k] = True
         self.vmin[k], self.vmax[k] = np.min(vals), np.max(vals)
         self.vsum[k] = _sum_in_order(vals)
         self.vfirst[k], self.vlast[k] = vals[0], vals[n - 1]
+        self.digest[k] = digest(caps[:n], vals)
 
     def _extend_row(self, k: int, data: CapIndex, n0: int) -> bool:
         # Row k after records were added past the chunk's last one (positions n0.. of
@@ -533,11 +581,13 @@ class SeriesIndex:
                 self.vmax[k] = v if v > high or v != v else high
                 self.vsum[k] = float(self.vsum[k]) + v
                 self.vlast[k] = v
+                self.digest[k] = add_digests(int(self.digest[k]), digest_one(int(data.caps[n0]), v))
             else:
                 self.vmin[k] = np.min(np.r_[self.vmin[k], vals])
                 self.vmax[k] = np.max(np.r_[self.vmax[k], vals])
                 self.vsum[k] = _sum_in_order(np.r_[self.vsum[k], vals])
                 self.vlast[k] = vals[-1]
+                self.digest[k] = add_digests(int(self.digest[k]), digest(data.caps[n0:n], vals))
         self.dirty = True
         return True
 
@@ -559,8 +609,8 @@ class SeriesIndex:
         data = self._data.get(lo)
         if data is None:
             return 0
-        blocks = self._blocks.get(lo)
-        extra = 0 if blocks is None else blocks.nbytes
+        blocks, fines = self._blocks.get(lo), self._fines.get(lo)
+        extra = (0 if blocks is None else blocks.nbytes) + (0 if fines is None else fines.nbytes)
         return data.nbytes + extra + CHUNK_OVERHEAD
 
     def record_bytes(self) -> int:
@@ -571,6 +621,11 @@ class SeriesIndex:
         """Bytes the summary rows and their prefix counts take (by arithmetic: the budget
         check sums this over every series held)."""
         return self.chunks * (_ROW_BYTES + 8) + 8
+
+    def cached_chunks(self, ks: Sequence[int]) -> set[int]:
+        """The chunks of ``ks`` whose records are cached."""
+        los = self.lo[list(ks)].tolist()
+        return {k for k, lo in zip(ks, los, strict=True) if lo in self._data}
 
     def uncached(self, i0: int, i1: int) -> int:
         """Records of the chunks holding positions ``i0..i1-1`` that are not cached (what a
@@ -586,15 +641,21 @@ class SeriesIndex:
         return self.unsettled or self.feeding or (self.building and lo == int(self.lo[-1]))
 
     def drop(self, lo: int) -> int:
-        """Forget the cached records of chunk ``lo``; returns how many."""
+        """Forget the cached records of chunk ``lo`` (keeping its fine rows); returns how
+        many."""
         self._blocks.pop(lo, None)
+        fines = self._fines.pop(lo, None)
         data = self._data.pop(lo, None)
-        return len(data) if data is not None else 0
+        if data is None:
+            return 0
+        self._leave_fine(lo, data, fines)
+        return len(data)
 
     def drop_all(self) -> None:
         """Forget every cached chunk (the summaries stay)."""
         self._data.clear()
         self._blocks.clear()
+        self._fines.clear()
         self.cache.forget(self)
 
     def chunk(self, k: int) -> CapIndex:
@@ -758,6 +819,178 @@ class SeriesIndex:
         when it holds no numeric payloads."""
         return self._numbers(data, 0, len(data))
 
+    # ------------------------------------------------------------ fine rows
+    def _make_fine(
+        self,
+        k: int,
+        caps: npt.NDArray[np.int64],
+        vals: npt.NDArray[np.float64],
+        starts: npt.NDArray[np.int64],
+        ends: npt.NDArray[np.int64],
+        pieces: list[int],
+    ) -> None:
+        # Fine rows of chunks k + j (j in pieces), whose records are caps/vals[starts[j]:
+        # ends[j]] (the runs cover caps/vals) and whose rows were just counted: one
+        # reduceat over every run, then the rows of the pieces asked for.
+        size = self.fine_size
+        at = [
+            np.arange(int(a), int(b), size, dtype=np.int64)
+            for a, b in zip(starts, ends, strict=True)
+        ]
+        lens = [a.size for a in at]
+        first = np.concatenate(at)
+        stop = np.r_[first[1:], len(vals)].astype(np.int64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sums = np.add.reduceat(vals, first)
+        mins, maxs = np.minimum.reduceat(vals, first), np.maximum.reduceat(vals, first)
+        c0, c1, n = caps[first], caps[stop - 1], stop - first
+        v0, v1 = vals[first], vals[stop - 1]
+        bounds = np.r_[0, np.cumsum(lens)].tolist()
+        made = {}
+        for j in pieces:
+            a, b = bounds[j], bounds[j + 1]
+            lo = int(self.lo[k + j])
+            made[lo] = FineRows(
+                lo, int(self.digest[k + j]), c0[a:b], c1[a:b], n[a:b], mins[a:b], maxs[a:b],
+                sums[a:b], v0[a:b], v1[a:b],
+            )  # fmt: skip
+        with self._fine_lock:
+            self.fine_pending.update(made)
+
+    def _leave_fine(self, lo: int, data: CapIndex, made: FineRows | None = None) -> None:
+        # A chunk leaves the cache: keep its fine rows if none valid are persisted or
+        # waiting (and there is room), so they outlive the records they came from.
+        k = self.chunk_of_cap(lo)
+        if int(self.lo[k]) != lo or lo in self.stale or not self.numeric[k]:
+            return
+        n = len(data)
+        want = int(self.digest[k])
+        if n == 0 or n != int(self.count[k]) or int(self.fine[k]) == want:
+            return
+        with self._fine_lock:
+            held = self.fine_pending.get(lo)
+            if held is not None and held.digest == want:
+                return
+            if len(self.fine_pending) >= FINE_PENDING_CHUNKS:
+                return
+        rows = made if made is not None and made.digest == want else None
+        if rows is None:
+            vals = self.numbers(data)
+            if vals is None:
+                return
+            caps = data.caps[:n]
+            if digest(caps, vals) != want:  # the row does not count these records
+                return
+            rows = FineRows.of(lo, caps, vals, self.fine_size, want)
+        with self._fine_lock:
+            self.fine_pending[lo] = rows
+        self.dirty = True  # saved with the next save of the summaries
+
+    def fine_rows(self, ks: Sequence[int], *, pending: bool = True) -> dict[int, FineRows]:
+        """The fine rows of the chunks ``ks`` that have valid ones (made here and not yet
+        written, unless not ``pending``, or read from their persisted page), by chunk."""
+        out: dict[int, FineRows] = {}
+        pages: dict[int, dict[int, FineRows] | None] = {}
+        firsts = np.asarray(
+            [p[3] if p is not None else CAP_RANGE[1] for p in self.fine_pages], dtype=np.int64
+        )
+        for k in ks:
+            lo, want, n = int(self.lo[k]), int(self.digest[k]), int(self.count[k])
+            if not n or not self.numeric[k]:
+                continue
+            got = None
+            if pending:
+                with self._fine_lock:
+                    got = self.fine_pending.get(lo)
+            if (got is None or got.digest != want) and int(self.fine[k]) == want:
+                p = int(np.searchsorted(firsts, lo, side="right")) - 1
+                if p >= 0 and self.fine_loader is not None:
+                    if p not in pages:
+                        pages[p] = self.fine_loader(self, p)
+                    page = pages[p]
+                    got = None if page is None else page.get(lo)
+            if got is not None and got.digest == want and int(got.count.sum()) == n:
+                out[k] = got
+        return out
+
+    def fine_rows_read(self, ks: Sequence[int]) -> dict[int, FineRows]:
+        """The fine rows of every chunk of ``ks`` that holds numbers, by chunk: made from
+        the records of cached chunks, else persisted ones if valid, else made from the
+        records of chunks read now (neighbours by one GET). The same rows whatever is
+        cached or persisted: they follow from the chunk's records alone. Call with
+        :attr:`lock` held."""
+        want = [k for k in ks if int(self.count[k]) and bool(self.numeric[k])]
+        cached = self.cached_chunks(want)
+        out = self.fine_rows([k for k in want if k not in cached], pending=True)
+        missing = [k for k in want if k not in out]
+        if missing:
+            read = self.preload([k for k in missing if k not in cached])
+            for k in missing:
+                lo = int(self.lo[k])
+                made = self._fines.get(lo)
+                if made is None:
+                    data = self._data.get(lo)
+                    data = read.get(lo) if data is None else data
+                    data = self.chunk(k) if data is None else data
+                    vals = self.numbers(data)
+                    if vals is None:  # its payloads are not numbers after all
+                        continue
+                    made = FineRows.of(
+                        lo, data.caps[: len(data)], vals, self.fine_size, int(self.digest[k])
+                    )
+                    if lo in self._data:
+                        self._fines[lo] = made
+                        self.cache.touch(self, lo)
+                out[k] = made
+        return out
+
+    def fine_owed(self, final: bool) -> list[int]:
+        """Pages whose fine rows changed (rows made here for them), ascending; not
+        ``final``: only pages of chunks that are complete (before the last chunk's page)."""
+        with self._fine_lock:
+            los = list(self.fine_pending)
+        if not los:
+            return []
+        ks = np.searchsorted(self.lo, np.asarray(los, dtype=np.int64), side="right") - 1
+        pages = set((ks // PAGE_CHUNKS).tolist())
+        if not final:
+            pages = {p for p in pages if (p + 1) * PAGE_CHUNKS < self.chunks}
+        return sorted(pages)
+
+    def fine_page(self, p: int) -> list[FineRows]:
+        """The entries of page ``p`` as it is to be written: for each of its chunks, the rows
+        made here if they are valid, else the persisted ones if they are; the chunks'
+        ``fine`` column is set to what the page holds. Rows made here for the page are no
+        longer pending. Call with :attr:`lock` held."""
+        k0, k1 = p * PAGE_CHUNKS, min((p + 1) * PAGE_CHUNKS, self.chunks)
+        top = int(self.lo[k1]) if k1 < self.chunks else CAP_RANGE[1] + 1
+        with self._fine_lock:
+            mine = {lo: e for lo, e in self.fine_pending.items() if int(self.lo[k0]) <= lo < top}
+            for lo in mine:  # (rows made for chunks since cut otherwise go too)
+                del self.fine_pending[lo]
+        made: dict[int, FineRows] = {}
+        for k in range(k0, k1):
+            got = mine.get(int(self.lo[k]))
+            if got is not None and got.digest == int(self.digest[k]):
+                made[k] = got
+        kept = self.fine_rows([k for k in range(k0, k1) if k not in made], pending=False)
+        entries: list[FineRows] = []
+        for k in range(k0, k1):
+            got = made.get(k) or kept.get(k)
+            ok = (
+                got is not None
+                and bool(self.numeric[k])
+                and got.digest == int(self.digest[k])
+                and int(got.count.sum()) == int(self.count[k])
+            )
+            if got is not None and ok:
+                entries.append(got)
+            new = int(self.digest[k]) if ok else 0
+            if int(self.fine[k]) != new:
+                self.fine[k] = new
+                self.dirty = True
+        return entries
+
     # ------------------------------------------------------------ updates
     def add(
         self,
@@ -824,6 +1057,7 @@ class SeriesIndex:
                     rows = [bytes(r) for r in p] if isinstance(p, np.ndarray) else list(p)
                     data.add_records(c.tolist(), a.tolist(), rows, own=own)
                 self._blocks.pop(lo, None)  # its records changed
+                self._fines.pop(lo, None)
                 self.cache.touch(self, lo)
                 touched[k] = data
             # from the last row back: a split inserts rows after its own
@@ -869,6 +1103,7 @@ class SeriesIndex:
         self.cache.forget(self, lo)
         self._data.pop(lo, None)
         self._blocks.pop(lo, None)
+        self._fines.pop(lo, None)
 
         def spread(arr: Any, fill: Any) -> Any:
             return np.insert(arr, k + 1, np.full(extra, fill, dtype=arr.dtype))
@@ -882,6 +1117,7 @@ class SeriesIndex:
         self.vmin, self.vmax = spread(self.vmin, np.nan), spread(self.vmax, np.nan)
         self.vsum = spread(self.vsum, np.nan)
         self.vfirst, self.vlast = spread(self.vfirst, np.nan), spread(self.vlast, np.nan)
+        self.digest, self.fine = spread(self.digest, 0), spread(self.fine, 0)
         self._count_rows(k, data, pieces)
         for piece_lo, piece in zip(los, pieces, strict=True):
             self._data[piece_lo] = piece
@@ -904,6 +1140,7 @@ class SeriesIndex:
             self.numeric[rows] = False
             for col in (self.vmin, self.vmax, self.vsum, self.vfirst, self.vlast):
                 col[rows] = np.nan
+            self.digest[rows] = 0
             return
         self.numeric[rows] = True
         self.vmin[rows] = np.minimum.reduceat(vals, starts)
@@ -913,6 +1150,13 @@ class SeriesIndex:
             _sum_in_order(v) for p in pieces if (v := self._numbers(p, 0, len(p))) is not None
         ]
         self.vfirst[rows], self.vlast[rows] = vals[starts], vals[ends - 1]
+        self.digest[rows] = digests(caps[:n], vals, starts)
+        # A split is where chunks are completed (appends, a streamed build): their fine
+        # rows are made now, all pieces at once, except the last chunk's (it grows on).
+        last = self.chunks - 1
+        done = [j for j in range(starts.size) if k + j != last]
+        if done:
+            self._make_fine(k, caps[:n], vals, starts, ends, done)
 
     def finish_build(self) -> None:
         """End a streamed build: recount chunks that late records reached while they were
@@ -922,6 +1166,7 @@ class SeriesIndex:
             for lo in sorted(self.stale):
                 self._data.pop(lo, None)
                 self._blocks.pop(lo, None)
+                self._fines.pop(lo, None)
                 k = self.chunk_of_cap(lo)
                 self._split(k, self.chunk(k))
             self.stale.clear()

@@ -242,6 +242,7 @@ def snap_edges(
     first: npt.NDArray[np.int64],
     last: npt.NDArray[np.int64],
     shift: int,
+    nominal: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.int64]:
     """Move each inner edge that cuts a row to the nearer end of that row, if it moves by at
     most ``shift`` ns: to the row's first cap (the row joins the slice after the edge) or
@@ -254,6 +255,8 @@ def snap_edges(
             may count whole (inside the window) are given.
         shift: the most an edge may move; below half the narrowest slice, so edges stay in
             order and no slice closes.
+        nominal: where the edges were before any move (an edge moved off coarser rows
+            before may move again, and stays within ``shift`` of it); default ``edges``.
 
     Returns:
         The edges, moved (a new array).
@@ -268,7 +271,8 @@ def snap_edges(
     down, up = first[row], last[row] + 1
     cut = (j >= 0) & (inner <= last[row])
     to = np.where(inner - down <= up - inner, down, up)
-    moved = cut & (np.abs(to - inner) <= shift)
+    origin = inner if nominal is None else nominal[1:-1]
+    moved = cut & (np.abs(to - origin) <= shift)
     out[1:-1] = np.where(moved, to, inner)
     return out
 

@@ -410,11 +410,12 @@ class TimeSeriesReads:
             # the records of [lo, hi); the slices may reach past it (whole intervals)
             s_lo, s_hi, count = _slices(lo, hi, buckets, every)
             edges = slice_edges(s_lo, s_hi, count)
-            # Edges move to spare chunk reads. Over no more chunks than slices, each chunk
-            # is about a slice wide or wider and is read either way: equal slices then.
-            moved = align is not None and _chunks(idx, i0, i1) > count
-            shift = _shift(edges) if moved else 0
-            parts, edges = self._parts(t, idx, lo, hi, edges, shift)
+            # Edges move to spare chunk reads: to chunk ends when there are more chunks
+            # than slices, else (each chunk about a slice wide or wider) to the ends of
+            # the chunks' fine rows (persisted with the summaries) or block rows.
+            chunky = align is not None and _chunks(idx, i0, i1) > count
+            shift = _shift(edges) if align is not None else 0
+            parts, edges = self._parts(t, idx, lo, hi, edges, shift, chunky)
             return BucketWindow(i1 - i0, count, rollup_at(parts, edges), wm, every, align)
 
     def _parts(
@@ -425,16 +426,22 @@ class TimeSeriesReads:
         hi: int,
         edges: npt.NDArray[np.int64],
         shift: int = 0,
+        chunky: bool = True,
     ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # Whole chunks inside one slice count by their summary rows; the chunks that
         # straddle a slice edge (or hold no numbers) are read, and counted by their block
         # rows and the records of the blocks an edge cuts (one numpy pass over those).
-        # With a shift, edges first move off the chunks inside the window where they may,
-        # then off the block rows of the chunks read; returns the edges as moved.
+        # With a shift, edges first move off the chunks inside the window where they may
+        # (if ``chunky``: more chunks than slices), then off the fine rows of the chunks
+        # left (one left whole by every edge counts by its fine rows, unread when its
+        # persisted ones are valid), then off the block rows of the chunks read; returns
+        # the edges as moved. Which rows an edge may move to follows from the chunks'
+        # records alone, not from what is cached or persisted.
+        nominal = edges
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
         counts = idx.count[k0:k1]
         first, last = idx.first_cap[k0:k1], idx.last_cap[k0:k1]
-        if shift:
+        if shift and chunky:
             inside = np.flatnonzero((counts > 0) & (first >= lo) & (last < hi))
             edges = snap_edges(edges, first[inside], last[inside], shift)
         whole = (
@@ -450,10 +457,52 @@ class TimeSeriesReads:
                  idx.vmax[sel], idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
         ]  # fmt: skip
         read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
+        if read and shift:
+            fine, read, edges = self._fine_parts(idx, read, lo, hi, edges, shift, nominal)
+            parts.extend(fine)
         if read:
-            more, edges = self._edge_parts(t, idx, read, lo, hi, edges, shift)
+            more, edges = self._edge_parts(t, idx, read, lo, hi, edges, shift, nominal)
             parts.extend(more)
         return [Part.merged(parts)], edges
+
+    @staticmethod
+    def _fine_parts(
+        idx: SeriesIndex,
+        ks: list[int],
+        lo: int,
+        hi: int,
+        edges: npt.NDArray[np.int64],
+        shift: int,
+        nominal: npt.NDArray[np.int64],
+    ) -> tuple[list[Part], list[int], npt.NDArray[np.int64]]:
+        # Of the chunks to read, those with numbers: edges move off their fine rows where
+        # they may; a chunk none of whose fine rows an edge (or an end of the window) then
+        # cuts counts by them, and is not read if it was not cached and its persisted fine
+        # rows are valid. Returns those parts, the chunks whose records are still needed,
+        # and the edges as moved.
+        fine = idx.fine_rows_read(ks)
+        if not fine:
+            return [], ks, edges
+        owned = sorted(fine)
+        rows = [fine[k] for k in owned]
+        first = np.concatenate([r.first_cap for r in rows])
+        last = np.concatenate([r.last_cap for r in rows])
+        within = (first >= lo) & (last < hi)
+        edges = snap_edges(edges, first[within], last[within], shift, nominal)
+        inside = within & (
+            np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right")
+        )
+        owner = np.repeat(np.arange(len(rows)), [len(r.count) for r in rows])
+        spared = np.ones(len(rows), dtype=bool)
+        spared[owner[~inside]] = False
+        keep = spared[owner]
+        if not keep.any():
+            return [], ks, edges
+        part = Part(*(np.concatenate([getattr(r, name) for r in rows])[keep]
+                      for name in ("first_cap", "last_cap", "count", "min", "max", "sum",
+                                   "first", "last")))  # fmt: skip
+        done = {owned[j] for j in np.flatnonzero(spared).tolist()}
+        return [part], [k for k in ks if k not in done], edges
 
     def _edge_parts(
         self,
@@ -464,6 +513,7 @@ class TimeSeriesReads:
         hi: int,
         edges: npt.NDArray[np.int64],
         shift: int = 0,
+        nominal: npt.NDArray[np.int64] | None = None,
     ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # The chunks that straddle a slice edge or an end of the window: of their blocks,
         # those inside one slice count by their rows, the records of the others are read
@@ -482,7 +532,7 @@ class TimeSeriesReads:
             last = np.concatenate([b.last_cap for b in blocks])
             if shift:
                 within = np.flatnonzero((first >= lo) & (last < hi))
-                edges = snap_edges(edges, first[within], last[within], shift)
+                edges = snap_edges(edges, first[within], last[within], shift, nominal)
             inside = (
                 (first >= lo)
                 & (last < hi)

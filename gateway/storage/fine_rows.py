@@ -1,0 +1,198 @@
+"""Fine rows: summaries of runs of records finer than a chunk, persisted beside the chunk
+summaries and read only for the chunks a rollup needs.
+
+Why
+---
+An aligned rollup (``ts:range`` with ``align="rows"``) moves each bucket edge to the nearest
+summary row boundary so the rows count whole and their records are not read. With 1,000
+buckets over a window of about as many chunks, a chunk is as wide as a bucket and most
+edges cannot move far enough: the window's chunks were read whole (4M records at the
+default chunk size). Rows a sixteenth of a chunk wide (:func:`fine_size`) give every edge a
+boundary close by; they are too many to hold for every chunk (a 1B-record series has about
+4M), so they are persisted in pages and read for the window's chunks only.
+
+Validity
+--------
+A chunk's fine rows are trusted only for the records they were made from. Each summary
+row carries a digest of its chunk's records (:func:`digest`: a sum of a 64-bit hash of each
+record's cap and value, so appends update it by adding and a recount gives the same bits
+however the chunk was filled); an entry records the digest it was made for, and a reader
+uses it only when that equals the chunk's digest now. A stale, missing or corrupt entry
+makes the rollup read the chunk, as without fine rows.
+
+Page layout (little-endian): ``m`` (int64), then ``lo``, ``digest`` and ``rows`` of the
+page's ``m`` chunks (int64 each), then the fine rows of those chunks in order as eight
+columns (first cap, last cap, count: int64; min, max, sum, first, last: float64).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+#: fine rows per chunk of ``chunk_records`` (each holds ``chunk_records // FINE_PER_CHUNK``)
+FINE_PER_CHUNK = 16
+#: chunks per persisted page of fine rows (a page of 4,096-record chunks: about 260 KB)
+PAGE_CHUNKS = 256
+
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+_GOLD = 0x9E3779B97F4A7C15
+_MASK = (1 << 64) - 1
+_INT_COLUMNS = ("first_cap", "last_cap", "count")
+_FLOAT_COLUMNS = ("min", "max", "sum", "first", "last")
+
+
+def fine_size(chunk_records: int) -> int:
+    """Records per fine row for chunks of ``chunk_records``."""
+    return max(1, chunk_records // FINE_PER_CHUNK)
+
+
+def digest(caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
+    """The digest of records ``(cap, value)`` (any order): the sum, modulo 2**64, of a
+    64-bit mix (splitmix64's finaliser) of each record's cap and value bits, as a signed
+    int64 (the summary column's type)."""
+    with np.errstate(over="ignore"):
+        h = caps.astype(np.uint64) ^ (
+            np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) * np.uint64(_GOLD)
+        )
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(_M1)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(_M2)
+        h ^= h >> np.uint64(31)
+        total = int(h.sum(dtype=np.uint64)) if h.size else 0
+    return total - (1 << 64) if total >= 1 << 63 else total
+
+
+def digests(
+    caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], starts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """:func:`digest` of each run of records beginning at ``starts`` (ascending, the first
+    0, none empty)."""
+    with np.errstate(over="ignore"):
+        h = caps.astype(np.uint64) ^ (
+            np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) * np.uint64(_GOLD)
+        )
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(_M1)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(_M2)
+        h ^= h >> np.uint64(31)
+        return np.add.reduceat(h, starts).view(np.int64)
+
+
+def digest_one(cap: int, value: float) -> int:
+    """:func:`digest` of one record, in Python integers (the append path)."""
+    bits = struct.unpack("<Q", struct.pack("<d", value))[0]
+    h = (cap & _MASK) ^ ((bits * _GOLD) & _MASK)
+    h = ((h ^ (h >> 30)) * _M1) & _MASK
+    h = ((h ^ (h >> 27)) * _M2) & _MASK
+    return h ^ (h >> 31)
+
+
+def add_digests(a: int, b: int) -> int:
+    """``a + b`` modulo 2**64, as a signed int64 (digests of disjoint records combine so)."""
+    total = (a + b) & _MASK
+    return total - (1 << 64) if total >= 1 << 63 else total
+
+
+@dataclass(frozen=True)
+class FineRows:
+    """The fine rows of one chunk (arrays of equal length), made for the records whose
+    digest is ``digest``."""
+
+    lo: int
+    digest: int
+    first_cap: npt.NDArray[np.int64]
+    last_cap: npt.NDArray[np.int64]
+    count: npt.NDArray[np.int64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    sum: npt.NDArray[np.float64]
+    first: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rows (eight 8-byte columns)."""
+        return 8 * self.first_cap.nbytes
+
+    @classmethod
+    def of(
+        cls,
+        lo: int,
+        caps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        size: int,
+        chunk_digest: int | None = None,
+    ) -> FineRows:
+        """The fine rows of a chunk's records (``size`` records each); ``chunk_digest`` when
+        the caller knows it (the chunk's summary row)."""
+        n = len(caps)
+        start = np.arange(0, n, size, dtype=np.int64)
+        stop = np.r_[start[1:], n].astype(np.int64)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+            sums = np.add.reduceat(values, start) if n else np.empty(0)
+        return cls(
+            lo, digest(caps, values) if chunk_digest is None else chunk_digest,
+            caps[start], caps[stop - 1], stop - start,
+            np.minimum.reduceat(values, start) if n else np.empty(0),
+            np.maximum.reduceat(values, start) if n else np.empty(0),
+            sums, values[start], values[stop - 1],
+        )  # fmt: skip
+
+
+def encode_page(entries: list[FineRows]) -> bytes:
+    """The bytes of a page holding ``entries`` (ascending by ``lo``)."""
+    m = len(entries)
+    head = np.empty(1 + 3 * m, dtype="<i8")
+    head[0] = m
+    head[1 : 1 + m] = [e.lo for e in entries]
+    head[1 + m : 1 + 2 * m] = [e.digest for e in entries]
+    head[1 + 2 * m :] = [len(e.count) for e in entries]
+    parts = [head.tobytes()]
+    for name in _INT_COLUMNS:
+        parts.append(np.concatenate([getattr(e, name) for e in entries] or [np.empty(0)])
+                     .astype("<i8").tobytes())  # fmt: skip
+    for name in _FLOAT_COLUMNS:
+        parts.append(np.concatenate([getattr(e, name) for e in entries] or [np.empty(0)])
+                     .astype("<f8").tobytes())  # fmt: skip
+    return b"".join(parts)
+
+
+class BadPage(ValueError):
+    """A page's bytes do not decode (it is not used)."""
+
+
+def decode_page(data: bytes) -> dict[int, FineRows]:
+    """The entries of a page by their chunk's ``lo``.
+
+    Raises:
+        BadPage: the bytes are not a whole page.
+    """
+    if len(data) < 8 or len(data) % 8:
+        raise BadPage(f"a page of {len(data)} bytes")
+    words = np.frombuffer(data, dtype="<i8")
+    m = int(words[0])
+    if m < 0 or 1 + 3 * m > words.size:
+        raise BadPage(f"a page of {len(data)} bytes cannot hold {m} chunks")
+    los = words[1 : 1 + m]
+    dig = words[1 + m : 1 + 2 * m]
+    rows = words[1 + 2 * m : 1 + 3 * m]
+    total = int(rows.sum())
+    if (rows < 0).any() or words.size != 1 + 3 * m + 8 * total:
+        raise BadPage("row counts do not match the page's length")
+    at = 1 + 3 * m
+    ints = [words[at + i * total : at + (i + 1) * total].astype(np.int64) for i in range(3)]
+    at += 3 * total
+    floats = np.frombuffer(data, dtype="<f8")
+    fl = [floats[at + i * total : at + (i + 1) * total].astype(np.float64) for i in range(5)]
+    out: dict[int, FineRows] = {}
+    ends = np.cumsum(rows).tolist()
+    for j, (a, b) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
+        lo = int(los[j])
+        out[lo] = FineRows(
+            lo, int(dig[j]), ints[0][a:b], ints[1][a:b], ints[2][a:b],
+            fl[0][a:b], fl[1][a:b], fl[2][a:b], fl[3][a:b], fl[4][a:b],
+        )  # fmt: skip
+    return out

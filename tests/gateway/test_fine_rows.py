@@ -1,0 +1,201 @@
+"""Fine rows: summaries of runs of a sixteenth of a chunk, persisted beside the chunk
+summaries, so an aligned read over about as many chunks as buckets reads only the chunks
+at the window's ends. They must agree with the records however the records arrived, and
+a stale, damaged or missing page must never be used (the chunks are read instead)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gateway.storage import GatewayStorage
+from gateway.storage.fine_rows import (
+    BadPage,
+    FineRows,
+    add_digests,
+    decode_page,
+    digest,
+    digest_one,
+    digests,
+    encode_page,
+)
+from gateway.timeseries.downsample import slice_edges
+from gateway.timeseries.reads import TimeSeriesReads
+from tests._servers import ServerProcess
+from tests.gateway.test_aligned_rollups import KEY, T0, check_window, chunk_reads, saved_series
+from tests.gateway.test_index_build import put
+from tests.gateway.test_persisted_summaries import INDEX_CID, config
+from tstorage_client.channel import Channel
+from tstorage_client.payload_type import BytesPayloadType
+from tstorage_client.record import Key, Record
+
+Make = Callable[[str], GatewayStorage]
+CHUNK = 64  # fine rows of 4 records
+N = 64 * 200
+
+
+def test_a_digest_is_the_same_however_the_records_are_added() -> None:
+    rng = np.random.default_rng(3)
+    caps = np.sort(rng.choice(2**62, 500, replace=False)).astype(np.int64)
+    vals = rng.normal(size=500)
+    vals[7] = np.nan
+    whole = digest(caps, vals)
+    one_by_one = 0
+    for c, v in zip(caps.tolist(), vals.tolist(), strict=True):
+        one_by_one = add_digests(one_by_one, digest_one(c, v))
+    assert one_by_one == whole
+    parts = digests(caps, vals, np.asarray([0, 100, 101, 400]))
+    assert add_digests(add_digests(int(parts[0]), int(parts[1])),
+                       add_digests(int(parts[2]), int(parts[3]))) == whole  # fmt: skip
+    changed = vals.copy()
+    changed[250] = np.nextafter(changed[250], np.inf)  # one bit of one value
+    assert digest(caps, changed) != whole
+
+
+def test_a_page_decodes_to_what_was_encoded_and_a_damaged_one_is_refused() -> None:
+    rng = np.random.default_rng(4)
+    entries = []
+    for lo in (10, 500, 9000):
+        caps = lo + np.arange(37, dtype=np.int64)
+        entries.append(FineRows.of(lo, caps, rng.normal(size=37), 4))
+    data = encode_page(entries)
+    got = decode_page(data)
+    assert sorted(got) == [10, 500, 9000]
+    for e in entries:
+        g = got[e.lo]
+        assert g.digest == e.digest
+        for name in ("first_cap", "last_cap", "count", "min", "max", "sum", "first", "last"):
+            np.testing.assert_array_equal(getattr(g, name), getattr(e, name))
+    for bad in (data[:-8], data[:5], data + b"\0" * 8, b"\xff" * 8 + data[8:]):
+        with pytest.raises(BadPage):
+            decode_page(bad)
+
+
+def test_summary_digests_agree_between_appends_and_a_build(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """A gateway that saw a series grow by appends (one, then batches) and one that built it
+    from TStorage count the same digest for every chunk."""
+    cid = fresh_cid()
+    text = config(tstorage, cid, fresh_cid(), CHUNK).replace("index_save = 0", "index_save = 3600")
+    writer = make_storage(text)
+    full = "znsocket.List:" + KEY
+    rng = np.random.default_rng(8)
+    vals = rng.normal(size=600).round(6)
+    for v in vals[:150].tolist():
+        writer.rpush(full, str(v))
+    writer.rpush(full, *[str(v) for v in vals[150:].tolist()])
+    reads = TimeSeriesReads(writer)
+    t = reads.target(KEY)
+    _, _, grown = writer.series.series_index(t, fresh=True)
+    builder = make_storage(text.replace(f"index_cid = {INDEX_CID}", "index_persist = false"))
+    _, _, built = builder.series.series_index(TimeSeriesReads(builder).target(KEY))
+    assert grown.lo.tolist() == built.lo.tolist()
+    assert grown.digest.tolist() == built.digest.tolist()
+    assert all(d != 0 for d in built.digest.tolist())
+
+
+def chunks_read(seen: list[tuple[Any, Any]]) -> float:
+    """How many chunks' worth of caps the reads ``seen`` covered (one record per 10 ns)."""
+    return sum(min(int(hi[3]), T0 + N * 10) - max(int(lo[3]), T0) for lo, hi in seen) / (CHUNK * 10)
+
+
+def _aligned(reads: TimeSeriesReads, lo: int, hi: int, buckets: int) -> tuple[object, np.ndarray]:
+    t = reads.target(KEY)
+    nominal = slice_edges(lo, hi, buckets)
+    return reads.downsampled(t, buckets, lo, hi, align="rows"), nominal
+
+
+def test_an_aligned_read_over_as_many_chunks_as_buckets_reads_only_the_window_ends(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.sin(np.arange(N) / 37.0) * 100 + np.arange(N) % 11
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    reads = TimeSeriesReads(gw)
+    seen = chunk_reads(gw, cid)
+    reads.info(reads.target(KEY))  # summaries loaded, nothing read
+    assert seen == []
+    # 150 chunks in the window, 150 buckets: each chunk about a bucket wide
+    lo, hi = int(caps[1000]) + 3, int(caps[1000 + 150 * CHUNK]) + 3
+    w, nominal = _aligned(reads, lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    # the two chunks at the window's ends (or a few more where an edge found no fine
+    # row close enough), not the window's 150
+    assert chunks_read(seen) <= 6, seen
+    # equal slices must cut fine rows: their chunks are read, as without fine rows
+    seen.clear()
+    t = reads.target(KEY)
+    reads.downsampled(t, 150, lo + 5 * CHUNK * 10, hi + 5 * CHUNK * 10)
+    assert chunks_read(seen) > 100
+
+
+def header(tstorage: ServerProcess, cid: int) -> tuple[int, dict[str, object]]:
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(INDEX_CID, 6, 1, cid << 32, -(2**63)),
+                     Key(INDEX_CID + 1, 7, 2, (cid << 32) + 1, 2**63 - 1))  # fmt: skip
+        assert res.is_ok()
+        newest = max(res.data, key=lambda r: r.key.acq)
+        return newest.key.acq, dict(json.loads(newest.value))
+
+
+def put_header(tstorage: ServerProcess, cid: int, head: dict[str, object]) -> None:
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        payload = json.dumps(head).encode()
+        assert ch.put([Record(Key(INDEX_CID, 6, 1, cid << 32, 0), payload)]).is_ok()
+
+
+def test_fine_rows_of_a_chunk_changed_since_are_not_used(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """A correction from an outside writer lands in a chunk after its fine rows were
+    saved: a gateway that saved the summaries again, and one that starts from them, read
+    that chunk instead of trusting its old fine rows."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.cos(np.arange(N) / 13.0)
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    where = 5000
+    put(tstorage, cid, 6, 1, caps[where : where + 1], np.asarray([1e6]))
+    vals = vals.copy()
+    vals[where] = 1e6
+    second = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    t2 = TimeSeriesReads(second).target(KEY)
+    second.series.save_summaries(t2)  # caught up with the correction, saved again
+    third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    lo, hi = int(caps[2000]), int(caps[2000 + 120 * CHUNK])
+    for gw in (second, third):
+        # more buckets than chunks: every chunk's fine rows are asked for
+        w, nominal = _aligned(TimeSeriesReads(gw), lo, hi, 300)
+        check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+        assert 1e6 in w.buckets.max.tolist()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("damage", ["crc", "generation"])
+def test_a_fine_page_that_does_not_match_its_header_is_not_used(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int], damage: str
+) -> None:
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.cos(np.arange(N) / 7.0) * np.arange(N)
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    _, head = header(tstorage, cid)
+    fine = head["fine"]
+    assert isinstance(fine, list) and fine and all(f is not None for f in fine)
+    if damage == "crc":
+        head["fine"] = [[g, n, c ^ 1, lo] for g, n, c, lo in fine]
+    else:
+        head["fine"] = [[(g + 5) % 65536, n, c, lo] for g, n, c, lo in fine]
+    put_header(tstorage, cid, head)
+    gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    seen = chunk_reads(gw, cid)
+    lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
+    w, nominal = _aligned(TimeSeriesReads(gw), lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    assert chunks_read(seen) > 100  # the chunks were read: no page was trusted
