@@ -15,9 +15,13 @@ The summaries of series ``(cid, mid, moid)`` are records under the reserved clie
   generation, so a page key holds one version (generations wrap after 65,536 saves; a page
   read back must match the header's length and CRC, else the summaries are rebuilt).
 * slot ``FINE_SLOT + p`` of a generation, **fine page** ``p``: the fine rows of chunks
-  ``p * PAGE_CHUNKS`` on (:mod:`gateway.storage.fine_rows`), listed in the header as pages
-  are, with the first chunk's lower cap. They are read only for the chunks a rollup needs;
-  one that is missing or fails its CRC is not used (the chunks are read instead).
+  ``p * PAGE_CHUNKS`` on (:mod:`gateway.storage.fine_rows`). They are read only for the
+  chunks a rollup needs; one that is missing or fails its CRC is not used (the chunks are
+  read instead).
+* slot ``FINE_DIR_SLOT`` of a generation, the **fine directory**: JSON, per fine page its
+  generation, length, CRC-32 and first chunk's lower cap (``null``: not written). The
+  header names it by generation, length and CRC, and a save writes it only when it
+  changed, so the header stays small (its versions are what a reader looks through).
 
 A reader finds the newest header without reading the whole history of saves: it reads the
 header's versions acquired in the last hour, then the last day, month, year, then all.
@@ -47,8 +51,10 @@ from gateway.storage.reserved import ReservedStore
 #: 2: summary rows with the digest of their chunk's records, and fine pages
 FORMAT = 2
 PAGE_ROWS = 8192
-#: slot of fine page 0 (summary pages stay below it: 268M chunks)
+#: slot of fine page 0
 FINE_SLOT = 0x8000
+#: slot of the fine directory (summary pages stay below it: 268M chunks)
+FINE_DIR_SLOT = 0x7FFF
 #: most bytes of fine pages in one PUT
 _FINE_PUT_BYTES = 8 * 1024 * 1024
 _HEADER_SLOT = 0
@@ -91,6 +97,7 @@ class Snapshot:
         pages: ``(generation, length, crc32)`` of each page.
         fine_pages: ``(generation, length, crc32, first lo)`` of each fine page (``None``:
             not written).
+        fine_dir: ``(generation, length, crc32)`` of the fine directory record, if any.
     """
 
     columns: dict[str, npt.NDArray[Any]]
@@ -98,6 +105,7 @@ class Snapshot:
     generation: int
     pages: list[tuple[int, int, int]]
     fine_pages: list[FinePage | None]
+    fine_dir: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,11 +171,12 @@ class SummaryStore(ReservedStore):
                 raise CorruptSummary("made for another chunk size or codec")
             watermark, generation, rows = int(head["w"]), int(head["gen"]), int(head["rows"])
             pages = [(int(g), int(n), int(c)) for g, n, c in head["pages"]]
-            fine: list[FinePage | None] = []
-            if (head.get("fine_per_chunk"), head.get("fine_page")) == (FINE_PER_CHUNK, PAGE_CHUNKS):
-                # (else made for other page shapes: not used, written again as needed)
-                fine = [None if f is None else (int(f[0]), int(f[1]), int(f[2]), int(f[3]))
-                        for f in head.get("fine", [])]  # fmt: skip
+            fine_dir = None
+            shaped = (head.get("fine_per_chunk"), head.get("fine_page"))
+            # (fine rows made for other shapes are not used: written again as needed)
+            if shaped == (FINE_PER_CHUNK, PAGE_CHUNKS) and head.get("fine") is not None:
+                g, n, c = head["fine"]
+                fine_dir = (int(g), int(n), int(c))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptSummary(f"unreadable header: {exc}") from None
         parts: list[dict[str, npt.NDArray[Any]]] = []
@@ -183,6 +192,7 @@ class SummaryStore(ReservedStore):
             if data is None:
                 raise CorruptSummary(f"page {p} is missing or does not match its checksum")
             parts.append(_page_columns(data))
+        fine = [] if fine_dir is None else self._fine_directory(s, fine_dir)
         if not parts:
             raise CorruptSummary("no pages")
         columns = {name: np.concatenate([part[name] for part in parts]) for name, _ in COLUMNS}
@@ -193,7 +203,25 @@ class SummaryStore(ReservedStore):
             raise CorruptSummary("chunk ranges do not cover the caps in order")
         if (columns["count"] < 0).any():
             raise CorruptSummary("negative counts")
-        return Snapshot(columns, watermark, generation, pages, fine)
+        return Snapshot(columns, watermark, generation, pages, fine, fine_dir)
+
+    def _fine_directory(self, s: SeriesKey, where: tuple[int, int, int]) -> list[FinePage | None]:
+        # The fine pages a header names; none when its record is missing or damaged (the
+        # summaries stay usable: fine rows are then made again as chunks are read).
+        gen, length, crc = where
+        records, _ = self.link.get(*self._box(s, self._cap(s, gen, FINE_DIR_SLOT), ACQ_MIN))
+        for k, data in sorted(records, key=lambda r: -r[0].acq):
+            if (k.mid, k.moid) != (s.mid, s.moid) or len(data) != length:
+                continue
+            if zlib.crc32(data) != crc:
+                continue
+            try:
+                return [None if f is None else (int(f[0]), int(f[1]), int(f[2]), int(f[3]))
+                        for f in json.loads(data)]  # fmt: skip
+            except (ValueError, TypeError, IndexError):
+                break
+        log.warning("the fine rows of series %s are not used: their directory is damaged", s)
+        return []
 
     def next_generation(self, previous: Snapshot | None) -> int:
         """The generation the save after ``previous`` writes its pages under."""
@@ -278,11 +306,17 @@ class SummaryStore(ReservedStore):
             pages.append((generation, len(data), crc))
             records.append(((self.cid, s.mid, s.moid, self._cap(s, generation, 1 + p)), data))
         fine = list(fine_pages)
+        fine_dir = previous.fine_dir if previous and previous.fine_pages == fine else None
+        if fine and fine_dir is None:
+            data = json.dumps(fine, separators=(",", ":")).encode()
+            fine_dir = (generation, len(data), zlib.crc32(data))
+            records.append(((self.cid, s.mid, s.moid, self._cap(s, generation, FINE_DIR_SLOT)),
+                            data))  # fmt: skip
         head = {"format": FORMAT, **shape.as_json(), "w": watermark, "gen": generation,
                 "rows": rows, "pages": pages, "fine_per_chunk": FINE_PER_CHUNK,
-                "fine_page": PAGE_CHUNKS, "fine": fine}  # fmt: skip
+                "fine_page": PAGE_CHUNKS, "fine": fine_dir}  # fmt: skip
         header = json.dumps(head, separators=(",", ":")).encode()
         records.extend(extra)
         records.append(((self.cid, s.mid, s.moid, self._cap(s, 0, _HEADER_SLOT)), header))
         self.link.put(records)
-        return Snapshot(columns, watermark, generation, pages, fine)
+        return Snapshot(columns, watermark, generation, pages, fine, fine_dir)

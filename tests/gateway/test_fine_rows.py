@@ -6,6 +6,7 @@ a stale, damaged or missing page must never be used (the chunks are read instead
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from gateway.storage.fine_rows import (
     digests,
     encode_page,
 )
+from gateway.storage.persisted import FINE_DIR_SLOT
 from gateway.timeseries.downsample import slice_edges
 from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ServerProcess
@@ -145,6 +147,19 @@ def header(tstorage: ServerProcess, cid: int) -> tuple[int, dict[str, object]]:
         return newest.key.acq, dict(json.loads(newest.value))
 
 
+def directory(tstorage: ServerProcess, cid: int, where: list[int]) -> list[list[int]]:
+    """The fine directory a header names."""
+    gen = int(where[0])
+    cap = cid << 32 | gen << 16 | FINE_DIR_SLOT
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(
+            Key(INDEX_CID, 6, 1, cap, -(2**63)), Key(INDEX_CID + 1, 7, 2, cap + 1, 2**63 - 1)
+        )
+        assert res.is_ok()
+        found = [r.value for r in res.data if zlib.crc32(r.value) == where[2]]
+        return list(json.loads(found[0]))
+
+
 def put_header(tstorage: ServerProcess, cid: int, head: dict[str, object]) -> None:
     with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
         payload = json.dumps(head).encode()
@@ -177,7 +192,7 @@ def test_fine_rows_of_a_chunk_changed_since_are_not_used(
         assert 1e6 in w.buckets.max.tolist()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("damage", ["crc", "generation"])
+@pytest.mark.parametrize("damage", ["directory crc", "page crc", "page generation"])
 def test_a_fine_page_that_does_not_match_its_header_is_not_used(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int], damage: str
 ) -> None:
@@ -186,12 +201,23 @@ def test_a_fine_page_that_does_not_match_its_header_is_not_used(
     vals = np.cos(np.arange(N) / 7.0) * np.arange(N)
     saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
     _, head = header(tstorage, cid)
-    fine = head["fine"]
-    assert isinstance(fine, list) and fine and all(f is not None for f in fine)
-    if damage == "crc":
-        head["fine"] = [[g, n, c ^ 1, lo] for g, n, c, lo in fine]
-    else:
-        head["fine"] = [[(g + 5) % 65536, n, c, lo] for g, n, c, lo in fine]
+    where = head["fine"]
+    assert isinstance(where, list) and len(where) == 3
+    if damage == "directory crc":
+        head["fine"] = [where[0], where[1], where[2] ^ 1]
+    else:  # the pages named by a directory that does not match them
+        fine = directory(tstorage, cid, where)
+        assert fine and all(f is not None for f in fine)
+        if damage == "page crc":
+            fine = [[g, n, c ^ 1, lo] for g, n, c, lo in fine]
+        else:
+            fine = [[(g + 5) % 65536, n, c, lo] for g, n, c, lo in fine]
+        data = json.dumps(fine).encode()
+        gen = int(where[0]) + 9
+        with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+            key = Key(INDEX_CID, 6, 1, cid << 32 | gen << 16 | FINE_DIR_SLOT, 0)
+            assert ch.put([Record(key, data)]).is_ok()
+        head["fine"] = [gen, len(data), zlib.crc32(data)]
     put_header(tstorage, cid, head)
     gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     seen = chunk_reads(gw, cid)
