@@ -177,9 +177,11 @@ class SeriesIndexes:
         self.build_wait = build_wait
         #: fine pages read lately: (series, page, what the header lists) -> entries, bytes
         self._fine_cache: OrderedDict[
-            tuple[int, int, FinePage], tuple[dict[int, FineRows], int]
+            tuple[int, int, int, int, FinePage], tuple[dict[int, FineRows], int]
         ] = OrderedDict()
         self._fine_cache_bytes = 0
+        #: fine pages found missing or damaged (not asked for again)
+        self._fine_bad: set[tuple[int, int, int, int, FinePage]] = set()
         self._fine_guard = threading.Lock()
         self.fine_cache_limit = min(FINE_CACHE_BYTES, index_budget_bytes // 16)
 
@@ -204,7 +206,9 @@ class SeriesIndexes:
                         functools.partial(self._load_chunk, box, moid),
                         lock,
                         self._tally,
-                        functools.partial(self._load_fine, box, moid),
+                        None
+                        if self.store is None
+                        else functools.partial(self._load_fine, box, moid),
                     )
                     idx.building = box.building
                     return idx
@@ -335,18 +339,25 @@ class SeriesIndexes:
         page = idx.fine_pages[p] if 0 <= p < len(idx.fine_pages) else None
         if store is None or page is None:
             return None
-        key = (id(idx), p, page)
+        key = (box.lo[0], box.lo[1], moid, p, page)
         with self._fine_guard:
             hit = self._fine_cache.get(key)
             if hit is not None:
                 self._fine_cache.move_to_end(key)
                 return hit[0]
+            if key in self._fine_bad:
+                return None
         got = store.load_fine(SeriesKey(box.lo[0], box.lo[1], moid), p, page)
         if got is None:
             log.warning("fine page %d of series %s/%s is not used: missing or damaged", p,
                         box.lo[1], moid)  # fmt: skip
+            with self._fine_guard:
+                if len(self._fine_bad) >= 4096:
+                    self._fine_bad.clear()
+                self._fine_bad.add(key)
             return None
-        size = page[1]
+        # as held: the rows' arrays and about 1 KB of objects per chunk
+        size = sum(e.nbytes + 1024 for e in got.values())
         with self._fine_guard:
             if key not in self._fine_cache:
                 self._fine_cache[key] = (got, size)
@@ -367,18 +378,31 @@ class SeriesIndexes:
         store = self.store
         if store is None:
             return
+        if final:
+            idx.fine_from_cache()
         owed = idx.fine_owed(final)
         if not owed:
             return
-        pages = {p: (encode_page(idx.fine_page(p)), int(idx.lo[p * PAGE_CHUNKS])) for p in owed}
+        pages: dict[int, tuple[bytes, int]] = {}
+        columns: dict[int, dict[int, int]] = {}
+        taken: dict[int, FineRows] = {}
+        for p in owed:
+            entries, columns[p], took = idx.fine_page(p)
+            pages[p] = (encode_page(entries), int(idx.lo[p * PAGE_CHUNKS]))
+            taken.update(took)
         generation = store.next_generation(idx.persisted)
-        written = store.save_fine(SeriesKey(box.lo[0], box.lo[1], moid), generation, pages)
+        try:
+            written = store.save_fine(SeriesKey(box.lo[0], box.lo[1], moid), generation, pages)
+        except BaseException:
+            idx.fine_unwritten(taken)
+            raise
         if written:
             top = max(written) + 1
             if len(idx.fine_pages) < top:
                 idx.fine_pages.extend([None] * (top - len(idx.fine_pages)))
             for p, page in written.items():
                 idx.fine_pages[p] = page
+                idx.fine_written(columns[p])
             idx.dirty = True
 
     def _catch_up(
@@ -463,6 +487,8 @@ class SeriesIndexes:
             idx = box.series(moid)
             idx.restore(snap.columns)
             idx.fine_pages = list(snap.fine_pages)
+            if not any(idx.fine_pages):  # no usable directory: no fine rows to claim
+                idx.fine[:] = 0
             idx.persisted, idx.persisted_at = snap, time.monotonic()
         # every series counts all records below its watermark; from the lowest one, the
         # feed brings the rest (records counted already land in their chunk again, which
@@ -545,12 +571,12 @@ class SeriesIndexes:
         # A build makes fine rows for every chunk it completes: past a few MB waiting, the
         # pages they complete are written (the save at its end lists them).
         for moid, idx in list(box.moids.items()):
-            if len(idx.fine_pending) >= FINE_PENDING_CHUNKS:
+            if len(idx.fine_pending) >= FINE_PENDING_CHUNKS // 2:
                 try:
                     self._write_fine(box, moid, idx, final=False)
                 except TStorageUnavailable as exc:  # the build's own GET decides its fate
                     log.warning("fine rows of series %s/%s not saved: %s", box.lo[1], moid, exc)
-                    idx.fine_pending.clear()
+                    idx.fine_pending.clear()  # (made again as chunks are read)
 
     def _build_columns(
         self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int], progress: _Progress

@@ -36,6 +36,7 @@ chunks of all series share.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -84,9 +85,12 @@ the third argument is how many the summaries expect (room is made for them up fr
 FineLoader = Callable[["SeriesIndex", int], "dict[int, FineRows] | None"]
 """Reads a persisted page of a series' fine rows (by page number; ``None``: not readable)."""
 
+#: Chunks not cached a rollup needs the fine rows of, at least, to read their page
+#: rather than the chunks themselves
+FINE_PAGE_USE = 4
 #: Chunks whose fine rows a series keeps waiting for their page to be written (about
-#: 1 KB each); past it, a chunk leaving the cache does not leave its rows (they are made
-#: again another time) and a streamed build writes the pages it completed.
+#: 2 KB each); past it, rows are not kept (they are made again when the chunk is next
+#: read and let go). A streamed build writes the pages it completed at half of it.
 FINE_PENDING_CHUNKS = 4096
 
 
@@ -393,7 +397,8 @@ class SeriesIndex:
         self.fine: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         #: records per fine row
         self.fine_size = fine_size(chunk_records)
-        #: fine rows made here whose page is not written yet (by chunk lo)
+        #: fine rows made here whose page is not written yet (by chunk lo); kept only
+        #: when fine rows are persisted (:attr:`fine_loader` given)
         self.fine_pending: dict[int, FineRows] = {}
         self._fine_lock = threading.Lock()
         #: the persisted pages of fine rows: ``(generation, length, crc32, first lo)`` of
@@ -846,6 +851,8 @@ class SeriesIndex:
         c0, c1, n = caps[first], caps[stop - 1], stop - first
         v0, v1 = vals[first], vals[stop - 1]
         bounds = np.r_[0, np.cumsum(lens)].tolist()
+        if self.fine_loader is None:
+            return  # nowhere to write them: reads make them from cached chunks
         made = {}
         for j in pieces:
             a, b = bounds[j], bounds[j + 1]
@@ -855,12 +862,17 @@ class SeriesIndex:
                 sums[a:b], v0[a:b], v1[a:b],
             )  # fmt: skip
         with self._fine_lock:
+            room = FINE_PENDING_CHUNKS - len(self.fine_pending)
+            if room < len(made):  # the others are made again when next read and let go
+                made = dict(itertools.islice(made.items(), max(room, 0)))
             self.fine_pending.update(made)
 
     def _leave_fine(self, lo: int, data: CapIndex, made: FineRows | None = None) -> None:
         # A chunk leaves the cache: keep its fine rows if none valid are persisted or
         # waiting (and there is room), so they outlive the records they came from.
         k = self.chunk_of_cap(lo)
+        if self.fine_loader is None or k == self.chunks - 1:  # the last one grows on
+            return
         if int(self.lo[k]) != lo or lo in self.stale or not self.numeric[k]:
             return
         n = len(data)
@@ -886,14 +898,29 @@ class SeriesIndex:
             self.fine_pending[lo] = rows
         self.dirty = True  # saved with the next save of the summaries
 
-    def fine_rows(self, ks: Sequence[int], *, pending: bool = True) -> dict[int, FineRows]:
+    def fine_from_cache(self) -> None:
+        """Make the fine rows of cached chunks that have none valid persisted or waiting (a
+        save is about to write them). Call with :attr:`lock` held."""
+        if self.fine_loader is None:
+            return
+        owed = np.flatnonzero((self.fine != self.digest) & self.numeric & (self.count > 0))
+        for k in owed.tolist():
+            lo = int(self.lo[k])
+            data = self._data.get(lo)
+            if data is not None:
+                self._leave_fine(lo, data, self._fines.get(lo))
+
+    def fine_rows(
+        self, ks: Sequence[int], *, pending: bool = True, per_page: int = 1
+    ) -> dict[int, FineRows]:
         """The fine rows of the chunks ``ks`` that have valid ones (made here and not yet
-        written, unless not ``pending``, or read from their persisted page), by chunk."""
+        written, unless not ``pending``, or read from their persisted page), by chunk. A
+        page is read only for at least ``per_page`` of the chunks asked for."""
         out: dict[int, FineRows] = {}
-        pages: dict[int, dict[int, FineRows] | None] = {}
-        firsts = np.asarray(
-            [p[3] if p is not None else CAP_RANGE[1] for p in self.fine_pages], dtype=np.int64
-        )
+        # the pages written, by their first chunk's lo (unwritten ones have none)
+        written = sorted((page[3], p) for p, page in enumerate(self.fine_pages) if page)
+        firsts = np.asarray([f for f, _ in written], dtype=np.int64)
+        wanted: dict[int, list[int]] = {}  # page -> chunks to look up in it
         for k in ks:
             lo, want, n = int(self.lo[k]), int(self.digest[k]), int(self.count[k])
             if not n or not self.numeric[k]:
@@ -902,16 +929,35 @@ class SeriesIndex:
             if pending:
                 with self._fine_lock:
                     got = self.fine_pending.get(lo)
-            if (got is None or got.digest != want) and int(self.fine[k]) == want:
-                p = int(np.searchsorted(firsts, lo, side="right")) - 1
-                if p >= 0 and self.fine_loader is not None:
-                    if p not in pages:
-                        pages[p] = self.fine_loader(self, p)
-                    page = pages[p]
-                    got = None if page is None else page.get(lo)
             if got is not None and got.digest == want and int(got.count.sum()) == n:
                 out[k] = got
+            elif want and int(self.fine[k]) == want and self.fine_loader is not None:
+                j = int(np.searchsorted(firsts, lo, side="right")) - 1
+                if j >= 0:
+                    wanted.setdefault(written[j][1], []).append(k)
+                else:
+                    self._unclaim(k)
+        for p, pks in wanted.items():
+            if len(pks) < per_page or self.fine_loader is None:
+                continue
+            page = self.fine_loader(self, p)
+            for k in pks:
+                got = None if page is None else page.get(int(self.lo[k]))
+                if (
+                    got is not None
+                    and got.digest == int(self.digest[k])
+                    and int(got.count.sum()) == int(self.count[k])
+                ):
+                    out[k] = got
+                else:  # claimed, not held (a write that failed, a page lost)
+                    self._unclaim(k)
         return out
+
+    def _unclaim(self, k: int) -> None:
+        # Chunk k's fine rows are not where its ``fine`` column says: they are made again
+        # when its records are next at hand (the column is saved with the next save).
+        self.fine[k] = 0
+        self.dirty = True
 
     def fine_rows_read(self, ks: Sequence[int]) -> dict[int, FineRows]:
         """The fine rows of every chunk of ``ks`` that holds numbers, by chunk: made from
@@ -921,7 +967,8 @@ class SeriesIndex:
         :attr:`lock` held."""
         want = [k for k in ks if int(self.count[k]) and bool(self.numeric[k])]
         cached = self.cached_chunks(want)
-        out = self.fine_rows([k for k in want if k not in cached], pending=True)
+        # a page (256 chunks' rows) costs more than reading a few chunks it would spare
+        out = self.fine_rows([k for k in want if k not in cached], per_page=FINE_PAGE_USE)
         missing = [k for k in want if k not in out]
         if missing:
             read = self.preload([k for k in missing if k not in cached])
@@ -957,11 +1004,12 @@ class SeriesIndex:
             pages = {p for p in pages if (p + 1) * PAGE_CHUNKS < self.chunks}
         return sorted(pages)
 
-    def fine_page(self, p: int) -> list[FineRows]:
-        """The entries of page ``p`` as it is to be written: for each of its chunks, the rows
-        made here if they are valid, else the persisted ones if they are; the chunks'
-        ``fine`` column is set to what the page holds. Rows made here for the page are no
-        longer pending. Call with :attr:`lock` held."""
+    def fine_page(self, p: int) -> tuple[list[FineRows], dict[int, int], dict[int, FineRows]]:
+        """Page ``p`` as it is to be written: for each of its chunks, the rows made here if
+        they are valid, else the persisted ones if they are. Returns the entries, the
+        ``fine`` column of its chunks once it is written (:meth:`fine_written`), and the
+        rows made here it took from :attr:`fine_pending` (:meth:`fine_unwritten` puts them
+        back). Call with :attr:`lock` held."""
         k0, k1 = p * PAGE_CHUNKS, min((p + 1) * PAGE_CHUNKS, self.chunks)
         top = int(self.lo[k1]) if k1 < self.chunks else CAP_RANGE[1] + 1
         with self._fine_lock:
@@ -975,6 +1023,7 @@ class SeriesIndex:
                 made[k] = got
         kept = self.fine_rows([k for k in range(k0, k1) if k not in made], pending=False)
         entries: list[FineRows] = []
+        column: dict[int, int] = {}
         for k in range(k0, k1):
             got = made.get(k) or kept.get(k)
             ok = (
@@ -985,11 +1034,21 @@ class SeriesIndex:
             )
             if got is not None and ok:
                 entries.append(got)
-            new = int(self.digest[k]) if ok else 0
-            if int(self.fine[k]) != new:
-                self.fine[k] = new
+            column[k] = int(self.digest[k]) if ok else 0
+        return entries, column, mine
+
+    def fine_written(self, column: dict[int, int]) -> None:
+        """A page :meth:`fine_page` made is written: its chunks' ``fine`` column says so."""
+        for k, value in column.items():
+            if k < self.chunks and int(self.fine[k]) != value:
+                self.fine[k] = value
                 self.dirty = True
-        return entries
+
+    def fine_unwritten(self, taken: dict[int, FineRows]) -> None:
+        """A page :meth:`fine_page` made was not written: the rows it took wait again."""
+        with self._fine_lock:
+            for lo, rows in taken.items():
+                self.fine_pending.setdefault(lo, rows)
 
     # ------------------------------------------------------------ updates
     def add(

@@ -371,8 +371,8 @@ class TimeSeriesReads:
 
         With ``align="rows"`` each inner edge that would cut a chunk's summary row moves to
         the nearer end of that row when that moves it by at most :data:`ALIGN_SHIFT` of
-        a slice (else to the nearer end of one of the chunk's block rows, if as close; else
-        it stays). Whole rows count by their summaries, so only the chunks at the window's
+        a slice (else to the nearer end of one of the chunk's fine rows, persisted with the
+        summaries, or of its block rows, if as close; else it stays). Whole rows count by their summaries, so only the chunks at the window's
         two ends and those an edge could not leave are read: a long series costs about the
         summaries of the window, not one chunk read per bucket. The answer is exact for the
         edges it reports (``buckets.start``/``end``); the window's own ends do not move.
@@ -415,7 +415,9 @@ class TimeSeriesReads:
             # the chunks' fine rows (persisted with the summaries) or block rows.
             chunky = align is not None and _chunks(idx, i0, i1) > count
             shift = _shift(edges) if align is not None else 0
-            parts, edges = self._parts(t, idx, lo, hi, edges, shift, chunky)
+            # a fine row within a quarter slice of every edge: at most half a slice wide
+            fine = 2 * idx.fine_size * count <= i1 - i0
+            parts, edges = self._parts(t, idx, lo, hi, edges, shift, chunky, fine)
             return BucketWindow(i1 - i0, count, rollup_at(parts, edges), wm, every, align)
 
     def _parts(
@@ -427,13 +429,14 @@ class TimeSeriesReads:
         edges: npt.NDArray[np.int64],
         shift: int = 0,
         chunky: bool = True,
+        fine: bool = True,
     ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # Whole chunks inside one slice count by their summary rows; the chunks that
         # straddle a slice edge (or hold no numbers) are read, and counted by their block
         # rows and the records of the blocks an edge cuts (one numpy pass over those).
         # With a shift, edges first move off the chunks inside the window where they may
-        # (if ``chunky``: more chunks than slices), then off the fine rows of the chunks
-        # left (one left whole by every edge counts by its fine rows, unread when its
+        # (if ``chunky``: more chunks than slices), then (if ``fine``: fine rows at most
+        # half a slice wide) off the fine rows of the chunks left (one left whole by every edge counts by its fine rows, unread when its
         # persisted ones are valid), then off the block rows of the chunks read; returns
         # the edges as moved. Which rows an edge may move to follows from the chunks'
         # records alone, not from what is cached or persisted.
@@ -457,9 +460,9 @@ class TimeSeriesReads:
                  idx.vmax[sel], idx.vsum[sel], idx.vfirst[sel], idx.vlast[sel])
         ]  # fmt: skip
         read = (np.flatnonzero(~whole & (counts > 0)) + k0).tolist()
-        if read and shift:
-            fine, read, edges = self._fine_parts(idx, read, lo, hi, edges, shift, nominal)
-            parts.extend(fine)
+        if read and shift and fine:
+            fine_parts, read, edges = self._fine_parts(idx, read, lo, hi, edges, shift, nominal)
+            parts.extend(fine_parts)
         if read:
             more, edges = self._edge_parts(t, idx, read, lo, hi, edges, shift, nominal)
             parts.extend(more)
@@ -480,7 +483,9 @@ class TimeSeriesReads:
         # cuts counts by them, and is not read if it was not cached and its persisted fine
         # rows are valid. Returns those parts, the chunks whose records are still needed,
         # and the edges as moved.
-        fine = idx.fine_rows_read(ks)
+        # (a chunk an end of the window cuts is read whatever its fine rows)
+        inner = [k for k in ks if int(idx.first_cap[k]) >= lo and int(idx.last_cap[k]) < hi]
+        fine = idx.fine_rows_read(inner)
         if not fine:
             return [], ks, edges
         owned = sorted(fine)

@@ -94,7 +94,8 @@ def test_summary_digests_agree_between_appends_and_a_build(
     reads = TimeSeriesReads(writer)
     t = reads.target(KEY)
     _, _, grown = writer.series.series_index(t, fresh=True)
-    builder = make_storage(text.replace(f"index_cid = {INDEX_CID}", "index_persist = false"))
+    builder = make_storage(text.replace("index_save = 3600", "index_persist = false"))
+    assert builder.series.store is None  # built from the records, not from the saved rows
     _, _, built = builder.series.series_index(TimeSeriesReads(builder).target(KEY))
     assert grown.lo.tolist() == built.lo.tolist()
     assert grown.digest.tolist() == built.digest.tolist()
@@ -225,3 +226,32 @@ def test_a_fine_page_that_does_not_match_its_header_is_not_used(
     w, nominal = _aligned(TimeSeriesReads(gw), lo, hi, 150)
     check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
     assert chunks_read(seen) > 100  # the chunks were read: no page was trusted
+
+
+def test_fine_rows_lost_with_their_directory_are_made_again_from_the_chunks_read(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """The directory is damaged: the next gateway reads the chunks (and never claims rows it
+    cannot find); it saves fine rows made from what it read, so the one after it reads only
+    the window's ends again."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.sin(np.arange(N) / 5.0) + np.arange(N) % 3
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    _, head = header(tstorage, cid)
+    where = head["fine"]
+    assert isinstance(where, list)
+    head["fine"] = [where[0], where[1], where[2] ^ 1]
+    put_header(tstorage, cid, head)
+    lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
+    second = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    seen = chunk_reads(second, cid)
+    w, nominal = _aligned(TimeSeriesReads(second), lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    assert chunks_read(seen) > 100
+    second.series.save_summaries(TimeSeriesReads(second).target(KEY), rewrite=True)
+    third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    seen = chunk_reads(third, cid)
+    w, nominal = _aligned(TimeSeriesReads(third), lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    assert chunks_read(seen) <= 6, seen
