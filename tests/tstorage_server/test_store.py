@@ -292,6 +292,42 @@ def test_many_small_puts_are_compacted_in_the_background(store: Store) -> None:
     assert len({k[4] for k, _ in got}) == len(got)
 
 
+def test_compaction_merges_large_payloads_only_into_bounded_blocks(tmp_path: Path) -> None:
+    """Few records of large payloads (pages a client rewrites, 300 KB each) are merged into
+    blocks of at most COMPACT_MAX_BYTES, and blocks of SMALL_BLOCK_BYTES or more never: a
+    merge into a block of hundreds of MB held the store's readers up for seconds. Blocks
+    found on disk (their sizes not kept) learn them at the first compaction."""
+    from tstorage_server.store.base import (
+        COMPACT_MAX_BYTES,
+        COMPACT_TRIGGER,
+        SMALL_BLOCK_BYTES,
+        BlockStore,
+    )
+
+    page = 300 * 1024
+    s = LmdbStore(tmp_path)
+    try:
+        assert isinstance(s, BlockStore)
+        for i in range(COMPACT_TRIGGER - 2):  # below the trigger: no background compaction
+            s.put_blocks([make_block([(1, 1, 0, i, 0)], [bytes([i]) * page])], assign_acq=False)
+        big = bytes(SMALL_BLOCK_BYTES)
+        s.put_blocks([make_block([(1, 1, 0, 100, 0)], [big])], assign_acq=False)
+        s.put_blocks([make_block([(1, 1, 0, 101, 0)], [big])], assign_acq=False)
+        before = records(s)
+        s.close()
+        s = LmdbStore(tmp_path)  # sizes not known: learned while compacting
+        assert s.compact() > 0
+        sizes = [m.nbytes for m in s._index.metas]  # type: ignore[attr-defined]
+        assert max(sizes) <= COMPACT_MAX_BYTES, sizes
+        # the pages in as few blocks as the bound allows; the large ones stand alone
+        per_block = COMPACT_MAX_BYTES // page
+        assert s.block_count == -(-(COMPACT_TRIGGER - 2) // per_block) + 2
+        assert records(s) == before
+        assert s.compact() == 0
+    finally:
+        s.close()
+
+
 def test_lmdb_compaction_survives_reopen(tmp_path: Path) -> None:
     s = LmdbStore(tmp_path)
     for i in range(10):

@@ -61,10 +61,15 @@ log = logging.getLogger("tstorage_server.store")
 ACQ_NONE = -1
 DEFAULT_PIECE_RECORDS = 65536
 DEFAULT_PIECE_BYTES = 8 << 20
-# Compaction: blocks below SMALL_BLOCK_RECORDS records are merged (runs of consecutive
-# ones, into blocks of at most COMPACT_MAX_RECORDS) once COMPACT_TRIGGER of them exist.
+# Compaction: blocks below SMALL_BLOCK_RECORDS records and SMALL_BLOCK_BYTES of payload are
+# merged (runs of consecutive ones, into blocks of at most COMPACT_MAX_RECORDS records and
+# COMPACT_MAX_BYTES) once COMPACT_TRIGGER of them exist. The byte bounds keep a few records
+# of large payloads (a client's 256 KB pages) from being copied again and again into
+# blocks of hundreds of MB, which stalled GETs for seconds while they were merged.
 SMALL_BLOCK_RECORDS = 4096
+SMALL_BLOCK_BYTES = 1024 * 1024
 COMPACT_MAX_RECORDS = 65536
+COMPACT_MAX_BYTES = 8 * 1024 * 1024
 COMPACT_TRIGGER = 32
 # A block of at most this many records that overlaps no other is read together with its
 # like neighbours (see BlockSnapshot._emit_lone).
@@ -97,6 +102,14 @@ class BlockMeta:
     first: KeyTuple
     last: KeyTuple
     uniform: int = -1  # payload length shared by all records, -1 if they differ
+    #: payload bytes, -1 when not known (a block found on disk with payloads of many lengths)
+    nbytes: int = -1
+
+    @property
+    def small(self) -> bool:
+        """A block compaction merges with its like neighbours."""
+        size = self.nbytes if self.nbytes >= 0 else self.count * max(self.uniform, 0)
+        return self.count < SMALL_BLOCK_RECORDS and size < SMALL_BLOCK_BYTES
 
 
 class Snapshot(abc.ABC):
@@ -553,7 +566,7 @@ class BlockStore(Store):
         """Add a block found on disk to the index (used while opening)."""
         self._index.append(meta)
         self._next_id = max(self._next_id, meta.block_id + 1)
-        if meta.count < SMALL_BLOCK_RECORDS:
+        if meta.small:
             self._small_blocks += 1
 
     @property
@@ -571,16 +584,22 @@ class BlockStore(Store):
             metas = list(self._index.metas)
             runs: list[list[BlockMeta]] = []
             run: list[BlockMeta] = []
-            size = 0
+            size = nbytes = 0
             for meta in metas:
-                small = meta.count < SMALL_BLOCK_RECORDS
-                if small and size + meta.count <= COMPACT_MAX_RECORDS:
+                small = meta.small
+                more = max(meta.nbytes, 0)
+                if (
+                    small
+                    and size + meta.count <= COMPACT_MAX_RECORDS
+                    and nbytes + more <= COMPACT_MAX_BYTES
+                ):
                     run.append(meta)
                     size += meta.count
+                    nbytes += more
                     continue
                 if len(run) > 1:
                     runs.append(run)
-                run, size = ([meta], meta.count) if small else ([], 0)
+                run, size, nbytes = ([meta], meta.count, more) if small else ([], 0, 0)
             if len(run) > 1:
                 runs.append(run)
             if not runs:
@@ -591,10 +610,16 @@ class BlockStore(Store):
             try:
                 merged = []
                 for run in runs:
-                    block = RecordBlock.concat([reader.read(m) for m in run])
-                    if not B.is_sorted(block.keys):
-                        block = block.take(B.sort_order(block.keys))
-                    merged.append((run, block))
+                    blocks = [reader.read(m) for m in run]
+                    # blocks found on disk learn their size here: a run of large ones is
+                    # cut where it would pass the byte bound (and they are not small)
+                    for meta, block in zip(run, blocks, strict=True):
+                        meta.nbytes = len(block.payload)
+                    for part in _byte_runs(run, blocks):
+                        block = RecordBlock.concat([b for _, b in part])
+                        if not B.is_sorted(block.keys):
+                            block = block.take(B.sort_order(block.keys))
+                        merged.append(([m for m, _ in part], block))
             finally:
                 reader.close()
             for run, block in merged:
@@ -617,7 +642,7 @@ class BlockStore(Store):
                             new_metas.append(m)
                     self._index = _BlockIndex.from_metas(new_metas)
                 removed += len(run) - len(new)
-            self._small_blocks = sum(1 for m in self._index.metas if m.count < SMALL_BLOCK_RECORDS)
+            self._small_blocks = sum(1 for m in self._index.metas if m.small)
         return removed
 
     def _maybe_compact(self) -> None:
@@ -758,7 +783,7 @@ class BlockStore(Store):
             for p in batch:
                 assert p.meta is not None
                 self._index.append(p.meta)
-                if p.meta.count < SMALL_BLOCK_RECORDS:
+                if p.meta.small:
                     self._small_blocks += 1
                 acq = p.meta
                 p.result = PutResult(p.meta.count, int(acq.mins[4]), int(acq.maxs[4]))
@@ -796,6 +821,23 @@ def _outcome(pending: _Pending) -> PutResult:
     return pending.result
 
 
+def _byte_runs(
+    run: list[BlockMeta], blocks: list[RecordBlock]
+) -> list[list[tuple[BlockMeta, RecordBlock]]]:
+    """The parts of a run of consecutive blocks that compaction merges: consecutive small
+    blocks of at most COMPACT_MAX_BYTES together, two or more."""
+    parts: list[list[tuple[BlockMeta, RecordBlock]]] = [[]]
+    size = 0
+    for meta, block in zip(run, blocks, strict=True):
+        if not meta.small or size + meta.nbytes > COMPACT_MAX_BYTES:
+            parts.append([])
+            size = 0
+        if meta.small:
+            parts[-1].append((meta, block))
+            size += meta.nbytes
+    return [p for p in parts if len(p) > 1]
+
+
 def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:
     keys = block.keys
     if len(keys) <= client_block.FEW_RECORDS:
@@ -808,7 +850,9 @@ def _meta_for(block_id: int, block: RecordBlock) -> BlockMeta:
             np.array([max(c) for c in cols], dtype=np.int64),
             rows[0],
             rows[-1],
+            nbytes=len(block.payload),
         )
     mins = np.array([keys[f].min() for f in B.KEY_FIELDS], dtype=np.int64)
     maxs = np.array([keys[f].max() for f in B.KEY_FIELDS], dtype=np.int64)
-    return BlockMeta(block_id, len(keys), mins, maxs, B.key_tuple(keys[0]), B.key_tuple(keys[-1]))
+    first, last = B.key_tuple(keys[0]), B.key_tuple(keys[-1])
+    return BlockMeta(block_id, len(keys), mins, maxs, first, last, nbytes=len(block.payload))
