@@ -51,10 +51,8 @@ def fine_size(chunk_records: int) -> int:
     return max(1, chunk_records // FINE_PER_CHUNK)
 
 
-def digest(caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
-    """The digest of records ``(cap, value)`` (any order): the sum, modulo 2**64, of a
-    64-bit mix (splitmix64's finaliser) of each record's cap and value bits, as a signed
-    int64 (the summary column's type)."""
+def _hashes(caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> npt.NDArray[np.uint64]:
+    # a 64-bit mix (splitmix64's finaliser) of each record's cap and value bits
     with np.errstate(over="ignore"):
         h = caps.astype(np.uint64) ^ (
             np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) * np.uint64(_GOLD)
@@ -62,7 +60,15 @@ def digest(caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
         h = (h ^ (h >> np.uint64(30))) * np.uint64(_M1)
         h = (h ^ (h >> np.uint64(27))) * np.uint64(_M2)
         h ^= h >> np.uint64(31)
-        total = int(h.sum(dtype=np.uint64)) if h.size else 0
+    return h
+
+
+def digest(caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> int:
+    """The digest of records ``(cap, value)`` (any order): the sum, modulo 2**64, of a
+    64-bit mix of each record's cap and value bits, as a signed int64 (the summary
+    column's type)."""
+    h = _hashes(caps, values)
+    total = int(h.sum(dtype=np.uint64)) if h.size else 0
     return total - (1 << 64) if total >= 1 << 63 else total
 
 
@@ -71,14 +77,30 @@ def digests(
 ) -> npt.NDArray[np.int64]:
     """:func:`digest` of each run of records beginning at ``starts`` (ascending, the first
     0, none empty)."""
-    with np.errstate(over="ignore"):
-        h = caps.astype(np.uint64) ^ (
-            np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) * np.uint64(_GOLD)
-        )
-        h = (h ^ (h >> np.uint64(30))) * np.uint64(_M1)
-        h = (h ^ (h >> np.uint64(27))) * np.uint64(_M2)
-        h ^= h >> np.uint64(31)
-        return np.add.reduceat(h, starts).view(np.int64)
+    return np.add.reduceat(_hashes(caps, values), starts).view(np.int64)
+
+
+_I = npt.NDArray[np.int64]
+_F = npt.NDArray[np.float64]
+Stats = tuple[_I, _I, _I, _F, _F, _F, _F, _F]
+"""The columns of :class:`RunRows`, in order."""
+
+
+def run_stats(caps: _I, values: _F, start: _I) -> Stats:
+    """First cap, last cap, count, min, max, sum, first and last value of each run of
+    records beginning at ``start`` (ascending, the first 0; a run ends where the next
+    begins, the last at the end)."""
+    n = len(caps)
+    stop = np.r_[start[1:], n].astype(np.int64)
+    if not n:
+        empty = np.empty(0, dtype=np.float64)
+        return (start, start, start, empty, empty, empty, empty, empty)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
+        sums = np.add.reduceat(values, start)
+    return (
+        caps[start], caps[stop - 1], stop - start, np.minimum.reduceat(values, start),
+        np.maximum.reduceat(values, start), sums, values[start], values[stop - 1],
+    )  # fmt: skip
 
 
 def digest_one(cap: int, value: float) -> int:
@@ -97,12 +119,10 @@ def add_digests(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True)
-class FineRows:
-    """The fine rows of one chunk (arrays of equal length), made for the records whose
-    digest is ``digest``."""
+class RunRows:
+    """Rows of runs of consecutive records of a chunk (arrays of equal length): first and
+    last cap, record count and value statistics of each (:func:`run_stats`)."""
 
-    lo: int
-    digest: int
     first_cap: npt.NDArray[np.int64]
     last_cap: npt.NDArray[np.int64]
     count: npt.NDArray[np.int64]
@@ -117,6 +137,15 @@ class FineRows:
         """Bytes of the rows (eight 8-byte columns)."""
         return 8 * self.first_cap.nbytes
 
+
+@dataclass(frozen=True)
+class FineRows(RunRows):
+    """The fine rows of the chunk starting at cap ``lo``, made for the records whose
+    digest is ``digest``."""
+
+    lo: int = 0
+    digest: int = 0
+
     @classmethod
     def of(
         cls,
@@ -128,18 +157,9 @@ class FineRows:
     ) -> FineRows:
         """The fine rows of a chunk's records (``size`` records each); ``chunk_digest`` when
         the caller knows it (the chunk's summary row)."""
-        n = len(caps)
-        start = np.arange(0, n, size, dtype=np.int64)
-        stop = np.r_[start[1:], n].astype(np.int64)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
-            sums = np.add.reduceat(values, start) if n else np.empty(0)
-        return cls(
-            lo, digest(caps, values) if chunk_digest is None else chunk_digest,
-            caps[start], caps[stop - 1], stop - start,
-            np.minimum.reduceat(values, start) if n else np.empty(0),
-            np.maximum.reduceat(values, start) if n else np.empty(0),
-            sums, values[start], values[stop - 1],
-        )  # fmt: skip
+        stats = run_stats(caps, values, np.arange(0, len(caps), size, dtype=np.int64))
+        d = digest(caps, values) if chunk_digest is None else chunk_digest
+        return cls(*stats, lo=lo, digest=d)
 
 
 def encode_page(entries: list[FineRows]) -> bytes:
@@ -192,7 +212,7 @@ def decode_page(data: bytes) -> dict[int, FineRows]:
     for j, (a, b) in enumerate(zip([0, *ends[:-1]], ends, strict=True)):
         lo = int(los[j])
         out[lo] = FineRows(
-            lo, int(dig[j]), ints[0][a:b], ints[1][a:b], ints[2][a:b],
-            fl[0][a:b], fl[1][a:b], fl[2][a:b], fl[3][a:b], fl[4][a:b],
+            ints[0][a:b], ints[1][a:b], ints[2][a:b], fl[0][a:b], fl[1][a:b], fl[2][a:b],
+            fl[3][a:b], fl[4][a:b], lo=lo, digest=int(dig[j]),
         )  # fmt: skip
     return out

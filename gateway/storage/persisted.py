@@ -209,19 +209,24 @@ class SummaryStore(ReservedStore):
         # The fine pages a header names; none when its record is missing or damaged (the
         # summaries stay usable: fine rows are then made again as chunks are read).
         gen, length, crc = where
-        records, _ = self.link.get(*self._box(s, self._cap(s, gen, FINE_DIR_SLOT), ACQ_MIN))
-        for k, data in sorted(records, key=lambda r: -r[0].acq):
-            if (k.mid, k.moid) != (s.mid, s.moid) or len(data) != length:
-                continue
-            if zlib.crc32(data) != crc:
-                continue
-            try:
+        data = self._matching(s, self._cap(s, gen, FINE_DIR_SLOT), length, crc)
+        try:
+            if data is not None:
                 return [None if f is None else (int(f[0]), int(f[1]), int(f[2]), int(f[3]))
                         for f in json.loads(data)]  # fmt: skip
-            except (ValueError, TypeError, IndexError):
-                break
+        except (ValueError, TypeError, IndexError):
+            pass
         log.warning("the fine rows of series %s are not used: their directory is damaged", s)
         return []
+
+    def _matching(self, s: SeriesKey, cap: int, length: int, crc: int) -> bytes | None:
+        # The newest stored version at ``cap`` of the length and CRC a listing gives.
+        records, _ = self.link.get(*self._box(s, cap, ACQ_MIN))
+        for k, data in sorted(records, key=lambda r: -r[0].acq):
+            mine = (k.mid, k.moid) == (s.mid, s.moid)
+            if mine and len(data) == length and zlib.crc32(data) == crc:
+                return data
+        return None
 
     def next_generation(self, previous: Snapshot | None) -> int:
         """The generation the save after ``previous`` writes its pages under."""
@@ -235,18 +240,14 @@ class SummaryStore(ReservedStore):
             TStorageUnavailable: TStorage did not answer.
         """
         gen, length, crc, _ = page
-        records, _ = self.link.get(*self._box(s, self._cap(s, gen, FINE_SLOT + p), ACQ_MIN))
-        for k, data in sorted(records, key=lambda r: -r[0].acq):
-            if (k.mid, k.moid) != (s.mid, s.moid) or len(data) != length:
-                continue
-            if zlib.crc32(data) != crc:
-                continue
-            try:
-                return decode_page(data)
-            except BadPage as exc:
-                log.warning("fine page %d of series %s is not used: %s", p, s, exc)
-                return None
-        return None
+        data = self._matching(s, self._cap(s, gen, FINE_SLOT + p), length, crc)
+        if data is None:
+            return None
+        try:
+            return decode_page(data)
+        except BadPage as exc:
+            log.warning("fine page %d of series %s is not used: %s", p, s, exc)
+            return None
 
     def save_fine(
         self, s: SeriesKey, generation: int, pages: dict[int, tuple[bytes, int]]

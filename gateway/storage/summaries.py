@@ -40,7 +40,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -50,11 +50,13 @@ from gateway.keymap import CAP_RANGE, KeyTuple, box_since
 from gateway.storage.fine_rows import (
     PAGE_CHUNKS,
     FineRows,
+    RunRows,
     add_digests,
     digest,
     digest_one,
     digests,
     fine_size,
+    run_stats,
 )
 from gateway.storage.index import CapIndex
 
@@ -111,20 +113,11 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Blocks:
-    """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records (arrays of
-    equal length): where each block starts in the chunk, its first and last cap, record
-    count and value statistics."""
+class Blocks(RunRows):
+    """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records, and where
+    each block starts in the chunk."""
 
-    start: npt.NDArray[np.int64]
-    first_cap: npt.NDArray[np.int64]
-    last_cap: npt.NDArray[np.int64]
-    count: npt.NDArray[np.int64]
-    min: npt.NDArray[np.float64]
-    max: npt.NDArray[np.float64]
-    sum: npt.NDArray[np.float64]
-    first: npt.NDArray[np.float64]
-    last: npt.NDArray[np.float64]
+    start: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def nbytes(self) -> int:
@@ -134,17 +127,8 @@ class Blocks:
     @classmethod
     def of(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], size: int) -> Blocks:
         """The block rows of a chunk's records, ``size`` records a block."""
-        n = len(caps)
-        start = np.arange(0, n, size, dtype=np.int64)
-        stop = np.r_[start[1:], n]
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
-            sums = np.add.reduceat(values, start) if n else np.empty(0)
-        return cls(
-            start, caps[start], caps[stop - 1], stop - start,
-            np.minimum.reduceat(values, start) if n else np.empty(0),
-            np.maximum.reduceat(values, start) if n else np.empty(0),
-            sums, values[start], values[stop - 1],
-        )  # fmt: skip
+        start = np.arange(0, len(caps), size, dtype=np.int64)
+        return cls(*run_stats(caps, values, start), start=start)
 
 
 def record_bytes(payload_size: int | None) -> int:
@@ -843,23 +827,17 @@ class SeriesIndex:
             for a, b in zip(starts, ends, strict=True)
         ]
         lens = [a.size for a in at]
-        first = np.concatenate(at)
-        stop = np.r_[first[1:], len(vals)].astype(np.int64)
-        with np.errstate(invalid="ignore", over="ignore"):
-            sums = np.add.reduceat(vals, first)
-        mins, maxs = np.minimum.reduceat(vals, first), np.maximum.reduceat(vals, first)
-        c0, c1, n = caps[first], caps[stop - 1], stop - first
-        v0, v1 = vals[first], vals[stop - 1]
-        bounds = np.r_[0, np.cumsum(lens)].tolist()
         if self.fine_loader is None:
             return  # nowhere to write them: reads make them from cached chunks
+        c0, c1, n, mins, maxs, sums, v0, v1 = run_stats(caps, vals, np.concatenate(at))
+        bounds = np.r_[0, np.cumsum(lens)].tolist()
         made = {}
         for j in pieces:
             a, b = bounds[j], bounds[j + 1]
             lo = int(self.lo[k + j])
             made[lo] = FineRows(
-                lo, int(self.digest[k + j]), c0[a:b], c1[a:b], n[a:b], mins[a:b], maxs[a:b],
-                sums[a:b], v0[a:b], v1[a:b],
+                c0[a:b], c1[a:b], n[a:b], mins[a:b], maxs[a:b], sums[a:b], v0[a:b], v1[a:b],
+                lo=lo, digest=int(self.digest[k + j]),
             )  # fmt: skip
         with self._fine_lock:
             room = FINE_PENDING_CHUNKS - len(self.fine_pending)
