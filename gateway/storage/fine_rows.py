@@ -28,10 +28,12 @@ columns (first cap, last cap, count: int64; min, max, sum, first, last: float64)
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
+
+from gateway.timeseries.downsample import Part
 
 #: fine rows per chunk of ``chunk_records`` (each holds ``chunk_records // FINE_PER_CHUNK``)
 FINE_PER_CHUNK = 16
@@ -42,7 +44,7 @@ _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 _GOLD = 0x9E3779B97F4A7C15
 _MASK = (1 << 64) - 1
-_INT_COLUMNS = ("first_cap", "last_cap", "count")
+_INT_COLUMNS = ("cap", "cap_last", "n")
 _FLOAT_COLUMNS = ("min", "max", "sum", "first", "last")
 
 
@@ -80,29 +82,6 @@ def digests(
     return np.add.reduceat(_hashes(caps, values), starts).view(np.int64)
 
 
-_I = npt.NDArray[np.int64]
-_F = npt.NDArray[np.float64]
-Stats = tuple[_I, _I, _I, _F, _F, _F, _F, _F]
-"""The columns of :class:`RunRows`, in order."""
-
-
-def run_stats(caps: _I, values: _F, start: _I) -> Stats:
-    """First cap, last cap, count, min, max, sum, first and last value of each run of
-    records beginning at ``start`` (ascending, the first 0; a run ends where the next
-    begins, the last at the end)."""
-    n = len(caps)
-    stop = np.r_[start[1:], n].astype(np.int64)
-    if not n:
-        empty = np.empty(0, dtype=np.float64)
-        return (start, start, start, empty, empty, empty, empty, empty)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
-        sums = np.add.reduceat(values, start)
-    return (
-        caps[start], caps[stop - 1], stop - start, np.minimum.reduceat(values, start),
-        np.maximum.reduceat(values, start), sums, values[start], values[stop - 1],
-    )  # fmt: skip
-
-
 def digest_one(cap: int, value: float) -> int:
     """:func:`digest` of one record, in Python integers (the append path)."""
     bits = struct.unpack("<Q", struct.pack("<d", value))[0]
@@ -119,29 +98,9 @@ def add_digests(a: int, b: int) -> int:
 
 
 @dataclass(frozen=True)
-class RunRows:
-    """Rows of runs of consecutive records of a chunk (arrays of equal length): first and
-    last cap, record count and value statistics of each (:func:`run_stats`)."""
-
-    first_cap: npt.NDArray[np.int64]
-    last_cap: npt.NDArray[np.int64]
-    count: npt.NDArray[np.int64]
-    min: npt.NDArray[np.float64]
-    max: npt.NDArray[np.float64]
-    sum: npt.NDArray[np.float64]
-    first: npt.NDArray[np.float64]
-    last: npt.NDArray[np.float64]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the rows (eight 8-byte columns)."""
-        return 8 * self.first_cap.nbytes
-
-
-@dataclass(frozen=True)
-class FineRows(RunRows):
-    """The fine rows of the chunk starting at cap ``lo``, made for the records whose
-    digest is ``digest``."""
+class FineRows(Part):
+    """The fine rows of the chunk starting at cap ``lo`` (each counts a run of its records
+    in one row), made for the records whose digest is ``digest``."""
 
     lo: int = 0
     digest: int = 0
@@ -157,9 +116,9 @@ class FineRows(RunRows):
     ) -> FineRows:
         """The fine rows of a chunk's records (``size`` records each); ``chunk_digest`` when
         the caller knows it (the chunk's summary row)."""
-        stats = run_stats(caps, values, np.arange(0, len(caps), size, dtype=np.int64))
+        rows = cls.runs(caps, values, np.arange(0, len(caps), size, dtype=np.int64))
         d = digest(caps, values) if chunk_digest is None else chunk_digest
-        return cls(*stats, lo=lo, digest=d)
+        return replace(rows, lo=lo, digest=d)
 
 
 def encode_page(entries: list[FineRows]) -> bytes:
@@ -169,7 +128,7 @@ def encode_page(entries: list[FineRows]) -> bytes:
     head[0] = m
     head[1 : 1 + m] = [e.lo for e in entries]
     head[1 + m : 1 + 2 * m] = [e.digest for e in entries]
-    head[1 + 2 * m :] = [len(e.count) for e in entries]
+    head[1 + 2 * m :] = [len(e.n) for e in entries]
     parts = [head.tobytes()]
     for name in _INT_COLUMNS:
         parts.append(np.concatenate([getattr(e, name) for e in entries] or [np.empty(0)])

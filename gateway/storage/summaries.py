@@ -40,7 +40,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,15 +50,14 @@ from gateway.keymap import CAP_RANGE, KeyTuple, box_since
 from gateway.storage.fine_rows import (
     PAGE_CHUNKS,
     FineRows,
-    RunRows,
     add_digests,
     digest,
     digest_one,
     digests,
     fine_size,
-    run_stats,
 )
 from gateway.storage.index import CapIndex
+from gateway.timeseries.downsample import Part
 
 #: A summary row counts as this many held records in ``index_budget`` (about its bytes
 #: over the 8 bytes of a cap).
@@ -113,7 +112,7 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class Blocks(RunRows):
+class Blocks(Part):
     """Rows of a cached chunk's numbers, one per :data:`BLOCK_RECORDS` records, and where
     each block starts in the chunk."""
 
@@ -128,7 +127,7 @@ class Blocks(RunRows):
     def of(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], size: int) -> Blocks:
         """The block rows of a chunk's records, ``size`` records a block."""
         start = np.arange(0, len(caps), size, dtype=np.int64)
-        return cls(*run_stats(caps, values, start), start=start)
+        return replace(cls.runs(caps, values, start), start=start)
 
 
 def record_bytes(payload_size: int | None) -> int:
@@ -829,16 +828,13 @@ class SeriesIndex:
         lens = [a.size for a in at]
         if self.fine_loader is None:
             return  # nowhere to write them: reads make them from cached chunks
-        c0, c1, n, mins, maxs, sums, v0, v1 = run_stats(caps, vals, np.concatenate(at))
+        runs = FineRows.runs(caps, vals, np.concatenate(at))
         bounds = np.r_[0, np.cumsum(lens)].tolist()
         made = {}
         for j in pieces:
             a, b = bounds[j], bounds[j + 1]
             lo = int(self.lo[k + j])
-            made[lo] = FineRows(
-                c0[a:b], c1[a:b], n[a:b], mins[a:b], maxs[a:b], sums[a:b], v0[a:b], v1[a:b],
-                lo=lo, digest=int(self.digest[k + j]),
-            )  # fmt: skip
+            made[lo] = replace(runs.take(slice(a, b)), lo=lo, digest=int(self.digest[k + j]))
         with self._fine_lock:
             room = FINE_PENDING_CHUNKS - len(self.fine_pending)
             if room < len(made):  # the others are made again when next read and let go
@@ -907,7 +903,7 @@ class SeriesIndex:
             if pending:
                 with self._fine_lock:
                     got = self.fine_pending.get(lo)
-            if got is not None and got.digest == want and int(got.count.sum()) == n:
+            if got is not None and got.digest == want and int(got.n.sum()) == n:
                 out[k] = got
             elif want and int(self.fine[k]) == want and self.fine_loader is not None:
                 j = int(np.searchsorted(firsts, lo, side="right")) - 1
@@ -924,7 +920,7 @@ class SeriesIndex:
                 if (
                     got is not None
                     and got.digest == int(self.digest[k])
-                    and int(got.count.sum()) == int(self.count[k])
+                    and int(got.n.sum()) == int(self.count[k])
                 ):
                     out[k] = got
                 else:  # claimed, not held (a write that failed, a page lost)
@@ -1008,7 +1004,7 @@ class SeriesIndex:
                 got is not None
                 and bool(self.numeric[k])
                 and got.digest == int(self.digest[k])
-                and int(got.count.sum()) == int(self.count[k])
+                and int(got.n.sum()) == int(self.count[k])
             )
             if got is not None and ok:
                 entries.append(got)

@@ -11,8 +11,9 @@ and the records under them are not read (``align="rows"`` of ``ts:range``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,9 @@ class Buckets:
     last_cap: npt.NDArray[np.int64] | None = None
 
 
+_P = TypeVar("_P", bound="Part")
+
+
 @dataclass(frozen=True)
 class Part:
     """Rows to reduce into slices, ascending by ``cap``: each row is one record or the
@@ -69,7 +73,7 @@ class Part:
     last: npt.NDArray[np.float64]
 
     @classmethod
-    def raw(cls, caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> Part:
+    def raw(cls: type[_P], caps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> _P:
         """One row per record."""
         ones = np.ones(len(caps), dtype=np.int64)
         return cls(caps, caps, ones, values, values, values, values, values)
@@ -98,7 +102,21 @@ class Part:
         bounds = [np.zeros(1, dtype=np.int64), at[(at > 0) & (at < n)]]
         if cuts is not None:
             bounds.append(cuts[(cuts > 0) & (cuts < n)])
-        starts = np.unique(np.concatenate(bounds))
+        return cls.runs(caps, values, np.unique(np.concatenate(bounds)))
+
+    @classmethod
+    def runs(
+        cls: type[_P],
+        caps: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        starts: npt.NDArray[np.int64],
+    ) -> _P:
+        """One row per run of records beginning at ``starts`` (ascending, the first 0; a run
+        ends where the next begins, the last at the end of the records). A subclass's own
+        fields keep their defaults."""
+        n = len(caps)
+        if n == 0:
+            return cls.raw(caps, values)
         stops = np.r_[starts[1:], n]
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in numpy
             sums = np.add.reduceat(values, starts)
@@ -114,12 +132,28 @@ class Part:
         )
 
     @classmethod
-    def merged(cls, parts: list[Part]) -> Part:
+    def joined(cls, parts: Sequence[Part]) -> Part:
+        """The rows of ``parts`` in one part, in the order given."""
+        return Part(*(np.concatenate([getattr(p, name) for p in parts]) for name in _COLUMNS))
+
+    @classmethod
+    def merged(cls, parts: Sequence[Part]) -> Part:
         """The rows of ``parts`` in one part, ascending by cap (rows hold distinct caps)."""
-        names = ("cap", "cap_last", "n", "min", "max", "sum", "first", "last")
-        cols = {name: np.concatenate([getattr(p, name) for p in parts]) for name in names}
-        order = np.argsort(cols["cap"], kind="stable")
-        return cls(*(cols[name][order] for name in names))
+        joined = cls.joined(parts)
+        return joined.take(np.argsort(joined.cap, kind="stable"))
+
+    def take(self: _P, rows: Any) -> _P:
+        """These rows only (an index, a mask or a slice); other fields stay."""
+        return replace(self, **{name: getattr(self, name)[rows] for name in _COLUMNS})
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rows (eight 8-byte columns)."""
+        return 8 * self.cap.nbytes
+
+
+#: the row columns of :class:`Part`, in order
+_COLUMNS = tuple(f.name for f in fields(Part))
 
 
 def slice_edges(lo: int, hi: int, count: int) -> npt.NDArray[np.int64]:

@@ -436,9 +436,9 @@ class TimeSeriesReads:
         # rows and the records of the blocks an edge cuts (one numpy pass over those).
         # With a shift, edges first move off the chunks inside the window where they may
         # (if ``chunky``: more chunks than slices), then (if ``fine``: fine rows at most
-        # half a slice wide) off the fine rows of the chunks left (one left whole by every edge counts by its fine rows, unread when its
-        # persisted ones are valid), then off the block rows of the chunks read; returns
-        # the edges as moved. Which rows an edge may move to follows from the chunks'
+        # half a slice wide) off the fine rows of the chunks left (one left whole by every
+        # edge counts by its fine rows, unread when its persisted ones are valid), then
+        # off the block rows of the chunks read; returns the edges as moved. Which rows an edge may move to follows from the chunks'
         # records alone, not from what is cached or persisted.
         nominal = edges
         k0, k1 = idx.chunk_of_cap(lo), idx.chunk_of_cap(hi - 1) + 1
@@ -490,22 +490,20 @@ class TimeSeriesReads:
             return [], ks, edges
         owned = sorted(fine)
         rows = [fine[k] for k in owned]
-        first = np.concatenate([r.first_cap for r in rows])
-        last = np.concatenate([r.last_cap for r in rows])
+        joined = Part.joined(rows)
+        first, last = joined.cap, joined.cap_last
         within = (first >= lo) & (last < hi)
         edges = snap_edges(edges, first[within], last[within], shift, nominal)
         inside = within & (
             np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right")
         )
-        owner = np.repeat(np.arange(len(rows)), [len(r.count) for r in rows])
+        owner = np.repeat(np.arange(len(rows)), [len(r.n) for r in rows])
         spared = np.ones(len(rows), dtype=bool)
         spared[owner[~inside]] = False
         keep = spared[owner]
         if not keep.any():
             return [], ks, edges
-        part = Part(*(np.concatenate([getattr(r, name) for r in rows])[keep]
-                      for name in ("first_cap", "last_cap", "count", "min", "max", "sum",
-                                   "first", "last")))  # fmt: skip
+        part = joined.take(keep)
         done = {owned[j] for j in np.flatnonzero(spared).tolist()}
         return [part], [k for k in ks if k not in done], edges
 
@@ -533,8 +531,8 @@ class TimeSeriesReads:
         if numeric:
             blocks = [b for _, b in numeric]
             sizes = [len(b.start) for b in blocks]
-            first = np.concatenate([b.first_cap for b in blocks])
-            last = np.concatenate([b.last_cap for b in blocks])
+            joined = Part.joined(blocks)
+            first, last = joined.cap, joined.cap_last
             if shift:
                 within = np.flatnonzero((first >= lo) & (last < hi))
                 edges = snap_edges(edges, first[within], last[within], shift, nominal)
@@ -545,11 +543,7 @@ class TimeSeriesReads:
             )
             keep = np.flatnonzero(inside)
             if keep.size:
-                parts.append(
-                    Part(*(np.concatenate([getattr(b, name) for b in blocks])[keep]
-                           for name in ("first_cap", "last_cap", "count", "min", "max", "sum",
-                                        "first", "last")))
-                )  # fmt: skip
+                parts.append(joined.take(keep))
             # the blocks cut by an edge or by an end of the window
             owner = np.repeat(np.arange(len(blocks)), sizes)
             cut = np.flatnonzero(~inside & (last >= lo) & (first < hi))

@@ -70,7 +70,7 @@ def test_a_page_decodes_to_what_was_encoded_and_a_damaged_one_is_refused() -> No
     for e in entries:
         g = got[e.lo]
         assert g.digest == e.digest
-        for name in ("first_cap", "last_cap", "count", "min", "max", "sum", "first", "last"):
+        for name in ("cap", "cap_last", "n", "min", "max", "sum", "first", "last"):
             np.testing.assert_array_equal(getattr(g, name), getattr(e, name))
     for bad in (data[:-8], data[:5], data + b"\0" * 8, b"\xff" * 8 + data[8:]):
         with pytest.raises(BadPage):
