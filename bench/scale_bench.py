@@ -8,8 +8,10 @@ design runs the gateway as a process on it and measures, through ``znsocket.Clie
 
 * ``len``, ``lst[i]`` at a random ``i``, ``lst[-1000:]``, the Dict's 16 latest values,
   ``ts:latest``, and ``ts:range`` with 1,000 buckets over the whole series and over a
-  random 1% window, aligned (``align="rows"``: edges moved to chunk boundaries) and with
-  equal slices: the first call in a fresh gateway, then warm (median of ``--repeats``);
+  random 1% window, as asked by default (``align`` left out, i.e. ``"auto"``: edges moved
+  to row boundaries once the window holds 512 records per bucket) and with equal slices
+  (``align="equal"``): the first call in a fresh gateway, then warm (median of
+  ``--repeats``);
 * the gateway's resident memory (VmRSS) after them, and its peak (VmHWM), with what its
   indexes hold against ``[tstorage] index_budget_bytes`` by its own count (``/health``);
 * for the summaries, the one-time build (``gateway index build``: it reads the series once
@@ -21,8 +23,8 @@ design runs the gateway as a process on it and measures, through ``znsocket.Clie
 
 Every answer is checked against the records the bench wrote: ``lst[i]`` against the value
 at ``i``, the ``ts:range`` buckets (the whole 1% window; three buckets of the whole series)
-against numpy over those records (aligned ones cut at the edges they report, which must lie
-within a quarter of a bucket of the equal ones). A failed check is reported under ``checks``, not raised.
+against numpy over those records (aligned ones, those that report ``t_end``, cut at the
+edges they report, which must lie within a quarter of a bucket of the equal ones). A failed check is reported under ``checks``, not raised.
 Records added by the outside writer are kept in ``DIR/outside.json``, so a kept data
 directory stays checkable run after run (each run adds one record per design).
 
@@ -45,8 +47,10 @@ gateway's ``[tstorage]`` section (e.g. ``index_budget_bytes = 268435456``).
 given, taking turns (``--repeats`` builds each).
 
 ``--windows 0.0001,0.001,0.01`` adds the first 1,000-bucket ``ts:range`` over random
-windows of those fractions of the series, aligned and equal, each in a fresh gateway
-started from the run's summaries (``--window-rounds`` windows per size).
+windows of those fractions of the series, by default and with equal slices, each in a
+fresh gateway started from the run's summaries (``--window-rounds`` windows per size);
+``--before TREE`` adds the same default request to the gateway of another checkout (e.g.
+the commit before a change), the trees taking turns over the same windows.
 
 With ``--data DIR --keep`` a directory loaded by an earlier run (it holds a ``loaded`` file
 with its record count, which must equal ``--records``) is measured without loading again.
@@ -314,7 +318,7 @@ def workload(address: str, series: Series, repeats: int, seed: int) -> dict[str,
             i = rng.randrange(n)
             return i, lst[i]
 
-        def whole(align: str | None = None) -> Downsampled:
+        def whole(align: str | None = None) -> Downsampled:  # None: the default
             return ts.range(buckets=WINDOW_BUCKETS, align=align)
 
         def window(align: str | None = None) -> Downsampled:
@@ -325,15 +329,16 @@ def workload(address: str, series: Series, repeats: int, seed: int) -> dict[str,
             return [] if r[1] == want else [f"lst[{r[0]}] = {r[1]!r}, expected {want!r}"]
 
         def check_whole(r: Downsampled) -> list[str]:
-            errors = bucket_errors(r, series, first_cap, hi, WINDOW_BUCKETS, sample)
+            if r.t_end is None:  # equal slices
+                errors = bucket_errors(r, series, first_cap, hi, WINDOW_BUCKETS, sample)
+            else:
+                at = [0, len(r.t) - 1, rng.randrange(len(r.t))]
+                errors = aligned_errors(r, series, first_cap, hi, WINDOW_BUCKETS, at)
             total = int(r.n.sum())
             return errors + ([] if total == n else [f"{total} records in all, expected {n}"])
 
-        def check_aligned(r: Downsampled) -> list[str]:
-            at = [0, len(r.t) - 1, rng.randrange(len(r.t))]
-            errors = aligned_errors(r, series, first_cap, hi, WINDOW_BUCKETS, at)
-            total = int(r.n.sum())
-            return errors + ([] if total == n else [f"{total} records in all, expected {n}"])
+        def check_window(r: Downsampled) -> list[str]:
+            return window_errors(r, series, w0, w1)
 
         calls: dict[str, tuple[Callable[[], Any], Callable[[Any], list[str]]]] = {
             "len": (lambda: len(lst), lambda r: [] if r == n else [f"len {r}, expected {n}"]),
@@ -351,16 +356,12 @@ def workload(address: str, series: Series, repeats: int, seed: int) -> dict[str,
                 lambda: ts.latest(1),
                 lambda r: [] if list(r.v) == [series.value_at(n - 1)] else [f"latest {r.v}"],
             ),
-            # aligned first: they read almost no records, so they leave the cache as it was
-            "range_1000_whole_aligned": (lambda: whole("rows"), check_aligned),
-            "range_1000_1pct_aligned": (
-                lambda: window("rows"),
-                lambda r: aligned_errors(r, series, w0, w1, WINDOW_BUCKETS, None),
-            ),
+            # the default first: aligned, it reads almost no records, so it leaves the cache
+            # as it was for the equal slices after it
             "range_1000_whole": (whole, check_whole),
-            "range_1000_1pct": (
-                window, lambda r: bucket_errors(r, series, w0, w1, WINDOW_BUCKETS, None)
-            ),
+            "range_1000_1pct": (window, check_window),
+            "range_1000_whole_equal": (lambda: whole("equal"), check_whole),
+            "range_1000_1pct_equal": (lambda: window("equal"), check_window),
         }  # fmt: skip
         first: dict[str, float | None] = {}
         warm: dict[str, float | None] = {}
@@ -548,24 +549,44 @@ def run_design(
     return out
 
 
+def window_errors(r: Downsampled, series: Series, lo: int, hi: int) -> list[str]:
+    """How a 1,000-bucket answer over ``[lo, hi)`` differs from the records (aligned when
+    it reports ``t_end``, else equal slices)."""
+    if r.t_end is None:
+        return bucket_errors(r, series, lo, hi, WINDOW_BUCKETS, None)
+    return aligned_errors(r, series, lo, hi, WINDOW_BUCKETS, None)
+
+
 def window_sweep(
-    config: Path, tree: Path, series: Series, fractions: list[float], rounds: int, seed: int
+    config: Path,
+    tree: Path,
+    series: Series,
+    fractions: list[float],
+    rounds: int,
+    seed: int,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     """First 1,000-bucket ``ts:range`` over random windows of each size (a fraction of the
-    series), aligned and equal, each read by a fresh gateway started from the saved
-    summaries (nothing cached), every answer checked against the records."""
+    series), by default and with equal slices (and by default through ``before``'s
+    gateway), each read by a fresh gateway started from the saved summaries (nothing
+    cached), every answer checked against the records."""
     rng = random.Random(seed)
     span = series.records * STEP
     out: dict[str, Any] = {}
+    variants: list[tuple[str, Path, str | None]] = [("default", tree, None)]
+    if before is not None:
+        variants.append(("before", before, None))
+    variants.append(("equal", tree, "equal"))
     for fraction in fractions:
         width = max(STEP, int(span * fraction))
         row: dict[str, Any] = {"records": width // STEP}
-        for align in ("rows", None):
+        starts = [T0 + rng.randrange(0, span - width + 1) for _ in range(rounds)]
+        for name, where, align in variants:
             times: list[float] = []
             errors: list[str] = []
-            for _ in range(rounds):
-                w0 = T0 + rng.randrange(0, span - width + 1)
-                with gateway(config, tree) as gw:
+            aligned = 0
+            for w0 in starts:
+                with gateway(config, where) as gw:
                     c = znsocket.Client.from_url(
                         f"znsocket://127.0.0.1:{gw.port}", call_timeout=CALL_TIMEOUT
                     )
@@ -573,18 +594,20 @@ def window_sweep(
                         ts = TimeSeries(c, f"meters/{MID}/{MOID}")
                         t0 = time.perf_counter()
                         got = ts.range(
-                            unix_ns(w0), unix_ns(w0 + width), buckets=WINDOW_BUCKETS, align=align
+                            unix_ns(w0),
+                            unix_ns(w0 + width),
+                            buckets=WINDOW_BUCKETS,
+                            **({"align": align} if align else {}),
                         )
                         ms = round((time.perf_counter() - t0) * 1e3, 2)
                     finally:
                         c.close()
                 times.append(ms)
-                if align is None:
-                    errors += bucket_errors(got, series, w0, w0 + width, WINDOW_BUCKETS, None)
-                else:
-                    errors += aligned_errors(got, series, w0, w0 + width, WINDOW_BUCKETS, None)
-            row["aligned" if align else "equal"] = {
+                errors += window_errors(got, series, w0, w0 + width)
+                aligned += got.t_end is not None
+            row[name] = {
                 "first_ms": times,
+                "aligned": f"{aligned} of {len(starts)}",
                 "checks": errors[:5] or "all exact",
             }
         out[f"{fraction:g}"] = row
@@ -637,6 +660,9 @@ def main() -> None:
     )
     parser.add_argument("--window-rounds", type=int, default=3, help="windows per size")
     parser.add_argument(
+        "--before", default="", help="checkout whose gateway also answers the window sweep"
+    )
+    parser.add_argument(
         "--build-only",
         nargs="*",
         metavar="TREE",
@@ -680,8 +706,9 @@ def main() -> None:
                 config = Path(tmp) / "summaries.toml"  # the summaries' run: its index_cid
                 fractions = [float(f) for f in args.windows.split(",")]
                 result["windows"] = window_sweep(
-                    config, ROOT, series, fractions, args.window_rounds, args.records
-                )
+                    config, ROOT, series, fractions, args.window_rounds, args.records,
+                    Path(args.before) if args.before else None,
+                )  # fmt: skip
     finally:
         ts.stop()
         if not args.keep:

@@ -289,7 +289,8 @@ class Downsampled:
     """A downsampled window: per non-empty slice its start ``t`` and statistics.
 
     ``every`` is the slices' duration when cut by interval (``range(..., every=...)``),
-    else ``None``. Aligned slices (``range(..., align="rows")``) also give each slice's end
+    else ``None``. Aligned slices (``range(..., align="rows")``, and by default those of a
+    long window, see :meth:`TimeSeries.range`) also give each slice's end
     ``t_end`` (exclusive), the times of its oldest and newest record (``t_first``,
     ``t_last``) and the oldest record's value (``first``); otherwise these are ``None``.
     """
@@ -564,7 +565,10 @@ class TimeSeries:
         ``align="rows"`` lets each inner slice edge move (by at most a quarter of a slice)
         to a boundary of the gateway's chunk summaries, so a long series is downsampled from
         them without reading its records; each slice's real end and record times are then
-        in the answer (``t_end``, ``t_first``, ``t_last``), exact for those edges.
+        in the answer (``t_end``, ``t_first``, ``t_last``), exact for those edges. Left out
+        (``"auto"``), ``buckets`` are aligned so once the window holds ``index_chunk / 8``
+        records per slice (512 by default) and equal otherwise; ``align="equal"`` keeps
+        them equal however long the window (one read per edge on a long series).
         """
         if buckets is not None or every is not None:
             ask: dict[str, Any] = dict(

@@ -55,6 +55,7 @@ __all__ = [
     "Changes",
     "RawWindow",
     "TimeSeriesReads",
+    "aligns",
     "list_key",
 ]
 
@@ -69,9 +70,11 @@ MAX_AS_OF_RECORDS = 1_000_000
 #: a numeric window read streams from TStorage when its chunks not cached hold at least
 #: this many chunks' records (``index_chunk`` records each); the cache path reads 64 at a time
 STREAM_CHUNKS = 64
-#: the bucket alignments of :meth:`TimeSeriesReads.downsampled`: ``None`` (equal slices)
-#: or ``"rows"`` (inner edges moved to the nearest summary row boundary)
-ALIGNS = (None, "rows")
+#: the bucket alignments of :meth:`TimeSeriesReads.downsampled`: ``"equal"`` (equal
+#: slices), ``"rows"`` (inner edges moved to the nearest summary row boundary) or
+#: ``"auto"`` (``None``: rows for a window long enough that equal edges would each cost
+#: a read, see :func:`aligns`)
+ALIGNS = (None, "auto", "rows", "equal")
 #: how far an aligned inner edge may move, as a fraction of the narrowest slice: slices stay
 #: between half and one and a half times their nominal width
 ALIGN_SHIFT = 0.25
@@ -115,8 +118,8 @@ class RawWindow:
 @dataclass(frozen=True)
 class BucketWindow:
     """A downsampled window: ``slices`` equal slices (or, aligned, slices whose inner edges
-    moved to summary row boundaries: ``buckets.start``/``end`` say where), empty ones left
-    out."""
+    may have moved to summary row boundaries: ``buckets.start``/``end`` say where), empty
+    ones left out."""
 
     count: int
     slices: int
@@ -124,7 +127,7 @@ class BucketWindow:
     watermark: int
     #: the slices' duration in ns when cut by interval, else ``None``
     every: int | None = None
-    #: ``"rows"`` when the edges were aligned, else ``None``
+    #: ``"rows"`` when the edges could move (asked, or chosen by ``"auto"``), else ``None``
     align: str | None = None
 
 
@@ -170,6 +173,19 @@ def _shift(edges: npt.NDArray[np.int64]) -> int:
     if edges.size < 2:
         return 0
     return int(int(np.diff(edges).min()) * ALIGN_SHIFT)
+
+
+def aligns(align: str | None, every: int | None, records: int, slices: int, fine: int) -> bool:
+    """Whether the inner edges of ``slices`` slices over a window of ``records`` records may
+    move to row ends (``fine``: records per fine row). ``"auto"`` (or ``None``) moves them
+    for slices by count (never by interval: those are whole minutes, days) once the window
+    holds ``2 * fine`` records per slice: then a fine row lies within a quarter slice of
+    every edge, and equal edges would cost a chunk read each. Shorter windows keep equal
+    slices, their records being read either way. The choice follows from counts alone,
+    not from what is cached."""
+    if align in (None, "auto"):
+        return every is None and 2 * fine * slices <= records
+    return align == "rows"
 
 
 def _over(total: int, what: str, asked: str, series: int) -> None:
@@ -369,13 +385,16 @@ class TimeSeriesReads:
         the first and last may hold only part of the window). An unbounded side of the
         window ends at the first/last record. Values must be numbers.
 
-        With ``align="rows"`` each inner edge that would cut a chunk's summary row moves to
-        the nearer end of that row when that moves it by at most :data:`ALIGN_SHIFT` of
-        a slice (else to the nearer end of one of the chunk's fine rows, persisted with the
-        summaries, or of its block rows, if as close; else it stays). Whole rows count by their summaries, so only the chunks at the window's
-        two ends and those an edge could not leave are read: a long series costs about the
+        Aligned (``align="rows"``, and by default, ``"auto"``, for slices by count over a
+        window long enough, see :func:`aligns`) each inner edge that would cut a chunk's
+        summary row moves to the nearer end of that row when that moves it by at most
+        :data:`ALIGN_SHIFT` of a slice (else to the nearer end of one of the chunk's fine
+        rows, persisted with the summaries, or of its block rows, if as close; else it
+        stays). Whole rows count by their summaries, so only the chunks at the window's two
+        ends and those an edge could not leave are read: a long series costs about the
         summaries of the window, not one chunk read per bucket. The answer is exact for the
-        edges it reports (``buckets.start``/``end``); the window's own ends do not move.
+        edges it reports (``buckets.start``/``end``, and ``align`` ``"rows"``); the window's
+        own ends do not move. ``align="equal"`` keeps equal slices whatever they cost.
 
         Raises:
             DataError: bad bounds, both or neither of ``buckets`` and ``every``, more than
@@ -388,19 +407,21 @@ class TimeSeriesReads:
         elif isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise DataError(f"every: expected a positive number of nanoseconds, got {every!r}")
         if align not in ALIGNS:
-            raise DataError(f"align: expected 'rows' or null, got {align!r}")
+            raise DataError(f"align: expected 'auto', 'rows', 'equal' or null, got {align!r}")
         lo, hi = self._window(start, end)
+        # reads of the records themselves (as-of, empty windows): edges stay where they are
+        asked = "rows" if align == "rows" else None
         if as_of is not None:
             caps, payloads, wm = self._as_of(t, lo, hi, as_of)
             values = _as_floats(self._decode(t, payloads))
-            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every, align)
+            return self._bucketed(caps, values, lo, hi, start, end, buckets, wm, every, asked)
         with self._snapshot(t) as (idx, wm):
             # Under the series lock: values may be views of cached chunks' payloads,
             # which a correction could change in place.
             i0, i1 = idx.searchsorted(lo), idx.searchsorted(hi)
             if i1 <= i0:
                 return self._bucketed(
-                    _NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every, align
+                    _NO_CAPS, _NO_VALUES, lo, hi, start, end, buckets, wm, every, asked
                 )
             # an open side ends at the first/last record, known from the summaries
             first, last = idx.first(), idx.last()
@@ -413,12 +434,15 @@ class TimeSeriesReads:
             # Edges move to spare chunk reads: to chunk ends when there are more chunks
             # than slices, else (each chunk about a slice wide or wider) to the ends of
             # the chunks' fine rows (persisted with the summaries) or block rows.
-            chunky = align is not None and _chunks(idx, i0, i1) > count
-            shift = _shift(edges) if align is not None else 0
+            rows = aligns(align, every, i1 - i0, count, idx.fine_size)
+            chunky = rows and _chunks(idx, i0, i1) > count
+            shift = _shift(edges) if rows else 0
             # a fine row within a quarter slice of every edge: at most half a slice wide
             fine = 2 * idx.fine_size * count <= i1 - i0
             parts, edges = self._parts(t, idx, lo, hi, edges, shift, chunky, fine)
-            return BucketWindow(i1 - i0, count, rollup_at(parts, edges), wm, every, align)
+            return BucketWindow(
+                i1 - i0, count, rollup_at(parts, edges), wm, every, "rows" if rows else None
+            )
 
     def _parts(
         self,
@@ -634,7 +658,8 @@ class TimeSeriesReads:
             start, end, as_of: as for :meth:`range`.
             limit: raw records per series (default 10,000, or fewer so that all the series
                 together stay within 100,000).
-            buckets, every, align: downsample (as :meth:`downsampled`; aligned, each
+            buckets, every, align: downsample (as :meth:`downsampled`, but ``align``
+                ``None`` is ``"equal"``: the series share their slices; aligned, each
                 series' edges move on its own rows).
 
         Raises:
@@ -666,7 +691,7 @@ class TimeSeriesReads:
             _over(_bounded(buckets, "buckets", 1, MAX_BUCKETS) * n, "buckets",
                   f"buckets={buckets}", n)  # fmt: skip
         return [
-            self.downsampled(t, buckets, start, end, as_of, every=every, align=align)
+            self.downsampled(t, buckets, start, end, as_of, every=every, align=align or "equal")
             for t in targets
         ]
 

@@ -76,8 +76,8 @@ const EPOCH_US = 978307200000000n;
  * @property {(number|null)[]} max
  * @property {(number|null)[]} mean
  * @property {(number|null)[]} last Value of each slice's newest record.
- * @property {'rows'} [align] Set when the slices were aligned (`align: 'rows'`); the
- *   following fields are then given too.
+ * @property {'rows'} [align] Set when the slices were aligned (`align: 'rows'`, or left
+ *   out on a long window); the following fields are then given too.
  * @property {number[]} [t_end] End (exclusive) of each slice in `unit`: the slice holds the
  *   records with `t <= time < t_end`.
  * @property {number[]} [t_first] Time of each slice's oldest record.
@@ -255,10 +255,13 @@ export async function info(client, key, options = {}) {
  *   the oldest of the window come first, and when more remain the answer has
  *   `truncated: true` and `next` (continue with `start: next`).
  * @property {number} [buckets] Downsample to this many equal time slices (1..10,000).
- * @property {'rows'} [align] With `buckets`: let each inner slice edge move, by at most a
- *   quarter of a slice, to a boundary of the gateway's chunk summaries, so a long series is
- *   downsampled from them without reading its records (the answer gives each slice's real
- *   end and record times: `t_end`, `t_first`, `t_last`).
+ * @property {'auto'|'rows'|'equal'} [align] With `buckets`: `'rows'` lets each inner slice
+ *   edge move, by at most a quarter of a slice, to a boundary of the gateway's chunk
+ *   summaries, so a long series is downsampled from them without reading its records (the
+ *   answer gives each slice's real end and record times: `t_end`, `t_first`, `t_last`).
+ *   `'auto'` (the default) does so once the window holds `index_chunk / 8` records per
+ *   slice (512 by default); `'equal'` keeps equal slices, one read per edge of a long
+ *   series.
  * @property {TimeLike} [asOf] Read the series as it was at this watermark/time.
  * @property {Unit} [unit] Unit of the times in the answer (default `unix_s`).
  */
@@ -325,8 +328,8 @@ export async function rangeColumns(client, key, options = {}) {
 
 /**
  * A window downsampled to `buckets` slices of equal duration (min/max/mean/last/n each),
- * or with `align: 'rows'` slices whose inner edges moved to the gateway's chunk summaries
- * (see {@link RangeOptions}). An unbounded side of the window ends at the first/last
+ * or, aligned (`align: 'rows'`, and by default over a long window), slices whose inner
+ * edges moved to the gateway's chunk summaries (see {@link RangeOptions}). An unbounded side of the window ends at the first/last
  * record. Values must be numbers, else the gateway answers `DataError`.
  * @param {import('./client.js').Client} client
  * @param {string} key

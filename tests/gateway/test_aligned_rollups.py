@@ -202,8 +202,53 @@ def test_an_aligned_read_reads_only_the_chunks_at_the_window_ends(
     check_window(w, caps, vals, start, end, slice_edges(start, end, 20))
 
     reads, seen = fresh_reads()
-    reads.downsampled(reads.target(KEY), 20, start, end)  # equal slices, for comparison
+    reads.downsampled(reads.target(KEY), 20, start, end, align="equal")  # for comparison
     assert len(seen) >= 15
+
+
+def test_the_default_aligns_a_window_of_enough_records_per_slice_and_no_other(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """``align`` left out (or ``"auto"``): slices by count move their edges once the window
+    holds two fine rows' records per slice (chunks of 256: 32 records), as ``"rows"``
+    would; a shorter window, slices by interval and the slices that several series share
+    stay equal, as ``"equal"`` keeps them everywhere."""
+    cid = fresh_cid()
+    n = 4000
+    caps = T0 + np.arange(n, dtype=np.int64) * 100
+    vals = np.sin(np.arange(n) / 40.0)
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, index_chunk=256)
+    reads = TimeSeriesReads(make_storage(config(tstorage, cid, fresh_cid(), 256)))
+    t = reads.target(KEY)
+    lo, hi = int(caps[0]), int(caps[-1]) + 1
+    nominal = slice_edges(lo, hi, 20)
+    w = reads.downsampled(t, 20)  # 200 records a slice
+    assert w.align == "rows"
+    check_window(w, caps, vals, lo, hi, nominal)
+    assert w.buckets.start.tolist() != nominal[:-1].tolist()  # edges did move
+    rows = reads.downsampled(t, 20, align="rows").buckets
+    for same in (reads.downsampled(t, 20, align="auto").buckets, w.buckets):
+        assert same.start.tolist() == rows.start.tolist() and same.n.tolist() == rows.n.tolist()
+
+    def equal(got: BucketWindow, a: int, b: int, count: int) -> None:
+        assert got.align is None
+        edges = slice_edges(a, b, count)
+        inside = (caps >= a) & (caps < b)
+        sums = np.histogram(caps[inside], bins=edges)[0]
+        assert got.buckets.start.tolist() == edges[:-1][sums > 0].tolist()
+        assert got.buckets.n.tolist() == sums[sums > 0].tolist()
+
+    equal(reads.downsampled(t, 20, align="equal"), lo, hi, 20)
+    a, b = int(caps[1000]), int(caps[1620])  # 620 records: 31 a slice, one short of 32
+    equal(reads.downsampled(t, 20, a, b), a, b, 20)
+    check_window(reads.downsampled(t, 20, a, int(caps[1640])), caps, vals, a,
+                 int(caps[1640]), slice_edges(a, int(caps[1640]), 20))  # fmt: skip
+    by_time = reads.downsampled(t, None, lo, hi, every=10_000)
+    assert by_time.align is None
+    assert by_time.buckets.n.tolist() == [100] * 40
+    (shared,) = reads.many([t], lo, hi, buckets=20)
+    assert isinstance(shared, BucketWindow)
+    equal(shared, lo, hi, 20)
 
 
 def test_an_aligned_read_over_no_more_chunks_than_slices_keeps_equal_slices(
@@ -260,9 +305,10 @@ def test_align_is_checked_and_answered_with_each_buckets_end_and_record_times(
                                     answer["t_end"], answer["n"], strict=True):  # fmt: skip
         assert a <= first < a + 10 and b - 10 <= last < b and last - first == 10 * (k - 1)
     assert answer["first"][0] == 0.0 and answer["last"][-1] == 499.0
-    # default answers keep their fields
-    plain = buckets_answer(KEY, reads.downsampled(t, 10), parse_unit("tstorage_ns"))
+    # equal slices keep the plain fields
+    plain = buckets_answer(KEY, reads.downsampled(t, 10, align="equal"), parse_unit("tstorage_ns"))
     assert "t_end" not in plain and "align" not in plain
+    assert plain["t"] == slice_edges(int(caps[0]), int(caps[-1]) + 1, 10)[:-1].tolist()
 
 
 def test_aligned_buckets_over_the_wire_and_through_time_series(
@@ -294,8 +340,11 @@ def test_aligned_buckets_over_the_wire_and_through_time_series(
                 vals[sel].min(), vals[sel].max(), vals[sel][0], vals[sel][-1]
             )  # fmt: skip
         assert set(d.to_records()) >= {"t_end", "t_first", "t_last", "first"}
-        plain = ts.range(buckets=50)
+        plain = ts.range(buckets=50, align="equal")
         assert plain.t_end is None and "t_end" not in plain.to_records()
+        default = client.call("ts:range", KEY, buckets=50)["data"]  # 60 records a slice
+        assert default["align"] == "rows" and len(default["t_end"]) == len(default["t"])
+        assert "align" not in client.call("ts:range", KEY, buckets=50, align="equal")["data"]
         for bad, says in (({"buckets": 5, "align": "chunks"}, "align"),
                           ({"align": "rows"}, "align applies to downsampled reads")):  # fmt: skip
             got = client.call("ts:range", KEY, **bad)
@@ -323,7 +372,7 @@ def test_a_read_of_more_chunks_than_the_cache_holds_reads_each_once(
     assert reads.info(t)[0] == 1280
     seen = chunk_reads(gw, cid)
     lo, hi = int(caps[0]), int(caps[-1]) + 1
-    w = reads.downsampled(t, 200)  # 2.5 slices a chunk: every chunk is read
+    w = reads.downsampled(t, 200, align="equal")  # 2.5 slices a chunk: each is read
     check_window(w, caps, vals, lo, hi, slice_edges(lo, hi, 200))
     spans = sorted((lo[3], hi[3]) for lo, hi in seen)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # each once

@@ -77,7 +77,7 @@ def test_reads_across_many_chunks_stay_exact_within_a_tiny_byte_budget(
         most = max(most, accounted(gw)["held_bytes"])
     # rollups: every bucket edge lies in another chunk (more edge chunks than fit)
     for lo, hi in ((int(caps[0]), int(caps[-1]) + 1), (int(caps[7_777]), int(caps[91_234]))):
-        buckets = reads.downsampled(t, 200, lo, hi).buckets
+        buckets = reads.downsampled(t, 200, lo, hi, align="equal").buckets
         inside = (caps >= lo) & (caps < hi)
         which = np.searchsorted(slice_edges(lo, hi, 200), caps[inside], side="right") - 1
         v = vals[inside]
@@ -315,12 +315,12 @@ def test_a_gateway_process_holds_a_long_series_within_its_byte_budget(
         before = _vm(gw.pid)["VmRSS"]  # a fresh gateway
         assert len(lst) == n  # the summaries built (one streamed read of the series)
         rng = np.random.default_rng(9)
-        got = ts.range(buckets=100)
+        got = ts.range(buckets=100, align="equal")
         assert int(got.n.sum()) == n and float(got.max.max()) == float(vals.max())
         for _ in range(5):  # rollups of windows anywhere, positions, slices
             a = int(rng.integers(0, n - 200_000))
             got = ts.range(int(caps[a]) + UNIX_OFFSET, int(caps[a + 200_000]) + UNIX_OFFSET,
-                           buckets=100)  # fmt: skip
+                           buckets=100, align="equal")  # fmt: skip
             assert got.n.tolist() == [2000] * 100
             assert got.max.tolist() == vals[a : a + 200_000].reshape(100, -1).max(1).tolist()
             for i in rng.integers(0, n, 20).tolist():

@@ -81,7 +81,7 @@ def check(reads: TimeSeriesReads, key: str, model: dict[int, float], rng: np.ran
             s_lo, s_hi, count = interval_slices(lo, hi, every, MAX_BUCKETS)
         else:
             count = int(rng.choice([1, 2, 7, int(rng.integers(1, 60)), int(rng.integers(60, 900))]))
-            w = reads.downsampled(t, count, start, end)
+            w = reads.downsampled(t, count, start, end, align="equal")
             s_lo, s_hi = lo, hi
         want = expect(caps, vals, lo, hi, slice_edges(s_lo, s_hi, count))
         b = w.buckets

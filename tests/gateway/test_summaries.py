@@ -75,7 +75,7 @@ def check_against(
                 assert np.isclose(row.sum, v.sum(), rtol=1e-12)
     # downsampling over the whole series and over a window that cuts chunks
     for start, end in ((None, None), (caps[len(caps) // 5] + 1, caps[-len(caps) // 5])):
-        b = reads.downsampled(t, 7, start, end).buckets
+        b = reads.downsampled(t, 7, start, end, align="equal").buckets
         lo = caps[0] if start is None else start
         hi = caps[-1] + 1 if end is None else end
         inside = (arr_c >= lo) & (arr_c < hi)
@@ -166,7 +166,7 @@ def test_one_series_larger_than_the_budget_is_held_within_it(
         assert gw.series.held() <= budget + chunk
     assert gw.lrange(full, -1000, -1) == [str(v) for v in vals[-1000:].tolist()]
     reads = TimeSeriesReads(gw)
-    b = reads.downsampled(reads.target("meters/4/1"), 10).buckets
+    b = reads.downsampled(reads.target("meters/4/1"), 10, align="equal").buckets
     assert b.n.tolist() == [n // 10] * 10 and b.max.tolist()[-1] == vals[-1]
     assert gw.series.held() <= budget + chunk
     _, _, idx = gw.series.series_index(reads.target("meters/4/1"))
@@ -188,7 +188,7 @@ def test_a_payload_of_another_size_in_one_chunk_leaves_the_others_columnar(
     assert gw.lindex("znsocket.List:meters/6/1", 99) == str(99.25)
     assert gw.lindex("znsocket.List:meters/6/1", 3) == str(3.25)
     # downsampling a window that skips the odd record uses summaries and raw numbers alike
-    b = reads.downsampled(t, 2, T0 + 56, T0 + 100).buckets
+    b = reads.downsampled(t, 2, T0 + 56, T0 + 100, align="equal").buckets
     assert b.n.tolist() == [22, 22] and b.min.tolist()[0] == 56.25
     assert struct.pack("<d", b.max[-1]) == struct.pack("<d", 99.25)
 
