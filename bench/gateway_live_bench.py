@@ -12,7 +12,8 @@ Two measurements, on real processes on 127.0.0.1 (a ``tstorage-server`` and a
   cycle; one unmeasured write comes first. Reported: median and p99 over all
   (write, client) pairs, for N = 1 and N = 100.
   The watching clients run in child processes, 25 per process.
-* **downsampling** - ``ts:range`` with ``buckets=1000`` over a series of ``--records``
+* **downsampling** - ``ts:range`` with ``buckets=1000`` (``align="equal"``: equal slices,
+  as the figures in ``bench/gateway_live.md`` were made) over a series of ``--records``
   records (default 10,000,000, loaded with ``tstorage_client`` numpy PUTs): the first
   request (which builds the gateway's index by streaming the series from TStorage) and
   then warm requests (median, p99), plus the numpy part alone in this process
@@ -216,7 +217,7 @@ def downsample_requests(
         poller.start()
         busy.set()
     t0 = time.perf_counter()
-    first = c.call("ts:range", key, buckets=1000)
+    first = c.call("ts:range", key, buckets=1000, align="equal")
     out["downsample_first_s"] = round(time.perf_counter() - t0, 2)
     busy.clear()
     if interval > 0:
@@ -228,7 +229,7 @@ def downsample_requests(
     warm = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        got = c.call("ts:range", key, buckets=1000)
+        got = c.call("ts:range", key, buckets=1000, align="equal")
         warm.append((time.perf_counter() - t0) * 1e3)
         assert len(got["data"]["t"]) == 1000
     if warm:

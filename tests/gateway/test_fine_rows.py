@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gateway.errors import TStorageUnavailable
 from gateway.storage import GatewayStorage
 from gateway.storage.fine_rows import (
     BadPage,
@@ -24,7 +25,7 @@ from gateway.storage.fine_rows import (
     digests,
     encode_page,
 )
-from gateway.storage.persisted import FINE_DIR_SLOT
+from gateway.storage.persisted import FINE_DIR_SLOT, FINE_SLOT
 from gateway.timeseries.downsample import slice_edges
 from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ServerProcess
@@ -253,5 +254,57 @@ def test_fine_rows_lost_with_their_directory_are_made_again_from_the_chunks_read
     third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     seen = chunk_reads(third, cid)
     w, nominal = _aligned(TimeSeriesReads(third), lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    assert chunks_read(seen) <= 6, seen
+
+
+def test_a_fine_page_write_that_fails_claims_nothing_and_a_later_save_writes_it(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """TStorage fails the write of the fine pages a gateway made from the chunks it read:
+    that save is given up (logged, retried later) and nothing claims the pages, so the next
+    gateway reads the chunks and answers exactly; once TStorage takes them again, the next
+    save writes them and the gateway after it reads only the window's ends."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.cos(np.arange(N) / 3.0) * 7 + np.arange(N) % 5
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    _, head = header(tstorage, cid)
+    where = head["fine"]
+    assert isinstance(where, list)
+    head["fine"] = [where[0], where[1], where[2] ^ 1]  # the saved rows are lost
+    put_header(tstorage, cid, head)
+    lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
+    second = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    w, nominal = _aligned(TimeSeriesReads(second), lo, hi, 150)  # reads the chunks
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    store = second.series.store
+    assert store is not None
+    real_put = store.link.put
+    failed: list[int] = []
+
+    def refusing(records: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(int(key[3]) & 0xFFFF >= FINE_SLOT for key, _ in records):
+            failed.append(len(records))
+            raise TStorageUnavailable("TStorage answered ERROR (a test refuses fine pages)")
+        return real_put(records, *args, **kwargs)
+
+    store.link.put = refusing  # type: ignore[method-assign]
+    t = TimeSeriesReads(second).target(KEY)
+    second.series.save_summaries(t, rewrite=True)
+    assert failed  # the pages were written, and refused
+    acq, after = header(tstorage, cid)
+    assert after["fine"] == head["fine"]  # no header claims pages that were not written
+    third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    seen = chunk_reads(third, cid)
+    w, nominal = _aligned(TimeSeriesReads(third), lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    assert chunks_read(seen) > 100
+    store.link.put = real_put  # type: ignore[method-assign]
+    second.series.save_summaries(t, rewrite=True)
+    assert header(tstorage, cid)[0] > acq
+    fourth = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    seen = chunk_reads(fourth, cid)
+    w, nominal = _aligned(TimeSeriesReads(fourth), lo, hi, 150)
     check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
     assert chunks_read(seen) <= 6, seen
