@@ -28,6 +28,7 @@ columns (first cap, last cap, count: int64; min, max, sum, first, last: float64)
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -137,6 +138,33 @@ def encode_page(entries: list[FineRows]) -> bytes:
         parts.append(np.concatenate([getattr(e, name) for e in entries] or [np.empty(0)])
                      .astype("<f8").tobytes())  # fmt: skip
     return b"".join(parts)
+
+
+class PendingFine(MutableMapping[int, FineRows]):
+    """Fine rows made here whose page is not written yet, by chunk lo. Every change tells
+    ``moved`` how many bytes the rows held grew by (negative: shrank), so that the memory
+    budget counts them."""
+
+    def __init__(self, moved: Callable[[int], None]) -> None:
+        self._rows: dict[int, FineRows] = {}
+        self._moved = moved
+
+    def __getitem__(self, lo: int) -> FineRows:
+        return self._rows[lo]
+
+    def __setitem__(self, lo: int, rows: FineRows) -> None:
+        old = self._rows.get(lo)
+        self._rows[lo] = rows
+        self._moved(rows.nbytes - (0 if old is None else old.nbytes))
+
+    def __delitem__(self, lo: int) -> None:
+        self._moved(-self._rows.pop(lo).nbytes)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 class BadPage(ValueError):

@@ -49,6 +49,7 @@ from gateway.storage.summaries import (
     DEFAULT_BUDGET_BYTES,
     DEFAULT_CHUNK_RECORDS,
     FINE_PENDING_CHUNKS,
+    FINE_PENDING_SHARE,
     BoxIndex,
     ChunkCache,
     SeriesIndex,
@@ -163,10 +164,14 @@ class SeriesIndexes:
         self._boxes: OrderedDict[_BoxKey, BoxIndex] = OrderedDict()
         self._locks: dict[_BoxKey, threading.RLock] = {}
         self._guard = threading.Lock()
-        # one read of neighbouring chunks brings in at most an eighth of the budget at once
-        self._chunks = ChunkCache(run_bytes=max(1, index_budget_bytes // 8))
         #: summary rows and series of every box held
-        self._tally = SummaryTally()
+        self._tally = SummaryTally(fine_limit=index_budget_bytes // FINE_PENDING_SHARE)
+        # one read of neighbouring chunks brings in at most an eighth of the budget at once
+        self._chunks = ChunkCache(
+            run_bytes=max(1, index_budget_bytes // 8),
+            tally=self._tally,
+            budget_bytes=index_budget_bytes,
+        )
         #: when this gateway last saved the head of a series
         self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
             weakref.WeakKeyDictionary()
@@ -244,15 +249,15 @@ class SeriesIndexes:
         return self._tally.size + self._chunks.records()
 
     def held_bytes(self) -> int:
-        """Memory held by indexes, in bytes (summary rows, cached chunks and their block
-        rows): what ``index_budget_bytes`` bounds."""
-        return self._tally.nbytes + self._chunks.nbytes()
+        """Memory held by indexes, in bytes (summary rows, fine rows waiting for their
+        pages, cached chunks and their block rows): what ``index_budget_bytes`` bounds."""
+        return self._tally.held_bytes + self._chunks.nbytes()
 
     def memory(self) -> dict[str, int | None]:
         """What the indexes hold against their budgets (for ``/health``)."""
         summary_bytes = self._tally.nbytes
         return {
-            "held_bytes": summary_bytes + self._chunks.nbytes(),
+            "held_bytes": summary_bytes + self._tally.fine_bytes + self._chunks.nbytes(),
             "budget_bytes": self.index_budget_bytes,
             "summary_rows": self._tally.rows,
             "summary_bytes": summary_bytes,
@@ -262,6 +267,7 @@ class SeriesIndexes:
             "held_records": self.held(),
             "budget_records": self.index_budget,
             "fine_page_bytes": self._fine_cache_bytes,
+            "fine_pending_bytes": self._tally.fine_bytes,
         }
 
     def _evict(self, records: int = 0, nbytes: int = 0) -> None:
@@ -269,7 +275,7 @@ class SeriesIndexes:
         # go first (least recently used); whole boxes (their summaries) only when
         # summaries alone exceed a budget. The box in use and boxes being built (in the
         # background) stay.
-        summaries, summary_bytes = self._tally.size, self._tally.nbytes
+        summaries, summary_bytes = self._tally.size, self._tally.held_bytes
         budget = 2**62 if self.index_budget is None else self.index_budget
         self._chunks.room = (budget - summaries, self.index_budget_bytes - summary_bytes)
         excess = summaries + self._chunks.records() + records - budget
@@ -278,6 +284,15 @@ class SeriesIndexes:
             return
         freed, freed_b = self._chunks.evict(excess, excess_b)
         excess, excess_b = excess - freed, excess_b - freed_b
+        # A chunk that leaves may keep its fine rows (until their page is written, within
+        # their share of the budget): room for them too.
+        for _ in range(4):
+            grown = self._tally.held_bytes - summary_bytes
+            if grown <= 0 or excess_b + grown <= 0 or not len(self._chunks):
+                break
+            summary_bytes += grown
+            freed, freed_b = self._chunks.evict(0, excess_b + grown)
+            excess, excess_b = excess - freed, excess_b + grown - freed_b
         with self._guard:
             for key in list(self._boxes)[:-1]:
                 if excess <= 0 and excess_b <= 0:
@@ -570,13 +585,15 @@ class SeriesIndexes:
     def _flush_fine(self, box: BoxIndex) -> None:
         # A build makes fine rows for every chunk it completes: past a few MB waiting, the
         # pages they complete are written (the save at its end lists them).
+        tally = self._tally
+        full = tally.fine_bytes >= tally.fine_limit // 2
         for moid, idx in list(box.moids.items()):
-            if len(idx.fine_pending) >= FINE_PENDING_CHUNKS // 2:
+            if len(idx.fine_pending) >= FINE_PENDING_CHUNKS // 2 or (full and idx.fine_pending):
                 try:
                     self._write_fine(box, moid, idx, final=False)
                 except TStorageUnavailable as exc:  # the build's own GET decides its fate
                     log.warning("fine rows of series %s/%s not saved: %s", box.lo[1], moid, exc)
-                    idx.fine_pending.clear()  # (made again as chunks are read)
+                    idx.fine_forget()  # (made again as chunks are read)
 
     def _build_columns(
         self, box: BoxIndex, lo: KeyTuple, hi: KeyTuple, count: list[int], progress: _Progress

@@ -36,7 +36,6 @@ chunks of all series share.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -48,8 +47,10 @@ import numpy.typing as npt
 
 from gateway.keymap import CAP_RANGE, KeyTuple, box_since
 from gateway.storage.fine_rows import (
+    FINE_PER_CHUNK,
     PAGE_CHUNKS,
     FineRows,
+    PendingFine,
     add_digests,
     digest,
     digest_one,
@@ -90,9 +91,12 @@ FineLoader = Callable[["SeriesIndex", int], "dict[int, FineRows] | None"]
 #: rather than the chunks themselves
 FINE_PAGE_USE = 4
 #: Chunks whose fine rows a series keeps waiting for their page to be written (about
-#: 2 KB each); past it, rows are not kept (they are made again when the chunk is next
-#: read and let go). A streamed build writes the pages it completed at half of it.
+#: 2 KB each); past it, or past the gateway's room for them (:attr:`SummaryTally.fine_limit`),
+#: rows are not kept (they are made again when the chunk is next read and let go). A
+#: streamed build writes the pages it completed at half of either.
 FINE_PENDING_CHUNKS = 4096
+#: the share of ``index_budget_bytes`` fine rows waiting for their pages may take
+FINE_PENDING_SHARE = 8
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,13 @@ class SummaryTally:
     as their rows change: the budget is checked before every chunk read, and summing the
     rows of every series held each time would cost O(series) (100,000 series: tens of ms)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fine_limit: int = 2**62) -> None:
         self.rows = 0
         self.series = 0
+        #: bytes of the fine rows the series hold until their pages are written, and at
+        #: most how many they keep
+        self.fine_bytes = 0
+        self.fine_limit = fine_limit
         #: held while a series changes the totals (and its own rows with them)
         self.lock = threading.Lock()
 
@@ -157,6 +165,17 @@ class SummaryTally:
         """Bytes of the summary rows and their prefix counts
         (:meth:`SeriesIndex.summary_bytes` summed over every series)."""
         return self.rows * (_ROW_BYTES + 8) + 8 * self.series
+
+    def fine_room(self) -> int:
+        """Bytes more fine rows may take while they wait for their pages (read without
+        the lock: a soft bound)."""
+        return self.fine_limit - self.fine_bytes
+
+    @property
+    def held_bytes(self) -> int:
+        """:attr:`nbytes` and the fine rows waiting for their pages: what the series hold
+        besides their cached chunks."""
+        return self.nbytes + self.fine_bytes
 
 
 class ChunkCache:
@@ -172,10 +191,20 @@ class ChunkCache:
     Args:
         run_bytes: most bytes one read of neighbouring chunks brings in at once (see
             :meth:`SeriesIndex.preload`): a read's working set beyond the budget.
+        tally, budget_bytes: the owner's summaries and its byte budget: the chunks may
+            hold the budget less what the summaries hold at each touch (fine rows that
+            wait for their page grow as chunks leave), instead of :attr:`room`'s bytes.
     """
 
-    def __init__(self, run_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        run_bytes: int = 16 * 1024 * 1024,
+        tally: SummaryTally | None = None,
+        budget_bytes: int = 2**62,
+    ) -> None:
         self.run_bytes = run_bytes
+        self._tally = tally
+        self._budget_bytes = budget_bytes
         #: Records and bytes the chunks may hold: the owner's budgets less what summaries
         #: took when it last looked. A touch that leaves more evicts at once, so the budget
         #: holds after reads that load nothing but grow a chunk (its block rows).
@@ -213,9 +242,18 @@ class ChunkCache:
             self._records += held[0] - before[0]
             self._bytes += held[1] - before[1]
             self._held[key] = held
-            over = (self._records - self.room[0], self._bytes - self.room[1])
-        if over[0] > 0 or over[1] > 0:
-            self.evict(*over)
+            over = self._over()
+        # (chunks that leave may keep their fine rows: what they free may not suffice)
+        for _ in range(4):
+            if (over[0] <= 0 and over[1] <= 0) or self.evict(*over) == (0, 0):
+                break
+            with self._lock:
+                over = self._over()
+
+    def _over(self) -> tuple[int, int]:
+        # records and bytes held beyond the room (call with the lock held)
+        room = self.room[1] if self._tally is None else self._budget_bytes - self._tally.held_bytes
+        return self._records - self.room[0], self._bytes - room
 
     def _remove(self, key: tuple[int, int]) -> None:
         del self._lru[key]
@@ -381,8 +419,10 @@ class SeriesIndex:
         #: records per fine row
         self.fine_size = fine_size(chunk_records)
         #: fine rows made here whose page is not written yet (by chunk lo); kept only
-        #: when fine rows are persisted (:attr:`fine_loader` given)
-        self.fine_pending: dict[int, FineRows] = {}
+        #: when fine rows are persisted (:attr:`fine_loader` given); their bytes are
+        #: :attr:`fine_pending_bytes`, counted in :attr:`tally`
+        self.fine_pending = PendingFine(self._fine_moved)
+        self.fine_pending_bytes = 0
         self._fine_lock = threading.Lock()
         #: the persisted pages of fine rows: ``(generation, length, crc32, first lo)`` of
         #: each page (``None``: not written)
@@ -423,6 +463,21 @@ class SeriesIndex:
                 tally.rows += lo.size - self._lo.size
             self._lo = lo
 
+    def _fine_room(self) -> int:
+        # bytes more fine rows may take while they wait for their page
+        return 2**62 if self.tally is None else self.tally.fine_room()
+
+    def _fine_moved(self, delta: int) -> None:
+        # (under _fine_lock, which every change to fine_pending holds)
+        tally = self.tally
+        if tally is None:
+            self.fine_pending_bytes += delta
+            return
+        with tally.lock:  # with tally_in()/untally(): the bytes counted are those held
+            self.fine_pending_bytes += delta
+            if self._tallied:
+                tally.fine_bytes += delta
+
     def tally_in(self) -> None:
         """Count this series in its tally (its box holds it now)."""
         if self.tally is not None:
@@ -430,6 +485,7 @@ class SeriesIndex:
                 if not self._tallied:
                     self.tally.rows += self._lo.size
                     self.tally.series += 1
+                    self.tally.fine_bytes += self.fine_pending_bytes
                     self._tallied = True
 
     def untally(self) -> None:
@@ -439,6 +495,7 @@ class SeriesIndex:
                 if self._tallied:
                     self.tally.rows -= self._lo.size
                     self.tally.series -= 1
+                    self.tally.fine_bytes -= self.fine_pending_bytes
                     self._tallied = False
 
     @property
@@ -836,10 +893,13 @@ class SeriesIndex:
             lo = int(self.lo[k + j])
             made[lo] = replace(runs.take(slice(a, b)), lo=lo, digest=int(self.digest[k + j]))
         with self._fine_lock:
-            room = FINE_PENDING_CHUNKS - len(self.fine_pending)
-            if room < len(made):  # the others are made again when next read and let go
-                made = dict(itertools.islice(made.items(), max(room, 0)))
-            self.fine_pending.update(made)
+            # the others are made again when next read and let go
+            room, space = FINE_PENDING_CHUNKS - len(self.fine_pending), self._fine_room()
+            for lo, rows in made.items():
+                if room <= 0 or rows.nbytes > space:
+                    break
+                self.fine_pending[lo] = rows
+                room, space = room - 1, space - rows.nbytes
 
     def _leave_fine(self, lo: int, data: CapIndex, made: FineRows | None = None) -> None:
         # A chunk leaves the cache: keep its fine rows if none valid are persisted or
@@ -859,6 +919,9 @@ class SeriesIndex:
                 return
             if len(self.fine_pending) >= FINE_PENDING_CHUNKS:
                 return
+        space = self._fine_room()
+        if space < 8 * 8 * FINE_PER_CHUNK:  # not even one chunk's rows
+            return
         rows = made if made is not None and made.digest == want else None
         if rows is None:
             vals = self.numbers(data)
@@ -868,6 +931,8 @@ class SeriesIndex:
             if digest(caps, vals) != want:  # the row does not count these records
                 return
             rows = FineRows.of(lo, caps, vals, self.fine_size, want)
+        if rows.nbytes > space:
+            return
         with self._fine_lock:
             self.fine_pending[lo] = rows
         self.dirty = True  # saved with the next save of the summaries
@@ -1017,6 +1082,12 @@ class SeriesIndex:
             if k < self.chunks and int(self.fine[k]) != value:
                 self.fine[k] = value
                 self.dirty = True
+
+    def fine_forget(self) -> None:
+        """Let go of the fine rows waiting for their pages (they are made again when their
+        chunks are next read)."""
+        with self._fine_lock:
+            self.fine_pending.clear()
 
     def fine_unwritten(self, taken: dict[int, FineRows]) -> None:
         """A page :meth:`fine_page` made was not written: the rows it took wait again."""
@@ -1351,5 +1422,6 @@ class BoxIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the summary rows held (``index_budget_bytes`` counts these)."""
-        return sum(i.summary_bytes() for i in list(self.moids.values()))  # a copy, as above
+        """Bytes of the summary rows held and of the fine rows waiting for their pages
+        (``index_budget_bytes`` counts these)."""
+        return sum(i.summary_bytes() + i.fine_pending_bytes for i in list(self.moids.values()))

@@ -557,7 +557,8 @@ class TimeSeries:
         align: str | None = None,
     ) -> Any:
         """Records of ``[start, stop)``: a :class:`Window`, or :class:`Downsampled` with
-        ``buckets`` (that many equal slices) or ``every`` (slices of that duration, e.g.
+        ``buckets`` (that many slices, equal or, over a long window, aligned: see ``align``
+        below) or ``every`` (slices of that duration, e.g.
         ``"1min"``, aligned to the unix epoch: whole minutes, hours, UTC days; at most
         10,000 slices).
 

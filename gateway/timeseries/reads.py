@@ -380,7 +380,8 @@ class TimeSeriesReads:
     ) -> BucketWindow:
         """The window cut into time slices with min/max/mean/last each.
 
-        Either ``buckets`` slices of equal duration, or (``every``, ``buckets`` ``None``)
+        Either ``buckets`` slices of equal duration (aligned by default over a long window,
+        below), or (``every``, ``buckets`` ``None``)
         slices of ``every`` ns aligned to the unix epoch (whole minutes, hours, UTC days;
         the first and last may hold only part of the window). An unbounded side of the
         window ends at the first/last record. Values must be numbers.

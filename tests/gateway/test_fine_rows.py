@@ -26,10 +26,12 @@ from gateway.storage.fine_rows import (
     encode_page,
 )
 from gateway.storage.persisted import FINE_DIR_SLOT, FINE_SLOT
+from gateway.storage.summaries import FINE_PENDING_SHARE
 from gateway.timeseries.downsample import slice_edges
 from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ServerProcess
 from tests.gateway.test_aligned_rollups import KEY, T0, check_window, chunk_reads, saved_series
+from tests.gateway.test_index_budget_bytes import accounted
 from tests.gateway.test_index_build import put
 from tests.gateway.test_persisted_summaries import INDEX_CID, config
 from tstorage_client.channel import Channel
@@ -308,3 +310,40 @@ def test_a_fine_page_write_that_fails_claims_nothing_and_a_later_save_writes_it(
     w, nominal = _aligned(TimeSeriesReads(fourth), lo, hi, 150)
     check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
     assert chunks_read(seen) <= 6, seen
+
+
+def test_fine_rows_waiting_for_their_page_count_in_the_byte_budget(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """Fine rows made from chunks read (their saved pages lost) wait for the next save;
+    meanwhile ``index_budget_bytes`` counts them (the cache holds less), they take at most
+    an eighth of it (more are made again when next needed), the accounting agrees with
+    what is held, and the save empties them."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.sin(np.arange(N) / 9.0) * 3
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    _, head = header(tstorage, cid)
+    where = head["fine"]
+    assert isinstance(where, list)
+    head["fine"] = [where[0], where[1], where[2] ^ 1]  # the saved rows are lost
+    put_header(tstorage, cid, head)
+    budget = 160 * 1024
+    text = config(tstorage, cid, fresh_cid(), CHUNK).replace(
+        "index_save = 0", f"index_save = 3600\nindex_budget_bytes = {budget}"
+    )
+    gw = make_storage(text)
+    reads = TimeSeriesReads(gw)
+    most, pending = 0, 0
+    for a in range(0, N - 20 * CHUNK, 10 * CHUNK):  # windows of 20 chunks, 40 buckets
+        lo, hi = int(caps[a]) + 3, int(caps[a + 20 * CHUNK]) + 3
+        w, nominal = _aligned(reads, lo, hi, 40)
+        check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+        mem = accounted(gw)
+        most, pending = max(most, mem["held_bytes"]), max(pending, mem["fine_pending_bytes"])
+    # rows of chunks that left the cache wait, up to their share (200 chunks' rows, 1 KiB
+    # each, would take more)
+    assert budget // FINE_PENDING_SHARE - 1024 < pending <= budget // FINE_PENDING_SHARE
+    assert most <= budget
+    gw.series.save_summaries(reads.target(KEY))
+    assert accounted(gw)["fine_pending_bytes"] == 0

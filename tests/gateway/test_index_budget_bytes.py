@@ -44,11 +44,14 @@ def accounted(gw: GatewayStorage) -> dict[str, int]:
     """The gateway's accounting, checked against what its indexes hold."""
     mem = {k: v for k, v in gw.series.memory().items() if v is not None}
     assert mem["held_bytes"] == gw.series.held_bytes()
-    assert mem["held_bytes"] == mem["summary_bytes"] + mem["cached_bytes"]
+    pending = mem["fine_pending_bytes"]
+    assert mem["held_bytes"] == mem["summary_bytes"] + pending + mem["cached_bytes"]
     # the running totals agree with a recount of the series held
     boxes = list(gw.series._boxes.values())
-    assert mem["summary_rows"] == sum(i.chunks for b in boxes for i in b.moids.values())
-    assert mem["summary_bytes"] == sum(b.nbytes for b in boxes)
+    series = [i for b in boxes for i in b.moids.values()]
+    assert mem["summary_rows"] == sum(i.chunks for i in series)
+    assert mem["summary_bytes"] + pending == sum(b.nbytes for b in boxes)
+    assert pending == sum(r.nbytes for i in series for r in i.fine_pending.values())
     return mem
 
 
