@@ -170,6 +170,29 @@ def put_header(tstorage: ServerProcess, cid: int, head: dict[str, object]) -> No
         assert ch.put([Record(Key(INDEX_CID, 6, 1, cid << 32, 0), payload)]).is_ok()
 
 
+def lose_fine_rows(tstorage: ServerProcess, cid: int) -> dict[str, object]:
+    """Damage the fine directory's CRC in the series' header: its saved rows are lost.
+    Returns the header as it is now."""
+    _, head = header(tstorage, cid)
+    where = head["fine"]
+    assert isinstance(where, list)
+    head["fine"] = [where[0], where[1], where[2] ^ 1]
+    put_header(tstorage, cid, head)
+    return head
+
+
+def first_read(
+    make_storage: Make, text: str, cid: int, window: tuple[int, int], records: tuple[Any, Any]
+) -> float:
+    """An aligned 150-bucket read of ``window`` by a fresh gateway, checked against the
+    records; returns how many chunks it read."""
+    gw = make_storage(text)
+    seen = chunk_reads(gw, cid)
+    w, nominal = _aligned(TimeSeriesReads(gw), *window, 150)
+    check_window(w, *records, *window, nominal)  # type: ignore[arg-type]
+    return chunks_read(seen)
+
+
 def test_fine_rows_of_a_chunk_changed_since_are_not_used(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
@@ -241,11 +264,7 @@ def test_fine_rows_lost_with_their_directory_are_made_again_from_the_chunks_read
     caps = T0 + np.arange(N, dtype=np.int64) * 10
     vals = np.sin(np.arange(N) / 5.0) + np.arange(N) % 3
     saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
-    _, head = header(tstorage, cid)
-    where = head["fine"]
-    assert isinstance(where, list)
-    head["fine"] = [where[0], where[1], where[2] ^ 1]
-    put_header(tstorage, cid, head)
+    lose_fine_rows(tstorage, cid)
     lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
     second = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     seen = chunk_reads(second, cid)
@@ -253,11 +272,8 @@ def test_fine_rows_lost_with_their_directory_are_made_again_from_the_chunks_read
     check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
     assert chunks_read(seen) > 100
     second.series.save_summaries(TimeSeriesReads(second).target(KEY), rewrite=True)
-    third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
-    seen = chunk_reads(third, cid)
-    w, nominal = _aligned(TimeSeriesReads(third), lo, hi, 150)
-    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
-    assert chunks_read(seen) <= 6, seen
+    text = config(tstorage, cid, fresh_cid(), CHUNK)
+    assert first_read(make_storage, text, cid, (lo, hi), (caps, vals)) <= 6
 
 
 def test_a_fine_page_write_that_fails_claims_nothing_and_a_later_save_writes_it(
@@ -271,11 +287,7 @@ def test_a_fine_page_write_that_fails_claims_nothing_and_a_later_save_writes_it(
     caps = T0 + np.arange(N, dtype=np.int64) * 10
     vals = np.cos(np.arange(N) / 3.0) * 7 + np.arange(N) % 5
     saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
-    _, head = header(tstorage, cid)
-    where = head["fine"]
-    assert isinstance(where, list)
-    head["fine"] = [where[0], where[1], where[2] ^ 1]  # the saved rows are lost
-    put_header(tstorage, cid, head)
+    head = lose_fine_rows(tstorage, cid)
     lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
     second = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     w, nominal = _aligned(TimeSeriesReads(second), lo, hi, 150)  # reads the chunks
@@ -297,19 +309,13 @@ def test_a_fine_page_write_that_fails_claims_nothing_and_a_later_save_writes_it(
     assert failed  # the pages were written, and refused
     acq, after = header(tstorage, cid)
     assert after["fine"] == head["fine"]  # no header claims pages that were not written
-    third = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
-    seen = chunk_reads(third, cid)
-    w, nominal = _aligned(TimeSeriesReads(third), lo, hi, 150)
-    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
-    assert chunks_read(seen) > 100
+    text = config(tstorage, cid, fresh_cid(), CHUNK)
+    assert first_read(make_storage, text, cid, (lo, hi), (caps, vals)) > 100
     store.link.put = real_put  # type: ignore[method-assign]
     second.series.save_summaries(t, rewrite=True)
     assert header(tstorage, cid)[0] > acq
-    fourth = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
-    seen = chunk_reads(fourth, cid)
-    w, nominal = _aligned(TimeSeriesReads(fourth), lo, hi, 150)
-    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
-    assert chunks_read(seen) <= 6, seen
+    text = config(tstorage, cid, fresh_cid(), CHUNK)
+    assert first_read(make_storage, text, cid, (lo, hi), (caps, vals)) <= 6
 
 
 def test_fine_rows_waiting_for_their_page_count_in_the_byte_budget(
@@ -323,11 +329,7 @@ def test_fine_rows_waiting_for_their_page_count_in_the_byte_budget(
     caps = T0 + np.arange(N, dtype=np.int64) * 10
     vals = np.sin(np.arange(N) / 9.0) * 3
     saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
-    _, head = header(tstorage, cid)
-    where = head["fine"]
-    assert isinstance(where, list)
-    head["fine"] = [where[0], where[1], where[2] ^ 1]  # the saved rows are lost
-    put_header(tstorage, cid, head)
+    lose_fine_rows(tstorage, cid)
     budget = 160 * 1024
     text = config(tstorage, cid, fresh_cid(), CHUNK).replace(
         "index_save = 0", f"index_save = 3600\nindex_budget_bytes = {budget}"
