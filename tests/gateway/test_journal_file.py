@@ -296,3 +296,33 @@ def test_a_write_that_cannot_be_cut_back_leaves_the_journal_refusing_not_lying(
         behind.add(recs(2), time.monotonic() + 1)
     monkeypatch.undo()
     behind.close(1)
+
+
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_start_that_cannot_rewrite_the_writes_keeps_the_old_segments_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """A start rewrites the writes not yet stored into a new segment before it deletes
+    the old ones. If the disk refuses (full, failing), the start fails with the error, the
+    half-written new segment goes, and the old segments stay as they were: the next start
+    finds every write."""
+    j = Journal(tmp_path)
+    j.recover()
+    for c in range(1, 6):
+        j.append(recs(c))
+    j.stored(2)
+    j.close()
+    before = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir() if p.is_file())
+
+    def refused(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, fails, refused)
+    again = Journal(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        again.recover()
+    monkeypatch.undo()
+    again.close()
+    after = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir() if p.is_file())
+    assert after == before  # nothing written, nothing deleted
+    assert [r for _, r in Journal(tmp_path).recover()] == [recs(3), recs(4), recs(5)]
