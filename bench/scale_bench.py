@@ -30,7 +30,9 @@ directory stays checkable run after run (each run adds one record per design).
 
 The designs: ``summaries`` (this tree) and ``whole`` (the whole-series in-memory index, run
 from another checkout given by ``--old-tree``; skipped with ``--old-tree ''`` or when it
-would not fit). TStorage runs as its own process in both cases (as the gateway's embedded
+would not fit). Each answers the default request as its tree does (equal slices in trees
+before ``align`` had ``"auto"``, which also refuse ``align="equal"``: those rows then
+report the refusal). TStorage runs as its own process in both cases (as the gateway's embedded
 server does by default), so the gateway's memory is measured alone.
 
 Usage::
@@ -411,7 +413,7 @@ def outside_write(address: str, ts_port: int, series: Series, data: Path) -> dic
         ts = TimeSeries(c, f"meters/{MID}/{MOID}")
         at = series.position(cap)
         before = {"len": len(lst), "lst[i]": lst[at]}
-        rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count)
+        rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count, align="equal")
         starts = rows.t.astype("datetime64[ns]").astype(np.int64) - EPOCH_OFFSET_NS
         j = int(np.flatnonzero(starts == slice_edges(lo, hi, count)[bucket])[0])
         b0 = (
@@ -439,7 +441,7 @@ def outside_write(address: str, ts_port: int, series: Series, data: Path) -> dic
                 shown_ms["lst[i]"] = round((time.perf_counter() - t_acked) * 1e3, 2)
                 exact["lst[i]"] = got == value or f"lst[{at}] = {got!r}, PUT {value!r}"
             if "ts:range" not in shown_ms:
-                rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count)
+                rows = ts.range(unix_ns(lo), unix_ns(hi), buckets=count, align="equal")
                 if int(rows.n[j]) != b0[0]:
                     shown_ms["ts:range"] = round((time.perf_counter() - t_acked) * 1e3, 2)
                     b1 = (int(rows.n[j]), float(rows.min[j]), float(rows.max[j]))

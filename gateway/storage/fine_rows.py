@@ -140,10 +140,20 @@ def encode_page(entries: list[FineRows]) -> bytes:
     return b"".join(parts)
 
 
+#: bytes a waiting chunk's fine rows hold besides their columns (eight array headers, the
+#: row object, its dict slot)
+PENDING_OVERHEAD = 1024
+
+
+def pending_bytes(rows: FineRows) -> int:
+    """What one chunk's fine rows hold while they wait for their page."""
+    return rows.nbytes + PENDING_OVERHEAD
+
+
 class PendingFine(MutableMapping[int, FineRows]):
     """Fine rows made here whose page is not written yet, by chunk lo. Every change tells
-    ``moved`` how many bytes the rows held grew by (negative: shrank), so that the memory
-    budget counts them."""
+    ``moved`` how many bytes the rows held grew by (negative: shrank;
+    :func:`pending_bytes`), so that the memory budget counts them."""
 
     def __init__(self, moved: Callable[[int], None]) -> None:
         self._rows: dict[int, FineRows] = {}
@@ -155,10 +165,10 @@ class PendingFine(MutableMapping[int, FineRows]):
     def __setitem__(self, lo: int, rows: FineRows) -> None:
         old = self._rows.get(lo)
         self._rows[lo] = rows
-        self._moved(rows.nbytes - (0 if old is None else old.nbytes))
+        self._moved(pending_bytes(rows) - (0 if old is None else pending_bytes(old)))
 
     def __delitem__(self, lo: int) -> None:
-        self._moved(-self._rows.pop(lo).nbytes)
+        self._moved(-pending_bytes(self._rows.pop(lo)))
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._rows)

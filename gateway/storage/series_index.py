@@ -293,6 +293,17 @@ class SeriesIndexes:
             summary_bytes += grown
             freed, freed_b = self._chunks.evict(0, excess_b + grown)
             excess, excess_b = excess - freed, excess_b + grown - freed_b
+        if excess_b > 0 and self._tally.fine_bytes > 0:
+            # fine rows waiting for their page go before any summaries (made again later)
+            with self._guard:
+                held = [i for b in self._boxes.values() for i in list(b.moids.values())]
+            for idx in held:
+                if excess_b <= 0:
+                    break
+                before = idx.fine_pending_bytes
+                if before:
+                    idx.fine_forget()
+                    excess_b -= before - idx.fine_pending_bytes
         with self._guard:
             for key in list(self._boxes)[:-1]:
                 if excess <= 0 and excess_b <= 0:

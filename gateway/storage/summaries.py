@@ -49,6 +49,7 @@ from gateway.keymap import CAP_RANGE, KeyTuple, box_since
 from gateway.storage.fine_rows import (
     FINE_PER_CHUNK,
     PAGE_CHUNKS,
+    PENDING_OVERHEAD,
     FineRows,
     PendingFine,
     add_digests,
@@ -56,6 +57,7 @@ from gateway.storage.fine_rows import (
     digest_one,
     digests,
     fine_size,
+    pending_bytes,
 )
 from gateway.storage.index import CapIndex
 from gateway.timeseries.downsample import Part
@@ -891,15 +893,17 @@ class SeriesIndex:
         for j in pieces:
             a, b = bounds[j], bounds[j + 1]
             lo = int(self.lo[k + j])
-            made[lo] = replace(runs.take(slice(a, b)), lo=lo, digest=int(self.digest[k + j]))
+            # copies: a view would keep the whole batch's rows alive while these wait
+            rows = runs.take(np.arange(a, b))
+            made[lo] = replace(rows, lo=lo, digest=int(self.digest[k + j]))
         with self._fine_lock:
             # the others are made again when next read and let go
             room, space = FINE_PENDING_CHUNKS - len(self.fine_pending), self._fine_room()
             for lo, rows in made.items():
-                if room <= 0 or rows.nbytes > space:
+                if room <= 0 or pending_bytes(rows) > space:
                     break
                 self.fine_pending[lo] = rows
-                room, space = room - 1, space - rows.nbytes
+                room, space = room - 1, space - pending_bytes(rows)
 
     def _leave_fine(self, lo: int, data: CapIndex, made: FineRows | None = None) -> None:
         # A chunk leaves the cache: keep its fine rows if none valid are persisted or
@@ -920,7 +924,7 @@ class SeriesIndex:
             if len(self.fine_pending) >= FINE_PENDING_CHUNKS:
                 return
         space = self._fine_room()
-        if space < 8 * 8 * FINE_PER_CHUNK:  # not even one chunk's rows
+        if space < 8 * 8 * FINE_PER_CHUNK + PENDING_OVERHEAD:  # not even one chunk's rows
             return
         rows = made if made is not None and made.digest == want else None
         if rows is None:
@@ -931,7 +935,7 @@ class SeriesIndex:
             if digest(caps, vals) != want:  # the row does not count these records
                 return
             rows = FineRows.of(lo, caps, vals, self.fine_size, want)
-        if rows.nbytes > space:
+        if pending_bytes(rows) > space:
             return
         with self._fine_lock:
             self.fine_pending[lo] = rows

@@ -692,7 +692,15 @@ class TimeSeriesReads:
             _over(_bounded(buckets, "buckets", 1, MAX_BUCKETS) * n, "buckets",
                   f"buckets={buckets}", n)  # fmt: skip
         return [
-            self.downsampled(t, buckets, start, end, as_of, every=every, align=align or "equal")
+            self.downsampled(
+                t,
+                buckets,
+                start,
+                end,
+                as_of,
+                every=every,
+                align="equal" if align is None else align,
+            )
             for t in targets
         ]
 

@@ -254,7 +254,8 @@ export async function info(client, key, options = {}) {
  * @property {number} [limit] Raw records at most (server default 10,000, at most 100,000);
  *   the oldest of the window come first, and when more remain the answer has
  *   `truncated: true` and `next` (continue with `start: next`).
- * @property {number} [buckets] Downsample to this many equal time slices (1..10,000).
+ * @property {number} [buckets] Downsample to this many time slices (1..10,000): equal, or
+ *   aligned over a long window (see `align`).
  * @property {'auto'|'rows'|'equal'} [align] With `buckets`: `'rows'` lets each inner slice
  *   edge move, by at most a quarter of a slice, to a boundary of the gateway's chunk
  *   summaries, so a long series is downsampled from them without reading its records (the

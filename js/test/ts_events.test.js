@@ -151,7 +151,9 @@ test('ts:range with buckets aligned to the gateway\'s summary rows: each slice\'
   const [py] = await pyReads([{ op: 'downsample', buckets: 4, align: 'rows' }]);
   for (const k of ['n', 'min', 'max', 'mean', 'last']) assert.deepEqual(py[k], d[k], k);
   for (const k of ['t', 't_end', 't_first', 't_last']) assert.ok(closeTimes(d[k], py[k]), k);
-  // equal slices, as before, when not asked
+  // equal slices when asked, and when not over a window this short (1,000 records in 4
+  // slices: under 512 a slice)
+  assert.equal((await timeseries.downsample(client, KEY, 4, { align: 'equal' })).t_end, undefined);
   assert.equal((await timeseries.downsample(client, KEY, 4)).t_end, undefined);
 });
 

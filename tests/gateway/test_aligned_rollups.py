@@ -241,8 +241,10 @@ def test_the_default_aligns_a_window_of_enough_records_per_slice_and_no_other(
     equal(reads.downsampled(t, 20, align="equal"), lo, hi, 20)
     a, b = int(caps[1000]), int(caps[1620])  # 620 records: 31 a slice, one short of 32
     equal(reads.downsampled(t, 20, a, b), a, b, 20)
-    check_window(reads.downsampled(t, 20, a, int(caps[1640])), caps, vals, a,
-                 int(caps[1640]), slice_edges(a, int(caps[1640]), 20))  # fmt: skip
+    at_threshold = reads.downsampled(t, 20, a, int(caps[1640]))  # 32 a slice
+    assert at_threshold.align == "rows"
+    check_window(at_threshold, caps, vals, a, int(caps[1640]),
+                 slice_edges(a, int(caps[1640]), 20))  # fmt: skip
     by_time = reads.downsampled(t, None, lo, hi, every=10_000)
     assert by_time.align is None
     assert by_time.buckets.n.tolist() == [100] * 40
@@ -295,6 +297,9 @@ def test_align_is_checked_and_answered_with_each_buckets_end_and_record_times(
             reads.downsampled(t, 10, align=bad)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="align applies to downsampled reads"):
         reads.many([t], align="rows")
+    for bad in ("", 0, False, "chunks"):  # ts:mrange checks as ts:range does
+        with pytest.raises(DataError, match="align"):
+            reads.many([t], buckets=10, align=bad)  # type: ignore[arg-type]
     w = reads.downsampled(t, 10, align="rows")
     answer = buckets_answer(KEY, w, parse_unit("tstorage_ns"))
     assert answer["align"] == "rows"

@@ -343,9 +343,20 @@ def test_fine_rows_waiting_for_their_page_count_in_the_byte_budget(
         check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
         mem = accounted(gw)
         most, pending = max(most, mem["held_bytes"]), max(pending, mem["fine_pending_bytes"])
-    # rows of chunks that left the cache wait, up to their share (200 chunks' rows, 1 KiB
+    # rows of chunks that left the cache wait, up to their share (200 chunks' rows, 2 KiB
     # each, would take more)
-    assert budget // FINE_PENDING_SHARE - 1024 < pending <= budget // FINE_PENDING_SHARE
+    assert budget // FINE_PENDING_SHARE - 2048 < pending <= budget // FINE_PENDING_SHARE
     assert most <= budget
+    # room asked for a whole budget: the cached chunks go, then the waiting rows, before
+    # any series' summaries
+    gw.series._evict(0, budget)
+    mem = accounted(gw)
+    assert mem["cached_chunks"] == 0 and mem["fine_pending_bytes"] == 0
+    assert mem["summary_rows"] == N // CHUNK
+    for a in (0, 60 * CHUNK):  # rows made again, and written by a save
+        lo, hi = int(caps[a]) + 3, int(caps[a + 20 * CHUNK]) + 3
+        check_window(_aligned(reads, lo, hi, 40)[0], caps, vals, lo, hi,
+                     slice_edges(lo, hi, 40))  # type: ignore[arg-type]  # fmt: skip
+    assert accounted(gw)["fine_pending_bytes"] > 0
     gw.series.save_summaries(reads.target(KEY))
     assert accounted(gw)["fine_pending_bytes"] == 0

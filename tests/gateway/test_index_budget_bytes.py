@@ -21,6 +21,7 @@ import znsocket
 from gateway.config import load_config
 from gateway.keymap import ListTarget
 from gateway.storage import GatewayStorage
+from gateway.storage.fine_rows import pending_bytes
 from gateway.timeseries.downsample import slice_edges
 from gateway.timeseries.proxy import TimeSeries
 from gateway.timeseries.reads import TimeSeriesReads
@@ -51,7 +52,7 @@ def accounted(gw: GatewayStorage) -> dict[str, int]:
     series = [i for b in boxes for i in b.moids.values()]
     assert mem["summary_rows"] == sum(i.chunks for i in series)
     assert mem["summary_bytes"] + pending == sum(b.nbytes for b in boxes)
-    assert pending == sum(r.nbytes for i in series for r in i.fine_pending.values())
+    assert pending == sum(pending_bytes(r) for i in series for r in i.fine_pending.values())
     return mem
 
 
