@@ -311,11 +311,20 @@ class SeriesIndexes:
                 box = self._boxes[key]
                 if box in self._building:
                     continue
-                del self._boxes[key]
-                self._locks.pop(key, None)
-                excess -= box.size
-                excess_b -= box.nbytes
-                box.drop()
+                # a box another thread reads or changes right now stays this time (it
+                # would be taken again at once); this thread's own boxes may go
+                lock = self._locks.get(key)
+                if lock is not None and not lock.acquire(blocking=False):
+                    continue
+                try:
+                    del self._boxes[key]
+                    self._locks.pop(key, None)
+                    excess -= box.size
+                    excess_b -= box.nbytes
+                    box.drop()
+                finally:
+                    if lock is not None:
+                        lock.release()
 
     def _load_chunk(
         self, box: BoxIndex, moid: int, lo_cap: int, hi_cap: int, expect: int = 0

@@ -172,6 +172,46 @@ def test_summary_totals_follow_series_that_grow_split_and_are_dropped(
     assert accounted(gw)["summary_rows"] > before
 
 
+def test_a_box_another_thread_holds_stays_while_others_make_room(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """Summaries alone exceed a 64 KiB budget, so reads drop whole series for room; a
+    series another thread reads or changes at that moment (holding its lock) is not one
+    of them, and goes like any other once let go."""
+    cid = fresh_cid()
+    n, series = 100, 30
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    for moid in range(1, series + 1):
+        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
+    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    reads = TimeSeriesReads(gw)
+    held = reads.target("meters/6/1")
+    assert gw.llen("znsocket.List:meters/6/1") == n
+    box = gw.series._series_box(held)[0]
+    taken, done = threading.Event(), threading.Event()
+
+    def reader() -> None:  # as a read of another client, in its own thread
+        with gw.series.series_lock(held):
+            taken.set()
+            done.wait(30)
+
+    other = threading.Thread(target=reader)
+    other.start()
+    try:
+        assert taken.wait(10)
+        for moid in range(2, series + 1):
+            assert gw.llen(f"znsocket.List:meters/6/{moid}") == n
+        assert box in gw.series._boxes.values()  # the others went, this one stayed
+        assert accounted(gw)["summary_rows"] < series * n // 2
+    finally:
+        done.set()
+        other.join(10)
+    for moid in range(2, series + 1):
+        assert gw.llen(f"znsocket.List:meters/6/{moid}") == n
+    assert box not in gw.series._boxes.values()  # let go: it made room like the others
+    assert gw.llen("znsocket.List:meters/6/1") == n
+
+
 def test_a_box_dropped_for_room_while_a_read_uses_it_is_read_again(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
