@@ -145,18 +145,27 @@ def test_a_bulk_write_over_the_budget_costs_no_scan_of_the_cache_per_chunk(
     assert mem["cached_bytes"] <= 1 << 16, mem
 
 
+def crowded(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int], series: int,
+    n: int,
+) -> GatewayStorage:  # fmt: skip
+    """A gateway whose 64 KiB budget holds the summaries (chunks of 2) of only some of
+    ``series`` series of ``n`` records each (``meters/6/1``... valued by their moid)."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    for moid in range(1, series + 1):
+        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
+    return make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+
+
 def test_summary_totals_follow_series_that_grow_split_and_are_dropped(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
     """40 series of 50 summary rows each (about 160 KB) under a 64 KiB budget: whole
     series are dropped to make room and built again when read; the budget check's running
     totals of summary rows stay equal to a recount throughout."""
-    cid = fresh_cid()
     n, series = 100, 40
-    caps = T0 + np.arange(n, dtype=np.int64) * 10
-    for moid in range(1, series + 1):
-        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
-    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    gw = crowded(make_storage, tstorage, fresh_cid, series, n)
     for moid in [*range(1, series + 1), 1, 2, 3]:
         full = f"znsocket.List:meters/6/{moid}"
         assert gw.llen(full) == n
@@ -178,12 +187,8 @@ def test_a_box_another_thread_holds_stays_while_others_make_room(
     """Summaries alone exceed a 64 KiB budget, so reads drop whole series for room; a
     series another thread reads or changes at that moment (holding its lock) is not one
     of them, and goes like any other once let go."""
-    cid = fresh_cid()
     n, series = 100, 30
-    caps = T0 + np.arange(n, dtype=np.int64) * 10
-    for moid in range(1, series + 1):
-        put(tstorage, cid, 6, moid, caps, np.full(n, float(moid)))
-    gw = make_storage(budgeted(tstorage, cid, fresh_cid(), 2, 1 << 16))
+    gw = crowded(make_storage, tstorage, fresh_cid, series, n)
     reads = TimeSeriesReads(gw)
     held = reads.target("meters/6/1")
     assert gw.llen("znsocket.List:meters/6/1") == n
