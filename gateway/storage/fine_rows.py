@@ -113,13 +113,12 @@ class FineRows(Part):
         caps: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         size: int,
-        chunk_digest: int | None = None,
+        chunk_digest: int,
     ) -> FineRows:
-        """The fine rows of a chunk's records (``size`` records each); ``chunk_digest`` when
-        the caller knows it (the chunk's summary row)."""
+        """The fine rows of a chunk's records (``size`` records each), made for the digest
+        of its summary row."""
         rows = cls.runs(caps, values, np.arange(0, len(caps), size, dtype=np.int64))
-        d = digest(caps, values) if chunk_digest is None else chunk_digest
-        return replace(rows, lo=lo, digest=d)
+        return replace(rows, lo=lo, digest=chunk_digest)
 
 
 def encode_page(entries: list[FineRows]) -> bytes:

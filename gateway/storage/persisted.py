@@ -181,18 +181,10 @@ class SummaryStore(ReservedStore):
             raise CorruptSummary(f"unreadable header: {exc}") from None
         parts: list[dict[str, npt.NDArray[Any]]] = []
         for p, (gen, length, crc) in enumerate(pages):
-            records, _ = self.link.get(*self._box(s, self._cap(s, gen, 1 + p), ACQ_MIN))
-            versions = sorted(
-                (k.acq, data) for k, data in records if k.mid == s.mid and k.moid == s.moid
-            )
-            data = next(
-                (d for _, d in reversed(versions) if len(d) == length and zlib.crc32(d) == crc),
-                None,
-            )
+            data = self._matching(s, self._cap(s, gen, 1 + p), length, crc)
             if data is None:
                 raise CorruptSummary(f"page {p} is missing or does not match its checksum")
             parts.append(_page_columns(data))
-        fine = [] if fine_dir is None else self._fine_directory(s, fine_dir)
         if not parts:
             raise CorruptSummary("no pages")
         columns = {name: np.concatenate([part[name] for part in parts]) for name, _ in COLUMNS}
@@ -203,6 +195,8 @@ class SummaryStore(ReservedStore):
             raise CorruptSummary("chunk ranges do not cover the caps in order")
         if (columns["count"] < 0).any():
             raise CorruptSummary("negative counts")
+        # (read once the summaries are known good: a corrupt one is rebuilt without them)
+        fine = [] if fine_dir is None else self._fine_directory(s, fine_dir)
         return Snapshot(columns, watermark, generation, pages, fine, fine_dir)
 
     def _fine_directory(self, s: SeriesKey, where: tuple[int, int, int]) -> list[FinePage | None]:

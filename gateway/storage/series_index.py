@@ -40,7 +40,7 @@ from gateway.keymap import (
     Target,
 )
 from gateway.storage.background_build import Build
-from gateway.storage.fine_rows import PAGE_CHUNKS, FineRows, encode_page
+from gateway.storage.fine_rows import PAGE_CHUNKS, FineRows, encode_page, pending_bytes
 from gateway.storage.heads import Head, HeadStore
 from gateway.storage.index import CapIndex
 from gateway.storage.link import ColumnsUnavailable, Fetched, PutRecord, TStorageLink
@@ -257,7 +257,7 @@ class SeriesIndexes:
         """What the indexes hold against their budgets (for ``/health``)."""
         summary_bytes = self._tally.nbytes
         return {
-            "held_bytes": summary_bytes + self._tally.fine_bytes + self._chunks.nbytes(),
+            "held_bytes": self.held_bytes(),
             "budget_bytes": self.index_budget_bytes,
             "summary_rows": self._tally.rows,
             "summary_bytes": summary_bytes,
@@ -275,24 +275,16 @@ class SeriesIndexes:
         # go first (least recently used); whole boxes (their summaries) only when
         # summaries alone exceed a budget. The box in use and boxes being built (in the
         # background) stay.
-        summaries, summary_bytes = self._tally.size, self._tally.held_bytes
+        summaries = self._tally.size
         budget = 2**62 if self.index_budget is None else self.index_budget
-        self._chunks.room = (budget - summaries, self.index_budget_bytes - summary_bytes)
+        # (the chunks' room in bytes follows the summaries by itself: ChunkCache)
+        self._chunks.room_records = budget - summaries
         excess = summaries + self._chunks.records() + records - budget
-        excess_b = summary_bytes + self._chunks.nbytes() + nbytes - self.index_budget_bytes
+        excess_b = self.held_bytes() + nbytes - self.index_budget_bytes
         if excess <= 0 and excess_b <= 0:
             return
         freed, freed_b = self._chunks.evict(excess, excess_b)
         excess, excess_b = excess - freed, excess_b - freed_b
-        # A chunk that leaves may keep its fine rows (until their page is written, within
-        # their share of the budget): room for them too.
-        for _ in range(4):
-            grown = self._tally.held_bytes - summary_bytes
-            if grown <= 0 or excess_b + grown <= 0 or not len(self._chunks):
-                break
-            summary_bytes += grown
-            freed, freed_b = self._chunks.evict(0, excess_b + grown)
-            excess, excess_b = excess - freed, excess_b + grown - freed_b
         if excess_b > 0 and self._tally.fine_bytes > 0:
             # fine rows waiting for their page go before any summaries (made again later)
             with self._guard:
@@ -391,8 +383,7 @@ class SeriesIndexes:
                     self._fine_bad.clear()
                 self._fine_bad.add(key)
             return None
-        # as held: the rows' arrays and about 1 KB of objects per chunk
-        size = sum(e.nbytes + 1024 for e in got.values())
+        size = sum(pending_bytes(e) for e in got.values())  # as held, objects included
         with self._fine_guard:
             if key not in self._fine_cache:
                 self._fine_cache[key] = (got, size)

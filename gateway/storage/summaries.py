@@ -40,7 +40,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -195,7 +195,7 @@ class ChunkCache:
             :meth:`SeriesIndex.preload`): a read's working set beyond the budget.
         tally, budget_bytes: the owner's summaries and its byte budget: the chunks may
             hold the budget less what the summaries hold at each touch (fine rows that
-            wait for their page grow as chunks leave), instead of :attr:`room`'s bytes.
+            wait for their page grow as chunks leave).
     """
 
     def __init__(
@@ -207,10 +207,11 @@ class ChunkCache:
         self.run_bytes = run_bytes
         self._tally = tally
         self._budget_bytes = budget_bytes
-        #: Records and bytes the chunks may hold: the owner's budgets less what summaries
-        #: took when it last looked. A touch that leaves more evicts at once, so the budget
-        #: holds after reads that load nothing but grow a chunk (its block rows).
-        self.room = (2**62, 2**62)
+        #: Records the chunks may hold: the owner's record budget less what summaries took
+        #: when it last looked (bytes: the byte budget less what the tally holds now). A
+        #: touch that leaves more evicts at once, so the budget holds after reads that load
+        #: nothing but grow a chunk (its block rows).
+        self.room_records = 2**62
         self._lru: OrderedDict[tuple[int, int], SeriesIndex] = OrderedDict()
         self._held: dict[tuple[int, int], tuple[int, int]] = {}
         self._records = 0
@@ -244,18 +245,13 @@ class ChunkCache:
             self._records += held[0] - before[0]
             self._bytes += held[1] - before[1]
             self._held[key] = held
-            over = self._over()
-        # (chunks that leave may keep their fine rows: what they free may not suffice)
-        for _ in range(4):
-            if (over[0] <= 0 and over[1] <= 0) or self.evict(*over) == (0, 0):
-                break
-            with self._lock:
-                over = self._over()
-
-    def _over(self) -> tuple[int, int]:
-        # records and bytes held beyond the room (call with the lock held)
-        room = self.room[1] if self._tally is None else self._budget_bytes - self._tally.held_bytes
-        return self._records - self.room[0], self._bytes - room
+            held_elsewhere = 0 if self._tally is None else self._tally.held_bytes
+            over = (
+                self._records - self.room_records,
+                self._bytes + held_elsewhere - self._budget_bytes,
+            )
+        if over[0] > 0 or over[1] > 0:
+            self.evict(*over)
 
     def _remove(self, key: tuple[int, int]) -> None:
         del self._lru[key]
@@ -289,7 +285,8 @@ class ChunkCache:
         ``nbytes`` bytes are freed (each bound alone suffices to stop when the other is
         met already).
 
-        Returns the records and bytes freed.
+        Returns the records and bytes freed: a chunk that leaves may keep its fine rows
+        (until their page is written), which count against what it frees.
         """
         freed_r = freed_b = 0
         dropped: list[tuple[int, int]] = []
@@ -309,12 +306,14 @@ class ChunkCache:
                     busy = True
                     continue
                 try:
+                    kept = series.fine_pending_bytes
                     series.drop(key[1])
+                    kept = series.fine_pending_bytes - kept
                 finally:
                     series.lock.release()
                 held_r, held_b = self._held.get(key, (0, 0))
                 freed_r += held_r
-                freed_b += held_b
+                freed_b += held_b - kept
                 dropped.append(key)
             for key in dropped:
                 self._remove(key)
@@ -879,14 +878,14 @@ class SeriesIndex:
         # Fine rows of chunks k + j (j in pieces), whose records are caps/vals[starts[j]:
         # ends[j]] (the runs cover caps/vals) and whose rows were just counted: one
         # reduceat over every run, then the rows of the pieces asked for.
+        if self.fine_loader is None:
+            return  # nowhere to write them: reads make them from cached chunks
         size = self.fine_size
         at = [
             np.arange(int(a), int(b), size, dtype=np.int64)
             for a, b in zip(starts, ends, strict=True)
         ]
         lens = [a.size for a in at]
-        if self.fine_loader is None:
-            return  # nowhere to write them: reads make them from cached chunks
         runs = FineRows.runs(caps, vals, np.concatenate(at))
         bounds = np.r_[0, np.cumsum(lens)].tolist()
         made = {}
@@ -972,7 +971,7 @@ class SeriesIndex:
             if pending:
                 with self._fine_lock:
                     got = self.fine_pending.get(lo)
-            if got is not None and got.digest == want and int(got.n.sum()) == n:
+            if self._fine_valid(got, k):
                 out[k] = got
             elif want and int(self.fine[k]) == want and self.fine_loader is not None:
                 j = int(np.searchsorted(firsts, lo, side="right")) - 1
@@ -986,15 +985,20 @@ class SeriesIndex:
             page = self.fine_loader(self, p)
             for k in pks:
                 got = None if page is None else page.get(int(self.lo[k]))
-                if (
-                    got is not None
-                    and got.digest == int(self.digest[k])
-                    and int(got.n.sum()) == int(self.count[k])
-                ):
+                if self._fine_valid(got, k):
                     out[k] = got
                 else:  # claimed, not held (a write that failed, a page lost)
                     self._unclaim(k)
         return out
+
+    def _fine_valid(self, rows: FineRows | None, k: int) -> TypeGuard[FineRows]:
+        # rows that describe chunk k's records as they are now (a numeric chunk's)
+        return (
+            rows is not None
+            and bool(self.numeric[k])
+            and rows.digest == int(self.digest[k])
+            and int(rows.n.sum()) == int(self.count[k])
+        )
 
     def _unclaim(self, k: int) -> None:
         # Chunk k's fine rows are not where its ``fine`` column says: they are made again
@@ -1062,22 +1066,17 @@ class SeriesIndex:
         made: dict[int, FineRows] = {}
         for k in range(k0, k1):
             got = mine.get(int(self.lo[k]))
-            if got is not None and got.digest == int(self.digest[k]):
+            if self._fine_valid(got, k):
                 made[k] = got
+        # (fine_rows gives only valid rows)
         kept = self.fine_rows([k for k in range(k0, k1) if k not in made], pending=False)
         entries: list[FineRows] = []
         column: dict[int, int] = {}
         for k in range(k0, k1):
             got = made.get(k) or kept.get(k)
-            ok = (
-                got is not None
-                and bool(self.numeric[k])
-                and got.digest == int(self.digest[k])
-                and int(got.n.sum()) == int(self.count[k])
-            )
-            if got is not None and ok:
+            if got is not None:
                 entries.append(got)
-            column[k] = int(self.digest[k]) if ok else 0
+            column[k] = 0 if got is None else int(self.digest[k])
         return entries, column, mine
 
     def fine_written(self, column: dict[int, int]) -> None:

@@ -175,6 +175,12 @@ def _shift(edges: npt.NDArray[np.int64]) -> int:
     return int(int(np.diff(edges).min()) * ALIGN_SHIFT)
 
 
+def fine_enough(records: int, slices: int, fine: int) -> bool:
+    """Whether a fine row (``fine`` records) lies within a quarter slice of every edge of
+    ``slices`` slices over ``records`` records: a fine row at most half a slice wide."""
+    return 2 * fine * slices <= records
+
+
 def aligns(align: str | None, every: int | None, records: int, slices: int, fine: int) -> bool:
     """Whether the inner edges of ``slices`` slices over a window of ``records`` records may
     move to row ends (``fine``: records per fine row). ``"auto"`` (or ``None``) moves them
@@ -184,8 +190,20 @@ def aligns(align: str | None, every: int | None, records: int, slices: int, fine
     slices, their records being read either way. The choice follows from counts alone,
     not from what is cached."""
     if align in (None, "auto"):
-        return every is None and 2 * fine * slices <= records
+        return every is None and fine_enough(records, slices, fine)
     return align == "rows"
+
+
+def _inside(
+    first: npt.NDArray[np.int64],
+    last: npt.NDArray[np.int64],
+    lo: int,
+    hi: int,
+    edges: npt.NDArray[np.int64],
+) -> npt.NDArray[np.bool_]:
+    """Rows (first to last cap) inside ``[lo, hi)`` and inside one slice of ``edges``."""
+    same = np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right")
+    return (first >= lo) & (last < hi) & same
 
 
 def _over(total: int, what: str, asked: str, series: int) -> None:
@@ -438,8 +456,7 @@ class TimeSeriesReads:
             rows = aligns(align, every, i1 - i0, count, idx.fine_size)
             chunky = rows and _chunks(idx, i0, i1) > count
             shift = _shift(edges) if rows else 0
-            # a fine row within a quarter slice of every edge: at most half a slice wide
-            fine = 2 * idx.fine_size * count <= i1 - i0
+            fine = fine_enough(i1 - i0, count, idx.fine_size)
             parts, edges = self._parts(t, idx, lo, hi, edges, shift, chunky, fine)
             return BucketWindow(
                 i1 - i0, count, rollup_at(parts, edges), wm, every, "rows" if rows else None
@@ -472,13 +489,7 @@ class TimeSeriesReads:
         if shift and chunky:
             inside = np.flatnonzero((counts > 0) & (first >= lo) & (last < hi))
             edges = snap_edges(edges, first[inside], last[inside], shift)
-        whole = (
-            (counts > 0)
-            & idx.numeric[k0:k1]
-            & (first >= lo)
-            & (last < hi)
-            & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
-        )
+        whole = (counts > 0) & idx.numeric[k0:k1] & _inside(first, last, lo, hi, edges)
         sel = np.flatnonzero(whole) + k0
         parts = [
             Part(idx.first_cap[sel], idx.last_cap[sel], idx.count[sel], idx.vmin[sel],
@@ -519,9 +530,7 @@ class TimeSeriesReads:
         first, last = joined.cap, joined.cap_last
         within = (first >= lo) & (last < hi)
         edges = snap_edges(edges, first[within], last[within], shift, nominal)
-        inside = within & (
-            np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right")
-        )
+        inside = _inside(first, last, lo, hi, edges)
         owner = np.repeat(np.arange(len(rows)), [len(r.n) for r in rows])
         spared = np.ones(len(rows), dtype=bool)
         spared[owner[~inside]] = False
@@ -561,11 +570,7 @@ class TimeSeriesReads:
             if shift:
                 within = np.flatnonzero((first >= lo) & (last < hi))
                 edges = snap_edges(edges, first[within], last[within], shift, nominal)
-            inside = (
-                (first >= lo)
-                & (last < hi)
-                & (np.searchsorted(edges, first, "right") == np.searchsorted(edges, last, "right"))
-            )
+            inside = _inside(first, last, lo, hi, edges)
             keep = np.flatnonzero(inside)
             if keep.size:
                 parts.append(joined.take(keep))
