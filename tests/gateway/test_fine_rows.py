@@ -66,7 +66,8 @@ def test_a_page_decodes_to_what_was_encoded_and_a_damaged_one_is_refused() -> No
     entries = []
     for lo in (10, 500, 9000):
         caps = lo + np.arange(37, dtype=np.int64)
-        entries.append(FineRows.of(lo, caps, rng.normal(size=37), 4))
+        vals = rng.normal(size=37)
+        entries.append(FineRows.of(lo, caps, vals, 4, digest(caps, vals)))
     data = encode_page(entries)
     got = decode_page(data)
     assert sorted(got) == [10, 500, 9000]
@@ -360,3 +361,42 @@ def test_fine_rows_waiting_for_their_page_count_in_the_byte_budget(
     assert accounted(gw)["fine_pending_bytes"] > 0
     gw.series.save_summaries(reads.target(KEY))
     assert accounted(gw)["fine_pending_bytes"] == 0
+
+
+def test_a_damaged_fine_page_is_asked_for_once(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """A page that fails its CRC is not used and not read again by the next rollup that
+    would need it: that rollup reads its chunks at once, and answers exactly."""
+    cid = fresh_cid()
+    caps = T0 + np.arange(N, dtype=np.int64) * 10
+    vals = np.cos(np.arange(N) / 4.0) + np.arange(N) % 7
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    _, head = header(tstorage, cid)
+    where = head["fine"]
+    assert isinstance(where, list)
+    fine = [[g, n, c ^ 1, lo] for g, n, c, lo in directory(tstorage, cid, where)]
+    data = json.dumps(fine).encode()
+    gen = int(where[0]) + 9
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        key = Key(INDEX_CID, 6, 1, cid << 32 | gen << 16 | FINE_DIR_SLOT, 0)
+        assert ch.put([Record(key, data)]).is_ok()
+    head["fine"] = [gen, len(data), zlib.crc32(data)]
+    put_header(tstorage, cid, head)
+    gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    store = gw.series.store
+    assert store is not None
+    real_load = store.load_fine
+    asked: list[int] = []
+
+    def counted(s: Any, p: int, page: Any) -> Any:
+        asked.append(p)
+        return real_load(s, p, page)
+
+    store.load_fine = counted  # type: ignore[method-assign]
+    reads = TimeSeriesReads(gw)
+    for a in (0, 100):  # two windows of 90 chunks in 120 buckets, both in page 0
+        lo, hi = int(caps[a * CHUNK]) + 3, int(caps[(a + 90) * CHUNK]) + 3
+        w, nominal = _aligned(reads, lo, hi, 120)
+        check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+        assert asked == [0]  # asked for by the first, not again
