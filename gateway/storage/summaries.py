@@ -722,6 +722,12 @@ class SeriesIndex:
         # than twice its size
         return int(np.minimum(self.count[a:b], 2 * self.chunk_records).sum())
 
+    def run_chunks(self, most: int = 256) -> int:
+        """Chunks one read brings in (or holds) at once: at most ``most``, and fewer when
+        that many would hold more than the cache's ``run_bytes``; at least one."""
+        per_chunk = max(1, self.chunk_records * self.record_bytes())
+        return max(1, min(most, self.cache.run_bytes // per_chunk))
+
     def preload(self, ks: Sequence[int], most: int = 256, gap: int = 4) -> dict[int, CapIndex]:
         """Read the chunks ``ks`` that are not cached, neighbours by one GET instead of one
         each: a run spans at most ``most`` chunks (fewer when that many would hold more
@@ -732,8 +738,7 @@ class SeriesIndex:
         Returns the chunks of ``ks`` it read, by their first cap: room made for later runs
         may drop them from the cache before the caller uses them."""
         read: dict[int, CapIndex] = {}
-        per_chunk = max(1, self.chunk_records * self.record_bytes())
-        most = max(1, min(most, self.cache.run_bytes // per_chunk))
+        most = self.run_chunks(most)
         with self.lock:
             asked = set(ks)
             missing = [k for k in sorted(asked) if int(self.lo[k]) not in self._data]

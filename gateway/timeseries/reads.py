@@ -552,6 +552,28 @@ class TimeSeriesReads:
         shift: int = 0,
         nominal: npt.NDArray[np.int64] | None = None,
     ) -> tuple[list[Part], npt.NDArray[np.int64]]:
+        # In runs of neighbouring chunks, each let go before the next is read: equal
+        # slices cut a chunk at every edge, and holding a thousand edges' chunks at once
+        # would take about as much again as the budget. An edge moves only off rows it
+        # cuts, and rows of different chunks are disjoint: runs move the same edges.
+        parts: list[Part] = []
+        step = idx.run_chunks()
+        for at in range(0, len(ks), step):
+            more, edges = self._edge_run(t, idx, ks[at : at + step], lo, hi, edges, shift, nominal)
+            parts.extend(more)
+        return parts, edges
+
+    def _edge_run(
+        self,
+        t: ListTarget,
+        idx: SeriesIndex,
+        ks: list[int],
+        lo: int,
+        hi: int,
+        edges: npt.NDArray[np.int64],
+        shift: int = 0,
+        nominal: npt.NDArray[np.int64] | None = None,
+    ) -> tuple[list[Part], npt.NDArray[np.int64]]:
         # The chunks that straddle a slice edge or an end of the window: of their blocks,
         # those inside one slice count by their rows, the records of the others are read
         # (one gather per chunk, no Python per block or per record). With a shift, edges

@@ -135,7 +135,10 @@ def check(reads: TimeSeriesReads, model: dict[int, float], rng: np.random.Genera
     return moved
 
 
-@pytest.mark.parametrize("chunk, block", [(16, summaries.BLOCK_RECORDS), (32, 4)])
+@pytest.mark.parametrize(
+    "chunk, block, run",
+    [(16, summaries.BLOCK_RECORDS, None), (32, 4, None), (16, summaries.BLOCK_RECORDS, 3)],
+)
 def test_aligned_buckets_agree_with_numpy_at_the_edges_they_report(
     make_storage: Make,
     tstorage: ServerProcess,
@@ -143,12 +146,16 @@ def test_aligned_buckets_agree_with_numpy_at_the_edges_they_report(
     monkeypatch: pytest.MonkeyPatch,
     chunk: int,
     block: int,
+    run: int | None,
 ) -> None:
     """Irregular records (bursts, long gaps, NaN, ties): edges move off chunks and blocks
     where they may and stay where they may not (a chunk spanning a gap); every answer is
     exact for its edges, from persisted summaries and warm, before and after an outside
-    writer's corrections, late records and appends."""
+    writer's corrections, late records and appends. Also when a read takes the chunks an
+    edge cuts a few at a time (``run``: as a small budget makes it)."""
     monkeypatch.setattr(summaries, "BLOCK_RECORDS", block)
+    if run is not None:
+        monkeypatch.setattr(summaries.SeriesIndex, "run_chunks", lambda self, most=256: run)
     cid = fresh_cid()
     rng = np.random.default_rng(21)
     steps = rng.choice([1, 1, 1, 7, 30, 90, 5000], size=4000).astype(np.int64)

@@ -386,6 +386,50 @@ def test_a_gateway_process_holds_a_long_series_within_its_byte_budget(
     assert after["VmRSS"] - before < budget / 2**20 + 16, (before, after)
 
 
+def _reset_peak(pid: int) -> None:
+    # VmHWM from here on: the build's peak is not the read's
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+@pytest.mark.slow
+def test_an_equal_read_that_cuts_every_chunk_holds_one_run_of_them_at_a_time(
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    start_gateway: Callable[[str], ServerProcess],
+) -> None:
+    """2M records in chunks of 1,024 (48 MB once read), a budget of 8 MiB: 5,000 equal
+    slices put an edge in every chunk, so the read needs the records of all of them. It
+    stays exact, and the process's peak grows by about the budget and one run of chunks
+    (1 MiB here), not by the chunks an edge cuts (before the read went by runs: by 66 MB)."""
+    cid = fresh_cid()
+    n, budget, buckets = 2_000_000, 8 * 1024 * 1024, 5_000
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.sin(np.arange(n) / 777.0)
+    for a in range(0, n, 500_000):
+        put(tstorage, cid, 4, 1, caps[a : a + 500_000], vals[a : a + 500_000])
+    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), 1024, budget))
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", call_timeout=300)
+    try:
+        ts = TimeSeries(c, "meters/4/1")
+        assert len(znsocket.List(c, "meters/4/1")) == n  # the summaries built
+        before = _vm(gw.pid)["VmRSS"]
+        _reset_peak(gw.pid)
+        lo, hi = int(caps[0]) + UNIX_OFFSET, int(caps[-1]) + 10 + UNIX_OFFSET
+        got = ts.range(lo, hi, buckets=buckets, align="equal")
+        peak = _vm(gw.pid)["VmHWM"]
+        index = _health(gw)["index"]
+    finally:
+        c.close()
+    per = vals.reshape(buckets, -1)
+    assert got.n.tolist() == [n // buckets] * buckets
+    assert got.min.tolist() == per.min(1).tolist()
+    assert got.max.tolist() == per.max(1).tolist()
+    assert np.allclose(got.mean, per.mean(1), rtol=0, atol=1e-12)
+    assert 0 < index["held_bytes"] <= budget
+    # the budget, one run of chunks and the answer's rows (a few MB); not 48 MB
+    assert peak - before < budget / 2**20 + 16, (before, peak)
+
+
 @pytest.mark.parametrize(
     ("budget_line", "chunk", "held", "added", "moids"),
     [
