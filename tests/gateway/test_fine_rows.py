@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gateway.errors import TStorageUnavailable
-from gateway.storage import GatewayStorage
+from gateway.storage import GatewayStorage, persisted
 from gateway.storage.fine_rows import (
     BadPage,
     FineRows,
@@ -400,3 +400,106 @@ def test_a_damaged_fine_page_is_asked_for_once(
         w, nominal = _aligned(reads, lo, hi, 120)
         check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
         assert asked == [0]  # asked for by the first, not again
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_fine_pages_refused_while_a_build_streams_are_made_again_and_claimed_by_no_header(
+    make_storage: Make,
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+    split: bool,
+) -> None:
+    """TStorage refuses the fine pages a first build writes as it goes (more than 2,048
+    chunks' rows waiting) and at its end: the build still answers exactly, lets go of the
+    rows it could not write as it streamed, keeps those of the refused save for the next
+    one (within their share of the budget), and saves no summaries that would claim them;
+    once TStorage takes pages again, a save writes them all and the next gateway reads
+    only the window's ends. ``split``: pages go in one PUT each, the first is taken and
+    the others refused (a write cut into PUTs that fails part-way)."""
+    cid = fresh_cid()
+    n = CHUNK * 2400  # pages of 256 chunks: 9 complete before the last chunk's page
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.sin(np.arange(n) / 13.0) * 5 + np.arange(n) % 4
+    put(tstorage, cid, 6, 1, caps, vals)
+    gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
+    store = gw.series.store
+    assert store is not None
+    real_put = store.link.put
+    refused: list[bool] = []  # for each refused PUT: whether the build was streaming
+    taken = [1 if split else 0]  # fine PUTs still let through
+    if split:
+        monkeypatch.setattr(persisted, "_FINE_PUT_BYTES", 1)
+
+    def refusing(records: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(int(key[3]) & 0xFFFF >= FINE_SLOT for key, _ in records):
+            if taken[0]:
+                taken[0] -= 1
+                return real_put(records, *args, **kwargs)
+            refused.append(any(b.building for b in gw.series._boxes.values()))
+            raise TStorageUnavailable("TStorage answered ERROR (a test refuses fine pages)")
+        return real_put(records, *args, **kwargs)
+
+    store.link.put = refusing  # type: ignore[method-assign]
+    reads = TimeSeriesReads(gw)
+    t = reads.target(KEY)
+    assert reads.info(t)[0] == n  # the build
+    assert True in refused and False in refused  # as it streamed, and at its end
+    # the rows made for the save wait for the next one, within their share of the budget
+    waiting = accounted(gw)["fine_pending_bytes"]
+    assert 0 < waiting <= gw.series.memory()["budget_bytes"] // FINE_PENDING_SHARE
+    lo, hi = int(caps[1000]), int(caps[1000 + 150 * CHUNK])
+    w, nominal = _aligned(reads, lo, hi, 150)
+    check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(INDEX_CID, 6, 1, cid << 32, -(2**63)),
+                     Key(INDEX_CID + 1, 7, 2, (cid << 32) + 1, 2**63 - 1))  # fmt: skip
+        assert res.is_ok() and not res.data  # no header: nothing claims the pages
+    store.link.put = real_put  # type: ignore[method-assign]
+    gw.series.save_summaries(t)
+    _, head = header(tstorage, cid)
+    assert isinstance(head["fine"], list)
+    pages = directory(tstorage, cid, head["fine"])
+    assert len(pages) == -(-n // CHUNK // 256)  # every page, the last chunk's too
+    text = config(tstorage, cid, fresh_cid(), CHUNK)
+    assert first_read(make_storage, text, cid, (lo, hi), (caps, vals)) <= 6
+
+
+def test_fine_pages_read_are_kept_within_their_share_of_the_budget(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """Fine pages read for rollups are kept for the next (least recently used first out)
+    within a sixteenth of ``index_budget_bytes``: reads over five pages answer exactly,
+    ``/health``'s ``fine_page_bytes`` stays within that share, and a page let go is read
+    again when next needed while the one kept is not."""
+    cid = fresh_cid()
+    n = CHUNK * 256 * 5
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.cos(np.arange(n) / 11.0) * 2 + np.arange(n) % 6
+    saved_series(make_storage, tstorage, cid, fresh_cid(), caps, vals, CHUNK)
+    budget = 12 * 1024 * 1024  # a sixteenth: 768 KiB, about one page of 256 chunks
+    text = config(tstorage, cid, fresh_cid(), CHUNK).replace(
+        "index_save = 0", f"index_save = 0\nindex_budget_bytes = {budget}"
+    )
+    gw = make_storage(text)
+    store = gw.series.store
+    assert store is not None
+    real_load = store.load_fine
+    asked: list[int] = []
+
+    def counted(s: Any, p: int, page: Any) -> Any:
+        asked.append(p)
+        return real_load(s, p, page)
+
+    store.load_fine = counted  # type: ignore[method-assign]
+    reads = TimeSeriesReads(gw)
+    limit = budget // 16
+    for p in [0, 1, 2, 3, 4, 4, 0]:
+        a = p * 256 * CHUNK + 20 * CHUNK
+        lo, hi = int(caps[a]) + 3, int(caps[a + 200 * CHUNK]) + 3  # inside page p
+        w, nominal = _aligned(reads, lo, hi, 150)
+        check_window(w, caps, vals, lo, hi, nominal)  # type: ignore[arg-type]
+        held = gw.series.memory()["fine_page_bytes"]
+        assert held is not None and 0 < held <= limit
+    # page 4 was kept for its second read; page 0, let go for the others, read again
+    assert asked == [0, 1, 2, 3, 4, 0]
