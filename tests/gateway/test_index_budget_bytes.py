@@ -430,6 +430,44 @@ def test_an_equal_read_that_cuts_every_chunk_holds_one_run_of_them_at_a_time(
     assert peak - before < budget / 2**20 + 16, (before, peak)
 
 
+@pytest.mark.slow
+def test_a_rollup_over_many_summary_rows_makes_no_copy_of_them_all(
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    start_gateway: Callable[[str], ServerProcess],
+) -> None:
+    """2M records in chunks of 8: 250,000 summary rows of eight columns (16 MB). A
+    1,000-bucket rollup of the whole series (its edges between chunks: no chunk is read)
+    counts them by slice before it copies any, so the process's peak grows by a few MB,
+    not by several copies of the rows (before: by 42 MB), and it stays exact."""
+    cid = fresh_cid()
+    n, buckets = 2_000_000, 1_000
+    caps = T0 + np.arange(n, dtype=np.int64) * 10
+    vals = np.cos(np.arange(n) / 3333.0)
+    for a in range(0, n, 500_000):
+        put(tstorage, cid, 4, 1, caps[a : a + 500_000], vals[a : a + 500_000])
+    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), 8, 64 * 1024 * 1024))
+    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", call_timeout=300)
+    try:
+        ts = TimeSeries(c, "meters/4/1")
+        assert len(znsocket.List(c, "meters/4/1")) == n  # the summaries built
+        ts.latest(1)
+        before = _vm(gw.pid)["VmRSS"]
+        _reset_peak(gw.pid)
+        lo, hi = int(caps[0]) + UNIX_OFFSET, int(caps[-1]) + 10 + UNIX_OFFSET
+        got = ts.range(lo, hi, buckets=buckets, align="equal")
+        peak = _vm(gw.pid)["VmHWM"]
+    finally:
+        c.close()
+    per = vals.reshape(buckets, -1)
+    assert got.n.tolist() == [n // buckets] * buckets
+    assert got.min.tolist() == per.min(1).tolist()
+    assert got.max.tolist() == per.max(1).tolist()
+    assert got.last.tolist() == per[:, -1].tolist()
+    assert np.allclose(got.mean, per.mean(1), rtol=0, atol=1e-12)
+    assert peak - before < 12, (before, peak)
+
+
 @pytest.mark.parametrize(
     ("budget_line", "chunk", "held", "added", "moids"),
     [
