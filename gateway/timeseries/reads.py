@@ -214,9 +214,9 @@ def _whole_rows(
     edges: npt.NDArray[np.int64],
 ) -> Part:
     """The summary rows of the chunks ``k0 + j`` that count ``whole``, one row per run of
-    them in one slice with no chunk to ``read`` between them: a long window's rows come
-    to about one per slice before any copy of all of them is made (a billion records are
-    244,000 rows of eight columns; each copy of them all was 16 MB)."""
+    them in one slice with no chunk to ``read`` between them: a long window's rows shrink
+    to about one per slice, one column at a time, before anything copies them all (each
+    copy of a long series' rows would add to the memory the budget bounds)."""
     at = np.flatnonzero(whole)
     if at.size == 0:
         return Part.raw(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
