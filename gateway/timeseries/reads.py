@@ -532,8 +532,15 @@ class TimeSeriesReads:
         if read and shift and fine:
             fine_parts, read, edges = self._fine_parts(idx, read, lo, hi, edges, shift, nominal)
             parts.extend(fine_parts)
-        if read:
-            more, edges = self._edge_parts(t, idx, read, lo, hi, edges, shift, nominal)
+        # The chunks left are read and reduced a run of neighbours at a time, each let go
+        # before the next is read: equal slices cut a chunk at every edge, and a thousand
+        # edges' chunks held at once would take about as much again as the budget. An edge
+        # moves only off rows it cuts, and rows of different chunks are disjoint: runs move
+        # the same edges.
+        step = idx.run_chunks()
+        for at in range(0, len(read), step):
+            run = read[at : at + step]
+            more, edges = self._edge_parts(t, idx, run, lo, hi, edges, shift, nominal)
             parts.extend(more)
         return [Part.merged(parts)], edges
 
@@ -575,28 +582,6 @@ class TimeSeriesReads:
         return [part], [k for k in ks if k not in done], edges
 
     def _edge_parts(
-        self,
-        t: ListTarget,
-        idx: SeriesIndex,
-        ks: list[int],
-        lo: int,
-        hi: int,
-        edges: npt.NDArray[np.int64],
-        shift: int = 0,
-        nominal: npt.NDArray[np.int64] | None = None,
-    ) -> tuple[list[Part], npt.NDArray[np.int64]]:
-        # In runs of neighbouring chunks, each let go before the next is read: equal
-        # slices cut a chunk at every edge, and holding a thousand edges' chunks at once
-        # would take about as much again as the budget. An edge moves only off rows it
-        # cuts, and rows of different chunks are disjoint: runs move the same edges.
-        parts: list[Part] = []
-        step = idx.run_chunks()
-        for at in range(0, len(ks), step):
-            more, edges = self._edge_run(t, idx, ks[at : at + step], lo, hi, edges, shift, nominal)
-            parts.extend(more)
-        return parts, edges
-
-    def _edge_run(
         self,
         t: ListTarget,
         idx: SeriesIndex,

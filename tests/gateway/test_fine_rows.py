@@ -194,6 +194,21 @@ def first_read(
     return chunks_read(seen)
 
 
+def pages_asked(gw: GatewayStorage) -> list[int]:
+    """The fine pages ``gw`` reads from TStorage from now on, in order (a list it fills)."""
+    store = gw.series.store
+    assert store is not None
+    real_load = store.load_fine
+    asked: list[int] = []
+
+    def counted(s: Any, p: int, page: Any) -> Any:
+        asked.append(p)
+        return real_load(s, p, page)
+
+    store.load_fine = counted  # type: ignore[method-assign]
+    return asked
+
+
 def test_fine_rows_of_a_chunk_changed_since_are_not_used(
     make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
 ) -> None:
@@ -384,16 +399,7 @@ def test_a_damaged_fine_page_is_asked_for_once(
     head["fine"] = [gen, len(data), zlib.crc32(data)]
     put_header(tstorage, cid, head)
     gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
-    store = gw.series.store
-    assert store is not None
-    real_load = store.load_fine
-    asked: list[int] = []
-
-    def counted(s: Any, p: int, page: Any) -> Any:
-        asked.append(p)
-        return real_load(s, p, page)
-
-    store.load_fine = counted  # type: ignore[method-assign]
+    asked = pages_asked(gw)
     reads = TimeSeriesReads(gw)
     for a in (0, 100):  # two windows of 90 chunks in 120 buckets, both in page 0
         lo, hi = int(caps[a * CHUNK]) + 3, int(caps[(a + 90) * CHUNK]) + 3
@@ -482,16 +488,7 @@ def test_fine_pages_read_are_kept_within_their_share_of_the_budget(
         "index_save = 0", f"index_save = 0\nindex_budget_bytes = {budget}"
     )
     gw = make_storage(text)
-    store = gw.series.store
-    assert store is not None
-    real_load = store.load_fine
-    asked: list[int] = []
-
-    def counted(s: Any, p: int, page: Any) -> Any:
-        asked.append(p)
-        return real_load(s, p, page)
-
-    store.load_fine = counted  # type: ignore[method-assign]
+    asked = pages_asked(gw)
     reads = TimeSeriesReads(gw)
     limit = budget // 16
     for p in [0, 1, 2, 3, 4, 4, 0]:

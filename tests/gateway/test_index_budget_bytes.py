@@ -391,27 +391,29 @@ def _reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-@pytest.mark.slow
-def test_an_equal_read_that_cuts_every_chunk_holds_one_run_of_them_at_a_time(
+def _whole_read_peak(
     tstorage: ServerProcess,
     fresh_cid: Callable[[], int],
     start_gateway: Callable[[str], ServerProcess],
-) -> None:
-    """2M records in chunks of 1,024 (48 MB once read), a budget of 8 MiB: 5,000 equal
-    slices put an edge in every chunk, so the read needs the records of all of them. It
-    stays exact, and the process's peak grows by about the budget and one run of chunks
-    (1 MiB here), not by the chunks an edge cuts (before the read went by runs: by 66 MB)."""
-    cid = fresh_cid()
-    n, budget, buckets = 2_000_000, 8 * 1024 * 1024, 5_000
+    vals: np.ndarray,
+    chunk: int,
+    budget: int,
+    buckets: int,
+) -> tuple[float, dict[str, Any]]:
+    """Store ``vals`` 10 ns apart as ``meters/4/1``, let a gateway process (chunks of
+    ``chunk``, ``budget`` bytes) build its summaries, then read the whole series in
+    ``buckets`` equal slices and check them against numpy. Returns how far the process's
+    peak rose above its resident memory during that read (MB), and ``/health``'s index."""
+    cid, n = fresh_cid(), len(vals)
     caps = T0 + np.arange(n, dtype=np.int64) * 10
-    vals = np.sin(np.arange(n) / 777.0)
     for a in range(0, n, 500_000):
         put(tstorage, cid, 4, 1, caps[a : a + 500_000], vals[a : a + 500_000])
-    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), 1024, budget))
+    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), chunk, budget))
     c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", call_timeout=300)
     try:
         ts = TimeSeries(c, "meters/4/1")
         assert len(znsocket.List(c, "meters/4/1")) == n  # the summaries built
+        ts.latest(1)
         before = _vm(gw.pid)["VmRSS"]
         _reset_peak(gw.pid)
         lo, hi = int(caps[0]) + UNIX_OFFSET, int(caps[-1]) + 10 + UNIX_OFFSET
@@ -424,10 +426,27 @@ def test_an_equal_read_that_cuts_every_chunk_holds_one_run_of_them_at_a_time(
     assert got.n.tolist() == [n // buckets] * buckets
     assert got.min.tolist() == per.min(1).tolist()
     assert got.max.tolist() == per.max(1).tolist()
+    assert got.last.tolist() == per[:, -1].tolist()
     assert np.allclose(got.mean, per.mean(1), rtol=0, atol=1e-12)
+    return peak - before, index
+
+
+@pytest.mark.slow
+def test_an_equal_read_that_cuts_every_chunk_holds_one_run_of_them_at_a_time(
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    start_gateway: Callable[[str], ServerProcess],
+) -> None:
+    """2M records in chunks of 1,024 (48 MB once read), a budget of 8 MiB: 5,000 equal
+    slices put an edge in every chunk, so the read needs the records of all of them. It
+    stays exact, and the process's peak grows by about the budget and one run of chunks
+    (1 MiB here), not by the chunks an edge cuts (before the read went by runs: by 66 MB)."""
+    budget = 8 * 1024 * 1024
+    vals = np.sin(np.arange(2_000_000) / 777.0)
+    rose, index = _whole_read_peak(tstorage, fresh_cid, start_gateway, vals, 1024, budget, 5_000)
     assert 0 < index["held_bytes"] <= budget
     # the budget, one run of chunks and the answer's rows (a few MB); not 48 MB
-    assert peak - before < budget / 2**20 + 16, (before, peak)
+    assert rose < budget / 2**20 + 16, rose
 
 
 @pytest.mark.slow
@@ -440,32 +459,9 @@ def test_a_rollup_over_many_summary_rows_makes_no_copy_of_them_all(
     1,000-bucket rollup of the whole series (its edges between chunks: no chunk is read)
     counts them by slice before it copies any, so the process's peak grows by a few MB,
     not by several copies of the rows (before: by 42 MB), and it stays exact."""
-    cid = fresh_cid()
-    n, buckets = 2_000_000, 1_000
-    caps = T0 + np.arange(n, dtype=np.int64) * 10
-    vals = np.cos(np.arange(n) / 3333.0)
-    for a in range(0, n, 500_000):
-        put(tstorage, cid, 4, 1, caps[a : a + 500_000], vals[a : a + 500_000])
-    gw = start_gateway(budgeted(tstorage, cid, fresh_cid(), 8, 64 * 1024 * 1024))
-    c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}", call_timeout=300)
-    try:
-        ts = TimeSeries(c, "meters/4/1")
-        assert len(znsocket.List(c, "meters/4/1")) == n  # the summaries built
-        ts.latest(1)
-        before = _vm(gw.pid)["VmRSS"]
-        _reset_peak(gw.pid)
-        lo, hi = int(caps[0]) + UNIX_OFFSET, int(caps[-1]) + 10 + UNIX_OFFSET
-        got = ts.range(lo, hi, buckets=buckets, align="equal")
-        peak = _vm(gw.pid)["VmHWM"]
-    finally:
-        c.close()
-    per = vals.reshape(buckets, -1)
-    assert got.n.tolist() == [n // buckets] * buckets
-    assert got.min.tolist() == per.min(1).tolist()
-    assert got.max.tolist() == per.max(1).tolist()
-    assert got.last.tolist() == per[:, -1].tolist()
-    assert np.allclose(got.mean, per.mean(1), rtol=0, atol=1e-12)
-    assert peak - before < 12, (before, peak)
+    vals = np.cos(np.arange(2_000_000) / 3333.0)
+    rose, _ = _whole_read_peak(tstorage, fresh_cid, start_gateway, vals, 8, 64 << 20, 1_000)
+    assert rose < 12, rose
 
 
 @pytest.mark.parametrize(
