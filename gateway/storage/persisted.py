@@ -11,9 +11,11 @@ The summaries of series ``(cid, mid, moid)`` are records under the reserved clie
   number of rows, and for each page of rows the generation that holds it, its length and its
   CRC-32. Each save writes a new version of it; a reader takes the newest.
 * slot ``1 + p`` of a generation, **page** ``p``: the raw bytes of rows ``p * PAGE_ROWS`` on
-  of every summary column. A save writes only the pages whose bytes changed, under a new
-  generation, so a page key holds one version (generations wrap after 65,536 saves; a page
-  read back must match the header's length and CRC, else the summaries are rebuilt).
+  of every summary column (pages end below the fine directory's slot: a series of more
+  than ``MAX_CHUNKS`` chunks persists nothing). A save writes only the pages whose bytes
+  changed, under a new generation, so a page key holds one version (generations wrap
+  after 65,536 saves; a page read back must match the header's length and CRC, else the
+  summaries are rebuilt).
 * slot ``FINE_SLOT + p`` of a generation, **fine page** ``p``: the fine rows of chunks
   ``p * PAGE_CHUNKS`` on (:mod:`gateway.storage.fine_rows`). They are read only for the
   chunks a rollup needs; one that is missing or fails its CRC is not used (the chunks are
@@ -53,8 +55,11 @@ FORMAT = 2
 PAGE_ROWS = 8192
 #: slot of fine page 0
 FINE_SLOT = 0x8000
-#: slot of the fine directory (summary pages stay below it: 268M chunks)
+#: slot of the fine directory (summary pages stay below it)
 FINE_DIR_SLOT = 0x7FFF
+#: most chunks whose summaries a series persists: its pages' slots end below the fine
+#: directory's (a longer series is served, and built by a streamed read at each start)
+MAX_CHUNKS = (FINE_DIR_SLOT - 1) * PAGE_ROWS
 #: most bytes of fine pages in one PUT
 _FINE_PUT_BYTES = 8 * 1024 * 1024
 _HEADER_SLOT = 0
@@ -287,8 +292,10 @@ class SummaryStore(ReservedStore):
         Raises:
             TStorageUnavailable: not stored (the previous save stays the newest).
         """
-        generation = self.next_generation(previous)
         rows = len(columns["lo"])
+        if rows > MAX_CHUNKS:
+            raise ValueError(f"{rows} chunks: summaries persist for at most {MAX_CHUNKS}")
+        generation = self.next_generation(previous)
         old = previous.pages if previous else []
         pages: list[tuple[int, int, int]] = []
         records: list[PutRecord] = []

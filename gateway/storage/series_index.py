@@ -39,6 +39,7 @@ from gateway.keymap import (
     SeriesKey,
     Target,
 )
+from gateway.storage import persisted
 from gateway.storage.background_build import Build
 from gateway.storage.fine_rows import PAGE_CHUNKS, FineRows, encode_page, pending_bytes
 from gateway.storage.heads import Head, HeadStore
@@ -173,6 +174,8 @@ class SeriesIndexes:
             budget_bytes=index_budget_bytes,
         )
         #: when this gateway last saved the head of a series
+        #: series too long to persist, warned of once
+        self._too_long: weakref.WeakSet[SeriesIndex] = weakref.WeakSet()
         self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
             weakref.WeakKeyDictionary()
         )
@@ -534,6 +537,14 @@ class SeriesIndexes:
             if not now and t - idx.persisted_at < self.index_save:
                 continue
             s = SeriesKey(box.lo[0], box.lo[1], moid)
+            if idx.chunks > persisted.MAX_CHUNKS:
+                if idx not in self._too_long:
+                    self._too_long.add(idx)
+                    log.warning("summaries of series %s not saved: %d chunks, more than the "
+                                "%d a series persists (it is built again at each start; a "
+                                "larger index_chunk persists it)", s, idx.chunks,
+                                persisted.MAX_CHUNKS)  # fmt: skip
+                continue
             try:
                 self._write_fine(box, moid, idx, final=True)
                 extra = [] if heads is None else [heads.record(s, self._head(s, idx, box.acq0))]

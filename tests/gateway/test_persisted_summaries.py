@@ -15,7 +15,7 @@ import pytest
 
 from gateway.errors import TStorageUnavailable
 from gateway.keymap import CAP_RANGE
-from gateway.storage import GatewayStorage
+from gateway.storage import GatewayStorage, persisted
 from gateway.timeseries.reads import TimeSeriesReads
 from tests._servers import ROOT, VENV_BIN, ServerProcess
 from tests.gateway.test_index_build import put
@@ -243,3 +243,37 @@ def test_with_index_persist_off_nothing_is_written_under_the_index_cid(
     gw = make_storage(text)
     assert gw.llen("znsocket.List:" + KEY) == 300
     assert header_versions(tstorage, cid) == 0
+
+
+def test_a_series_with_more_chunks_than_persist_is_served_and_built_at_each_start(
+    make_storage: Make,
+    tstorage: ServerProcess,
+    fresh_cid: Callable[[], int],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Summary pages have a slot each below the fine directory's, so a series persists the
+    summaries of at most ``MAX_CHUNKS`` chunks (made 10 here): a longer one is served
+    exactly, nothing is written for it (no page in another's slot), the log says why once,
+    and the next gateway builds it again from the records."""
+    monkeypatch.setattr(persisted, "MAX_CHUNKS", 10)
+    cid = fresh_cid()
+    model = history(tstorage, cid, 500)  # 32 chunks of 16
+    first = make_storage(config(tstorage, cid, fresh_cid()))
+    with caplog.at_level(logging.WARNING, logger="gateway.index"):
+        check_against(first, TimeSeriesReads(first), KEY, model)
+        caps = T0 + 100 * np.arange(500, 520, dtype=np.int64)
+        for cap in caps.tolist():  # changes that would be saved
+            put(tstorage, cid, 2, 1, np.asarray([cap]), np.asarray([1.5]))
+            model[cap] = 1.5
+            first.series.series_index(TimeSeriesReads(first).target(KEY), fresh=True)
+        check_against(first, TimeSeriesReads(first), KEY, model)
+    assert caplog.text.count("more than the 10 a series persists") == 1
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        res = ch.get(Key(INDEX_CID, 2, 1, cid << 32, -(2**63)),
+                     Key(INDEX_CID + 1, 3, 2, (cid + 1) << 32, 2**63 - 1))  # fmt: skip
+        assert res.is_ok() and not res.data  # no header, page or fine page of the series
+    again = make_storage(config(tstorage, cid, fresh_cid()))
+    seen = full_reads(again)
+    check_against(again, TimeSeriesReads(again), KEY, model)
+    assert len(seen) == 1  # built from the records
