@@ -16,6 +16,7 @@ Commands (``gateway --version`` prints the installed version):
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -117,8 +118,15 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         run(cfg)
-    except (GatewayError, OSError) as exc:
-        # e.g. TStorage unreachable at start, the port taken
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            where = f"{cfg.server.host}:{cfg.server.port}"
+            print(f"gateway: cannot start: {where} is in use by another server (give "
+                  "another --port, or stop that one)", file=sys.stderr)  # fmt: skip
+        else:  # e.g. TStorage unreachable at start
+            print(f"gateway: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except GatewayError as exc:
         print(f"gateway: cannot start: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # e.g. the embedded data directory used by another server

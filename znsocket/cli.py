@@ -12,8 +12,10 @@ Example::
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import sys
 from collections.abc import Sequence
 
 from znsocket.hosts import is_loopback_host
@@ -237,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.run()
     except ValueError as exc:  # unsupported storage, non-positive heartbeat or limit settings
         build_parser().error(str(exc))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"znsocket: cannot start: {args.host}:{args.port} is in use by another server "
+              "(give another --port, or stop that one)", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

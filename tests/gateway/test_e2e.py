@@ -7,6 +7,7 @@ TStorage directly.
 
 from __future__ import annotations
 
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import znsocket
 from tests._servers import ServerProcess, spawn
 from tests.gateway.conftest import meter_config
 from tests.gateway.test_storage_series import put_direct, records_of
+from tstorage_server import runfile
 
 pytestmark = pytest.mark.integration
 
@@ -350,5 +352,43 @@ def test_start_failures_are_reported_plainly(tmp_path: Path) -> None:
     try:
         with pytest.raises(RuntimeError, match="cannot start"):
             spawn(["gateway", "run", "--config", str(config), "--port", "0"], timeout=30)
+    finally:
+        first.stop()
+
+
+def test_a_second_gateway_on_a_port_in_use_refuses_to_start(tmp_path: Path) -> None:
+    """The port is not shared (eventlet would set SO_REUSEPORT, and the two gateways would
+    take turns answering): the second one says the port is in use and exits, its own
+    embedded TStorage with it; the first keeps serving its data."""
+    first_cfg, second_cfg = tmp_path / "first.toml", tmp_path / "second.toml"
+    first_cfg.write_text(f'[tstorage.embedded]\ndata_dir = "{tmp_path / "a"}"\n')
+    second_cfg.write_text(f'[tstorage.embedded]\ndata_dir = "{tmp_path / "b"}"\n')
+    # a port given (a port picked by the OS at bind time is never shared anyway)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    first = spawn(["gateway", "run", "--config", str(first_cfg), "--port", str(free)])
+    try:
+        c = znsocket.Client.from_url(f"znsocket://127.0.0.1:{first.port}")
+        znsocket.List(c, "kept").append(1)
+        port = ["--port", str(first.port)]
+        try:
+            second = spawn(["gateway", "run", "--config", str(second_cfg), *port], timeout=60)
+        except RuntimeError as exc:
+            assert f"127.0.0.1:{first.port} is in use by another server" in str(exc)
+        else:
+            second.stop()
+            pytest.fail("a second gateway started on the port in use")
+        for _ in range(20):  # every client of the port reaches the first gateway
+            c2 = znsocket.Client.from_url(f"znsocket://127.0.0.1:{first.port}")
+            assert list(znsocket.List(c2, "kept")) == [1]
+            c2.close()
+        c.close()
+
+        # the second one's embedded TStorage exited with it
+        def gone() -> None:
+            assert runfile.read(tmp_path / "b") is None
+
+        eventually(gone, timeout=10)
     finally:
         first.stop()

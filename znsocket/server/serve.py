@@ -139,7 +139,9 @@ def serve(
         raise ValueError(f"max_connections must be at least 1, not {max_connections!r}")
     if not request_timeout_s > 0:
         raise ValueError(f"request_timeout_s must be positive, not {request_timeout_s!r}")
-    sock = eventlet.listen((host, port), backlog=backlog)
+    # no SO_REUSEPORT (eventlet sets it by default): a second server on a port in use must
+    # fail, not share the port and take half of the first one's connections
+    sock = eventlet.listen((host, port), backlog=backlog, reuse_port=False)
     # accepted sockets inherit this: a reply of several frames (binary attachments) must
     # not wait for the peer's delayed ACK (Nagle's algorithm)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

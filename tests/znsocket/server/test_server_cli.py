@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -85,6 +86,24 @@ def test_bad_limits_exit_with_a_message(argv: list[str], message: str) -> None:
     )
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_a_port_in_use_is_refused_not_shared() -> None:
+    """No SO_REUSEPORT: a second server on the first one's port exits with a message (a
+    shared port would split the clients between two servers and their data)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    with spawn(["znsocket", "--host", "127.0.0.1", "--port", port]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "znsocket.cli", "--host", "127.0.0.1", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 1
+        assert f"127.0.0.1:{port} is in use by another server" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(
