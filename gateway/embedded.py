@@ -100,9 +100,13 @@ class EmbeddedTStorage:
                 *self._limits().argv()]  # fmt: skip
         deadline = time.monotonic() + busy_wait_s
         while True:
+            # its own session: a Ctrl-C or a signal to the gateway's process group reaches
+            # the gateway alone, which stops the child itself (else the child's exit would
+            # race the stop and look like a crash to restart); it exits with its parent
             proc = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                start_new_session=True,
+            )  # fmt: skip
             assert proc.stdout is not None
             output: list[str] = []
             for line in proc.stdout:

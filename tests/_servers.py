@@ -92,11 +92,13 @@ def spawn(
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    session: bool = False,
 ) -> ServerProcess:
     """Run ``argv`` and wait for its ``listening on HOST:PORT`` line.
 
     ``argv[0]`` may name a console script of this project (found next to the running
-    interpreter). Raises ``RuntimeError`` with the process output if it exits or stays
+    interpreter). ``session``: in a new session, its own process group (what a terminal's
+    Ctrl-C reaches). Raises ``RuntimeError`` with the process output if it exits or stays
     silent for ``timeout`` seconds.
     """
     argv = list(argv)
@@ -113,6 +115,7 @@ def spawn(
         stdin=subprocess.DEVNULL,
         env=full_env,
         cwd=cwd or ROOT,
+        start_new_session=session,
     )
     sink: deque[bytes] = deque(maxlen=2000)
     port_box: list[int] = []

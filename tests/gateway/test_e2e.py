@@ -7,9 +7,13 @@ TStorage directly.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import struct
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -392,3 +396,30 @@ def test_a_second_gateway_on_a_port_in_use_refuses_to_start(tmp_path: Path) -> N
         eventually(gone, timeout=10)
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_gateways_process_group_stops_it_and_its_tstorage_cleanly(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """A terminal's Ctrl-C reaches the whole foreground process group. The embedded
+    TStorage runs in a session of its own, so the signal reaches the gateway alone, which
+    stops it: the gateway exits 0, its TStorage with it, and the log never says the
+    TStorage "exited ... restarting" (it did when both got the signal)."""
+    config = tmp_path / "embedded.toml"
+    config.write_text(f'[tstorage.embedded]\ndata_dir = "{tmp_path / "data"}"\n')
+    gw = spawn(["gateway", "run", "--config", str(config), "--port", "0"], session=True)
+    try:
+        with urllib.request.urlopen(f"{gw.url}/health", timeout=10) as res:
+            child = int(json.loads(res.read())["tstorage"]["embedded"]["pid"])
+        assert os.getsid(child) != os.getsid(gw.pid)
+        os.killpg(gw.pid, sig)
+        assert gw.proc.wait(30) == 0
+    finally:
+        gw.stop()
+    assert "restarting" not in gw.text() and "exited with status" not in gw.text()
+
+    def gone() -> None:
+        assert runfile.read(tmp_path / "data") is None
+
+    eventually(gone, timeout=10)
