@@ -15,6 +15,7 @@ from gateway.storage.link import PutRecord
 from gateway.storage.series_index import SeriesIndexes, _parse
 from gateway.storage.summaries import SeriesIndex
 from gateway.storage.values import UNKNOWN_ACQ
+from gateway.timeseries.times import cap_text
 from znsocket.exceptions import DataError, ResponseError
 
 
@@ -149,13 +150,13 @@ class ListViews(SeriesIndexes):
                 stray = [c for c in old if not idx.contains(c)]
                 if stray:
                     raise ResponseError(
-                        f"{t.key!r}: t={stray[0]} (TStorage ns) lies before the last "
+                        f"{t.key!r}: t={cap_text(stray[0])} lies before the last "
                         "element and matches none: inserting in the middle of a series is not "
                         "supported; not stored"
                     )
                 if not rule.allow_corrections:
                     raise ResponseError(
-                        f"{t.key!r}: an element with time t={old[0]} (TStorage ns) exists; "
+                        f"{t.key!r}: an element with time t={cap_text(old[0])} exists; "
                         "corrections are off for this map rule (allow_corrections = false); "
                         "not stored"
                     )

@@ -59,6 +59,7 @@ from gateway.storage.summaries import (
 )
 from gateway.storage.values import UNKNOWN_ACQ, ValueCache
 from gateway.timeseries.downsample import numeric_dtype
+from gateway.timeseries.times import cap_text
 from tstorage_client.timestamp import EPOCH_OFFSET_NS
 from znsocket.exceptions import DataError, ResponseError
 
@@ -910,7 +911,7 @@ class SeriesIndexes:
             if want is not None and last is not None and cap <= last:
                 if not (idx.contains(cap) or cap in seen):
                     raise ResponseError(
-                        f"{key!r}: t={cap} (TStorage ns) lies before the last element and "
+                        f"{key!r}: t={cap_text(cap)} lies before the last element and "
                         "matches none: inserting in the middle of a series is not supported"
                     )
                 if not rule.allow_corrections:

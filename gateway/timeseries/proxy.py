@@ -734,7 +734,8 @@ class TimeSeries:
         slice (``"mean"``, ``"min"``, ``"max"``, ``"last"`` or ``"n"``), slices of all the
         series aligned. See :meth:`mrange` for the arguments.
 
-        Example: ``TimeSeries.many(client, "meters/7/*", every="1min")``.
+        Example: ``TimeSeries.many(client, "meters/7/*", "2026-11-22", "2026-11-23",
+        every="1min")`` (a day in minutes; at most 10,000 slices per series).
         """
         if agg not in ("mean", "min", "max", "last", "n"):
             raise ValueError(f"agg must be mean, min, max, last or n, got {agg!r}")

@@ -112,6 +112,13 @@ def cap_in_unit(cap: int | None, unit: Unit) -> int | float | None:
     return caps_in_unit(np.asarray([cap], dtype=np.int64), unit)[0]
 
 
+def cap_text(cap: int) -> str:
+    """A capture time for a message to a user: UTC ISO-8601 to the nanosecond and unix ns
+    (the times ``TimeSeries`` and the CSV files use), not TStorage's own ns."""
+    unix = int(cap) + EPOCH_OFFSET_NS
+    return f"{np.datetime64(unix, 'ns')}Z (unix ns {unix})"
+
+
 def watermark_text(acq: int) -> str:
     """A watermark as sent to clients: a decimal string (exact in JavaScript too)."""
     return str(int(acq))
