@@ -2,7 +2,8 @@
 
 Commands (``gateway --version`` prints the installed version):
     run [--config FILE] [--host H] [--port N]   serve (default config: config/gateway.toml)
-    check-config FILE    validate a configuration file, report every problem, exit 1 if invalid
+    check-config [FILE]  validate a configuration file (FILE or --config, default as run),
+                         report every problem, exit 1 if invalid
     import FILE [--key KEY] [--format csv|jsonl] [--replace] [--existing error|skip|correct]
                 [--quiet] [--tstorage HOST:PORT] [--config FILE]
                          CSV rows into a mapped List/Dict, or JSON Lines as generic keys
@@ -76,15 +77,23 @@ class _VersionAction(argparse.Action):
 def _check_config(args: argparse.Namespace) -> int:
     from gateway.config import check_config
 
-    cfg, issues = check_config(args.file)
+    if args.file is not None and args.config is not None and args.file != args.config:
+        print("gateway check-config: give the file once (FILE or --config)", file=sys.stderr)
+        return 2
+    if args.file is not None:
+        args.config = args.file
+    path = _config_path(args)
+    if path is None:
+        return 2
+    cfg, issues = check_config(path)
     for issue in issues:
-        print(issue.format(args.file), file=sys.stderr)
+        print(issue.format(path), file=sys.stderr)
     errors = sum(1 for i in issues if i.severity == "error")
     if cfg is None or errors:
-        print(f"{args.file}: invalid ({errors} error(s))", file=sys.stderr)
+        print(f"{path}: invalid ({errors} error(s))", file=sys.stderr)
         return 1
     print(
-        f"{args.file}: OK ({len(cfg.map)} map rule(s), TStorage "
+        f"{path}: OK ({len(cfg.map)} map rule(s), TStorage "
         + ("embedded" if cfg.tstorage.embedded else f"{cfg.tstorage.host}:{cfg.tstorage.port}")
         + f", auth {'on' if cfg.auth.enabled else 'off'})"
     )
@@ -489,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--config", default=DEFAULT_CONFIG, help="TOML file (default: %(default)s)")
     build.set_defaults(func=_index)
     check = sub.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", help="the TOML configuration file")
+    check.add_argument("file", nargs="?", help="the TOML configuration file (or --config)")
+    # as the other commands take it
+    check.add_argument("--config", help=CONFIG_HELP)
     check.set_defaults(func=_check_config)
     return parser
 

@@ -220,6 +220,16 @@ def test_check_config_command(tmp_path: Path) -> None:
         [*gateway, str(tmp_path / "nope.toml")], capture_output=True, text=True
     )
     assert missing.returncode != 0 and "cannot read" in missing.stderr
+    # --config as the other commands take it; the default as `run` takes it
+    flag = subprocess.run([*gateway, "--config", str(bad)], capture_output=True, text=True)
+    assert flag.returncode == 1 and f"{bad}:2: error: server.port" in flag.stderr
+    both = subprocess.run([*gateway, str(bad), "--config", str(tmp_path / "other.toml")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert both.returncode == 2 and "give the file once" in both.stderr
+    here = subprocess.run(gateway, capture_output=True, text=True, cwd=ROOT)
+    assert here.returncode == 0 and "config/gateway.toml: OK" in here.stdout
+    elsewhere = subprocess.run(gateway, capture_output=True, text=True, cwd=tmp_path)
+    assert elsewhere.returncode == 2 and "no --config given" in elsewhere.stderr
 
 
 def test_tstorage_tuning_defaults_and_bounds(tmp_path: Path) -> None:
