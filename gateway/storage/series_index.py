@@ -846,11 +846,15 @@ class SeriesIndexes:
                     out[cap] = p
         return out
 
-    def caps(self, t: ListTarget) -> np.ndarray:
-        """The sorted distinct caps of a series (every chunk is read: for exports)."""
+    def existing(self, t: ListTarget, caps: Sequence[int]) -> tuple[int | None, set[int]]:
+        """The series' last cap, and which of ``caps`` it holds (for imports: only the
+        chunks that would hold those at or before the last cap are read)."""
         _, lock, idx = self._series_box(t)
         with lock:
-            return idx.caps_between(0, len(idx))
+            last = idx.last()
+            if last is None:
+                return None, set()
+            return last, {c for c in caps if c <= last and idx.contains(c)}
 
     def fetch(self, t: ListTarget, caps: Sequence[int]) -> dict[int, bytes]:
         """Newest payload of each of ``caps`` (held in memory, else one range GET)."""

@@ -240,8 +240,8 @@ class _Plan:
             )
         unit = rule.shape.time
         for moid, rows in self.rows.items():
-            caps = self.storage.series.caps(self.series(moid))
-            last = int(caps[-1]) if len(caps) else None
+            asked = [cap for _, cap, _ in rows if cap is not None]
+            last, stored = self.storage.series.existing(self.series(moid), asked)
             seen: set[int] = set()
             kept: list[tuple[int, int | None, bytes]] = []
             for row in rows:
@@ -252,9 +252,7 @@ class _Plan:
                     kept.append(row)
                     continue
                 if last is not None and cap <= last:
-                    at = int(np.searchsorted(caps, cap))
-                    held = cap in seen or (at < len(caps) and int(caps[at]) == cap)
-                    if not held:
+                    if cap not in seen and cap not in stored:
                         raise TransferError(
                             f"t={cap_to_time(cap, unit)} lies before the last record of "
                             f"{self._what(moid)} (t={cap_to_time(last, unit)}) and matches "
@@ -394,40 +392,43 @@ def export_csv(
         CodecError: a record's payload does not decode with the rule's codec.
         TStorageUnavailable: TStorage did not answer.
     """
+    from gateway.timeseries.reads import TimeSeriesReads  # (it imports the storage)
+
     target = mapped_target(storage, key)
-    shape = target.rule.shape
+    unit = target.rule.shape.time
     parts: list[tuple[str | None, ListTarget]]
-    writer = csv.writer(out, lineterminator="\n")
+    columns: Sequence[str]
     if isinstance(target, ListTarget):
-        parts = [(None, target)]
-        writer.writerow(LIST_COLUMNS)
+        parts, columns = [(None, target)], LIST_COLUMNS
     else:
         parts = [
             (name, field_series(target, target.moid_for_field(name)))
             for name in storage.series.hkeys(target)
         ]
-        writer.writerow(DICT_COLUMNS)
-    caps = [storage.series.caps(series).copy() for _, series in parts]
-    total = sum(len(c) for c in caps)
-    unit = shape.time
-    name = user_key(target.key)
-    with progress_bar(f"export {name}", "rows", total, progress) as bar:
-        for (field, series), held in zip(parts, caps, strict=True):
+        columns = DICT_COLUMNS
+    reads = TimeSeriesReads(storage)
+    # counted before the header is written: an unreachable TStorage leaves the output empty
+    total = sum(reads.info(series)[0] for _, series in parts)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    written = 0
+    with progress_bar(f"export {user_key(target.key)}", "rows", total, progress) as bar:
+        for field, series in parts:
             prefix = [] if field is None else [field]
-            for start in range(0, len(held), BATCH_ROWS):
-                chunk = [int(c) for c in held[start : start + BATCH_ROWS]]
-                payloads = storage.series.fetch(series, chunk)
+            cursor: int | None = None
+            while True:  # a batch at a time, from where the last ended: memory stays flat
+                w = reads.range(series, cursor, None, limit=BATCH_ROWS)
+                chunk = w.caps.tolist()
                 times: Sequence[int | float | str] = (
                     iso_times(chunk) if time == "iso" else [cap_to_time(c, unit) for c in chunk]
                 )
                 writer.writerows(
-                    [
-                        *prefix,
-                        t,
-                        json.dumps(shape.codec.decode(payloads[cap])),
-                    ]
-                    for cap, t in zip(chunk, times, strict=True)
-                    if cap in payloads
-                )
+                    [*prefix, t, json.dumps(v)]
+                    for t, v in zip(times, w.values, strict=True)
+                )  # fmt: skip
+                written += len(chunk)
                 bar.update(len(chunk))
-    return Summary(total, "row(s)")
+                if w.next_cap is None:
+                    break
+                cursor = w.next_cap
+    return Summary(written, "row(s)")

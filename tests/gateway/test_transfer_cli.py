@@ -127,6 +127,11 @@ def test_tstorage_unreachable_is_a_clear_error(
     assert res.returncode == 1 and f"127.0.0.1:{port}" in res.stderr
     assert "Traceback" not in res.stderr
     assert records_of(tstorage, cid) == []
+    # an export writes nothing, not even its header, when TStorage does not answer
+    for where in ([], ["--tstorage", f"127.0.0.1:{port}"]):
+        res = gateway("export", "--key", "meters/1/1", "--config", str(config), *where)
+        assert res.returncode == 1 and f"127.0.0.1:{port}" in res.stderr
+        assert res.stdout == "" and "Traceback" not in res.stderr
 
 
 def test_help_explains_both_formats() -> None:
