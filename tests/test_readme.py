@@ -106,3 +106,20 @@ def test_every_readme_snippet_runs(servers: tuple[Path, ServerProcess]) -> None:
         assert sorted(znsocket.Dict(client, "meters/7").keys()) == ["3", "4", "9"]
     finally:
         client.close()
+
+
+def test_the_python_block_of_the_time_series_page_runs(
+    servers: tuple[Path, ServerProcess],
+) -> None:
+    """``docs/time-series-events.md`` shows the whole ``TimeSeries`` API in one block: it
+    runs as written too, on its own series, after ``scripts/run.sh``."""
+    work, gw = servers
+    text = (ROOT / "docs" / "time-series-events.md").read_text()
+    blocks = [m.group(2) for m in FENCE.finditer(text) if m.group(1) == "python"]
+    assert len(blocks) == 1
+    run_block("python", blocks[0], work, gw)
+    client = znsocket.Client.from_url(f"znsocket://127.0.0.1:{gw.port}")
+    try:
+        assert len(znsocket.List(client, "meters/7/5")) == 2 + 3600 + 1 + 1
+    finally:
+        client.close()
