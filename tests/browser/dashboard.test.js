@@ -16,6 +16,8 @@ let ts;
 let gw;
 let writer;
 let browser;
+/** Requests of the page that failed or were answered with an error status. */
+const failed = [];
 /** Names of the socket.io events the page sent (over polling and websocket). */
 const sent = new Set();
 const EVENT_NAME = /42\/znsocket,\d*\["([^"]+)"/g;
@@ -34,6 +36,10 @@ before(async () => {
   assert.equal((await writer.write({ cid: 1, mid: 5, moid: 2, points: many })).ok, true);
   browser = await openBrowser();
   browser.page.on('request', (r) => noteEvents(r.postData()));
+  browser.page.on('requestfailed', (r) => failed.push(`${r.url()} (${r.failure()?.errorText})`));
+  browser.page.on('response', (r) => {
+    if (r.status() >= 400) failed.push(`${r.url()} (${r.status()})`);
+  });
   browser.page.on('websocket', (ws) => ws.on('framesent', (f) => noteEvents(String(f.payload))));
 });
 
@@ -58,6 +64,10 @@ test('the page lists the series; a picked series is drawn and new points show wi
   assert.deepEqual(drawn.v, [1.5, 2.5, 3.5]);
   assert.equal(drawn.typed, true); // read as binary columns (typed arrays), not JSON
   assert.equal(await page.locator('#latest-value').textContent(), '3.5');
+  // every resource of the page loads; its icon is inline, so a browser asks for no
+  // /favicon.ico (a 404 in its console otherwise; headless Chromium asks for none anyway)
+  assert.deepEqual(failed, []);
+  assert.match(await page.evaluate(() => document.querySelector('link[rel=icon]')?.href ?? ''), /^data:image\/svg\+xml,/);
   assert.equal(await page.locator('#latest-count').textContent(), '3');
 
   for (const [i, value] of [[0, 123.25], [1, -7.5], [2, 42]]) {
