@@ -67,7 +67,7 @@ test('the page lists the series; a picked series is drawn and new points show wi
   // every resource of the page loads; its icon is inline, so a browser asks for no
   // /favicon.ico (a 404 in its console otherwise; headless Chromium asks for none anyway)
   assert.deepEqual(failed, []);
-  assert.match(await page.evaluate(() => document.querySelector('link[rel=icon]')?.href ?? ''), /^data:image\/svg\+xml,/);
+  assert.match(await page.evaluate(() => document.querySelector('link[rel=icon]')?.href ?? ''), /^data:image\/svg\+xml;base64,/);
   assert.equal(await page.locator('#latest-count').textContent(), '3');
 
   for (const [i, value] of [[0, 123.25], [1, -7.5], [2, 42]]) {
