@@ -174,9 +174,9 @@ class SeriesIndexes:
             tally=self._tally,
             budget_bytes=index_budget_bytes,
         )
-        #: when this gateway last saved the head of a series
         #: series too long to persist, warned of once
         self._too_long: weakref.WeakSet[SeriesIndex] = weakref.WeakSet()
+        #: when this gateway last saved the head of a series
         self._heads_saved: weakref.WeakKeyDictionary[SeriesIndex, float] = (
             weakref.WeakKeyDictionary()
         )
