@@ -235,3 +235,28 @@ test('series drawn over the picked one share its time axis, another unit gets it
   assert.doesNotMatch(await page.evaluate(() => location.hash), /with=/);
   assert.deepEqual(browser.errors, []);
 });
+
+test('a link to a key that is no series says so once; an empty series and a single record read as such; millisecond ticks never touch', async () => {
+  const { page } = browser;
+  // not a series: the page says why and stops asking (it asked 4 times a second, each a console error)
+  await page.goto(`${gw.url}/#series=nope&range=1h`);
+  await waitInPage(page, () => /is not a series/.test(document.querySelector('#window-info')?.textContent ?? ''), 5000, 'the refusal shown');
+  await page.waitForTimeout(1500);
+  assert.deepEqual(browser.errors, []);
+  // a mapped key with no records yet, then one with a single record
+  await page.goto(`${gw.url}/#series=events/90&range=all`);
+  await waitInPage(page, () => document.querySelector('#window-info')?.textContent === 'no records yet', 5000, 'no records yet');
+  const t = Math.floor(nowS()) - 10;
+  await write('events/91', [[t, 1.5]]);
+  await page.goto(`${gw.url}/#series=events/91&range=all`);
+  await waitInPage(page, () => document.querySelector('#window-info')?.textContent === '1 record', 5000, '1 record');
+  // two seconds of records 10 ms apart: tick labels carry milliseconds and keep apart
+  await write('events/92', Array.from({ length: 300 }, (_, i) => [t + i / 100, Math.sin(i / 10)]));
+  await page.goto(`${gw.url}/#series=events/92&from=${t + 0.5}&to=${t + 2.5}`);
+  await waitInPage(page, () => window.dashboard.state.window?.in_window === 200, 5000, 'the 2-second view');
+  const ticks = await page.evaluate(() => window.dashboard.axes().ticks);
+  const width = await page.evaluate(() => document.querySelector('#chart')?.clientWidth ?? 0);
+  assert.ok(ticks.some((l) => /\.\d{3}/.test(l)), JSON.stringify(ticks));
+  assert.ok(ticks.length * 100 <= width, `${ticks.length} labels in ${width} px: ${JSON.stringify(ticks)}`);
+  assert.deepEqual(browser.errors, []);
+});

@@ -89,7 +89,9 @@ export class SeriesChart {
       legend: { live: true },
       axes: [
         {
-          space: 70,
+          // labels with milliseconds are wider: space them so that they never touch
+          space: (/** @type {uPlot} */ _u, /** @type {number} */ _i, /** @type {number} */ min, /** @type {number} */ max, /** @type {number} */ dim) =>
+            dim > 0 && ((max - min) / dim) * 70 < 1 ? 110 : 70,
           size: 44,
           values: (/** @type {uPlot} */ _u, /** @type {number[]} */ splits, /** @type {number} */ _i, /** @type {number} */ _space, /** @type {number} */ step) =>
             (this.ticks = splits.map((t, i) => formatTick(t, step, i === 0 ? null : splits[i - 1]))),

@@ -31,6 +31,16 @@ export function formatCount(n) {
 }
 
 /**
+ * A count and its noun, singular for one: `1 record`, `2 records`.
+ * @param {number} n
+ * @param {string} noun The singular.
+ * @returns {string}
+ */
+export function counted(n, noun) {
+  return `${formatCount(n)} ${n === 1 ? noun : `${noun}s`}`;
+}
+
+/**
  * A unix time (seconds) as a local date and time with milliseconds.
  * @param {number|null|undefined} t
  * @returns {string}

@@ -2,12 +2,13 @@
 // draws the chosen one and keeps it live. What is on screen is also readable from
 // `window.dashboard` (tests and benchmarks use it).
 import {
-  connect, List, TStorageUnavailable, ConnectionError, DataError, dashboard, timeseries,
+  connect, List, TStorageUnavailable, ConnectionError, DataError, KeyMappingError, PermissionDeniedError,
+  dashboard, timeseries,
 } from '../../../js/src/index.js';
 import { SeriesChart } from './chart.js';
 import { SeriesTable, MAX_LINES } from './seriesTable.js';
 import { StatusView } from './status.js';
-import { formatCount, formatTime, formatValue, timeZoneLabel } from './format.js';
+import { counted, formatCount, formatTime, formatValue, timeZoneLabel } from './format.js';
 import { breakAtEnds, rawMaxStep } from './gaps.js';
 import './style.css';
 
@@ -55,6 +56,8 @@ const state = {
   /** Reads of the window in flight. */
   loading: 0,
   polling: false,
+  /** @type {string|null} the picked key when the gateway refused it (not asked again) */
+  refused: null,
   /** @type {(() => void) | null} */
   offRefresh: null,
   /** @type {number|null} ms from navigation start to the first chart drawn with data */
@@ -85,16 +88,23 @@ chart.onDraw = () => {
  * Run a gateway call; report TStorage outages on the page instead of throwing.
  * @template T
  * @param {() => Promise<T>} fn
+ * @param {string} [key] The picked series the call reads: a refusal of it (no such
+ *   series, or not this token's) is shown on the page, and the page stops asking.
  * @returns {Promise<T | undefined>}
  */
-async function guarded(fn) {
+async function guarded(fn, key) {
   try {
     const out = await fn();
     status.setTStorage(null);
     return out;
   } catch (exc) {
     if (exc instanceof TStorageUnavailable) status.setTStorage(exc.message);
-    else if (!(exc instanceof ConnectionError)) console.error(exc);
+    else if (key !== undefined && (exc instanceof KeyMappingError || exc instanceof PermissionDeniedError)) {
+      if (key === state.key) {
+        state.refused = key;
+        $('window-info').textContent = exc.message;
+      }
+    } else if (!(exc instanceof ConnectionError)) console.error(exc);
     return undefined;
   }
 }
@@ -167,6 +177,7 @@ function newestListed() {
 async function pick(key, how = {}) {
   if (key === state.key) return;
   state.key = key;
+  state.refused = null;
   state.lastT = null;
   state.firstT = null;
   state.window = null;
@@ -424,7 +435,7 @@ async function load() {
   let view = currentView();
   state.loading++;
   state.loadedAt = nowS();
-  let w = await guarded(() => readWindow(client, key, view)).finally(() => {
+  let w = await guarded(() => readWindow(client, key, view), key).finally(() => {
     state.loading--;
     windowAnswered();
   });
@@ -519,11 +530,14 @@ async function pollOverlays(client) {
 function showWindowInfo() {
   const w = state.window;
   if (!w) return;
+  const none = state.range === 'all' ? 'no records yet' : 'no records in this range';
   $('window-info').textContent =
-    w.mode === 'raw'
-      ? `${formatCount(w.points)} records${w.truncated ? ` (${w.part} of ${formatCount(w.in_window)})` : ''}` +
-        (w.numeric ? '' : '; values are not numbers, so not charted')
-      : `${formatCount(w.in_window)} records in ${formatCount(w.points)} buckets (min/mean/max)`;
+    w.mode === 'raw' && w.points === 0 && !w.truncated
+      ? none
+      : w.mode === 'raw'
+        ? `${counted(w.points, 'record')}${w.truncated ? ` (${w.part} of ${formatCount(w.in_window)})` : ''}` +
+          (w.numeric ? '' : '; values are not numbers, so not charted')
+        : `${counted(w.in_window, 'record')} in ${counted(w.points, 'bucket')} (min/mean/max)`;
 }
 
 /**
@@ -552,7 +566,7 @@ function showCount(count) {
 async function poll() {
   const client = state.client;
   const key = state.key;
-  if (!client?.connected || key === null || state.polling) return;
+  if (!client?.connected || key === null || state.polling || state.refused === key) return;
   void pollOverlays(client);
   if (state.window === null) {
     // The first read of this series failed (e.g. TStorage was down): try it again.
@@ -562,7 +576,7 @@ async function poll() {
   state.polling = true;
   try {
     const since = state.lastT;
-    const info = await guarded(() => timeseries.info(client, key));
+    const info = await guarded(() => timeseries.info(client, key), key);
     if (!info || key !== state.key) return;
     if (info.count === 0 || info.last === null) {
       showLatest(0, undefined, null);
