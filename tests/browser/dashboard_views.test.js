@@ -260,3 +260,22 @@ test('a link to a key that is no series says so once; an empty series and a sing
   assert.ok(ticks.length * 100 <= width, `${ticks.length} labels in ${width} px: ${JSON.stringify(ticks)}`);
   assert.deepEqual(browser.errors, []);
 });
+
+test('a whole-series view left open on a live series is read again as it grows, not drawn one raw point per record forever', async () => {
+  const { page } = browser;
+  const t0 = Math.floor(nowS()) - 6000;
+  await write('events/93', Array.from({ length: 5000 }, (_, i) => [t0 + i, Math.sin(i / 50)]));
+  await page.goto(`${gw.url}/#series=events/93&range=all`);
+  await waitInPage(page, () => window.dashboard.state.window?.mode === 'buckets', 10000, 'the series downsampled');
+  const pixels = await page.evaluate(() => window.dashboard.state.window.points);
+  const t1 = Math.floor(nowS()) - 300;
+  for (let b = 0; b < 6; b++) {
+    await write('events/93', Array.from({ length: 50 }, (_, i) => [t1 + b * 50 + i, 2 + i / 100]));
+    await page.waitForTimeout(400);
+  }
+  await waitInPage(page, () => window.dashboard.state.window?.in_window === 5300, 10000, 'all 5,300 records in the view');
+  const w = await page.evaluate(() => window.dashboard.state.window);
+  assert.equal(w.mode, 'buckets');
+  assert.ok(w.points <= pixels * 1.2, `${w.points} points drawn for ${pixels} buckets`);
+  assert.deepEqual(browser.errors, []);
+});

@@ -58,6 +58,8 @@ const state = {
   polling: false,
   /** @type {string|null} the picked key when the gateway refused it (not asked again) */
   refused: null,
+  /** Records appended to the chart since the window was last read. */
+  appended: 0,
   /** @type {(() => void) | null} */
   offRefresh: null,
   /** @type {number|null} ms from navigation start to the first chart drawn with data */
@@ -440,6 +442,7 @@ async function load() {
     windowAnswered();
   });
   if (!w || seq !== state.loadSeq || key !== state.key) return;
+  state.appended = 0;
   if (state.defaultPending) {
     state.defaultPending = false;
     const range = defaultRange(w.last_time);
@@ -614,6 +617,10 @@ async function poll() {
           state.window.in_window += t.length;
           showWindowInfo();
         }
+        // New records are drawn raw; past an eighth of the chart's width of them, the
+        // window is read again (downsampled), so a view left open does not grow unbounded
+        state.appended += t.length;
+        if (state.appended > chart.pixels / 8 && state.loading === 0) void load();
       }
       showLatest(info.count, w.v[w.v.length - 1], state.lastT);
     } else if (info.count !== state.count) {
