@@ -617,10 +617,7 @@ async function poll() {
           state.window.in_window += t.length;
           showWindowInfo();
         }
-        // New records are drawn raw; past an eighth of the chart's width of them, the
-        // window is read again (downsampled), so a view left open does not grow unbounded
-        state.appended += t.length;
-        if (state.appended > chart.pixels / 8 && state.loading === 0) void load();
+        state.appended += t.length; // (see condense)
       }
       showLatest(info.count, w.v[w.v.length - 1], state.lastT);
     } else if (info.count !== state.count) {
@@ -629,6 +626,16 @@ async function poll() {
   } finally {
     state.polling = false;
   }
+}
+
+/**
+ * New records are drawn raw; past an eighth of the chart's width of them the window is read
+ * again (downsampled), so a view left open does not grow without bound: at most every 5 s
+ * (a steady stream keeps its frames), at once past four widths of them.
+ */
+function condense() {
+  if (state.appended <= chart.pixels / 8 || state.loading !== 0) return;
+  if (nowS() - state.loadedAt >= 5 || state.appended > 4 * chart.pixels) void load();
 }
 
 /** A live window slides with now; it is read again once it moved a tenth of its span. */
@@ -759,6 +766,7 @@ async function start() {
   setInterval(refreshSeries, SERIES_MS);
   setInterval(() => {
     slide();
+    condense();
     void poll();
   }, POLL_MS);
 }
