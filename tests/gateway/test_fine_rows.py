@@ -171,6 +171,21 @@ def put_header(tstorage: ServerProcess, cid: int, head: dict[str, object]) -> No
         assert ch.put([Record(Key(INDEX_CID, 6, 1, cid << 32, 0), payload)]).is_ok()
 
 
+def new_directory(
+    tstorage: ServerProcess, cid: int, head: dict[str, object], fine: list[list[int]]
+) -> None:
+    """Store ``fine`` as a fine directory of a later generation and name it in ``head``
+    (saved by the caller with :func:`put_header`)."""
+    where = head["fine"]
+    assert isinstance(where, list)
+    data = json.dumps(fine).encode()
+    gen = int(where[0]) + 9
+    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
+        key = Key(INDEX_CID, 6, 1, cid << 32 | gen << 16 | FINE_DIR_SLOT, 0)
+        assert ch.put([Record(key, data)]).is_ok()
+    head["fine"] = [gen, len(data), zlib.crc32(data)]
+
+
 def lose_fine_rows(tstorage: ServerProcess, cid: int) -> dict[str, object]:
     """Damage the fine directory's CRC in the series' header: its saved rows are lost.
     Returns the header as it is now."""
@@ -255,12 +270,7 @@ def test_a_fine_page_that_does_not_match_its_header_is_not_used(
             fine = [[g, n, c ^ 1, lo] for g, n, c, lo in fine]
         else:
             fine = [[(g + 5) % 65536, n, c, lo] for g, n, c, lo in fine]
-        data = json.dumps(fine).encode()
-        gen = int(where[0]) + 9
-        with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
-            key = Key(INDEX_CID, 6, 1, cid << 32 | gen << 16 | FINE_DIR_SLOT, 0)
-            assert ch.put([Record(key, data)]).is_ok()
-        head["fine"] = [gen, len(data), zlib.crc32(data)]
+        new_directory(tstorage, cid, head, fine)
     put_header(tstorage, cid, head)
     gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     seen = chunk_reads(gw, cid)
@@ -391,12 +401,7 @@ def test_a_damaged_fine_page_is_asked_for_once(
     where = head["fine"]
     assert isinstance(where, list)
     fine = [[g, n, c ^ 1, lo] for g, n, c, lo in directory(tstorage, cid, where)]
-    data = json.dumps(fine).encode()
-    gen = int(where[0]) + 9
-    with Channel("127.0.0.1", tstorage.port, BytesPayloadType(), timeout=5) as ch:
-        key = Key(INDEX_CID, 6, 1, cid << 32 | gen << 16 | FINE_DIR_SLOT, 0)
-        assert ch.put([Record(key, data)]).is_ok()
-    head["fine"] = [gen, len(data), zlib.crc32(data)]
+    new_directory(tstorage, cid, head, fine)
     put_header(tstorage, cid, head)
     gw = make_storage(config(tstorage, cid, fresh_cid(), CHUNK))
     asked = pages_asked(gw)
