@@ -854,7 +854,8 @@ class SeriesIndexes:
             last = idx.last()
             if last is None:
                 return None, set()
-            return last, {c for c in caps if c <= last and idx.contains(c)}
+            asked = np.unique(np.asarray([c for c in caps if c <= last], dtype=np.int64))
+            return last, set(asked[idx.holds(asked)].tolist())
 
     def fetch(self, t: ListTarget, caps: Sequence[int]) -> dict[int, bytes]:
         """Newest payload of each of ``caps`` (held in memory, else one range GET)."""

@@ -802,6 +802,26 @@ class SeriesIndex:
         """True when a record with this cap exists."""
         return self.position(cap) is not None
 
+    def holds(self, caps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Which of ``caps`` (ascending) have a record: one lookup per chunk they fall in,
+        chunks not cached read a run of neighbours at a time (:meth:`contains` per cap
+        would cost a Python call each)."""
+        out = np.zeros(len(caps), dtype=bool)
+        if not len(caps) or not self.chunks:
+            return out
+        ks = np.searchsorted(self.lo, caps, side="right") - 1
+        at = np.maximum(ks, 0)
+        inside = (ks >= 0) & (self.count[at] > 0) & (caps >= self.first_cap[at])
+        where = np.flatnonzero(inside & (caps <= self.last_cap[at]))
+        groups = np.split(where, np.flatnonzero(np.diff(ks[where])) + 1) if where.size else []
+        step = self.run_chunks()
+        for b in range(0, len(groups), step):
+            batch = groups[b : b + step]
+            self.preload([int(ks[g[0]]) for g in batch])
+            for g in batch:
+                out[g] = np.isin(caps[g], self.chunk(int(ks[g[0]])).caps)
+        return out
+
     def segments(self, i0: int, i1: int) -> Iterator[tuple[CapIndex, int, int]]:
         """``(chunk records, j0, j1)`` covering positions ``i0..i1-1`` in order."""
         if i1 <= i0:

@@ -308,3 +308,23 @@ def test_appended_records_update_their_chunk_row_to_the_bits_of_a_recount(
     same(rows(fresh))
     model = dict(zip(caps.tolist(), vals, strict=True))
     assert len(model) == len(vals) and len(fresh.lrange(full, 0, -1)) == len(vals)
+
+
+def test_which_times_a_series_holds_agrees_with_its_records_across_many_chunks(
+    make_storage: Make, tstorage: ServerProcess, fresh_cid: Callable[[], int]
+) -> None:
+    """What an import checks before it writes: of 3,000 asked times (held ones, ones in the
+    gaps between records and between chunks, before the first and after the last), the
+    series holds exactly those with a record, read chunk by chunk under a budget smaller
+    than the series."""
+    cid = fresh_cid()
+    rng = np.random.default_rng(4)
+    caps = T0 + np.cumsum(rng.choice([1, 2, 50], size=20_000)).astype(np.int64) * 10
+    put(tstorage, cid, 4, 1, caps, np.zeros(len(caps)))
+    gw = make_storage(tiny(tstorage, cid, fresh_cid(), chunk=64, budget=2000))
+    t = TimeSeriesReads(gw).target("meters/4/1")
+    asked = np.r_[rng.choice(caps, 1500), rng.integers(caps[0] - 100, caps[-1] + 100, 1500)]
+    last, held = gw.series.existing(t, asked.tolist())
+    assert last == int(caps[-1])
+    have = set(caps.tolist())
+    assert held == {int(c) for c in asked if c in have}
